@@ -1,0 +1,1 @@
+"""RFID readers and EPC decoding (see issue 3)."""

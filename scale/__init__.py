@@ -1,0 +1,1 @@
+"""Scale protocols, transports and weighing logic."""

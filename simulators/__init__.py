@@ -1,0 +1,1 @@
+"""Hardware and backend simulators that speak the real wire protocols."""

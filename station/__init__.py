@@ -1,0 +1,3 @@
+"""packstation: the packing-station verification daemon."""
+
+__version__ = "0.1.0"

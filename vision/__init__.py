@@ -1,0 +1,1 @@
+"""Camera sources and item recognition (see issue 4)."""
