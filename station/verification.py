@@ -1,0 +1,186 @@
+"""Channel reports and the verification policy that turns them into one verdict. Pure: no I/O.
+
+Every channel (weight today; RFID, vision and per-unit scan later) reports the same shape: its own
+health for this carton, per-SKU findings with a confidence or "not applicable", and optionally a
+carton-level discrepancy it cannot pin on one SKU (a weight deficit). The policy never trusts a
+channel that is down, stale or unsure when that channel is required: it fails closed to REVIEW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    BLOCK = "BLOCK"
+    REVIEW = "REVIEW"
+
+
+class ChannelState(StrEnum):
+    OK = "ok"  # the channel measured this carton and stands by its findings
+    DOWN = "down"  # device unavailable
+    STALE = "stale"  # no fresh reading for this carton
+    UNSURE = "unsure"  # measured, but cannot be trusted (unstable, out of range, drift)
+
+
+class FindingStatus(StrEnum):
+    CONFIRMED = "confirmed"  # the expected quantity is there
+    MISSING = "missing"  # fewer units than expected
+    EXTRA = "extra"  # more units than expected, or a SKU not on the manifest
+    UNCERTAIN = "uncertain"  # the channel looked but cannot tell (e.g. lighter than tolerance)
+    NOT_APPLICABLE = "not_applicable"  # the channel cannot see this SKU at all
+
+
+class Discrepancy(StrEnum):
+    NONE = "none"
+    DEFICIT = "deficit"
+    SURPLUS = "surplus"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str  # stable machine code, e.g. "weight_deficit", "channel_down"
+    message: str  # one human sentence
+    channel: str | None = None
+    sku: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SkuFinding:
+    sku: str
+    status: FindingStatus
+    expected: int
+    observed: int | None  # None when the channel cannot count this SKU
+    confidence: float  # 0..1, how sure the channel is of `status`
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One hypothesis for a carton-level discrepancy: SKU -> units missing (<0) or extra (>0)."""
+
+    delta_units: Mapping[str, int]
+    residual_g: float  # how far the hypothesis leaves the measurement from expectation
+    likelihood: float  # relative, the best explanation has the largest
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelReport:
+    channel: str
+    state: ChannelState
+    findings: tuple[SkuFinding, ...] = ()
+    discrepancy: Discrepancy = Discrepancy.NONE
+    explanations: tuple[Explanation, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    measurements: Mapping[str, float] = field(default_factory=dict)
+
+    def finding_for(self, sku: str) -> SkuFinding | None:
+        return next((f for f in self.findings if f.sku == sku), None)
+
+
+@dataclass(frozen=True, slots=True)
+class LineDelta:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    missing: tuple[LineDelta, ...] = ()
+    extra: tuple[LineDelta, ...] = ()
+    reports: tuple[ChannelReport, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASS
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationPolicy:
+    """Which channels must vouch for a carton and how sure a finding must be to act on it."""
+
+    required_channels: frozenset[str] = frozenset({"weight"})
+    min_confidence: float = 0.9
+
+    def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
+        reports = tuple(reports)
+        by_channel = {r.channel: r for r in reports}
+        reasons: list[Reason] = list(self._unavailable(by_channel))
+        if reasons:
+            return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
+
+        missing, extra, sure_reasons = self._confident_deltas(expected, reports)
+        discrepancies = [r for r in reports if r.discrepancy is not Discrepancy.NONE]
+        if missing or extra or discrepancies:
+            reasons = sure_reasons + [reason for r in reports for reason in r.reasons]
+            return Verdict(
+                Outcome.BLOCK, tuple(_dedupe(reasons)), tuple(missing), tuple(extra), reports
+            )
+
+        unverified = [sku for sku in sorted(expected) if not self._confirmed(sku, reports)]
+        if unverified:
+            reasons = [
+                Reason(
+                    "sku_unverified",
+                    f"No channel could confirm {sku}: its absence would not be detected.",
+                    sku=sku,
+                )
+                for sku in unverified
+            ]
+            return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
+        return Verdict(Outcome.PASS, (), reports=reports)
+
+    def _unavailable(self, by_channel: Mapping[str, ChannelReport]) -> Iterable[Reason]:
+        for channel in sorted(self.required_channels):
+            report = by_channel.get(channel)
+            if report is None:
+                yield Reason(
+                    "channel_missing", f"Required channel {channel} reported nothing.", channel
+                )
+            elif report.state is not ChannelState.OK:
+                detail = "; ".join(r.message for r in report.reasons) or report.state.value
+                yield Reason(f"channel_{report.state.value}", f"{channel}: {detail}", channel)
+
+    def _confident_deltas(
+        self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]
+    ) -> tuple[list[LineDelta], list[LineDelta], list[Reason]]:
+        short: dict[str, int] = {}
+        over: dict[str, int] = {}
+        reasons: list[Reason] = []
+        for report in reports:
+            for f in report.findings:
+                if f.confidence < self.min_confidence or f.observed is None:
+                    continue
+                if f.status is FindingStatus.MISSING:
+                    short[f.sku] = max(short.get(f.sku, 0), f.expected - f.observed)
+                    reasons.append(
+                        Reason("sku_missing", f.detail or f"{f.sku} missing", report.channel, f.sku)
+                    )
+                elif f.status is FindingStatus.EXTRA:
+                    over[f.sku] = max(over.get(f.sku, 0), f.observed - f.expected)
+                    reasons.append(
+                        Reason("sku_extra", f.detail or f"{f.sku} extra", report.channel, f.sku)
+                    )
+        missing = [LineDelta(s, q) for s, q in sorted(short.items()) if q > 0 and s in expected]
+        extra = [LineDelta(s, q) for s, q in sorted(over.items()) if q > 0]
+        return missing, extra, reasons
+
+    def _confirmed(self, sku: str, reports: tuple[ChannelReport, ...]) -> bool:
+        for report in reports:
+            finding = report.finding_for(sku)
+            if (
+                finding is not None
+                and finding.status is FindingStatus.CONFIRMED
+                and finding.confidence >= self.min_confidence
+            ):
+                return True
+        return False
+
+
+def _dedupe(reasons: Iterable[Reason]) -> list[Reason]:
+    return list(dict.fromkeys(reasons))
