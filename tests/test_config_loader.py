@@ -1,0 +1,127 @@
+"""The config loader: env overrides, key paths with lines, human sentences."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from station.config_loader import ConfigError, apply_env_overrides, key_lines, load_config
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Serial(Strict):
+    type: Literal["serial"]
+    port: str
+    baudrate: int = 9600
+
+
+class Evdev(Strict):
+    type: Literal["evdev"]
+    device: str
+
+
+class Broker(Strict):
+    host: str
+    port: int = Field(default=1883, ge=1, le=65535)
+    password: SecretStr | None = None
+
+
+class Sample(Strict):
+    broker: Broker
+    scanners: list[Annotated[Serial | Evdev, Field(discriminator="type")]]
+
+
+GOOD = """\
+[broker]
+host = "localhost"
+port = 1883
+
+[[scanners]]
+type = "serial"
+port = "/dev/ttyACM0"
+
+[[scanners]]
+type = "evdev"
+device = "/dev/input/event3"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "station.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_file_loads(tmp_path: Path) -> None:
+    config = load_config(Sample, write(tmp_path, GOOD))
+    assert config.broker.host == "localhost"
+    assert isinstance(config.scanners[1], Evdev)
+
+
+def test_every_problem_has_key_path_line_and_sentence(tmp_path: Path) -> None:
+    bad = (
+        GOOD.replace('host = "localhost"', 'hots = "localhost"')
+        .replace("port = 1883", "port = 99999")
+        .replace("baudrate", "baud")
+        .replace('port = "/dev/ttyACM0"', 'port = "/dev/ttyACM0"\nbaud=1')
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, bad))
+    problems = {p.key_path: p for p in info.value.problems}
+    assert problems["broker.hots"].line == 2
+    assert "did you mean 'host'" in problems["broker.hots"].message
+    assert problems["broker.host"].message == "this key is required but missing"
+    assert problems["broker.port"].line == 3
+    assert "99999" in problems["broker.port"].message
+    assert problems["scanners.0.baud"].line == 8
+    assert "did you mean 'baudrate'" in problems["scanners.0.baud"].message
+    assert "line 2" in info.value.report()
+
+
+def test_secret_values_are_never_echoed(tmp_path: Path) -> None:
+    text = GOOD.replace("port = 1883", "port = 1883\npassword = 12345678")
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, text))
+    assert "12345678" not in info.value.report()
+
+
+def test_invalid_toml_reports_its_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, GOOD + "\nbroken = = 1\n"))
+    assert info.value.problems[0].line == 13
+
+
+def test_env_overrides_nested_keys_and_list_entries(tmp_path: Path) -> None:
+    env = {
+        "PACKSTATION__BROKER__PORT": "8883",
+        "PACKSTATION__BROKER__PASSWORD": "s3cret",
+        "PACKSTATION__SCANNERS__0__PORT": "/dev/ttyUSB9",
+        "OTHER": "ignored",
+    }
+    config = load_config(Sample, write(tmp_path, GOOD), env)
+    assert config.broker.port == 8883
+    assert config.broker.password is not None
+    assert config.broker.password.get_secret_value() == "s3cret"
+    assert config.scanners[0].port == "/dev/ttyUSB9"
+
+
+def test_env_override_of_missing_list_entry_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        apply_env_overrides({"scanners": []}, {"PACKSTATION__SCANNERS__3__PORT": "x"})
+
+
+def test_key_lines_tracks_tables_and_arrays() -> None:
+    lines = key_lines(GOOD)
+    assert lines["broker.port"] == 3
+    assert lines["scanners.1.device"] == 11
+
+
+@given(st.text(max_size=300))
+def test_key_lines_never_raises_on_any_text(text: str) -> None:
+    key_lines(text)
