@@ -3,8 +3,11 @@ from __future__ import annotations
 import os
 import queue
 import string
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -31,6 +34,7 @@ from station.scanner import (
 
 TYPABLE = string.ascii_letters + string.digits + string.punctuation + " \x1d"
 KEY_A = 30
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- framing
@@ -266,3 +270,37 @@ def test_evdev_scanner_grabs_translates_and_reopens_after_unplug():
         assert recorder.next_codes(1) == ["CLOSE"]
     finally:
         scanner.stop()
+
+
+SIMULATE = """
+import argparse, sys
+from simulators.scanner_sim import add_simulate_command
+parser = argparse.ArgumentParser()
+add_simulate_command(parser.add_subparsers())
+args = parser.parse_args(["scanner", "--terminator", "crlf"])
+sys.exit(args.func(args))
+"""
+
+
+def test_simulate_scanner_command_sends_stdin_lines_over_its_pty():
+    sim = subprocess.Popen(
+        [sys.executable, "-c", SIMULATE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    recorder = Recorder()
+    try:
+        port = sim.stdout.readline().strip()
+        config = SerialScannerConfig(type="serial", port=port, terminator="crlf")
+        scanner = SerialScanner(config, recorder.on_scan, recorder.on_health, SystemClock())
+        scanner.start()
+        recorder.wait_for_health(HealthState.UP)
+        sim.stdin.write("ORD-A-1\n]C101<GS>10LOT\n")
+        sim.stdin.flush()
+        assert recorder.next_codes(2) == ["ORD-A-1", "]C101\x1d10LOT"]
+        scanner.stop()
+    finally:
+        sim.stdin.close()
+        assert sim.wait(timeout=5) == 0
