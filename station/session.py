@@ -1,0 +1,703 @@
+"""The packing session: one packer, at most one open carton, a small explicit state machine.
+
+Pure: `Session.handle(input)` returns the effects to carry out (fetch a manifest, collect evidence,
+show a message, set the light, publish an event, record an attempt or an audit entry) and never does
+I/O itself. The daemon classifies scans, feeds inputs in order on one loop and executes effects.
+docs/packing-workflow.md has the full state x input table; the rules that are choices, not
+necessities, are:
+
+- Nobody logged in, nothing opens. A second badge hands the station (and any open carton) over.
+- Logout and the inactivity timeout abort an open carton with a recorded reason. A missing-item
+  detection already published stands unresolved: the carton was short when last measured.
+- A new order while a carton is open replaces it only while no close was attempted; after that the
+  packer must pass it, or it is aborted by logout or by the order's cancellation.
+- Shadow mode decides, records and publishes `verification.result` exactly as enforce mode does,
+  but every carton ends after its first attempt, the light is never red, and no missing-item
+  events are published (nothing acts on them while the station is on trial).
+- Stale responses (a manifest for an order no longer open, evidence for an earlier attempt) are
+  dropped silently: they belong to a carton the packer has already moved on from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from station.clock import Clock
+from station.codes import (
+    BadgeCode,
+    BoxCode,
+    CloseCode,
+    CodeClassifier,
+    CodePatternsConfig,
+    ItemCode,
+    LogoutCode,
+    OrderCartonCode,
+    ScannedCode,
+    ShippingLabelCode,
+    UnknownCode,
+)
+from station.domain import BoxType, Catalog, Manifest, ManifestStatus, expected_units, unknown_skus
+from station.verification import ChannelReport, LineDelta, Outcome, Verdict, VerificationPolicy
+
+
+class SessionState(StrEnum):
+    LOGGED_OUT = "logged_out"
+    IDLE = "idle"  # a packer is logged in, no carton is open
+    LOADING = "loading"  # the open carton's manifest is being fetched
+    AWAITING_BOX = "awaiting_box"
+    PACKING = "packing"
+    VERIFYING = "verifying"  # a close was requested; waiting for the evidence of this attempt
+    BLOCKED = "blocked"  # the last attempt was BLOCK or REVIEW; the carton stays open
+
+
+Mode = Literal["shadow", "enforce"]
+CloseTrigger = Literal["code", "label"]
+
+
+class WorkflowConfig(BaseModel):
+    """How the packing workflow runs at this station."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Mode = Field(
+        default="enforce",
+        description=(
+            "enforce: a BLOCK or REVIEW keeps the carton open and shows red. shadow: verdicts are "
+            "decided, recorded and published, but the packer is never stopped."
+        ),
+    )
+    close_by: Literal["code", "label", "either"] = Field(
+        default="either",
+        description="What closes a carton: the close code, a shipping label scan, or either.",
+    )
+    inactivity_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="Seconds without a scan after which the packer is logged out.",
+    )
+    codes: CodePatternsConfig = Field(
+        default_factory=CodePatternsConfig,
+        description="Patterns that recognise badges, order labels and control codes.",
+    )
+
+
+# ---------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    code: ScannedCode
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLoaded:
+    manifest: Manifest
+    from_cache: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRefused:
+    order_id: str
+    carton_id: str
+    code: str  # machine code from the manifest source, e.g. "not_found", "invalid", "timeout"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WeightInfo:
+    """What the weight channel measured, for the packer's screen and the events."""
+
+    measured_g: float | None = None
+    expected_g: float | None = None
+    tolerance_g: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceReady:
+    attempt: int
+    reports: tuple[ChannelReport, ...]
+    weight: WeightInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestChanged:
+    order_id: str
+    carton_id: str
+    kind: Literal["cancelled", "superseded"]
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float  # Clock.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFault:
+    device: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecovered:
+    device: str
+
+
+SessionInput = (
+    Scanned
+    | ManifestLoaded
+    | ManifestRefused
+    | EvidenceReady
+    | ManifestChanged
+    | Tick
+    | DeviceFault
+    | DeviceRecovered
+)
+
+# --------------------------------------------------------------------------------------- effects
+
+VERIFICATION_RESULT = "verification.result"
+MISSING_DETECTED = "missing_item.detected"
+MISSING_RESOLVED = "missing_item.resolved"
+MISSING_CANCELLED = "missing_item.cancelled"
+STATION_FAULT = "station.fault"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchManifest:
+    order_id: str
+    carton_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectEvidence:
+    attempt: int
+    box: BoxType
+    manifest: Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class ShowMessage:
+    level: Literal["info", "warning", "error"]
+    key: str  # a translation key; docs/packing-workflow.md lists them
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SetLight:
+    color: Literal["green", "amber", "red", "off"]
+    buzzer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublishEvent:
+    kind: str
+    data: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One close attempt, as kept for evidence (disputes, audits)."""
+
+    order_id: str
+    carton_id: str
+    manifest_version: int
+    attempt: int
+    packer_badge: str
+    box_code: str
+    closed_by: CloseTrigger
+    shipping_label: str | None
+    mode: Mode
+    verdict: Verdict
+    scanned_units: Mapping[str, int]
+    weight: WeightInfo | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAttempt:
+    record: AttemptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAudit:
+    """Who did what outside an attempt: login, logout, hand-over, carton aborted or replaced."""
+
+    kind: str
+    data: Mapping[str, object]
+    at: datetime
+
+
+Effect = (
+    FetchManifest
+    | CollectEvidence
+    | ShowMessage
+    | SetLight
+    | PublishEvent
+    | RecordAttempt
+    | RecordAudit
+)
+
+# What the packer should do next, shown when a scan does not fit the current state.
+NEXT_STEP: Mapping[SessionState, str] = {
+    SessionState.LOGGED_OUT: "scan_badge",
+    SessionState.IDLE: "scan_order",
+    SessionState.LOADING: "wait_for_manifest",
+    SessionState.AWAITING_BOX: "scan_box",
+    SessionState.PACKING: "pack_and_close",
+    SessionState.VERIFYING: "wait_for_verification",
+    SessionState.BLOCKED: "fix_and_close",
+}
+_REMEMBERED_CARTONS = 10_000
+_OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
+
+
+@dataclass
+class _Carton:
+    order_id: str
+    carton_id: str
+    manifest: Manifest | None = None
+    box: BoxType | None = None
+    attempts: int = 0
+    scanned_units: Counter[str] = field(default_factory=Counter)
+    closed_by: CloseTrigger = "code"
+    shipping_label: str | None = None
+    last_outcome: Outcome | None = None
+    published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.order_id, self.carton_id)
+
+
+class Session:
+    def __init__(
+        self,
+        config: WorkflowConfig,
+        catalog: Catalog,
+        policy: VerificationPolicy,
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._catalog = catalog
+        self._policy = policy
+        self._clock = clock
+        self._classifier = CodeClassifier(config.codes, catalog)
+        self._state = SessionState.LOGGED_OUT
+        self._packer: str | None = None
+        self._carton: _Carton | None = None
+        self._last_scan_at = clock.monotonic()
+        # Per (order, carton), increased with every event about it, so consumers can order them
+        # even when a carton is reopened; bounded, the oldest cartons are forgotten first.
+        self._carton_versions: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def packer(self) -> str | None:
+        return self._packer
+
+    @property
+    def open_carton(self) -> tuple[str, str] | None:
+        return self._carton.key if self._carton else None
+
+    def classify(self, raw: str) -> ScannedCode:
+        """The scan as this session's patterns and catalog read it (for `Scanned`)."""
+        return self._classifier.classify(raw)
+
+    def handle(self, event: SessionInput) -> list[Effect]:
+        match event:
+            case Scanned(code):
+                return self._on_scan(code)
+            case ManifestLoaded():
+                return self._on_manifest_loaded(event)
+            case ManifestRefused():
+                return self._on_manifest_refused(event)
+            case EvidenceReady():
+                return self._on_evidence(event)
+            case ManifestChanged():
+                return self._on_manifest_changed(event)
+            case Tick(now):
+                return self._on_tick(now)
+            case DeviceFault(device, message):
+                return self._on_device_fault(device, message)
+            case DeviceRecovered(device):
+                return [ShowMessage("info", "device.recovered", {"device": device})]
+        raise TypeError(f"not a session input: {event!r}")
+
+    # ------------------------------------------------------------------------------ scans
+
+    def _on_scan(self, code: ScannedCode) -> list[Effect]:
+        if isinstance(code, UnknownCode):
+            return [ShowMessage("warning", "scan.unknown", {"code": code.raw[:64]})]
+        if self._state is SessionState.LOGGED_OUT:
+            if isinstance(code, BadgeCode):
+                return self._login(code.badge_id)
+            return self._not_now(code)
+        self._last_scan_at = self._clock.monotonic()
+        match code:
+            case BadgeCode():
+                return self._on_badge(code)
+            case LogoutCode():
+                return self._logout("logout")
+            case OrderCartonCode():
+                return self._on_order(code)
+            case BoxCode():
+                return self._on_box(code)
+            case ItemCode():
+                return self._on_item(code)
+            case CloseCode() | ShippingLabelCode():
+                return self._on_close(code)
+        raise TypeError(f"not a scanned code: {code!r}")
+
+    def _not_now(self, code: ScannedCode) -> list[Effect]:
+        return [
+            ShowMessage(
+                "warning",
+                "scan.not_now",
+                {"code": type(code).__name__, "next": NEXT_STEP[self._state]},
+            )
+        ]
+
+    def _login(self, badge: str) -> list[Effect]:
+        self._packer = badge
+        self._state = SessionState.IDLE
+        self._last_scan_at = self._clock.monotonic()
+        return [
+            self._audit("packer.login", {"packer_badge": badge}),
+            ShowMessage("info", "login.welcome", {"packer_badge": badge}),
+        ]
+
+    def _on_badge(self, code: BadgeCode) -> list[Effect]:
+        if code.badge_id == self._packer:
+            return [ShowMessage("info", "login.already", {"packer_badge": code.badge_id})]
+        previous, self._packer = self._packer, code.badge_id
+        return [
+            self._audit(
+                "packer.handover",
+                {"from": previous, "to": code.badge_id, "carton": self.open_carton},
+            ),
+            ShowMessage("info", "login.handover", {"from": previous, "to": code.badge_id}),
+        ]
+
+    def _logout(self, reason: Literal["logout", "inactivity"]) -> list[Effect]:
+        effects = self._abort_carton(reason) if self._carton else []
+        effects += [
+            self._audit("packer.logout", {"packer_badge": self._packer, "reason": reason}),
+            SetLight("off"),
+            ShowMessage("info", f"logout.{reason}", {"packer_badge": self._packer}),
+        ]
+        self._packer = None
+        self._state = SessionState.LOGGED_OUT
+        return effects
+
+    def _on_order(self, code: OrderCartonCode) -> list[Effect]:
+        carton = self._carton
+        if carton is None:
+            return self._open_carton(code)
+        if carton.key == (code.order_id, code.carton_id):
+            return [ShowMessage("info", "order.already_open", _key_params(carton))]
+        if carton.attempts == 0:
+            by = {"order_id": code.order_id, "carton_id": code.carton_id}
+            replaced = [self._audit("carton.replaced", {**_key_params(carton), "by": by})]
+            return replaced + self._open_carton(code)
+        return [ShowMessage("warning", "order.close_open_first", _key_params(carton))]
+
+    def _open_carton(self, code: OrderCartonCode) -> list[Effect]:
+        self._carton = _Carton(code.order_id, code.carton_id)
+        self._state = SessionState.LOADING
+        return [
+            FetchManifest(code.order_id, code.carton_id),
+            SetLight("off"),
+            ShowMessage("info", "order.loading", _key_params(self._carton)),
+        ]
+
+    def _on_box(self, code: BoxCode) -> list[Effect]:
+        carton = self._carton
+        if carton is None or self._state not in {SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS}:
+            return self._not_now(code)
+        carton.box = self._catalog.boxes[code.box_code]
+        suggested = carton.manifest.box_code if carton.manifest else None
+        if self._state is SessionState.AWAITING_BOX:
+            self._state = SessionState.PACKING
+        return [ShowMessage("info", "box.accepted", {"box": code.box_code, "suggested": suggested})]
+
+    def _on_item(self, code: ItemCode) -> list[Effect]:
+        carton = self._carton
+        if carton is None or self._state not in _OPEN_FOR_ITEMS:
+            return self._not_now(code)
+        carton.scanned_units[code.sku] += code.units
+        params = {
+            "sku": code.sku,
+            "name": self._catalog.items[code.sku].name,
+            "units": code.units,
+            "total": carton.scanned_units[code.sku],
+        }
+        if code.sku not in self._expected(carton):
+            return [ShowMessage("warning", "item.not_on_order", params)]
+        return [ShowMessage("info", "item.recorded", params)]
+
+    def _on_close(self, code: CloseCode | ShippingLabelCode) -> list[Effect]:
+        carton = self._carton
+        if carton is None:
+            return [ShowMessage("warning", "close.no_order")]
+        if self._state not in _OPEN_FOR_ITEMS:
+            return self._not_now(code)
+        trigger: CloseTrigger = "label" if isinstance(code, ShippingLabelCode) else "code"
+        label = code.value if isinstance(code, ShippingLabelCode) else None
+        if self._config.close_by not in (trigger, "either"):
+            return [ShowMessage("warning", f"close.use_{self._config.close_by}")]
+        assert carton.box is not None and carton.manifest is not None  # PACKING/BLOCKED have both
+        carton.attempts += 1
+        carton.closed_by, carton.shipping_label = trigger, label
+        self._state = SessionState.VERIFYING
+        return [
+            CollectEvidence(carton.attempts, carton.box, carton.manifest),
+            ShowMessage("info", "close.verifying", {"attempt": carton.attempts}),
+        ]
+
+    # -------------------------------------------------------------------- manifest source
+
+    def _awaited(self, order_id: str, carton_id: str) -> _Carton | None:
+        """The open carton if the response is for it and it is waiting for one."""
+        carton = self._carton
+        if self._state is SessionState.LOADING and carton and carton.key == (order_id, carton_id):
+            return carton
+        return None
+
+    def _on_manifest_loaded(self, event: ManifestLoaded) -> list[Effect]:
+        manifest = event.manifest
+        carton = self._awaited(*manifest.key)
+        if carton is None:
+            return []
+        if manifest.status is ManifestStatus.CANCELLED:
+            return self._cancel(carton, "the manifest says the order is cancelled")
+        unknown = unknown_skus(manifest, self._catalog)
+        if unknown:
+            return self._refuse(carton, "unknown_sku", f"SKUs not in the catalog: {unknown}")
+        carton.manifest = manifest
+        if carton.box is None:
+            self._state = SessionState.AWAITING_BOX
+            return [
+                ShowMessage(
+                    "info",
+                    "box.scan",
+                    {"suggested": manifest.box_code, "from_cache": event.from_cache},
+                )
+            ]
+        self._state = SessionState.PACKING  # re-fetched after a supersede: the box stays
+        return [ShowMessage("info", "order.updated", {"version": manifest.version})]
+
+    def _on_manifest_refused(self, event: ManifestRefused) -> list[Effect]:
+        carton = self._awaited(event.order_id, event.carton_id)
+        if carton is None:
+            return []
+        return self._refuse(carton, event.code, event.message)
+
+    def _refuse(self, carton: _Carton, code: str, message: str) -> list[Effect]:
+        return [
+            self._event(
+                STATION_FAULT, carton, fault="manifest_refused", code=code, message=message
+            ),
+            *self._abort_carton("manifest_refused"),
+            SetLight("amber"),
+            ShowMessage("error", "order.refused", {"code": code, "message": message}),
+        ]
+
+    def _on_manifest_changed(self, event: ManifestChanged) -> list[Effect]:
+        carton = self._carton
+        if carton is None or carton.key != (event.order_id, event.carton_id):
+            return []
+        if event.kind == "cancelled":
+            return self._cancel(carton, event.message)
+        self._state = SessionState.LOADING  # an attempt in flight is void: it used the old lines
+        return [
+            FetchManifest(carton.order_id, carton.carton_id),
+            ShowMessage("warning", "order.superseded", {"message": event.message}),
+        ]
+
+    def _cancel(self, carton: _Carton, message: str) -> list[Effect]:
+        effects: list[Effect] = []
+        if carton.published_missing:
+            effects.append(
+                self._event(
+                    MISSING_CANCELLED, carton, missing=self._lines(carton.published_missing)
+                )
+            )
+        return [
+            *effects,
+            *self._abort_carton("order_cancelled"),
+            SetLight("amber", buzzer=True),
+            ShowMessage("warning", "order.cancelled", {"message": message}),
+        ]
+
+    def _abort_carton(self, reason: str) -> list[Effect]:
+        carton = self._carton
+        assert carton is not None
+        self._carton = None
+        self._state = SessionState.IDLE
+        return [self._audit("carton.aborted", {**_key_params(carton), "reason": reason})]
+
+    # ----------------------------------------------------------------------------- verdict
+
+    def _on_evidence(self, event: EvidenceReady) -> list[Effect]:
+        carton = self._carton
+        if (
+            self._state is not SessionState.VERIFYING
+            or carton is None
+            or event.attempt != carton.attempts
+        ):
+            return []
+        verdict = self._policy.decide(self._expected(carton), event.reports)
+        carton.last_outcome = verdict.outcome
+        effects: list[Effect] = [
+            RecordAttempt(self._attempt_record(carton, verdict, event.weight)),
+            self._verdict_event(VERIFICATION_RESULT, carton, verdict, event.weight),
+        ]
+        if verdict.passed:
+            return effects + self._passed(carton, verdict, event.weight)
+        if self._config.mode == "shadow":
+            return effects + self._shadow_done(carton)
+        return effects + self._blocked(carton, verdict, event.weight)
+
+    def _passed(self, carton: _Carton, verdict: Verdict, weight: WeightInfo | None) -> list[Effect]:
+        effects: list[Effect] = []
+        if carton.published_missing:
+            effects.append(
+                self._verdict_event(
+                    MISSING_RESOLVED, carton, verdict, weight, carton.published_missing
+                )
+            )
+        self._carton = None
+        self._state = SessionState.IDLE
+        return [
+            *effects,
+            SetLight("green"),
+            ShowMessage("info", "verdict.pass", _key_params(carton)),
+        ]
+
+    def _shadow_done(self, carton: _Carton) -> list[Effect]:
+        self._carton = None
+        self._state = SessionState.IDLE
+        return [SetLight("off"), ShowMessage("info", "carton.done", _key_params(carton))]
+
+    def _blocked(
+        self, carton: _Carton, verdict: Verdict, weight: WeightInfo | None
+    ) -> list[Effect]:
+        self._state = SessionState.BLOCKED
+        effects: list[Effect] = []
+        if verdict.missing and verdict.missing != carton.published_missing:
+            carton.published_missing = verdict.missing
+            effects.append(self._verdict_event(MISSING_DETECTED, carton, verdict, weight))
+        key = "verdict.block" if verdict.outcome is Outcome.BLOCK else "verdict.review"
+        params = {
+            "missing": self._lines(verdict.missing),
+            "extra": self._lines(verdict.extra),
+            "reasons": [reason.message for reason in verdict.reasons],
+        }
+        return [*effects, SetLight("red", buzzer=True), ShowMessage("error", key, params)]
+
+    # ------------------------------------------------------------------- time and devices
+
+    def _on_tick(self, now: float) -> list[Effect]:
+        if self._state is SessionState.LOGGED_OUT:
+            return []
+        if now - self._last_scan_at < self._config.inactivity_timeout_s:
+            return []
+        return self._logout("inactivity")
+
+    def _on_device_fault(self, device: str, message: str) -> list[Effect]:
+        data = {"fault": "device", "device": device, "message": message, "mode": self._config.mode}
+        if self._carton:
+            fault = self._event(STATION_FAULT, self._carton, **data)
+        else:
+            fault = PublishEvent(STATION_FAULT, {**data, "packer_badge": self._packer})
+        return [fault, ShowMessage("warning", "device.fault", {"device": device})]
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _expected(self, carton: _Carton) -> dict[str, int]:
+        return expected_units(carton.manifest, self._catalog) if carton.manifest else {}
+
+    def _lines(self, deltas: tuple[LineDelta, ...]) -> list[dict[str, object]]:
+        return [
+            {"sku": d.sku, "name": self._catalog.items[d.sku].name, "quantity": d.quantity}
+            for d in deltas
+        ]
+
+    def _event(self, kind: str, carton: _Carton, **extra: object) -> PublishEvent:
+        """An event about `carton`; every one carries the same identifying fields."""
+        version = self._carton_versions.pop(carton.key, 0) + 1
+        self._carton_versions[carton.key] = version
+        if len(self._carton_versions) > _REMEMBERED_CARTONS:
+            self._carton_versions.popitem(last=False)
+        manifest = carton.manifest
+        data: dict[str, object] = {
+            "order_id": carton.order_id,
+            "carton_id": carton.carton_id,
+            "manifest_version": manifest.version if manifest else None,
+            "attempt": carton.attempts,
+            "carton_version": version,
+            "picker_id": manifest.picker_id if manifest else None,
+            "tote_id": manifest.tote_id if manifest else None,
+            "wave_id": manifest.wave_id if manifest else None,
+            "packer_badge": self._packer,
+            "mode": self._config.mode,
+            "outcome": carton.last_outcome.value if carton.last_outcome else None,
+        }
+        return PublishEvent(kind, {**data, **extra})
+
+    def _verdict_event(
+        self,
+        kind: str,
+        carton: _Carton,
+        verdict: Verdict,
+        weight: WeightInfo | None,
+        missing: tuple[LineDelta, ...] | None = None,
+    ) -> PublishEvent:
+        return self._event(
+            kind,
+            carton,
+            missing=self._lines(verdict.missing if missing is None else missing),
+            extra=self._lines(verdict.extra),
+            reasons=[reason.code for reason in verdict.reasons],
+            weights=asdict(weight) if weight else None,
+            box_code=carton.box.code if carton.box else None,
+        )
+
+    def _attempt_record(
+        self, carton: _Carton, verdict: Verdict, weight: WeightInfo | None
+    ) -> AttemptRecord:
+        assert carton.manifest is not None and carton.box is not None and self._packer
+        return AttemptRecord(
+            order_id=carton.order_id,
+            carton_id=carton.carton_id,
+            manifest_version=carton.manifest.version,
+            attempt=carton.attempts,
+            packer_badge=self._packer,
+            box_code=carton.box.code,
+            closed_by=carton.closed_by,
+            shipping_label=carton.shipping_label,
+            mode=self._config.mode,
+            verdict=verdict,
+            scanned_units=dict(carton.scanned_units),
+            weight=weight,
+            decided_at=self._clock.now_utc(),
+        )
+
+    def _audit(self, kind: str, data: Mapping[str, object]) -> RecordAudit:
+        return RecordAudit(kind, data, self._clock.now_utc())
+
+
+def _key_params(carton: _Carton) -> dict[str, object]:
+    return {"order_id": carton.order_id, "carton_id": carton.carton_id}
