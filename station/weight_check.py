@@ -99,7 +99,7 @@ class WeightCheckConfig(BaseModel):
     )
     min_tolerance_g: float = Field(
         default=5.0,
-        ge=0,
+        gt=0,
         le=100_000,
         description="Tolerance floor in grams, for cartons whose computed spread is tiny.",
     )
@@ -201,14 +201,15 @@ def expected_weight(
     the configured materials that are on no manifest. Raises UnpredictableWeight when a SKU has no
     unit weight, since the carton's total then cannot be predicted at all.
     """
-    items = [(catalog.items.get(sku), n) for sku, n in expected_units.items() if n > 0]
+    present = {sku: n for sku, n in expected_units.items() if n > 0}
     unknown = sorted(
         sku
-        for sku, n in expected_units.items()
-        if n > 0 and (sku not in catalog.items or catalog.items[sku].unit_weight_g is None)
+        for sku in present
+        if sku not in catalog.items or catalog.items[sku].unit_weight_g is None
     )
     if unknown:
         raise UnpredictableWeight(unknown)
+    items = [(catalog.items[sku], n) for sku, n in present.items()]
     materials = list(inserts)
     mean = sum(n * item.unit_weight_g for item, n in items) + sum(m.mean_g for m in materials)
     variance = sum(n * item.weight_spread_g**2 for item, n in items)

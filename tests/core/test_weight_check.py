@@ -166,11 +166,13 @@ def cartons(draw, max_skus: int = 8, max_units: int = 6):
             sku=f"S{i}",
             name=f"Item {i}",
             unit_weight_g=w,
-            weight_spread_g=draw(st.floats(0, 0.05)) * w,
+            weight_spread_g=draw(st.sampled_from([0.0, 0.01, 0.05])) * w,
         )
         for i, w in enumerate(weights)
     ]
-    box = BoxType(code="B", name="Box", tare_g=draw(st.floats(0, 800)), tare_spread_g=3)
+    box = BoxType(
+        code="B", name="Box", tare_g=draw(st.floats(0, 800)), tare_spread_g=draw(st.floats(0, 5))
+    )
     units = {item.sku: draw(st.integers(1, max_units)) for item in items}
     return Catalog.from_lists(items, [box]), box, units
 
@@ -181,7 +183,7 @@ configs = st.builds(
     paperwork_spread_g=st.floats(0, 5),
     fill_spread_g=st.floats(0, 10),
     z=st.floats(2, 4),
-    min_tolerance_g=st.floats(0, 20),
+    min_tolerance_g=st.floats(0.1, 20),
 )
 mpes = st.floats(0, 5)
 
