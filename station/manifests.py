@@ -40,7 +40,7 @@ from station.domain import Catalog, Manifest, ManifestStatus, unknown_skus
 log = logging.getLogger(__name__)
 
 # Sources never hand over more than this; the service's own (smaller) max_bytes decides refusal.
-SOURCE_READ_LIMIT_BYTES = 16 * 1024 * 1024
+SOURCE_READ_LIMIT_BYTES = 64 * 1024 * 1024
 
 # Ids become file names and URL path segments: no separators, no leading dot.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,63}$")
@@ -474,16 +474,16 @@ class ManifestCache:
 
 
 class ChangeKind(StrEnum):
-    CANCELLED = "cancelled"
-    CHANGED = "changed"
-    WITHDRAWN = "withdrawn"  # the WMS no longer knows the carton
+    # The session's ManifestChanged.kind values.
+    CANCELLED = "cancelled"  # cancelled, or the WMS no longer knows the carton: stop
+    SUPERSEDED = "superseded"  # a newer version: re-fetch and re-check the carton
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestChange:
     kind: ChangeKind
     message: str  # one sentence for the packer
-    current: Manifest | None  # the WMS's manifest now; None when withdrawn
+    current: Manifest | None  # the WMS's manifest now; None when it no longer knows the carton
 
 
 class ManifestService:
@@ -546,7 +546,7 @@ class ManifestService:
             raw = self._source.fetch(manifest.order_id, manifest.carton_id)
         except ManifestNotFound:
             return ManifestChange(
-                ChangeKind.WITHDRAWN,
+                ChangeKind.CANCELLED,
                 f"The WMS no longer knows {name}: stop packing and {_SET_ASIDE}.",
                 None,
             )
@@ -569,7 +569,7 @@ class ManifestService:
             )
         if current.version > manifest.version:
             return ManifestChange(
-                ChangeKind.CHANGED,
+                ChangeKind.SUPERSEDED,
                 f"The manifest of {name} changed while it was packed (version {manifest.version} "
                 f"to {current.version}): stop and re-check the carton against the new list.",
                 current,

@@ -162,7 +162,7 @@ def test_check_current_sees_a_newer_version(service, manifests_dir) -> None:
     assert service.check_current(packing) is None
     put(manifests_dir, "ORD-1001", "C1", manifest_bytes(version=2, lines=GOOD["lines"][:2]))
     change = service.check_current(packing)
-    assert change.kind is ChangeKind.CHANGED
+    assert change.kind is ChangeKind.SUPERSEDED
     assert change.current.version == 2
     assert "(version 1 to 2)" in change.message
 
@@ -178,7 +178,9 @@ def test_check_current_sees_a_cancellation(service, manifests_dir) -> None:
 def test_check_current_sees_a_withdrawn_carton(service, manifests_dir) -> None:
     packing = service.fetch("ORD-1001", "C1").manifest
     (manifests_dir / "ORD-1001" / "C1.json").unlink()
-    assert service.check_current(packing).kind is ChangeKind.WITHDRAWN
+    change = service.check_current(packing)
+    assert (change.kind, change.current) == (ChangeKind.CANCELLED, None)
+    assert change.message.startswith("The WMS no longer knows order ORD-1001 carton C1")
 
 
 def test_check_current_during_an_outage_does_not_stop_the_carton(service, source) -> None:
