@@ -158,8 +158,8 @@ def test_config_rejects_unknown_fields() -> None:
 
 
 @st.composite
-def cartons(draw, max_skus: int = 8, max_units: int = 6):
-    n = draw(st.integers(1, max_skus))
+def cartons(draw, min_skus: int = 1, max_skus: int = 8, max_units: int = 6):
+    n = draw(st.integers(min_skus, max_skus))
     weights = draw(st.lists(st.floats(1, 3000), min_size=n, max_size=n))
     items = [
         CatalogItem(
@@ -255,10 +255,9 @@ def test_an_unsettled_scale_never_reports_ok(carton, config, mpe, state) -> None
 
 
 @settings(max_examples=30, deadline=None)
-@given(cartons(max_skus=40, max_units=1), st.floats(-20_000, 20_000), st.data())
+@given(cartons(min_skus=30, max_skus=40, max_units=1), st.floats(-20_000, 20_000), st.data())
 def test_explanation_search_is_fast_for_large_cartons(carton, delta, data) -> None:
     catalog, box, units = carton
-    assume(len(units) >= 30)
     # Spread 150 units over the SKUs, then weigh the carton `delta` grams off.
     for _ in range(150 - len(units)):
         units[data.draw(st.sampled_from(sorted(units)))] += 1
@@ -269,3 +268,24 @@ def test_explanation_search_is_fast_for_large_cartons(carton, delta, data) -> No
     report = evaluate_weight(units, catalog, box, settled(mean + delta), config)
     assert time.perf_counter() - started < 1.0
     assert len(report.explanations) <= config.max_explanations
+
+
+def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
+    # 40 SKUs of 20-60 g in a 150-unit carton, 250 g light: thousands of combinations fit.
+    items = [
+        CatalogItem(sku=f"S{i}", name=f"Item {i}", unit_weight_g=20 + i, weight_spread_g=1)
+        for i in range(40)
+    ]
+    box = BoxType(code="B", name="Box", tare_g=300, tare_spread_g=5)
+    catalog = Catalog.from_lists(items, [box])
+    units = {item.sku: 4 if i < 30 else 3 for i, item in enumerate(items)}
+    assert sum(units.values()) == 150
+    config = WeightCheckConfig()
+    mean = _mean(catalog, box, units, config)
+    started = time.perf_counter()
+    report = evaluate_weight(units, catalog, box, settled(mean - 250), config)
+    assert time.perf_counter() - started < 0.5
+    assert report.measurements["explanation_search_truncated"] == 1.0
+    assert report.discrepancy is Discrepancy.DEFICIT
+    assert "other combinations" in report.reasons[0].message
+    assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
