@@ -314,7 +314,7 @@ class MqttManifestSource:
             pending.done.set()
 
 
-def _reply_payload(message: mqtt.MQTTMessage | None) -> bytes:
+def _reply_payload(message: mqtt.MQTTMessage) -> bytes:
     user_properties = dict(getattr(message.properties, "UserProperty", None) or [])
     status = user_properties.get("status", "ok")
     if status == "not_found":
