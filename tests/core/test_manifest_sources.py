@@ -47,11 +47,18 @@ TOKEN = "tok-7f3a9c-never-log-me"
 class FakeWms(BaseHTTPRequestHandler):
     status = 200
     delay_s = 0.0
+    redirect_to: str | None = None
     requests: ClassVar[list[tuple[str, str | None]]] = []
 
     def do_GET(self) -> None:
         type(self).requests.append((self.path, self.headers.get("Authorization")))
         time.sleep(self.delay_s)
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = ORDER_1001 if self.status == 200 else b'{"error": "nope"}'
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
@@ -63,8 +70,7 @@ class FakeWms(BaseHTTPRequestHandler):
         """Keep the test output quiet."""
 
 
-@pytest.fixture
-def wms() -> Iterator[type[FakeWms]]:
+def _serve_fake_wms() -> Iterator[type[FakeWms]]:
     handler = type("Wms", (FakeWms,), {"requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -74,6 +80,10 @@ def wms() -> Iterator[type[FakeWms]]:
     yield handler
     server.shutdown()
     server.server_close()
+
+
+wms = pytest.fixture(_serve_fake_wms)
+other_host = pytest.fixture(_serve_fake_wms)
 
 
 def http_service(wms, tmp_path: Path, **config) -> ManifestService:
@@ -101,6 +111,13 @@ def test_http_token_file_is_read_per_request(wms, tmp_path) -> None:
     token_file.write_text("rotated")
     service.fetch("ORD-1001", "C1")
     assert [auth for _, auth in wms.requests] == ["Bearer first", "Bearer rotated"]
+
+
+def test_http_redirect_does_not_carry_the_token_along(wms, other_host, tmp_path) -> None:
+    wms.redirect_to = other_host.base_url
+    assert not http_service(wms, tmp_path).fetch("ORD-1001", "C1").from_cache
+    assert wms.requests[0][1] == f"Bearer {TOKEN}"
+    assert other_host.requests == [("/api/orders/ORD-1001/cartons/C1", None)]
 
 
 def test_http_404_is_order_not_found(wms, tmp_path) -> None:
