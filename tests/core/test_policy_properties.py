@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from station.verification import (
+    ChannelReport,
+    ChannelState,
+    Discrepancy,
+    FindingStatus,
+    Outcome,
+    SkuFinding,
+    VerificationPolicy,
+)
+
+SKUS = ["A", "B", "C", "D"]
+CHANNELS = ["weight", "rfid", "vision"]
+
+expectations = st.dictionaries(st.sampled_from(SKUS), st.integers(1, 5), min_size=1)
+
+
+@st.composite
+def findings(draw, expected: dict[str, int]):
+    sku = draw(st.sampled_from(sorted(expected)))
+    observed = draw(st.one_of(st.none(), st.integers(0, 10)))
+    return SkuFinding(
+        sku, draw(st.sampled_from(FindingStatus)), expected[sku], observed, draw(st.floats(0, 1))
+    )
+
+
+@st.composite
+def reports(draw, expected: dict[str, int], channel: str, state=None):
+    return ChannelReport(
+        channel,
+        state or draw(st.sampled_from(ChannelState)),
+        tuple(draw(st.lists(findings(expected), max_size=4))),
+        draw(st.sampled_from(Discrepancy)),
+    )
+
+
+@given(st.data(), expectations, st.sampled_from(ChannelState), st.sets(st.sampled_from(CHANNELS)))
+def test_a_required_channel_that_is_not_ok_never_passes(data, expected, state, required) -> None:
+    policy = VerificationPolicy(required_channels=frozenset({"weight", *required}))
+    weight = data.draw(reports(expected, "weight", state))
+    others = [data.draw(reports(expected, c)) for c in CHANNELS[1:]]
+    verdict = policy.decide(expected, [weight, *others])
+    if state is not ChannelState.OK:
+        assert verdict.outcome is Outcome.REVIEW
+
+
+@given(st.data(), expectations)
+def test_a_confident_missing_finding_always_blocks(data, expected) -> None:
+    policy = VerificationPolicy(required_channels=frozenset({"weight"}))
+    sku = data.draw(st.sampled_from(sorted(expected)))
+    short = data.draw(st.integers(1, expected[sku]))
+    missing = SkuFinding(
+        sku,
+        FindingStatus.MISSING,
+        expected[sku],
+        expected[sku] - short,
+        data.draw(st.floats(policy.min_confidence, 1)),
+    )
+    weight = data.draw(reports(expected, "weight", ChannelState.OK))
+    weight = ChannelReport("weight", ChannelState.OK, (*weight.findings, missing))
+    others = [data.draw(reports(expected, c, ChannelState.OK)) for c in CHANNELS[1:]]
+    verdict = policy.decide(expected, [weight, *others])
+    assert verdict.outcome is Outcome.BLOCK
+    assert any(d.sku == sku and d.quantity >= short for d in verdict.missing)
+
+
+@given(st.data(), expectations)
+def test_a_discrepancy_never_passes(data, expected) -> None:
+    weight = data.draw(reports(expected, "weight", ChannelState.OK))
+    deficit = ChannelReport("weight", ChannelState.OK, weight.findings, Discrepancy.DEFICIT)
+    assert VerificationPolicy().decide(expected, [deficit]).outcome is Outcome.BLOCK

@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from station.domain import BoxType, Catalog, CatalogItem
+from station.verification import (
+    ChannelState,
+    Discrepancy,
+    FindingStatus,
+    Outcome,
+    VerificationPolicy,
+)
+from station.weight_check import (
+    ScaleState,
+    WeightCheckConfig,
+    WeightMeasurement,
+    evaluate_weight,
+    expected_weight,
+    tolerance_g,
+)
+
+# The worked example of docs/weight-verification.md.
+CONFIG = WeightCheckConfig(paperwork_g=12, paperwork_spread_g=3, fill_spread_g=6)
+UNITS = {"MUG-BLUE": 2, "EAR-8": 1, "TEA-250": 3}
+SCALE_MPE_G = 1.5
+
+
+def settled(gross_g: float, mpe: float = SCALE_MPE_G) -> WeightMeasurement:
+    return WeightMeasurement(ScaleState.SETTLED, gross_g=gross_g, scale_error_g=mpe)
+
+
+def weigh(catalog: Catalog, units: dict[str, int], gross_g: float):
+    return evaluate_weight(units, catalog, catalog.boxes["BOX-S"], settled(gross_g), CONFIG)
+
+
+def test_worked_example_matches_the_document(catalog: Catalog) -> None:
+    expected = expected_weight(UNITS, catalog, catalog.boxes["BOX-S"], CONFIG.packing_materials())
+    assert expected.mean_g == pytest.approx(1774.0)
+    assert expected.sigma_g**2 == pytest.approx(129.25)
+    assert tolerance_g(expected.sigma_g, SCALE_MPE_G, CONFIG) == pytest.approx(34.21, abs=0.01)
+
+
+def test_exact_weight_confirms_heavy_skus_and_admits_light_ones_are_unchecked(catalog) -> None:
+    report = weigh(catalog, UNITS, 1774.0)
+    assert report.state is ChannelState.OK
+    assert report.discrepancy is Discrepancy.NONE
+    mug, earrings = report.finding_for("MUG-BLUE"), report.finding_for("EAR-8")
+    assert mug.status is FindingStatus.CONFIRMED and mug.confidence > 0.999
+    assert earrings.status is FindingStatus.UNCERTAIN
+    assert earrings.detail == "a missing Silver Earrings (8 g) would hide inside ±34 g"
+
+
+def test_missing_mug_is_named_with_grams_and_blocks(catalog: Catalog) -> None:
+    report = weigh(catalog, UNITS, 1774.0 - 412)
+    assert report.discrepancy is Discrepancy.DEFICIT
+    assert report.reasons[0].message == (
+        "Carton is 412 g light (tolerance ±34 g): most likely 1 x Blue Mug (MUG-BLUE)."
+    )
+    assert report.measurements["delta_g"] == pytest.approx(-412)
+    assert report.measurements["expected_g"] == pytest.approx(1774)
+    mug = report.finding_for("MUG-BLUE")
+    assert (mug.status, mug.expected, mug.observed) == (FindingStatus.MISSING, 2, 1)
+    assert mug.confidence > 0.95
+    assert report.explanations[0].delta_units == {"MUG-BLUE": -1}
+    verdict = VerificationPolicy().decide(UNITS, [report])
+    assert verdict.outcome is Outcome.BLOCK
+    assert [(d.sku, d.quantity) for d in verdict.missing] == [("MUG-BLUE", 1)]
+
+
+def test_extra_tea_is_a_surplus(catalog: Catalog) -> None:
+    report = weigh(catalog, UNITS, 1774.0 + 250)
+    assert report.discrepancy is Discrepancy.SURPLUS
+    tea = report.finding_for("TEA-250")
+    assert (tea.status, tea.observed) == (FindingStatus.EXTRA, 4)
+    assert report.reasons[0].message.startswith("Carton is 250 g heavy (tolerance ±34 g)")
+
+
+def test_ambiguous_deficit_names_no_sku_but_still_blocks() -> None:
+    # Two SKUs of the same weight: the scale cannot tell which one is missing.
+    catalog = Catalog.from_lists(
+        [
+            CatalogItem(sku="RED", name="Red Mug", unit_weight_g=400, weight_spread_g=4),
+            CatalogItem(sku="GREEN", name="Green Mug", unit_weight_g=400, weight_spread_g=4),
+        ],
+        [BoxType(code="BOX-S", name="Small", tare_g=180, tare_spread_g=5)],
+    )
+    units = {"RED": 1, "GREEN": 1}
+    report = weigh(catalog, units, 180 + 12 + 400)
+    assert report.discrepancy is Discrepancy.DEFICIT
+    assert not [f for f in report.findings if f.status is FindingStatus.MISSING]
+    assert "possibly 1 x Green Mug (GREEN) or 1 x Red Mug (RED)" in report.reasons[0].message
+    assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
+
+
+def test_unexplainable_deficit_says_so(catalog: Catalog) -> None:
+    report = weigh(catalog, UNITS, 40.0)
+    assert report.discrepancy is Discrepancy.DEFICIT
+    assert report.explanations == ()
+    assert "no combination of the order's items explains it" in report.reasons[0].message
+
+
+def test_variable_weight_sku_is_not_applicable_and_widens_tolerance(catalog: Catalog) -> None:
+    with_cheese = {**UNITS, "CHEESE": 1}
+    report = weigh(catalog, with_cheese, 1774.0 + 500 + 60)  # a heavier cheese than average
+    assert report.discrepancy is Discrepancy.NONE
+    assert report.finding_for("CHEESE").status is FindingStatus.NOT_APPLICABLE
+    assert report.measurements["tolerance_g"] > 120
+
+
+def test_sku_without_a_unit_weight_makes_the_channel_unsure(catalog: Catalog) -> None:
+    report = weigh(catalog, {**UNITS, "NOWEIGHT": 1}, 1774.0)
+    assert report.state is ChannelState.UNSURE
+    assert "NOWEIGHT" in report.reasons[0].message
+
+
+def test_net_reading_leaves_the_box_out(catalog: Catalog) -> None:
+    net = WeightMeasurement(ScaleState.SETTLED, net_g=1774.0 - 180, scale_error_g=SCALE_MPE_G)
+    report = evaluate_weight(UNITS, catalog, None, net, CONFIG)
+    assert report.discrepancy is Discrepancy.NONE
+    assert report.measurements["expected_g"] == pytest.approx(1594)
+
+
+def test_gross_reading_without_a_box_is_unsure(catalog: Catalog) -> None:
+    report = evaluate_weight(UNITS, catalog, None, settled(1774.0), CONFIG)
+    assert (report.state, report.reasons[0].code) == (ChannelState.UNSURE, "no_box")
+
+
+@pytest.mark.parametrize(
+    "measurement",
+    [
+        WeightMeasurement(ScaleState.SETTLED),
+        WeightMeasurement(ScaleState.SETTLED, gross_g=1.0, net_g=1.0),
+        WeightMeasurement(ScaleState.SETTLED, gross_g=math.nan),
+        WeightMeasurement(ScaleState.SETTLED, gross_g=-3.0),
+    ],
+)
+def test_nonsense_settled_readings_fail_closed(catalog: Catalog, measurement) -> None:
+    report = evaluate_weight(UNITS, catalog, catalog.boxes["BOX-S"], measurement, CONFIG)
+    assert report.state is ChannelState.UNSURE
+
+
+def test_tolerance_floor_applies_to_tiny_spreads() -> None:
+    config = WeightCheckConfig(min_tolerance_g=5.0)
+    assert tolerance_g(0.1, 0.0, config) == 5.0
+
+
+def test_config_rejects_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="Extra inputs"):
+        WeightCheckConfig(tolerance_percent=5)
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+@st.composite
+def cartons(draw, min_skus: int = 1, max_skus: int = 8, max_units: int = 6):
+    n = draw(st.integers(min_skus, max_skus))
+    weights = draw(st.lists(st.floats(1, 3000), min_size=n, max_size=n))
+    items = [
+        CatalogItem(
+            sku=f"S{i}",
+            name=f"Item {i}",
+            unit_weight_g=w,
+            weight_spread_g=draw(st.sampled_from([0.0, 0.01, 0.05])) * w,
+        )
+        for i, w in enumerate(weights)
+    ]
+    box = BoxType(
+        code="B", name="Box", tare_g=draw(st.floats(0, 800)), tare_spread_g=draw(st.floats(0, 5))
+    )
+    units = {item.sku: draw(st.integers(1, max_units)) for item in items}
+    return Catalog.from_lists(items, [box]), box, units
+
+
+configs = st.builds(
+    WeightCheckConfig,
+    paperwork_g=st.floats(0, 50),
+    paperwork_spread_g=st.floats(0, 5),
+    fill_spread_g=st.floats(0, 10),
+    z=st.floats(2, 4),
+    min_tolerance_g=st.floats(0.1, 20),
+)
+mpes = st.floats(0, 5)
+
+
+def _mean(catalog, box, units, config) -> float:
+    return expected_weight(units, catalog, box, config.packing_materials()).mean_g
+
+
+@given(cartons(), configs, mpes, st.data())
+def test_removing_one_unit_heavier_than_tolerance_is_a_deficit(carton, config, mpe, data) -> None:
+    catalog, box, units = carton
+    sku = data.draw(st.sampled_from(sorted(units)))
+    unit_g = catalog.items[sku].unit_weight_g
+    mean = _mean(catalog, box, units, config)
+    report = evaluate_weight(units, catalog, box, settled(mean, mpe), config)
+    assume(unit_g > report.measurements["tolerance_g"] * 1.0001)
+    short = evaluate_weight(units, catalog, box, settled(mean - unit_g, mpe), config)
+    assert short.discrepancy is Discrepancy.DEFICIT
+    assert VerificationPolicy().decide(units, [short]).outcome is Outcome.BLOCK
+
+
+@given(cartons(), configs, mpes)
+def test_exact_expected_weight_is_never_a_discrepancy(carton, config, mpe) -> None:
+    catalog, box, units = carton
+    report = evaluate_weight(
+        units, catalog, box, settled(_mean(catalog, box, units, config), mpe), config
+    )
+    assert report.state is ChannelState.OK
+    assert report.discrepancy is Discrepancy.NONE
+
+
+@given(cartons(), configs, mpes, st.floats(0, 5000))
+def test_tolerance_is_symmetric(carton, config, mpe, offset) -> None:
+    catalog, box, units = carton
+    mean = _mean(catalog, box, units, config)
+    assume(mean - offset >= 0)
+    light = evaluate_weight(units, catalog, box, settled(mean - offset, mpe), config)
+    heavy = evaluate_weight(units, catalog, box, settled(mean + offset, mpe), config)
+    assert (light.discrepancy is Discrepancy.NONE) == (heavy.discrepancy is Discrepancy.NONE)
+    assert light.measurements["tolerance_g"] == heavy.measurements["tolerance_g"]
+
+
+@given(
+    st.floats(0, 100),
+    st.floats(0, 100),
+    st.floats(0, 20),
+    configs,
+    st.sampled_from(["unit", "scale"]),
+)
+def test_tolerance_grows_with_every_spread(sigma, mpe, more, config, which) -> None:
+    wider = (math.hypot(sigma, more), mpe) if which == "unit" else (sigma, mpe + more)
+    assert tolerance_g(*wider, config) >= tolerance_g(sigma, mpe, config)
+
+
+@given(
+    cartons(),
+    configs,
+    mpes,
+    st.sampled_from([s for s in ScaleState if s is not ScaleState.SETTLED]),
+)
+def test_an_unsettled_scale_never_reports_ok(carton, config, mpe, state) -> None:
+    catalog, box, units = carton
+    reading = WeightMeasurement(
+        state, gross_g=_mean(catalog, box, units, config), scale_error_g=mpe
+    )
+    report = evaluate_weight(units, catalog, box, reading, config)
+    assert report.state is not ChannelState.OK
+    assert VerificationPolicy().decide(units, [report]).outcome is not Outcome.PASS
+
+
+@settings(max_examples=30, deadline=None)
+@given(cartons(min_skus=30, max_skus=40, max_units=1), st.floats(-20_000, 20_000), st.data())
+def test_explanation_search_is_fast_for_large_cartons(carton, delta, data) -> None:
+    catalog, box, units = carton
+    # Spread 150 units over the SKUs, then weigh the carton `delta` grams off.
+    for _ in range(150 - len(units)):
+        units[data.draw(st.sampled_from(sorted(units)))] += 1
+    config = WeightCheckConfig(max_explanation_units=8)
+    mean = _mean(catalog, box, units, config)
+    assume(mean + delta >= 0)
+    started = time.perf_counter()
+    report = evaluate_weight(units, catalog, box, settled(mean + delta), config)
+    assert time.perf_counter() - started < 1.0
+    assert len(report.explanations) <= config.max_explanations
+
+
+def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
+    # 40 SKUs of 20-60 g in a 150-unit carton, 250 g light: thousands of combinations fit.
+    items = [
+        CatalogItem(sku=f"S{i}", name=f"Item {i}", unit_weight_g=20 + i, weight_spread_g=1)
+        for i in range(40)
+    ]
+    box = BoxType(code="B", name="Box", tare_g=300, tare_spread_g=5)
+    catalog = Catalog.from_lists(items, [box])
+    units = {item.sku: 4 if i < 30 else 3 for i, item in enumerate(items)}
+    assert sum(units.values()) == 150
+    config = WeightCheckConfig()
+    mean = _mean(catalog, box, units, config)
+    started = time.perf_counter()
+    report = evaluate_weight(units, catalog, box, settled(mean - 250), config)
+    assert time.perf_counter() - started < 0.5
+    assert report.measurements["explanation_search_truncated"] == 1.0
+    assert report.discrepancy is Discrepancy.DEFICIT
+    assert "other combinations" in report.reasons[0].message
+    assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
