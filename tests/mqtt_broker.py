@@ -39,12 +39,17 @@ def free_port() -> int:
 
 
 class MosquittoBroker:
-    """mosquitto on 127.0.0.1:<free port>. `acl` is the text of an acl_file (None: allow all)."""
+    """mosquitto on 127.0.0.1:<free port>. `acl` is the text of an acl_file (None: allow all);
+    `allow_anonymous=False` with no password file refuses every connection."""
 
     host = "127.0.0.1"
 
     def __init__(
-        self, workdir: Path, acl: str | None = None, start_timeout_s: float = 10.0
+        self,
+        workdir: Path,
+        acl: str | None = None,
+        allow_anonymous: bool = True,
+        start_timeout_s: float = 10.0,
     ) -> None:
         self.executable = find_mosquitto()
         self.workdir = workdir
@@ -52,14 +57,14 @@ class MosquittoBroker:
         self.log_path = workdir / "mosquitto.log"
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
-        self.config_path = self._write_config(acl)
+        self.config_path = self._write_config(acl, allow_anonymous)
 
-    def _write_config(self, acl: str | None) -> Path:
+    def _write_config(self, acl: str | None, allow_anonymous: bool) -> Path:
         persistence = self.workdir / "persistence"
         persistence.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
             # mosquitto started as root drops to user "mosquitto", which cannot write our tmp dir.
             f"user {getpass.getuser()}",
             "persistence true",
