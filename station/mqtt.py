@@ -187,7 +187,7 @@ class _DrainState:
 
     inflight: dict[int, StoredEvent] = field(default_factory=dict)
     dispatched_upto: int = 0
-    rejected: list[StoredEvent] = field(default_factory=list)
+    rejected: dict[int, StoredEvent] = field(default_factory=dict)  # by station seq
     retry_at: float = 0.0
     retry_delay_s: float = 0.0
 
@@ -488,6 +488,7 @@ class EventPublisher:
                 self._reject(event, reason)
             else:
                 accepted.append(event.station_seq)
+                self._drain.rejected.pop(event.station_seq, None)
         if accepted:
             self._outbox.ack(*accepted)
             self._last_ack_monotonic = self._clock.monotonic()
@@ -497,8 +498,7 @@ class EventPublisher:
 
     def _reject(self, event: StoredEvent, reason: int) -> None:
         drain = self._drain
-        drain.rejected.append(event)
-        drain.rejected.sort(key=lambda rejected: rejected.station_seq)
+        drain.rejected[event.station_seq] = event
         drain.retry_delay_s = min(
             max(drain.retry_delay_s * 2, self._config.reconnect_min_s), self._config.reconnect_max_s
         )
@@ -517,12 +517,11 @@ class EventPublisher:
     def _dispatch(self) -> None:
         drain = self._drain
         if drain.rejected:
-            # Newer events wait behind a refused one so the backend sees them in order.
-            if self._clock.monotonic() < drain.retry_at or drain.inflight:
-                return
-            retries, drain.rejected = drain.rejected, []
-            for event in retries:
-                self._send(event)
+            # Newer events wait until every refused one is accepted, so the backend sees them in
+            # order; the refused ones are retried once nothing else is in flight.
+            if self._clock.monotonic() >= drain.retry_at and not drain.inflight:
+                for seq in sorted(drain.rejected):
+                    self._send(drain.rejected[seq])
             return
         room = self._window() - len(drain.inflight)
         if room <= 0:

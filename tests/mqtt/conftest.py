@@ -88,7 +88,8 @@ class PublisherFactory:
         return publisher
 
     def stop_all(self) -> None:
-        for publisher, outbox in self._built:
+        while self._built:
+            publisher, outbox = self._built.pop()
             publisher.stop(timeout=0.5)
             outbox.close()
 
