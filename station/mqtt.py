@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ class _DrainState:
     """Owned by the drainer thread only, so it needs no lock."""
 
     inflight: dict[int, StoredEvent] = field(default_factory=dict)
+    acked: list[int] = field(default_factory=list)  # station seqs accepted, not yet deleted
     dispatched_upto: int = 0
     rejected: dict[int, StoredEvent] = field(default_factory=dict)  # by station seq
     retry_at: float = 0.0
@@ -347,6 +349,7 @@ class EventPublisher:
             client.tls_insecure_set(config.tls.insecure)
         client.max_inflight_messages_set(config.max_inflight)
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
+        client.on_socket_open = _disable_nagle
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -408,9 +411,9 @@ class EventPublisher:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self._state is ConnectionState.UP:
-            log.warning("disconnected", extra={"reason": str(reason_code)})
         stopping = self._stopping.is_set()
+        if self._state is ConnectionState.UP and not stopping:
+            log.warning("disconnected", extra={"reason": str(reason_code)})
         self._state = ConnectionState.DOWN if stopping else ConnectionState.CONNECTING
         self._wake.set()
 
@@ -474,26 +477,28 @@ class EventPublisher:
             )
 
     def _settle_acks(self) -> None:
-        """Delete every acknowledged event in one transaction; keep refused ones for a retry."""
-        accepted: list[int] = []
+        """Collect PUBACKs: accepted events are deleted in batches, refused ones kept to retry."""
+        drain = self._drain
         while True:
             try:
                 mid, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
-            event = self._drain.inflight.pop(mid, None)
+            event = drain.inflight.pop(mid, None)
             if event is None:
                 continue  # availability publishes are not outbox events
             if reason >= _FIRST_FAILURE_CODE:
                 self._reject(event, reason)
             else:
-                accepted.append(event.station_seq)
-                self._drain.rejected.pop(event.station_seq, None)
-        if accepted:
-            self._outbox.ack(*accepted)
+                drain.acked.append(event.station_seq)
+                drain.rejected.pop(event.station_seq, None)
+        # One delete per half window (or when idle) instead of one per PUBACK.
+        if drain.acked and (len(drain.acked) >= self._batch() or not drain.inflight):
+            self._outbox.ack(*drain.acked)
+            drain.acked = []
             self._last_ack_monotonic = self._clock.monotonic()
-            if not self._drain.rejected:
-                self._drain.retry_delay_s = 0.0
+            if not drain.rejected:
+                drain.retry_delay_s = 0.0
                 self._clear_fault(FaultCode.PUBLISH_REJECTED)
 
     def _reject(self, event: StoredEvent, reason: int) -> None:
@@ -514,6 +519,9 @@ class EventPublisher:
         receive_maximum = self._server_receive_maximum or self._config.max_inflight
         return min(self._config.max_inflight, receive_maximum)
 
+    def _batch(self) -> int:
+        return max(1, self._window() // 2)
+
     def _dispatch(self) -> None:
         drain = self._drain
         if drain.rejected:
@@ -523,6 +531,8 @@ class EventPublisher:
                 for seq in sorted(drain.rejected):
                     self._send(drain.rejected[seq])
             return
+        # Refill at every PUBACK: a publish going out right away also carries the TCP ACK for the
+        # broker's last PUBACK, so the broker's Nagle never waits for our delayed ACK.
         room = self._window() - len(drain.inflight)
         if room <= 0:
             return
@@ -563,6 +573,13 @@ class EventPublisher:
     def _notify(self, fault: Fault) -> None:
         if self._on_fault is not None:
             self._on_fault(fault)
+
+
+def _disable_nagle(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Small publishes must not wait for the broker's delayed TCP ACK (~40 ms per round on Linux):
+    with Nagle on, a window of QoS 1 publishes drains at a fraction of the link's rate."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _path_or_none(path: Path | None) -> str | None:

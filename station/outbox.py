@@ -5,8 +5,8 @@ Durability choice: WAL with `synchronous=FULL`. In WAL mode NORMAL survives a cr
 process but may lose the last transactions on power loss or an OS crash; a packing station is
 unplugged often enough, and a lost `shipped_short` is a customer who never gets their item, so
 every commit waits for the WAL fsync. Measured cost: `benchmarks/outbox_bench.py`. Deletes after
-PUBACK are batched by the caller, so they do not pay one fsync each; a delete lost to power loss
-only means a duplicate publish, which consumers drop by event id.
+PUBACK are batched by the caller and run with NORMAL (no fsync of their own): a delete lost to
+power loss only means a duplicate publish, which consumers drop by event id.
 
 Thread-safe: one connection behind a lock, shared by the callers (commit) and the publisher's
 drainer thread (pending, ack).
@@ -73,13 +73,13 @@ class Outbox:
         # takes the write lock up front instead of failing half-way on upgrade.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, synchronous: str = "FULL") -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -145,7 +145,9 @@ class Outbox:
         """Delete acknowledged events in one transaction; returns the number of rows deleted."""
         if not station_seqs:
             return 0
-        with self._transaction() as db:
+        # NORMAL: no fsync of its own (the next FULL commit syncs it along); a delete lost to
+        # power loss only means the event is published again and dropped by id downstream.
+        with self._transaction(synchronous="NORMAL") as db:
             cursor = db.executemany(
                 "DELETE FROM outbox WHERE station_seq = ?", [(seq,) for seq in station_seqs]
             )
