@@ -1,0 +1,388 @@
+"""Events the station publishes, their CloudEvents envelope, and the one MQTT topic table.
+
+Everything that leaves or enters the station over MQTT is declared here once: the `TOPICS` table
+drives publishing (`station.mqtt`), subscribing, the reissue-backend sink and the AsyncAPI contract
+(`station.contract`). Models only; no I/O.
+
+No customer personal data: the models carry order, carton, SKU and employee badge ids, never names
+or addresses, and `extra="forbid"` keeps anything else from sneaking in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_TOPIC_PREFIX = "packstation/v1"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class EventType(StrEnum):
+    """CloudEvents `type` strings. The version suffix changes only on a breaking payload change."""
+
+    MISSING_ITEM_DETECTED = "com.packstation.missing_item.detected.v1"
+    MISSING_ITEM_RESOLVED = "com.packstation.missing_item.resolved.v1"
+    MISSING_ITEM_SHIPPED_SHORT = "com.packstation.missing_item.shipped_short.v1"
+    MISSING_ITEM_CANCELLED = "com.packstation.missing_item.cancelled.v1"
+    VERIFICATION_RESULT = "com.packstation.verification.result.v1"
+    STATION_FAULT = "com.packstation.station.fault.v1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Payload building blocks
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    BLOCK = "BLOCK"
+    REVIEW = "REVIEW"
+
+
+class Mode(StrEnum):
+    SHADOW = "shadow"
+    ENFORCE = "enforce"
+
+
+class MissingLine(_Model):
+    sku: str = Field(description="Stock keeping unit of the missing item.")
+    name: str = Field(description="Product name from the catalog (never a customer name).")
+    quantity_missing: int = Field(ge=1, description="Units of this line not found in the carton.")
+    line_id: str = Field(description="Manifest line id the units belong to.")
+
+
+class ExtraLine(_Model):
+    sku: str = Field(description="Stock keeping unit found in the carton but not expected.")
+    quantity_extra: int = Field(ge=1, description="Units found beyond the manifest quantity.")
+
+
+class Reason(_Model):
+    code: str = Field(description="Stable machine-readable reason code, e.g. WEIGHT_LOW.")
+    message: str = Field(description="Human-readable explanation shown to the packer.")
+
+
+class WeightCheck(_Model):
+    expected_g: float = Field(description="Expected gross weight of the carton in grams.")
+    measured_g: float | None = Field(
+        default=None, description="Settled measured weight in grams; null when no reading."
+    )
+    tolerance_g: float = Field(ge=0, description="Accepted deviation either side, in grams.")
+
+
+class ResponsibleStage(_Model):
+    """Who and what picked the carton, as far as the manifest says; used to route root causes."""
+
+    picker_id: str | None = Field(default=None, description="Badge id of the picker.")
+    tote_id: str | None = Field(default=None, description="Tote the items arrived in.")
+    wave_id: str | None = Field(default=None, description="Pick wave of the order.")
+
+
+class _CartonEventData(_Model):
+    station_id: str = Field(description="Packing station that produced the event.")
+    site_id: str = Field(description="Warehouse site of the station.")
+    order_id: str = Field(description="Order the carton belongs to.")
+    carton_id: str = Field(description="Carton (shipping unit) id; also the CloudEvents subject.")
+    manifest_version: str = Field(description="Manifest version the carton was checked against.")
+    attempt: int = Field(ge=1, description="Verification attempt number for this carton, from 1.")
+    mode: Mode = Field(description="shadow: verdicts are recorded only; enforce: BLOCK stops it.")
+    packer_id: str | None = Field(default=None, description="Badge id of the packer.")
+    responsible: ResponsibleStage = Field(
+        default_factory=ResponsibleStage, description="Upstream stage (picker, tote, wave)."
+    )
+
+
+class MissingItemDetected(_CartonEventData):
+    """Carton blocked at the station because items are missing. Informational for the backend."""
+
+    outcome: Outcome = Field(description="Verdict that blocked the carton (BLOCK or REVIEW).")
+    missing_lines: list[MissingLine] = Field(description="Lines with units not in the carton.")
+    extra_lines: list[ExtraLine] = Field(default_factory=list, description="Unexpected units.")
+    weight: WeightCheck | None = Field(default=None, description="Weight channel figures.")
+    reasons: list[Reason] = Field(default_factory=list, description="Why the verdict was reached.")
+
+
+class MissingItemResolved(_CartonEventData):
+    """The missing items were found and packed at the station; nothing to reissue."""
+
+    resolved_lines: list[MissingLine] = Field(description="Lines that were completed.")
+    reviewer_id: str | None = Field(default=None, description="Badge id of the approving lead.")
+
+
+class MissingItemShippedShort(_CartonEventData):
+    """Carton released with items missing: the reissue backend creates a follow-up shipment."""
+
+    missing_lines: list[MissingLine] = Field(description="Lines shipped short; to be reissued.")
+    reviewer_id: str | None = Field(default=None, description="Badge id of who approved release.")
+    reasons: list[Reason] = Field(default_factory=list, description="Why it was released short.")
+
+
+class MissingItemCancelled(_CartonEventData):
+    """The carton was cancelled or taken off the line; an earlier detection needs no action."""
+
+    reviewer_id: str | None = Field(default=None, description="Badge id of who cancelled.")
+    reasons: list[Reason] = Field(default_factory=list, description="Why it was cancelled.")
+
+
+class VerificationResult(_CartonEventData):
+    """Every verdict the station reaches, PASS included."""
+
+    outcome: Outcome = Field(description="The verdict.")
+    missing_lines: list[MissingLine] = Field(default_factory=list, description="Missing units.")
+    extra_lines: list[ExtraLine] = Field(default_factory=list, description="Unexpected units.")
+    weight: WeightCheck | None = Field(default=None, description="Weight channel figures.")
+    reasons: list[Reason] = Field(default_factory=list, description="Why the verdict was reached.")
+    reviewer_id: str | None = Field(default=None, description="Badge id of a reviewer, if any.")
+
+
+class FaultState(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+class StationFault(_Model):
+    """A station fault was raised or cleared (scale down, broker refusing publishes, ...)."""
+
+    station_id: str = Field(description="Packing station that produced the event.")
+    site_id: str = Field(description="Warehouse site of the station.")
+    code: str = Field(description="Stable fault code, e.g. SCALE_DOWN or PUBLISH_REJECTED.")
+    state: FaultState = Field(description="raised when the fault starts, cleared when it ends.")
+    component: str = Field(description="Part of the station at fault, e.g. scale, mqtt.")
+    message: str = Field(description="Human-readable detail.")
+
+
+PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
+    EventType.MISSING_ITEM_DETECTED: MissingItemDetected,
+    EventType.MISSING_ITEM_RESOLVED: MissingItemResolved,
+    EventType.MISSING_ITEM_SHIPPED_SHORT: MissingItemShippedShort,
+    EventType.MISSING_ITEM_CANCELLED: MissingItemCancelled,
+    EventType.VERIFICATION_RESULT: VerificationResult,
+    EventType.STATION_FAULT: StationFault,
+}
+
+# ---------------------------------------------------------------------------------------------
+# CloudEvents 1.0 envelope (structured JSON mode)
+
+DataT = TypeVar("DataT")
+
+
+class CloudEvent(_Model, Generic[DataT]):
+    """A CloudEvents 1.0 structured-mode event with the packstation extension attributes."""
+
+    specversion: Literal["1.0"] = Field(default="1.0", description="CloudEvents spec version.")
+    id: str = Field(
+        min_length=1,
+        description="Unique per logical event; a redelivery or retry keeps the id (de-dup key).",
+    )
+    source: str = Field(description="packstation/<site>/<station>.")
+    type: EventType = Field(description="Event type, versioned.")
+    time: AwareDatetime = Field(description="When the station committed the event (UTC).")
+    datacontenttype: Literal["application/json"] = Field(
+        default="application/json", description="Content type of `data`."
+    )
+    subject: str | None = Field(default=None, description="Carton id for carton events.")
+    stationseq: int = Field(
+        ge=1,
+        description="Per-station sequence number, +1 per event, persisted; gaps mean loss.",
+    )
+    cartonversion: int | None = Field(
+        default=None, ge=1, description="Per-carton event counter; orders events of one carton."
+    )
+    data: DataT = Field(description="Event payload; its model depends on `type`.")
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def to_json(self) -> bytes:
+        """Compact JSON; optional envelope attributes that are unset are left out, as CloudEvents
+        JSON format asks (a null inside `data` stays: it carries meaning there)."""
+        document = self.model_dump(mode="json")
+        for name in _OPTIONAL_ATTRIBUTES:
+            if document[name] is None:
+                del document[name]
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_OPTIONAL_ATTRIBUTES = ("subject", "cartonversion")
+
+
+def event_source(site_id: str, station_id: str) -> str:
+    return f"packstation/{site_id}/{station_id}"
+
+
+def parse_event(raw: bytes | str) -> CloudEvent[Any]:
+    """Parse a structured CloudEvent, validating `data` against the model for its `type`."""
+    envelope = CloudEvent[dict[str, Any]].model_validate_json(raw)
+    payload_model = PAYLOAD_MODELS[envelope.type]
+    return CloudEvent[payload_model].model_validate_json(raw)  # type: ignore[valid-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-event payloads
+
+
+class AvailabilityState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Availability(_Model):
+    """Retained station availability; "offline" is also the last will."""
+
+    state: AvailabilityState = Field(description="online after connect; offline by will/shutdown.")
+    session: int = Field(
+        ge=1,
+        description=(
+            "Publisher session number (like Sparkplug bdSeq), +1 per publisher start and persisted;"
+            " an offline with a lower session than the last online is stale."
+        ),
+    )
+    client_id: str = Field(description="MQTT client id of the station publisher.")
+
+
+class ManifestRequest(_Model):
+    """Station asks the WMS for a carton manifest (MQTT 5 request/response)."""
+
+    request_id: str = Field(description="Echoed in the response; also sent as correlation data.")
+    carton_id: str = Field(description="Carton whose manifest is wanted.")
+    station_id: str = Field(description="Requesting station.")
+
+
+class ManifestResponse(_Model):
+    """WMS answer to a ManifestRequest. The manifest body is validated by station.manifests."""
+
+    request_id: str = Field(description="request_id of the ManifestRequest answered.")
+    carton_id: str = Field(description="Carton the manifest is for.")
+    found: bool = Field(description="False when the WMS knows no such carton.")
+    manifest: dict[str, Any] | None = Field(
+        default=None, description="Manifest document, as defined by the manifest module."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The topic table
+
+
+class Direction(StrEnum):
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+
+
+class TopicKey(StrEnum):
+    MISSING_ITEM_EVENTS = "missing_item_events"
+    VERIFICATION_EVENTS = "verification_events"
+    FAULT_EVENTS = "fault_events"
+    AVAILABILITY = "availability"
+    MANIFEST_REQUEST = "manifest_request"
+    MANIFEST_RESPONSE = "manifest_response"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    key: TopicKey
+    pattern: str
+    payload: type[BaseModel]
+    qos: int
+    retain: bool
+    direction: Direction
+    description: str
+    event_types: tuple[EventType, ...] = ()
+
+    def topic(self, site_id: str, station_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+        return self.pattern.format(prefix=prefix, site=site_id, station=station_id)
+
+    def all_stations_filter(self, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+        """Subscription filter matching this topic for every site and station."""
+        return self.pattern.format(prefix=prefix, site="+", station="+")
+
+
+_STATION = "{prefix}/{site}/{station}"
+
+TOPICS: dict[TopicKey, TopicSpec] = {
+    spec.key: spec
+    for spec in (
+        TopicSpec(
+            key=TopicKey.MISSING_ITEM_EVENTS,
+            pattern=f"{_STATION}/events/missing_item",
+            payload=CloudEvent,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="Missing-item lifecycle; the reissue backend acts on shipped_short.",
+            event_types=(
+                EventType.MISSING_ITEM_DETECTED,
+                EventType.MISSING_ITEM_RESOLVED,
+                EventType.MISSING_ITEM_SHIPPED_SHORT,
+                EventType.MISSING_ITEM_CANCELLED,
+            ),
+        ),
+        TopicSpec(
+            key=TopicKey.VERIFICATION_EVENTS,
+            pattern=f"{_STATION}/events/verification",
+            payload=CloudEvent,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="Every verification verdict (PASS, BLOCK, REVIEW).",
+            event_types=(EventType.VERIFICATION_RESULT,),
+        ),
+        TopicSpec(
+            key=TopicKey.FAULT_EVENTS,
+            pattern=f"{_STATION}/events/fault",
+            payload=CloudEvent,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="Station faults raised and cleared.",
+            event_types=(EventType.STATION_FAULT,),
+        ),
+        TopicSpec(
+            key=TopicKey.AVAILABILITY,
+            pattern=f"{_STATION}/availability",
+            payload=Availability,
+            qos=1,
+            retain=True,
+            direction=Direction.PUBLISH,
+            description="Retained online/offline; offline is the last will.",
+        ),
+        TopicSpec(
+            key=TopicKey.MANIFEST_REQUEST,
+            pattern=f"{_STATION}/manifest/request",
+            payload=ManifestRequest,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="Manifest request to the WMS; response topic and correlation data set.",
+        ),
+        TopicSpec(
+            key=TopicKey.MANIFEST_RESPONSE,
+            pattern=f"{_STATION}/manifest/response",
+            payload=ManifestResponse,
+            qos=1,
+            retain=False,
+            direction=Direction.SUBSCRIBE,
+            description="WMS manifest responses for this station.",
+        ),
+    )
+}
+
+EVENT_TOPIC: dict[EventType, TopicKey] = {
+    event_type: spec.key for spec in TOPICS.values() for event_type in spec.event_types
+}
+
+
+def topic_for(
+    key: TopicKey | EventType, site_id: str, station_id: str, prefix: str = DEFAULT_TOPIC_PREFIX
+) -> str:
+    """The concrete topic for a table entry, or for the entry that carries an event type."""
+    topic_key = EVENT_TOPIC[key] if isinstance(key, EventType) else key
+    return TOPICS[topic_key].topic(site_id, station_id, prefix)

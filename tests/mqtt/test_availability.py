@@ -1,0 +1,95 @@
+"""Retained availability: online after connect, offline on clean stop and by last will."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from station.events import Availability, AvailabilityState, TopicKey, topic_for
+from tests.mqtt.conftest import PublisherFactory, retained_payload, wait_until
+from tests.mqtt.factories import SITE, STATION
+from tests.mqtt_broker import MosquittoBroker
+
+AVAILABILITY = topic_for(TopicKey.AVAILABILITY, SITE, STATION)
+
+
+def availability(broker: MosquittoBroker) -> Availability | None:
+    payload = retained_payload(broker, AVAILABILITY)
+    return Availability.model_validate_json(payload) if payload else None
+
+
+def wait_for_state(broker: MosquittoBroker, state: AvailabilityState) -> Availability:
+    seen: list[Availability | None] = []
+
+    def reached() -> bool:
+        seen.append(availability(broker))
+        return seen[-1] is not None and seen[-1].state is state
+
+    assert wait_until(reached, timeout=10), f"last seen {seen[-1:]}\n{broker.log_tail()}"
+    assert seen[-1] is not None
+    return seen[-1]
+
+
+def test_online_after_connect_offline_after_clean_stop(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker
+) -> None:
+    publisher = make_publisher()
+    online = wait_for_state(mosquitto, AvailabilityState.ONLINE)
+    assert online.client_id == f"packstation-{STATION}" and online.session == 1
+
+    publisher.stop(timeout=1)
+    offline = wait_for_state(mosquitto, AvailabilityState.OFFLINE)
+    assert offline.session == online.session
+
+
+def test_online_is_republished_after_a_broker_restart(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker
+) -> None:
+    publisher = make_publisher()
+    wait_for_state(mosquitto, AvailabilityState.ONLINE)
+    mosquitto.stop()
+    (mosquitto.workdir / "persistence" / "mosquitto.db").unlink()  # forget the retained online
+    mosquitto.start()
+    assert wait_until(lambda: publisher.connected)
+    wait_for_state(mosquitto, AvailabilityState.ONLINE)
+
+
+def test_last_will_marks_a_killed_publisher_offline(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.mqtt.publisher_process",
+            mosquitto.host,
+            str(mosquitto.port),
+            str(tmp_path / "outbox.db"),
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"connected\n"
+        online = wait_for_state(mosquitto, AvailabilityState.ONLINE)
+        process.kill()  # SIGKILL: no DISCONNECT, the broker publishes the will
+        process.wait(5)
+        offline = wait_for_state(mosquitto, AvailabilityState.OFFLINE)
+        assert offline.session == online.session
+    finally:
+        process.kill()
+        process.wait(5)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_a_stale_offline_is_told_apart_by_session(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker
+) -> None:
+    make_publisher().stop(timeout=1)
+    stale = wait_for_state(mosquitto, AvailabilityState.OFFLINE)
+    make_publisher()
+    current = wait_for_state(mosquitto, AvailabilityState.ONLINE)
+    assert current.session == stale.session + 1

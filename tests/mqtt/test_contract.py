@@ -1,0 +1,59 @@
+"""The committed contract matches the models; payloads validate against the published schemas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jsonschema
+
+from station.contract import add_commands, contract_files, drift, write
+from station.events import EventType, TopicKey, event_source, topic_for
+from station.outbox import Outbox
+from tests.mqtt.factories import SITE, STATION, shipped_short
+
+CONTRACT_DIR = Path(__file__).resolve().parents[2] / "docs" / "contract"
+
+
+def test_committed_contract_matches_the_models() -> None:
+    assert drift(CONTRACT_DIR) == [], "run: python -m station.contract --write docs/contract"
+
+
+def test_drift_is_detected(tmp_path: Path) -> None:
+    write(tmp_path)
+    (tmp_path / "schemas" / "availability.json").write_text("{}\n")
+    (tmp_path / "schemas" / "retired.json").write_text("{}\n")
+    assert drift(tmp_path) == [
+        "schemas/availability.json: out of date",
+        "schemas/retired.json: no longer generated",
+    ]
+
+
+def test_every_topic_and_event_type_is_in_the_asyncapi_document() -> None:
+    document = json.loads(contract_files()["asyncapi.json"])
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert "packstation/v1/{site}/{station}/manifest/response" in addresses
+    assert len(addresses) == len(TopicKey)
+    assert len(document["components"]["messages"]) == len(EventType) + 3
+
+
+def test_a_published_event_validates_against_its_schema(tmp_path: Path) -> None:
+    stored = Outbox(tmp_path / "o.db").commit(
+        EventType.MISSING_ITEM_SHIPPED_SHORT,
+        topic_for(EventType.MISSING_ITEM_SHIPPED_SHORT, SITE, STATION),
+        shipped_short(),
+        source=event_source(SITE, STATION),
+        subject="C-1",
+    )
+    schema = json.loads(contract_files()["schemas/missingItemShippedShort.json"])
+    jsonschema.validate(json.loads(stored.payload), schema)
+
+
+def test_contract_subcommand_checks_a_directory(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    written = parser.parse_args(["contract", "--write", str(tmp_path)])
+    assert written.func(written) == 0
+    checked = parser.parse_args(["contract", "--check", str(tmp_path)])
+    assert checked.func(checked) == 0

@@ -1,0 +1,97 @@
+"""EventPublisher against a real mosquitto: order, PUBACK then delete, outages, restarts."""
+
+from __future__ import annotations
+
+from simulators.sink import Sink
+from station.events import CLOUDEVENTS_CONTENT_TYPE, EventType, TopicKey, parse_event, topic_for
+from station.mqtt import ConnectionState, EventPublisher
+from tests.mqtt.conftest import PublisherFactory, RawSubscriber, wait_until
+from tests.mqtt.factories import SITE, STATION, shipped_short, verification
+from tests.mqtt_broker import MosquittoBroker
+
+
+def publish_verifications(publisher: EventPublisher, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        publisher.publish(EventType.VERIFICATION_RESULT, verification(f"C-{n}"), subject=f"C-{n}")
+
+
+def test_events_arrive_in_order_and_rows_are_deleted_after_puback(
+    make_publisher: PublisherFactory, sink: Sink
+) -> None:
+    publisher = make_publisher()
+    publish_verifications(publisher, 200)
+    publisher.publish(EventType.MISSING_ITEM_SHIPPED_SHORT, shipped_short(), subject="C-1")
+
+    assert sink.wait_for_events(201, timeout=10)
+    assert [event.station_seq for event in sink.events()] == list(range(1, 202))
+    assert sink.events()[-1].topic == topic_for(EventType.MISSING_ITEM_SHIPPED_SHORT, SITE, STATION)
+    assert wait_until(lambda: publisher.health().outbox_depth == 0)
+    assert sink.gaps() == [] and sink.duplicates == []
+
+
+def test_publish_returns_before_the_broker_is_reachable(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker
+) -> None:
+    mosquitto.stop()
+    publisher = make_publisher(start=False)
+    publisher.start()
+    stored = publisher.publish(EventType.VERIFICATION_RESULT, verification(), subject="C-1")
+    assert stored.station_seq == 1
+    assert not publisher.connected and publisher.health().state is ConnectionState.CONNECTING
+    assert publisher.health().outbox_depth == 1
+
+
+def test_events_carry_the_cloudevents_content_type(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker
+) -> None:
+    subscriber = RawSubscriber(mosquitto, topic_for(TopicKey.VERIFICATION_EVENTS, SITE, STATION))
+    wait_until(lambda: False, timeout=0.3)  # let the subscription settle
+    publish_verifications(make_publisher(), 1)
+    assert wait_until(lambda: bool(subscriber.messages))
+    message = subscriber.messages[0]
+    subscriber.close()
+    assert message.properties.ContentType == CLOUDEVENTS_CONTENT_TYPE
+    assert parse_event(message.payload).type is EventType.VERIFICATION_RESULT
+
+
+def test_broker_outage_loses_nothing(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker, sink: Sink
+) -> None:
+    publisher = make_publisher()
+    publish_verifications(publisher, 50)
+    assert sink.wait_for_events(50, timeout=10)
+
+    mosquitto.stop()
+    assert wait_until(lambda: not publisher.connected)
+    publish_verifications(publisher, 100, start=50)
+    assert publisher.health().outbox_depth >= 100
+
+    mosquitto.start()  # same port, same persistence: the sink's session survives
+    assert sink.wait_for_events(150, timeout=20), mosquitto.log_tail()
+    assert sorted(event.station_seq for event in sink.events()) == list(range(1, 151))
+    assert sink.gaps() == []
+    assert wait_until(lambda: publisher.health().outbox_depth == 0)
+
+
+def test_a_new_publisher_process_delivers_rows_left_pending(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker, sink: Sink
+) -> None:
+    mosquitto.stop()
+    first = make_publisher(start=False)
+    first.start()
+    publish_verifications(first, 20)
+    first.stop(timeout=0.2)  # broker down: everything stays in the outbox
+
+    mosquitto.start()
+    second = make_publisher()
+    publish_verifications(second, 5, start=20)
+    assert sink.wait_for_events(25, timeout=20), mosquitto.log_tail()
+    assert [event.station_seq for event in sink.events()] == list(range(1, 26))
+
+
+def test_stop_flushes_pending_events(make_publisher: PublisherFactory, sink: Sink) -> None:
+    publisher = make_publisher()
+    publish_verifications(publisher, 500)
+    publisher.stop(timeout=10)
+    assert publisher.health().outbox_depth == 0
+    assert sink.wait_for_events(500, timeout=10)

@@ -1,0 +1,135 @@
+"""A real mosquitto broker as a child process, for tests and benchmarks.
+
+Listens on a free loopback port, keeps persistence in its own directory, and can be stopped and
+restarted on the same port with the same persistence (for "a broker restart loses nothing").
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+class MosquittoNotFound(RuntimeError):
+    pass
+
+
+def find_mosquitto() -> str:
+    for candidate in MOSQUITTO_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise MosquittoNotFound(
+        "mosquitto is required for the MQTT tests and was not found on PATH or in /usr/sbin;"
+        " install it (Debian: apt-get install mosquitto)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MosquittoBroker:
+    """mosquitto on 127.0.0.1:<free port>. `acl` is the text of an acl_file (None: allow all);
+    `allow_anonymous=False` with no password file refuses every connection."""
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        workdir: Path,
+        acl: str | None = None,
+        allow_anonymous: bool = True,
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        self.executable = find_mosquitto()
+        self.workdir = workdir
+        self.port = free_port()
+        self.log_path = workdir / "mosquitto.log"
+        self._start_timeout_s = start_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self.config_path = self._write_config(acl, allow_anonymous)
+
+    def _write_config(self, acl: str | None, allow_anonymous: bool) -> Path:
+        persistence = self.workdir / "persistence"
+        persistence.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} {self.host}",
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}",
+            # mosquitto started as root drops to user "mosquitto", which cannot write our tmp dir.
+            f"user {getpass.getuser()}",
+            "persistence true",
+            f"persistence_location {persistence}/",
+            f"log_dest file {self.log_path}",
+            "log_type all",
+            # Unlimited queue for offline persistent sessions: the sink may be away for a while.
+            "max_queued_messages 0",
+        ]
+        if acl is not None:
+            acl_path = self.workdir / "acl"
+            acl_path.write_text(acl)
+            lines.append(f"acl_file {acl_path}")
+        config = self.workdir / "mosquitto.conf"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [self.executable, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + self._start_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                stderr = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"mosquitto exited at start: {stderr}\n{self.log_tail()}")
+            if self._accepts_connections():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on port {self.port}\n{self.log_tail()}")
+
+    def _accepts_connections(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM: mosquitto writes its persistence file and exits."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
