@@ -18,6 +18,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from station.verification import Outcome
+
 DEFAULT_TOPIC_PREFIX = "packstation/v1"
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 
@@ -39,12 +41,6 @@ class _Model(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # Payload building blocks
-
-
-class Outcome(StrEnum):
-    PASS = "PASS"
-    BLOCK = "BLOCK"
-    REVIEW = "REVIEW"
 
 
 class Mode(StrEnum):
@@ -90,7 +86,9 @@ class _CartonEventData(_Model):
     site_id: str = Field(description="Warehouse site of the station.")
     order_id: str = Field(description="Order the carton belongs to.")
     carton_id: str = Field(description="Carton (shipping unit) id; also the CloudEvents subject.")
-    manifest_version: str = Field(description="Manifest version the carton was checked against.")
+    manifest_version: int = Field(
+        ge=1, description="Manifest version the carton was checked against."
+    )
     attempt: int = Field(ge=1, description="Verification attempt number for this carton, from 1.")
     mode: Mode = Field(description="shadow: verdicts are recorded only; enforce: BLOCK stops it.")
     packer_id: str | None = Field(default=None, description="Badge id of the packer.")

@@ -43,7 +43,15 @@ from station.codes import (
     ShippingLabelCode,
     UnknownCode,
 )
-from station.domain import BoxType, Catalog, Manifest, ManifestStatus, expected_units, unknown_skus
+from station.domain import (
+    BoxType,
+    Catalog,
+    ItemKind,
+    Manifest,
+    ManifestStatus,
+    expected_units,
+    unknown_skus,
+)
 from station.verification import ChannelReport, LineDelta, Outcome, Verdict, VerificationPolicy
 
 
@@ -332,7 +340,7 @@ class Session:
             case DeviceFault(device, message):
                 return self._on_device_fault(device, message)
             case DeviceRecovered(device):
-                return [ShowMessage("info", "device.recovered", {"device": device})]
+                return self._on_device_fault(device, "recovered", cleared=True)
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
@@ -531,7 +539,7 @@ class Session:
         if carton.published_missing:
             effects.append(
                 self._event(
-                    MISSING_CANCELLED, carton, missing=self._lines(carton.published_missing)
+                    MISSING_CANCELLED, carton, missing=self._lines(carton, carton.published_missing)
                 )
             )
         return [
@@ -558,7 +566,7 @@ class Session:
             or event.attempt != carton.attempts
         ):
             return []
-        verdict = self._policy.decide(self._expected(carton), event.reports)
+        verdict = self._policy.decide(self._verifiable(carton), event.reports)
         carton.last_outcome = verdict.outcome
         effects: list[Effect] = [
             RecordAttempt(self._attempt_record(carton, verdict, event.weight)),
@@ -601,8 +609,8 @@ class Session:
             effects.append(self._verdict_event(MISSING_DETECTED, carton, verdict, weight))
         key = "verdict.block" if verdict.outcome is Outcome.BLOCK else "verdict.review"
         params = {
-            "missing": self._lines(verdict.missing),
-            "extra": self._lines(verdict.extra),
+            "missing": self._lines(carton, verdict.missing),
+            "extra": self._lines(carton, verdict.extra),
             "reasons": [reason.message for reason in verdict.reasons],
         }
         return [*effects, SetLight("red", buzzer=True), ShowMessage("error", key, params)]
@@ -616,12 +624,21 @@ class Session:
             return []
         return self._logout("inactivity")
 
-    def _on_device_fault(self, device: str, message: str) -> list[Effect]:
-        data = {"fault": "device", "device": device, "message": message, "mode": self._config.mode}
+    def _on_device_fault(self, device: str, message: str, cleared: bool = False) -> list[Effect]:
+        """A device went down (or came back): a fault event raised (or cleared) and a message."""
+        data = {
+            "fault": "device",
+            "device": device,
+            "message": message,
+            "mode": self._config.mode,
+            "cleared": cleared,
+        }
         if self._carton:
             fault = self._event(STATION_FAULT, self._carton, **data)
         else:
             fault = PublishEvent(STATION_FAULT, {**data, "packer_badge": self._packer})
+        if cleared:
+            return [fault, ShowMessage("info", "device.recovered", {"device": device})]
         return [fault, ShowMessage("warning", "device.fault", {"device": device})]
 
     # ---------------------------------------------------------------------------- helpers
@@ -629,9 +646,24 @@ class Session:
     def _expected(self, carton: _Carton) -> dict[str, int]:
         return expected_units(carton.manifest, self._catalog) if carton.manifest else {}
 
-    def _lines(self, deltas: tuple[LineDelta, ...]) -> list[dict[str, object]]:
+    def _verifiable(self, carton: _Carton) -> dict[str, int]:
+        """Expected units the policy must see confirmed: products, not inserts (gift notes and
+        slips count in the weight but no channel can prove a 3 g note is there)."""
+        items = self._catalog.items
+        return {
+            sku: n
+            for sku, n in self._expected(carton).items()
+            if sku not in items or items[sku].kind is ItemKind.PRODUCT
+        }
+
+    def _lines(self, carton: _Carton, deltas: tuple[LineDelta, ...]) -> list[dict[str, object]]:
         return [
-            {"sku": d.sku, "name": self._catalog.items[d.sku].name, "quantity": d.quantity}
+            {
+                "sku": d.sku,
+                "name": self._catalog.items[d.sku].name if d.sku in self._catalog.items else d.sku,
+                "quantity": d.quantity,
+                "line_id": _line_id(carton.manifest, self._catalog, d.sku),
+            }
             for d in deltas
         ]
 
@@ -668,9 +700,9 @@ class Session:
         return self._event(
             kind,
             carton,
-            missing=self._lines(verdict.missing if missing is None else missing),
-            extra=self._lines(verdict.extra),
-            reasons=[reason.code for reason in verdict.reasons],
+            missing=self._lines(carton, verdict.missing if missing is None else missing),
+            extra=self._lines(carton, verdict.extra),
+            reasons=[{"code": r.code, "message": r.message} for r in verdict.reasons],
             weights=asdict(weight) if weight else None,
             box_code=carton.box.code if carton.box else None,
         )
@@ -697,6 +729,18 @@ class Session:
 
     def _audit(self, kind: str, data: Mapping[str, object]) -> RecordAudit:
         return RecordAudit(kind, data, self._clock.now_utc())
+
+
+def _line_id(manifest: Manifest | None, catalog: Catalog, sku: str) -> str:
+    """The manifest line a SKU's units belong to: its own line, or the kit line it is part of."""
+    if manifest is None:
+        return ""
+    for line in manifest.lines:
+        item = catalog.items.get(line.sku)
+        components = {c.sku for c in item.components} if item else set()
+        if line.sku == sku or sku in components:
+            return line.line_id
+    return ""
 
 
 def _key_params(carton: _Carton) -> dict[str, object]:
