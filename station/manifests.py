@@ -508,6 +508,9 @@ class ManifestService:
         self._max_bytes = max_bytes
         self._clock = clock or SystemClock()
 
+    def close(self) -> None:
+        self._source.close()
+
     def fetch(self, order_id: str, carton_id: str) -> ManifestResult:
         name = _carton_name(order_id, carton_id)
         if not (_SAFE_ID.match(order_id) and _SAFE_ID.match(carton_id)):

@@ -1,0 +1,83 @@
+"""Run every benchmark, print a table and write JSON.
+
+python -m benchmarks.run            # full figures (minutes)
+python -m benchmarks.run --smoke    # small counts, seconds: CI runs this so nothing rots
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.figures import Figure
+
+# Each module has `run(smoke: bool) -> list[Figure]`.
+BENCHMARKS = (
+    "benchmarks.verdict_bench",
+    "benchmarks.outbox_bench",
+    "benchmarks.memory_bench",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="small counts, for CI")
+    parser.add_argument("--only", help="run only benchmarks whose module name contains this")
+    parser.add_argument("--json", type=Path, default=Path("bench-results/latest.json"))
+    args = parser.parse_args(argv)
+    figures: list[Figure] = []
+    for name in BENCHMARKS:
+        if args.only and args.only not in name:
+            continue
+        print(f"# {name} ...", file=sys.stderr, flush=True)
+        figures += importlib.import_module(name).run(smoke=args.smoke)
+    print(render_table(figures))
+    write_json(args.json, figures, args.smoke)
+    missed = [f.name for f in figures if f.met is False]
+    if missed and not args.smoke:
+        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+    return 0
+
+
+def render_table(figures: list[Figure]) -> str:
+    rows = [("figure", "median", "p99", "unit", "target", "ratio", "met")]
+    for f in figures:
+        rows.append(
+            (
+                f.name,
+                f"{f.median:.3g}",
+                "" if f.p99 is None else f"{f.p99:.3g}",
+                f.unit,
+                f.target,
+                "" if f.ratio is None else f"{f.ratio:.2f} vs {f.baseline}",
+                {True: "yes", False: "NO", None: ""}[f.met],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def write_json(path: Path, figures: list[Figure], smoke: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+            "arch": platform.machine(),
+        },
+        "smoke": smoke,
+        "figures": [f.as_dict() for f in figures],
+    }
+    path.write_text(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""A simulated packing table: scale and scanner simulators on real ptys, a station config that
+points the daemon at them, and a scripted packer that packs cartons from the example catalog.
+
+The demo, the end-to-end tests and the benchmarks all use it, so the daemon runs the same code
+path as on hardware: it opens /dev/pts/N with pyserial and speaks MT-SICS to the simulator.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.scale_sim import ScaleSimulator
+from simulators.scanner_sim import PtySerialScanner
+from station.catalog_file import load_catalog
+from station.domain import Catalog, Manifest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CATALOG = REPO / "config" / "catalog.example.json"
+EXAMPLE_MANIFESTS = REPO / "config" / "manifests"
+PAPERWORK_G = 6.0  # the packing slip the rig's packer puts in every carton
+
+
+@dataclass(frozen=True, slots=True)
+class RigTiming:
+    """Scale timing for the rig; short windows keep tests and the demo brisk."""
+
+    stability_window_s: float = 0.3
+    settle_window_s: float = 0.2
+    motion_s: float = 0.25  # how long the simulated scale shows motion after a placement
+    poll_interval_s: float = 0.05
+
+
+@dataclass
+class SimulatedStation:
+    workdir: Path
+    broker_host: str
+    broker_port: int
+    station_id: str = "pack-01"
+    site_id: str = "dc-sim"
+    mode: str = "enforce"
+    mqtt_protocol: str = "5"
+    timing: RigTiming = field(default_factory=RigTiming)
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.manifest_dir = self.workdir / "manifests"
+        if not self.manifest_dir.exists():
+            shutil.copytree(EXAMPLE_MANIFESTS, self.manifest_dir)
+        self.catalog: Catalog = load_catalog(EXAMPLE_CATALOG)
+        self.scale = ScaleSimulator("mtsics", tcp_port=None, seed=self.seed)
+        self.scanner = PtySerialScanner("cr")
+        self.config_path = self.workdir / f"{self.station_id}.toml"
+        self._rng = random.Random(self.seed)
+        self._on_platter_g = 0.0
+
+    def start(self) -> SimulatedStation:
+        self.scale.start()
+        self.config_path.write_text(self.config_toml())
+        return self
+
+    def stop(self) -> None:
+        self.scale.stop()
+        self.scanner.close()
+
+    def __enter__(self) -> SimulatedStation:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def config_toml(self) -> str:
+        t = self.timing
+        return f"""
+[station]
+id = "{self.station_id}"
+site = "{self.site_id}"
+data_dir = "{self.workdir / "data"}"
+
+[catalog]
+path = "{EXAMPLE_CATALOG}"
+
+[manifests.source]
+type = "directory"
+path = "{self.manifest_dir}"
+
+[scale]
+protocol = "mtsics"
+port = "{self.scale.pty_path}"
+poll_interval_s = {t.poll_interval_s}
+stability_window_s = {t.stability_window_s}
+settle_window_s = {t.settle_window_s}
+division_g = 1.0
+capacity_g = 15000.0
+stale_after_s = 2.0
+
+[[scanners]]
+type = "serial"
+name = "handheld"
+port = "{self.scanner.slave_path}"
+
+[mqtt]
+host = "{self.broker_host}"
+port = {self.broker_port}
+protocol = "{self.mqtt_protocol}"
+reconnect_min_s = 0.2
+reconnect_max_s = 2.0
+
+[workflow]
+mode = "{self.mode}"
+
+[workflow.codes]
+order_carton = '^(?P<order>ORD-[0-9]+)(?:/(?P<carton>C[0-9]+))?$'
+default_carton_id = "C1"
+
+[weight]
+paperwork_g = {PAPERWORK_G}
+paperwork_spread_g = 1.0
+fill_spread_g = 2.0
+
+[verdict]
+settle_timeout_s = 5.0
+
+[logging]
+level = "INFO"
+json_lines = true
+"""
+
+    # -- the packer's hands --------------------------------------------------------------------
+
+    def scan(self, code: str) -> None:
+        self.scanner.send(code)
+
+    def place(self, grams: float) -> None:
+        """Put something on the platter (or take it off with negative grams)."""
+        self._on_platter_g = max(0.0, self._on_platter_g + grams)
+        self.scale.set_weight(self._on_platter_g, motion_s=self.timing.motion_s)
+
+    def clear_platter(self) -> None:
+        self._on_platter_g = 0.0
+        self.scale.set_weight(0.0, motion_s=self.timing.motion_s)
+
+    def unit_weight(self, sku: str) -> float:
+        """One real unit: the catalog mean with the catalog's spread."""
+        item = self.catalog.items[sku]
+        mean = item.unit_weight_g or 0.0
+        return max(0.1, self._rng.gauss(mean, item.weight_spread_g))
+
+    def box_weight(self, box_code: str) -> float:
+        box = self.catalog.boxes[box_code]
+        return self._rng.gauss(box.tare_g, box.tare_spread_g)
+
+    def manifest(self, order_id: str, carton_id: str) -> Manifest:
+        raw = (self.manifest_dir / order_id / f"{carton_id}.json").read_bytes()
+        return Manifest.model_validate_json(raw)
+
+    def units_of(self, manifest: Manifest) -> list[str]:
+        """The units a packer puts in for a manifest: kits as their components, one per unit."""
+        units: list[str] = []
+        for line in manifest.lines:
+            if line.ship_later:
+                continue
+            item = self.catalog.items[line.sku]
+            parts = [(c.sku, c.quantity) for c in item.components] or [(line.sku, 1)]
+            for sku, per_line in parts:
+                units += [sku] * (per_line * line.quantity)
+        return units
+
+    def pack(
+        self,
+        badge: str,
+        order_id: str,
+        carton_id: str,
+        box_code: str,
+        leave_out: tuple[str, ...] = (),
+        pause_s: float = 0.05,
+    ) -> list[str]:
+        """Log in, open the carton, put the box and the units on the platter, close.
+
+        `leave_out` names SKUs of which one unit is not packed. Returns the units left out.
+        """
+        self.scan(f"BADGE-{badge}")
+        self.scan(f"{order_id}/{carton_id}")
+        time.sleep(pause_s * 4)  # the manifest fetch
+        self.scan(box_code)
+        self.place(self.box_weight(box_code) + PAPERWORK_G)
+        missing = list(leave_out)
+        for sku in self.units_of(self.manifest(order_id, carton_id)):
+            if sku in missing:
+                missing.remove(sku)
+                continue
+            self.place(self.unit_weight(sku))
+            time.sleep(pause_s)
+        self.close()
+        return list(leave_out)
+
+    def add_unit(self, sku: str) -> None:
+        self.place(self.unit_weight(sku))
+
+    def close(self) -> None:
+        self.scan("CLOSE")

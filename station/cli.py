@@ -1,0 +1,92 @@
+"""The `packstation` console script. Each module adds its own subcommands from one table here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Modules that contribute subcommands through `add_commands(subparsers)`, in help order.
+COMMAND_MODULES = (
+    "station.daemon",
+    "scale.cli",
+    "simulators.cli",
+    "station.contract",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="packstation", description="Packing-station verification daemon."
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_config_commands(subparsers)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def _add_config_commands(subparsers: argparse._SubParsersAction) -> None:
+    check = subparsers.add_parser(
+        "check-config", help="validate a station config file and summarise it"
+    )
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_run_check_config)
+    schema = subparsers.add_parser("config-schema", help="print the config's JSON Schema")
+    schema.set_defaults(func=_run_config_schema)
+
+
+def _run_check_config(args: argparse.Namespace) -> int:
+    from station.config import StationConfig
+    from station.config_loader import ConfigError, load_config
+
+    try:
+        config = load_config(StationConfig, args.file, os.environ)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    print(summarise(config))
+    return 0
+
+
+def summarise(config: object) -> str:
+    from station.config import StationConfig
+
+    assert isinstance(config, StationConfig)
+    scanners = ", ".join(
+        f"{s.type} {getattr(s, 'port', getattr(s, 'device', ''))}" for s in config.scanners
+    )
+    return "\n".join(
+        [
+            f"station {config.station.site}/{config.station.id}: OK ({config.workflow.mode} mode)",
+            f"  scale:     {config.scale.protocol} on {config.scale.port}",
+            f"  scanners:  {scanners}",
+            f"  manifests: {config.manifests.source.type}",
+            f"  mqtt:      {config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol})",
+            f"  policy:    requires {', '.join(config.policy.required_channels)}",
+        ]
+    )
+
+
+def _run_config_schema(args: argparse.Namespace) -> int:
+    from station.config import StationConfig
+
+    print(json.dumps(StationConfig.model_json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

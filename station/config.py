@@ -1,0 +1,125 @@
+"""The station's configuration: one TOML file per station, validated at start.
+
+Every section is a pydantic model with `extra="forbid"` owned by the module that uses it; this file
+only assembles them. `packstation config-schema` prints the JSON Schema of `StationConfig`, and
+`packstation check-config FILE` validates a file (see `station.config_loader` for env overrides).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scale.config import ScaleConfig
+from station.manifests import ManifestSourceConfig
+from station.mqtt import MqttConfig
+from station.scanner import ScannerConfig
+from station.session import WorkflowConfig
+from station.weight_check import WeightCheckConfig
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationSection(Strict):
+    id: Identifier = Field(description="Station id, unique in the site; part of MQTT topics.")
+    site: Identifier = Field(description="Site (warehouse) id; part of MQTT topics.")
+    data_dir: Path = Field(
+        default=Path("/var/lib/packstation"),
+        description="Where the outbox, manifest cache and evidence live. Relative to the config.",
+    )
+    locale: Literal["en", "zh-CN"] = Field(default="en", description="Packer screen language.")
+
+
+class CatalogSection(Strict):
+    path: Path = Field(description="Catalog JSON file (items and box types). Relative to config.")
+
+
+class ManifestsSection(Strict):
+    source: ManifestSourceConfig = Field(description="Where manifests come from.")
+    max_bytes: int = Field(
+        default=1_000_000, ge=1_000, le=50_000_000, description="Larger manifests are refused."
+    )
+
+
+class PolicySection(Strict):
+    required_channels: list[Literal["weight"]] = Field(
+        default=["weight"],
+        description="Channels that must vouch for every carton; a required channel that is down, "
+        "stale or unsure sends the carton to REVIEW.",
+    )
+    min_confidence: float = Field(
+        default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
+    )
+
+
+class VerdictSection(Strict):
+    settle_timeout_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=120,
+        description="How long a close waits for the scale to settle before the weight counts as "
+        "unsure (the carton then goes to REVIEW).",
+    )
+    manifest_check_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="At close the manifest is fetched again to catch a cancelled or changed "
+        "order; a WMS slower than this does not hold the verdict (the loaded version counts).",
+    )
+
+
+class LoggingSection(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+    json_lines: bool = Field(
+        default=True, description="One JSON object per line (for journald/Loki)."
+    )
+
+
+class StationConfig(Strict):
+    station: StationSection = Field(description="Who this station is and how it acts.")
+    catalog: CatalogSection = Field(description="Master data.")
+    manifests: ManifestsSection = Field(description="Order manifests.")
+    scale: ScaleConfig = Field(description="The platter scale.")
+    scanners: list[ScannerConfig] = Field(
+        min_length=1, description="Barcode scanners (badge, order, box, close, items)."
+    )
+    mqtt: MqttConfig = Field(description="The broker events are published to.")
+    workflow: WorkflowConfig = Field(
+        default_factory=WorkflowConfig, description="The packer's workflow."
+    )
+    weight: WeightCheckConfig = Field(
+        default_factory=WeightCheckConfig, description="Weight verification tolerances."
+    )
+    policy: PolicySection = Field(default_factory=PolicySection, description="Decision policy.")
+    verdict: VerdictSection = Field(default_factory=VerdictSection, description="Verdict timing.")
+    logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
+
+    @model_validator(mode="after")
+    def _unique_scanner_ports(self) -> StationConfig:
+        ports = [getattr(s, "port", None) or getattr(s, "device", None) for s in self.scanners]
+        dupes = {p for p in ports if p is not None and ports.count(p) > 1}
+        if dupes:
+            raise ValueError(f"two scanners share {', '.join(sorted(dupes))}")
+        return self
+
+    def resolve_paths(self, base: Path) -> StationConfig:
+        """Make relative paths relative to the config file's folder."""
+        station = self.station.model_copy(update={"data_dir": base / self.station.data_dir})
+        catalog = self.catalog.model_copy(update={"path": base / self.catalog.path})
+        source = self.manifests.source
+        for field in ("path", "token_file"):
+            value = getattr(source, field, None)
+            if value is not None:
+                source = source.model_copy(update={field: base / value})
+        manifests = self.manifests.model_copy(update={"source": source})
+        update = {"station": station, "catalog": catalog, "manifests": manifests}
+        return self.model_copy(update=update)

@@ -1,0 +1,453 @@
+"""The station daemon: one asyncio loop owns the session; devices and the broker hand in through a
+queue; effects are carried out in the order the session returned them.
+
+Threads: one per scale, one per scanner, paho's network thread and the outbox drainer. None of
+them touches the session: they post typed items into `_inbox` with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scale.device import DeviceHealth, ScaleDevice
+from scale.readings import WeightReading
+from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_error_g
+from station.catalog_file import load_catalog
+from station.clock import Clock, ScaledClock, SystemClock
+from station.config import StationConfig
+from station.config_loader import ConfigError, load_config
+from station.domain import expected_units
+from station.event_shapes import to_event
+from station.evidence import EvidenceStore
+from station.light import Light, LightColor, RecordingLight
+from station.logs import configure as configure_logging
+from station.manifests import FetchedManifest, ManifestService, open_manifest_source
+from station.mqtt import EventPublisher, Fault
+from station.outbox import Outbox
+from station.scanner import ScannerHealth, make_scanner
+from station.session import (
+    CollectEvidence,
+    DeviceFault,
+    DeviceRecovered,
+    Effect,
+    EvidenceReady,
+    FetchManifest,
+    ManifestChanged,
+    ManifestLoaded,
+    ManifestRefused,
+    PublishEvent,
+    RecordAttempt,
+    RecordAudit,
+    Scanned,
+    Session,
+    SessionInput,
+    SessionState,
+    SetLight,
+    ShowMessage,
+    Tick,
+    WeightInfo,
+)
+from station.verification import ChannelReport, VerificationPolicy
+from station.weight_check import ScaleState, WeightMeasurement, evaluate_weight
+
+log = logging.getLogger("packstation.daemon")
+
+_TICK_S = 1.0
+_SETTLE_POLL_S = 0.05  # wake at least this often (real time) while waiting for a settled weight
+_IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    reading: WeightReading
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    raw: str
+    source: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Health:
+    device: str
+    up: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PublisherFault:
+    fault: Fault
+
+
+_InboxItem = _Reading | _Scan | _Health | _PublisherFault | SessionInput
+Observer = Callable[[Effect], None]
+
+
+class StationDaemon:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        clock: Clock | None = None,
+        light: Light | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.catalog = load_catalog(config.catalog.path)
+        self.light = light or RecordingLight()
+        self.observers: list[Observer] = []
+        data_dir = config.station.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(data_dir / "outbox.sqlite3", self.clock)
+        self.evidence = EvidenceStore(data_dir / "evidence.sqlite3")
+        self.publisher = EventPublisher(
+            config.mqtt,
+            self.outbox,
+            config.station.id,
+            config.station.site,
+            self.clock,
+            on_fault=lambda fault: self._post(_PublisherFault(fault)),
+        )
+        self.manifests = ManifestService(
+            open_manifest_source(
+                config.manifests.source,
+                station_id=config.station.id,
+                mqtt_host=config.mqtt.host,
+                mqtt_port=config.mqtt.port,
+            ),
+            self.catalog,
+            data_dir / "manifest-cache",
+            config.manifests.max_bytes,
+            self.clock,
+        )
+        policy = VerificationPolicy(
+            required_channels=frozenset(config.policy.required_channels),
+            min_confidence=config.policy.min_confidence,
+        )
+        self.session = Session(config.workflow, self.catalog, policy, self.clock)
+        self.tracker = StabilityTracker.from_config(config.scale)
+        self.scale = ScaleDevice(
+            config.scale,
+            on_reading=lambda reading, at: self._post(_Reading(reading, at)),
+            on_health=self._on_scale_health,
+            clock=self.clock,
+        )
+        self.scanners = [
+            make_scanner(c, self._on_scan, self._on_scanner_health, self.clock)
+            for c in config.scanners
+        ]
+        self._down: dict[str, str] = {}  # device -> why, while it is down
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
+        self._weight_changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.publisher.start()
+        self.scale.start()
+        for scanner in self.scanners:
+            scanner.start()
+        self._spawn(self._tick())
+        log.info(
+            "station ready",
+            extra={"station": self.config.station.id, "mode": self.config.workflow.mode},
+        )
+        _sd_notify("READY=1")
+        if ready:
+            ready()
+        try:
+            await self._serve()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to stop; safe from any thread or a signal handler."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    async def _serve(self) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        while not self._stopping.is_set():
+            get = asyncio.ensure_future(self._inbox.get())
+            await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if get.done():
+                self._handle(get.result())
+            else:
+                get.cancel()
+
+    async def _shutdown(self) -> None:
+        _sd_notify("STOPPING=1")
+        for task in self._tasks:
+            task.cancel()
+        for scanner in self.scanners:
+            scanner.stop()
+        self.scale.stop()
+        await asyncio.to_thread(self.publisher.stop, 5.0)
+        self.manifests.close()
+        self.evidence.close()
+        self.outbox.close()
+        log.info("station stopped", extra={"station": self.config.station.id})
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _post(self, item: _InboxItem) -> None:
+        """Hand an item to the loop from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(self._inbox.put_nowait, item)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _handle(self, item: _InboxItem) -> None:
+        match item:
+            case _Reading(reading, at):
+                self._on_reading(reading, at)
+            case _Scan(raw, source, _):
+                log.info("scan", extra={"source": source, "length": len(raw)})
+                self.feed(Scanned(self.session.classify(raw)))
+            case _Health(device, up, detail):
+                self._on_health_change(device, up, detail)
+            case _PublisherFault(fault):
+                log.warning("publisher fault", extra={"fault": str(fault)})
+            case _:
+                self.feed(item)
+
+    def feed(self, event: SessionInput) -> None:
+        """Give the session one input and carry out its effects (on the loop)."""
+        self._execute(self.session.handle(event))
+
+    def _on_scan(self, raw: str, source: str, at: float) -> None:
+        self._post(_Scan(raw, source, at))
+
+    def _on_scale_health(self, health: DeviceHealth) -> None:
+        if health.state != "connecting":  # the first connect is neither a fault nor a recovery
+            self._post(_Health("scale", health.state == "up", health.detail))
+
+    def _on_scanner_health(self, health: ScannerHealth) -> None:
+        if health.state != "connecting":
+            self._post(_Health(f"scanner {health.source}", health.state == "up", health.detail))
+
+    def _on_health_change(self, device: str, up: bool, detail: str) -> None:
+        if up and device in self._down:
+            del self._down[device]
+            self.feed(DeviceRecovered(device))
+        elif not up and device not in self._down:
+            self._down[device] = detail
+            self.feed(DeviceFault(device, detail))
+
+    def _on_reading(self, reading: WeightReading, at: float) -> None:
+        self.tracker.observe(reading, at)
+        self._weight_changed.set()
+        self._weight_changed = asyncio.Event()
+        if self.session.state in _IDLE_STATES:
+            self._check_zero(at)
+
+    def _check_zero(self, now: float) -> None:
+        """Between parcels the empty platter must read near zero; drift is a scale fault."""
+        settled = self.tracker.settled(now)
+        if settled is None:
+            return
+        band = self.config.scale.zero_band_g
+        lightest_box = min((b.tare_g for b in self.catalog.boxes.values()), default=0.0)
+        # A settled weight far above the band is a box put down early, not drift.
+        drifting = band < abs(settled) < max(band * 2, lightest_box / 2)
+        device = "scale zero"
+        if drifting and device not in self._down:
+            detail = f"empty platter reads {settled:.1f} g (band ±{band:g} g): zero the scale"
+            self._on_health_change(device, False, detail)
+        elif abs(settled) <= band and device in self._down:
+            self._on_health_change(device, True, "")
+
+    async def _tick(self) -> None:
+        while True:
+            await self.clock.sleep(_TICK_S)
+            self._post(Tick(self.clock.monotonic()))
+
+    # -- effects -----------------------------------------------------------------------------
+
+    def _execute(self, effects: list[Effect]) -> None:
+        for index, effect in enumerate(effects):
+            try:
+                self._apply(effect)
+            except (sqlite3.Error, OSError) as exc:
+                # Fail closed: what cannot be recorded must not be shown as passed.
+                log.error("cannot record; carton held", extra={"error": str(exc)})
+                self._refuse_rest(effects[index + 1 :], exc)
+                return
+            for observer in self.observers:
+                observer(effect)
+
+    def _refuse_rest(self, rest: list[Effect], exc: Exception) -> None:
+        with contextlib.suppress(OSError):
+            self.light.set(LightColor.AMBER, True, self.clock.monotonic())
+        message = ShowMessage("error", "station.storage_failed", {"error": str(exc)})
+        for effect in [message, *[e for e in rest if not isinstance(e, SetLight | ShowMessage)]]:
+            for observer in self.observers:
+                observer(effect)
+
+    def _apply(self, effect: Effect) -> None:
+        match effect:
+            case PublishEvent():
+                station = self.config.station
+                event_type, data, subject = to_event(effect, station.id, station.site)
+                self.publisher.publish(event_type, data, subject=subject)
+            case RecordAttempt(record):
+                self.evidence.record_attempt(record)
+            case RecordAudit(kind, data, at):
+                self.evidence.record_audit(kind, data, at)
+            case SetLight(color, buzzer):
+                self.light.set(LightColor(color), buzzer, self.clock.monotonic())
+            case ShowMessage(level, key, params):
+                log.log(_LEVELS[level], key, extra={"params": dict(params)})
+            case FetchManifest(order_id, carton_id):
+                self._spawn(self._fetch_manifest(order_id, carton_id))
+            case CollectEvidence():
+                self._spawn(self._collect_evidence(effect))
+
+    async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
+        result = await asyncio.to_thread(self.manifests.fetch, order_id, carton_id)
+        if isinstance(result, FetchedManifest):
+            self._post(ManifestLoaded(result.manifest, result.from_cache))
+        else:
+            self._post(ManifestRefused(order_id, carton_id, result.code, result.message))
+
+    async def _collect_evidence(self, request: CollectEvidence) -> None:
+        manifest = request.manifest
+        freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
+        deadline = self.clock.monotonic() + self.config.verdict.settle_timeout_s
+        assessment = await self._settled_or_deadline(deadline)
+        change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
+        if change is not None:
+            self._post(
+                ManifestChanged(manifest.order_id, manifest.carton_id, change.kind, change.message)
+            )
+            return
+        report = evaluate_weight(
+            expected_units(manifest, self.catalog),
+            self.catalog,
+            request.box,
+            self._measurement(assessment),
+            self.config.weight,
+        )
+        self._post(EvidenceReady(request.attempt, (report,), _weight_info(report)))
+
+    async def _settled_or_deadline(self, deadline: float) -> WeighAssessment:
+        while True:
+            assessment = self.tracker.assess(self.clock.monotonic())
+            remaining = deadline - self.clock.monotonic()
+            if assessment.state is WeighState.SETTLED or remaining <= 0 or "scale" in self._down:
+                return assessment
+            wait = min(self.clock.real_seconds(remaining), _SETTLE_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._weight_changed.wait(), wait)
+
+    async def _bounded(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
+        """The manifest re-check, if it answers in time; a slow WMS must not hold the verdict."""
+        try:
+            return await asyncio.wait_for(future, self.clock.real_seconds(timeout_s))
+        except TimeoutError:
+            log.warning("manifest re-check timed out; verdict uses the loaded version")
+            return None
+
+    def _measurement(self, assessment: WeighAssessment) -> WeightMeasurement:
+        if "scale" in self._down:
+            return WeightMeasurement(ScaleState.DOWN)
+        state = _SCALE_STATES[assessment.state]
+        if state is not ScaleState.SETTLED or assessment.settled_grams is None:
+            return WeightMeasurement(state if state is not ScaleState.SETTLED else ScaleState.STALE)
+        grams = assessment.settled_grams
+        error = scale_error_g(abs(grams), self.config.scale.division_g)
+        return WeightMeasurement(ScaleState.SETTLED, gross_g=grams, scale_error_g=error)
+
+
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+_SCALE_STATES: dict[WeighState, ScaleState] = {
+    WeighState.NO_READING: ScaleState.STALE,
+    WeighState.STALE: ScaleState.STALE,
+    WeighState.DEVICE_FAULT: ScaleState.DOWN,
+    WeighState.OVERLOAD: ScaleState.OVER_CAPACITY,
+    WeighState.UNDERLOAD: ScaleState.UNDER_RANGE,
+    WeighState.MOTION: ScaleState.UNSTABLE,
+    WeighState.SETTLING: ScaleState.UNSTABLE,
+    WeighState.SETTLED: ScaleState.SETTLED,
+}
+
+
+def _weight_info(report: ChannelReport) -> WeightInfo:
+    m = report.measurements
+    return WeightInfo(m.get("measured_g"), m.get("expected_g"), m.get("tolerance_g"))
+
+
+def _sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run the station daemon")
+    run.add_argument("config", type=Path, help="station TOML file")
+    run.add_argument(
+        "--clock-speed",
+        type=float,
+        default=1.0,
+        help="run the station clock this many times faster (simulations only)",
+    )
+    run.set_defaults(func=run_daemon)
+
+
+def load_station_config(path: Path) -> StationConfig:
+    config = load_config(StationConfig, path, os.environ)
+    return config.resolve_paths(path.resolve().parent)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    try:
+        config = load_station_config(args.config)
+    except ConfigError as exc:
+        print(exc.report())
+        return 2
+    configure_logging(config.logging.level, config.logging.json_lines)
+    clock = SystemClock() if args.clock_speed == 1.0 else ScaledClock(args.clock_speed)
+    daemon = StationDaemon(config, clock=clock)
+    asyncio.run(_run_until_signalled(daemon))
+    return 0
+
+
+async def _run_until_signalled(daemon: StationDaemon) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, daemon.stop)
+    await daemon.run()

@@ -1,0 +1,125 @@
+"""Turn the session's `PublishEvent` effects into the published event models.
+
+The session speaks in its own terms (kinds, badge, lines); the MQTT contract (`station.events`)
+is versioned on its own. This module is the one place where the two meet, so a contract change
+touches only here and `station.events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from station.events import (
+    PAYLOAD_MODELS,
+    EventType,
+    ExtraLine,
+    FaultState,
+    MissingLine,
+    Reason,
+    ResponsibleStage,
+    WeightCheck,
+)
+from station.session import (
+    MISSING_CANCELLED,
+    MISSING_DETECTED,
+    MISSING_RESOLVED,
+    STATION_FAULT,
+    VERIFICATION_RESULT,
+    PublishEvent,
+)
+
+EVENT_TYPES: dict[str, EventType] = {
+    VERIFICATION_RESULT: EventType.VERIFICATION_RESULT,
+    MISSING_DETECTED: EventType.MISSING_ITEM_DETECTED,
+    MISSING_RESOLVED: EventType.MISSING_ITEM_RESOLVED,
+    MISSING_CANCELLED: EventType.MISSING_ITEM_CANCELLED,
+    STATION_FAULT: EventType.STATION_FAULT,
+}
+
+
+def to_event(
+    effect: PublishEvent, station_id: str, site_id: str
+) -> tuple[EventType, BaseModel, str | None]:
+    """(event type, validated payload, CloudEvents subject) for one session effect."""
+    event_type = EVENT_TYPES[effect.kind]
+    data = effect.data
+    if event_type is EventType.STATION_FAULT:
+        return event_type, _fault(data, station_id, site_id), data.get("carton_id")  # type: ignore[return-value]
+    fields = _carton_fields(data, station_id, site_id)
+    model = PAYLOAD_MODELS[event_type]
+    missing = _missing_lines(data.get("missing", ()))
+    extra = [
+        ExtraLine(sku=str(e["sku"]), quantity_extra=int(e["quantity"]))
+        for e in data.get("extra", ())
+    ]  # type: ignore[union-attr]
+    candidates: dict[str, Any] = {
+        "outcome": data.get("outcome"),
+        "missing_lines": missing,
+        "extra_lines": extra,
+        "resolved_lines": missing,
+        "weight": _weight(data.get("weights")),
+        "reasons": _reasons(data.get("reasons", ())),
+    }
+    payload = {**fields, **{k: v for k, v in candidates.items() if k in model.model_fields}}
+    return event_type, model.model_validate(payload), str(data["carton_id"])
+
+
+def _carton_fields(data: Mapping[str, Any], station_id: str, site_id: str) -> dict[str, Any]:
+    return {
+        "station_id": station_id,
+        "site_id": site_id,
+        "order_id": data["order_id"],
+        "carton_id": data["carton_id"],
+        "manifest_version": data["manifest_version"],
+        "attempt": max(1, int(data["attempt"])),
+        "mode": data["mode"],
+        "packer_id": data.get("packer_badge"),
+        "responsible": ResponsibleStage(
+            picker_id=data.get("picker_id"),
+            tote_id=data.get("tote_id"),
+            wave_id=data.get("wave_id"),
+        ),
+    }
+
+
+def _missing_lines(lines: Any) -> list[MissingLine]:
+    return [
+        MissingLine(
+            sku=str(line["sku"]),
+            name=str(line["name"]),
+            quantity_missing=int(line["quantity"]),
+            line_id=str(line["line_id"]),
+        )
+        for line in lines
+    ]
+
+
+def _weight(weights: Mapping[str, Any] | None) -> WeightCheck | None:
+    if not weights or weights.get("expected_g") is None:
+        return None
+    return WeightCheck(
+        expected_g=weights["expected_g"],
+        measured_g=weights.get("measured_g"),
+        tolerance_g=weights.get("tolerance_g") or 0.0,
+    )
+
+
+def _reasons(reasons: Any) -> list[Reason]:
+    return [Reason(code=str(r["code"]), message=str(r["message"])) for r in reasons]
+
+
+def _fault(data: Mapping[str, Any], station_id: str, site_id: str) -> BaseModel:
+    code = str(data.get("code") or data.get("fault") or "fault")
+    return PAYLOAD_MODELS[EventType.STATION_FAULT].model_validate(
+        {
+            "station_id": station_id,
+            "site_id": site_id,
+            "code": code.upper(),
+            "state": FaultState.CLEARED if data.get("cleared") else FaultState.RAISED,
+            "component": str(data.get("device") or data.get("fault") or "station"),
+            "message": str(data.get("message") or code),
+        }
+    )
