@@ -21,10 +21,10 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulators.broker import MosquittoBroker
 from station.events import EventType, Mode, Outcome, VerificationResult, event_source, topic_for
 from station.mqtt import EventPublisher, MqttConfig
 from station.outbox import Outbox
-from tests.mqtt_broker import MosquittoBroker
 
 SITE, STATION = "bench", "st1"
 SOURCE = event_source(SITE, STATION)

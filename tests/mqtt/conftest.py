@@ -11,11 +11,11 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulators.broker import MosquittoBroker, MosquittoNotFound
 from simulators.sink import Sink
 from station.mqtt import EventPublisher, Fault, MqttConfig
 from station.outbox import Outbox
 from tests.mqtt.factories import SITE, STATION
-from tests.mqtt_broker import MosquittoBroker, MosquittoNotFound
 
 
 def start_broker(

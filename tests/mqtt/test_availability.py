@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simulators.broker import MosquittoBroker
 from station.events import Availability, AvailabilityState, TopicKey, topic_for
 from tests.mqtt.conftest import PublisherFactory, retained_payload, wait_until
 from tests.mqtt.factories import SITE, STATION
-from tests.mqtt_broker import MosquittoBroker
 
 AVAILABILITY = topic_for(TopicKey.AVAILABILITY, SITE, STATION)
 

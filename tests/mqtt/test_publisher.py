@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from simulators.broker import MosquittoBroker
 from simulators.sink import Sink
 from station.events import CLOUDEVENTS_CONTENT_TYPE, EventType, TopicKey, parse_event, topic_for
 from station.mqtt import ConnectionState, EventPublisher
 from tests.mqtt.conftest import PublisherFactory, RawSubscriber, wait_until
 from tests.mqtt.factories import SITE, STATION, shipped_short, verification
-from tests.mqtt_broker import MosquittoBroker
 
 
 def publish_verifications(publisher: EventPublisher, count: int, start: int = 0) -> None:

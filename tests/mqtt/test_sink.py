@@ -7,11 +7,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulators.broker import MosquittoBroker
 from simulators.sink import Gap, Sink
 from station.events import EventType, event_source, topic_for
 from station.outbox import Outbox, StoredEvent
 from tests.mqtt.factories import SITE, STATION, verification
-from tests.mqtt_broker import MosquittoBroker
 
 
 def stored_events(path: Path, count: int) -> list[StoredEvent]:

@@ -8,11 +8,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from simulators.broker import MosquittoBroker
 from station.events import ManifestResponse, TopicKey, topic_for
 from station.mqtt import ReceivedMessage
 from tests.mqtt.conftest import PublisherFactory, wait_until
 from tests.mqtt.factories import SITE, STATION
-from tests.mqtt_broker import MosquittoBroker
 
 RESPONSE = ManifestResponse(request_id="r-1", carton_id="C-1", found=True, manifest={"lines": []})
 

@@ -1,4 +1,4 @@
-"""A real mosquitto broker as a child process, for tests and benchmarks.
+"""A real mosquitto broker as a child process, for tests, benchmarks and the demo.
 
 Listens on a free loopback port, keeps persistence in its own directory, and can be stopped and
 restarted on the same port with the same persistence (for "a broker restart loses nothing").
