@@ -6,11 +6,13 @@ restarted on the same port with the same persistence (for "a broker restart lose
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -133,3 +135,53 @@ class MosquittoBroker:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class EmbeddedBroker:
+    """amqtt, a pure-Python MQTT 3.1.1 broker, in a thread of its own: the demo's broker on a
+    machine without mosquitto. Not for production and not for the tests (which use mosquitto)."""
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._run, name="amqtt-broker", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout_s) or self._error:
+            raise RuntimeError(f"embedded broker did not start: {self._error}")
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        from amqtt.broker import Broker  # optional dependency: only the demo needs it
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except Exception as exc:  # reported to start(), which raises it in the caller's thread
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        await self._stop.wait()
+        await broker.shutdown()
