@@ -154,6 +154,12 @@ json_lines = true
         box = self.catalog.boxes[box_code]
         return self._rng.gauss(box.tare_g, box.tare_spread_g)
 
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Publish a manifest to the station's directory source, as a WMS would."""
+        folder = self.manifest_dir / manifest.order_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{manifest.carton_id}.json").write_text(manifest.model_dump_json(indent=2))
+
     def manifest(self, order_id: str, carton_id: str) -> Manifest:
         raw = (self.manifest_dir / order_id / f"{carton_id}.json").read_bytes()
         return Manifest.model_validate_json(raw)

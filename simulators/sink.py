@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -94,8 +94,10 @@ class Sink:
         topic_prefix: str = DEFAULT_TOPIC_PREFIX,
         session_expiry_s: int = 3600,
         echo: Callable[[str], None] | None = None,
+        protocol: Literal["5", "3.1.1"] = "5",
     ) -> None:
         self._host = host
+        self._is_v5 = protocol == "5"
         self._port = port
         self._session_expiry_s = session_expiry_s
         self._echo = echo
@@ -107,8 +109,16 @@ class Sink:
         self._db.executescript(_SCHEMA)
         self._subscribed = False
         self.invalid_messages = 0
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+        # A persistent session either way: MQTT 5 clean_start=False + expiry, 3.1.1 clean_session=0.
+        self._client = (
+            paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+            if self._is_v5
+            else paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=paho.MQTTv311,
+                clean_session=False,
+            )
         )
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
@@ -117,9 +127,14 @@ class Sink:
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect and return once the subscriptions are acknowledged."""
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self._session_expiry_s
-        self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
+        if self._is_v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self._session_expiry_s
+            self._client.connect_async(
+                self._host, self._port, clean_start=False, properties=properties
+            )
+        else:
+            self._client.connect_async(self._host, self._port)
         self._client.loop_start()
         if not self.wait_for(lambda sink: sink._subscribed, timeout):
             self.stop()

@@ -13,6 +13,7 @@ from pathlib import Path
 # Modules that contribute subcommands through `add_commands(subparsers)`, in help order.
 COMMAND_MODULES = (
     "station.daemon",
+    "station.demo",
     "scale.cli",
     "simulators.cli",
     "station.contract",

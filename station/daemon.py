@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,10 @@ class StationDaemon:
             for c in config.scanners
         ]
         self._down: dict[str, str] = {}  # device -> why, while it is down
+        self._never_up = {"scale", *(f"scanner {c.name}" for c in config.scanners)}
+        # Set once every device has been up at least once (for simulations and tests; systemd
+        # readiness does not wait for it: a station with a dead scale still runs, faulted).
+        self.devices_seen = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
         self._weight_changed = asyncio.Event()
@@ -251,6 +256,10 @@ class StationDaemon:
             self._post(_Health(f"scanner {health.source}", health.state == "up", health.detail))
 
     def _on_health_change(self, device: str, up: bool, detail: str) -> None:
+        if up:
+            self._never_up.discard(device)
+            if not self._never_up:
+                self.devices_seen.set()
         if up and device in self._down:
             del self._down[device]
             self.feed(DeviceRecovered(device))
@@ -321,7 +330,8 @@ class StationDaemon:
             case SetLight(color, buzzer):
                 self.light.set(LightColor(color), buzzer, self.clock.monotonic())
             case ShowMessage(level, key, params):
-                log.log(_LEVELS[level], key, extra={"params": dict(params)})
+                # What the packer is told; a BLOCK is business as usual, not a daemon error.
+                log.info(key, extra={"screen_level": level, "params": dict(params)})
             case FetchManifest(order_id, carton_id):
                 self._spawn(self._fetch_manifest(order_id, carton_id))
             case CollectEvidence():
@@ -382,8 +392,6 @@ class StationDaemon:
         error = scale_error_g(abs(grams), self.config.scale.division_g)
         return WeightMeasurement(ScaleState.SETTLED, gross_g=grams, scale_error_g=error)
 
-
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _SCALE_STATES: dict[WeighState, ScaleState] = {
     WeighState.NO_READING: ScaleState.STALE,

@@ -158,6 +158,14 @@ class Outbox:
             (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)
 
+    def last_station_seq(self) -> int:
+        """The station sequence number of the newest committed event (0 before the first)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM counters WHERE key = ?", (_STATION_SEQ,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def next_publisher_session(self) -> int:
         """A new, persisted publisher session number (the availability `session`)."""
         with self._transaction() as db:

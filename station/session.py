@@ -266,6 +266,7 @@ NEXT_STEP: Mapping[SessionState, str] = {
 }
 _REMEMBERED_CARTONS = 10_000
 _OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
+_BOX_STATES = frozenset({SessionState.LOADING, SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS})
 
 
 @dataclass
@@ -432,8 +433,9 @@ class Session:
 
     def _on_box(self, code: BoxCode) -> list[Effect]:
         carton = self._carton
-        if carton is None or self._state not in {SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS}:
+        if carton is None or self._state not in _BOX_STATES:
             return self._not_now(code)
+        # A box scanned while the manifest is still loading is kept: packers scan fast.
         carton.box = self._catalog.boxes[code.box_code]
         suggested = carton.manifest.box_code if carton.manifest else None
         if self._state is SessionState.AWAITING_BOX:
@@ -493,6 +495,7 @@ class Session:
         unknown = unknown_skus(manifest, self._catalog)
         if unknown:
             return self._refuse(carton, "unknown_sku", f"SKUs not in the catalog: {unknown}")
+        superseded = carton.manifest is not None
         carton.manifest = manifest
         if carton.box is None:
             self._state = SessionState.AWAITING_BOX
@@ -503,8 +506,9 @@ class Session:
                     {"suggested": manifest.box_code, "from_cache": event.from_cache},
                 )
             ]
-        self._state = SessionState.PACKING  # re-fetched after a supersede: the box stays
-        return [ShowMessage("info", "order.updated", {"version": manifest.version})]
+        self._state = SessionState.PACKING  # the box came first, or stays after a supersede
+        key = "order.updated" if superseded else "order.loaded"
+        return [ShowMessage("info", key, {"version": manifest.version, "box": carton.box.code})]
 
     def _on_manifest_refused(self, event: ManifestRefused) -> list[Effect]:
         carton = self._awaited(event.order_id, event.carton_id)

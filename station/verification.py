@@ -153,19 +153,22 @@ class VerificationPolicy:
         over: dict[str, int] = {}
         reasons: list[Reason] = []
         for report in reports:
+            # A report that explains itself (e.g. "412 g light: most likely 1 x mug") already
+            # names the SKU; a second sentence per finding would only repeat it.
+            speak = not report.reasons
             for f in report.findings:
                 if f.confidence < self.min_confidence or f.observed is None:
                     continue
                 if f.status is FindingStatus.MISSING:
                     short[f.sku] = max(short.get(f.sku, 0), f.expected - f.observed)
-                    reasons.append(
-                        Reason("sku_missing", f.detail or f"{f.sku} missing", report.channel, f.sku)
-                    )
+                    code, default = "sku_missing", f"{f.sku} missing"
                 elif f.status is FindingStatus.EXTRA:
                     over[f.sku] = max(over.get(f.sku, 0), f.observed - f.expected)
-                    reasons.append(
-                        Reason("sku_extra", f.detail or f"{f.sku} extra", report.channel, f.sku)
-                    )
+                    code, default = "sku_extra", f"{f.sku} extra"
+                else:
+                    continue
+                if speak:
+                    reasons.append(Reason(code, f.detail or default, report.channel, f.sku))
         missing = [LineDelta(s, q) for s, q in sorted(short.items()) if q > 0 and s in expected]
         extra = [LineDelta(s, q) for s, q in sorted(over.items()) if q > 0]
         return missing, extra, reasons

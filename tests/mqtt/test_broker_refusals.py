@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.mqtt_broker import MosquittoBroker
 
 from simulators.sink import Sink
 from station.events import EventType
@@ -13,7 +14,6 @@ from station.mqtt import ConnectionState, FaultCode
 from station.outbox import Outbox
 from tests.mqtt.conftest import PublisherFactory, start_broker, wait_until
 from tests.mqtt.factories import shipped_short, verification
-from tests.mqtt_broker import MosquittoBroker
 
 # Anonymous clients may publish verification events and availability, not missing-item events.
 DENY_MISSING_ITEM = """

@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from station.codes import BadgeCode, CloseCode, ItemCode, OrderCartonCode, ShippingLabelCode
+from station.codes import (
+    BadgeCode,
+    BoxCode,
+    CloseCode,
+    ItemCode,
+    OrderCartonCode,
+    ShippingLabelCode,
+)
 from station.session import (
     MISSING_CANCELLED,
     MISSING_DETECTED,
@@ -268,3 +275,16 @@ def test_workflow_config_is_strict_and_described():
         WorkflowConfig(mode="lenient")
     with pytest.raises(ValidationError):
         WorkflowConfig(surprise=1)
+
+
+def test_box_scanned_while_the_manifest_loads_is_kept():
+    session, _ = new_session()
+    drive_to(session, SessionState.LOADING)
+    early = session.handle(Scanned(BoxCode("BOX-S")))
+    assert session.state is SessionState.LOADING
+    assert only(early, ShowMessage).key == "box.accepted"
+    loaded = session.handle(ManifestLoaded(manifest()))
+    assert session.state is SessionState.PACKING
+    assert only(loaded, ShowMessage).key == "order.loaded"
+    effects = session.handle(Scanned(CloseCode()))
+    assert only(effects, CollectEvidence).box.code == "BOX-S"
