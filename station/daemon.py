@@ -236,7 +236,9 @@ class StationDaemon:
             case _Health(device, up, detail):
                 self._on_health_change(device, up, detail)
             case _PublisherFault(fault):
-                log.warning("publisher fault", extra={"fault": str(fault)})
+                # A broker refusing our events (or the connection) is a station fault the packer
+                # and the supervisor see; the events wait in the outbox meanwhile.
+                self._on_health_change(f"mqtt {fault.code.value}", not fault.active, fault.message)
             case _:
                 self.feed(item)
 
