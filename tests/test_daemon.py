@@ -1,0 +1,106 @@
+"""The daemon in process against the simulated station: faults the weight channel must raise,
+and simulations on a fast clock."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from simulators.broker import MosquittoBroker
+from simulators.rig import SimulatedStation
+from station.clock import Clock, ScaledClock
+from station.daemon import StationDaemon, load_station_config
+from station.session import Effect, PublishEvent, RecordAudit, SessionState
+
+
+class InProcessDaemon:
+    def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
+        self.daemon = StationDaemon(load_station_config(config_path), clock=clock)
+        self.effects: list[Effect] = []
+        self.daemon.observers.append(self.effects.append)
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.daemon.run(ready=self._ready.set))
+
+    def __enter__(self) -> InProcessDaemon:
+        self._thread.start()
+        assert self._ready.wait(10) and self.daemon.devices_seen.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self._thread.join(10)
+
+    def wait_for(self, predicate: Callable[[list[Effect]], bool], timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(list(self.effects)):
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def faults(effects: list[Effect]) -> list[dict]:
+    return [
+        dict(e.data) for e in effects if isinstance(e, PublishEvent) and e.kind == "station.fault"
+    ]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    running = MosquittoBroker(tmp_path / "broker")
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_empty_platter_drift_is_a_scale_fault_and_clears(tmp_path: Path, broker) -> None:
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.place(16.0)  # above the 10 g zero band, far below any box
+        assert running.wait_for(
+            lambda fx: any(f["device"] == "scale zero" and not f["cleared"] for f in faults(fx))
+        )
+        raised = next(f for f in faults(running.effects) if f["device"] == "scale zero")
+        assert "16" in str(raised["message"]) and "zero the scale" in str(raised["message"])
+        station.clear_platter()
+        assert running.wait_for(
+            lambda fx: any(f["device"] == "scale zero" and f["cleared"] for f in faults(fx))
+        )
+
+
+def test_a_box_put_down_before_the_order_is_not_drift(tmp_path: Path, broker) -> None:
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.place(station.box_weight("BOX-S"))
+        time.sleep(1.5)  # several stability windows
+        assert not faults(running.effects)
+
+
+def test_inactivity_logout_on_a_fast_clock(tmp_path: Path, broker) -> None:
+    """15 simulated minutes of inactivity in about 3 real seconds."""
+    with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+        clock = ScaledClock(300.0)
+        with InProcessDaemon(station.config_path, clock=clock) as running:
+            station.scan("BADGE-42")
+            assert running.wait_for(lambda _: running.daemon.session.state is SessionState.IDLE)
+            started = time.monotonic()
+            assert running.wait_for(
+                lambda fx: any(
+                    isinstance(e, RecordAudit) and e.kind == "packer.logout" for e in fx
+                ),
+                timeout=15,
+            )
+            assert time.monotonic() - started < 10
+            assert running.daemon.session.state is SessionState.LOGGED_OUT
