@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.mqtt_broker import MosquittoBroker
 
+from simulators.broker import MosquittoBroker
 from simulators.sink import Sink
 from station.events import EventType
 from station.mqtt import ConnectionState, FaultCode
