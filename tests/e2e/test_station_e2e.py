@@ -1,0 +1,111 @@
+"""The walking skeleton end to end: real mosquitto, `packstation run` as a subprocess, the scale
+and scanner simulators on ptys, and the reissue-backend sink. Everything observed from outside:
+the events the sink received, the station's SQLite files and its log."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import (
+    DETECTED,
+    FAULT,
+    MISSING_ITEM_EVENTS,
+    RESOLVED,
+    VERIFICATION,
+    Harness,
+)
+
+pytestmark = pytest.mark.e2e
+
+BOOK = "BOOK-COOK"  # ORD-1002/C1: 1 cookbook (line 10) + 2 candles (line 11), tote T-0107
+
+
+def outcome_of(event: dict) -> str:
+    return event["data"]["outcome"]
+
+
+def test_a_complete_carton_passes_and_its_attempt_is_recorded(harness: Harness) -> None:
+    harness.pack("ORD-1001")
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    delivered = harness.wait_for_all_delivered()
+
+    data = verdict["data"]
+    assert (data["outcome"], data["attempt"], data["mode"]) == ("PASS", 1, "enforce")
+    assert data["carton_id"] == "C1" and verdict["subject"] == "C1"
+    assert data["missing_lines"] == [] and data["extra_lines"] == []
+    assert data["responsible"]["tote_id"] == "T-0042"
+    weight = data["weight"]
+    assert abs(weight["measured_g"] - weight["expected_g"]) <= weight["tolerance_g"]
+    assert not [e for e in delivered if e["type"] in MISSING_ITEM_EVENTS]
+    assert harness.attempts("ORD-1001") == [(1, "PASS")]
+    assert harness.light_colors()[-1] == "green"
+    assert harness.sink_gaps() == []
+
+
+def test_a_short_carton_is_blocked_once_then_resolved(harness: Harness) -> None:
+    harness.pack("ORD-1002", leave_out=(BOOK,))
+    detected = harness.wait_for_event(DETECTED)
+    assert harness.wait_for_attempts("ORD-1002", count=1) == [(1, "BLOCK")]
+    assert harness.light_colors()[-1] == "red"
+
+    harness.add_and_close(BOOK)
+    resolved = harness.wait_for_event(RESOLVED)
+    delivered = harness.wait_for_all_delivered()
+
+    assert [e["type"] for e in delivered].count(DETECTED) == 1
+    data = detected["data"]
+    assert data["outcome"] == "BLOCK" and data["attempt"] == 1
+    [line] = data["missing_lines"]
+    assert (line["sku"], line["quantity_missing"], line["line_id"]) == (BOOK, 1, "10")
+    assert data["responsible"]["tote_id"] == "T-0107"
+    assert (
+        data["weight"]["measured_g"] < data["weight"]["expected_g"] - data["weight"]["tolerance_g"]
+    )
+
+    verdicts = harness.verdicts("ORD-1002")
+    assert [(outcome_of(v), v["data"]["attempt"]) for v in verdicts] == [("BLOCK", 1), ("PASS", 2)]
+    assert verdicts[0]["data"]["missing_lines"] == data["missing_lines"]
+    assert [line["sku"] for line in resolved["data"]["resolved_lines"]] == [BOOK]
+    assert resolved["data"]["attempt"] == 2
+    assert harness.attempts("ORD-1002") == [(1, "BLOCK"), (2, "PASS")]
+
+    # One carton's events are ordered by cartonversion: BLOCK, detected, PASS, resolved.
+    carton_events = sorted(
+        (e for e in delivered if e.get("subject") == "C1"), key=lambda e: e["cartonversion"]
+    )
+    assert [(e["type"], e["data"].get("outcome")) for e in carton_events] == [
+        (VERIFICATION, "BLOCK"),
+        (DETECTED, "BLOCK"),
+        (VERIFICATION, "PASS"),
+        (RESOLVED, None),
+    ]
+    assert harness.sink_gaps() == []
+
+
+def test_shadow_mode_records_a_block_but_never_stops_the_packer(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness(mode="shadow")
+    harness.start_sink()
+    harness.daemon.start()
+
+    harness.pack("ORD-1002", leave_out=(BOOK,))
+    block = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1002")
+    assert (outcome_of(block), block["data"]["mode"]) == ("BLOCK", "shadow")
+    assert [line["sku"] for line in block["data"]["missing_lines"]] == [BOOK]
+
+    # The next carton opens at once: no fix-and-close step in between.
+    harness.ship()
+    harness.pack("ORD-1001")
+    passed = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    delivered = harness.wait_for_all_delivered()
+
+    assert outcome_of(passed) == "PASS"
+    assert not [e for e in delivered if e["type"] in MISSING_ITEM_EVENTS]
+    assert "red" not in harness.light_colors()
+    assert harness.attempts("ORD-1002") == [(1, "BLOCK")]
+    assert harness.sink_gaps() == []
