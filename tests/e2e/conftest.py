@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from simulators.broker import MosquittoBroker, MosquittoNotFound
-from simulators.rig import SimulatedStation
+from simulators.rig import PAPERWORK_G, SimulatedStation
 from simulators.sink import Sink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -294,6 +294,14 @@ class Harness:
         rows = query(self.data_dir / "outbox.sqlite3", "SELECT count(*) FROM outbox")
         return int(rows[0][0]) if rows else 0
 
+    def outbox_types(self) -> set[str]:
+        rows = query(self.data_dir / "outbox.sqlite3", "SELECT DISTINCT event_type FROM outbox")
+        return {str(t) for (t,) in rows}
+
+    def wait_for_outbox_types(self, types: set[str], timeout: float = TIMEOUT_S) -> bool:
+        """Wait until events of all `types` are committed (and still pending) in the outbox."""
+        return wait_until(lambda: types <= self.outbox_types(), timeout)
+
     def wait_for_outbox_empty(self, timeout: float = TIMEOUT_S) -> None:
         if not wait_until(lambda: self.outbox_depth() == 0, timeout):
             raise AssertionError(
@@ -307,6 +315,25 @@ class Harness:
         box = self.station.manifest(order_id, carton_id).box_code
         assert box is not None
         self.station.pack("A1", order_id, carton_id, box, leave_out=leave_out)
+
+    def fill(self, order_id: str, carton_id: str = "C1") -> None:
+        """Like `pack`, without the close: the carton lies complete on the platter."""
+        st = self.station
+        manifest = st.manifest(order_id, carton_id)
+        assert manifest.box_code is not None
+        st.scan("BADGE-A1")
+        st.scan(f"{order_id}/{carton_id}")
+        time.sleep(0.2)  # the manifest fetch
+        st.scan(manifest.box_code)
+        st.place(st.box_weight(manifest.box_code) + PAPERWORK_G)
+        for sku in st.units_of(manifest):
+            st.place(st.unit_weight(sku))
+            time.sleep(0.05)
+
+    def wait_for_settled(self) -> None:
+        """Wait out the rig's motion, stability and settle windows (plus a poll or two)."""
+        t = self.station.timing
+        time.sleep(t.motion_s + t.stability_window_s + t.settle_window_s + 4 * t.poll_interval_s)
 
     def add_and_close(self, sku: str) -> None:
         """Put one more unit in the open carton and close again once the scale has seen it."""

@@ -109,3 +109,104 @@ def test_shadow_mode_records_a_block_but_never_stops_the_packer(
     assert "red" not in harness.light_colors()
     assert harness.attempts("ORD-1002") == [(1, "BLOCK")]
     assert harness.sink_gaps() == []
+
+
+def test_a_broker_restart_while_the_sink_is_offline_loses_nothing(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness()
+    harness.start_sink()  # the persistent session now exists on the broker
+    harness.stop_sink()
+    harness.daemon.start()
+
+    # Broker up, sink away: the broker queues these for the sink's session.
+    harness.pack("ORD-1001")
+    harness.wait_for_attempts("ORD-1001", count=1)
+    harness.ship()
+    harness.pack("ORD-1002", "C2")
+    harness.wait_for_attempts("ORD-1002", "C2", count=1)
+    harness.ship()
+    harness.wait_for_outbox_empty()
+    queued_on_broker = harness.station_seq()
+
+    # Broker down (persisted to disk): the daemon keeps verifying, buffering in its outbox.
+    harness.broker.stop()
+    harness.pack("ORD-1002", leave_out=(BOOK,))
+    harness.wait_for_attempts("ORD-1002", count=1)
+    harness.add_and_close(BOOK)
+    assert harness.wait_for_attempts("ORD-1002", count=2) == [(1, "BLOCK"), (2, "PASS")]
+    assert harness.outbox_depth() == harness.station_seq() - queued_on_broker > 0
+
+    harness.broker.start()
+    harness.wait_for_outbox_empty()
+    harness.start_sink()  # same client id and database: resumes the session
+    delivered = harness.wait_for_all_delivered()
+
+    assert sorted(e["stationseq"] for e in delivered) == list(range(1, harness.station_seq() + 1))
+    assert len({e["id"] for e in delivered}) == len(delivered)
+    assert harness.sink_gaps() == []
+    assert Counter((e["type"], e["data"].get("outcome")) for e in delivered) == Counter(
+        {
+            (VERIFICATION, "PASS"): 3,
+            (VERIFICATION, "BLOCK"): 1,
+            (DETECTED, "BLOCK"): 1,
+            (RESOLVED, None): 1,
+        }
+    )
+
+
+def test_a_verdict_survives_sigkill_of_the_daemon(make_harness: Callable[..., Harness]) -> None:
+    harness = make_harness()
+    harness.start_sink()
+    harness.daemon.start()
+    harness.stop_sink()
+    harness.broker.stop()  # the verdict cannot leave the station
+
+    harness.pack("ORD-1002", leave_out=(BOOK,))
+    assert harness.wait_for_attempts("ORD-1002", count=1) == [(1, "BLOCK")]
+    assert harness.wait_for_outbox_types({VERIFICATION, DETECTED})
+    harness.daemon.kill()
+
+    harness.broker.start()
+    harness.daemon.start()  # same config, same data dir
+    harness.start_sink()
+    detected = harness.wait_for_event(DETECTED)
+    delivered = harness.wait_for_all_delivered()
+    harness.wait_for_outbox_empty()
+
+    [verdict] = harness.verdicts("ORD-1002")
+    assert (outcome_of(verdict), verdict["data"]["attempt"]) == ("BLOCK", 1)
+    assert [line["sku"] for line in detected["data"]["missing_lines"]] == [BOOK]
+    assert [e["type"] for e in delivered].count(DETECTED) == 1
+    assert harness.sink_gaps() == []
+
+
+@pytest.mark.parametrize("failure", ["silent", "disconnected"])
+def test_a_scale_that_fails_at_close_time_never_passes(harness: Harness, failure: str) -> None:
+    """Fail closed: the carton was complete while the scale worked; then the scale fails, an
+    item is taken out and the packer closes. The verdict must not rest on the old weight."""
+    scale = harness.station.scale
+    harness.fill("ORD-1001")
+    harness.wait_for_settled()
+    if failure == "silent":
+        scale.set_silent(True)
+    else:
+        scale.disconnect()
+    harness.station.place(-harness.station.unit_weight("MUG-BLUE"))
+    harness.station.close()
+
+    assert harness.wait_for_attempts("ORD-1001", count=1) == [(1, "REVIEW")]
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    assert outcome_of(verdict) == "REVIEW"
+    assert harness.light_colors()[-1] == "red"
+    raised = harness.wait_for_event(FAULT, lambda e: e["data"]["state"] == "raised")
+    assert raised["data"]["component"] == "scale"
+
+    if failure == "silent":
+        scale.set_silent(False)
+    else:
+        scale.reconnect()
+    cleared = harness.wait_for_event(FAULT, lambda e: e["data"]["state"] == "cleared")
+    assert cleared["data"]["component"] == "scale"
+    assert "PASS" not in [outcome_of(v) for v in harness.verdicts("ORD-1001")]
+    assert harness.sink_gaps() == []
