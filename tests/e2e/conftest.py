@@ -40,6 +40,8 @@ VERIFICATION = event_type("verification.result")
 DETECTED = event_type("missing_item.detected")
 RESOLVED = event_type("missing_item.resolved")
 FAULT = event_type("station.fault")
+# The last effect of every verdict is one of these packer messages.
+VERDICT_MESSAGES = frozenset({"verdict.pass", "verdict.block", "verdict.review", "carton.done"})
 MISSING_ITEM_EVENTS = frozenset(
     event_type(f"missing_item.{kind}")
     for kind in ("detected", "resolved", "shipped_short", "cancelled")
@@ -164,6 +166,7 @@ class Harness:
         self.sink_db = workdir / "sink.db"
         self.sink: Sink | None = None
         self.data_dir = self.station.workdir / "data"
+        self._attempts_before_run = 0
 
     # -- components ----------------------------------------------------------------------------
 
@@ -191,6 +194,10 @@ class Harness:
                     self.station.stop()
                 finally:
                     self.broker.stop()
+
+    def start_daemon(self, *, mqtt_up: bool = True) -> None:
+        self._attempts_before_run = self.all_attempts()
+        self.daemon.start(mqtt_up=mqtt_up)
 
     # -- what the sink received ----------------------------------------------------------------
 
@@ -278,12 +285,25 @@ class Harness:
         )
         return [(int(attempt), str(outcome)) for attempt, outcome in rows]
 
+    def all_attempts(self) -> int:
+        rows = query(self.data_dir / "evidence.sqlite3", "SELECT count(*) FROM attempts")
+        return int(rows[0][0]) if rows else 0
+
+    def verdicts_finished(self) -> bool:
+        """Every attempt recorded in this daemon run has had all its effects carried out: the
+        session ends each verdict's effects (record, events, light) with one of these messages."""
+        done = sum(1 for m in self.daemon.log_messages() if m.get("msg") in VERDICT_MESSAGES)
+        return done >= self.all_attempts() - self._attempts_before_run
+
     def wait_for_attempts(
         self, order_id: str, carton_id: str = "C1", count: int = 1, timeout: float = TIMEOUT_S
     ) -> list[tuple[int, str]]:
-        """Wait until the daemon recorded `count` attempts for the carton (its verdict is then
-        committed to the outbox too: the session emits the event before the next input)."""
-        if not wait_until(lambda: len(self.attempts(order_id, carton_id)) >= count, timeout):
+        """Wait until the daemon recorded `count` attempts for the carton and carried out all
+        their effects (so the verdict's events are committed to the outbox too)."""
+        if not wait_until(
+            lambda: len(self.attempts(order_id, carton_id)) >= count and self.verdicts_finished(),
+            timeout,
+        ):
             raise AssertionError(
                 f"{order_id}/{carton_id}: {self.attempts(order_id, carton_id)} after {timeout} s"
                 f"\n--- daemon log ---\n{self.daemon.log_tail()}"
@@ -389,5 +409,5 @@ def harness(make_harness: Callable[..., Harness]) -> Harness:
     """An enforce-mode station with the broker up, the sink subscribed and the daemon running."""
     h = make_harness()
     h.start_sink()
-    h.daemon.start()
+    h.start_daemon()
     return h

@@ -41,7 +41,7 @@ def test_a_complete_carton_passes_and_its_attempt_is_recorded(harness: Harness) 
     weight = data["weight"]
     assert abs(weight["measured_g"] - weight["expected_g"]) <= weight["tolerance_g"]
     assert not [e for e in delivered if e["type"] in MISSING_ITEM_EVENTS]
-    assert harness.attempts("ORD-1001") == [(1, "PASS")]
+    assert harness.wait_for_attempts("ORD-1001") == [(1, "PASS")]
     assert harness.light_colors()[-1] == "green"
     assert harness.sink_gaps() == []
 
@@ -91,7 +91,7 @@ def test_shadow_mode_records_a_block_but_never_stops_the_packer(
 ) -> None:
     harness = make_harness(mode="shadow")
     harness.start_sink()
-    harness.daemon.start()
+    harness.start_daemon()
 
     harness.pack("ORD-1002", leave_out=(BOOK,))
     block = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1002")
@@ -106,8 +106,9 @@ def test_shadow_mode_records_a_block_but_never_stops_the_packer(
 
     assert outcome_of(passed) == "PASS"
     assert not [e for e in delivered if e["type"] in MISSING_ITEM_EVENTS]
-    assert "red" not in harness.light_colors()
+    assert harness.wait_for_attempts("ORD-1001") == [(1, "PASS")]
     assert harness.attempts("ORD-1002") == [(1, "BLOCK")]
+    assert "red" not in harness.light_colors()
     assert harness.sink_gaps() == []
 
 
@@ -117,7 +118,7 @@ def test_a_broker_restart_while_the_sink_is_offline_loses_nothing(
     harness = make_harness()
     harness.start_sink()  # the persistent session now exists on the broker
     harness.stop_sink()
-    harness.daemon.start()
+    harness.start_daemon()
 
     # Broker up, sink away: the broker queues these for the sink's session.
     harness.pack("ORD-1001")
@@ -158,7 +159,7 @@ def test_a_broker_restart_while_the_sink_is_offline_loses_nothing(
 def test_a_verdict_survives_sigkill_of_the_daemon(make_harness: Callable[..., Harness]) -> None:
     harness = make_harness()
     harness.start_sink()
-    harness.daemon.start()
+    harness.start_daemon()
     harness.stop_sink()
     harness.broker.stop()  # the verdict cannot leave the station
 
@@ -168,7 +169,7 @@ def test_a_verdict_survives_sigkill_of_the_daemon(make_harness: Callable[..., Ha
     harness.daemon.kill()
 
     harness.broker.start()
-    harness.daemon.start()  # same config, same data dir
+    harness.start_daemon()  # same config, same data dir
     harness.start_sink()
     detected = harness.wait_for_event(DETECTED)
     delivered = harness.wait_for_all_delivered()
