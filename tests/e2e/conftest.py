@@ -159,9 +159,13 @@ class Harness:
         except MosquittoNotFound as missing:
             pytest.fail(str(missing))
         self.broker.start()
-        self.station = SimulatedStation(
-            workdir / "station", self.broker.host, self.broker.port, mode=mode
-        ).start()
+        try:
+            self.station = SimulatedStation(
+                workdir / "station", self.broker.host, self.broker.port, mode=mode
+            ).start()
+        except BaseException:
+            self.broker.stop()
+            raise
         self.daemon = DaemonProcess(self.station.config_path, workdir / "daemon.log")
         self.sink_db = workdir / "sink.db"
         self.sink: Sink | None = None
@@ -372,7 +376,7 @@ def _brief(event: Event) -> str:
     return (
         f"seq={event.get('stationseq')} {event.get('type')} {data.get('order_id', '')}"
         f"/{data.get('carton_id', '')} attempt={data.get('attempt', '')}"
-        f" outcome={data.get('outcome', data.get('state', ''))}"
+        f" outcome={data.get('outcome', data.get('state', ''))} {data.get('component', '')}"
     )
 
 

@@ -27,6 +27,10 @@ def outcome_of(event: dict) -> str:
     return event["data"]["outcome"]
 
 
+def scale_fault(event: dict, state: str) -> bool:
+    return event["data"]["component"] == "scale" and event["data"]["state"] == state
+
+
 def test_a_complete_carton_passes_and_its_attempt_is_recorded(harness: Harness) -> None:
     harness.pack("ORD-1001")
 
@@ -200,14 +204,14 @@ def test_a_scale_that_fails_at_close_time_never_passes(harness: Harness, failure
     verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
     assert outcome_of(verdict) == "REVIEW"
     assert harness.light_colors()[-1] == "red"
-    raised = harness.wait_for_event(FAULT, lambda e: e["data"]["state"] == "raised")
-    assert raised["data"]["component"] == "scale"
+    raised = harness.wait_for_event(FAULT, lambda e: scale_fault(e, "raised"))
 
     if failure == "silent":
         scale.set_silent(False)
     else:
         scale.reconnect()
-    cleared = harness.wait_for_event(FAULT, lambda e: e["data"]["state"] == "cleared")
-    assert cleared["data"]["component"] == "scale"
+    cleared = harness.wait_for_event(FAULT, lambda e: scale_fault(e, "cleared"))
+    assert cleared["data"]["code"] == raised["data"]["code"]
+    assert cleared["stationseq"] > raised["stationseq"]
     assert "PASS" not in [outcome_of(v) for v in harness.verdicts("ORD-1001")]
     assert harness.sink_gaps() == []
