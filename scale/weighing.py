@@ -94,6 +94,12 @@ class StabilityTracker:
         self._samples.append(_Sample(ts, reading.grams, still))
         self._forget_older_than(ts - self.stability_window_s - self.settle_window_s)
 
+    @property
+    def latest_at(self) -> float | None:
+        """When the newest usable reading was taken (None before the first one): a decision
+        that must reflect the platter at a moment needs a reading taken after that moment."""
+        return None if self._latest is None else self._latest_ts
+
     def settled(self, now: float) -> float | None:
         """The decisive weight in grams, or None while it cannot be trusted."""
         return self.assess(now).settled_grams

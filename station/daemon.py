@@ -349,8 +349,9 @@ class StationDaemon:
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
-        deadline = self.clock.monotonic() + self.config.verdict.settle_timeout_s
-        assessment = await self._settled_or_deadline(deadline)
+        requested_at = self.clock.monotonic()
+        deadline = requested_at + self.config.verdict.settle_timeout_s
+        assessment = await self._settled_or_deadline(deadline, requested_at)
         change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
         if change is not None:
             self._post(
@@ -366,11 +367,22 @@ class StationDaemon:
         )
         self._post(EvidenceReady(request.attempt, (report,), _weight_info(report)))
 
-    async def _settled_or_deadline(self, deadline: float) -> WeighAssessment:
+    async def _settled_or_deadline(self, deadline: float, requested_at: float) -> WeighAssessment:
+        """The settled weight, counted only once a reading taken after the close request agrees:
+        a weight that settled before the close says nothing about an item taken out since, and a
+        scale that went silent still looks settled until its readings turn stale."""
         while True:
             assessment = self.tracker.assess(self.clock.monotonic())
             remaining = deadline - self.clock.monotonic()
-            if assessment.state is WeighState.SETTLED or remaining <= 0 or "scale" in self._down:
+            latest_at = self.tracker.latest_at
+            fresh = latest_at is not None and latest_at > requested_at
+            if assessment.state is WeighState.SETTLED and fresh:
+                return assessment
+            if remaining <= 0 or "scale" in self._down:
+                if assessment.state is WeighState.SETTLED:  # but no reading since the close
+                    return WeighAssessment(
+                        WeighState.STALE, assessment.grams, None, 0.0, "no reading since close"
+                    )
                 return assessment
             wait = min(self.clock.real_seconds(remaining), _SETTLE_POLL_S)
             with contextlib.suppress(TimeoutError):

@@ -180,3 +180,12 @@ def test_empty_platter_drift_is_reported_with_the_grams():
 )
 def test_oiml_maximum_permissible_error(load_g, expected):
     assert scale_error_g(load_g, division_g=5.0) == expected
+
+
+def test_latest_at_is_when_the_newest_usable_reading_was_taken():
+    track = tracker()
+    assert track.latest_at is None
+    last = feed(track, 0.0, [100.0] * 4)
+    assert track.latest_at == last
+    track.observe(WeightReading(None, False, ScaleStatus.COMMAND_ERROR), last + 1.0)
+    assert track.latest_at == last  # a refused command is no sign the weight was seen
