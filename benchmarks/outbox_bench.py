@@ -2,7 +2,7 @@
 
     python -m benchmarks.outbox_bench [--smoke] [--host H --port P]
 
-Without --host a private mosquitto is started (tests/mqtt_broker.py). The backlog is built with
+Without --host a private mosquitto is started (simulators/broker.py). The backlog is built with
 `Outbox.commit` on tmpfs (setup speed only) and copied to disk, so the drain pays real fsyncs for
 its deletes. The raw baseline publishes the very same payloads with one paho client, same broker,
 same in-flight window, TCP_NODELAY like the publisher, and waits for every PUBACK; it keeps nothing
