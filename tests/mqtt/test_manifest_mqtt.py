@@ -429,3 +429,23 @@ def test_simulate_wms_command_answers_from_a_directory(mosquitto: MosquittoBroke
     finally:
         process.terminate()
         process.wait(5)
+
+
+def test_the_daemon_asks_over_its_publisher_connection(
+    mosquitto: MosquittoBroker, wms: WmsSimulator, tmp_path: Path
+) -> None:
+    from simulators.rig import SimulatedStation
+    from station.demo import _RunningDaemon
+
+    with SimulatedStation(tmp_path / "rig", mosquitto.host, mosquitto.port) as rig:
+        directory_source = f'type = "directory"\npath = "{rig.manifest_dir}"'
+        config = rig.config_toml()
+        assert directory_source in config
+        rig.config_path.write_text(config.replace(directory_source, 'type = "mqtt"\ntimeout_s = 2'))
+        with _RunningDaemon(rig.config_path) as running:
+            daemon = running.daemon
+            assert wait_until(lambda: daemon.publisher.connected)
+            result = daemon.manifests.fetch("ORD-1001", "C1")
+            assert isinstance(result, FetchedManifest) and not result.from_cache
+            assert wms.requests[-1].station_id == rig.station_id
+            assert mosquitto.log_path.read_text().count("New client connected") == 2  # + the WMS
