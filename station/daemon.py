@@ -124,12 +124,8 @@ class StationDaemon:
             on_fault=lambda fault: self._post(_PublisherFault(fault)),
         )
         self.manifests = ManifestService(
-            open_manifest_source(
-                config.manifests.source,
-                station_id=config.station.id,
-                mqtt_host=config.mqtt.host,
-                mqtt_port=config.mqtt.port,
-            ),
+            # An MQTT source asks over the publisher's connection: built above, started in run().
+            open_manifest_source(config.manifests.source, publisher=self.publisher),
             self.catalog,
             data_dir / "manifest-cache",
             config.manifests.max_bytes,

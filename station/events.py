@@ -248,9 +248,19 @@ class Availability(_Model):
 
 
 class ManifestRequest(_Model):
-    """Station asks the WMS for a carton manifest (MQTT 5 request/response)."""
+    """Station asks the WMS for a carton manifest (request/response over the station's link).
 
-    request_id: str = Field(description="Echoed in the response; also sent as correlation data.")
+    MQTT 5: sent with Response Topic = this station's manifest/response topic and Correlation Data
+    = request_id. MQTT 3.1.1 has neither: the WMS answers on the station's fixed response topic
+    (the request topic with request -> response) and request_id correlates.
+    """
+
+    request_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Unique per request; echoed in the response, also sent as correlation data.",
+    )
+    order_id: str = Field(description="Order the carton belongs to.")
     carton_id: str = Field(description="Carton whose manifest is wanted.")
     station_id: str = Field(description="Requesting station.")
 
@@ -260,9 +270,19 @@ class ManifestResponse(_Model):
 
     request_id: str = Field(description="request_id of the ManifestRequest answered.")
     carton_id: str = Field(description="Carton the manifest is for.")
-    found: bool = Field(description="False when the WMS knows no such carton.")
+    found: bool = Field(
+        description="True with `manifest` set; false when the WMS knows no such order/carton, "
+        "or when it could not answer (then `error` says why)."
+    )
     manifest: dict[str, Any] | None = Field(
-        default=None, description="Manifest document, as defined by the manifest module."
+        default=None,
+        description="Manifest document (docs/master-data.md) when found; null otherwise.",
+    )
+    error: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Set when the WMS could not answer (e.g. its database is down): the station "
+        "treats the WMS as unavailable and may use its cached copy. Null on a real answer.",
     )
 
 
@@ -294,6 +314,7 @@ class TopicSpec:
     direction: Direction
     description: str
     event_types: tuple[EventType, ...] = ()
+    response: TopicKey | None = None  # request topics: where the answers come back
 
     def topic(self, site_id: str, station_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
         return self.pattern.format(prefix=prefix, site=site_id, station=station_id)
@@ -301,6 +322,19 @@ class TopicSpec:
     def all_stations_filter(self, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
         """Subscription filter matching this topic for every site and station."""
         return self.pattern.format(prefix=prefix, site="+", station="+")
+
+    def station_of(self, topic: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> tuple[str, str] | None:
+        """(site, station) of a concrete topic of this entry; None when it is not one."""
+        head, _, tail = self.pattern.format(prefix=prefix, site="\0", station="\0").partition(
+            "\0/\0"
+        )
+        fits = len(topic) > len(head) + len(tail)
+        if not (fits and topic.startswith(head) and topic.endswith(tail)):
+            return None
+        site, slash, station = topic[len(head) : len(topic) - len(tail)].partition("/")
+        if not (slash and site and station) or "/" in station or "+" in topic or "#" in topic:
+            return None
+        return site, station
 
 
 _STATION = "{prefix}/{site}/{station}"
@@ -359,7 +393,9 @@ TOPICS: dict[TopicKey, TopicSpec] = {
             qos=1,
             retain=False,
             direction=Direction.PUBLISH,
-            description="Manifest request to the WMS; response topic and correlation data set.",
+            description="Manifest request to the WMS (not an event: never queued, never retried)."
+            " MQTT 5: Response Topic = manifest/response, Correlation Data = request_id.",
+            response=TopicKey.MANIFEST_RESPONSE,
         ),
         TopicSpec(
             key=TopicKey.MANIFEST_RESPONSE,
@@ -368,7 +404,8 @@ TOPICS: dict[TopicKey, TopicSpec] = {
             qos=1,
             retain=False,
             direction=Direction.SUBSCRIBE,
-            description="WMS manifest responses for this station.",
+            description="WMS answers to this station's manifest requests (MQTT 3.1.1: the WMS"
+            " answers here, request_id correlates).",
         ),
     )
 }

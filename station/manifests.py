@@ -1,7 +1,8 @@
 """Where manifests come from, how they are checked, and the cache that keeps packing going.
 
 Three sources sit behind one small interface (`ManifestSource.fetch -> bytes`): a directory of JSON
-files, the WMS's HTTP API, and MQTT 5 request/response. `ManifestService` turns those bytes into a
+files, the WMS's HTTP API, and request/response over the station's own MQTT connection (the topic
+table's manifest/request and manifest/response). `ManifestService` turns those bytes into a
 validated `Manifest` or a `ManifestRefusal` with a sentence the packer can act on, caches every good
 manifest in SQLite so a network outage does not stop the table, and re-checks the manifest at close
 time to catch an order that was cancelled or changed mid-pack.
@@ -14,7 +15,6 @@ import logging
 import re
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 from urllib.parse import quote
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from station.catalog_file import json_path
 from station.clock import Clock, SystemClock
 from station.domain import Catalog, Manifest, ManifestStatus, unknown_skus
+from station.events import ManifestRequest, ManifestResponse, TopicKey
+
+if TYPE_CHECKING:
+    from station.mqtt import EventPublisher, InvalidMessage, ReceivedMessage
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +112,18 @@ class HttpManifestSourceConfig(_SourceConfig):
 
 
 class MqttManifestSourceConfig(_SourceConfig):
-    type: Literal["mqtt"] = "mqtt"
-    request_topic: str = Field(
-        default="wms/manifests/request", min_length=1, description="Topic the WMS answers on."
+    """Ask the WMS over the station's own MQTT connection ([mqtt]: broker, TLS, credentials);
+    topics, QoS and payloads come from the topic table (docs/mqtt.md)."""
+
+    type: Literal["mqtt"] = Field(
+        default="mqtt", description="Request/response over the station's MQTT connection."
     )
-    response_topic: str = Field(
-        default="packstation/{client_id}/manifests/response",
-        min_length=1,
-        description="Topic for this station's answers; {client_id} is filled in.",
+    timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="How long to wait for the WMS's answer before the cached copy is used.",
     )
-    timeout_s: float = Field(default=5.0, gt=0, le=120, description="How long to wait for a reply.")
-    qos: Literal[0, 1, 2] = Field(default=1, description="QoS of the request and the subscription.")
 
 
 ManifestSourceConfig = Annotated[
@@ -132,18 +133,17 @@ ManifestSourceConfig = Annotated[
 
 
 def open_manifest_source(
-    config: ManifestSourceConfig,
-    *,
-    station_id: str,
-    mqtt_host: str = "localhost",
-    mqtt_port: int = 1883,
+    config: ManifestSourceConfig, *, publisher: EventPublisher | None = None
 ) -> ManifestSource:
-    """The source a config describes; an MQTT source connects to the station's broker."""
+    """The source a config describes; an MQTT source needs the station's publisher (its one
+    connection), which may be started before or after."""
     if isinstance(config, DirectoryManifestSourceConfig):
         return DirectoryManifestSource(config)
     if isinstance(config, HttpManifestSourceConfig):
         return HttpManifestSource(config)
-    return MqttManifestSource(config, host=mqtt_host, port=mqtt_port, client_id_prefix=station_id)
+    if publisher is None:
+        raise ValueError("an MQTT manifest source needs the station's publisher")
+    return MqttManifestSource(config, publisher)
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -229,99 +229,124 @@ def _http_status_error(status: int) -> ManifestSourceError:
 
 @dataclass
 class _PendingRequest:
+    """One waiting fetch; the subscription handler (paho's thread) fills it and sets `done`."""
+
+    carton_id: str
     done: threading.Event = field(default_factory=threading.Event)
-    reply: mqtt.MQTTMessage | None = None
+    response: ManifestResponse | None = None
+    invalid: str | None = None  # why the answer did not validate
 
 
 class MqttManifestSource:
-    """MQTT 5 request/response: publish {"order_id", "carton_id"} with a response topic and
-    correlation data; the WMS answers on that topic with the manifest JSON as payload and a user
-    property status = ok | not_found | error.
+    """Request/response over the station's MQTT connection (the `EventPublisher`).
+
+    `fetch` publishes a `ManifestRequest` on the table's manifest/request topic (MQTT 5: Response
+    Topic = manifest/response, Correlation Data = request_id) and waits up to `timeout_s` for the
+    `ManifestResponse` on this station's manifest/response topic. Correlation: the Correlation
+    Data when the answer has it, else the request_id in the payload (MQTT 3.1.1). Answers nobody
+    waits for (late, or another request's) are dropped. A link that is down fails at once.
     """
 
-    def __init__(
-        self, config: MqttManifestSourceConfig, *, host: str, port: int, client_id_prefix: str
-    ) -> None:
+    def __init__(self, config: MqttManifestSourceConfig, publisher: EventPublisher) -> None:
         self._config = config
-        client_id = f"{client_id_prefix}-manifests"
-        self._response_topic = config.response_topic.format(client_id=client_id)
-        self._pending: dict[bytes, _PendingRequest] = {}
+        self._publisher = publisher
+        self._pending: dict[str, _PendingRequest] = {}
         self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
-        )
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.connect_async(host, port, keepalive=30)
-        self._client.loop_start()
+        self._closed = False
+        publisher.subscribe(TopicKey.MANIFEST_RESPONSE, self._on_response, self._on_invalid)
 
     def fetch(self, order_id: str, carton_id: str) -> bytes:
-        deadline = time.monotonic() + self._config.timeout_s
-        if not self._subscribed.wait(self._config.timeout_s):
-            raise ManifestSourceUnavailable("the MQTT broker cannot be reached")
-        correlation = uuid.uuid4().bytes
-        pending = _PendingRequest()
+        if self._closed:
+            raise ManifestSourceUnavailable("the MQTT manifest source is closed")
+        request = ManifestRequest(
+            request_id=uuid.uuid4().hex,
+            order_id=order_id,
+            carton_id=carton_id,
+            station_id=self._publisher.station_id,
+        )
+        pending = _PendingRequest(carton_id)
         with self._lock:
-            self._pending[correlation] = pending
+            self._pending[request.request_id] = pending  # before publishing: answers can be fast
         try:
-            self._publish_request(order_id, carton_id, correlation)
-            if not pending.done.wait(max(0.0, deadline - time.monotonic())):
+            sent = self._publisher.request(
+                TopicKey.MANIFEST_REQUEST,
+                request,
+                request.request_id.encode(),
+                expiry_s=self._config.timeout_s,
+            )
+            if not sent:
+                raise ManifestSourceUnavailable("the MQTT broker cannot be reached")
+            if not pending.done.wait(self._config.timeout_s):
                 raise ManifestSourceUnavailable(
                     f"the WMS did not answer over MQTT within {self._config.timeout_s:g} s"
                 )
         finally:
             with self._lock:
-                self._pending.pop(correlation, None)
-        return _reply_payload(pending.reply)
+                self._pending.pop(request.request_id, None)
+        if pending.invalid is not None:
+            raise ManifestSourceError(f"the WMS sent an invalid answer ({pending.invalid})")
+        if pending.response is None:
+            raise ManifestSourceUnavailable("the MQTT manifest source was closed")
+        return response_manifest(pending.response, carton_id)
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def _publish_request(self, order_id: str, carton_id: str, correlation: bytes) -> None:
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = self._response_topic
-        properties.CorrelationData = correlation
-        payload = json.dumps({"order_id": order_id, "carton_id": carton_id})
-        info = self._client.publish(
-            self._config.request_topic, payload, qos=self._config.qos, properties=properties
-        )
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ManifestSourceUnavailable(
-                f"the request could not be sent ({mqtt.error_string(info.rc)})"
-            )
-
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            client.subscribe(self._response_topic, qos=self._config.qos)
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if not any(code.is_failure for code in reason_codes):
-            self._subscribed.set()
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._subscribed.clear()
-
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        correlation = getattr(message.properties, "CorrelationData", None)
+        """Wake every waiting fetch; the subscription lives and dies with the publisher."""
+        self._closed = True
         with self._lock:
-            pending = self._pending.get(correlation)
+            pending, self._pending = list(self._pending.values()), {}
+        for request in pending:
+            request.done.set()
+
+    # -- subscription handlers (paho's network thread): fill the slot, set the event, no more ----
+
+    def _on_response(self, message: ReceivedMessage) -> None:
+        response = message.payload
+        if not isinstance(response, ManifestResponse):
+            return
+        pending = self._claim(message.correlation_data, response.request_id)
         if pending is not None:
-            pending.reply = message
+            pending.response = response
             pending.done.set()
 
+    def _on_invalid(self, message: InvalidMessage) -> None:
+        pending = self._claim(message.correlation_data, _loose_request_id(message.raw))
+        if pending is not None:
+            pending.invalid = message.error
+            pending.done.set()
 
-def _reply_payload(message: mqtt.MQTTMessage) -> bytes:
-    user_properties = dict(getattr(message.properties, "UserProperty", None) or [])
-    status = user_properties.get("status", "ok")
-    if status == "not_found":
-        raise ManifestNotFound("the WMS answered not_found")
-    if status != "ok":
-        raise ManifestSourceUnavailable(f"the WMS answered {status[:40]!r}")
-    return message.payload
+    def _claim(self, correlation: bytes | None, request_id: str | None) -> _PendingRequest | None:
+        if correlation is not None:
+            request_id = correlation.decode("utf-8", "replace")
+        with self._lock:
+            pending = self._pending.pop(request_id, None) if request_id else None
+        if pending is None:
+            log.debug("manifest answer for no waiting request dropped: %.64r", request_id)
+        return pending
+
+
+def _loose_request_id(raw: bytes) -> str | None:
+    """request_id of an answer that is otherwise invalid, so its fetch fails now (MQTT 3.1.1
+    has no correlation data)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    request_id = document.get("request_id") if isinstance(document, dict) else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def response_manifest(response: ManifestResponse, carton_id: str) -> bytes:
+    """The manifest bytes of a WMS answer, for `parse_manifest`; raises a ManifestSourceError:
+    `error` set = unavailable (the cache may serve), not found = not found, else malformed."""
+    if response.error is not None:
+        raise ManifestSourceUnavailable(f"the WMS could not answer ({response.error[:80]!r})")
+    if response.carton_id != carton_id:
+        raise ManifestSourceError(f"the WMS answered for carton {response.carton_id[:64]!r}")
+    if not response.found:
+        raise ManifestNotFound("the WMS answered not found")
+    if response.manifest is None:
+        raise ManifestSourceError("the WMS answered found without a manifest")
+    return json.dumps(response.manifest, ensure_ascii=False).encode()
 
 
 # --- validation --------------------------------------------------------------------------------

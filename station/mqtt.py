@@ -18,6 +18,7 @@ sees station events in sequence order. Under MQTT 3.1.1 a broker acknowledges a 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import socket
 import threading
@@ -179,7 +180,19 @@ class ReceivedMessage:
     correlation_data: bytes | None
 
 
+@dataclass(frozen=True)
+class InvalidMessage:
+    """An inbound message whose payload does not validate against the table model."""
+
+    key: TopicKey
+    topic: str
+    raw: bytes
+    correlation_data: bytes | None
+    error: str  # a short summary of what did not validate
+
+
 MessageHandler = Callable[[ReceivedMessage], None]
+InvalidMessageHandler = Callable[[InvalidMessage], None]
 
 
 @dataclass
@@ -226,7 +239,9 @@ class EventPublisher:
         self._faults: dict[FaultCode, Fault] = {}
         self._lock = threading.Lock()
         self._last_ack_monotonic: float | None = None
-        self._subscriptions: dict[str, tuple[TopicSpec, MessageHandler]] = {}
+        self._subscriptions: dict[
+            str, tuple[TopicSpec, MessageHandler, InvalidMessageHandler | None]
+        ] = {}
         self._client = self._make_client()
 
     # -- public interface ----------------------------------------------------------------------
@@ -279,16 +294,62 @@ class EventPublisher:
         self._wake.set()
         return stored
 
-    def subscribe(self, topic_key: TopicKey, handler: MessageHandler) -> None:
+    def subscribe(
+        self,
+        topic_key: TopicKey,
+        handler: MessageHandler,
+        on_invalid: InvalidMessageHandler | None = None,
+    ) -> None:
         """Call `handler` (on the paho network thread: hand off, do not block) for each valid
-        message on this station's topic. Subscriptions are renewed on every connect."""
+        message on this station's topic, and `on_invalid` (same thread) for each message that
+        does not validate (logged and dropped without it). Subscriptions are renewed on every
+        connect."""
         spec = TOPICS[topic_key]
         if spec.direction is not Direction.SUBSCRIBE:
             raise ValueError(f"{topic_key} is a publish-side topic")
         topic = self._topic(topic_key)
-        self._subscriptions[topic] = (spec, handler)
+        self._subscriptions[topic] = (spec, handler, on_invalid)
         if self.connected:
             self._client.subscribe(topic, qos=spec.qos)
+
+    def request(
+        self,
+        topic_key: TopicKey,
+        payload: BaseModel,
+        correlation_data: bytes,
+        expiry_s: float | None = None,
+    ) -> bool:
+        """Publish a request (not an event: no outbox, no retry) on a table topic that has a
+        response topic, right away on this connection, at the table's QoS. MQTT 5 adds Response
+        Topic (this station's topic for the answers) and Correlation Data; `expiry_s` becomes the
+        Message Expiry Interval, so a request nobody takes in time is dropped by the broker.
+        False when the link is down: the caller fails at once instead of waiting. Thread-safe;
+        never call it from a paho callback (a subscription handler)."""
+        spec = TOPICS[topic_key]
+        if spec.direction is not Direction.PUBLISH or spec.response is None:
+            raise ValueError(f"{topic_key} is not a request topic")
+        if not isinstance(payload, spec.payload):
+            raise TypeError(f"{topic_key} carries {spec.payload.__name__}")
+        if not self.connected:
+            return False
+        properties = None
+        if self._is_v5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = self._topic(spec.response)
+            properties.CorrelationData = correlation_data
+            properties.ContentType = "application/json"
+            if expiry_s is not None:
+                properties.MessageExpiryInterval = max(1, math.ceil(expiry_s))
+        info = self._client.publish(
+            self._topic(topic_key),
+            payload.model_dump_json().encode(),
+            qos=spec.qos,
+            retain=spec.retain,
+            properties=properties,
+        )
+        # NO_CONN (the link dropped since the check): paho would send it after reconnecting, late;
+        # the caller gives up now and a late answer finds nobody waiting.
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def stop(self, timeout: float = 5.0) -> None:
         """Flush what the broker accepts within `timeout` s, publish retained offline, disconnect.
@@ -310,6 +371,14 @@ class EventPublisher:
         self._client.loop_stop()
         self._state = ConnectionState.DOWN
         log.info("stopped", extra={"outbox_depth": self._outbox.depth()})
+
+    @property
+    def station_id(self) -> str:
+        return self._station_id
+
+    @property
+    def site_id(self) -> str:
+        return self._site_id
 
     @property
     def connected(self) -> bool:
@@ -395,11 +464,13 @@ class EventPublisher:
             )
             return
         self._server_receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        # SUBSCRIBE goes out before anyone sees the link up, so a request published next cannot
+        # overtake it and have its answer dropped by the broker.
+        for topic, (spec, _handler, _on_invalid) in list(self._subscriptions.items()):
+            client.subscribe(topic, qos=spec.qos)
         self._state = ConnectionState.UP
         self._clear_fault(FaultCode.CONNECTION_REFUSED)
         log.info("connected", extra={"client_id": self.client_id, "session": self._session})
-        for topic, (spec, _handler) in self._subscriptions.items():
-            client.subscribe(topic, qos=spec.qos)
         self._announce_online = True
         self._wake.set()
 
@@ -432,17 +503,21 @@ class EventPublisher:
         subscription = self._subscriptions.get(message.topic)
         if subscription is None:
             return
-        spec, handler = subscription
-        try:
-            payload = spec.payload.model_validate_json(message.payload)
-        except ValidationError as error:
-            log.warning(
-                "invalid inbound message dropped",
-                extra={"topic": message.topic, "errors": error.error_count()},
-            )
-            return
+        spec, handler, on_invalid = subscription
         correlation = getattr(message.properties, "CorrelationData", None)
         try:
+            try:
+                payload = spec.payload.model_validate_json(message.payload)
+            except ValidationError as error:
+                log.warning(
+                    "invalid inbound message dropped",
+                    extra={"topic": message.topic, "errors": error.error_count()},
+                )
+                if on_invalid is not None:
+                    summary = _validation_summary(error)
+                    raw = bytes(message.payload)
+                    on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, summary))
+                return
             handler(ReceivedMessage(spec.key, message.topic, payload, correlation))
         except Exception:
             # The network thread must survive a faulty handler.
@@ -580,6 +655,12 @@ def _disable_nagle(client: paho.Client, userdata: Any, sock: Any) -> None:
     with Nagle on, a window of QoS 1 publishes drains at a fraction of the link's rate."""
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _validation_summary(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    return f"{where}: {first['msg']}"[:200]
 
 
 def _path_or_none(path: Path | None) -> str | None:

@@ -1,13 +1,9 @@
-"""The HTTP and MQTT manifest sources against real servers: a local http.server and a mosquitto
-broker started by this module."""
+"""The HTTP manifest source against a real local http.server (the MQTT source is tested against
+mosquitto in tests/mqtt/test_manifest_mqtt.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,12 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from simulators.broker import free_port
 from station.catalog_file import load_catalog
 from station.clock import ManualClock
 from station.manifests import (
@@ -28,9 +21,6 @@ from station.manifests import (
     HttpManifestSourceConfig,
     ManifestNotFound,
     ManifestService,
-    ManifestSourceError,
-    ManifestSourceUnavailable,
-    MqttManifestSourceConfig,
     RefusalCode,
     open_manifest_source,
 )
@@ -92,7 +82,6 @@ def http_service(wms, tmp_path: Path, **config) -> ManifestService:
             url_template=wms.base_url + "/api/orders/{order_id}/cartons/{carton_id}",
             **{"timeout_s": 0.3, "token": TOKEN} | config,
         ),
-        station_id="pack-07",
     )
     return ManifestService(source, CATALOG, tmp_path / "cache", clock=ManualClock())
 
@@ -145,7 +134,7 @@ def test_http_outage_falls_back_to_the_cache(wms, tmp_path, caplog, failure) -> 
     elif failure == "timeout":
         wms.delay_s = 1.0
     else:
-        wms.base_url = f"http://127.0.0.1:{_free_port()}"
+        wms.base_url = f"http://127.0.0.1:{free_port()}"
         service = http_service(wms, tmp_path)
     with caplog.at_level(logging.DEBUG):
         result = service.fetch("ORD-1001", "C1")
@@ -158,127 +147,7 @@ def test_http_ids_are_url_quoted(wms, tmp_path) -> None:
     wms.status = 404
     source = open_manifest_source(
         HttpManifestSourceConfig(url_template=wms.base_url + "/o/{order_id}/{carton_id}"),
-        station_id="pack-07",
     )
     with pytest.raises(ManifestNotFound):
         source.fetch("A B/C", "C1")
     assert wms.requests[0][0] == "/o/A%20B%2FC/C1"
-
-
-# --- MQTT ---------------------------------------------------------------------------------------
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def broker_port(tmp_path_factory) -> Iterator[int]:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed")
-    port = _free_port()
-    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    broker = subprocess.Popen(
-        [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for_port(port)
-        yield port
-    finally:
-        broker.terminate()
-        broker.wait(timeout=5)
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"mosquitto did not open port {port}")
-
-
-class Responder:
-    """Stands in for the WMS: answers manifest requests on the response topic it is given."""
-
-    def __init__(self, port: int, topic: str, answers: dict[str, tuple[str, bytes]]) -> None:
-        self.answers = answers  # order_id -> (status, payload); absent orders get no answer
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id="wms-responder", protocol=mqtt.MQTTv5
-        )
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.on_message = self._answer
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self.subscribed.wait(5)
-
-    def _answer(self, client, userdata, message) -> None:
-        request = json.loads(message.payload)
-        if request["order_id"] not in self.answers:
-            return
-        status, payload = self.answers[request["order_id"]]
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.CorrelationData = message.properties.CorrelationData
-        properties.UserProperty = [("status", status)]
-        client.publish(message.properties.ResponseTopic, payload, qos=1, properties=properties)
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def mqtt_source(broker_port: int) -> Iterator:
-    config = MqttManifestSourceConfig(request_topic="test/manifests/request", timeout_s=1.0)
-    responder = Responder(
-        broker_port,
-        config.request_topic,
-        {"ORD-1001": ("ok", ORDER_1001), "ORD-404": ("not_found", b""), "ORD-500": ("error", b"")},
-    )
-    source = open_manifest_source(
-        config, station_id="pack-07", mqtt_host="127.0.0.1", mqtt_port=broker_port
-    )
-    yield source
-    source.close()
-    responder.stop()
-
-
-def test_mqtt_request_response_returns_the_manifest(mqtt_source, tmp_path) -> None:
-    service = ManifestService(mqtt_source, CATALOG, tmp_path, clock=ManualClock())
-    result = service.fetch("ORD-1001", "C1")
-    assert isinstance(result, FetchedManifest) and result.manifest.order_id == "ORD-1001"
-    assert mqtt_source.fetch("ORD-1001", "C1") == ORDER_1001  # a second request correlates too
-
-
-def test_mqtt_not_found_and_errors(mqtt_source) -> None:
-    with pytest.raises(ManifestNotFound):
-        mqtt_source.fetch("ORD-404", "C1")
-    with pytest.raises(ManifestSourceUnavailable, match="'error'"):
-        mqtt_source.fetch("ORD-500", "C1")
-
-
-def test_mqtt_silence_is_a_timeout(mqtt_source) -> None:
-    started = time.monotonic()
-    with pytest.raises(ManifestSourceUnavailable, match="did not answer"):
-        mqtt_source.fetch("ORD-SILENT", "C1")
-    assert 0.9 < time.monotonic() - started < 3
-
-
-def test_mqtt_without_a_broker_is_unavailable() -> None:
-    source = open_manifest_source(
-        MqttManifestSourceConfig(timeout_s=0.3), station_id="pack-07", mqtt_port=_free_port()
-    )
-    try:
-        with pytest.raises(ManifestSourceError, match="broker cannot be reached"):
-            source.fetch("ORD-1001", "C1")
-    finally:
-        source.close()
