@@ -101,17 +101,21 @@ def drain_rate(broker: tuple[str, int], backlog: Path, count: int) -> float:
 
 
 def raw_paho_rate(broker: tuple[str, int], payloads: list[bytes]) -> float:
-    acked = threading.Semaphore(0)
+    """The window is kept here, not in paho's queue: paho rescans every queued message on each
+    PUBACK (`_update_inflight`), so handing it 100,000 publishes at once is quadratic and would
+    make a baseline no real publisher would use."""
+    room = threading.Semaphore(WINDOW)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
     client.max_inflight_messages_set(WINDOW)
-    client.on_publish = lambda *_: acked.release()
+    client.on_publish = lambda *_: room.release()
     started = time.perf_counter()
     client.connect(*broker)
     client.loop_start()
     for payload in payloads:
+        room.acquire()
         client.publish(TOPIC, payload, qos=1)
-    for _ in payloads:
-        acked.acquire()
+    for _ in range(WINDOW):
+        room.acquire()
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
