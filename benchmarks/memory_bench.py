@@ -185,6 +185,8 @@ def run(smoke: bool) -> list[Figure]:
                     colour = daemon.entry(index).get("color", "?")
                     lights[colour] = lights.get(colour, 0) + 1
                     packed += 1
+                    if colour != "green":  # a BLOCK or REVIEW keeps the carton open: abort it
+                        rig.scan("LOGOUT")
             rig.clear_platter()
             time.sleep(1.0)  # the empty platter settles; nothing open from here on
             rss_mb = _status_kb(daemon.pid, "VmRSS") / 1024
