@@ -12,8 +12,9 @@ rig (pty scale and scanner, example catalog and manifests) and a private mosquit
 - idle CPU: utime+stime from /proc/<pid>/stat over a few seconds with nobody packing (a packer
   logged in, no carton open): the cost of scale polling, the tick and the MQTT keepalive.
 
-Baseline (2-core VM, Python 3.11, full run, 2026-11): see the report of the run that added this
-file; bench-results/latest.json holds the last run's numbers.
+Baseline (2-core VM, Python 3.11, full run 2026-11-26,
+measured while other test suites ran on the same 2 cores): start-up 728 ms, VmRSS 43.5 MB
+(VmHWM 43.5 MB, 6 threads, no numpy/OpenCV/onnxruntime mapped), idle CPU 2 % of a core.
 """
 
 from __future__ import annotations
