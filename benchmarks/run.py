@@ -51,8 +51,8 @@ def render_table(figures: list[Figure]) -> str:
         rows.append(
             (
                 f.name,
-                f"{f.median:.3g}",
-                "" if f.p99 is None else f"{f.p99:.3g}",
+                _number(f.median),
+                "" if f.p99 is None else _number(f.p99),
                 f.unit,
                 f.target,
                 "" if f.ratio is None else f"{f.ratio:.2f} vs {f.baseline}",
@@ -62,6 +62,11 @@ def render_table(figures: list[Figure]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _number(value: float) -> str:
+    """Three significant digits, without scientific notation for rates in the thousands."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def write_json(path: Path, figures: list[Figure], smoke: bool) -> None:
