@@ -120,6 +120,11 @@ class ScaleDevice:
         self._health: DeviceHealth | None = None
         self._decoder: FrameDecoder | None = None
         self._totals = DeviceCounters(0, 0, 0, 0, 0)
+        # The port and poll command while connected, for `request_reading` from another thread;
+        # every write goes through `_write` under this lock.
+        self._write_lock = threading.Lock()
+        self._port: SerialPort | None = None
+        self._poll: bytes | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -164,6 +169,19 @@ class ScaleDevice:
         """Ask the scale to tare. We never rely on it (a reset clears it); for bench use."""
         return self._queue(self.spec.tare_command)
 
+    def request_reading(self) -> bool:
+        """Poll right now, from any thread: a close wants a reading taken after it, and waiting
+        for the next poll cycle would add up to a whole poll interval to every verdict. False when
+        the scale is not connected or streams on its own (then the next frame comes anyway)."""
+        port, poll = self._port, self._poll
+        if port is None or poll is None:
+            return False
+        try:
+            self._write(port, poll)
+        except _PORT_ERRORS:
+            return False  # the device thread notices the broken link and reconnects
+        return True
+
     # -- the thread -----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -207,8 +225,15 @@ class ScaleDevice:
     def _talk(self, port: SerialPort, decoder: FrameDecoder) -> None:
         poll = self.spec.poll_command
         if isinstance(self.config, MtSicsScaleConfig) and self.config.mtsics_mode == "stream":
-            port.write(self.spec.stream_command or b"")
+            self._write(port, self.spec.stream_command or b"")
             poll = None
+        self._port, self._poll = port, poll
+        try:
+            self._exchange(port, decoder, poll)
+        finally:
+            self._port = self._poll = None
+
+    def _exchange(self, port: SerialPort, decoder: FrameDecoder, poll: bytes | None) -> None:
         last_valid = self._clock.monotonic()
         poll_sent_at: float | None = None
         next_poll = last_valid
@@ -221,7 +246,7 @@ class ScaleDevice:
                 poll_sent_at is not None and now - poll_sent_at > self.config.read_timeout_s
             )
             if poll is not None and now >= next_poll and (poll_sent_at is None or reply_overdue):
-                port.write(poll)
+                self._write(port, poll)
                 poll_sent_at, next_poll = now, now + self.config.poll_interval_s
             frames_before = decoder.frames
             chunk = port.read(port.in_waiting or 1)
@@ -241,7 +266,11 @@ class ScaleDevice:
 
     def _send_queued_commands(self, port: SerialPort) -> None:
         while not self._commands.empty():
-            port.write(self._commands.get_nowait())
+            self._write(port, self._commands.get_nowait())
+
+    def _write(self, port: SerialPort, data: bytes) -> None:
+        with self._write_lock:
+            port.write(data)
 
     # -- health, messages, counters -------------------------------------------------------------
 

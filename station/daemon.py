@@ -347,6 +347,7 @@ class StationDaemon:
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
         requested_at = self.clock.monotonic()
         deadline = requested_at + self.config.verdict.settle_timeout_s
+        self.scale.request_reading()
         assessment = await self._settled_or_deadline(deadline, requested_at)
         change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
         if change is not None:

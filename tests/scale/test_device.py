@@ -180,6 +180,25 @@ def test_zero_command_reaches_the_scale(recorder, run_device):
         assert not run_device("toledo", simulator.pty_path).zero()  # streaming, no commands
 
 
+@pytest.mark.parametrize("protocol", ["mtsics", "nci"])
+def test_request_reading_polls_at_once_between_poll_cycles(protocol, recorder, run_device):
+    with ScaleSimulator(protocol, weight_g=500.0) as simulator:
+        device = run_device(protocol, simulator.pty_path, poll_interval_s=5.0, stale_after_s=10.0)
+        recorder.wait_for(lambda: len(recorder.readings) == 1)  # the first poll only
+        requested = time.monotonic()
+        assert device.request_reading()
+        recorder.wait_for(lambda: len(recorder.readings) == 2, timeout_s=1.0)
+        assert recorder.readings[-1][1] > requested
+        assert time.monotonic() - requested < 1.0  # long before the next 5 s poll
+
+
+def test_request_reading_is_refused_when_the_scale_streams(recorder, run_device):
+    with ScaleSimulator("toledo", weight_g=5.0, stream_hz=20) as simulator:
+        device = run_device("toledo", simulator.pty_path)
+        recorder.wait_for(lambda: len(recorder.readings) >= 1)
+        assert not device.request_reading()
+
+
 @pytest.mark.parametrize(
     ("failures", "low", "high"), [(1, 0.5, 0.5), (2, 0.5, 1.0), (4, 2.0, 4.0), (20, 15.0, 30.0)]
 )
