@@ -29,7 +29,12 @@ class ApiSection(_Strict):
         description="Address to listen on. The kiosk browser and the shipping software run on "
         "the station PC, so localhost is enough; bind wider only behind a firewall.",
     )
-    port: int = Field(default=8420, ge=1, le=65_535, description="TCP port of the API and screen.")
+    port: int = Field(
+        default=8420,
+        ge=0,
+        le=65_535,
+        description="TCP port of the API and screen; 0 picks a free one.",
+    )
     token: SecretStr | None = Field(
         default=None,
         description="Bearer token for changing actions and evidence lookup; set it through "
