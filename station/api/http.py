@@ -114,6 +114,10 @@ class HttpServer:
             await self._respond(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away; nothing to tell it
+        except asyncio.CancelledError:
+            # stop() ends open event streams this way; asyncio's stream protocol would log a
+            # cancelled connection task as an error, so it ends normally instead.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

@@ -148,7 +148,7 @@ class ScreenModel:
             "attempt": record.attempt,
             "missing": self._lines(verdict.missing),
             "extra": self._lines(verdict.extra),
-            "reasons": [{"code": r.code, "message": r.message} for r in verdict.reasons],
+            "reasons": [to_plain(reason) for reason in verdict.reasons],
             "weight": to_plain(record.weight),
             "released_by": None,
         }

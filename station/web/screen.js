@@ -138,12 +138,17 @@ function renderVerdict(m) {
   itemList($("verdict-missing"), verdict.missing, "ui.missing_title");
   itemList($("verdict-extra"), verdict.extra, "ui.extra_title");
   const reasons = verdict.outcome === "PASS" ? [] : verdict.reasons;
-  $("verdict-reasons").replaceChildren(...reasons.map((r) => el("li", "", r.message)));
+  $("verdict-reasons").replaceChildren(...reasons.map((r) => el("li", "", reasonText(r))));
   const held = m.state === "blocked" && !verdict.released_by;
   $("verdict-todo").textContent = !held ? "" :
     t(verdict.outcome === "BLOCK" ? "ui.block_todo" : "ui.review_todo");
   $("override-open").hidden = !held;
   if (!held) closeOverride();
+}
+
+function reasonText(reason) {
+  const key = "why." + reason.code;
+  return key in catalog ? t(key, reason) : reason.message; // codes without a string: as decided
 }
 
 function itemList(list, items, titleKey) {
