@@ -47,7 +47,9 @@ def browser() -> Iterator[WebDriver]:
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
-        pytest.fail("chromium and chromedriver are needed: apt-get install chromium chromium-driver")
+        pytest.fail(
+            "chromium and chromedriver are needed: apt-get install chromium chromium-driver"
+        )
     profile = tempfile.mkdtemp(prefix="packstation-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
