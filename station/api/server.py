@@ -165,7 +165,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/health/ready",
         "_ready",
-        "Readiness: every device up and the outbox draining",
+        "Readiness: every device and the broker connection up",
         "health",
         responses=(200, 503),
     ),
