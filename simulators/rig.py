@@ -45,6 +45,7 @@ class SimulatedStation:
     mqtt_protocol: str = "5"
     timing: RigTiming = field(default_factory=RigTiming)
     seed: int = 7
+    extra_config: str = ""  # TOML appended to the generated config ([api], [[reviewers]], ...)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ settle_timeout_s = 5.0
 [logging]
 level = "INFO"
 json_lines = true
-"""
+{self.extra_config}"""
 
     # -- the packer's hands --------------------------------------------------------------------
 

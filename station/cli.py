@@ -17,6 +17,9 @@ COMMAND_MODULES = (
     "scale.cli",
     "simulators.cli",
     "station.contract",
+    "station.api.pins",
+    "station.api.openapi",
+    "station.api.status_cli",
 )
 
 

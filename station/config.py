@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scale.config import ScaleConfig
+from station.api.config import ApiSection, ReviewerEntry, ReviewSection
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
 from station.scanner import ScannerConfig
@@ -102,6 +103,24 @@ class StationConfig(Strict):
     policy: PolicySection = Field(default_factory=PolicySection, description="Decision policy.")
     verdict: VerdictSection = Field(default_factory=VerdictSection, description="Verdict timing.")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
+    api: ApiSection = Field(
+        default_factory=ApiSection, description="The packer's screen and the local Station API."
+    )
+    review: ReviewSection = Field(
+        default_factory=ReviewSection, description="How held cartons are released by a reviewer."
+    )
+    reviewers: list[ReviewerEntry] = Field(
+        default_factory=list,
+        description="Who may release a held carton at this station (badge and PIN hash).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_reviewers(self) -> StationConfig:
+        badges = [r.badge for r in self.reviewers]
+        dupes = {b for b in badges if badges.count(b) > 1}
+        if dupes:
+            raise ValueError(f"reviewer badge listed twice: {', '.join(sorted(dupes))}")
+        return self
 
     @model_validator(mode="after")
     def _unique_scanner_ports(self) -> StationConfig:
@@ -121,5 +140,8 @@ class StationConfig(Strict):
             if value is not None:
                 source = source.model_copy(update={field: base / value})
         manifests = self.manifests.model_copy(update={"source": source})
-        update = {"station": station, "catalog": catalog, "manifests": manifests}
+        api = self.api
+        if api.token_file is not None:
+            api = api.model_copy(update={"token_file": base / api.token_file})
+        update = {"station": station, "catalog": catalog, "manifests": manifests, "api": api}
         return self.model_copy(update=update)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 from scale.device import DeviceHealth, ScaleDevice
 from scale.readings import WeightReading
 from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_error_g
+from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.clock import Clock, ScaledClock, SystemClock
 from station.config import StationConfig
@@ -34,6 +34,7 @@ from station.evidence import EvidenceStore
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
+from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
@@ -59,6 +60,9 @@ from station.session import (
     Tick,
     WeightInfo,
 )
+from station.status import DeviceStatus, StationStatus
+from station.systemd import notify as _sd_notify
+from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, VerificationPolicy
 from station.weight_check import ScaleState, WeightMeasurement, evaluate_weight
 
@@ -67,6 +71,8 @@ log = logging.getLogger("packstation.daemon")
 _TICK_S = 1.0
 _SETTLE_POLL_S = 0.05  # wake at least this often (real time) while waiting for a settled weight
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
+# A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
+_HEALTHY_INBOX_BACKLOG = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +163,12 @@ class StationDaemon:
         self._weight_changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._started_at = self.clock.monotonic()
+        self.metrics = StationMetrics(self.outbox.depth, lambda: len(self._down))
+        self.observers.append(lambda effect: self.metrics.on_effect(effect, self.clock.monotonic()))
+        self.api = StationApi(self) if config.api.enabled else None
+        if self.api is not None:
+            self.observers.append(self.api.on_effect)
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -166,7 +178,12 @@ class StationDaemon:
         self.scale.start()
         for scanner in self.scanners:
             scanner.start()
-        self._spawn(self._tick())
+        self._ticker = asyncio.ensure_future(self._tick())
+        if self.api is not None:
+            await self.api.start()
+        watchdog = watchdog_interval_s()
+        if watchdog is not None:
+            self._spawn(self._watchdog(watchdog))
         log.info(
             "station ready",
             extra={"station": self.config.station.id, "mode": self.config.workflow.mode},
@@ -196,6 +213,9 @@ class StationDaemon:
 
     async def _shutdown(self) -> None:
         _sd_notify("STOPPING=1")
+        if self.api is not None:
+            await self.api.stop()
+        self._ticker.cancel()
         for task in self._tasks:
             task.cancel()
         for scanner in self.scanners:
@@ -238,9 +258,40 @@ class StationDaemon:
             case _:
                 self.feed(item)
 
-    def feed(self, event: SessionInput) -> None:
-        """Give the session one input and carry out its effects (on the loop)."""
-        self._execute(self.session.handle(event))
+    def feed(self, event: SessionInput) -> list[Effect]:
+        """Give the session one input and carry out its effects (on the loop); returns them."""
+        effects = self.session.handle(event)
+        self._execute(effects)
+        return effects
+
+    def status(self) -> StationStatus:
+        """The station at this moment, for the screen, the API and health checks (on the loop)."""
+        station = self.config.station
+        return StationStatus(
+            station_id=station.id,
+            site_id=station.site,
+            mode=self.session.mode,
+            locale=station.locale,
+            state=self.session.state,
+            packer=self.session.packer,
+            carton=self.session.carton_view(),
+            devices=self._devices(),
+            weight=self.tracker.assess(self.clock.monotonic()),
+            outbox_depth=self.outbox.depth(),
+            uptime_s=self.clock.monotonic() - self._started_at,
+        )
+
+    def _devices(self) -> tuple[DeviceStatus, ...]:
+        named = ["scale", *(f"scanner {c.name}" for c in self.config.scanners)]
+        faults = [name for name in self._down if name not in named]  # mqtt, scale zero, ...
+        devices = [
+            DeviceStatus(name, "down", self._down[name])
+            if name in self._down
+            else DeviceStatus(name, "connecting" if name in self._never_up else "up")
+            for name in [*named, *faults]
+        ]
+        devices.append(DeviceStatus("mqtt", "up" if self.publisher.connected else "down"))
+        return tuple(devices)
 
     def _on_scan(self, raw: str, source: str, at: float) -> None:
         self._post(_Scan(raw, source, at))
@@ -260,6 +311,7 @@ class StationDaemon:
                 self.devices_seen.set()
         if up and device in self._down:
             del self._down[device]
+            self.metrics.reconnected(device)
             self.feed(DeviceRecovered(device))
         elif not up and device not in self._down:
             self._down[device] = detail
@@ -292,6 +344,18 @@ class StationDaemon:
         while True:
             await self.clock.sleep(_TICK_S)
             self._post(Tick(self.clock.monotonic()))
+
+    async def _watchdog(self, interval_s: float) -> None:
+        """Ping systemd only while the loop keeps up: a stalled loop never gets here, and a loop
+        drowning in its inbox, or whose ticker died, stops pinging and is restarted."""
+        while True:
+            if self._inbox.qsize() < _HEALTHY_INBOX_BACKLOG and not self._ticker.done():
+                _sd_notify("WATCHDOG=1")
+            else:
+                log.error(
+                    "loop unhealthy; watchdog not pinged", extra={"backlog": self._inbox.qsize()}
+                )
+            await asyncio.sleep(interval_s)
 
     # -- effects -----------------------------------------------------------------------------
 
@@ -344,6 +408,7 @@ class StationDaemon:
 
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
+        started = self.clock.monotonic()
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
         requested_at = self.clock.monotonic()
         deadline = requested_at + self.config.verdict.settle_timeout_s
@@ -362,6 +427,7 @@ class StationDaemon:
             self._measurement(assessment),
             self.config.weight,
         )
+        self.metrics.channel_reported(report.channel, self.clock.monotonic() - started)
         self._post(EvidenceReady(request.attempt, (report,), _weight_info(report)))
 
     async def _settled_or_deadline(self, deadline: float, requested_at: float) -> WeighAssessment:
@@ -419,17 +485,6 @@ _SCALE_STATES: dict[WeighState, ScaleState] = {
 def _weight_info(report: ChannelReport) -> WeightInfo:
     m = report.measurements
     return WeightInfo(m.get("measured_g"), m.get("expected_g"), m.get("tolerance_g"))
-
-
-def _sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op when not run by systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(message.encode(), address)
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from station.session import (
     MISSING_CANCELLED,
     MISSING_DETECTED,
     MISSING_RESOLVED,
+    MISSING_SHIPPED_SHORT,
     STATION_FAULT,
     VERIFICATION_RESULT,
     PublishEvent,
@@ -36,6 +37,7 @@ EVENT_TYPES: dict[str, EventType] = {
     MISSING_DETECTED: EventType.MISSING_ITEM_DETECTED,
     MISSING_RESOLVED: EventType.MISSING_ITEM_RESOLVED,
     MISSING_CANCELLED: EventType.MISSING_ITEM_CANCELLED,
+    MISSING_SHIPPED_SHORT: EventType.MISSING_ITEM_SHIPPED_SHORT,
     STATION_FAULT: EventType.STATION_FAULT,
 }
 
@@ -62,6 +64,7 @@ def to_event(
         "resolved_lines": missing,
         "weight": _weight(data.get("weights")),
         "reasons": _reasons(data.get("reasons", ())),
+        "reviewer_id": data.get("reviewer_badge"),
     }
     payload = {**fields, **{k: v for k, v in candidates.items() if k in model.model_fields}}
     return event_type, model.model_validate(payload), str(data["carton_id"])

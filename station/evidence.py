@@ -74,21 +74,32 @@ class EvidenceStore:
         )
         return [json.loads(row[0]) for row in rows]
 
+    def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
+        """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
+        rows = self._db.execute(
+            "SELECT at, data FROM audit WHERE kind = 'carton.released'"
+            " AND json_extract(data, '$.order_id') = ? AND json_extract(data, '$.carton_id') = ?"
+            " ORDER BY id",
+            (order_id, carton_id),
+        )
+        return [{**json.loads(data), "at": at} for at, data in rows]
+
     def close(self) -> None:
         self._db.close()
 
 
 def to_json(value: object) -> str:
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(to_plain(value), ensure_ascii=False, separators=(",", ":"))
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and containers as JSON-ready values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):

@@ -14,6 +14,8 @@ necessities, are:
 - Shadow mode decides, records and publishes `verification.result` exactly as enforce mode does,
   but every carton ends after its first attempt, the light is never red, and no missing-item
   events are published (nothing acts on them while the station is on trial).
+- A reviewer (never the carton's own packer) may release a BLOCKED carton; released with items
+  missing, it publishes `missing_item.shipped_short` so the backend reissues them.
 - Stale responses (a manifest for an order no longer open, evidence for an earlier attempt) are
   dropped silently: they belong to a carton the packer has already moved on from.
 """
@@ -159,6 +161,14 @@ class DeviceRecovered:
     device: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewerOverride:
+    """A reviewer releases the blocked carton; the caller has already checked who they are."""
+
+    reviewer_badge: str
+    reason_code: str
+
+
 SessionInput = (
     Scanned
     | ManifestLoaded
@@ -168,6 +178,7 @@ SessionInput = (
     | Tick
     | DeviceFault
     | DeviceRecovered
+    | ReviewerOverride
 )
 
 # --------------------------------------------------------------------------------------- effects
@@ -176,6 +187,7 @@ VERIFICATION_RESULT = "verification.result"
 MISSING_DETECTED = "missing_item.detected"
 MISSING_RESOLVED = "missing_item.resolved"
 MISSING_CANCELLED = "missing_item.cancelled"
+MISSING_SHIPPED_SHORT = "missing_item.shipped_short"
 STATION_FAULT = "station.fault"
 
 
@@ -269,6 +281,20 @@ _OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
 _BOX_STATES = frozenset({SessionState.LOADING, SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS})
 
 
+@dataclass(frozen=True, slots=True)
+class CartonView:
+    """The open carton as the screen and the API see it (a copy; changing it changes nothing)."""
+
+    order_id: str
+    carton_id: str
+    manifest: Manifest | None
+    box: BoxType | None
+    attempts: int
+    scanned_units: Mapping[str, int]
+    expected_units: Mapping[str, int]  # kits expanded, ship-later lines left out
+    last_verdict: Verdict | None
+
+
 @dataclass
 class _Carton:
     order_id: str
@@ -280,6 +306,7 @@ class _Carton:
     closed_by: CloseTrigger = "code"
     shipping_label: str | None = None
     last_outcome: Outcome | None = None
+    last_verdict: Verdict | None = None
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
 
     @property
@@ -320,6 +347,38 @@ class Session:
     def open_carton(self) -> tuple[str, str] | None:
         return self._carton.key if self._carton else None
 
+    @property
+    def mode(self) -> Mode:
+        return self._config.mode
+
+    def carton_view(self) -> CartonView | None:
+        """A read-only copy of the open carton, for the packer's screen and the API."""
+        carton = self._carton
+        if carton is None:
+            return None
+        return CartonView(
+            order_id=carton.order_id,
+            carton_id=carton.carton_id,
+            manifest=carton.manifest,
+            box=carton.box,
+            attempts=carton.attempts,
+            scanned_units=dict(carton.scanned_units),
+            expected_units=self._expected(carton),
+            last_verdict=carton.last_verdict,
+        )
+
+    def override_refusal(self, reviewer_badge: str) -> str | None:
+        """Why `reviewer_badge` cannot release the open carton now (a message key), or None.
+
+        Only a carton the station holds (BLOCKED) can be released, and never by its own packer:
+        the point of a second pair of eyes is that it is a second person.
+        """
+        if self._state is not SessionState.BLOCKED:
+            return "override.nothing_blocked"
+        if reviewer_badge == self._packer:
+            return "override.own_carton"
+        return None
+
     def classify(self, raw: str) -> ScannedCode:
         """The scan as this session's patterns and catalog read it (for `Scanned`)."""
         return self._classifier.classify(raw)
@@ -342,6 +401,8 @@ class Session:
                 return self._on_device_fault(device, message)
             case DeviceRecovered(device):
                 return self._on_device_fault(device, "recovered", cleared=True)
+            case ReviewerOverride():
+                return self._on_override(event)
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
@@ -572,6 +633,7 @@ class Session:
             return []
         verdict = self._policy.decide(self._verifiable(carton), event.reports)
         carton.last_outcome = verdict.outcome
+        carton.last_verdict = verdict
         effects: list[Effect] = [
             RecordAttempt(self._attempt_record(carton, verdict, event.weight)),
             self._verdict_event(VERIFICATION_RESULT, carton, verdict, event.weight),
@@ -618,6 +680,48 @@ class Session:
             "reasons": [reason.message for reason in verdict.reasons],
         }
         return [*effects, SetLight("red", buzzer=True), ShowMessage("error", key, params)]
+
+    def _on_override(self, event: ReviewerOverride) -> list[Effect]:
+        refusal = self.override_refusal(event.reviewer_badge)
+        if refusal is not None:
+            return [ShowMessage("warning", refusal, {"reviewer_badge": event.reviewer_badge})]
+        carton = self._carton
+        assert carton is not None and carton.last_verdict is not None  # BLOCKED has both
+        # A shortage published earlier and never resolved ships too, even if the last attempt
+        # could only say REVIEW: the backend must reissue what it was told is missing.
+        short = carton.last_verdict.missing or carton.published_missing
+        lines = self._lines(carton, short)
+        effects: list[Effect] = [
+            self._audit(
+                "carton.released",
+                {
+                    **_key_params(carton),
+                    "attempt": carton.attempts,
+                    "outcome": carton.last_verdict.outcome.value,
+                    "packer_badge": self._packer,
+                    "reviewer_badge": event.reviewer_badge,
+                    "reason_code": event.reason_code,
+                    "missing": lines,
+                },
+            )
+        ]
+        if short:
+            sentence = f"Released by reviewer {event.reviewer_badge} ({event.reason_code})."
+            reasons = [{"code": event.reason_code, "message": sentence}]
+            reasons += [{"code": r.code, "message": r.message} for r in carton.last_verdict.reasons]
+            effects.append(
+                self._event(
+                    MISSING_SHIPPED_SHORT,
+                    carton,
+                    missing=lines,
+                    reasons=reasons,
+                    reviewer_badge=event.reviewer_badge,
+                )
+            )
+        self._carton = None
+        self._state = SessionState.IDLE
+        params = {**_key_params(carton), "reviewer_badge": event.reviewer_badge, "missing": lines}
+        return [*effects, SetLight("off"), ShowMessage("info", "override.released", params)]
 
     # ------------------------------------------------------------------- time and devices
 

@@ -22,6 +22,7 @@ from station.session import (
     ManifestChanged,
     ManifestLoaded,
     ManifestRefused,
+    ReviewerOverride,
     Scanned,
     SessionState,
     ShowMessage,
@@ -62,6 +63,8 @@ INPUTS = {
     "tick_expired": lambda now: Tick(now + 600),
     "device_fault": lambda now: DeviceFault("scale", "no data"),
     "device_recovered": lambda now: DeviceRecovered("scale"),
+    "override_reviewer": lambda now: ReviewerOverride("LEAD-1", "reissue_approved"),
+    "override_packer": lambda now: ReviewerOverride(PACKER, "reissue_approved"),
 }
 
 # fmt: off
@@ -87,6 +90,8 @@ NEXT = {
     "tick_expired":     (LO, LO, LO, LO, LO, LO, LO),
     "device_fault":     (LO, ID, LD, AB, PK, VF, BL),
     "device_recovered": (LO, ID, LD, AB, PK, VF, BL),
+    "override_reviewer":(LO, ID, LD, AB, PK, VF, ID),
+    "override_packer":  (LO, ID, LD, AB, PK, VF, BL),
 }
 # fmt: on
 STATES = (LO, ID, LD, AB, PK, VF, BL)

@@ -1,0 +1,35 @@
+"""Request bodies of the Station API: validated on arrival; their schemas go into the OpenAPI."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StartCarton(_Body):
+    """Open a carton for the logged-in packer, as scanning its order label would."""
+
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")
+    carton_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")
+
+
+class CloseCarton(_Body):
+    """Close the open carton, as scanning the close code would."""
+
+
+class TokenOverride(_Body):
+    """Release the held carton on behalf of a reviewer (a supervisor tool holding the token)."""
+
+    reviewer_badge: str = Field(min_length=1, max_length=64, description="Who approves.")
+    reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")
+
+
+class ScreenOverride(_Body):
+    """Release the held carton from the packer's screen with a reviewer's badge and PIN."""
+
+    reviewer_badge: str = Field(min_length=1, max_length=64, description="The reviewer's badge.")
+    pin: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$", description="Their PIN.")
+    reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")

@@ -1,0 +1,470 @@
+"""The Station API and the packer's screen, served on the daemon's own asyncio loop.
+
+Handlers run on the loop that owns the session, so they read and feed it directly; the only slow
+work (checking a PIN with scrypt) goes to a thread. Reads are open to anything on the station PC;
+changing actions and evidence need the bearer token from the config; the screen's override needs
+a reviewer's badge and PIN and nothing else, so the page itself holds no secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from station.api.http import (
+    EventStream,
+    HttpError,
+    HttpServer,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
+from station.api.models import CloseCarton, ScreenOverride, StartCarton, TokenOverride
+from station.api.pins import AttemptLimiter, verify_pin
+from station.api.screen import ScreenModel
+from station.codes import CloseCode, OrderCartonCode
+from station.evidence import to_plain
+from station.session import (
+    ReviewerOverride,
+    Scanned,
+    SessionInput,
+    SessionState,
+    ShowMessage,
+)
+from station.status import StationStatus
+
+if TYPE_CHECKING:
+    from station.daemon import StationDaemon
+
+Auth = Literal["none", "token", "reviewer"]
+_Body = TypeVar("_Body", bound=BaseModel)
+WEB = resources.files("station") / "web"
+STATIC_FILES = {
+    "/screen/": ("index.html", "text/html; charset=utf-8"),
+    "/screen/screen.css": ("screen.css", "text/css; charset=utf-8"),
+    "/screen/screen.js": ("screen.js", "text/javascript; charset=utf-8"),
+    "/screen/i18n/en.json": ("i18n/en.json", "application/json"),
+    "/screen/i18n/zh-CN.json": ("i18n/zh-CN.json", "application/json"),
+}
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One endpoint and what the OpenAPI document says about it."""
+
+    method: str
+    path: str
+    handler: str  # the StationApi method that serves it
+    summary: str
+    tag: str
+    auth: Auth = "none"
+    query: tuple[str, ...] = ()  # required query parameters
+    body: type[BaseModel] | None = None
+    responses: tuple[int, ...] = (200,)
+    content_type: str = "application/json"
+
+
+_STATIC_ROUTES = tuple(
+    Route("GET", path, "_static", f"Packer screen: {name}", "screen", content_type=kind)
+    for path, (name, kind) in STATIC_FILES.items()
+)
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/",
+        "_home",
+        "Redirect to the packer screen",
+        "screen",
+        responses=(302,),
+        content_type="text/plain",
+    ),
+    *_STATIC_ROUTES,
+    Route("GET", "/api/screen", "_screen", "Everything the screen shows, once", "screen"),
+    Route(
+        "GET",
+        "/api/screen/events",
+        "_screen_events",
+        "The screen's model, pushed on every change (Server-Sent Events)",
+        "screen",
+        content_type="text/event-stream",
+    ),
+    Route(
+        "POST",
+        "/api/screen/override",
+        "_screen_override",
+        "Release the held carton with a reviewer's badge and PIN",
+        "session",
+        auth="reviewer",
+        body=ScreenOverride,
+        responses=(200, 400, 403, 409, 415, 422, 429),
+    ),
+    Route("GET", "/api/status", "_status", "Station state, devices and outbox", "station"),
+    Route("GET", "/api/session", "_session", "The current session and open carton", "session"),
+    Route(
+        "POST",
+        "/api/session/start",
+        "_start",
+        "Open a carton",
+        "session",
+        auth="token",
+        body=StartCarton,
+        responses=(200, 400, 401, 403, 409, 415, 422),
+    ),
+    Route(
+        "POST",
+        "/api/session/close",
+        "_close",
+        "Close the open carton",
+        "session",
+        auth="token",
+        body=CloseCarton,
+        responses=(200, 400, 401, 403, 409, 415, 422),
+    ),
+    Route(
+        "POST",
+        "/api/session/override",
+        "_token_override",
+        "Release the held carton for a reviewer",
+        "session",
+        auth="token",
+        body=TokenOverride,
+        responses=(200, 400, 401, 403, 409, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/api/label-permission",
+        "_label_permission",
+        "May the shipping software print this carton's label?",
+        "shipping",
+        query=("order_id", "carton_id"),
+        responses=(200, 400),
+    ),
+    Route(
+        "GET",
+        "/api/evidence",
+        "_evidence",
+        "Close attempts and releases of a carton",
+        "evidence",
+        auth="token",
+        query=("order_id", "carton_id"),
+        responses=(200, 400, 401, 403),
+    ),
+    Route("GET", "/api/health/live", "_live", "Liveness: the loop answers", "health"),
+    Route(
+        "GET",
+        "/api/health/ready",
+        "_ready",
+        "Readiness: every device and the broker connection up",
+        "health",
+        responses=(200, 503),
+    ),
+    Route("GET", "/metrics", "_metrics", "Prometheus metrics", "health", content_type=METRICS_TYPE),
+    Route("GET", "/api/openapi.json", "_openapi", "This document", "health"),
+)
+
+
+class StationApi:
+    def __init__(self, daemon: StationDaemon) -> None:
+        self._daemon = daemon
+        config = daemon.config
+        self._config = config.api
+        self._token = config.api.resolved_token()
+        self._reviewers = {r.badge: r for r in config.reviewers}
+        self._reason_codes = list(config.review.reason_codes)
+        self._limiter = AttemptLimiter(config.review.max_failed_pins, config.review.lockout_s)
+        self.screen = ScreenModel(
+            daemon.catalog, config.weight, config.scale.division_g, self._reason_codes
+        )
+        self._changed = asyncio.Event()
+        routes = {(r.method, r.path): getattr(self, r.handler) for r in ROUTES}
+        self._server = HttpServer(routes, config.api.bind, config.api.port)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+    def on_effect(self, effect: Any) -> None:
+        """A daemon observer: updates the screen model and wakes the screens' streams."""
+        self.screen.on_effect(effect)
+        self._changed.set()
+
+    # -- screen ------------------------------------------------------------------------------
+
+    async def _home(self, request: Request) -> Response:
+        return Response(302, b"", "text/plain", {"Location": "/screen/"})
+
+    async def _static(self, request: Request) -> Response:
+        name, kind = STATIC_FILES[request.path]
+        return Response(200, (WEB / name).read_bytes(), kind)
+
+    async def _screen(self, request: Request) -> Response:
+        return json_response(self.screen.view(self._daemon.status()))
+
+    async def _screen_events(self, request: Request) -> EventStream:
+        return EventStream(self._screen_stream())
+
+    async def _screen_stream(self) -> AsyncIterator[str]:
+        """The whole model whenever it differs from the last one sent: after an effect at once,
+        and at the refresh interval for the live weight."""
+        last = None
+        while True:
+            current = json.dumps(self.screen.view(self._daemon.status()), ensure_ascii=False)
+            if current != last:
+                last = current
+                yield current
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._config.screen_refresh_s)
+
+    async def _screen_override(self, request: Request) -> Response:
+        body = _parse(request, ScreenOverride)
+        self._check_reason(body.reason_code)
+        now = self._daemon.clock.monotonic()
+        if self._limiter.locked(now):
+            self._refused(body.reviewer_badge, "locked_out")
+            wait = self._limiter.retry_after_s(now)
+            message = f"too many wrong PINs; try again in {wait:.0f} s"
+            raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, message, {"Retry-After": f"{wait:.0f}"})
+        reviewer = self._reviewers.get(body.reviewer_badge)
+        pin_ok = reviewer is not None and await asyncio.to_thread(
+            verify_pin, body.pin, reviewer.pin_hash
+        )
+        if not pin_ok:
+            self._limiter.failed(now)
+            self._refused(body.reviewer_badge, "bad_credentials")
+            raise HttpError(HTTPStatus.FORBIDDEN, "unknown reviewer badge or wrong PIN")
+        return self._override(body.reviewer_badge, body.reason_code)
+
+    # -- session -----------------------------------------------------------------------------
+
+    async def _status(self, request: Request) -> Response:
+        return json_response(status_json(self._daemon.status()))
+
+    async def _session(self, request: Request) -> Response:
+        status = self._daemon.status()
+        view = self.screen.view(status)
+        body = {
+            "state": view["state"],
+            "packer": view["packer"],
+            "carton": view["carton"],
+            "verdict": view["verdict"],
+            "mode": status.mode,
+        }
+        return json_response(body)
+
+    async def _start(self, request: Request) -> Response:
+        self._require_token(request)
+        body = _parse(request, StartCarton)
+        self._feed(
+            Scanned(OrderCartonCode(body.order_id, body.carton_id)),
+            lambda: self._daemon.session.open_carton == (body.order_id, body.carton_id),
+        )
+        return json_response(status_json(self._daemon.status()))
+
+    async def _close(self, request: Request) -> Response:
+        self._require_token(request)
+        _parse(request, CloseCarton)
+        self._feed(
+            Scanned(CloseCode()), lambda: self._daemon.session.state is SessionState.VERIFYING
+        )
+        return json_response(status_json(self._daemon.status()))
+
+    async def _token_override(self, request: Request) -> Response:
+        self._require_token(request)
+        body = _parse(request, TokenOverride)
+        self._check_reason(body.reason_code)
+        return self._override(body.reviewer_badge, body.reason_code)
+
+    def _override(self, reviewer_badge: str, reason_code: str) -> Response:
+        refusal = self._daemon.session.override_refusal(reviewer_badge)
+        if refusal is not None:
+            self._refused(reviewer_badge, refusal.removeprefix("override."))
+            own = refusal == "override.own_carton"
+            status = HTTPStatus.FORBIDDEN if own else HTTPStatus.CONFLICT
+            message = (
+                "a packer cannot release their own carton"
+                if own
+                else "no carton is held at this station"
+            )
+            return error_response(status, message)
+        self._daemon.feed(ReviewerOverride(reviewer_badge, reason_code))
+        self._daemon.metrics.overridden(reason_code)
+        return json_response(status_json(self._daemon.status()))
+
+    def _feed(self, event: SessionInput, succeeded: Callable[[], bool]) -> None:
+        """Give the session `event` like a scan; 409 with the packer's message if it refused."""
+        effects = self._daemon.feed(event)
+        if not succeeded():
+            said = next((e for e in effects if isinstance(e, ShowMessage)), None)
+            key = said.key if said else "refused"
+            detail = ", ".join(f"{k}={v}" for k, v in to_plain(said.params).items()) if said else ""
+            raise HttpError(HTTPStatus.CONFLICT, f"the session refused: {key} {detail}".strip())
+
+    # -- shipping and evidence ---------------------------------------------------------------
+
+    async def _label_permission(self, request: Request) -> Response:
+        order_id, carton_id = _carton_query(request)
+        evidence = self._daemon.evidence
+        permission = label_permission(
+            evidence.attempts(order_id, carton_id),
+            evidence.releases(order_id, carton_id),
+            held=self._daemon.session.open_carton == (order_id, carton_id),
+            shadow_station=self._daemon.session.mode == "shadow",
+        )
+        return json_response({"order_id": order_id, "carton_id": carton_id, **permission})
+
+    async def _evidence(self, request: Request) -> Response:
+        self._require_token(request)
+        order_id, carton_id = _carton_query(request)
+        evidence = self._daemon.evidence
+        return json_response(
+            {
+                "order_id": order_id,
+                "carton_id": carton_id,
+                "attempts": evidence.attempts(order_id, carton_id),
+                "releases": evidence.releases(order_id, carton_id),
+                "images": [],  # no camera channel yet
+            }
+        )
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def _live(self, request: Request) -> Response:
+        return json_response({"status": "alive"})
+
+    async def _ready(self, request: Request) -> Response:
+        status = self._daemon.status()
+        problems = [f"{d.name}: {d.state} {d.detail}".strip() for d in status.devices_down]
+        code = HTTPStatus.OK if not problems else HTTPStatus.SERVICE_UNAVAILABLE
+        return json_response({"ready": not problems, "problems": problems}, code)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(200, self._daemon.metrics.render().encode(), METRICS_TYPE)
+
+    async def _openapi(self, request: Request) -> Response:
+        from station.api.openapi import openapi_document
+
+        return json_response(openapi_document(ROUTES))
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _require_token(self, request: Request) -> None:
+        if self._token is None:
+            raise HttpError(HTTPStatus.FORBIDDEN, "no API token is configured at this station")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token.encode()
+        ):
+            raise HttpError(
+                HTTPStatus.UNAUTHORIZED,
+                "send Authorization: Bearer <the station's API token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    def _check_reason(self, reason_code: str) -> None:
+        if reason_code not in self._reason_codes:
+            allowed = ", ".join(self._reason_codes)
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"reason_code must be one of: {allowed}")
+
+    def _refused(self, reviewer_badge: str, why: str) -> None:
+        """Every refused override is audited (never with the PIN) and counted."""
+        self._daemon.metrics.override_rejected(why)
+        data = {
+            "reviewer_badge": reviewer_badge,
+            "reason": why,
+            "carton": self._daemon.session.open_carton,
+        }
+        self._daemon.evidence.record_audit("override.refused", data, self._daemon.clock.now_utc())
+
+
+def _parse(request: Request, model: type[_Body]) -> _Body:
+    try:
+        return model.model_validate(request.json() if request.body else {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, problems) from None
+
+
+def _carton_query(request: Request) -> tuple[str, str]:
+    order_id = request.query.get("order_id", "").strip()
+    carton_id = request.query.get("carton_id", "").strip()
+    if not order_id or not carton_id:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "order_id and carton_id are both required")
+    return order_id, carton_id
+
+
+def label_permission(
+    attempts: list[dict[str, Any]],
+    releases: list[dict[str, Any]],
+    held: bool,
+    shadow_station: bool,
+) -> dict[str, Any]:
+    """Allowed after the carton's last attempt passed, or after a reviewer released it since.
+
+    A station in shadow mode never stops a parcel, so its answer is always yes, flagged `shadow`
+    so the shipping software can tell a verified carton from one that was merely recorded.
+    """
+    last = attempts[-1] if attempts else None
+    release = None
+    if last is not None:
+        release = next((r for r in reversed(releases) if r["at"] >= last["decided_at"]), None)
+    shadow = shadow_station or (last is not None and last["mode"] == "shadow")
+    if last is None:
+        reason = "not_verified"
+    elif release is not None:
+        reason = "released"
+    elif last["verdict"]["outcome"] == "PASS":
+        reason = "passed"
+    else:
+        reason = "held" if held else "not_passed"
+    return {
+        "allowed": shadow or reason in ("released", "passed"),
+        "shadow": shadow,
+        "reason": reason,
+        "outcome": last["verdict"]["outcome"] if last else None,
+        "attempt": last["attempt"] if last else None,
+        "released_by": release["reviewer_badge"] if release else None,
+    }
+
+
+def status_json(status: StationStatus) -> dict[str, Any]:
+    carton = status.carton
+    return {
+        "station_id": status.station_id,
+        "site_id": status.site_id,
+        "mode": status.mode,
+        "state": status.state.value,
+        "packer": status.packer,
+        "carton": None
+        if carton is None
+        else {
+            "order_id": carton.order_id,
+            "carton_id": carton.carton_id,
+            "attempts": carton.attempts,
+            "outcome": carton.last_verdict.outcome.value if carton.last_verdict else None,
+        },
+        "devices": [to_plain(d) for d in status.devices],
+        "weight": {"state": status.weight.state.value, "grams": status.weight.grams},
+        "outbox_depth": status.outbox_depth,
+        "uptime_s": round(status.uptime_s, 1),
+        "ready": not status.devices_down,
+    }

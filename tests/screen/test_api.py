@@ -1,0 +1,136 @@
+"""The Station API against a running station: who may do what, bad input, and the shipping
+software's label permission after PASS, BLOCK and a reviewer's release."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from openapi_spec_validator import validate
+
+from station.api.openapi import openapi_document, render
+from station.api.server import ROUTES
+from station.session import SessionState
+
+from .conftest import PACKER, REVIEWER, REVIEWER_PIN, TOKEN, RunningStation
+
+REPO = Path(__file__).resolve().parents[2]
+PERMISSION = "/api/label-permission?order_id=ORD-1003&carton_id=C1"
+
+
+def override(station: RunningStation, badge: str = REVIEWER, pin: str = REVIEWER_PIN):
+    body = {"reviewer_badge": badge, "pin": pin, "reason_code": "reissue_approved"}
+    return station.call("POST", "/api/screen/override", body)
+
+
+def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> None:
+    code, status = station.call("GET", "/api/status")
+    assert code == 200 and status["ready"] and status["state"] == "logged_out"
+    assert {d["name"] for d in status["devices"]} == {"scale", "scanner handheld", "mqtt"}
+    assert station.call("GET", "/api/health/live") == (200, {"status": "alive"})
+    assert station.call("GET", "/api/health/ready")[1] == {"ready": True, "problems": []}
+
+
+def test_changing_actions_need_the_token(station: RunningStation) -> None:
+    start = {"order_id": "ORD-1001", "carton_id": "C1"}
+    for token in (None, "wrong-token"):
+        code, body = station.call("POST", "/api/session/start", start, token=token)
+        assert code == 401 and "Bearer" in body["message"]
+        code, _ = station.call("GET", "/api/evidence?order_id=A&carton_id=B", token=token)
+        assert code == 401
+    assert station.state() is SessionState.LOGGED_OUT
+
+
+def test_start_and_close_with_the_token_drive_the_session(station: RunningStation) -> None:
+    start = {"order_id": "ORD-1001", "carton_id": "C1"}
+    code, body = station.call("POST", "/api/session/start", start, token=TOKEN)
+    assert code == 409 and "scan.not_now" in body["message"]  # nobody is logged in
+    station.rig.scan(f"BADGE-{PACKER}")
+    station.wait_for(lambda: station.state() is SessionState.IDLE)
+    code, body = station.call("POST", "/api/session/start", start, token=TOKEN)
+    assert code == 200 and body["carton"]["order_id"] == "ORD-1001"
+    code, body = station.call("POST", "/api/session/close", {}, token=TOKEN)
+    assert code == 409 and "not_now" in body["message"]  # no box scanned yet
+
+
+def test_bad_input_is_rejected_with_a_message(station: RunningStation) -> None:
+    cases = [
+        (("POST", "/api/session/start", {"order_id": "ORD 1"}), 422, "carton_id"),
+        (("POST", "/api/session/start", {"order_id": "A", "carton_id": "B", "x": 1}), 422, "x"),
+        (("GET", "/api/label-permission?order_id=ORD-1"), 400, "carton_id"),
+        (("GET", "/api/nothing-here"), 404, "no such resource"),
+        (("DELETE", "/api/status"), 405, "GET"),
+    ]
+    for (method, path, *body), status, words in cases:
+        code, answer = station.call(method, path, *body, token=TOKEN)
+        assert code == status and words in answer["message"], (path, answer)
+    code, answer = station.call(
+        "POST", "/api/session/close", {}, token=TOKEN, content_type="text/plain"
+    )
+    assert code == 415 and "application/json" in answer["message"]
+
+
+def test_malformed_http_gets_a_400(station: RunningStation) -> None:
+    port = int(station.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"NONSENSE\r\n\r\n")
+        assert raw.recv(200).startswith(b"HTTP/1.1 400")
+
+
+def test_label_permission_follows_the_verdict_and_the_release(station: RunningStation) -> None:
+    assert station.call("GET", PERMISSION)[1]["reason"] == "not_verified"
+    station.pack_short()
+    permission = station.call("GET", PERMISSION)[1]
+    assert permission["allowed"] is False and permission["reason"] == "held"
+    code, _ = override(station)
+    assert code == 200 and station.state() is SessionState.IDLE
+    permission = station.call("GET", PERMISSION)[1]
+    assert permission["allowed"] and permission["released_by"] == REVIEWER
+    code, evidence = station.call(
+        "GET", "/api/evidence?order_id=ORD-1003&carton_id=C1", token=TOKEN
+    )
+    assert code == 200 and len(evidence["attempts"]) == 1
+    assert evidence["releases"][0]["reason_code"] == "reissue_approved"
+
+
+def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> None:
+    assert override(station)[0] == 409  # nothing held yet
+    station.pack_short()
+    code, body = override(station, badge=PACKER)  # a valid reviewer, but they packed it
+    assert code == 403 and "own carton" in body["message"]
+    assert override(station, pin="0000")[0] == 403
+    assert override(station, pin="1111")[0] == 403
+    assert override(station, badge="NOBODY")[0] == 403
+    assert station.state() is SessionState.BLOCKED
+    code, body = override(station)  # three wrong entries (the limit) lock the station out
+    assert code == 429 and "try again" in body["message"]
+    assert station.state() is SessionState.BLOCKED
+    code, _ = station.call(
+        "POST",
+        "/api/session/override",
+        {"reviewer_badge": REVIEWER, "reason_code": "not_a_reason"},
+        token=TOKEN,
+    )
+    assert code == 400
+    body = {"reviewer_badge": REVIEWER, "reason_code": "customer_agreed"}
+    assert station.call("POST", "/api/session/override", body, token=TOKEN)[0] == 200
+    assert station.state() is SessionState.IDLE
+
+
+def test_metrics_count_verdicts(station: RunningStation) -> None:
+    station.pack_short()
+    code, text = station.call("GET", "/metrics")
+    assert code == 200
+    assert 'packstation_verdicts_total{mode="enforce",outcome="REVIEW"} 1' in text
+    assert "packstation_outbox_depth" in text and "packstation_channel_latency_seconds" in text
+
+
+def test_openapi_is_valid_served_and_committed() -> None:
+    document = openapi_document(ROUTES)
+    validate(document)
+    served_paths = {route.path for route in ROUTES}
+    assert set(document["paths"]) == served_paths
+    committed = (REPO / "docs" / "openapi.json").read_text()
+    assert committed == render(), "run `packstation openapi --write docs/openapi.json`"
+    assert json.loads(committed)["openapi"] == "3.1.0"

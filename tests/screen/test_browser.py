@@ -1,0 +1,181 @@
+"""The packer's screen in real headless chromium (Debian's, through its chromedriver), driven by
+a simulated packing session: the checklist fills in, a short carton shows the red screen naming
+the missing item, a reviewer releases it (its own packer cannot), PASS is green, Chinese renders.
+
+Screenshots of the verdict screens are written to docs/screenshots/ when
+PACKSTATION_SCREENSHOTS=1 (they are committed; CI does not rewrite them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from simulators.broker import MosquittoBroker
+from station.domain import Manifest, ManifestLine
+from station.session import SessionState
+
+from .conftest import PACKER, REVIEWER, REVIEWER_PIN, RunningStation, run_station
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WAIT_S = 10
+# Weighable products only, so a missing cookbook is a certain BLOCK (not a REVIEW).
+SHORT_ORDER = Manifest(
+    order_id="ORD-2001",
+    carton_id="C1",
+    version=1,
+    lines=(
+        ManifestLine(line_id="1", sku="MUG-BLUE", quantity=1),
+        ManifestLine(line_id="2", sku="BOOK-COOK", quantity=1),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail(
+            "chromium and chromedriver are needed: apt-get install chromium chromium-driver"
+        )
+    profile = tempfile.mkdtemp(prefix="packstation-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # As root, offline and quiet: no sandbox, and none of chromium's own network chatter.
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,800",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    driver.set_page_load_timeout(WAIT_S)
+    # The station's touch screen, whatever the headless window's own decorations take.
+    metrics = {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def station(tmp_path: Path, broker: MosquittoBroker) -> Iterator[RunningStation]:
+    yield from run_station(tmp_path / "station", broker)
+
+
+def open_screen(browser: WebDriver, station: RunningStation, lang: str = "en") -> None:
+    browser.get(f"{station.base_url}/screen/?lang={lang}")
+    browser.execute_script("localStorage.clear()")
+    wait_text(browser, "station-id", "pack-01")
+
+
+def wait_text(browser: WebDriver, element_id: str, text: str) -> None:
+    WebDriverWait(browser, WAIT_S).until(
+        lambda b: text in b.find_element(By.ID, element_id).text,
+        f"#{element_id} never showed {text!r}",
+    )
+
+
+def wait_outcome(browser: WebDriver, outcome: str | None) -> None:
+    def shown(b: WebDriver) -> bool:
+        verdict = b.find_element(By.ID, "verdict")
+        if outcome is None:
+            return not verdict.is_displayed()
+        return verdict.is_displayed() and verdict.get_attribute("data-outcome") == outcome
+
+    WebDriverWait(browser, WAIT_S).until(shown, f"the screen never showed {outcome}")
+
+
+def screenshot(browser: WebDriver, name: str) -> None:
+    if os.environ.get("PACKSTATION_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / name))
+
+
+def release(browser: WebDriver, badge: str, pin: str) -> None:
+    browser.find_element(By.ID, "override-open").click()
+    browser.find_element(By.ID, "override-badge").send_keys(badge)
+    browser.find_element(By.ID, "override-pin").send_keys(pin)
+    browser.find_element(By.CSS_SELECTOR, '[data-reason="reissue_approved"]').click()
+    browser.find_element(By.ID, "override-next").click()
+    wait_text(browser, "override-confirm-text", "ORD-2001")
+    browser.find_element(By.ID, "override-submit").click()
+
+
+def test_short_carton_blocks_red_and_a_reviewer_releases_it(
+    browser: WebDriver, station: RunningStation
+) -> None:
+    station.rig.write_manifest(SHORT_ORDER)
+    open_screen(browser, station)
+    station.rig.scan(f"BADGE-{PACKER}")
+    wait_text(browser, "packer", PACKER)
+    station.rig.scan("ORD-2001/C1")
+    station.rig.scan("BOX-S")
+    row = '#checklist tr[data-sku="BOOK-COOK"]'
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, row))
+    wait_text(browser, "checklist", "The Weeknight Cookbook")
+    wait_text(browser, "weight-expected", "Expected")
+    station.rig.scan("4006381333931")  # the mug's barcode: its scan tick fills in
+    tick = '#checklist tr[data-sku="MUG-BLUE"] td[data-channel="scan"].confirmed'
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, tick))
+
+    station.rig.place(station.rig.box_weight("BOX-S") + 6.0)
+    station.rig.add_unit("MUG-BLUE")  # the cookbook stays on the shelf
+    station.wait_for(lambda: (station.call("GET", "/api/status")[1]["weight"]["grams"] or 0) > 400)
+    station.rig.close()
+    wait_outcome(browser, "BLOCK")
+    missing = browser.find_element(By.ID, "verdict-missing").text
+    assert "The Weeknight Cookbook" in missing and "BOOK-COOK" in missing
+    weight_tick = '#checklist tr[data-sku="BOOK-COOK"] td[data-channel="weight"].missing'
+    assert browser.find_elements(By.CSS_SELECTOR, weight_tick)
+    screenshot(browser, "verdict-block.png")
+
+    release(browser, PACKER, REVIEWER_PIN)  # the packer is a reviewer too, but not for this one
+    wait_text(browser, "override-error", "packed this carton yourself")
+    assert station.state() is SessionState.BLOCKED
+    browser.find_element(By.ID, "override-cancel").click()
+
+    release(browser, REVIEWER, REVIEWER_PIN)
+    wait_text(browser, "verdict-detail", f"Released by reviewer {REVIEWER}")
+    assert station.state() is SessionState.IDLE
+
+
+def test_complete_carton_shows_green_pass(browser: WebDriver, station: RunningStation) -> None:
+    open_screen(browser, station)
+    station.rig.write_manifest(SHORT_ORDER)
+    station.rig.pack(PACKER, "ORD-2001", "C1", "BOX-S")
+    wait_outcome(browser, "PASS")
+    wait_text(browser, "verdict-detail", "ORD-2001")
+    screenshot(browser, "verdict-pass.png")
+
+
+def test_review_is_amber_with_its_reason_in_chinese(
+    browser: WebDriver, station: RunningStation
+) -> None:
+    open_screen(browser, station, lang="zh-CN")
+    wait_text(browser, "instruction", "请扫描工牌开始")
+    station.rig.pack(PACKER, "ORD-1003", "C1", "BOX-M")  # farm cheese: weight cannot vouch
+    wait_outcome(browser, "REVIEW")
+    assert browser.find_element(By.ID, "verdict-word").text == "待复核"
+    assert "没有任何检测能确认 CHEESE-FARM" in browser.find_element(By.ID, "verdict-reasons").text
+    assert browser.find_element(By.ID, "override-open").text == "复核放行"
+    screenshot(browser, "verdict-review-zh.png")

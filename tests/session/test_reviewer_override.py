@@ -1,0 +1,53 @@
+"""A reviewer releases a held carton: audited, and shipped short when items are missing."""
+
+from __future__ import annotations
+
+from station.event_shapes import to_event
+from station.events import EventType
+from station.session import (
+    MISSING_SHIPPED_SHORT,
+    EvidenceReady,
+    PublishEvent,
+    RecordAudit,
+    ReviewerOverride,
+    SessionState,
+    ShowMessage,
+)
+from station.verification import ChannelState
+
+from .drive import PACKER, drive_to, new_session, weight_report
+
+
+def test_release_of_a_short_carton_publishes_shipped_short_and_audits() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.BLOCKED)  # one TEA-1 short
+    effects = session.handle(ReviewerOverride("LEAD-1", "reissue_approved"))
+    assert session.state is SessionState.IDLE and session.open_carton is None
+    audit = next(e for e in effects if isinstance(e, RecordAudit))
+    assert audit.kind == "carton.released"
+    assert audit.data["reviewer_badge"] == "LEAD-1" and audit.data["packer_badge"] == PACKER
+    event = next(e for e in effects if isinstance(e, PublishEvent))
+    assert event.kind == MISSING_SHIPPED_SHORT
+    event_type, payload, subject = to_event(event, "pack-01", "dc-1")
+    assert event_type is EventType.MISSING_ITEM_SHIPPED_SHORT and subject == "1"
+    assert payload.reviewer_id == "LEAD-1"
+    assert [(line.sku, line.quantity_missing) for line in payload.missing_lines] == [("TEA-1", 1)]
+    assert payload.reasons[0].code == "reissue_approved"
+
+
+def test_release_of_a_review_without_missing_items_publishes_nothing() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.VERIFYING)
+    session.handle(EvidenceReady(1, (weight_report(state=ChannelState.DOWN),)))  # REVIEW
+    assert session.state is SessionState.BLOCKED
+    effects = session.handle(ReviewerOverride("LEAD-1", "scale_fault"))
+    assert not any(isinstance(e, PublishEvent) for e in effects)
+    assert session.state is SessionState.IDLE
+
+
+def test_the_packer_cannot_release_their_own_carton() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.BLOCKED)
+    effects = session.handle(ReviewerOverride(PACKER, "reissue_approved"))
+    assert session.state is SessionState.BLOCKED
+    assert effects == [ShowMessage("warning", "override.own_carton", {"reviewer_badge": PACKER})]
