@@ -165,7 +165,7 @@ class _Station:
         deadline = time.monotonic() + _STEP_TIMEOUT_S
         while True:
             now = self.daemon.clock.monotonic()
-            state = self.on_loop(lambda now=now: self.daemon.tracker.assess(now).state)
+            state = self.on_loop(lambda now=now: self.daemon.weight.tracker.assess(now).state)
             if state is WeighState.SETTLED:
                 return
             if time.monotonic() > deadline:

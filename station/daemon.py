@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scale.device import DeviceHealth, ScaleDevice
-from scale.readings import WeightReading
-from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_error_g
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
+from station.channels.base import ChannelContext, EvidenceChannel
+from station.channels.build import build_channels
+from station.channels.weight import WeightChannel, weight_info
 from station.clock import Clock, ScaledClock, SystemClock
 from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
-from station.domain import expected_units
 from station.event_shapes import to_event
 from station.evidence import EvidenceStore
 from station.light import Light, LightColor, RecordingLight
@@ -58,27 +57,18 @@ from station.session import (
     SetLight,
     ShowMessage,
     Tick,
-    WeightInfo,
 )
 from station.status import DeviceStatus, StationStatus
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, VerificationPolicy
-from station.weight_check import ScaleState, WeightMeasurement, evaluate_weight
 
 log = logging.getLogger("packstation.daemon")
 
 _TICK_S = 1.0
-_SETTLE_POLL_S = 0.05  # wake at least this often (real time) while waiting for a settled weight
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Reading:
-    reading: WeightReading
-    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +90,7 @@ class _PublisherFault:
     fault: Fault
 
 
-_InboxItem = _Reading | _Scan | _Health | _PublisherFault | SessionInput
+_InboxItem = _Scan | _Health | _PublisherFault | SessionInput
 Observer = Callable[[Effect], None]
 
 
@@ -142,25 +132,31 @@ class StationDaemon:
             min_confidence=config.policy.min_confidence,
         )
         self.session = Session(config.workflow, self.catalog, policy, self.clock)
-        self.tracker = StabilityTracker.from_config(config.scale)
-        self.scale = ScaleDevice(
-            config.scale,
-            on_reading=lambda reading, at: self._post(_Reading(reading, at)),
-            on_health=self._on_scale_health,
-            clock=self.clock,
-        )
         self.scanners = [
             make_scanner(c, self._on_scan, self._on_scanner_health, self.clock)
             for c in config.scanners
         ]
         self._down: dict[str, str] = {}  # device -> why, while it is down
-        self._never_up = {"scale", *(f"scanner {c.name}" for c in config.scanners)}
+        context = ChannelContext(
+            clock=self.clock,
+            catalog=self.catalog,
+            call_soon=self._call_soon,
+            report_health=self._on_health_change,
+            is_down=lambda device: device in self._down,
+            is_idle=lambda: self.session.state in _IDLE_STATES,
+        )
+        self.channels = build_channels(config, context)
+        self.weight = next(c for c in self.channels if isinstance(c, WeightChannel))
+        self._device_names = [
+            *(device for channel in self.channels for device in channel.devices),
+            *(f"scanner {c.name}" for c in config.scanners),
+        ]
+        self._never_up = set(self._device_names)
         # Set once every device has been up at least once (for simulations and tests; systemd
         # readiness does not wait for it: a station with a dead scale still runs, faulted).
         self.devices_seen = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
-        self._weight_changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_at = self.clock.monotonic()
@@ -175,7 +171,8 @@ class StationDaemon:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
-        self.scale.start()
+        for channel in self.channels:
+            channel.start()
         for scanner in self.scanners:
             scanner.start()
         self._ticker = asyncio.ensure_future(self._tick())
@@ -220,7 +217,8 @@ class StationDaemon:
             task.cancel()
         for scanner in self.scanners:
             scanner.stop()
-        self.scale.stop()
+        for channel in self.channels:
+            channel.stop()
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
         self.evidence.close()
@@ -231,6 +229,14 @@ class StationDaemon:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _call_soon(self, work: Callable[[], None]) -> None:
+        """Run `work` on the loop, from any thread (device readings)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(work)
 
     def _post(self, item: _InboxItem) -> None:
         """Hand an item to the loop from any thread."""
@@ -244,8 +250,6 @@ class StationDaemon:
 
     def _handle(self, item: _InboxItem) -> None:
         match item:
-            case _Reading(reading, at):
-                self._on_reading(reading, at)
             case _Scan(raw, source, _):
                 log.info("scan", extra={"source": source, "length": len(raw)})
                 self.feed(Scanned(self.session.classify(raw)))
@@ -276,13 +280,13 @@ class StationDaemon:
             packer=self.session.packer,
             carton=self.session.carton_view(),
             devices=self._devices(),
-            weight=self.tracker.assess(self.clock.monotonic()),
+            weight=self.weight.assessment(),
             outbox_depth=self.outbox.depth(),
             uptime_s=self.clock.monotonic() - self._started_at,
         )
 
     def _devices(self) -> tuple[DeviceStatus, ...]:
-        named = ["scale", *(f"scanner {c.name}" for c in self.config.scanners)]
+        named = self._device_names
         faults = [name for name in self._down if name not in named]  # mqtt, scale zero, ...
         devices = [
             DeviceStatus(name, "down", self._down[name])
@@ -295,10 +299,6 @@ class StationDaemon:
 
     def _on_scan(self, raw: str, source: str, at: float) -> None:
         self._post(_Scan(raw, source, at))
-
-    def _on_scale_health(self, health: DeviceHealth) -> None:
-        if health.state != "connecting":  # the first connect is neither a fault nor a recovery
-            self._post(_Health("scale", health.state == "up", health.detail))
 
     def _on_scanner_health(self, health: ScannerHealth) -> None:
         if health.state != "connecting":
@@ -316,29 +316,6 @@ class StationDaemon:
         elif not up and device not in self._down:
             self._down[device] = detail
             self.feed(DeviceFault(device, detail))
-
-    def _on_reading(self, reading: WeightReading, at: float) -> None:
-        self.tracker.observe(reading, at)
-        self._weight_changed.set()
-        self._weight_changed = asyncio.Event()
-        if self.session.state in _IDLE_STATES:
-            self._check_zero(at)
-
-    def _check_zero(self, now: float) -> None:
-        """Between parcels the empty platter must read near zero; drift is a scale fault."""
-        settled = self.tracker.settled(now)
-        if settled is None:
-            return
-        band = self.config.scale.zero_band_g
-        lightest_box = min((b.tare_g for b in self.catalog.boxes.values()), default=0.0)
-        # A settled weight far above the band is a box put down early, not drift.
-        drifting = band < abs(settled) < max(band * 2, lightest_box / 2)
-        device = "scale zero"
-        if drifting and device not in self._down:
-            detail = f"empty platter reads {settled:.1f} g (band ±{band:g} g): zero the scale"
-            self._on_health_change(device, False, detail)
-        elif abs(settled) <= band and device in self._down:
-            self._on_health_change(device, True, "")
 
     async def _tick(self) -> None:
         while True:
@@ -408,48 +385,31 @@ class StationDaemon:
 
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
-        started = self.clock.monotonic()
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
         requested_at = self.clock.monotonic()
         deadline = requested_at + self.config.verdict.settle_timeout_s
-        self.scale.request_reading()
-        assessment = await self._settled_or_deadline(deadline, requested_at)
+        reports = await asyncio.gather(
+            *(self._timed(channel, request, requested_at, deadline) for channel in self.channels)
+        )
         change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
         if change is not None:
             self._post(
                 ManifestChanged(manifest.order_id, manifest.carton_id, change.kind, change.message)
             )
             return
-        report = evaluate_weight(
-            expected_units(manifest, self.catalog),
-            self.catalog,
-            request.box,
-            self._measurement(assessment),
-            self.config.weight,
-        )
-        self.metrics.channel_reported(report.channel, self.clock.monotonic() - started)
-        self._post(EvidenceReady(request.attempt, (report,), _weight_info(report)))
+        weight = next((weight_info(r) for r in reports if r.channel == WeightChannel.name), None)
+        self._post(EvidenceReady(request.attempt, tuple(reports), weight))
 
-    async def _settled_or_deadline(self, deadline: float, requested_at: float) -> WeighAssessment:
-        """The settled weight, counted only once a reading taken after the close request agrees:
-        a weight that settled before the close says nothing about an item taken out since, and a
-        scale that went silent still looks settled until its readings turn stale."""
-        while True:
-            assessment = self.tracker.assess(self.clock.monotonic())
-            remaining = deadline - self.clock.monotonic()
-            latest_at = self.tracker.latest_at
-            fresh = latest_at is not None and latest_at > requested_at
-            if assessment.state is WeighState.SETTLED and fresh:
-                return assessment
-            if remaining <= 0 or "scale" in self._down:
-                if assessment.state is WeighState.SETTLED:  # but no reading since the close
-                    return WeighAssessment(
-                        WeighState.STALE, assessment.grams, None, 0.0, "no reading since close"
-                    )
-                return assessment
-            wait = min(self.clock.real_seconds(remaining), _SETTLE_POLL_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._weight_changed.wait(), wait)
+    async def _timed(
+        self,
+        channel: EvidenceChannel,
+        request: CollectEvidence,
+        requested_at: float,
+        deadline: float,
+    ) -> ChannelReport:
+        report = await channel.collect(request, requested_at, deadline)
+        self.metrics.channel_reported(report.channel, self.clock.monotonic() - requested_at)
+        return report
 
     async def _bounded(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
         """The manifest re-check, if it answers in time; a slow WMS must not hold the verdict."""
@@ -458,33 +418,6 @@ class StationDaemon:
         except TimeoutError:
             log.warning("manifest re-check timed out; verdict uses the loaded version")
             return None
-
-    def _measurement(self, assessment: WeighAssessment) -> WeightMeasurement:
-        if "scale" in self._down:
-            return WeightMeasurement(ScaleState.DOWN)
-        state = _SCALE_STATES[assessment.state]
-        if state is not ScaleState.SETTLED or assessment.settled_grams is None:
-            return WeightMeasurement(state if state is not ScaleState.SETTLED else ScaleState.STALE)
-        grams = assessment.settled_grams
-        error = scale_error_g(abs(grams), self.config.scale.division_g)
-        return WeightMeasurement(ScaleState.SETTLED, gross_g=grams, scale_error_g=error)
-
-
-_SCALE_STATES: dict[WeighState, ScaleState] = {
-    WeighState.NO_READING: ScaleState.STALE,
-    WeighState.STALE: ScaleState.STALE,
-    WeighState.DEVICE_FAULT: ScaleState.DOWN,
-    WeighState.OVERLOAD: ScaleState.OVER_CAPACITY,
-    WeighState.UNDERLOAD: ScaleState.UNDER_RANGE,
-    WeighState.MOTION: ScaleState.UNSTABLE,
-    WeighState.SETTLING: ScaleState.UNSTABLE,
-    WeighState.SETTLED: ScaleState.SETTLED,
-}
-
-
-def _weight_info(report: ChannelReport) -> WeightInfo:
-    m = report.measurements
-    return WeightInfo(m.get("measured_g"), m.get("expected_g"), m.get("tolerance_g"))
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class InProcessDaemon:
         self.daemon.stop()
         self._thread.join(10)
 
-    def wait_for(self, predicate: Callable[[list[Effect]], bool], timeout: float = 10) -> bool:
+    def wait_for(self, predicate: Callable[[list[Effect]], bool], timeout: float = 20) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate(list(self.effects)):

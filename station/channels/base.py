@@ -1,0 +1,52 @@
+"""The small interface every verification channel implements, and what the daemon lends it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from station.clock import Clock
+from station.domain import Catalog
+from station.session import CollectEvidence
+from station.verification import ChannelReport
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    clock: Clock
+    catalog: Catalog
+    # Run a function on the station loop; safe from any thread.
+    call_soon: Callable[[Callable[[], None]], None]
+    # (device, up, detail), on the loop: a fault raised or cleared, shown and published.
+    report_health: Callable[[str, bool, str], None]
+    # Whether a device is currently at fault (on the loop).
+    is_down: Callable[[str], bool]
+    # Whether no carton is open (between parcels), for checks that only make sense then.
+    is_idle: Callable[[], bool]
+
+
+class EvidenceChannel(ABC):
+    """One verification channel (weight, RFID, vision...)."""
+
+    name: str
+
+    @property
+    @abstractmethod
+    def devices(self) -> tuple[str, ...]:
+        """Names of the devices this channel reports health for."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the device threads."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the device threads; prompt."""
+
+    @abstractmethod
+    async def collect(
+        self, request: CollectEvidence, requested_at: float, deadline: float
+    ) -> ChannelReport:
+        """This channel's report for the carton being closed. `requested_at` is when the close
+        came (monotonic); by `deadline` the channel must answer, failing closed if it must."""
