@@ -147,6 +147,7 @@ class LlrpReaderConfig(_ReaderBase):
         description="RO_ACCESS_REPORT after this many tag reports (0: only at the end of the "
         "ROSpec). 1 gives every read at once, with its own seen count.",
     )
+
     connect_timeout_s: float = Field(5.0, gt=0, le=60, description="TCP connect timeout.")
 
     @model_validator(mode="after")
