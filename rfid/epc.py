@@ -44,15 +44,25 @@ SSCC_PARTITIONS: dict[int, tuple[int, int, int, int]] = {
     5: (24, 7, 34, 10),
     6: (20, 6, 38, 11),
 }
-FILTER_NAMES = {
+FILTER_NAMES = {  # SGTIN
     0: "other",
     1: "point-of-sale item",
-    2: "full case",
+    2: "full case for transport",
     3: "reserved",
     4: "inner pack",
     5: "reserved",
     6: "unit load",
-    7: "component",
+    7: "unit inside a trade item / component",
+}
+SSCC_FILTER_NAMES = {
+    0: "other",
+    1: "reserved",
+    2: "case / shipping unit",
+    3: "reserved",
+    4: "reserved",
+    5: "reserved",
+    6: "unit load",
+    7: "reserved",
 }
 SERIAL96_MAX = 2**38 - 1
 SERIAL198_MAX_CHARS = 20
@@ -80,7 +90,7 @@ _KNOWN_HEADERS = {
     0x3D: "cpi-var",
     0x3E: "gdti-174",
     0x3F: "sgcn-96",
-    0xE2: "Gen2 TID (E2 class)",
+    0xE2: "E2: a factory-default EPC or TID-style number, not GS1",
 }
 
 
@@ -115,7 +125,8 @@ class DecodedEpc:
 
     @property
     def filter_name(self) -> str:
-        return FILTER_NAMES[self.filter]
+        table = SSCC_FILTER_NAMES if self.scheme == "sscc-96" else FILTER_NAMES
+        return table[self.filter]
 
     @property
     def gtin14(self) -> str | None:
@@ -234,8 +245,7 @@ def decode_epc(epc: bytes | bytearray | str) -> DecodedEpc:
     what = f"{known}, not decoded here" if known else "not a GS1 scheme we decode"
     raise UnsupportedScheme(
         header,
-        f"EPC {data.hex().upper()}: header 0x{header:02X} ({what}); "
-        "map it to a SKU with the site EPC table",
+        f"header 0x{header:02X} ({what}); map it to a SKU with the site EPC table",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulators import scale_sim, scanner_sim, sink
+from simulators import rfid_sim, scale_sim, scanner_sim, sink
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -15,3 +15,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     scale_sim.add_simulate_command(simulators)
     scanner_sim.add_simulate_command(simulators)
     sink.add_simulate_command(simulators)
+    rfid_sim.add_simulate_command(simulators)
