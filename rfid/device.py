@@ -237,6 +237,11 @@ class RfidReader:
     def _talk(self, link: Link, engine: Engine) -> None:
         start = last_valid = self._clock.monotonic()
         engine.start(start)
+        if engine.ready and self.config.stale_after_s is None:
+            # A reader that only talks when a tag is near: an open link is all we can know.
+            self._set_health(
+                "up", f"{self.config.endpoint} open; the reader talks when tags are near"
+            )
         bytes_since_valid = 0
         # pyserial's socket:// reports at most 1 byte waiting: read a block, bounded by the slice.
         block = 4096 if self.config.url.startswith("socket://") else 1

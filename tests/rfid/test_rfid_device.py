@@ -175,3 +175,10 @@ def test_cannot_open_reports_down_with_advice(recorder, run_reader):
     run_reader(protocol="chafon", port="/dev/does-not-exist")
     recorder.wait_for(lambda: "down" in recorder.states())
     assert "check the device path" in recorder.health[-1].detail
+
+
+def test_quiet_ascii_reader_is_up_once_the_link_is_open(recorder, run_reader):
+    with SerialReaderSimulator("ascii", TagField()) as sim:
+        run_reader(protocol="ascii", port=sim.pty_path)
+        recorder.wait_for(lambda: "up" in recorder.states())
+        assert recorder.reads == []
