@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulators import scale_sim, scanner_sim, sink, wms
+from simulators import rfid_sim, scale_sim, scanner_sim, sink, wms
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -16,3 +16,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     scanner_sim.add_simulate_command(simulators)
     sink.add_simulate_command(simulators)
     wms.add_simulate_command(simulators)
+    rfid_sim.add_simulate_command(simulators)

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "station.daemon",
     "station.demo",
     "scale.cli",
+    "rfid.cli",
     "simulators.cli",
     "station.contract",
     "station.api.pins",

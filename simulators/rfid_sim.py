@@ -1,0 +1,545 @@
+"""RFID reader simulators: the tag field (who is near which antenna, how strong, how often read)
+and readers that speak Chafon, ThingMagic Mercury and ASCII lines over a real pseudo-terminal
+(and TCP, like a serial-to-Ethernet converter), and LLRP over TCP (`simulators.rfid_sim_llrp`).
+They reuse the drivers' own encoders, so the bytes are the ones the parsers are pinned to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import selectors
+import socket
+import sys
+import tempfile
+import threading
+import tty
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, Self
+
+from rfid.epc import encode_sgtin96
+from rfid.protocols import chafon, thingmagic
+from rfid.protocols.framing import LengthFramer, crc16_mcrf4xx
+from rfid.reads import TagReport
+
+SerialSimProtocol = Literal["chafon", "thingmagic", "ascii"]
+_IDLE_WAIT_S = 0.01
+_MAX_PENDING = 4096
+
+
+# --- the tag field -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimTag:
+    """A tag near one antenna: its RSSI there (mean and spread) and the chance it answers in
+    one inventory round (1.0 always; 0.2 a tag read only sometimes)."""
+
+    epc: bytes
+    antenna: int = 1
+    rssi_dbm: float = -45.0
+    rssi_sigma_db: float = 2.0
+    read_rate: float = 0.95
+
+
+class TagField:
+    """The tags the simulated antennas can see; change it from any thread while readers run."""
+
+    def __init__(self, tags: Iterable[SimTag] = (), seed: int = 0) -> None:
+        self._tags: list[SimTag] = list(tags)
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def set_tags(self, tags: Iterable[SimTag]) -> None:
+        with self._lock:
+            self._tags = list(tags)
+
+    def add(self, *tags: SimTag) -> None:
+        with self._lock:
+            self._tags += tags
+
+    def remove(self, epc: bytes) -> None:
+        with self._lock:
+            self._tags = [t for t in self._tags if t.epc != epc]
+
+    def tags(self) -> list[SimTag]:
+        with self._lock:
+            return list(self._tags)
+
+    def inventory(self, antennas: Iterable[int] | None = None, rounds: int = 1) -> list[TagReport]:
+        """One report per tag and antenna that answered in `rounds` inventory rounds."""
+        wanted = None if antennas is None else set(antennas)
+        reports = []
+        with self._lock:
+            for tag in self._tags:
+                if wanted is not None and tag.antenna not in wanted:
+                    continue
+                count = sum(self._rng.random() < tag.read_rate for _ in range(rounds))
+                if count:
+                    samples = [
+                        self._rng.gauss(tag.rssi_dbm, tag.rssi_sigma_db) for _ in range(count)
+                    ]
+                    rssi = max(-100.0, min(-10.0, max(samples)))
+                    reports.append(TagReport(tag.epc, tag.antenna, round(rssi), count))
+        return reports
+
+
+def sgtin(serial: int, item_reference: str = "812345", prefix: str = "0614141") -> bytes:
+    return encode_sgtin96(1, prefix, item_reference, serial)
+
+
+def carton_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -45.0) -> list[SimTag]:
+    """Units inside the carton on the platter: strong and read nearly every round."""
+    return [SimTag(epc, antenna, rssi_dbm, 2.0, 0.95) for epc in epcs]
+
+
+def stray_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -72.0) -> list[SimTag]:
+    """Tags at the neighbouring station or on a passing cart: weak and read now and then."""
+    return [SimTag(epc, antenna, rssi_dbm, 3.0, 0.4) for epc in epcs]
+
+
+# --- endpoints: a pty and TCP clients ----------------------------------------------------------
+
+
+class Endpoint:
+    def __init__(
+        self,
+        read: Callable[[], bytes | None],
+        write: Callable[[bytes], bool],
+        close: Callable[[], None],
+    ) -> None:
+        self.read = read  # None: nothing now; b"": the peer left
+        self.write = write  # False: the peer is gone
+        self.close = close
+        self.state: dict[str, object] = {}
+
+
+class EndpointServer:
+    """A selector loop over a pty and/or a TCP listener in one thread; subclasses speak the
+    protocol in `on_data` and `on_tick` (called about every 10 ms)."""
+
+    name = "rfid-sim"
+
+    def __init__(self, *, serve_pty: bool = True, tcp_port: int | None = 0) -> None:
+        self._serve_pty = serve_pty
+        self._tcp_port = tcp_port
+        self._selector = selectors.DefaultSelector()
+        self.endpoints: dict[int, Endpoint] = {}
+        self._listener: socket.socket | None = None
+        self._pty_fds: tuple[int, int] | None = None
+        self._link_dir = tempfile.mkdtemp(prefix="rfid-sim-")
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pty_device: str | None = None
+        self.silent = False
+
+    def start(self) -> Self:
+        if self._serve_pty:
+            self._open_pty()
+        if self._tcp_port is not None:
+            listener = socket.create_server(("127.0.0.1", self._tcp_port))
+            listener.setblocking(False)
+            self._tcp_port = listener.getsockname()[1]
+            self._listener = listener
+            self._selector.register(listener.fileno(), selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        with self.lock:
+            for fd, endpoint in list(self.endpoints.items()):
+                self.drop(fd, endpoint)
+            if self._listener is not None:
+                self._listener.close()
+            if self._pty_fds is not None:
+                for fd in self._pty_fds:
+                    os.close(fd)
+        self._selector.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.pty_path)
+            os.rmdir(self._link_dir)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def pty_path(self) -> str:
+        return os.path.join(self._link_dir, "tty")
+
+    @property
+    def tcp_port(self) -> int | None:
+        return self._tcp_port
+
+    @property
+    def tcp_url(self) -> str:
+        return f"socket://127.0.0.1:{self._tcp_port}"
+
+    def drop_clients(self) -> None:
+        """Close every TCP connection (a network blip); the listener stays."""
+        with self.lock:
+            for fd, endpoint in list(self.endpoints.items()):
+                if endpoint.state.get("tcp"):
+                    self.drop(fd, endpoint)
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._pty_fds = (master, slave)
+        self.pty_device = os.ttyname(slave)
+        temporary = self.pty_path + ".new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        os.symlink(self.pty_device, temporary)
+        os.replace(temporary, self.pty_path)
+
+        def read() -> bytes | None:
+            try:
+                return os.read(master, 4096)
+            except OSError:
+                return None
+
+        def write(data: bytes) -> bool:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(master, data)
+            return True
+
+        self._register(master, Endpoint(read, write, lambda: None))
+
+    def _register(self, fd: int, endpoint: Endpoint) -> None:
+        self.endpoints[fd] = endpoint
+        self._selector.register(fd, selectors.EVENT_READ, endpoint)
+        self.on_connect(endpoint)
+
+    def drop(self, fd: int, endpoint: Endpoint) -> None:
+        if self.endpoints.pop(fd, None) is not None:
+            self._selector.unregister(fd)
+            endpoint.close()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        client.settimeout(0.5)
+
+        def read() -> bytes | None:
+            try:
+                return client.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError:
+                return b""
+
+        def write(data: bytes) -> bool:
+            try:
+                client.sendall(data)
+            except OSError:
+                return False
+            return True
+
+        endpoint = Endpoint(read, write, client.close)
+        endpoint.state["tcp"] = True
+        self._register(client.fileno(), endpoint)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, _ in self._selector.select(timeout=_IDLE_WAIT_S):
+                with self.lock:
+                    if key.data is None:
+                        self._accept()
+                        continue
+                    endpoint: Endpoint = key.data
+                    if self.endpoints.get(key.fd) is not endpoint:
+                        continue
+                    data = endpoint.read()
+                    if data == b"":
+                        self.drop(key.fd, endpoint)
+                    elif data and not self.silent:
+                        self.on_data(endpoint, data)
+            with self.lock:
+                for fd, endpoint in list(self.endpoints.items()):
+                    if not self.silent and not self.on_tick(endpoint):
+                        self.drop(fd, endpoint)
+
+    # -- protocol hooks -------------------------------------------------------------------------
+
+    def on_connect(self, endpoint: Endpoint) -> None:
+        """A new pty or TCP client."""
+
+    def on_data(self, endpoint: Endpoint, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_tick(self, endpoint: Endpoint) -> bool:
+        """Periodic work; False drops the endpoint."""
+        return True
+
+
+# --- serial readers ----------------------------------------------------------------------------
+
+
+def _chafon_request_framer() -> LengthFramer:
+    return LengthFramer(
+        header_len=1,
+        length_of=lambda h: h[0] + 1 if h[0] >= 4 else None,
+        valid=lambda frame: crc16_mcrf4xx(frame) == 0,
+        max_buffer=512,
+    )
+
+
+class SerialReaderSimulator(EndpointServer):
+    """A Chafon, ThingMagic or ASCII-line reader over a pty (and TCP)."""
+
+    def __init__(
+        self,
+        protocol: SerialSimProtocol,
+        field: TagField | None = None,
+        *,
+        rounds_per_inventory: int = 3,
+        chafon_tags_per_frame: int = 8,
+        ascii_interval_s: float = 0.1,
+        serve_pty: bool = True,
+        tcp_port: int | None = 0,
+    ) -> None:
+        super().__init__(serve_pty=serve_pty, tcp_port=tcp_port)
+        self.name = f"rfid-sim-{protocol}"
+        self.protocol = protocol
+        self.field = field or TagField()
+        self.rounds = rounds_per_inventory
+        self.chafon_tags_per_frame = chafon_tags_per_frame
+        self.ascii_interval_s = ascii_interval_s
+        self.power_dbm: int | None = None
+        self.antennas: tuple[int, ...] | None = None
+        self.commands: list[int] = []  # every command or opcode received, for tests
+        self.corrupt_next = False  # flip a CRC byte in the next reply
+        self.status_override: int | None = None  # answer the next inventory with this status
+
+    def on_connect(self, endpoint: Endpoint) -> None:
+        if self.protocol == "chafon":
+            endpoint.state["framer"] = _chafon_request_framer()
+        elif self.protocol == "thingmagic":
+            endpoint.state["framer"] = thingmagic.new_request_framer()
+            endpoint.state["buffer"] = []
+            endpoint.state["pending"] = None
+        endpoint.state["next"] = 0.0
+
+    def on_data(self, endpoint: Endpoint, data: bytes) -> None:
+        framer = endpoint.state.get("framer")
+        if not isinstance(framer, LengthFramer):
+            return  # ASCII readers ignore the host
+        for frame in framer.feed(data):
+            if self.protocol == "chafon":
+                replies = self._chafon(frame)
+            else:
+                replies = self._thingmagic(endpoint, frame)
+            for reply in replies:
+                self._write(endpoint, reply)
+
+    def _write(self, endpoint: Endpoint, reply: bytes) -> None:
+        if self.corrupt_next:
+            self.corrupt_next = False
+            reply = reply[:-1] + bytes([reply[-1] ^ 0xFF])
+        endpoint.write(reply)
+
+    def on_tick(self, endpoint: Endpoint) -> bool:
+        now = _monotonic()
+        if self.protocol == "ascii" and now >= float(endpoint.state["next"]):  # type: ignore[arg-type]
+            endpoint.state["next"] = now + self.ascii_interval_s
+            lines = b"".join(
+                f"{r.epc.hex().upper()},{r.antenna},{r.rssi_dbm:.0f}\r\n".encode()
+                for r in self.field.inventory(rounds=1)
+            )
+            return not lines or endpoint.write(lines)
+        pending = endpoint.state.get("pending")
+        if isinstance(pending, tuple) and now >= pending[0]:
+            endpoint.state["pending"] = None
+            self._write(endpoint, pending[1])
+        return True
+
+    # -- Chafon ---------------------------------------------------------------------------------
+
+    def _chafon(self, frame: bytes) -> list[bytes]:
+        address, cmd, data = frame[1], frame[2], frame[3:-2]
+        self.commands.append(cmd)
+
+        def reply(status: int, payload: bytes = b"") -> bytes:
+            return chafon.command(cmd, bytes([status]) + payload, address)
+
+        if cmd == chafon.CMD_INVENTORY:
+            if self.status_override is not None:
+                status, self.status_override = self.status_override, None
+                return [reply(status)]
+            return self._chafon_inventory(reply)
+        if cmd == chafon.CMD_SET_POWER and len(data) == 1 and data[0] <= 30:
+            self.power_dbm = data[0]
+            return [reply(0x00)]
+        if cmd == chafon.CMD_SET_SCAN_TIME and len(data) == 1:
+            return [reply(0x00)]
+        if cmd == chafon.CMD_READER_INFO:
+            return [reply(0x00, bytes([0x03, 0x01, 0x08, 0x03, 0x1E, 0x3E, 0x00, 0x0A]))]
+        return [reply(0xFE)]
+
+    def _chafon_inventory(self, reply: Callable[[int, bytes], bytes]) -> list[bytes]:
+        reports = self.field.inventory(rounds=self.rounds)
+        by_antenna: dict[int, list[TagReport]] = {}
+        for report in reports:
+            by_antenna.setdefault(report.antenna, []).append(report)
+        chunks: list[tuple[int, list[TagReport]]] = []
+        for antenna, tags in sorted(by_antenna.items()):
+            for i in range(0, len(tags), self.chafon_tags_per_frame):
+                chunks.append((antenna, tags[i : i + self.chafon_tags_per_frame]))
+        if not chunks:
+            return [reply(chafon.INVENTORY_DONE, bytes([0x01, 0x00]))]
+        frames = []
+        for index, (antenna, tags) in enumerate(chunks):
+            status = chafon.INVENTORY_DONE if index == len(chunks) - 1 else chafon.MORE_DATA
+            body = bytes([1 << (antenna - 1), len(tags)])
+            for tag in tags:
+                body += (
+                    bytes([len(tag.epc)]) + tag.epc + bytes([min(255, round(-(tag.rssi_dbm or 0)))])
+                )
+            frames.append(reply(status, body))
+        return frames
+
+    # -- ThingMagic -----------------------------------------------------------------------------
+
+    def _thingmagic(self, endpoint: Endpoint, frame: bytes) -> list[bytes]:
+        opcode, data = frame[2], frame[3:-2]
+        self.commands.append(opcode)
+        buffer: list[TagReport] = endpoint.state["buffer"]  # type: ignore[assignment]
+        if opcode == thingmagic.OP_READ_TAG_MULTIPLE and len(data) >= 2:
+            timeout_ms = int.from_bytes(data[-2:], "big")
+            if self.status_override is not None:
+                status, self.status_override = self.status_override, None
+                return [thingmagic.reply(opcode, status)]
+            rounds = max(1, self.rounds * timeout_ms // 250)
+            found = self.field.inventory(self.antennas, rounds=rounds)
+            buffer += found
+            frame_out = (
+                thingmagic.reply(opcode, 0, bytes([min(255, len(found))]))
+                if found
+                else thingmagic.reply(opcode, thingmagic.NO_TAGS_FOUND)
+            )
+            endpoint.state["pending"] = (_monotonic() + timeout_ms / 1000, frame_out)
+            return []
+        if opcode == thingmagic.OP_GET_TAG_BUFFER:
+            flags = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+            batch: list[TagReport] = []
+            while buffer and len(thingmagic.encode_tag_buffer([*batch, buffer[0]], flags)) <= 250:
+                batch.append(buffer.pop(0))
+            return [thingmagic.reply(opcode, 0, thingmagic.encode_tag_buffer(batch, flags))]
+        if opcode == thingmagic.OP_CLEAR_TAG_BUFFER:
+            buffer.clear()
+            return [thingmagic.reply(opcode, 0)]
+        if opcode == thingmagic.OP_SET_ANTENNA and data[:1] == b"\x02":
+            self.antennas = tuple(data[i] for i in range(1, len(data) - 1, 2))
+            return [thingmagic.reply(opcode, 0)]
+        if opcode == thingmagic.OP_SET_READ_POWER:
+            self.power_dbm = round(int.from_bytes(data, "big", signed=True) / 100)
+            return [thingmagic.reply(opcode, 0)]
+        if opcode in (thingmagic.OP_SET_PROTOCOL, thingmagic.OP_SET_PROTOCOL_PARAM):
+            return [thingmagic.reply(opcode, 0)]
+        if opcode == thingmagic.OP_VERSION:
+            return [thingmagic.reply(opcode, 0, bytes.fromhex("0123456701020304"))]
+        return [thingmagic.reply(opcode, 0x0101)]
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+# --- `packstation simulate rfid` ---------------------------------------------------------------
+
+_HELP = """commands: carton N | stray N | clear | tags | silent | talk | drop | q"""
+
+
+def add_simulate_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rfid", help="simulate an RFID reader (LLRP, Chafon, ...)")
+    parser.add_argument(
+        "--protocol", choices=("llrp", "chafon", "thingmagic", "ascii"), required=True
+    )
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="TCP port (LLRP: default 5084)")
+    parser.add_argument("--carton", type=int, default=3, metavar="N", help="tags in the carton")
+    parser.add_argument("--stray", type=int, default=2, metavar="N", help="neighbour's tags")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run_simulate)
+
+
+def demo_field(carton: int, stray: int, seed: int = 0) -> TagField:
+    tags = carton_tags(sgtin(i) for i in range(1, carton + 1))
+    tags += stray_tags(sgtin(i, "812399") for i in range(1, stray + 1))
+    return TagField(tags, seed=seed)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    field = demo_field(args.carton, args.stray, args.seed)
+    simulator: EndpointServer
+    if args.protocol == "llrp":
+        from simulators.rfid_sim_llrp import LlrpReaderSimulator
+
+        simulator = LlrpReaderSimulator(field, tcp_port=5084 if args.tcp is None else args.tcp)
+    else:
+        simulator = SerialReaderSimulator(args.protocol, field, tcp_port=args.tcp)
+    with simulator:
+        if args.protocol == "llrp":
+            print(f"LLRP reader on 127.0.0.1:{simulator.tcp_port}")
+        else:
+            print(f"{args.protocol} reader on {simulator.pty_path} -> {simulator.pty_device}")
+            if simulator.tcp_port is not None:
+                print(f"  and on {simulator.tcp_url}")
+        print(_HELP, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            for line in sys.stdin:
+                if not _console(simulator, field, line.split()):
+                    break
+    return 0
+
+
+def _console(simulator: EndpointServer, field: TagField, words: list[str]) -> bool:
+    if not words:
+        return True
+    name, count = words[0], int(words[1]) if len(words) > 1 and words[1].isdigit() else 1
+    if name in ("q", "quit"):
+        return False
+    existing = len(field.tags())
+    if name == "carton":
+        field.add(*carton_tags(sgtin(existing + 1000 + i) for i in range(count)))
+    elif name == "stray":
+        field.add(*stray_tags(sgtin(existing + 2000 + i, "812399") for i in range(count)))
+    elif name == "clear":
+        field.set_tags([])
+    elif name in ("silent", "talk"):
+        simulator.silent = name == "silent"
+    elif name == "drop":
+        simulator.drop_clients()
+    elif name != "tags":
+        print(_HELP)
+        return True
+    for tag in field.tags():
+        print(f"  {tag.epc.hex().upper()} ant {tag.antenna} {tag.rssi_dbm:g} dBm", flush=True)
+    return True
+
+
+__all__ = [
+    "SerialReaderSimulator",
+    "SimTag",
+    "TagField",
+    "add_simulate_command",
+    "carton_tags",
+    "sgtin",
+    "stray_tags",
+]
