@@ -129,7 +129,13 @@ settle_timeout_s = 5.0
 [logging]
 level = "INFO"
 json_lines = true
+{self._api_default()}
 {self.extra_config}"""
+
+    def _api_default(self) -> str:
+        # A free port unless the test configures [api] itself: several rigs (and a leftover
+        # daemon still closing its socket) must never fight over the default 8420.
+        return "" if "[api]" in self.extra_config else "[api]\nport = 0\n"
 
     # -- the packer's hands --------------------------------------------------------------------
 

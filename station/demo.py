@@ -80,6 +80,8 @@ def _demo(workdir: Path, count: int, seed: int, broker_choice: str) -> int:
         station.start()
         cartons = _order_stream(station, count, random.Random(seed))
         with _RunningDaemon(station.config_path) as daemon:
+            if daemon.daemon.api is not None:
+                print(f"packer screen: http://127.0.0.1:{daemon.daemon.api.port}/screen/")
             for carton in cartons:
                 _pack(station, daemon, carton)
             committed = daemon.outbox_committed()
