@@ -236,3 +236,20 @@ def test_the_ledger_denies_shipped_epcs_forgets_returns_and_expires(tmp_path: Pa
     reopened = EpcLedger(tmp_path / "ledger.sqlite3", timedelta(days=30), now + timedelta(days=31))
     assert len(reopened) == 0
     reopened.close()
+
+
+def test_the_example_configs_commented_rfid_section_is_valid(tmp_path: Path):
+    import re
+
+    from station.config import StationConfig
+    from station.config_loader import load_config
+
+    example = Path(EXAMPLE_CATALOG).parent / "station.example.toml"
+    text = example.read_text()
+    block = text[text.index("# [rfid]") :]
+    uncommented = "\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines())
+    (tmp_path / "epc-table.csv").write_text("match,epc,sku\n")
+    (tmp_path / "station.toml").write_text(text + "\n" + uncommented)
+    config = load_config(StationConfig, tmp_path / "station.toml", {})
+    assert config.rfid is not None and config.rfid.readers[0].name == "platter"
+    assert config.rfid.window.min_seen_count == 5
