@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import OrderedDict, deque
 from datetime import timedelta
 from pathlib import Path
@@ -145,7 +146,14 @@ class RfidChannel(EvidenceChannel):
         # `outside_window` (units read while still going in, or on their way out).
         since = opened - self.config.window_s
         reads = [r for r in self.reads if r.last_seen >= since and r.first_seen <= closes]
-        deny = self.ledger.denials({r.epc_hex for r in reads}) if self.ledger else {}
+        problems: list[ReaderProblem] = []
+        try:
+            deny = self.ledger.denials({r.epc_hex for r in reads}) if self.ledger else {}
+        except sqlite3.Error as exc:  # fail closed: without the ledger nothing is vouched for
+            log.error("cannot read the shipped-EPC ledger", extra={"error": str(exc)})
+            deny = {}
+            message = f"The shipped-EPC ledger cannot be read ({exc})."
+            problems.append(ReaderProblem("ledger", ChannelState.STALE, message))
         result = filter_window(
             reads, self.config.window, self.resolver, deny=deny, window=(opened, closes)
         )
@@ -156,7 +164,7 @@ class RfidChannel(EvidenceChannel):
             for sku, n in expected.items()
         )
         in_window = [r for r in reads if r.last_seen >= opened]
-        problems = self._problems(opened, in_window, tagged)
+        problems += self._problems(opened, in_window, tagged)
         report = rfid_report(
             expected,
             catalog,
@@ -212,8 +220,12 @@ class RfidChannel(EvidenceChannel):
     def _ship(self, order_id: str, carton_id: str, attempt: int) -> None:
         assert self.ledger is not None
         epcs = self._in_carton.pop((order_id, carton_id, attempt), ())
-        if epcs:
+        if not epcs:
+            return
+        try:
             self.ledger.shipped(epcs, order_id, carton_id, self._context.clock.now_utc())
+        except sqlite3.Error as exc:  # the carton has shipped; a lost entry only weakens the check
+            log.error("cannot record shipped EPCs", extra={"order_id": order_id, "error": str(exc)})
 
     def _record(
         self, request: CollectEvidence, result: WindowResult, report: ChannelReport
