@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Self
 
-from rfid.epc import encode_sgtin96
+from rfid.epc import encode_sgtin96, normalise_gtin
 from rfid.protocols import chafon, thingmagic
 from rfid.protocols.framing import LengthFramer, crc16_mcrf4xx
 from rfid.reads import TagReport
@@ -89,6 +89,18 @@ class TagField:
 
 def sgtin(serial: int, item_reference: str = "812345", prefix: str = "0614141") -> bytes:
     return encode_sgtin96(1, prefix, item_reference, serial)
+
+
+def sgtin_for_gtin(gtin: str, serial: int, company_prefix_digits: int = 7) -> bytes:
+    """The SGTIN-96 of one unit of a catalog barcode (EAN-13, UPC-A or GTIN-14), with a
+    company prefix of `company_prefix_digits` (the real split comes from GS1; any split decodes
+    back to the same GTIN-14)."""
+    gtin14 = normalise_gtin(gtin)
+    if gtin14 is None:
+        raise ValueError(f"{gtin!r} is not a GTIN")
+    prefix = gtin14[1 : 1 + company_prefix_digits]
+    reference = gtin14[0] + gtin14[1 + company_prefix_digits : 13]
+    return encode_sgtin96(1, prefix, reference, serial)
 
 
 def carton_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -45.0) -> list[SimTag]:
@@ -541,5 +553,6 @@ __all__ = [
     "add_simulate_command",
     "carton_tags",
     "sgtin",
+    "sgtin_for_gtin",
     "stray_tags",
 ]

@@ -7,12 +7,16 @@ path as on hardware: it opens /dev/pts/N with pyserial and speaks MT-SICS to the
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rfid.identity import EpcSkuResolver
+from simulators.rfid_sim import SimTag, TagField, sgtin_for_gtin
+from simulators.rfid_sim_llrp import LlrpReaderSimulator
 from simulators.scale_sim import ScaleSimulator
 from simulators.scanner_sim import PtySerialScanner
 from station.catalog_file import load_catalog
@@ -22,6 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = REPO / "config" / "catalog.example.json"
 EXAMPLE_MANIFESTS = REPO / "config" / "manifests"
 PAPERWORK_G = 6.0  # the packing slip the rig's packer puts in every carton
+RFID_READER = "platter"  # the rig's LLRP reader; its device is "rfid platter"
+RFID_FLOOR_DBM = -55.0  # antenna 1 (under the platter); antenna 2 faces the neighbour
+IN_CARTON_DBM = -42.0
+BESIDE_DBM = -68.0  # a unit on the table beside the box: read, but below the floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,8 @@ class SimulatedStation:
     timing: RigTiming = field(default_factory=RigTiming)
     seed: int = 7
     extra_config: str = ""  # TOML appended to the generated config ([api], [[reviewers]], ...)
+    rfid: bool = False  # an LLRP reader under the platter; tagged units carry SGTIN-96 tags
+    rfid_options: str = ""  # extra keys of the [rfid] section, e.g. "require_second_channel = true"
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -58,15 +68,23 @@ class SimulatedStation:
         self.config_path = self.workdir / f"{self.station_id}.toml"
         self._rng = random.Random(self.seed)
         self._on_platter_g = 0.0
+        self.tag_field = TagField(seed=self.seed)
+        self.rfid_reader = LlrpReaderSimulator(self.tag_field) if self.rfid else None
+        self._serials = itertools.count(100_000 * self.seed + 1)
+        self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
 
     def start(self) -> SimulatedStation:
         self.scale.start()
+        if self.rfid_reader is not None:
+            self.rfid_reader.start()
         self.config_path.write_text(self.config_toml())
         return self
 
     def stop(self) -> None:
         self.scale.stop()
         self.scanner.close()
+        if self.rfid_reader is not None:
+            self.rfid_reader.stop()
 
     def __enter__(self) -> SimulatedStation:
         return self.start()
@@ -130,7 +148,32 @@ settle_timeout_s = 5.0
 level = "INFO"
 json_lines = true
 {self._api_default()}
-{self.extra_config}"""
+{self.extra_config}
+{self._rfid_toml()}"""
+
+    def _rfid_toml(self) -> str:
+        if self.rfid_reader is None:
+            return ""
+        return f"""
+[rfid]
+window_s = 0.6
+{self.rfid_options}
+
+[[rfid.readers]]
+protocol = "llrp"
+name = "{RFID_READER}"
+host = "127.0.0.1"
+tcp_port = {self.rfid_reader.tcp_port}
+antennas = [1, 2]
+keepalive_s = 1.0
+stale_after_s = 3.0
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+
+[rfid.window]
+antennas = [{{ antenna = 1, rssi_floor_dbm = {RFID_FLOOR_DBM} }}]
+min_seen_count = 3
+"""
 
     def _api_default(self) -> str:
         # A free port unless the test configures [api] itself: several rigs (and a leftover
@@ -150,6 +193,47 @@ json_lines = true
     def clear_platter(self) -> None:
         self._on_platter_g = 0.0
         self.scale.set_weight(0.0, motion_s=self.timing.motion_s)
+        for epc in self.carton_epcs:  # the carton leaves with its tags
+            self.tag_field.remove(epc)
+        self.carton_epcs = []
+
+    # -- RFID tags -----------------------------------------------------------------------------
+
+    def new_tag(self, sku: str) -> bytes | None:
+        """A fresh SGTIN-96 for one unit of `sku` (catalog GTIN + serial); None if untagged."""
+        item = self.catalog.items[sku]
+        if not item.rfid_tagged or not item.barcodes:
+            return None
+        return sgtin_for_gtin(item.barcodes[0].code, next(self._serials))
+
+    def _tag_in_carton(self, sku: str) -> None:
+        epc = self.new_tag(sku) if self.rfid_reader is not None else None
+        if epc is not None:
+            self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
+            self.carton_epcs.append(epc)
+
+    def leave_beside(self, sku: str) -> bytes | None:
+        """One unit of `sku` lies on the table beside the box: its tag answers antenna 1, but
+        weakly (below the floor), and it does not weigh on the platter. If a unit of `sku` is in
+        the carton, that one comes out (held over the platter while packing, then set aside)."""
+        epc = next((e for e in self.carton_epcs if self._sku_of(e) == sku), None)
+        if epc is not None:
+            self.carton_epcs.remove(epc)
+            self.tag_field.remove(epc)
+        epc = epc or self.new_tag(sku)
+        if epc is not None:
+            self.tag_field.add(SimTag(epc, 1, BESIDE_DBM, 2.0, 0.9))
+        return epc
+
+    def add_strays(self, sku: str, count: int = 3) -> list[bytes]:
+        """Units of another station's order: weak on our antenna 1, strong on antenna 2."""
+        epcs = [epc for _ in range(count) if (epc := self.new_tag(sku)) is not None]
+        for epc in epcs:
+            self.tag_field.add(SimTag(epc, 1, -74.0, 3.0, 0.5), SimTag(epc, 2, -48.0, 2.0, 0.9))
+        return epcs
+
+    def _sku_of(self, epc: bytes) -> str | None:
+        return EpcSkuResolver.from_catalog(self.catalog).resolve(epc).sku
 
     def unit_weight(self, sku: str) -> float:
         """One real unit: the catalog mean with the catalog's spread."""
@@ -191,10 +275,13 @@ json_lines = true
         box_code: str,
         leave_out: tuple[str, ...] = (),
         pause_s: float = 0.05,
+        beside: tuple[str, ...] = (),
     ) -> list[str]:
         """Log in, open the carton, put the box and the units on the platter, close.
 
         `leave_out` names SKUs of which one unit is not packed. Returns the units left out.
+        `beside` names SKUs of which one unit goes in the carton during packing and is then set
+        down beside the box before the close (`leave_beside`).
         """
         self.scan(f"BADGE-{badge}")
         self.scan(f"{order_id}/{carton_id}")
@@ -206,13 +293,19 @@ json_lines = true
             if sku in missing:
                 missing.remove(sku)
                 continue
-            self.place(self.unit_weight(sku))
+            self.add_unit(sku)
             time.sleep(pause_s)
+        for sku in beside:
+            self.leave_beside(sku)
+            self.place(-self.unit_weight(sku))
+        if beside:
+            time.sleep(0.3)  # the packer sets it down, then scans CLOSE
         self.close()
         return list(leave_out)
 
     def add_unit(self, sku: str) -> None:
         self.place(self.unit_weight(sku))
+        self._tag_in_carton(sku)
 
     def close(self) -> None:
         self.scan("CLOSE")

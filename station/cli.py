@@ -74,16 +74,18 @@ def summarise(config: object) -> str:
     scanners = ", ".join(
         f"{s.type} {getattr(s, 'port', getattr(s, 'device', ''))}" for s in config.scanners
     )
-    return "\n".join(
-        [
-            f"station {config.station.site}/{config.station.id}: OK ({config.workflow.mode} mode)",
-            f"  scale:     {config.scale.protocol} on {config.scale.port}",
-            f"  scanners:  {scanners}",
-            f"  manifests: {config.manifests.source.type}",
-            f"  mqtt:      {config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol})",
-            f"  policy:    requires {', '.join(config.policy.required_channels)}",
-        ]
-    )
+    lines = [
+        f"station {config.station.site}/{config.station.id}: OK ({config.workflow.mode} mode)",
+        f"  scale:     {config.scale.protocol} on {config.scale.port}",
+        f"  scanners:  {scanners}",
+        f"  manifests: {config.manifests.source.type}",
+        f"  mqtt:      {config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol})",
+        f"  policy:    requires {', '.join(config.policy.required_channels)}",
+    ]
+    if config.rfid is not None:
+        readers = ", ".join(f"{r.name} ({r.protocol} {r.endpoint})" for r in config.rfid.readers)
+        lines.append(f"  rfid:      {readers}")
+    return "\n".join(lines)
 
 
 def _run_config_schema(args: argparse.Namespace) -> int:

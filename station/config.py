@@ -16,6 +16,7 @@ from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
+from station.rfid_check import RfidCheckConfig
 from station.scanner import ScannerConfig
 from station.session import WorkflowConfig
 from station.weight_check import WeightCheckConfig
@@ -49,7 +50,7 @@ class ManifestsSection(Strict):
 
 
 class PolicySection(Strict):
-    required_channels: list[Literal["weight"]] = Field(
+    required_channels: list[Literal["weight", "rfid"]] = Field(
         default=["weight"],
         description="Channels that must vouch for every carton; a required channel that is down, "
         "stale or unsure sends the carton to REVIEW.",
@@ -113,6 +114,10 @@ class StationConfig(Strict):
         default_factory=list,
         description="Who may release a held carton at this station (badge and PIN hash).",
     )
+    rfid: RfidCheckConfig | None = Field(
+        default=None,
+        description="RFID readers and the decisive read window; absent: no RFID channel.",
+    )
 
     @model_validator(mode="after")
     def _unique_reviewers(self) -> StationConfig:
@@ -130,6 +135,12 @@ class StationConfig(Strict):
             raise ValueError(f"two scanners share {', '.join(sorted(dupes))}")
         return self
 
+    @model_validator(mode="after")
+    def _required_channels_configured(self) -> StationConfig:
+        if "rfid" in self.policy.required_channels and self.rfid is None:
+            raise ValueError("policy.required_channels names rfid but there is no [rfid] section")
+        return self
+
     def resolve_paths(self, base: Path) -> StationConfig:
         """Make relative paths relative to the config file's folder."""
         station = self.station.model_copy(update={"data_dir": base / self.station.data_dir})
@@ -144,4 +155,6 @@ class StationConfig(Strict):
         if api.token_file is not None:
             api = api.model_copy(update={"token_file": base / api.token_file})
         update = {"station": station, "catalog": catalog, "manifests": manifests, "api": api}
+        if self.rfid is not None:
+            update["rfid"] = self.rfid.resolve_paths(base)
         return self.model_copy(update=update)

@@ -130,6 +130,9 @@ class StationDaemon:
         policy = VerificationPolicy(
             required_channels=frozenset(config.policy.required_channels),
             min_confidence=config.policy.min_confidence,
+            corroborate=frozenset(
+                {"rfid"} if config.rfid is not None and config.rfid.require_second_channel else ()
+            ),
         )
         self.session = Session(config.workflow, self.catalog, policy, self.clock)
         self.scanners = [
@@ -162,6 +165,9 @@ class StationDaemon:
         self._started_at = self.clock.monotonic()
         self.metrics = StationMetrics(self.outbox.depth, lambda: len(self._down))
         self.observers.append(lambda effect: self.metrics.on_effect(effect, self.clock.monotonic()))
+        for channel in self.channels:
+            channel.attach_metrics(self.metrics)
+            self.observers.append(channel.on_effect)
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)

@@ -76,6 +76,9 @@ class ChannelReport:
     explanations: tuple[Explanation, ...] = ()
     reasons: tuple[Reason, ...] = ()
     measurements: Mapping[str, float] = field(default_factory=dict)
+    # What the channel saw that a person must look at whatever else it found (an RFID tag that
+    # maps to no SKU, or one already shipped): the carton goes to REVIEW unless it is blocked.
+    review: tuple[Reason, ...] = ()
 
     def finding_for(self, sku: str) -> SkuFinding | None:
         return next((f for f in self.findings if f.sku == sku), None)
@@ -106,6 +109,9 @@ class VerificationPolicy:
 
     required_channels: frozenset[str] = frozenset({"weight"})
     min_confidence: float = 0.9
+    # Channels whose confirmation alone does not verify a SKU (e.g. {"rfid"}: a tag read proves
+    # the unit near the antennas; a second channel must vouch for it too).
+    corroborate: frozenset[str] = frozenset()
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         reports = tuple(reports)
@@ -122,18 +128,30 @@ class VerificationPolicy:
                 Outcome.BLOCK, tuple(_dedupe(reasons)), tuple(missing), tuple(extra), reports
             )
 
-        unverified = [sku for sku in sorted(expected) if not self._confirmed(sku, reports)]
-        if unverified:
-            reasons = [
-                Reason(
-                    "sku_unverified",
-                    f"No channel could confirm {sku}: its absence would not be detected.",
-                    sku=sku,
-                )
-                for sku in unverified
-            ]
-            return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
+        held = [reason for r in reports if r.state is ChannelState.OK for reason in r.review]
+        reasons = held + [self._unverified(sku, reports) for sku in sorted(expected)]
+        reasons = [reason for reason in reasons if reason is not None]
+        if reasons:
+            return Verdict(Outcome.REVIEW, tuple(_dedupe(reasons)), reports=reports)
         return Verdict(Outcome.PASS, (), reports=reports)
+
+    def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
+        confirming = self._confirming(sku, reports)
+        if not confirming:
+            return Reason(
+                "sku_unverified",
+                f"No channel could confirm {sku}: its absence would not be detected.",
+                sku=sku,
+            )
+        if confirming <= self.corroborate:
+            named = " and ".join(sorted(confirming))
+            return Reason(
+                "sku_single_channel",
+                f"Only {named} confirmed {sku}: this station needs a second channel to vouch "
+                "for it.",
+                sku=sku,
+            )
+        return None
 
     def _unavailable(self, by_channel: Mapping[str, ChannelReport]) -> Iterable[Reason]:
         for channel in sorted(self.required_channels):
@@ -173,16 +191,20 @@ class VerificationPolicy:
         extra = [LineDelta(s, q) for s, q in sorted(over.items()) if q > 0]
         return missing, extra, reasons
 
-    def _confirmed(self, sku: str, reports: tuple[ChannelReport, ...]) -> bool:
+    def _confirming(self, sku: str, reports: tuple[ChannelReport, ...]) -> frozenset[str]:
+        """Channels that confirm `sku` with enough confidence; a channel that is not OK (down,
+        stale, unsure) confirms nothing, required or not."""
+        channels = set()
         for report in reports:
             finding = report.finding_for(sku)
             if (
-                finding is not None
+                report.state is ChannelState.OK
+                and finding is not None
                 and finding.status is FindingStatus.CONFIRMED
                 and finding.confidence >= self.min_confidence
             ):
-                return True
-        return False
+                channels.add(report.channel)
+        return frozenset(channels)
 
 
 def _dedupe(reasons: Iterable[Reason]) -> list[Reason]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from station.clock import Clock
 from station.domain import Catalog
-from station.session import CollectEvidence
+from station.metrics import Metrics
+from station.session import CollectEvidence, Effect
 from station.verification import ChannelReport
 
 
@@ -50,3 +51,9 @@ class EvidenceChannel(ABC):
     ) -> ChannelReport:
         """This channel's report for the carton being closed. `requested_at` is when the close
         came (monotonic); by `deadline` the channel must answer, failing closed if it must."""
+
+    def attach_metrics(self, metrics: Metrics) -> None:  # noqa: B027 - optional hook
+        """Register this channel's own metric families (optional)."""
+
+    def on_effect(self, effect: Effect) -> None:  # noqa: B027 - optional hook
+        """Every effect the daemon carried out, e.g. a verdict recorded (optional)."""

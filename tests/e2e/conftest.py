@@ -152,7 +152,7 @@ class DaemonProcess:
 class Harness:
     """One station (rig + daemon), its broker and a reissue-backend sink."""
 
-    def __init__(self, workdir: Path, mode: str = "enforce") -> None:
+    def __init__(self, workdir: Path, mode: str = "enforce", **station_options: Any) -> None:
         self.workdir = workdir
         try:
             self.broker = MosquittoBroker(workdir / "broker")
@@ -161,7 +161,11 @@ class Harness:
         self.broker.start()
         try:
             self.station = SimulatedStation(
-                workdir / "station", self.broker.host, self.broker.port, mode=mode
+                workdir / "station",
+                self.broker.host,
+                self.broker.port,
+                mode=mode,
+                **station_options,
             ).start()
         except BaseException:
             self.broker.stop()
@@ -394,8 +398,8 @@ def make_harness(
     """Builds harnesses (mode="enforce" by default); tears every one down, whatever happened."""
     built: list[Harness] = []
 
-    def make(mode: str = "enforce") -> Harness:
-        harness = Harness(tmp_path / f"h{len(built)}", mode=mode)
+    def make(mode: str = "enforce", **station_options: Any) -> Harness:
+        harness = Harness(tmp_path / f"h{len(built)}", mode=mode, **station_options)
         built.append(harness)
         return harness
 

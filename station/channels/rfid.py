@@ -1,0 +1,260 @@
+"""The RFID channel: tag reads from the readers under the platter, the decisive window at close,
+and the ledger of EPCs this station shipped.
+
+Each configured reader runs in its own supervisor thread (`rfid.device.RfidReader`); its reads are
+handed to the loop with `ChannelContext.call_soon` and kept in a bounded rolling buffer stamped on
+the station's monotonic clock. At close the channel waits for the decisive window
+([close - lookback_s, close + window_s]), filters its reads (`rfid.window.filter_window`: antennas,
+RSSI floors, seen count, prefixes, the shipped-EPC ledger) and reports (`station.rfid_check`).
+Every close logs the per-antenna RSSI histogram ("rfid window") and counts rejected reads by
+reason and reads by RSSI bin in the metrics, so a site can tune its floors from data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import OrderedDict, deque
+from datetime import timedelta
+from pathlib import Path
+
+from rfid.device import ReaderHealth, RfidReader
+from rfid.identity import EpcSkuResolver
+from rfid.ledger import EpcLedger
+from rfid.reads import TagRead
+from rfid.window import WindowResult, filter_window
+from station.channels.base import ChannelContext, EvidenceChannel
+from station.domain import expected_units
+from station.metrics import Metrics
+from station.rfid_check import CHANNEL, ReaderProblem, RfidCheckConfig, rfid_report
+from station.session import CollectEvidence, Effect, RecordAttempt, RecordAudit
+from station.verification import ChannelReport, ChannelState
+
+log = logging.getLogger("packstation.rfid")
+
+_IN_FLIGHT_S = 0.05  # real seconds for reads stamped inside the window to reach the loop
+_REMEMBERED_ATTEMPTS = 16  # accepted EPCs kept per attempt until its verdict ships the carton
+REJECTED = "packstation_rfid_rejected_reads_total"
+RSSI_READS = "packstation_rfid_window_reads_total"
+
+
+def reader_device(name: str) -> str:
+    return f"rfid {name}"
+
+
+class RfidChannel(EvidenceChannel):
+    name = CHANNEL
+
+    def __init__(self, config: RfidCheckConfig, data_dir: Path, context: ChannelContext) -> None:
+        self.config = config
+        self._context = context
+        self.resolver = EpcSkuResolver.from_catalog(context.catalog, config.site_table())
+        self.reads: deque[TagRead] = deque(maxlen=config.buffer_reads)
+        self.readers = [
+            RfidReader(
+                reader,
+                on_reads=self._reads_from_thread,
+                on_health=self._health_from_thread,
+                clock=context.clock,
+            )
+            for reader in config.readers
+        ]
+        self._up: set[str] = set()  # reader names currently up (on the loop)
+        self._changed_at: dict[str, float] = {}  # reader name -> last health change (monotonic)
+        self._detail: dict[str, str] = {}
+        self.ledger = (
+            EpcLedger(
+                data_dir / "rfid-ledger.sqlite3",
+                timedelta(days=config.ledger_retention_days),
+                context.clock.now_utc(),
+            )
+            if config.deny_shipped
+            else None
+        )
+        # (order, carton, attempt) -> EPCs in that carton, until its verdict ships it (or not).
+        self._in_carton: OrderedDict[tuple[str, str, int], tuple[str, ...]] = OrderedDict()
+        self._metrics: Metrics | None = None
+        self.last_result: WindowResult | None = None
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(reader_device(r.name) for r in self.config.readers)
+
+    def start(self) -> None:
+        for reader in self.readers:
+            reader.start()
+
+    def stop(self) -> None:
+        for reader in self.readers:
+            reader.stop()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def attach_metrics(self, metrics: Metrics) -> None:
+        metrics.counter(REJECTED, "RFID reads of decisive windows that did not count, by reason.")
+        metrics.counter(
+            RSSI_READS,
+            "RFID reads of decisive windows by antenna and RSSI bin (lower edge, dBm): the "
+            "histogram a site tunes its floors from.",
+        )
+        self._metrics = metrics
+
+    def on_effect(self, effect: Effect) -> None:
+        """A carton passed or released ships its EPCs: they go to the ledger."""
+        if self.ledger is None:
+            return
+        if isinstance(effect, RecordAttempt):
+            record = effect.record
+            if record.verdict.passed or record.mode == "shadow":  # shadow cartons ship anyway
+                self._ship(record.order_id, record.carton_id, record.attempt)
+        elif isinstance(effect, RecordAudit) and effect.kind == "carton.released":
+            data = effect.data
+            self._ship(str(data["order_id"]), str(data["carton_id"]), int(data["attempt"]))  # type: ignore[call-overload]
+
+    # -- reads and health (threads hand over to the loop) ---------------------------------------
+
+    def _reads_from_thread(self, reads: list[TagRead]) -> None:
+        self._context.call_soon(lambda: self.reads.extend(reads))
+
+    def _health_from_thread(self, health: ReaderHealth) -> None:
+        self._context.call_soon(lambda: self._on_health(health))
+
+    def _on_health(self, health: ReaderHealth) -> None:
+        self._changed_at[health.reader] = health.since_monotonic
+        self._detail[health.reader] = health.detail
+        if health.state == "up":
+            self._up.add(health.reader)
+        else:
+            self._up.discard(health.reader)
+        if health.state != "connecting":  # the first connect is neither a fault nor a recovery
+            up = health.state == "up"
+            self._context.report_health(reader_device(health.reader), up, health.detail)
+
+    # -- the decisive window ---------------------------------------------------------------------
+
+    async def collect(
+        self, request: CollectEvidence, requested_at: float, deadline: float
+    ) -> ChannelReport:
+        clock = self._context.clock
+        opened = requested_at - self.config.lookback_s
+        closes = min(requested_at + self.config.window_s, deadline)
+        while (remaining := closes - clock.monotonic()) > 0:
+            await clock.sleep(remaining)
+        await asyncio.sleep(_IN_FLIGHT_S)
+        # The reads of one window's length before it opened come along: they count as
+        # `outside_window` (units read while still going in, or on their way out).
+        since = opened - self.config.window_s
+        reads = [r for r in self.reads if r.last_seen >= since and r.first_seen <= closes]
+        problems: list[ReaderProblem] = []
+        try:
+            deny = self.ledger.denials({r.epc_hex for r in reads}) if self.ledger else {}
+        except sqlite3.Error as exc:  # fail closed: without the ledger nothing is vouched for
+            log.error("cannot read the shipped-EPC ledger", extra={"error": str(exc)})
+            deny = {}
+            message = f"The shipped-EPC ledger cannot be read ({exc})."
+            problems.append(ReaderProblem("ledger", ChannelState.STALE, message))
+        result = filter_window(
+            reads, self.config.window, self.resolver, deny=deny, window=(opened, closes)
+        )
+        catalog = self._context.catalog
+        expected = expected_units(request.manifest, catalog)
+        tagged = any(
+            n > 0 and sku in catalog.items and catalog.items[sku].rfid_tagged
+            for sku, n in expected.items()
+        )
+        in_window = [r for r in reads if r.last_seen >= opened]
+        problems += self._problems(opened, in_window, tagged)
+        report = rfid_report(
+            expected,
+            catalog,
+            result,
+            problems=problems,
+            sku_of=lambda epc: self.resolver.resolve(epc).sku,
+            confidence=self.config.confidence,
+        )
+        self._remember(request, result)
+        self._record(request, result, report)
+        self.last_result = result
+        return report
+
+    def _problems(
+        self, opened: float, in_window: list[TagRead], tagged: bool
+    ) -> list[ReaderProblem]:
+        """Readers that cannot vouch for this window: down, restarted in it, or silent."""
+        problems = []
+        for reader in self.config.readers:
+            name = reader.name
+            if name not in self._up:
+                detail = self._detail.get(name) or "not connected yet"
+                problems.append(
+                    ReaderProblem(name, ChannelState.DOWN, f"RFID reader {name} is down: {detail}")
+                )
+            elif self._changed_at.get(name, opened) > opened:
+                problems.append(
+                    ReaderProblem(
+                        name,
+                        ChannelState.STALE,
+                        f"RFID reader {name} reconnected during the decisive read: close again.",
+                    )
+                )
+            elif tagged and not any(r.reader == name for r in in_window):
+                problems.append(
+                    ReaderProblem(
+                        name,
+                        ChannelState.STALE,
+                        f"RFID reader {name} read no tag at all during the decisive read although "
+                        "the carton should hold tagged units: is it inventorying?",
+                    )
+                )
+        return problems
+
+    def _remember(self, request: CollectEvidence, result: WindowResult) -> None:
+        epcs = [t.epc for tags in result.accepted_by_sku.values() for t in tags]
+        epcs += [t.epc for t in result.unknown]
+        key = (request.manifest.order_id, request.manifest.carton_id, request.attempt)
+        self._in_carton[key] = tuple(epcs)
+        while len(self._in_carton) > _REMEMBERED_ATTEMPTS:
+            self._in_carton.popitem(last=False)
+
+    def _ship(self, order_id: str, carton_id: str, attempt: int) -> None:
+        assert self.ledger is not None
+        epcs = self._in_carton.pop((order_id, carton_id, attempt), ())
+        if not epcs:
+            return
+        try:
+            self.ledger.shipped(epcs, order_id, carton_id, self._context.clock.now_utc())
+        except sqlite3.Error as exc:  # the carton has shipped; a lost entry only weakens the check
+            log.error("cannot record shipped EPCs", extra={"order_id": order_id, "error": str(exc)})
+
+    def _record(
+        self, request: CollectEvidence, result: WindowResult, report: ChannelReport
+    ) -> None:
+        """One structured log line per close, and the metrics a site tunes its floors from."""
+        log.info(
+            "rfid window",
+            extra={
+                "order_id": request.manifest.order_id,
+                "carton_id": request.manifest.carton_id,
+                "attempt": request.attempt,
+                "state": report.state.value,
+                "reads": result.total_reads,
+                "reads_accepted": result.accepted_reads,
+                "units_by_sku": result.units_by_sku(),
+                "unknown_epcs": [t.epc for t in result.unknown],
+                "denied_epcs": [d.tag.epc for d in result.denied],
+                "rejected_reads": dict(result.rejected_reads),
+                "rssi_histograms": [h.as_dict() for h in result.histograms],
+            },
+        )
+        metrics = self._metrics
+        if metrics is None:
+            return
+        for reason, count in result.rejected_reads.items():
+            metrics.inc(REJECTED, {"reason": reason}, count)
+        for histogram in result.histograms:
+            antenna = str(histogram.antenna)
+            for edge, count in histogram.bins.items():
+                metrics.inc(RSSI_READS, {"antenna": antenna, "rssi_dbm": f"{edge:g}"}, count)
+            if histogram.no_rssi:
+                metrics.inc(RSSI_READS, {"antenna": antenna, "rssi_dbm": "none"}, histogram.no_rssi)

@@ -1,0 +1,158 @@
+"""The RFID channel on a manual clock, without reader threads: the decisive window, reader
+health, the ledger fed by verdicts, and the metrics a site tunes from."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from rfid.device import ReaderHealth
+from rfid.reads import TagRead
+from simulators.rfid_sim import sgtin_for_gtin
+from simulators.rig import EXAMPLE_CATALOG
+from station.catalog_file import load_catalog
+from station.channels.base import ChannelContext
+from station.channels.rfid import REJECTED, RSSI_READS, RfidChannel
+from station.clock import ManualClock
+from station.domain import Manifest
+from station.metrics import Metrics
+from station.rfid_check import RfidCheckConfig
+from station.session import CollectEvidence
+from station.verification import ChannelState, FindingStatus
+
+CATALOG = load_catalog(EXAMPLE_CATALOG)
+EAR = "EAR-SILVER"
+MANIFEST = Manifest.model_validate(
+    {
+        "order_id": "ORD-9",
+        "carton_id": "C1",
+        "version": 1,
+        "lines": [
+            {"line_id": "1", "sku": EAR, "quantity": 1},
+            {"line_id": "2", "sku": "MUG-BLUE", "quantity": 1},
+        ],
+    }
+)
+CONFIG = RfidCheckConfig.model_validate(
+    {
+        "readers": [{"protocol": "llrp", "host": "127.0.0.1", "name": "platter"}],
+        "window": {"antennas": [{"antenna": 1, "rssi_floor_dbm": -55}], "min_seen_count": 2},
+        "window_s": 1.0,
+    }
+)
+
+
+def ear_tag(serial: int) -> bytes:
+    return sgtin_for_gtin(CATALOG.items[EAR].barcodes[0].code, serial)
+
+
+def channel(tmp_path: Path, clock: ManualClock) -> tuple[RfidChannel, list[tuple[str, bool]]]:
+    health: list[tuple[str, bool]] = []
+
+    def call_soon(work: Callable[[], None]) -> None:
+        work()
+
+    context = ChannelContext(
+        clock=clock,
+        catalog=CATALOG,
+        call_soon=call_soon,
+        report_health=lambda device, up, _detail: health.append((device, up)),
+        is_down=lambda _device: False,
+        is_idle=lambda: False,
+    )
+    return RfidChannel(CONFIG, tmp_path, context), health
+
+
+def up(ch: RfidChannel, clock: ManualClock) -> None:
+
+    ch._on_health(ReaderHealth("platter", "up", "llrp inventory", clock.monotonic(), "x"))
+
+
+def collect(ch: RfidChannel, at: float) -> object:
+    request = CollectEvidence(1, CATALOG.boxes["BOX-S"], MANIFEST)
+    return asyncio.run(ch.collect(request, at, at + 5.0))
+
+
+def test_only_reads_of_the_decisive_window_count(tmp_path: Path) -> None:
+    clock = ManualClock()
+    ch, health = channel(tmp_path, clock)
+    up(ch, clock)
+    assert health == [("rfid platter", True)]
+    clock.advance(5)
+    close = clock.monotonic()
+    before = TagRead(ear_tag(1), 1, -40, close - 0.5, close - 0.4, 9, "platter")
+    stray = TagRead(ear_tag(7), 2, -50, close + 0.2, close + 0.3, 9, "platter")
+    ch._reads_from_thread([before, stray])
+    report = collect(ch, close)
+    missing = report.finding_for(EAR)
+    assert missing.status is FindingStatus.MISSING  # read before CLOSE only: taken out since
+    assert ear_tag(1).hex().upper() in missing.detail
+    assert report.finding_for("MUG-BLUE").status is FindingStatus.NOT_APPLICABLE
+
+    metrics = Metrics()
+    ch.attach_metrics(metrics)
+    close = clock.monotonic()
+    ch._reads_from_thread(
+        [
+            TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter"),
+            TagRead(ear_tag(2), 1, -70, close + 0.2, close + 0.3, 9, "platter"),
+        ]
+    )
+    report = collect(ch, close)
+    assert report.state is ChannelState.OK
+    assert report.finding_for(EAR).status is FindingStatus.CONFIRMED
+    text = metrics.render()
+    assert f'{REJECTED}{{reason="below_rssi_floor"}} 1' in text
+    assert f'{RSSI_READS}{{antenna="1",rssi_dbm="-40"}} 1' in text
+    ch.stop()
+
+
+def test_a_reader_down_or_silent_fails_closed(tmp_path: Path) -> None:
+    clock = ManualClock()
+    ch, _ = channel(tmp_path, clock)
+    report = collect(ch, clock.monotonic())
+    assert report.state is ChannelState.DOWN and not report.findings  # never came up
+    up(ch, clock)
+    clock.advance(1)
+    report = collect(ch, clock.monotonic())
+    assert report.state is ChannelState.STALE  # up, but read nothing with tagged units due
+    assert "read no tag" in report.reasons[0].message
+    ch.stop()
+
+
+def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: Path) -> None:
+    from station.session import AttemptRecord, RecordAttempt
+    from station.verification import Outcome, Verdict
+
+    clock = ManualClock()
+    ch, _ = channel(tmp_path, clock)
+    up(ch, clock)
+    clock.advance(1)
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    collect(ch, close)
+    record = AttemptRecord(
+        order_id="ORD-9",
+        carton_id="C1",
+        manifest_version=1,
+        attempt=1,
+        packer_badge="A1",
+        box_code="BOX-S",
+        closed_by="scan",
+        shipping_label=None,
+        mode="enforce",
+        verdict=Verdict(Outcome.PASS, ()),
+        scanned_units={},
+        weight=None,
+        decided_at=clock.now_utc(),
+    )
+    ch.on_effect(RecordAttempt(record))
+    assert ch.ledger is not None and len(ch.ledger) == 1
+
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    report = collect(ch, close)
+    assert report.finding_for(EAR).status is FindingStatus.UNCERTAIN
+    assert [r.code for r in report.review] == ["rfid_tag_shipped"]
+    ch.stop()
