@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # the renderer's warps would otherwise fan out over every core
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
