@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "scale.cli",
     "simulators.cli",
     "station.contract",
+    "vision.cli",
 )
 
 
