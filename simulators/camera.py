@@ -172,7 +172,7 @@ def random_design(
         accent=accent,
         texture=rng.choice(TEXTURES[family]),
         size=size,
-        label=kind != "bottle" and rng.random() < 0.6 or gtin is not None or gs1 is not None,
+        label=(kind != "bottle" and rng.random() < 0.6) or gtin is not None or gs1 is not None,
         gtin=gtin,
         gs1=gs1,
         sku=sku,
@@ -216,10 +216,30 @@ def ean13_check_digit(digits12: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-_EAN_L = ("0001101", "0011001", "0010011", "0111101", "0100011",
-          "0110001", "0101111", "0111011", "0110111", "0001011")  # fmt: skip
-_EAN_PARITY = ("LLLLLL", "LLGLGG", "LLGGLG", "LLGGGL", "LGLLGG",
-               "LGGLLG", "LGGGLL", "LGLGLG", "LGLGGL", "LGGLGL")  # fmt: skip
+_EAN_L = (
+    "0001101",
+    "0011001",
+    "0010011",
+    "0111101",
+    "0100011",
+    "0110001",
+    "0101111",
+    "0111011",
+    "0110111",
+    "0001011",
+)
+_EAN_PARITY = (
+    "LLLLLL",
+    "LLGLGG",
+    "LLGGLG",
+    "LLGGGL",
+    "LGLLGG",
+    "LGGLLG",
+    "LGGGLL",
+    "LGLGLG",
+    "LGLGGL",
+    "LGGLGL",
+)
 
 
 def ean13_modules(code: str) -> str:
@@ -254,7 +274,9 @@ def render_datamatrix(gs1: str, module_px: int = 3) -> np.ndarray:
     import zxingcpp
 
     barcode = zxingcpp.create_barcode(gs1, zxingcpp.BarcodeFormat.DataMatrix, gs1=True)
-    img = np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=module_px, add_quiet_zones=True))
+    img = np.asarray(
+        zxingcpp.write_barcode_to_image(barcode, scale=module_px, add_quiet_zones=True)
+    )
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     return img.astype(np.uint8)
@@ -278,7 +300,8 @@ def _label(design: ItemDesign, w: int, h: int, rng: np.random.Generator) -> np.n
         scale = min(1.0, (lw - 2) / cw, (lh - 2) / ch)
         if scale < 1.0:
             code_img = cv2.resize(
-                code_img, (max(1, int(cw * scale)), max(1, int(ch * scale))),
+                code_img,
+                (max(1, int(cw * scale)), max(1, int(ch * scale))),
                 interpolation=cv2.INTER_AREA,
             )
             ch, cw = code_img.shape
@@ -318,15 +341,20 @@ def item_sprite(item: PlacedItem, px_per_unit: float) -> tuple[np.ndarray, np.nd
     elif d.kind == "bottle":
         r = min(w, h) // 2
         cv2.circle(alpha, (w // 2, h // 2), r, 1.0, -1, cv2.LINE_AA)
-        shade = np.clip(
-            1.15 - np.hypot(*np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]) * 0.5, 0, 1.3
-        )
+        shade = np.clip(1.15 - np.hypot(*np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]) * 0.5, 0, 1.3)
         img = np.clip(img * shade[:, :, None], 0, 255).astype(np.uint8)
         cv2.circle(img, (w // 2, h // 2), max(2, r // 3), d.accent, -1, cv2.LINE_AA)
         cv2.circle(img, (w // 2, h // 2), max(2, r // 3), (40, 40, 40), 1, cv2.LINE_AA)
     elif d.kind == "pouch":
         pts = np.array(
-            [[w * 0.08, 0], [w * 0.92, 0], [w, h * 0.15], [w * 0.95, h], [w * 0.05, h], [0, h * 0.15]],
+            [
+                [w * 0.08, 0],
+                [w * 0.92, 0],
+                [w, h * 0.15],
+                [w * 0.95, h],
+                [w * 0.05, h],
+                [0, h * 0.15],
+            ],
             np.int32,
         )
         cv2.fillPoly(alpha, [pts], 1.0, cv2.LINE_AA)
@@ -396,11 +424,15 @@ def random_look(rng: random.Random, level: Level = "normal") -> Look:
         noise=rng.uniform(4, 12) if hard else rng.uniform(0, 5),
         jpeg=rng.randrange(25, 60) if hard else rng.choice([0, rng.randrange(55, 95)]),
         glare=(
-            (rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.08, 0.25),
-             rng.uniform(0.4, 0.9) if hard else rng.uniform(0.2, 0.55))
+            (
+                rng.uniform(0.2, 0.8),
+                rng.uniform(0.2, 0.8),
+                rng.uniform(0.08, 0.25),
+                rng.uniform(0.4, 0.9) if hard else rng.uniform(0.2, 0.55),
+            )
             if rng.random() < (0.6 if hard else 0.3)
             else None
-        ),  # fmt: skip
+        ),
         light_angle=rng.uniform(0, 2 * math.pi),
         light_strength=rng.uniform(0.25, 0.5) if hard else rng.uniform(0, 0.25),
     )
@@ -444,7 +476,7 @@ def place_item(
         item = PlacedItem(design, (cx, cy), rng.uniform(0, 360), scale, rng.randrange(2**31))
         if not avoid_occlusion:
             return item
-        truth = visibility(scene.items + [item], 128, 96)
+        truth = visibility([*scene.items, item], 128, 96)
         if all(v >= MIN_VISIBLE + 0.1 for v in truth):
             return item
     return None
@@ -536,11 +568,19 @@ def _draw_carton(canvas: np.ndarray, carton: Carton) -> None:
         fl = int(min(w, h) * 0.06)
         light = tuple(min(255, int(c * 1.1)) for c in carton.color)
         for poly in (
-            [(p1[0], p1[1] - wall), (p2[0], p1[1] - wall), (p2[0] - fl, p1[1] - wall - fl),
-             (p1[0] + fl, p1[1] - wall - fl)],
-            [(p1[0], p2[1] + wall), (p2[0], p2[1] + wall), (p2[0] - fl, p2[1] + wall + fl),
-             (p1[0] + fl, p2[1] + wall + fl)],
-        ):  # fmt: skip
+            [
+                (p1[0], p1[1] - wall),
+                (p2[0], p1[1] - wall),
+                (p2[0] - fl, p1[1] - wall - fl),
+                (p1[0] + fl, p1[1] - wall - fl),
+            ],
+            [
+                (p1[0], p2[1] + wall),
+                (p2[0], p2[1] + wall),
+                (p2[0] - fl, p2[1] + wall + fl),
+                (p1[0] + fl, p2[1] + wall + fl),
+            ],
+        ):
             cv2.fillPoly(canvas, [np.array(poly, np.int32)], light, cv2.LINE_AA)
     if carton.fill == "paper":
         for _ in range(int(rng.integers(6, 18))):
@@ -548,10 +588,20 @@ def _draw_carton(canvas: np.ndarray, carton: Carton) -> None:
             cy = int(rng.uniform(p1[1], p2[1]))
             axes = (int(rng.uniform(0.02, 0.07) * w), int(rng.uniform(0.02, 0.06) * h))
             shade = int(rng.uniform(150, 215))
-            cv2.ellipse(canvas, (cx, cy), axes, rng.uniform(0, 180), 0, 360, (shade,) * 3, -1,
-                        cv2.LINE_AA)  # fmt: skip
-            cv2.ellipse(canvas, (cx, cy), axes, rng.uniform(0, 180), 20, 200, (shade - 40,) * 3, 1,
-                        cv2.LINE_AA)  # fmt: skip
+            cv2.ellipse(
+                canvas, (cx, cy), axes, rng.uniform(0, 180), 0, 360, (shade,) * 3, -1, cv2.LINE_AA
+            )
+            cv2.ellipse(
+                canvas,
+                (cx, cy),
+                axes,
+                rng.uniform(0, 180),
+                20,
+                200,
+                (shade - 40,) * 3,
+                1,
+                cv2.LINE_AA,
+            )
     elif carton.fill == "pillows":
         overlay = canvas.copy()
         for _ in range(int(rng.integers(3, 8))):
@@ -571,17 +621,29 @@ def _draw_hand(canvas: np.ndarray, hand: Hand) -> np.ndarray:
     width = hand.width * unit
     cv2.line(mask, (int(ox), int(oy)), (int(tx), int(ty)), 255, max(2, int(width * 0.8)))
     angle = math.atan2(ty - oy, tx - ox)
-    cv2.ellipse(mask, (int(tx), int(ty)), (int(width * 0.7), int(width * 0.55)),
-                math.degrees(angle), 0, 360, 255, -1)  # fmt: skip
+    cv2.ellipse(
+        mask,
+        (int(tx), int(ty)),
+        (int(width * 0.7), int(width * 0.55)),
+        math.degrees(angle),
+        0,
+        360,
+        255,
+        -1,
+    )
     for k in range(-2, 3):  # fingers fan out from the palm
         a = angle + k * 0.28
         fx = tx + math.cos(a) * width * 1.3
         fy = ty + math.sin(a) * width * 1.3
         cv2.line(mask, (int(tx), int(ty)), (int(fx), int(fy)), 255, max(1, int(width * 0.2)))
     thumb = angle + 1.2
-    cv2.line(mask, (int(tx), int(ty)),
-             (int(tx + math.cos(thumb) * width), int(ty + math.sin(thumb) * width)), 255,
-             max(1, int(width * 0.22)))  # fmt: skip
+    cv2.line(
+        mask,
+        (int(tx), int(ty)),
+        (int(tx + math.cos(thumb) * width), int(ty + math.sin(thumb) * width)),
+        255,
+        max(1, int(width * 0.22)),
+    )
     soft = cv2.GaussianBlur(mask, (0, 0), max(0.8, unit / 300)).astype(np.float32) / 255
     shade = np.linspace(0.85, 1.1, w, dtype=np.float32)[None, :, None]
     colored = np.asarray(hand.color, np.float32) * shade
@@ -614,7 +676,9 @@ def _apply_look(img: np.ndarray, look: Look, seed: int) -> np.ndarray:
         k = np.zeros((look.motion, look.motion), np.float32)
         k[look.motion // 2, :] = 1 / look.motion
         size = max(1, int(look.motion * unit))
-        f = cv2.filter2D(f, -1, cv2.resize(k, (size, size)) / max(1e-6, cv2.resize(k, (size, size)).sum()))
+        f = cv2.filter2D(
+            f, -1, cv2.resize(k, (size, size)) / max(1e-6, cv2.resize(k, (size, size)).sum())
+        )
     if look.noise:
         f += rng.normal(0, look.noise, f.shape).astype(np.float32)
     out = np.clip(f, 0, 255).astype(np.uint8)
@@ -673,15 +737,14 @@ def render(scene: Scene, width: int, height: int, seed: int = 0) -> tuple[np.nda
         counted = frac >= MIN_VISIBLE
         if counted and item.design.sku:
             skus[item.design.sku] = skus.get(item.design.sku, 0) + 1
-        truths.append(ItemTruth(item.design.sku, item.design.kind, boxes[i], vbox, center, frac,
-                                counted))  # fmt: skip
+        truths.append(
+            ItemTruth(item.design.sku, item.design.kind, boxes[i], vbox, center, frac, counted)
+        )
     # A hand covering part of the carton floor makes the scene unreadable.
     x1, y1, x2, y2 = scene.carton.rect
     floor = hand_mask[int(y1 * height) : int(y2 * height), int(x1 * width) : int(x2 * width)]
     hand = bool(scene.hands) and float((floor > 127).mean()) > 0.02
-    codes = tuple(
-        c for it in scene.items for c in (it.design.gtin, it.design.gs1) if c is not None
-    )
+    codes = tuple(c for it in scene.items for c in (it.design.gtin, it.design.gs1) if c is not None)
     truth = SceneTruth(
         width=width,
         height=height,
@@ -733,9 +796,15 @@ def write_dataset(
     paths = []
     for i in range(n):
         image, truth = dataset_scene(
-            seed, i, family=family, level=level, max_items=max_items, hand_rate=hand_rate,
-            width=width, height=height,
-        )  # fmt: skip
+            seed,
+            i,
+            family=family,
+            level=level,
+            max_items=max_items,
+            hand_rate=hand_rate,
+            width=width,
+            height=height,
+        )
         path = out / f"scene_{i:05d}.png"
         cv2.imwrite(str(path), image)
         (out / f"scene_{i:05d}.json").write_text(json.dumps(truth.as_dict(), indent=1))
@@ -766,7 +835,9 @@ class InsertionSequence:
         self._frame_no = 0
         self._designs: dict[str, ItemDesign] = {}
 
-    def design_for(self, sku: str | None, gtin: str | None = None, gs1: str | None = None) -> ItemDesign:
+    def design_for(
+        self, sku: str | None, gtin: str | None = None, gs1: str | None = None
+    ) -> ItemDesign:
         key = sku or f"anon-{len(self._designs)}"
         if key not in self._designs:
             self._designs[key] = random_design(self.rng, self.family, sku=sku, gtin=gtin, gs1=gs1)
@@ -786,7 +857,9 @@ class InsertionSequence:
         self._frame_no += 1
         scene = self.scene
         if hand:
-            scene = Scene(scene.carton, scene.items, scene.look, [random_hand(self.rng, scene.carton)])
+            scene = Scene(
+                scene.carton, scene.items, scene.look, [random_hand(self.rng, scene.carton)]
+            )
         return render(scene, self.width, self.height, seed=self._frame_no)
 
 
@@ -814,8 +887,15 @@ def add_simulate_command(simulators: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
     paths = write_dataset(
-        args.out, args.n, seed=args.seed, family=args.family, level=args.level,
-        max_items=args.max_items, hand_rate=args.hand_rate, width=width, height=height,
-    )  # fmt: skip
+        args.out,
+        args.n,
+        seed=args.seed,
+        family=args.family,
+        level=args.level,
+        max_items=args.max_items,
+        hand_rate=args.hand_rate,
+        width=width,
+        height=height,
+    )
     print(json.dumps({"written": len(paths), "folder": str(args.out)}))
     return 0

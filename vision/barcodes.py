@@ -104,8 +104,12 @@ class BarcodeReader:
         codes = []
         for r in results:
             p = r.position
-            pts = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
-                   (p.bottom_right.x, p.bottom_right.y), (p.bottom_left.x, p.bottom_left.y)]  # fmt: skip
+            pts = [
+                (p.top_left.x, p.top_left.y),
+                (p.top_right.x, p.top_right.y),
+                (p.bottom_right.x, p.bottom_right.y),
+                (p.bottom_left.x, p.bottom_left.y),
+            ]
             pts = [(int(x / scale), int(y / scale)) for x, y in pts]
             cx = sum(x for x, _ in pts) / 4
             cy = sum(y for _, y in pts) / 4
@@ -117,8 +121,9 @@ class BarcodeReader:
             if gtin is None:
                 gtin = gtin14(r.text)
             codes.append(
-                CodeRead(r.format.name, r.text, symbology, raw, (cx, cy), tuple(pts), gtin,
-                         serial, lot)  # fmt: skip
+                CodeRead(
+                    r.format.name, r.text, symbology, raw, (cx, cy), tuple(pts), gtin, serial, lot
+                )
             )
         return codes
 

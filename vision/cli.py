@@ -61,9 +61,15 @@ def run_count(args: argparse.Namespace) -> int:
             if hit is not None:
                 per_sku[hit[0]] = per_sku.get(hit[0], 0) + hit[1]
             codes.append(
-                {"format": code.format, "text": code.text, "gtin": code.gtin,
-                 "serial": code.serial, "lot": code.lot, "sku": hit[0] if hit else None}
-            )  # fmt: skip
+                {
+                    "format": code.format,
+                    "text": code.text,
+                    "gtin": code.gtin,
+                    "serial": code.serial,
+                    "lot": code.lot,
+                    "sku": hit[0] if hit else None,
+                }
+            )
         entry: dict[str, object] = {
             "image": str(path),
             "count": obs.count,

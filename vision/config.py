@@ -98,7 +98,9 @@ class CounterDetectorConfig(_DetectorBase):
 
 
 class YoloDetectorConfig(_DetectorBase):
-    type: Literal["yolo"] = Field(description="An Ultralytics-style YOLO export trained by the site.")
+    type: Literal["yolo"] = Field(
+        description="An Ultralytics-style YOLO export trained by the site."
+    )
     layout: Literal["auto", "v8", "end2end", "v5"] = Field(
         default="auto", description="Output layout; auto decides from the output shape."
     )
@@ -109,7 +111,7 @@ class YoloDetectorConfig(_DetectorBase):
     )
     class_map: dict[str, str] = Field(
         default_factory=dict,
-        description="Model class name -> SKU or look-alike group; unmapped names map to themselves.",
+        description="Model class name -> SKU or look-alike group (unmapped names: as is).",
     )
     hand_classes: tuple[str, ...] = Field(
         default=("hand", "person"), description="Classes that make the scene unreadable."
@@ -183,7 +185,7 @@ class VisionConfig(_Model):
         default=2, ge=1, le=30, description="Consecutive still frames before a frame is taken."
     )
     motion_threshold: float = Field(
-        default=4.0, ge=0, description="Mean absolute grey difference that counts as motion."
+        default=0.004, ge=0, le=1, description="Share of changed pixels that counts as motion."
     )
     evidence_dir: Path | None = Field(default=None, description="Where annotated JPEGs go.")
     evidence_jpeg_quality: int = Field(default=80, ge=30, le=100, description="JPEG quality.")

@@ -48,10 +48,15 @@ def evaluate_set(detector: CounterDetector, name: str, n: int, max_items: int = 
     infer: list[float] = []
     for i in range(n):
         image, truth = dataset_scene(
-            int(spec["seed"]), i, family=spec["family"], level=spec["level"],  # type: ignore[arg-type]
-            max_items=max_items, hand_rate=float(spec["hand_rate"]), width=RENDER[0],  # type: ignore[arg-type]
+            int(spec["seed"]),
+            i,
+            family=spec["family"],
+            level=spec["level"],  # type: ignore[arg-type]
+            max_items=max_items,
+            hand_rate=float(spec["hand_rate"]),
+            width=RENDER[0],  # type: ignore[arg-type]
             height=RENDER[1],
-        )  # fmt: skip
+        )
         result = detector.detect(image)
         infer.append(result.infer_ms)
         truly_unreadable += truth.unreadable
@@ -93,8 +98,9 @@ def plot(metrics: dict[str, dict], path: Path) -> None:
     for j, e in enumerate(errors):
         x0 = margin + j * slot
         label = f"{e:+d}" if e else "0"
-        cv2.putText(img, label, (int(x0 + slot / 3), h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 0, 0), 1)  # fmt: skip
+        cv2.putText(
+            img, label, (int(x0 + slot / 3), h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+        )
         for k, s in enumerate(sets):
             hist = metrics[s]["error_histogram"]
             frac = hist.get(str(e), 0) / metrics[s]["answered"]
@@ -106,10 +112,18 @@ def plot(metrics: dict[str, dict], path: Path) -> None:
             x = int(x0 + k * bar)
             cv2.rectangle(img, (x, top), (int(x + bar - 2), h - margin), colors[k % 4], -1)
     for k, s in enumerate(sets):
-        cv2.putText(img, f"{s}", (margin + 110 * k, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
-                    colors[k % 4], 2)  # fmt: skip
-    cv2.putText(img, "count error (predicted - true), share of answered scenes; log-free, 0..1",
-                (margin, h - 35), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)  # fmt: skip
+        cv2.putText(
+            img, f"{s}", (margin + 110 * k, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colors[k % 4], 2
+        )
+    cv2.putText(
+        img,
+        "count error (predicted - true), share of answered scenes; log-free, 0..1",
+        (margin, h - 35),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (0, 0, 0),
+        1,
+    )
     cv2.imwrite(str(path), img)
 
 
@@ -126,8 +140,15 @@ def plot_na(metrics: dict[str, dict], path: Path) -> None:
             top = int((h - 2 * margin) * (1 - v)) + margin
             cv2.rectangle(img, (x + k * 30, top), (x + k * 30 + 26, h - margin), c, -1)
         cv2.putText(img, s, (x, h - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-    cv2.putText(img, "green: exact count (all scenes)  red: not applicable", (margin, 25),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)  # fmt: skip
+    cv2.putText(
+        img,
+        "green: exact count (all scenes)  red: not applicable",
+        (margin, 25),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (0, 0, 0),
+        1,
+    )
     cv2.imwrite(str(path), img)
 
 
@@ -163,7 +184,8 @@ def write_markdown(card: dict, path: Path) -> None:
         "Targets (issue 4): exact >= 0.98 on unseen designs (holdout), >= 0.95 on the harder set,",
         "not applicable <= 0.05 (holdout/hard); on `hands` not applicable should be ~1.0.",
         "",
-        f"Evaluated {ev.get('evaluated_at', '?')} with onnxruntime, {ev.get('threads', '?')} threads.",
+        f"Evaluated {ev.get('evaluated_at', '?')} with onnxruntime, "
+        f"{ev.get('threads', '?')} threads.",
         "",
         "![count error](item_counter.errors.png)",
         "![accuracy and NA](item_counter.accuracy.png)",

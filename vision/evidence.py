@@ -45,20 +45,21 @@ def annotate(frame_bgr: np.ndarray, obs: FrameObservation, caption: str = "") ->
         cx, cy = (int(v) for v in d.center)
         cv2.circle(out, (cx, cy), thick * 3, color, -1)
         text = f"{d.label or 'item'} {d.score:.2f}"
-        cv2.putText(out, text, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick,
-                    color, thick)  # fmt: skip
+        cv2.putText(
+            out, text, (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, color, thick
+        )
     for code in obs.codes:
         pts = np.array(code.polygon, np.int32)
         cv2.polylines(out, [pts], True, (255, 80, 0), thick)
-        cv2.putText(out, code.text[:24], pts[0], cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick,
-                    (255, 80, 0), thick)  # fmt: skip
-    status = (
-        f"items {obs.result.count}" if obs.readable else f"NOT APPLICABLE: {obs.result.reason}"
-    )
+        cv2.putText(
+            out, code.text[:24], pts[0], cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, (255, 80, 0), thick
+        )
+    status = f"items {obs.result.count}" if obs.readable else f"NOT APPLICABLE: {obs.result.reason}"
     banner = f"{status}  codes {len(obs.codes)}  {caption}".strip()
     cv2.rectangle(out, (0, 0), (w, 14 * thick + 6), (0, 0, 0), -1)
-    cv2.putText(out, banner, (4, 12 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick,
-                (255, 255, 255), thick)  # fmt: skip
+    cv2.putText(
+        out, banner, (4, 12 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (255, 255, 255), thick
+    )
     return out
 
 
@@ -74,7 +75,9 @@ def evidence_jpeg(
 ) -> EvidenceImage:
     """Mask, annotate, encode; optionally write `<directory>/<name>-<sha12>.jpg`."""
     masked, names = apply_masks(frame_bgr, masks)
-    ok, buf = cv2.imencode(".jpg", annotate(masked, obs, caption), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", annotate(masked, obs, caption), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:
         raise ValueError("JPEG encoding failed")
     data = buf.tobytes()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 INPUT_HW = (192, 256)
 STRIDE = 4

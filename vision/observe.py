@@ -75,8 +75,7 @@ def _matches(d: Detection, previous: Sequence[Detection]) -> bool:
     cx, cy = d.center
     side = max(4.0, min(d.box[2] - d.box[0], d.box[3] - d.box[1]))
     return any(
-        abs(p.center[0] - cx) < side * 0.5 and abs(p.center[1] - cy) < side * 0.5
-        for p in previous
+        abs(p.center[0] - cx) < side * 0.5 and abs(p.center[1] - cy) < side * 0.5 for p in previous
     )
 
 
@@ -119,20 +118,25 @@ class InsertionAccumulator:
 
 
 class StillnessGate:
-    """Decides when a frame may be taken: N consecutive frames with little motion."""
+    """Decides when a frame may be taken: N consecutive frames with little motion.
 
-    def __init__(self, settle_frames: int = 2, threshold: float = 4.0) -> None:
+    Motion is the share of pixels (on a blurred 160x120 grey copy) whose level changed by more
+    than 25: robust to sensor noise, sensitive to one item or a hand entering.
+    """
+
+    def __init__(self, settle_frames: int = 2, threshold: float = 0.004) -> None:
         self.settle_frames = settle_frames
         self.threshold = threshold
         self._last: np.ndarray | None = None
         self._still = 0
 
     def update(self, frame_bgr: np.ndarray) -> bool:
-        small = cv2.resize(frame_bgr, (80, 60), interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
-        if self._last is not None and float(np.abs(grey - self._last).mean()) < self.threshold:
-            self._still += 1
-        else:
-            self._still = 0
+        small = cv2.resize(frame_bgr, (160, 120), interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        grey = grey.astype(np.int16)
+        moved = (
+            self._last is None or float((np.abs(grey - self._last) > 25).mean()) > self.threshold
+        )
+        self._still = 0 if moved else self._still + 1
         self._last = grey
         return self._still >= self.settle_frames

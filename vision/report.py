@@ -102,29 +102,46 @@ def build_vision_report(
     for sku in sorted(expected):
         if not visible(sku):
             findings.append(
-                SkuFinding(sku, FindingStatus.NOT_APPLICABLE, expected[sku], None, 1.0,
-                           f"{sku} is not visible to the camera")  # fmt: skip
+                SkuFinding(
+                    sku,
+                    FindingStatus.NOT_APPLICABLE,
+                    expected[sku],
+                    None,
+                    1.0,
+                    f"{sku} is not visible to the camera",
+                )
             )
     seen = [s for s in sorted(expected) if visible(s) and expected[s] > 0]
     expected_visible = sum(expected[s] for s in seen)
     n_frames = len(observations)
-    measurements: dict[str, float] = {"frames": float(n_frames), "expected_visible": expected_visible}
+    measurements: dict[str, float] = {
+        "frames": float(n_frames),
+        "expected_visible": expected_visible,
+    }
 
     not_applicable = [o for o in observations if not o.applicable]
     if not_applicable:
         why = not_applicable[0].reason or "scene unreadable"
         for sku in seen:
             findings.append(
-                SkuFinding(sku, FindingStatus.NOT_APPLICABLE, expected[sku], None, 0.0,
-                           f"vision could not read insertion {not_applicable[0].index + 1}: {why}")
-            )  # fmt: skip
+                SkuFinding(
+                    sku,
+                    FindingStatus.NOT_APPLICABLE,
+                    expected[sku],
+                    None,
+                    0.0,
+                    f"vision could not read insertion {not_applicable[0].index + 1}: {why}",
+                )
+            )
         measurements["not_applicable_frames"] = float(len(not_applicable))
         return ChannelReport(
             CHANNEL,
             ChannelState.OK,
             tuple(findings),
             reasons=(
-                Reason("vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL),
+                Reason(
+                    "vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL
+                ),
             ),
             measurements=measurements,
         )
@@ -154,17 +171,41 @@ def build_vision_report(
     for sku in seen:
         exp, got = expected[sku], proven[sku]
         if got > exp:
-            findings.append(SkuFinding(sku, FindingStatus.EXTRA, exp, got, count_confidence,
-                                       f"vision saw {got} x {sku}, {exp} expected"))  # fmt: skip
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.EXTRA,
+                    exp,
+                    got,
+                    count_confidence,
+                    f"vision saw {got} x {sku}, {exp} expected",
+                )
+            )
         elif got == exp:
-            findings.append(SkuFinding(sku, FindingStatus.CONFIRMED, exp, got, count_confidence,
-                                       f"{got} x {sku} identified in the image"))  # fmt: skip
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.CONFIRMED,
+                    exp,
+                    got,
+                    count_confidence,
+                    f"{got} x {sku} identified in the image",
+                )
+            )
     for sku, n in sorted(coded.items()):
         if sku not in expected:
-            findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, n, count_confidence,
-                                       f"{sku} identified in the carton but not ordered"))  # fmt: skip
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.EXTRA,
+                    0,
+                    n,
+                    count_confidence,
+                    f"{sku} identified in the carton but not ordered",
+                )
+            )
 
-    # Candidates for a shortfall: SKUs not proven in full, minus groups whose class count covers them.
+    # Shortfall candidates: SKUs not proven in full, minus groups their class count covers.
     unproven = [s for s in seen if proven[s] < expected[s]]
     candidates = []
     for sku in unproven:
@@ -183,8 +224,16 @@ def build_vision_report(
         if len(short) == 1:
             sku = short[0]
             observed = max(0, expected[sku] - deficit)
-            findings.append(SkuFinding(sku, FindingStatus.MISSING, expected[sku], observed,
-                                       count_confidence, f"{deficit} x {sku} missing"))  # fmt: skip
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.MISSING,
+                    expected[sku],
+                    observed,
+                    count_confidence,
+                    f"{deficit} x {sku} missing",
+                )
+            )
             reasons[-1] = Reason("vision_count_deficit", message, CHANNEL, sku)
             short_skus = {sku}
         else:
@@ -193,21 +242,48 @@ def build_vision_report(
             short_skus = set()
         for sku in unproven:
             if sku not in short_skus:
-                findings.append(SkuFinding(sku, FindingStatus.UNCERTAIN, expected[sku], None,
-                                           count_confidence, "a unit may be missing"))  # fmt: skip
+                findings.append(
+                    SkuFinding(
+                        sku,
+                        FindingStatus.UNCERTAIN,
+                        expected[sku],
+                        None,
+                        count_confidence,
+                        "a unit may be missing",
+                    )
+                )
     elif deficit < 0:
         discrepancy = Discrepancy.SURPLUS
-        reasons.append(Reason("vision_count_surplus",
-                              f"Vision counted {total} items, {expected_visible} expected.",
-                              CHANNEL))  # fmt: skip
+        reasons.append(
+            Reason(
+                "vision_count_surplus",
+                f"Vision counted {total} items, {expected_visible} expected.",
+                CHANNEL,
+            )
+        )
         for sku in unproven:
-            findings.append(SkuFinding(sku, FindingStatus.UNCERTAIN, expected[sku], None,
-                                       count_confidence, "more items than ordered"))  # fmt: skip
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.UNCERTAIN,
+                    expected[sku],
+                    None,
+                    count_confidence,
+                    "more items than ordered",
+                )
+            )
     else:
         for sku in unproven:
-            findings.append(SkuFinding(sku, FindingStatus.UNCERTAIN, expected[sku], None,
-                                       count_confidence,
-                                       "the item count agrees; vision did not identify the units"))
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.UNCERTAIN,
+                    expected[sku],
+                    None,
+                    count_confidence,
+                    "the item count agrees; vision did not identify the units",
+                )
+            )
     if unknown_codes:
         measurements["unknown_codes"] = float(len(unknown_codes))
     return ChannelReport(

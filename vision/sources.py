@@ -136,7 +136,7 @@ class FolderSource:
 
 
 class SimulatorSource:
-    """Frames from simulators.camera: `sequence` is the carton being packed; tests insert into it."""
+    """Frames from simulators.camera; `sequence` is the carton being packed (tests insert)."""
 
     def __init__(self, config: SimulatorSourceConfig) -> None:
         from simulators.camera import InsertionSequence
@@ -250,8 +250,9 @@ class Grabber:
         if state == self.health.state and detail == self.health.detail:
             return
         if state != self.health.state:
-            log.log(logging.WARNING if state == "down" else logging.INFO, "camera %s: %s", state,
-                    detail)  # fmt: skip
+            log.log(
+                logging.WARNING if state == "down" else logging.INFO, "camera %s: %s", state, detail
+            )
         self.health = CameraHealth(state, detail, time.monotonic())
         if self._on_health is not None:
             self._on_health(self.health)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from simulators.camera import SceneTruth, dataset_scene
 from vision.netdef import INPUT_HW, STRIDE, Counter, Exported
@@ -80,15 +80,22 @@ class ScenePool:
         for _ in range(n):
             slot = self.next_index % self.size
             image, truth = dataset_scene(
-                TRAIN_SEED_BASE + self.seed, self.next_index, family="train",
+                TRAIN_SEED_BASE + self.seed,
+                self.next_index,
+                family="train",
                 level="hard" if self.next_index % 4 == 3 else "normal",
-                max_items=self.max_items, hand_rate=self.hand_rate,
-                width=INPUT_HW[1], height=INPUT_HW[0],
-            )  # fmt: skip
+                max_items=self.max_items,
+                hand_rate=self.hand_rate,
+                width=INPUT_HW[1],
+                height=INPUT_HW[0],
+            )
             self.images[slot] = image
             heat, size, mask, flag = targets(truth)
             self.heat[slot], self.sizes[slot], self.mask[slot], self.flag[slot] = (
-                heat, size, mask, flag
+                heat,
+                size,
+                mask,
+                flag,
             )
             self.next_index += 1
 
@@ -100,11 +107,15 @@ class ScenePool:
         flip_y = rng.random(n) < 0.5
         images[flip_x] = images[flip_x][..., ::-1]
         heat[flip_x], sizes[flip_x], mask[flip_x] = (
-            heat[flip_x][..., ::-1], sizes[flip_x][..., ::-1], mask[flip_x][..., ::-1]
+            heat[flip_x][..., ::-1],
+            sizes[flip_x][..., ::-1],
+            mask[flip_x][..., ::-1],
         )
         images[flip_y] = images[flip_y][..., ::-1, :]
         heat[flip_y], sizes[flip_y], mask[flip_y] = (
-            heat[flip_y][..., ::-1, :], sizes[flip_y][..., ::-1, :], mask[flip_y][..., ::-1, :]
+            heat[flip_y][..., ::-1, :],
+            sizes[flip_y][..., ::-1, :],
+            mask[flip_y][..., ::-1, :],
         )
         return tuple(
             torch.from_numpy(np.ascontiguousarray(a))
@@ -138,9 +149,13 @@ def calibrate(net: Counter, seed: int, n: int) -> dict[str, float]:
     with torch.no_grad():
         for i in range(n):
             image, truth = dataset_scene(
-                VAL_SEED + seed, i, family="train", width=INPUT_HW[1], height=INPUT_HW[0],
+                VAL_SEED + seed,
+                i,
+                family="train",
+                width=INPUT_HW[1],
+                height=INPUT_HW[0],
                 hand_rate=0.1,
-            )  # fmt: skip
+            )
             logits, _, flag = net(torch.from_numpy(to_input(image))[None])
             p = peaks_torch(logits).numpy().ravel()
             peak_values.append(np.sort(p[p > 0.05])[::-1])
@@ -183,9 +198,14 @@ def export(net: Counter, path: Path, metadata: dict[str, str]) -> None:
     dummy = torch.zeros(1, 3, *INPUT_HW)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
-        model, (dummy,), str(tmp), input_names=["images"],
-        output_names=["peaks", "sizes", "unreadable"], opset_version=17, dynamo=False,
-    )  # fmt: skip
+        model,
+        (dummy,),
+        str(tmp),
+        input_names=["images"],
+        output_names=["peaks", "sizes", "unreadable"],
+        opset_version=17,
+        dynamo=False,
+    )
     proto = onnx.load(str(tmp))
     tmp.unlink()
     for key, value in metadata.items():

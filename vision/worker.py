@@ -40,9 +40,7 @@ class InferenceWorker:
         self.timeout_s = timeout_s
         self.max_restarts_per_min = max_restarts_per_min
         self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[np.ndarray, Future[FrameObservation]] | None] = (
-            queue.Queue()
-        )
+        self._queue: queue.Queue[tuple[np.ndarray, Future[FrameObservation]] | None] = queue.Queue()
         self._generation = 0
         self._busy_since: float | None = None
         self._current: Future[FrameObservation] | None = None

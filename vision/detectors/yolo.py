@@ -2,7 +2,7 @@
 
 Layouts (decided from the output shape unless configured):
     v8       (1, 4+nc, N)  YOLOv8 / YOLO11: cx, cy, w, h, then class scores (no objectness)
-    end2end  (1, 300, 6)   NMS inside the model (YOLOv10, YOLO26, nms=True): x1, y1, x2, y2, score, cls
+    end2end  (1, 300, 6)   NMS in the model (YOLOv10, YOLO26, nms=True): x1, y1, x2, y2, score, cls
     v5       (1, N, 5+nc)  YOLOv5: cx, cy, w, h, objectness, class scores
 Boxes are in letterboxed-input pixels; we map them back to the frame. Class names come from the
 `names` metadata (a Python dict literal) and are mapped to SKUs or look-alike groups by the config.
@@ -56,9 +56,14 @@ def letterbox(frame_bgr: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray,
     )
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)
     canvas = cv2.copyMakeBorder(
-        resized, top, th - nh - top, left, tw - nw - left, cv2.BORDER_CONSTANT,
+        resized,
+        top,
+        th - nh - top,
+        left,
+        tw - nw - left,
+        cv2.BORDER_CONSTANT,
         value=(PAD_VALUE,) * 3,
-    )  # fmt: skip
+    )
     tensor = np.empty((1, 3, th, tw), np.float32)
     np.multiply(canvas.transpose(2, 0, 1)[::-1], 1 / 255.0, out=tensor[0], casting="unsafe")
     return tensor, Letterbox(r, left, top)
@@ -178,7 +183,9 @@ class YoloDetector(Detector):
         return int(w), int(h)
 
     def preprocess(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Any]:
-        return letterbox(frame_bgr, self.info.input_size if hasattr(self, "info") else self.input_size())
+        return letterbox(
+            frame_bgr, self.info.input_size if hasattr(self, "info") else self.input_size()
+        )
 
     def label_for(self, cls: int) -> str:
         name = self.names.get(cls, str(cls))
@@ -199,11 +206,19 @@ class YoloDetector(Detector):
                 hand_score = max(hand_score, float(score))
                 continue
             unsure = bool(score < cfg.confidence + cfg.unsure_band)
-            detections.append(Detection(tuple(map(float, box)), float(score),  # type: ignore[arg-type]
-                                        self.label_for(int(c)), unsure))  # fmt: skip
+            detections.append(
+                Detection(
+                    tuple(map(float, box)),
+                    float(score),  # type: ignore[arg-type]
+                    self.label_for(int(c)),
+                    unsure,
+                )
+            )
         unreadable = hand_score >= cfg.confidence
         unsure = any(d.unsure for d in detections)
-        reason = "hand over the carton" if unreadable else "a detection is too faint" if unsure else ""
+        reason = (
+            "hand over the carton" if unreadable else "a detection is too faint" if unsure else ""
+        )
         return DetectionResult(
             tuple(detections), unreadable, hand_score, unsure, width, height, reason=reason
         )
