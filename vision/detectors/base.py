@@ -114,8 +114,9 @@ class Detector(ABC):
             input_size=self.input_size(),
             metadata=meta,
         )
-        for _ in range(config.warmup_runs):
-            self.run(np.zeros(self.session.get_inputs()[0].shape, np.float32))
+        width, height = self.info.input_size
+        for _ in range(config.warmup_runs):  # first runs are slow; do not let them look like hangs
+            self.run(np.zeros((1, 3, height, width), np.float32))
 
     @staticmethod
     def _version(meta: Mapping[str, str], path: Path) -> str:
