@@ -41,7 +41,7 @@ class Counter(nn.Module):
         self.up4 = _conv(c3 + c2, c2)
         self.heat = nn.Conv2d(c2, 1, 1)
         self.size = nn.Conv2d(c2, 2, 1)
-        self.flag = nn.Linear(c4, 1)
+        self.flag = nn.Linear(c4 * 2, 1)  # mean- and max-pooled: a hand is a local feature
         nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1, as CenterNet does
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,20 +50,30 @@ class Counter(nn.Module):
         f16 = self.s16(f8)
         u8 = self.up8(torch.cat([F.interpolate(f16, scale_factor=2.0, mode="nearest"), f8], 1))
         u4 = self.up4(torch.cat([F.interpolate(u8, scale_factor=2.0, mode="nearest"), f4], 1))
-        flag = self.flag(f16.mean(dim=(2, 3)))
+        flag = self.flag(torch.cat([f16.mean(dim=(2, 3)), f16.amax(dim=(2, 3))], 1))
         return self.heat(u4), self.size(u4), flag
 
 
 class Exported(nn.Module):
-    """The graph we ship: sigmoid + in-graph max-pool peak picking on top of the trained net."""
+    """The graph we ship: sigmoid + in-graph max-pool peak picking on top of the trained net.
 
-    def __init__(self, net: Counter) -> None:
+    With `tta` the net also sees the mirrored image and the two heatmaps are averaged (twice the
+    compute, steadier peaks); train.py keeps it only if it helps on the validation set.
+    """
+
+    def __init__(self, net: Counter, tta: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.tta = tta
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, size, flag = self.net(images)
-        heat = torch.sigmoid(logits)
+        heat, size, flag = torch.sigmoid(logits), torch.sigmoid(size), torch.sigmoid(flag)
+        if self.tta:
+            logits2, size2, flag2 = self.net(torch.flip(images, dims=[3]))
+            heat = (heat + torch.flip(torch.sigmoid(logits2), dims=[3])) / 2
+            size = (size + torch.flip(torch.sigmoid(size2), dims=[3])) / 2
+            flag = (flag + torch.sigmoid(flag2)) / 2
         pooled = F.max_pool2d(heat, 3, stride=1, padding=1)
         peaks = heat * (pooled == heat).to(heat.dtype)
-        return peaks, torch.sigmoid(size), torch.sigmoid(flag)
+        return peaks, size, flag

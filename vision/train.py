@@ -65,7 +65,7 @@ def to_input(image_bgr: np.ndarray) -> np.ndarray:
 class ScenePool:
     """Pre-rendered training scenes; a slice is re-rendered from new indices as training runs."""
 
-    def __init__(self, seed: int, size: int, hand_rate: float = 0.12, max_items: int = 10):
+    def __init__(self, seed: int, size: int, hand_rate: float = 0.25, max_items: int = 10):
         self.seed, self.size, self.hand_rate, self.max_items = seed, size, hand_rate, max_items
         self.next_index = 0
         h, w = INPUT_HW
@@ -134,14 +134,10 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(pos_loss.sum() + neg_loss.sum()) / n_pos
 
 
-def peaks_torch(logits: torch.Tensor) -> torch.Tensor:
-    heat = torch.sigmoid(logits)
-    return heat * (F.max_pool2d(heat, 3, 1, 1) == heat).float()
-
-
-def calibrate(net: Counter, seed: int, n: int) -> dict[str, float]:
+def calibrate(net: Counter, seed: int, n: int, tta: bool = False) -> dict[str, float]:
     """Pick the count threshold and the "unsure" band on a validation set of the train family."""
     net.eval()
+    model = Exported(net, tta)
     peak_values: list[np.ndarray] = []
     counts: list[int] = []
     flags: list[float] = []
@@ -156,11 +152,11 @@ def calibrate(net: Counter, seed: int, n: int) -> dict[str, float]:
                 height=INPUT_HW[0],
                 hand_rate=0.1,
             )
-            logits, _, flag = net(torch.from_numpy(to_input(image))[None])
-            p = peaks_torch(logits).numpy().ravel()
+            peaks, _, flag = model(torch.from_numpy(to_input(image))[None])
+            p = peaks.numpy().ravel()
             peak_values.append(np.sort(p[p > 0.05])[::-1])
             counts.append(truth.count)
-            flags.append(float(torch.sigmoid(flag)))
+            flags.append(float(flag))
             unreadable.append(truth.unreadable)
     readable = [i for i in range(n) if not unreadable[i]]
 
@@ -186,15 +182,19 @@ def calibrate(net: Counter, seed: int, n: int) -> dict[str, float]:
         "unsure_margin": round(chosen, 3),
         "unreadable_threshold": flag_thr,
         "val_exact_accuracy": exact(float(best)),
+        "val_unreadable_recall": float(
+            np.mean([flags[i] >= flag_thr for i in range(n) if unreadable[i]] or [0.0])
+        ),
+        "tta": tta,
         "val_scenes": n,
     }
 
 
-def export(net: Counter, path: Path, metadata: dict[str, str]) -> None:
+def export(net: Counter, path: Path, metadata: dict[str, str], tta: bool = False) -> None:
     import onnx
 
     net.eval()
-    model = Exported(net)
+    model = Exported(net, tta)
     dummy = torch.zeros(1, 3, *INPUT_HW)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--val", type=int, default=400)
+    ap.add_argument("--save-weights", type=Path, help="also save the torch state dict here")
+    ap.add_argument("--from-weights", type=Path, help="skip training: load this state dict")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -244,9 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {msg}", flush=True)
 
-    log(f"rendering {args.pool} training scenes")
-    pool = ScenePool(args.seed, args.pool)
     net = Counter(args.width)
+    if args.from_weights:
+        net.load_state_dict(torch.load(args.from_weights))
+        args.steps = 0
+    log(f"rendering {args.pool} training scenes")
+    pool = ScenePool(args.seed, args.pool if args.steps else 1)
     params = sum(p.numel() for p in net.parameters())
     log(f"model: {params} parameters; {args.steps} steps of {args.batch}")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -277,9 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"eta {rate * (args.steps - step) / 60:.1f} min"
             )
     train_s = time.monotonic() - started
+    if args.save_weights:
+        torch.save(net.state_dict(), args.save_weights)
     log("calibrating thresholds on the validation set (train family, unseen scenes)")
-    calib = calibrate(net, args.seed, args.val)
-    log(f"calibration: {calib}")
+    plain = calibrate(net, args.seed, args.val, tta=False)
+    log(f"calibration without flip averaging: {plain}")
+    mirrored = calibrate(net, args.seed, args.val, tta=True)
+    log(f"calibration with flip averaging: {mirrored}")
+    calib = mirrored if mirrored["val_exact_accuracy"] > plain["val_exact_accuracy"] else plain
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{MODEL_NAME}.onnx"
@@ -294,8 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         "packstation.unsure_margin": str(calib["unsure_margin"]),
         "packstation.unreadable_threshold": str(calib["unreadable_threshold"]),
         "packstation.trained_at": trained_at,
+        "packstation.tta": str(calib["tta"]),
     }
-    export(net, onnx_path, metadata)
+    export(net, onnx_path, metadata, tta=bool(calib["tta"]))
     card = {
         "model": MODEL_NAME,
         "version": version,
@@ -324,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
         },
         "thresholds": calib,
+        "calibration_alternatives": {"plain": plain, "flip_averaged": mirrored},
     }
     card_path = args.out / f"{MODEL_NAME}.card.json"
     previous = json.loads(card_path.read_text()) if card_path.exists() else {}
