@@ -100,7 +100,14 @@ class BarcodeReader:
         if limit and max(width, height) > limit:
             scale = limit / max(width, height)
             gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        results = zxingcpp.read_barcodes(gray, formats=tuple(self.formats))
+        cfg = self.config
+        results = zxingcpp.read_barcodes(
+            gray,
+            formats=tuple(self.formats),
+            try_rotate=cfg.try_rotate,
+            try_invert=cfg.try_invert,
+            try_downscale=cfg.try_downscale,
+        )
         codes = []
         for r in results:
             p = r.position

@@ -159,6 +159,11 @@ class BarcodeConfig(_Model):
     ignore_regions: tuple[Region, ...] = Field(
         default=(), description="Codes inside these (the packing slip) are ignored."
     )
+    try_rotate: bool = Field(default=True, description="Also look for rotated codes.")
+    try_invert: bool = Field(
+        default=False, description="Also look for light-on-dark codes (costs ~50 % more time)."
+    )
+    try_downscale: bool = Field(default=True, description="Also search downscaled copies.")
     downscale_to: int | None = Field(
         default=None, ge=320, description="Downscale the long side to this before decoding."
     )

@@ -89,6 +89,10 @@ class InsertionAccumulator:
     """Accumulates one carton's insertions. Not thread-safe: owned by the session's loop."""
 
     observations: list[InsertionObservation] = field(default_factory=list)
+    # "previous": new = not near a detection of the previous accepted frame (an item missed in
+    # one frame and found again later counts twice). "history": not near any detection seen so
+    # far in this carton (an item dropped right onto an earlier item's centre is missed).
+    match: str = "previous"
     _previous: tuple[Detection, ...] = ()
 
     def add(self, frame: FrameObservation) -> InsertionObservation:
@@ -103,7 +107,7 @@ class InsertionAccumulator:
                 if d.label is not None:
                     labels[d.label] = labels.get(d.label, 0) + 1
             obs = InsertionObservation(index, len(new), len(current), labels, frame.codes)
-            self._previous = current
+            self._previous = current if self.match == "previous" else self._previous + current
         self.observations.append(obs)
         return obs
 

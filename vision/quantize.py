@@ -1,6 +1,6 @@
 """Try int8 static (QDQ) quantisation of the counter; keep it only if faster and as accurate.
 
-    python -m vision.quantize --model models/item_counter.onnx   # train venv + onnxruntime, pydantic
+    python -m vision.quantize --model models/item_counter.onnx   # train venv (+ onnxruntime)
 
 Calibration and the accuracy comparison use the validation design family (train family, fresh
 seeds), never the evaluation sets. Prints both latencies and accuracies and a verdict; writes

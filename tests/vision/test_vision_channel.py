@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not co
 
 
 def test_probe_prints_count_codes_and_annotates(tmp_path: Path, capsys) -> None:
-    seq = InsertionSequence(21, width=1280, height=960)
+    seq = InsertionSequence(21, width=1920, height=1080)
     seq.insert("MUG", gtin="4006381333931")
     seq.insert("TEA")
     seq.insert("BOOK")
