@@ -117,7 +117,7 @@ def plot(metrics: dict[str, dict], path: Path) -> None:
         )
     cv2.putText(
         img,
-        "count error (predicted - true), share of answered scenes; log-free, 0..1",
+        "count error (predicted - true): share of answered scenes, axis 0..1",
         (margin, h - 35),
         cv2.FONT_HERSHEY_SIMPLEX,
         0.4,
