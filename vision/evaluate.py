@@ -190,6 +190,11 @@ def write_markdown(card: dict, path: Path) -> None:
         "![count error](item_counter.errors.png)",
         "![accuracy and NA](item_counter.accuracy.png)",
         "",
+        *(
+            ["## Notes", "", *(f"- {n}" for n in card.get("notes", [])), ""]
+            if card.get("notes")
+            else []
+        ),
         "Error histograms and accuracy per true item count are in `item_counter.card.json`.",
         "All figures are on simulator scenes: real-camera accuracy is unmeasured until site frames",
         "are labelled (see docs/vision.md).",
