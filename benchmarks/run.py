@@ -22,6 +22,7 @@ BENCHMARKS = (
     "benchmarks.verdict_bench",
     "benchmarks.outbox_bench",
     "benchmarks.memory_bench",
+    "benchmarks.vision_bench",
     "benchmarks.rfid_bench",
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulators import rfid_sim, scale_sim, scanner_sim, sink, wms
+from simulators import camera, rfid_sim, scale_sim, scanner_sim, sink, wms
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -17,3 +17,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sink.add_simulate_command(simulators)
     wms.add_simulate_command(simulators)
     rfid_sim.add_simulate_command(simulators)
+    camera.add_simulate_command(simulators)

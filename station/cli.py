@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "station.api.pins",
     "station.api.openapi",
     "station.api.status_cli",
+    "vision.cli",
 )
 
 

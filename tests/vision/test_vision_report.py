@@ -1,0 +1,165 @@
+"""The vision ChannelReport builder: properties over random cartons, and the policy's reading."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from station.domain import Barcode, Catalog, CatalogItem, ItemKind
+from station.verification import (
+    ChannelState,
+    Discrepancy,
+    FindingStatus,
+    Outcome,
+    VerificationPolicy,
+)
+from vision.barcodes import CodeRead
+from vision.observe import InsertionObservation
+from vision.report import build_vision_report
+
+SKUS = ["MUG", "TEA", "SOCK-M", "SOCK-L", "CARD", "EAR"]
+GTIN = {"MUG": "4006381333931", "TEA": "4012345000016"}
+CATALOG = Catalog.from_lists(
+    [
+        CatalogItem(sku="MUG", name="Mug", barcodes=(Barcode(code=GTIN["MUG"]),)),
+        CatalogItem(sku="TEA", name="Tea", barcodes=(Barcode(code=GTIN["TEA"]),)),
+        CatalogItem(sku="SOCK-M", name="Socks M"),
+        CatalogItem(sku="SOCK-L", name="Socks L"),
+        CatalogItem(sku="CARD", name="Gift card", kind=ItemKind.INSERT),
+        CatalogItem(sku="EAR", name="Earrings", vision_visible=False),
+    ]
+)
+GROUPS = {"socks": ("SOCK-M", "SOCK-L")}
+VISIBLE = {"MUG", "TEA", "SOCK-M", "SOCK-L"}
+
+
+def code(sku: str, serial: str | None = None) -> CodeRead:
+    g = GTIN[sku].zfill(14)
+    return CodeRead("EAN13", GTIN[sku], "]E0", GTIN[sku].encode(), (0, 0), (), g, serial)
+
+
+def obs(i: int, new: int | None, codes: tuple[CodeRead, ...] = (), labels=None):
+    return InsertionObservation(i, new, new, labels or {}, codes, "" if new is not None else "hand")
+
+
+def sequence(counts: list[int]) -> list[InsertionObservation]:
+    return [obs(i, n) for i, n in enumerate(counts)]
+
+
+expected_st = st.dictionaries(st.sampled_from(SKUS), st.integers(1, 4), min_size=1, max_size=5)
+
+
+@given(expected=expected_st, split=st.lists(st.integers(0, 3), min_size=1, max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_discrepancy_follows_the_count(expected: dict[str, int], split: list[int]) -> None:
+    report = build_vision_report(sequence(split), expected, CATALOG, lookalike_groups=GROUPS)
+    visible = sum(n for s, n in expected.items() if s in VISIBLE)
+    total = sum(split)
+    assert report.channel == "vision" and report.state is ChannelState.OK
+    assert report.measurements["items_counted"] == total
+    want = (
+        Discrepancy.DEFICIT
+        if total < visible
+        else Discrepancy.SURPLUS
+        if total > visible
+        else Discrepancy.NONE
+    )
+    assert report.discrepancy is want
+    # Every expected SKU gets exactly one finding; invisible ones are not applicable.
+    assert sorted(f.sku for f in report.findings) == sorted(expected)
+    for f in report.findings:
+        if f.sku not in VISIBLE:
+            assert f.status is FindingStatus.NOT_APPLICABLE and f.observed is None
+        # Without codes or classes vision never claims an identity.
+        assert f.status is not FindingStatus.CONFIRMED
+
+
+@given(
+    expected=expected_st,
+    split=st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    bad=st.integers(0, 5),
+)
+@settings(max_examples=100, deadline=None)
+def test_an_unreadable_insertion_is_never_a_count(expected, split, bad) -> None:
+    observations = sequence(split)
+    i = bad % len(observations)
+    observations[i] = obs(i, None)
+    report = build_vision_report(observations, expected, CATALOG)
+    assert report.discrepancy is Discrepancy.NONE
+    assert all(f.status is FindingStatus.NOT_APPLICABLE for f in report.findings)
+    assert all(f.observed is None for f in report.findings)
+    assert any(r.code == "vision_not_applicable" for r in report.reasons)
+    assert "items_counted" not in report.measurements
+
+
+@given(expected=expected_st, split=st.lists(st.integers(0, 3), min_size=1, max_size=6))
+@settings(max_examples=100, deadline=None)
+def test_policy_blocks_a_short_count_and_never_passes_on_vision_alone(expected, split) -> None:
+    report = build_vision_report(sequence(split), expected, CATALOG, lookalike_groups=GROUPS)
+    verdict = VerificationPolicy(required_channels=frozenset({"vision"})).decide(expected, [report])
+    visible = sum(n for s, n in expected.items() if s in VISIBLE)
+    if sum(split) != visible:
+        assert verdict.outcome is Outcome.BLOCK
+    else:
+        assert verdict.outcome is Outcome.REVIEW  # count agrees, identities unproven
+
+
+def test_one_unproven_sku_missing_is_named() -> None:
+    expected = {"MUG": 1, "SOCK-M": 2}
+    report = build_vision_report([obs(0, 1, (code("MUG"),)), obs(1, 1)], expected, CATALOG)
+    assert report.discrepancy is Discrepancy.DEFICIT
+    sock = report.finding_for("SOCK-M")
+    assert sock is not None and sock.status is FindingStatus.MISSING and sock.observed == 1
+    mug = report.finding_for("MUG")
+    assert mug is not None and mug.status is FindingStatus.CONFIRMED
+    verdict = VerificationPolicy(required_channels=frozenset({"vision"})).decide(expected, [report])
+    assert verdict.outcome is Outcome.BLOCK
+    assert [(d.sku, d.quantity) for d in verdict.missing] == [("SOCK-M", 1)]
+
+
+def test_codes_prove_every_unit_and_the_carton_passes() -> None:
+    expected = {"MUG": 1, "TEA": 2}
+    observations = [
+        obs(0, 1, (code("MUG"),)),
+        obs(1, 1, (code("MUG"), code("TEA", "S1"))),
+        obs(2, 1, (code("TEA", "S2"),)),
+    ]
+    report = build_vision_report(observations, expected, CATALOG)
+    assert {f.sku: f.status for f in report.findings} == {
+        "MUG": FindingStatus.CONFIRMED,
+        "TEA": FindingStatus.CONFIRMED,
+    }
+    verdict = VerificationPolicy(required_channels=frozenset({"vision"})).decide(expected, [report])
+    assert verdict.outcome is Outcome.PASS
+
+
+def test_same_serial_seen_twice_is_one_unit() -> None:
+    expected = {"TEA": 2}
+    observations = [obs(0, 1, (code("TEA", "S1"),)), obs(1, 1, (code("TEA", "S1"),))]
+    report = build_vision_report(observations, expected, CATALOG)
+    tea = report.finding_for("TEA")
+    assert tea is not None and tea.status is FindingStatus.UNCERTAIN  # 2 items, 1 proven
+
+
+def test_a_code_for_an_unordered_sku_is_extra() -> None:
+    report = build_vision_report([obs(0, 2, (code("TEA"),))], {"MUG": 1}, CATALOG)
+    tea = report.finding_for("TEA")
+    assert tea is not None and tea.status is FindingStatus.EXTRA and tea.observed == 1
+
+
+def test_a_lookalike_class_proves_the_group_not_the_sku() -> None:
+    expected = {"SOCK-M": 1, "SOCK-L": 1, "MUG": 1}
+    observations = [obs(0, 1, labels={"SOCK-M": 1}), obs(1, 1, labels={"socks": 1})]
+    report = build_vision_report(observations, expected, CATALOG, lookalike_groups=GROUPS)
+    # 2 counted, 3 expected; the two socks are covered by their group class: the mug is short.
+    assert report.discrepancy is Discrepancy.DEFICIT
+    mug = report.finding_for("MUG")
+    assert mug is not None and mug.status is FindingStatus.MISSING
+    assert report.finding_for("SOCK-M").status is not FindingStatus.CONFIRMED  # type: ignore[union-attr]
+
+
+def test_camera_down_and_no_frames() -> None:
+    down = build_vision_report([], {"MUG": 1}, CATALOG, camera_up=False)
+    assert down.state is ChannelState.DOWN
+    stale = build_vision_report([], {"MUG": 1}, CATALOG)
+    assert stale.state is ChannelState.STALE

@@ -1,0 +1,79 @@
+"""The shipped counter's network, in PyTorch (imported only by training; the runtime needs ONNX).
+
+A tiny CenterNet-style, class-agnostic item counter for a top-down carton view:
+
+    input  images      (1, 3, H, W) float32 RGB 0..1, H x W = 192 x 256
+    output peaks       (1, 1, H/4, W/4) centre heatmap after 3x3 max-pool peak picking: a cell
+                       keeps its score only where it is the local maximum, zero elsewhere
+           sizes       (1, 2, H/4, W/4) item width/height at each cell, as a fraction of W / H
+           unreadable  (1, 1) probability the scene cannot be read (hand over the carton, ...)
+
+Peak picking is inside the graph, so the runtime only thresholds and counts: no NMS.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+INPUT_HW = (192, 256)
+STRIDE = 4
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Counter(nn.Module):
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = width // 2, width, width * 2, width * 3
+        self.s2 = _conv(3, c1, 2)  # 1/2
+        self.s4 = nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2))  # 1/4
+        self.s8 = nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3))  # 1/8
+        self.s16 = nn.Sequential(_conv(c3, c4, 2), _conv(c4, c4), _conv(c4, c4, dilation=2))
+        self.up8 = _conv(c4 + c3, c3)
+        self.up4 = _conv(c3 + c2, c2)
+        self.heat = nn.Conv2d(c2, 1, 1)
+        self.size = nn.Conv2d(c2, 2, 1)
+        self.flag = nn.Linear(c4 * 2, 1)  # mean- and max-pooled: a hand is a local feature
+        nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1, as CenterNet does
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f4 = self.s4(self.s2(x))
+        f8 = self.s8(f4)
+        f16 = self.s16(f8)
+        u8 = self.up8(torch.cat([F.interpolate(f16, scale_factor=2.0, mode="nearest"), f8], 1))
+        u4 = self.up4(torch.cat([F.interpolate(u8, scale_factor=2.0, mode="nearest"), f4], 1))
+        flag = self.flag(torch.cat([f16.mean(dim=(2, 3)), f16.amax(dim=(2, 3))], 1))
+        return self.heat(u4), self.size(u4), flag
+
+
+class Exported(nn.Module):
+    """The graph we ship: sigmoid + in-graph max-pool peak picking on top of the trained net.
+
+    With `tta` the net also sees the mirrored image and the two heatmaps are averaged (twice the
+    compute, steadier peaks); train.py keeps it only if it helps on the validation set.
+    """
+
+    def __init__(self, net: Counter, tta: bool = False) -> None:
+        super().__init__()
+        self.net = net
+        self.tta = tta
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, size, flag = self.net(images)
+        heat, size, flag = torch.sigmoid(logits), torch.sigmoid(size), torch.sigmoid(flag)
+        if self.tta:
+            logits2, size2, flag2 = self.net(torch.flip(images, dims=[3]))
+            heat = (heat + torch.flip(torch.sigmoid(logits2), dims=[3])) / 2
+            size = (size + torch.flip(torch.sigmoid(size2), dims=[3])) / 2
+            flag = (flag + torch.sigmoid(flag2)) / 2
+        pooled = F.max_pool2d(heat, 3, stride=1, padding=1)
+        peaks = heat * (pooled == heat).to(heat.dtype)
+        return peaks, size, flag

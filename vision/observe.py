@@ -1,0 +1,146 @@
+"""Per-frame observation and per-carton accumulation over insertions.
+
+The station takes one frame per settled insertion (the weight stepped and settled, the image is
+still, no hand over the carton). A frame at close sees only the top layer, so counts accumulate:
+an insertion adds the detections that are new since the previous accepted frame (no detection of
+the previous frame near them). Items that a later insertion covers stay counted; an item the packer
+moves far enough reads as new (documented limitation; the weight channel catches that surplus).
+A frame the model cannot read confidently makes that insertion "not applicable" - never a count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from vision.barcodes import BarcodeReader, CodeRead
+from vision.detectors.base import Detection, DetectionResult, Detector
+
+
+@dataclass(frozen=True, slots=True)
+class FrameObservation:
+    """What one frame showed: detections (frame pixels), codes, readability."""
+
+    result: DetectionResult
+    codes: tuple[CodeRead, ...]
+    taken_monotonic: float
+    total_ms: float = 0.0
+
+    @property
+    def readable(self) -> bool:
+        return self.result.readable
+
+    @property
+    def count(self) -> int | None:
+        return self.result.count if self.readable else None
+
+
+class Pipeline:
+    """Frame -> FrameObservation: the detector plus the barcode reader."""
+
+    def __init__(self, detector: Detector, barcodes: BarcodeReader | None = None) -> None:
+        self.detector = detector
+        self.barcodes = barcodes
+
+    def observe(self, frame_bgr: np.ndarray) -> FrameObservation:
+        started = time.perf_counter()
+        result = self.detector.detect(frame_bgr)
+        codes = tuple(self.barcodes.read(frame_bgr)) if self.barcodes is not None else ()
+        return FrameObservation(
+            result, codes, time.monotonic(), (time.perf_counter() - started) * 1000
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionObservation:
+    """One insertion's contribution: how many new items, which labels and codes were seen."""
+
+    index: int
+    new_items: int | None  # None: not applicable (unreadable or unsure frame)
+    visible: int | None
+    new_labels: dict[str, int]
+    codes: tuple[CodeRead, ...]
+    reason: str = ""
+
+    @property
+    def applicable(self) -> bool:
+        return self.new_items is not None
+
+
+def _matches(d: Detection, previous: Sequence[Detection]) -> bool:
+    cx, cy = d.center
+    side = max(4.0, min(d.box[2] - d.box[0], d.box[3] - d.box[1]))
+    return any(
+        abs(p.center[0] - cx) < side * 0.5 and abs(p.center[1] - cy) < side * 0.5 for p in previous
+    )
+
+
+def new_detections(current: Sequence[Detection], previous: Sequence[Detection]) -> list[Detection]:
+    """Detections of `current` with no detection of `previous` near their centre."""
+    return [d for d in current if not d.unsure and not _matches(d, previous)]
+
+
+@dataclass
+class InsertionAccumulator:
+    """Accumulates one carton's insertions. Not thread-safe: owned by the session's loop."""
+
+    observations: list[InsertionObservation] = field(default_factory=list)
+    # "previous": new = not near a detection of the previous accepted frame (an item missed in
+    # one frame and found again later counts twice). "history": not near any detection seen so
+    # far in this carton (an item dropped right onto an earlier item's centre is missed).
+    match: str = "previous"
+    _previous: tuple[Detection, ...] = ()
+
+    def add(self, frame: FrameObservation) -> InsertionObservation:
+        index = len(self.observations)
+        if not frame.readable:
+            obs = InsertionObservation(index, None, None, {}, frame.codes, frame.result.reason)
+        else:
+            current = tuple(d for d in frame.result.detections if not d.unsure)
+            new = new_detections(current, self._previous)
+            labels: dict[str, int] = {}
+            for d in new:
+                if d.label is not None:
+                    labels[d.label] = labels.get(d.label, 0) + 1
+            obs = InsertionObservation(index, len(new), len(current), labels, frame.codes)
+            self._previous = current if self.match == "previous" else self._previous + current
+        self.observations.append(obs)
+        return obs
+
+    def total(self) -> int | None:
+        if not self.observations or not all(o.applicable for o in self.observations):
+            return None
+        return sum(o.new_items or 0 for o in self.observations)
+
+    def reset(self) -> None:
+        self.observations.clear()
+        self._previous = ()
+
+
+class StillnessGate:
+    """Decides when a frame may be taken: N consecutive frames with little motion.
+
+    Motion is the share of pixels (on a blurred 160x120 grey copy) whose level changed by more
+    than 25: robust to sensor noise, sensitive to one item or a hand entering.
+    """
+
+    def __init__(self, settle_frames: int = 2, threshold: float = 0.004) -> None:
+        self.settle_frames = settle_frames
+        self.threshold = threshold
+        self._last: np.ndarray | None = None
+        self._still = 0
+
+    def update(self, frame_bgr: np.ndarray) -> bool:
+        small = cv2.resize(frame_bgr, (160, 120), interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        grey = grey.astype(np.int16)
+        moved = (
+            self._last is None or float((np.abs(grey - self._last) > 25).mean()) > self.threshold
+        )
+        self._still = 0 if moved else self._still + 1
+        self._last = grey
+        return self._still >= self.settle_frames

@@ -1,0 +1,297 @@
+"""Accumulated insertions + expected units + catalog -> the vision ChannelReport. Pure: no I/O.
+
+What vision can say about a carton:
+- a class-agnostic item count, accumulated over insertions: fewer items than the visible expected
+  units is a carton-level deficit (BLOCK), more is a surplus;
+- which SKU a unit is, where the image proves it: a GTIN (and serial) read in the frame, or a
+  site model's class that names a SKU. A class naming a look-alike group (or a SKU inside one)
+  proves the group, never one member.
+- SKUs the camera cannot see (catalog `vision_visible=False`, inserts) are NOT_APPLICABLE.
+- Any insertion it could not read confidently makes the whole count NOT_APPLICABLE: it reports no
+  count rather than a guess. A count that agrees but proves no identity is UNCERTAIN, not
+  CONFIRMED: the count alone cannot tell a swapped item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from station.domain import Catalog, ItemKind
+from station.verification import (
+    ChannelReport,
+    ChannelState,
+    Discrepancy,
+    Explanation,
+    FindingStatus,
+    Reason,
+    SkuFinding,
+)
+from vision.barcodes import code_index, sku_for
+from vision.observe import InsertionObservation
+
+CHANNEL = "vision"
+
+
+def _group_of(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    return {sku: name for name, members in groups.items() for sku in members}
+
+
+def barcode_units(
+    observations: Sequence[InsertionObservation], catalog: Catalog
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Units per SKU proven by codes: (known SKUs, unknown codes).
+
+    Serialised codes count distinct serials over the whole carton; a code without a serial can't
+    be told apart from another unit's, so it counts the most copies seen in any one frame.
+    """
+    index = code_index(catalog.barcode_index())
+    serials: dict[str, set[str]] = {}
+    per_frame_max: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    for obs in observations:
+        in_frame: dict[str, int] = {}
+        for code in obs.codes:
+            hit = sku_for(code, index)
+            if hit is None:
+                unknown[code.text] = max(unknown.get(code.text, 0), 1)
+                continue
+            sku, units = hit
+            if code.serial:
+                serials.setdefault(sku, set()).add(code.unit_key)
+            else:
+                in_frame[sku] = in_frame.get(sku, 0) + units
+        for sku, n in in_frame.items():
+            per_frame_max[sku] = max(per_frame_max.get(sku, 0), n)
+    proven = {
+        sku: max(len(serials.get(sku, ())), per_frame_max.get(sku, 0))
+        for sku in set(serials) | set(per_frame_max)
+    }
+    return proven, unknown
+
+
+def build_vision_report(
+    observations: Sequence[InsertionObservation],
+    expected: Mapping[str, int],
+    catalog: Catalog,
+    *,
+    lookalike_groups: Mapping[str, Iterable[str]] | None = None,
+    camera_up: bool = True,
+    count_confidence: float = 0.95,
+    camera_detail: str = "",
+) -> ChannelReport:
+    """The vision channel's report for one carton; see the module docstring."""
+    if not camera_up:
+        detail = camera_detail or "overhead camera unavailable"
+        return ChannelReport(
+            CHANNEL, ChannelState.DOWN, reasons=(Reason("camera_down", detail, CHANNEL),)
+        )
+    if not observations:
+        return ChannelReport(
+            CHANNEL,
+            ChannelState.STALE,
+            reasons=(Reason("no_frames", "No frame was taken of this carton.", CHANNEL),),
+        )
+    groups = {k: tuple(v) for k, v in (lookalike_groups or {}).items()}
+    group_of = _group_of(groups)
+
+    def visible(sku: str) -> bool:
+        item = catalog.items.get(sku)
+        return item is not None and item.vision_visible and item.kind is ItemKind.PRODUCT
+
+    findings: list[SkuFinding] = []
+    for sku in sorted(expected):
+        if not visible(sku):
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.NOT_APPLICABLE,
+                    expected[sku],
+                    None,
+                    1.0,
+                    f"{sku} is not visible to the camera",
+                )
+            )
+    seen = [s for s in sorted(expected) if visible(s) and expected[s] > 0]
+    expected_visible = sum(expected[s] for s in seen)
+    n_frames = len(observations)
+    measurements: dict[str, float] = {
+        "frames": float(n_frames),
+        "expected_visible": expected_visible,
+    }
+
+    not_applicable = [o for o in observations if not o.applicable]
+    if not_applicable:
+        why = not_applicable[0].reason or "scene unreadable"
+        for sku in seen:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.NOT_APPLICABLE,
+                    expected[sku],
+                    None,
+                    0.0,
+                    f"vision could not read insertion {not_applicable[0].index + 1}: {why}",
+                )
+            )
+        measurements["not_applicable_frames"] = float(len(not_applicable))
+        return ChannelReport(
+            CHANNEL,
+            ChannelState.OK,
+            tuple(findings),
+            reasons=(
+                Reason(
+                    "vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL
+                ),
+            ),
+            measurements=measurements,
+        )
+
+    total = sum(o.new_items or 0 for o in observations)
+    measurements["items_counted"] = float(total)
+    coded, unknown_codes = barcode_units(observations, catalog)
+    labels: dict[str, int] = {}
+    for o in observations:
+        for label, n in o.new_labels.items():
+            # A class naming a SKU inside a look-alike group proves the group only.
+            key = group_of.get(label, label)
+            labels[key] = labels.get(key, 0) + n
+
+    proven: dict[str, int] = {}
+    for sku in seen:
+        by_class = labels.get(sku, 0) if sku not in group_of else 0
+        proven[sku] = max(coded.get(sku, 0), by_class)
+    group_proven = {g: labels.get(g, 0) for g in groups}
+
+    reasons: list[Reason] = []
+    explanations: list[Explanation] = []
+    discrepancy = Discrepancy.NONE
+    deficit = expected_visible - total
+
+    # Identity findings first: a SKU proven in full is confirmed; more than ordered is extra.
+    for sku in seen:
+        exp, got = expected[sku], proven[sku]
+        if got > exp:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.EXTRA,
+                    exp,
+                    got,
+                    count_confidence,
+                    f"vision saw {got} x {sku}, {exp} expected",
+                )
+            )
+        elif got == exp:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.CONFIRMED,
+                    exp,
+                    got,
+                    count_confidence,
+                    f"{got} x {sku} identified in the image",
+                )
+            )
+    for sku, n in sorted(coded.items()):
+        if sku not in expected:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.EXTRA,
+                    0,
+                    n,
+                    count_confidence,
+                    f"{sku} identified in the carton but not ordered",
+                )
+            )
+
+    # Shortfall candidates: SKUs not proven in full, minus groups their class count covers.
+    unproven = [s for s in seen if proven[s] < expected[s]]
+    candidates = []
+    for sku in unproven:
+        group = group_of.get(sku)
+        if group is not None:
+            group_expected = sum(expected.get(m, 0) for m in groups[group])
+            if group_proven.get(group, 0) >= group_expected:
+                continue
+        candidates.append(sku)
+
+    if deficit > 0:
+        discrepancy = Discrepancy.DEFICIT
+        message = f"Vision counted {total} items, {expected_visible} expected: {deficit} missing."
+        reasons.append(Reason("vision_count_deficit", message, CHANNEL))
+        short = [s for s in candidates if expected[s] - proven[s] >= deficit] or candidates
+        if len(short) == 1:
+            sku = short[0]
+            observed = max(0, expected[sku] - deficit)
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.MISSING,
+                    expected[sku],
+                    observed,
+                    count_confidence,
+                    f"{deficit} x {sku} missing",
+                )
+            )
+            reasons[-1] = Reason("vision_count_deficit", message, CHANNEL, sku)
+            short_skus = {sku}
+        else:
+            share = 1.0 / max(1, len(short))
+            explanations = [Explanation({s: -min(deficit, expected[s])}, 0.0, share) for s in short]
+            short_skus = set()
+        for sku in unproven:
+            if sku not in short_skus:
+                findings.append(
+                    SkuFinding(
+                        sku,
+                        FindingStatus.UNCERTAIN,
+                        expected[sku],
+                        None,
+                        count_confidence,
+                        "a unit may be missing",
+                    )
+                )
+    elif deficit < 0:
+        discrepancy = Discrepancy.SURPLUS
+        reasons.append(
+            Reason(
+                "vision_count_surplus",
+                f"Vision counted {total} items, {expected_visible} expected.",
+                CHANNEL,
+            )
+        )
+        for sku in unproven:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.UNCERTAIN,
+                    expected[sku],
+                    None,
+                    count_confidence,
+                    "more items than ordered",
+                )
+            )
+    else:
+        for sku in unproven:
+            findings.append(
+                SkuFinding(
+                    sku,
+                    FindingStatus.UNCERTAIN,
+                    expected[sku],
+                    None,
+                    count_confidence,
+                    "the item count agrees; vision did not identify the units",
+                )
+            )
+    if unknown_codes:
+        measurements["unknown_codes"] = float(len(unknown_codes))
+    return ChannelReport(
+        CHANNEL,
+        ChannelState.OK,
+        tuple(sorted(findings, key=lambda f: f.sku)),
+        discrepancy,
+        tuple(explanations),
+        tuple(reasons),
+        measurements,
+    )
