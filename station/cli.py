@@ -10,23 +10,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# Modules that contribute subcommands through `add_commands(subparsers)`, in help order.
-COMMAND_MODULES = (
-    "station.daemon",
-    "station.demo",
-    "scale.cli",
-    "rfid.cli",
-    "simulators.cli",
-    "station.contract",
-    "station.api.pins",
-    "station.api.openapi",
-    "station.api.status_cli",
-    "vision.cli",
-)
+# Modules that contribute subcommands through `add_commands(subparsers)`, in help order, with the
+# commands each adds. `packstation run` imports only the daemon's module: the camera simulator's
+# OpenCV alone would double the station's resident memory.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "station.daemon": ("run",),
+    "station.demo": ("demo",),
+    "scale.cli": ("scale",),
+    "rfid.cli": ("epc", "rfid"),
+    "simulators.cli": ("simulate",),
+    "station.contract": ("contract",),
+    "station.api.pins": ("hash-pin",),
+    "station.api.openapi": ("openapi",),
+    "station.api.status_cli": ("status",),
+    "vision.cli": ("vision",),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_modules_for(argv[0] if argv else None))
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
@@ -34,13 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args) or 0)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(command: str | None) -> list[str]:
+    """The one module that provides `command`, or all of them (for help and unknown commands)."""
+    owners = [module for module, commands in COMMAND_MODULES.items() if command in commands]
+    return owners or list(COMMAND_MODULES)
+
+
+def build_parser(modules: Sequence[str] = tuple(COMMAND_MODULES)) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="packstation", description="Packing-station verification daemon."
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_config_commands(subparsers)
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).add_commands(subparsers)
     return parser
 
