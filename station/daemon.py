@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,11 +60,12 @@ from station.session import (
 from station.status import DeviceStatus, StationStatus
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
-from station.verification import ChannelReport, VerificationPolicy
+from station.verification import ChannelReport, ChannelState, Reason, VerificationPolicy
 
 log = logging.getLogger("packstation.daemon")
 
 _TICK_S = 1.0
+_CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before it counts as down
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
@@ -209,10 +209,13 @@ class StationDaemon:
         while not self._stopping.is_set():
             get = asyncio.ensure_future(self._inbox.get())
             await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if get.done():
-                self._handle(get.result())
-            else:
+            if not get.done():
                 get.cancel()
+                continue
+            try:
+                self._handle(get.result())
+            except Exception:  # one bad input must not stop the station; it is logged
+                log.exception("input handling failed; the station carries on")
 
     async def _shutdown(self) -> None:
         _sd_notify("STOPPING=1")
@@ -343,24 +346,30 @@ class StationDaemon:
     # -- effects -----------------------------------------------------------------------------
 
     def _execute(self, effects: list[Effect]) -> None:
-        for index, effect in enumerate(effects):
+        for effect in effects:
             try:
                 self._apply(effect)
-            except (sqlite3.Error, OSError) as exc:
-                # Fail closed: what cannot be recorded must not be shown as passed.
-                log.error("cannot record; carton held", extra={"error": str(exc)})
-                self._refuse_rest(effects[index + 1 :], exc)
+            except Exception as exc:
+                # Fail closed: nothing after an effect that could not be carried out (an event
+                # not committed, evidence not written) is applied or shown: no verdict without
+                # its record. The session's effects are ordered with that in mind.
+                log.exception("effect failed; the rest of this step is held")
+                self._hold(exc)
                 return
-            for observer in self.observers:
-                observer(effect)
+            self._notify(effect)
 
-    def _refuse_rest(self, rest: list[Effect], exc: Exception) -> None:
-        with contextlib.suppress(OSError):
-            self.light.set(LightColor.AMBER, True, self.clock.monotonic())
-        message = ShowMessage("error", "station.storage_failed", {"error": str(exc)})
-        for effect in [message, *[e for e in rest if not isinstance(e, SetLight | ShowMessage)]]:
-            for observer in self.observers:
+    def _notify(self, effect: Effect) -> None:
+        for observer in self.observers:
+            try:
                 observer(effect)
+            except Exception:  # a screen or metrics bug must not stop verification
+                log.exception("observer failed", extra={"effect": type(effect).__name__})
+
+    def _hold(self, exc: Exception) -> None:
+        with contextlib.suppress(Exception):
+            self.light.set(LightColor.AMBER, True, self.clock.monotonic())
+        self._notify(SetLight("amber", buzzer=True))
+        self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
     def _apply(self, effect: Effect) -> None:
         match effect:
@@ -383,7 +392,12 @@ class StationDaemon:
                 self._spawn(self._collect_evidence(effect))
 
     async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
-        result = await asyncio.to_thread(self.manifests.fetch, order_id, carton_id)
+        try:
+            result = await asyncio.to_thread(self.manifests.fetch, order_id, carton_id)
+        except Exception as exc:  # a bug or a broken cache must not leave the carton LOADING
+            log.exception("manifest fetch failed", extra={"order_id": order_id})
+            self._post(ManifestRefused(order_id, carton_id, "source_error", str(exc)))
+            return
         if isinstance(result, FetchedManifest):
             self._post(ManifestLoaded(result.manifest, result.from_cache))
         else:
@@ -413,7 +427,16 @@ class StationDaemon:
         requested_at: float,
         deadline: float,
     ) -> ChannelReport:
-        report = await channel.collect(request, requested_at, deadline)
+        """A channel's report; a channel that fails or overruns its deadline reports DOWN, which
+        sends the carton to REVIEW instead of leaving it stuck in VERIFYING."""
+        grace = self.clock.real_seconds(deadline - self.clock.monotonic()) + _CHANNEL_GRACE_S
+        try:
+            report = await asyncio.wait_for(channel.collect(request, requested_at, deadline), grace)
+        except Exception as exc:
+            log.exception("channel failed", extra={"channel": channel.name})
+            why = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc})"
+            reason = Reason("channel_error", f"The {channel.name} channel {why}.", channel.name)
+            report = ChannelReport(channel.name, ChannelState.DOWN, reasons=(reason,))
         self.metrics.channel_reported(report.channel, self.clock.monotonic() - requested_at)
         return report
 
@@ -423,7 +446,9 @@ class StationDaemon:
             return await asyncio.wait_for(future, self.clock.real_seconds(timeout_s))
         except TimeoutError:
             log.warning("manifest re-check timed out; verdict uses the loaded version")
-            return None
+        except Exception:
+            log.exception("manifest re-check failed; verdict uses the loaded version")
+        return None
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -308,6 +308,8 @@ class _Carton:
     last_outcome: Outcome | None = None
     last_verdict: Verdict | None = None
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
+    # Everyone who packed it (hand-overs included): none of them may release it as reviewer.
+    packers: set[str] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -375,7 +377,8 @@ class Session:
         """
         if self._state is not SessionState.BLOCKED:
             return "override.nothing_blocked"
-        if reviewer_badge == self._packer:
+        carton = self._carton
+        if reviewer_badge == self._packer or (carton and reviewer_badge in carton.packers):
             return "override.own_carton"
         return None
 
@@ -452,6 +455,8 @@ class Session:
         if code.badge_id == self._packer:
             return [ShowMessage("info", "login.already", {"packer_badge": code.badge_id})]
         previous, self._packer = self._packer, code.badge_id
+        if self._carton is not None:
+            self._carton.packers.add(code.badge_id)
         return [
             self._audit(
                 "packer.handover",
@@ -485,6 +490,8 @@ class Session:
 
     def _open_carton(self, code: OrderCartonCode) -> list[Effect]:
         self._carton = _Carton(code.order_id, code.carton_id)
+        if self._packer is not None:
+            self._carton.packers.add(self._packer)
         self._state = SessionState.LOADING
         return [
             FetchManifest(code.order_id, code.carton_id),
@@ -634,9 +641,11 @@ class Session:
         verdict = self._policy.decide(self._verifiable(carton), event.reports)
         carton.last_outcome = verdict.outcome
         carton.last_verdict = verdict
+        # The event first: if it cannot be committed the daemon applies nothing after it, so no
+        # evidence row (and so no label permission) exists for a verdict nobody was told about.
         effects: list[Effect] = [
-            RecordAttempt(self._attempt_record(carton, verdict, event.weight)),
             self._verdict_event(VERIFICATION_RESULT, carton, verdict, event.weight),
+            RecordAttempt(self._attempt_record(carton, verdict, event.weight)),
         ]
         if verdict.passed:
             return effects + self._passed(carton, verdict, event.weight)
@@ -691,20 +700,7 @@ class Session:
         # could only say REVIEW: the backend must reissue what it was told is missing.
         short = carton.last_verdict.missing or carton.published_missing
         lines = self._lines(carton, short)
-        effects: list[Effect] = [
-            self._audit(
-                "carton.released",
-                {
-                    **_key_params(carton),
-                    "attempt": carton.attempts,
-                    "outcome": carton.last_verdict.outcome.value,
-                    "packer_badge": self._packer,
-                    "reviewer_badge": event.reviewer_badge,
-                    "reason_code": event.reason_code,
-                    "missing": lines,
-                },
-            )
-        ]
+        effects: list[Effect] = []
         if short:
             sentence = f"Released by reviewer {event.reviewer_badge} ({event.reason_code})."
             reasons = [{"code": event.reason_code, "message": sentence}]
@@ -718,6 +714,21 @@ class Session:
                     reviewer_badge=event.reviewer_badge,
                 )
             )
+        # The audit row is what grants the label: written only once the shipped-short event is in.
+        effects.append(
+            self._audit(
+                "carton.released",
+                {
+                    **_key_params(carton),
+                    "attempt": carton.attempts,
+                    "outcome": carton.last_verdict.outcome.value,
+                    "packer_badge": self._packer,
+                    "reviewer_badge": event.reviewer_badge,
+                    "reason_code": event.reason_code,
+                    "missing": lines,
+                },
+            )
+        )
         self._carton = None
         self._state = SessionState.IDLE
         params = {**_key_params(carton), "reviewer_badge": event.reviewer_badge, "missing": lines}

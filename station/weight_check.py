@@ -40,6 +40,7 @@ class ScaleState(StrEnum):
     STALE = "stale"
     OVER_CAPACITY = "over_capacity"
     UNDER_RANGE = "under_range"
+    ZERO_DRIFT = "zero_drift"  # the empty platter did not read zero: every reading is offset
     DOWN = "down"
 
 
@@ -60,6 +61,11 @@ _UNUSABLE: dict[ScaleState, tuple[ChannelState, str]] = {
     ScaleState.UNDER_RANGE: (
         ChannelState.UNSURE,
         "The scale reads below zero: clear the platform and zero the scale.",
+    ),
+    ScaleState.ZERO_DRIFT: (
+        ChannelState.UNSURE,
+        "The empty scale did not read zero, so every weight is off: clear the platform and zero "
+        "the scale.",
     ),
 }
 

@@ -4,6 +4,7 @@ and simulations on a fast clock."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +14,20 @@ import pytest
 
 from simulators.broker import MosquittoBroker
 from simulators.rig import SimulatedStation
+from station.channels.weight import WeightChannel
 from station.clock import Clock, ScaledClock
 from station.daemon import StationDaemon, load_station_config
-from station.session import Effect, PublishEvent, RecordAudit, SessionState
+from station.events import EventType
+from station.outbox import Outbox
+from station.session import (
+    Effect,
+    PublishEvent,
+    RecordAttempt,
+    RecordAudit,
+    SessionState,
+    SetLight,
+    ShowMessage,
+)
 
 
 class InProcessDaemon:
@@ -104,3 +116,62 @@ def test_inactivity_logout_on_a_fast_clock(tmp_path: Path, broker) -> None:
             )
             assert time.monotonic() - started < 10
             assert running.daemon.session.state is SessionState.LOGGED_OUT
+
+
+def verdicts(effects: list[Effect]) -> list[str]:
+    return [e.record.verdict.outcome.value for e in effects if isinstance(e, RecordAttempt)]
+
+
+def test_a_carton_weighed_on_a_drifted_scale_goes_to_review(tmp_path: Path, broker) -> None:
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.place(16.0)  # the empty platter reads 16 g: every weight is off by that much
+        assert running.wait_for(lambda fx: any(f["device"] == "scale zero" for f in faults(fx)))
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(lambda fx: verdicts(fx) == ["REVIEW"])
+
+
+def test_a_failing_channel_sends_the_carton_to_review_not_limbo(
+    tmp_path: Path, broker, monkeypatch
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise KeyError("a bug in a channel")
+
+    monkeypatch.setattr(WeightChannel, "collect", broken)  # fault injection, the device is real
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(lambda fx: verdicts(fx) == ["REVIEW"])
+        assert running.daemon.session.state is SessionState.BLOCKED
+
+
+def test_a_verdict_whose_event_cannot_be_committed_is_not_shown(
+    tmp_path: Path, broker, monkeypatch
+) -> None:
+    commit = Outbox.commit
+
+    def full_disk(self: Outbox, event_type: EventType, *args: object, **kwargs: object):
+        if event_type is EventType.VERIFICATION_RESULT:
+            raise sqlite3.OperationalError("database or disk is full")
+        return commit(self, event_type, *args, **kwargs)
+
+    monkeypatch.setattr(Outbox, "commit", full_disk)  # fault injection on a real SQLite outbox
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(
+            lambda fx: any(
+                isinstance(e, ShowMessage) and e.key == "station.storage_failed" for e in fx
+            )
+        )
+        time.sleep(0.5)
+        effects = list(running.effects)
+        assert verdicts(effects) == []  # no evidence row, so no label permission
+        assert not any(isinstance(e, SetLight) and e.color == "green" for e in effects)
+        assert running.daemon.evidence.attempts("ORD-1001", "C1") == []

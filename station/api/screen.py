@@ -31,8 +31,17 @@ from station.weight_check import (
 )
 
 # Messages after which the last verdict no longer describes what is on the table.
+# Messages after which no verdict may stay on screen (storage_failed: a verdict that could not be
+# recorded must not be shown as decided).
 _VERDICT_ENDS = frozenset(
-    {"order.loading", "close.verifying", "login.welcome", "logout.logout", "logout.inactivity"}
+    {
+        "order.loading",
+        "close.verifying",
+        "login.welcome",
+        "logout.logout",
+        "logout.inactivity",
+        "station.storage_failed",
+    }
 )
 SCAN_CHANNEL = "scan"  # the packer's item scans, shown beside the verification channels
 

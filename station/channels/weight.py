@@ -135,6 +135,8 @@ class WeightChannel(EvidenceChannel):
     def _measurement(self, assessment: WeighAssessment) -> WeightMeasurement:
         if self._context.is_down(SCALE):
             return WeightMeasurement(ScaleState.DOWN)
+        if self._context.is_down(ZERO):  # an offset eats into the tolerance: fail closed
+            return WeightMeasurement(ScaleState.ZERO_DRIFT)
         state = _SCALE_STATES[assessment.state]
         if state is not ScaleState.SETTLED or assessment.settled_grams is None:
             return WeightMeasurement(state if state is not ScaleState.SETTLED else ScaleState.STALE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from station.codes import BadgeCode
 from station.event_shapes import to_event
 from station.events import EventType
 from station.session import (
@@ -10,6 +11,7 @@ from station.session import (
     PublishEvent,
     RecordAudit,
     ReviewerOverride,
+    Scanned,
     SessionState,
     ShowMessage,
 )
@@ -51,3 +53,13 @@ def test_the_packer_cannot_release_their_own_carton() -> None:
     effects = session.handle(ReviewerOverride(PACKER, "reissue_approved"))
     assert session.state is SessionState.BLOCKED
     assert effects == [ShowMessage("warning", "override.own_carton", {"reviewer_badge": PACKER})]
+
+
+def test_a_hand_over_does_not_let_the_packer_release_their_own_carton():
+    session, _ = new_session()
+    drive_to(session, SessionState.BLOCKED)
+    session.handle(Scanned(BadgeCode("SOMEONE-ELSE")))
+    assert session.override_refusal(PACKER) == "override.own_carton"
+    refused = session.handle(ReviewerOverride(PACKER, "found_later"))
+    assert session.state is SessionState.BLOCKED
+    assert not [e for e in refused if isinstance(e, PublishEvent)]
