@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from station.logs import is_secret
+
 ENV_PREFIX = "PACKSTATION__"
 
 M = TypeVar("M", bound=BaseModel)
@@ -218,11 +220,8 @@ def _nearest_line(loc: list[str], lines: dict[str, int]) -> int | None:
     return None
 
 
-_SECRET_WORDS = ("password", "token", "secret", "key")
-
-
 def _shown(loc: list[str], value: Any) -> str:
-    if loc and any(word in loc[-1].lower() for word in _SECRET_WORDS):
+    if loc and is_secret(loc[-1]):
         return "a hidden value"
     return repr(value)
 

@@ -49,7 +49,7 @@ def to_event(
     event_type = EVENT_TYPES[effect.kind]
     data = effect.data
     if event_type is EventType.STATION_FAULT:
-        return event_type, _fault(data, station_id, site_id), data.get("carton_id")  # type: ignore[return-value]
+        return event_type, _fault(data, station_id, site_id), _subject(data)
     fields = _carton_fields(data, station_id, site_id)
     model = PAYLOAD_MODELS[event_type]
     missing = _missing_lines(data.get("missing", ()))
@@ -67,7 +67,15 @@ def to_event(
         "reviewer_id": data.get("reviewer_badge"),
     }
     payload = {**fields, **{k: v for k, v in candidates.items() if k in model.model_fields}}
-    return event_type, model.model_validate(payload), str(data["carton_id"])
+    return event_type, model.model_validate(payload), _subject(data)
+
+
+def _subject(data: Mapping[str, Any]) -> str | None:
+    """The CloudEvents subject: order and carton, since carton ids repeat across orders (the
+    outbox numbers `cartonversion` per subject)."""
+    if data.get("carton_id") is None:
+        return None
+    return f"{data['order_id']}/{data['carton_id']}"
 
 
 def _carton_fields(data: Mapping[str, Any], station_id: str, site_id: str) -> dict[str, Any]:

@@ -10,11 +10,14 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_SECRET_WORDS = ("password", "token", "secret", "pin", "private_key")
+# A field is secret when one of the words of its name is one of these (pin_hash, api_token,
+# mqtt_password, key_file...). Whole words, so "shipping_label" is not a PIN.
+SECRET_WORDS = frozenset({"password", "passwd", "token", "secret", "pin", "key", "credentials"})
 
 
-def _is_secret(key: str) -> bool:
-    return any(word in key.lower() for word in _SECRET_WORDS)
+def is_secret(name: str) -> bool:
+    words = name.lower().replace("-", "_").split("_")
+    return any(word in SECRET_WORDS for word in words)
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,7 +30,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = "***" if _is_secret(key) else value
+                entry[key] = "***" if is_secret(key) else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -36,7 +39,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(
-            f"{k}={'***' if _is_secret(k) else v}"
+            f"{k}={'***' if is_secret(k) else v}"
             for k, v in vars(record).items()
             if k not in _STANDARD and not k.startswith("_")
         )

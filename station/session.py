@@ -22,7 +22,7 @@ necessities, are:
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -276,7 +276,6 @@ NEXT_STEP: Mapping[SessionState, str] = {
     SessionState.VERIFYING: "wait_for_verification",
     SessionState.BLOCKED: "fix_and_close",
 }
-_REMEMBERED_CARTONS = 10_000
 _OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
 _BOX_STATES = frozenset({SessionState.LOADING, SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS})
 
@@ -333,9 +332,6 @@ class Session:
         self._packer: str | None = None
         self._carton: _Carton | None = None
         self._last_scan_at = clock.monotonic()
-        # Per (order, carton), increased with every event about it, so consumers can order them
-        # even when a carton is reopened; bounded, the oldest cartons are forgotten first.
-        self._carton_versions: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     @property
     def state(self) -> SessionState:
@@ -788,17 +784,12 @@ class Session:
 
     def _event(self, kind: str, carton: _Carton, **extra: object) -> PublishEvent:
         """An event about `carton`; every one carries the same identifying fields."""
-        version = self._carton_versions.pop(carton.key, 0) + 1
-        self._carton_versions[carton.key] = version
-        if len(self._carton_versions) > _REMEMBERED_CARTONS:
-            self._carton_versions.popitem(last=False)
         manifest = carton.manifest
         data: dict[str, object] = {
             "order_id": carton.order_id,
             "carton_id": carton.carton_id,
             "manifest_version": manifest.version if manifest else None,
             "attempt": carton.attempts,
-            "carton_version": version,
             "picker_id": manifest.picker_id if manifest else None,
             "tote_id": manifest.tote_id if manifest else None,
             "wave_id": manifest.wave_id if manifest else None,

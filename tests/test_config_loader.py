@@ -125,3 +125,19 @@ def test_key_lines_tracks_tables_and_arrays() -> None:
 @given(st.text(max_size=300))
 def test_key_lines_never_raises_on_any_text(text: str) -> None:
     key_lines(text)
+
+
+def test_a_plain_pin_typed_into_a_pin_hash_is_not_echoed(tmp_path: Path) -> None:
+    class Reviewer(Strict):
+        badge: str
+        pin_hash: str = Field(pattern=r"^scrypt\$")
+
+    class WithReviewers(Strict):
+        reviewers: list[Reviewer]
+
+    path = tmp_path / "r.toml"
+    path.write_text('[[reviewers]]\nbadge = "LEAD"\npin_hash = "4821"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(WithReviewers, path)
+    assert "4821" not in info.value.report()
+    assert "reviewers.0.pin_hash (line 3)" in info.value.report()

@@ -27,3 +27,10 @@ def test_secrets_are_masked_in_both_formats() -> None:
         text = formatter.format(rec)
         assert "hunter2" not in text and "abc" not in text and "1234" not in text
         assert "***" in text
+
+
+def test_secret_names_are_whole_words() -> None:
+    from station.logs import is_secret
+
+    assert is_secret("pin_hash") and is_secret("api_token") and is_secret("password")
+    assert not is_secret("shipping_label") and not is_secret("spinner")

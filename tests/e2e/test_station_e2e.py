@@ -39,7 +39,7 @@ def test_a_complete_carton_passes_and_its_attempt_is_recorded(harness: Harness) 
 
     data = verdict["data"]
     assert (data["outcome"], data["attempt"], data["mode"]) == ("PASS", 1, "enforce")
-    assert data["carton_id"] == "C1" and verdict["subject"] == "C1"
+    assert data["carton_id"] == "C1" and verdict["subject"] == "ORD-1001/C1"
     assert data["missing_lines"] == [] and data["extra_lines"] == []
     assert data["responsible"]["tote_id"] == "T-0042"
     weight = data["weight"]
@@ -79,7 +79,8 @@ def test_a_short_carton_is_blocked_once_then_resolved(harness: Harness) -> None:
 
     # One carton's events are ordered by cartonversion: BLOCK, detected, PASS, resolved.
     carton_events = sorted(
-        (e for e in delivered if e.get("subject") == "C1"), key=lambda e: e["cartonversion"]
+        (e for e in delivered if e.get("subject") == "ORD-1002/C1"),
+        key=lambda e: e["cartonversion"],
     )
     assert [(e["type"], e["data"].get("outcome")) for e in carton_events] == [
         (VERIFICATION, "BLOCK"),

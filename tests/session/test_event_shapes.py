@@ -34,7 +34,7 @@ def test_block_then_fix_maps_to_detected_and_resolved_payloads():
     (fault_type, fault, subject) = shapes(blocked_effects)[0]
     assert fault_type is EventType.STATION_FAULT
     assert isinstance(fault, StationFault) and fault.state is FaultState.RAISED
-    assert fault.component == "scale" and subject == ORDER.carton_id
+    assert fault.component == "scale" and subject == f"{ORDER.order_id}/{ORDER.carton_id}"
     (_, cleared, _) = shapes(session.handle(DeviceRecovered("scale")))[0]
     assert cleared.state is FaultState.CLEARED
 

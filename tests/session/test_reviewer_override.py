@@ -31,7 +31,7 @@ def test_release_of_a_short_carton_publishes_shipped_short_and_audits() -> None:
     event = next(e for e in effects if isinstance(e, PublishEvent))
     assert event.kind == MISSING_SHIPPED_SHORT
     event_type, payload, subject = to_event(event, "pack-01", "dc-1")
-    assert event_type is EventType.MISSING_ITEM_SHIPPED_SHORT and subject == "1"
+    assert event_type is EventType.MISSING_ITEM_SHIPPED_SHORT and subject == "A-1/1"
     assert payload.reviewer_id == "LEAD-1"
     assert [(line.sku, line.quantity_missing) for line in payload.missing_lines] == [("TEA-1", 1)]
     assert payload.reasons[0].code == "reissue_approved"
