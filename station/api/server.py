@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,7 +31,7 @@ from station.api.http import (
     json_response,
 )
 from station.api.models import CloseCarton, ScreenOverride, StartCarton, TokenOverride
-from station.api.pins import AttemptLimiter, verify_pin
+from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
 from station.codes import CloseCode, OrderCartonCode
 from station.evidence import to_plain
@@ -174,6 +175,9 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+_DECOY_PIN_HASH = hash_pin(secrets.token_hex(8))
+
+
 class StationApi:
     def __init__(self, daemon: StationDaemon) -> None:
         self._daemon = daemon
@@ -243,9 +247,9 @@ class StationApi:
             message = f"too many wrong PINs; try again in {wait:.0f} s"
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, message, {"Retry-After": f"{wait:.0f}"})
         reviewer = self._reviewers.get(body.reviewer_badge)
-        pin_ok = reviewer is not None and await asyncio.to_thread(
-            verify_pin, body.pin, reviewer.pin_hash
-        )
+        # An unknown badge costs the same scrypt as a known one: timing must not tell which exist.
+        pin_hash = reviewer.pin_hash if reviewer is not None else _DECOY_PIN_HASH
+        pin_ok = await asyncio.to_thread(verify_pin, body.pin, pin_hash) and reviewer is not None
         if not pin_ok:
             self._limiter.failed(now)
             self._refused(body.reviewer_badge, "bad_credentials")
