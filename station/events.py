@@ -53,11 +53,22 @@ class MissingLine(_Model):
     name: str = Field(description="Product name from the catalog (never a customer name).")
     quantity_missing: int = Field(ge=1, description="Units of this line not found in the carton.")
     line_id: str = Field(description="Manifest line id the units belong to.")
+    epcs: list[str] = Field(
+        default=[],
+        description="EPC-level evidence (upper-case hex) when RFID decided the line: the SKU's "
+        "tags read near the carton but not counted as in it (beside the box, in the hand). Empty "
+        "when there is none (an untagged SKU, or a tagged unit not read at all).",
+    )
 
 
 class ExtraLine(_Model):
     sku: str = Field(description="Stock keeping unit found in the carton but not expected.")
     quantity_extra: int = Field(ge=1, description="Units found beyond the manifest quantity.")
+    epcs: list[str] = Field(
+        default=[],
+        description="EPC-level evidence (upper-case hex) when RFID decided the line: the SKU's "
+        "tags counted in the carton (for a SKU not in the order, exactly the extra units).",
+    )
 
 
 class Reason(_Model):

@@ -218,7 +218,11 @@ def rfid_report(
         )
     for sku in sorted(set(units) - {s for s, n in expected_units.items() if n > 0}):
         detail = f"{units[sku]} x {sku} in the carton, not in the order: {_epcs(epcs[sku])}"
-        findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, units[sku], confidence, detail))
+        findings.append(
+            SkuFinding(
+                sku, FindingStatus.EXTRA, 0, units[sku], confidence, detail, tuple(epcs[sku])
+            )
+        )
 
     review = [
         Reason(
@@ -263,7 +267,8 @@ def _tagged_finding(
     if proven == expected:
         return SkuFinding(sku, FindingStatus.CONFIRMED, expected, proven, confidence, read)
     if proven > expected:
-        return SkuFinding(sku, FindingStatus.EXTRA, expected, proven, confidence, read)
+        # Which of the tags are the extra ones cannot be told: all of the SKU's are evidence.
+        return SkuFinding(sku, FindingStatus.EXTRA, expected, proven, confidence, read, epcs)
     if proven + denied >= expected:
         detail = f"{read}; {denied} more tag(s) of {sku} were already shipped"
         return SkuFinding(sku, FindingStatus.UNCERTAIN, expected, None, confidence, detail)
@@ -271,7 +276,9 @@ def _tagged_finding(
     detail = f"{sku}: {expected - observed} of {expected} missing by RFID, {read}"
     if near:
         detail += f"; read near the carton but not in it: {_epcs(near)}"
-    return SkuFinding(sku, FindingStatus.MISSING, expected, observed, confidence, detail)
+    return SkuFinding(
+        sku, FindingStatus.MISSING, expected, observed, confidence, detail, tuple(near)
+    )
 
 
 def _near_misses(

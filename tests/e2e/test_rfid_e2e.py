@@ -55,6 +55,7 @@ def test_an_earring_left_beside_the_box_is_blocked_by_rfid_where_weight_cannot_t
     [beside_epc] = [e for e in harness.station.tag_field.tags() if e.rssi_dbm < -60]
     reasons = " ".join(r["message"] for r in detected["data"]["reasons"])
     assert beside_epc.epc.hex().upper() in reasons
+    assert line["epcs"] == [beside_epc.epc.hex().upper()]
     [window] = rfid_windows(harness)
     assert window["rejected_reads"].get("below_rssi_floor", 0) > 0
     assert window["rssi_histograms"] and window["rssi_histograms"][0]["antenna"] == 1
