@@ -7,7 +7,6 @@ path as on hardware: it opens /dev/pts/N with pyserial and speaks MT-SICS to the
 
 from __future__ import annotations
 
-import itertools
 import random
 import shutil
 import time
@@ -70,7 +69,7 @@ class SimulatedStation:
         self._on_platter_g = 0.0
         self.tag_field = TagField(seed=self.seed)
         self.rfid_reader = LlrpReaderSimulator(self.tag_field) if self.rfid else None
-        self._serials = itertools.count(100_000 * self.seed + 1)
+        self._next_serial = 100_000 * self.seed + 1
         self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
 
     def start(self) -> SimulatedStation:
@@ -201,10 +200,18 @@ min_seen_count = 3
 
     def new_tag(self, sku: str) -> bytes | None:
         """A fresh SGTIN-96 for one unit of `sku` (catalog GTIN + serial); None if untagged."""
+        epc = self.upcoming_tag(sku)
+        if epc is not None:
+            self._next_serial += 1
+        return epc
+
+    def upcoming_tag(self, sku: str) -> bytes | None:
+        """The tag the next tagged unit will carry if it is a `sku` (e.g. to announce it as
+        shipped from another station before packing it here)."""
         item = self.catalog.items[sku]
         if not item.rfid_tagged or not item.barcodes:
             return None
-        return sgtin_for_gtin(item.barcodes[0].code, next(self._serials))
+        return sgtin_for_gtin(item.barcodes[0].code, self._next_serial)
 
     def _tag_in_carton(self, sku: str) -> None:
         epc = self.new_tag(sku) if self.rfid_reader is not None else None

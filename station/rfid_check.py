@@ -107,6 +107,19 @@ class RfidCheckConfig(BaseModel):
         description="Keep a ledger of EPCs in cartons this station passed or released; such an "
         "EPC in a new carton sends it to REVIEW (a swapped or returned unit).",
     )
+    share_with_site: bool = Field(
+        default=True,
+        description="Share with the site's other stations over MQTT: publish the EPCs of every "
+        "carton this station ships (and learn theirs, and the WMS's returns, into the ledger), "
+        "and announce the EPCs of the open carton (denied elsewhere as open_elsewhere).",
+    )
+    open_ttl_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="Another station's open-carton EPCs are forgotten after this long without "
+        "news (a station that died with a carton open).",
+    )
     ledger_retention_days: float = Field(
         default=365.0,
         gt=0,
@@ -238,7 +251,7 @@ def rfid_report(
         if denied.denial == "shipped":
             message = (
                 f"Tag {denied.tag.epc} ({what}in the carton) was already shipped from this "
-                "station: a returned or swapped unit? Check it."
+                "site: a returned or swapped unit? Check it."
             )
         else:
             message = f"Tag {denied.tag.epc} ({what}in the carton) is open at another station."
