@@ -232,6 +232,22 @@ min_seen_count = 3
             self.tag_field.add(SimTag(epc, 1, BESIDE_DBM, 2.0, 0.9))
         return epc
 
+    def take_away(self, sku: str) -> bytes | None:
+        """A unit of `sku` that was in the carton (read at full strength) leaves the antennas'
+        reach: back in the tote, in a pocket. Returns its EPC."""
+        epc = next((e for e in self.carton_epcs if self._sku_of(e) == sku), None)
+        if epc is not None:
+            self.carton_epcs.remove(epc)
+            self.tag_field.remove(epc)
+        return epc
+
+    def pass_cart(self, sku: str, count: int = 30, duration_s: float = 0.5) -> list[bytes]:
+        """A cart of `count` tagged units rolls past the platter: strong on antenna 1 for a
+        moment, then gone."""
+        epcs = [epc for _ in range(count) if (epc := self.new_tag(sku)) is not None]
+        self.tag_field.pass_cart(epcs, duration_s, antenna=1, rssi_dbm=IN_CARTON_DBM + 4)
+        return epcs
+
     def add_strays(self, sku: str, count: int = 3) -> list[bytes]:
         """Units of another station's order: weak on our antenna 1, strong on antenna 2."""
         epcs = [epc for _ in range(count) if (epc := self.new_tag(sku)) is not None]
@@ -283,12 +299,15 @@ min_seen_count = 3
         leave_out: tuple[str, ...] = (),
         pause_s: float = 0.05,
         beside: tuple[str, ...] = (),
+        taken_away: tuple[str, ...] = (),
     ) -> list[str]:
         """Log in, open the carton, put the box and the units on the platter, close.
 
         `leave_out` names SKUs of which one unit is not packed. Returns the units left out.
         `beside` names SKUs of which one unit goes in the carton during packing and is then set
-        down beside the box before the close (`leave_beside`).
+        down beside the box before the close (`leave_beside`). `taken_away` names SKUs of which
+        one unit goes in the carton, is read there at full strength, and is carried off (out of
+        the antennas' reach) before the close (`take_away`).
         """
         self.scan(f"BADGE-{badge}")
         self.scan(f"{order_id}/{carton_id}")
@@ -305,7 +324,10 @@ min_seen_count = 3
         for sku in beside:
             self.leave_beside(sku)
             self.place(-self.unit_weight(sku))
-        if beside:
+        for sku in taken_away:
+            self.take_away(sku)
+            self.place(-self.unit_weight(sku))
+        if beside or taken_away:
             time.sleep(0.3)  # the packer sets it down, then scans CLOSE
         self.close()
         return list(leave_out)
