@@ -71,6 +71,7 @@ class SimulatedStation:
         self.rfid_reader = LlrpReaderSimulator(self.tag_field) if self.rfid else None
         self._next_serial = 100_000 * self.seed + 1
         self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
+        self.beside_epcs: dict[str, bytes] = {}  # SKU -> tag of a unit left beside the box
 
     def start(self) -> SimulatedStation:
         self.scale.start()
@@ -192,9 +193,10 @@ min_seen_count = 3
     def clear_platter(self) -> None:
         self._on_platter_g = 0.0
         self.scale.set_weight(0.0, motion_s=self.timing.motion_s)
-        for epc in self.carton_epcs:  # the carton leaves with its tags
+        for epc in [*self.carton_epcs, *self.beside_epcs.values()]:  # the carton leaves
             self.tag_field.remove(epc)
         self.carton_epcs = []
+        self.beside_epcs = {}
 
     # -- RFID tags -----------------------------------------------------------------------------
 
@@ -230,7 +232,19 @@ min_seen_count = 3
         epc = epc or self.new_tag(sku)
         if epc is not None:
             self.tag_field.add(SimTag(epc, 1, BESIDE_DBM, 2.0, 0.9))
+            self.beside_epcs[sku] = epc
         return epc
+
+    def put_back(self, sku: str) -> None:
+        """The unit of `sku` left beside the box goes into the carton after all (tag and all)."""
+        epc = self.beside_epcs.pop(sku, None)
+        if epc is None:
+            self.add_unit(sku)
+            return
+        self.tag_field.remove(epc)
+        self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
+        self.carton_epcs.append(epc)
+        self.place(self.unit_weight(sku))
 
     def take_away(self, sku: str) -> bytes | None:
         """A unit of `sku` that was in the carton (read at full strength) leaves the antennas'
