@@ -341,7 +341,9 @@ min_seen_count = 3
         for sku in taken_away:
             self.take_away(sku)
             self.place(-self.unit_weight(sku))
-        if beside or taken_away:
+        if taken_away:
+            time.sleep(1.0)  # carried off; reports of its last reads have long arrived
+        elif beside:
             time.sleep(0.3)  # the packer sets it down, then scans CLOSE
         self.close()
         return list(leave_out)

@@ -354,7 +354,13 @@ class RfidChannel(EvidenceChannel):
                 carton_id=carton_id,
                 epcs=sorted(set(epcs)),
             )
-            publisher.publish(EventType.RFID_EPCS_SHIPPED, shipped, subject=carton_id)
+            try:
+                publisher.publish(EventType.RFID_EPCS_SHIPPED, shipped, subject=carton_id)
+            except sqlite3.Error as exc:  # the outbox is sick: the verdict's own events say so
+                log.error(
+                    "cannot queue the shipped EPCs for the site",
+                    extra={"order_id": order_id, "error": str(exc)},
+                )
 
     def _record(
         self, request: CollectEvidence, result: WindowResult, report: ChannelReport
