@@ -5,9 +5,8 @@ being re-registered): the read-window filter denies it and the carton goes to RE
 written only when a carton is passed or released, never at a BLOCK, and expire after the retention
 period. SQLite (WAL): one small transaction per shipped carton, on the station loop.
 
-Station-local only: a site-wide ledger shared between stations over MQTT (and returns events that
-clear an EPC) and the list of EPCs open at another station are not built yet; `forget` is the hook
-for returns.
+The RFID channel (`station/channels/rfid.py`) also writes the EPCs the site's other stations
+announce as shipped over MQTT, and `forget`s the EPCs of the WMS's returns.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import tty
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,22 +37,44 @@ _MAX_PENDING = 4096
 @dataclass(frozen=True, slots=True)
 class SimTag:
     """A tag near one antenna: its RSSI there (mean and spread) and the chance it answers in
-    one inventory round (1.0 always; 0.2 a tag read only sometimes)."""
+    one inventory round (1.0 always; 0.2 a tag read only sometimes). `until` (on the field's
+    clock) makes it leave the field by itself: a cart passing by. Two SimTags with one EPC are
+    two physical tags encoded alike (a duplicate): readers cannot tell them apart."""
 
     epc: bytes
     antenna: int = 1
     rssi_dbm: float = -45.0
     rssi_sigma_db: float = 2.0
     read_rate: float = 0.95
+    until: float | None = None
 
 
 class TagField:
     """The tags the simulated antennas can see; change it from any thread while readers run."""
 
-    def __init__(self, tags: Iterable[SimTag] = (), seed: int = 0) -> None:
+    def __init__(
+        self,
+        tags: Iterable[SimTag] = (),
+        seed: int = 0,
+        *,
+        drop_rate: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._tags: list[SimTag] = list(tags)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        # The chance a tag's report of one inventory is lost on the way (noise, a busy reader).
+        self.drop_rate = drop_rate
+        self._clock = clock
+
+    def pass_cart(
+        self, epcs: Iterable[bytes], duration_s: float, antenna: int = 1, rssi_dbm: float = -40.0
+    ) -> list[SimTag]:
+        """A cart rolls past: a burst of strong reads from many tags for `duration_s`."""
+        until = self._clock() + duration_s
+        tags = [SimTag(epc, antenna, rssi_dbm, 2.0, 0.95, until) for epc in epcs]
+        self.add(*tags)
+        return tags
 
     def set_tags(self, tags: Iterable[SimTag]) -> None:
         with self._lock:
@@ -73,11 +96,15 @@ class TagField:
         """One report per tag and antenna that answered in `rounds` inventory rounds."""
         wanted = None if antennas is None else set(antennas)
         reports = []
+        now = self._clock()
         with self._lock:
+            self._tags = [t for t in self._tags if t.until is None or t.until > now]
             for tag in self._tags:
                 if wanted is not None and tag.antenna not in wanted:
                     continue
                 count = sum(self._rng.random() < tag.read_rate for _ in range(rounds))
+                if count and self.drop_rate and self._rng.random() < self.drop_rate:
+                    count = 0  # the report is lost
                 if count:
                     samples = [
                         self._rng.gauss(tag.rssi_dbm, tag.rssi_sigma_db) for _ in range(count)
@@ -106,6 +133,11 @@ def sgtin_for_gtin(gtin: str, serial: int, company_prefix_digits: int = 7) -> by
 def carton_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -45.0) -> list[SimTag]:
     """Units inside the carton on the platter: strong and read nearly every round."""
     return [SimTag(epc, antenna, rssi_dbm, 2.0, 0.95) for epc in epcs]
+
+
+def duplicate_tags(epc: bytes, units: int = 2, antenna: int = 1) -> list[SimTag]:
+    """`units` units in the carton whose tags carry the same EPC (a tag encoding fault)."""
+    return carton_tags([epc] * units, antenna)
 
 
 def stray_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -72.0) -> list[SimTag]:
@@ -469,8 +501,6 @@ class SerialReaderSimulator(EndpointServer):
 
 
 def _monotonic() -> float:
-    import time
-
     return time.monotonic()
 
 

@@ -7,7 +7,6 @@ path as on hardware: it opens /dev/pts/N with pyserial and speaks MT-SICS to the
 
 from __future__ import annotations
 
-import itertools
 import random
 import shutil
 import time
@@ -70,8 +69,9 @@ class SimulatedStation:
         self._on_platter_g = 0.0
         self.tag_field = TagField(seed=self.seed)
         self.rfid_reader = LlrpReaderSimulator(self.tag_field) if self.rfid else None
-        self._serials = itertools.count(100_000 * self.seed + 1)
+        self._next_serial = 100_000 * self.seed + 1
         self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
+        self.beside_epcs: dict[str, bytes] = {}  # SKU -> tag of a unit left beside the box
 
     def start(self) -> SimulatedStation:
         self.scale.start()
@@ -193,18 +193,27 @@ min_seen_count = 3
     def clear_platter(self) -> None:
         self._on_platter_g = 0.0
         self.scale.set_weight(0.0, motion_s=self.timing.motion_s)
-        for epc in self.carton_epcs:  # the carton leaves with its tags
+        for epc in [*self.carton_epcs, *self.beside_epcs.values()]:  # the carton leaves
             self.tag_field.remove(epc)
         self.carton_epcs = []
+        self.beside_epcs = {}
 
     # -- RFID tags -----------------------------------------------------------------------------
 
     def new_tag(self, sku: str) -> bytes | None:
         """A fresh SGTIN-96 for one unit of `sku` (catalog GTIN + serial); None if untagged."""
+        epc = self.upcoming_tag(sku)
+        if epc is not None:
+            self._next_serial += 1
+        return epc
+
+    def upcoming_tag(self, sku: str) -> bytes | None:
+        """The tag the next tagged unit will carry if it is a `sku` (e.g. to announce it as
+        shipped from another station before packing it here)."""
         item = self.catalog.items[sku]
         if not item.rfid_tagged or not item.barcodes:
             return None
-        return sgtin_for_gtin(item.barcodes[0].code, next(self._serials))
+        return sgtin_for_gtin(item.barcodes[0].code, self._next_serial)
 
     def _tag_in_carton(self, sku: str) -> None:
         epc = self.new_tag(sku) if self.rfid_reader is not None else None
@@ -223,7 +232,35 @@ min_seen_count = 3
         epc = epc or self.new_tag(sku)
         if epc is not None:
             self.tag_field.add(SimTag(epc, 1, BESIDE_DBM, 2.0, 0.9))
+            self.beside_epcs[sku] = epc
         return epc
+
+    def put_back(self, sku: str) -> None:
+        """The unit of `sku` left beside the box goes into the carton after all (tag and all)."""
+        epc = self.beside_epcs.pop(sku, None)
+        if epc is None:
+            self.add_unit(sku)
+            return
+        self.tag_field.remove(epc)
+        self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
+        self.carton_epcs.append(epc)
+        self.place(self.unit_weight(sku))
+
+    def take_away(self, sku: str) -> bytes | None:
+        """A unit of `sku` that was in the carton (read at full strength) leaves the antennas'
+        reach: back in the tote, in a pocket. Returns its EPC."""
+        epc = next((e for e in self.carton_epcs if self._sku_of(e) == sku), None)
+        if epc is not None:
+            self.carton_epcs.remove(epc)
+            self.tag_field.remove(epc)
+        return epc
+
+    def pass_cart(self, sku: str, count: int = 30, duration_s: float = 0.5) -> list[bytes]:
+        """A cart of `count` tagged units rolls past the platter: strong on antenna 1 for a
+        moment, then gone."""
+        epcs = [epc for _ in range(count) if (epc := self.new_tag(sku)) is not None]
+        self.tag_field.pass_cart(epcs, duration_s, antenna=1, rssi_dbm=IN_CARTON_DBM + 4)
+        return epcs
 
     def add_strays(self, sku: str, count: int = 3) -> list[bytes]:
         """Units of another station's order: weak on our antenna 1, strong on antenna 2."""
@@ -276,12 +313,15 @@ min_seen_count = 3
         leave_out: tuple[str, ...] = (),
         pause_s: float = 0.05,
         beside: tuple[str, ...] = (),
+        taken_away: tuple[str, ...] = (),
     ) -> list[str]:
         """Log in, open the carton, put the box and the units on the platter, close.
 
         `leave_out` names SKUs of which one unit is not packed. Returns the units left out.
         `beside` names SKUs of which one unit goes in the carton during packing and is then set
-        down beside the box before the close (`leave_beside`).
+        down beside the box before the close (`leave_beside`). `taken_away` names SKUs of which
+        one unit goes in the carton, is read there at full strength, and is carried off (out of
+        the antennas' reach) before the close (`take_away`).
         """
         self.scan(f"BADGE-{badge}")
         self.scan(f"{order_id}/{carton_id}")
@@ -298,7 +338,12 @@ min_seen_count = 3
         for sku in beside:
             self.leave_beside(sku)
             self.place(-self.unit_weight(sku))
-        if beside:
+        for sku in taken_away:
+            self.take_away(sku)
+            self.place(-self.unit_weight(sku))
+        if taken_away:
+            time.sleep(1.0)  # carried off; reports of its last reads have long arrived
+        elif beside:
             time.sleep(0.3)  # the packer sets it down, then scans CLOSE
         self.close()
         return list(leave_out)

@@ -74,8 +74,12 @@ def _channel(spec: TopicSpec, prefix: str) -> dict[str, Any]:
         "address": address,
         "description": spec.description,
         "parameters": {
-            "site": {"description": "Warehouse site id."},
-            "station": {"description": "Packing station id."},
+            name: {"description": description}
+            for name, description in (
+                ("site", "Warehouse site id."),
+                ("station", "Packing station id."),
+            )
+            if f"{{{name}}}" in spec.pattern
         },
         "messages": {
             name: {"$ref": f"#/components/messages/{name}"} for name in _messages_of(spec)
@@ -83,10 +87,11 @@ def _channel(spec: TopicSpec, prefix: str) -> dict[str, Any]:
     }
 
 
-def _operation(spec: TopicSpec) -> dict[str, Any]:
+def _operation(spec: TopicSpec, direction: Direction | None = None) -> dict[str, Any]:
     channel = _camel(spec.key.value)
+    direction = direction or spec.direction
     return {
-        "action": "send" if spec.direction is Direction.PUBLISH else "receive",
+        "action": "send" if direction is Direction.PUBLISH else "receive",
         "channel": {"$ref": f"#/channels/{channel}"},
         "summary": spec.description,
         "messages": [
@@ -140,9 +145,13 @@ def asyncapi_document(prefix: str = DEFAULT_TOPIC_PREFIX) -> dict[str, Any]:
         },
         "channels": {_camel(spec.key.value): _channel(spec, prefix) for spec in TOPICS.values()},
         "operations": {
-            f"{spec.direction.value}{_camel(spec.key.value)[0].upper()}"
-            f"{_camel(spec.key.value)[1:]}": _operation(spec)
+            f"{direction.value}{_camel(spec.key.value)[0].upper()}"
+            f"{_camel(spec.key.value)[1:]}": _operation(spec, direction)
             for spec in TOPICS.values()
+            # A shared site-level topic: the station sends its own and receives the others'.
+            for direction in (
+                (Direction.PUBLISH, Direction.SUBSCRIBE) if spec.shared else (spec.direction,)
+            )
         },
         "components": {"messages": messages},
     }

@@ -167,6 +167,7 @@ class StationDaemon:
         self.observers.append(lambda effect: self.metrics.on_effect(effect, self.clock.monotonic()))
         for channel in self.channels:
             channel.attach_metrics(self.metrics)
+            channel.attach_publisher(self.publisher)
             self.observers.append(channel.on_effect)
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:

@@ -1,8 +1,11 @@
 """`packstation demo`: the whole station on simulated hardware, with no configuration.
 
 A broker (mosquitto when installed, else the embedded amqtt), the reissue-backend sink, a scale
-and a scanner simulator on real ptys, and the daemon itself. A scripted packer works through a
-stream of orders: most are complete, some miss an item and get fixed, one is left short. The demo
+and a scanner simulator on real ptys, an LLRP RFID reader simulator under the platter (tagged
+units carry SGTIN-96 tags), and the daemon itself. A scripted packer works through a stream of
+orders: most are complete, some miss an item and get fixed, one is left short, and in one the
+packer sets an 8 g earring down beside the box: the scale cannot tell, RFID blocks the carton
+naming the earring's EPC. The demo
 prints each verdict as the station shows it and each event as the backend receives it, then a
 summary, and exits 0 when the backend holds every event exactly once with no sequence gap.
 """
@@ -32,6 +35,8 @@ from station.session import Effect, RecordAttempt
 # (docs/weight-verification.md explains which items weight cannot prove).
 DEMO_SKUS = ("MUG-BLUE", "TEA-GREEN-250", "BOOK-COOK", "CANDLE-SOY", "HEADPHONES-X1", "VITAMIN-D3")
 BOXES = ("BOX-S", "BOX-M")
+# RFID-tagged and too light for the scale: only the reader can prove it is in the carton.
+RFID_ONLY_SKU = "EAR-SILVER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class DemoCarton:
     box: str
     leave_out: str | None  # SKU of one unit the packer forgets
     fixed: bool  # the packer adds it after the BLOCK
+    beside: str | None = None  # SKU of one unit set down beside the box (RFID reads it weakly)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +79,7 @@ def _demo(workdir: Path, count: int, seed: int, broker_choice: str) -> int:
         echo=lambda line: print(f"    backend <- {_short(line)}", flush=True),
     )
     station = SimulatedStation(
-        workdir / "station", broker.host, broker.port, mqtt_protocol=protocol
+        workdir / "station", broker.host, broker.port, mqtt_protocol=protocol, rfid=True
     )
     try:
         sink.start()
@@ -110,9 +116,13 @@ def _start_broker(workdir: Path, choice: str) -> tuple[MosquittoBroker | Embedde
 
 
 def _order_stream(station: SimulatedStation, count: int, rng: random.Random) -> list[DemoCarton]:
-    """Orders with 1-4 lines of weighable products; a third miss a unit, most of those get fixed."""
+    """Orders with 1-4 lines of weighable products; a third miss a unit, most of those get fixed.
+    The second carton holds silver earrings: the packer leaves them beside the box at first."""
     cartons = []
     for n in range(count):
+        if n == 1:
+            cartons.append(_earring_carton(station, n, rng))
+            continue
         skus = rng.sample(DEMO_SKUS, rng.randint(1, 3))
         lines = tuple(
             ManifestLine(line_id=str(i + 1), sku=sku, quantity=rng.randint(1, 2))
@@ -133,15 +143,47 @@ def _order_stream(station: SimulatedStation, count: int, rng: random.Random) -> 
     return cartons
 
 
+def _earring_carton(station: SimulatedStation, n: int, rng: random.Random) -> DemoCarton:
+    lines = (
+        ManifestLine(line_id="1", sku=rng.choice(DEMO_SKUS[:2]), quantity=1),
+        ManifestLine(line_id="2", sku=RFID_ONLY_SKU, quantity=1),
+    )
+    manifest = Manifest(
+        order_id=f"ORD-{5001 + n}",
+        carton_id="C1",
+        version=1,
+        lines=lines,
+        tote_id=f"T-{rng.randint(100, 999)}",
+        picker_id=f"P{rng.randint(10, 40)}",
+    )
+    station.write_manifest(manifest)
+    return DemoCarton(manifest, "BOX-S", None, fixed=True, beside=RFID_ONLY_SKU)
+
+
 def _pack(station: SimulatedStation, daemon: _RunningDaemon, carton: DemoCarton) -> None:
     m = carton.manifest
     print(f"\n{m.order_id}/{m.carton_id}: {_lines_text(m)} in {carton.box}", flush=True)
     if carton.leave_out:
         print(f"  packer forgets one {carton.leave_out}", flush=True)
+    if carton.beside:
+        print(
+            f"  packer sets the {carton.beside} down beside the box (8 g: the scale cannot "
+            "tell; its RFID tag reads weakly from the table)",
+            flush=True,
+        )
     leave_out = (carton.leave_out,) if carton.leave_out else ()
-    station.pack("7", m.order_id, m.carton_id, carton.box, leave_out=leave_out)
+    beside = (carton.beside,) if carton.beside else ()
+    station.pack("7", m.order_id, m.carton_id, carton.box, leave_out=leave_out, beside=beside)
     record = daemon.next_verdict().record
-    if carton.leave_out and not record.verdict.passed:
+    if carton.beside and not record.verdict.passed:
+        for line in record.verdict.missing:
+            print(f"  RFID evidence for {line.sku}: EPC {', '.join(line.evidence)}", flush=True)
+        print(f"  packer puts the {carton.beside} in and closes again", flush=True)
+        station.put_back(carton.beside)
+        time.sleep(0.3)  # the scale sees it before the close
+        station.close()
+        daemon.next_verdict()
+    elif carton.leave_out and not record.verdict.passed:
         if carton.fixed:
             print(f"  packer adds the missing {carton.leave_out} and closes again", flush=True)
             station.add_unit(carton.leave_out)

@@ -54,7 +54,9 @@ def to_event(
     model = PAYLOAD_MODELS[event_type]
     missing = _missing_lines(data.get("missing", ()))
     extra = [
-        ExtraLine(sku=str(e["sku"]), quantity_extra=int(e["quantity"]))
+        ExtraLine(
+            sku=str(e["sku"]), quantity_extra=int(e["quantity"]), epcs=list(e.get("epcs", ()))
+        )
         for e in data.get("extra", ())
     ]  # type: ignore[union-attr]
     candidates: dict[str, Any] = {
@@ -103,6 +105,7 @@ def _missing_lines(lines: Any) -> list[MissingLine]:
             name=str(line["name"]),
             quantity_missing=int(line["quantity"]),
             line_id=str(line["line_id"]),
+            epcs=[str(epc) for epc in line.get("epcs", ())],
         )
         for line in lines
     ]

@@ -11,6 +11,7 @@ or addresses, and `extra="forbid"` keeps anything else from sneaking in.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +34,7 @@ class EventType(StrEnum):
     MISSING_ITEM_CANCELLED = "com.packstation.missing_item.cancelled.v1"
     VERIFICATION_RESULT = "com.packstation.verification.result.v1"
     STATION_FAULT = "com.packstation.station.fault.v1"
+    RFID_EPCS_SHIPPED = "com.packstation.rfid.epcs_shipped.v1"
 
 
 class _Model(BaseModel):
@@ -53,11 +55,22 @@ class MissingLine(_Model):
     name: str = Field(description="Product name from the catalog (never a customer name).")
     quantity_missing: int = Field(ge=1, description="Units of this line not found in the carton.")
     line_id: str = Field(description="Manifest line id the units belong to.")
+    epcs: list[str] = Field(
+        default=[],
+        description="EPC-level evidence (upper-case hex) when RFID decided the line: the SKU's "
+        "tags read near the carton but not counted as in it (beside the box, in the hand). Empty "
+        "when there is none (an untagged SKU, or a tagged unit not read at all).",
+    )
 
 
 class ExtraLine(_Model):
     sku: str = Field(description="Stock keeping unit found in the carton but not expected.")
     quantity_extra: int = Field(ge=1, description="Units found beyond the manifest quantity.")
+    epcs: list[str] = Field(
+        default=[],
+        description="EPC-level evidence (upper-case hex) when RFID decided the line: the SKU's "
+        "tags counted in the carton (for a SKU not in the order, exactly the extra units).",
+    )
 
 
 class Reason(_Model):
@@ -156,6 +169,36 @@ class StationFault(_Model):
     message: str = Field(description="Human-readable detail.")
 
 
+_EPC_HEX = r"^(?:[0-9A-F]{2})+$"
+
+
+class EpcsShipped(_Model):
+    """A carton passed or was released: its EPCs are shipped. Every station of the site keeps
+    them in its shipped-EPC ledger; such a tag in a later carton sends it to REVIEW."""
+
+    station_id: str = Field(description="Packing station that shipped the carton.")
+    site_id: str = Field(description="Warehouse site of the station.")
+    order_id: str = Field(description="Order the carton belongs to.")
+    carton_id: str = Field(description="Carton that shipped; also the CloudEvents subject.")
+    epcs: list[str] = Field(
+        min_length=1,
+        description="EPCs (upper-case hex) counted in the carton at its decisive read.",
+    )
+
+    @field_validator("epcs")
+    @classmethod
+    def _hex(cls, epcs: list[str]) -> list[str]:
+        return _valid_epcs(epcs)
+
+
+def _valid_epcs(epcs: list[str]) -> list[str]:
+    normalised = [epc.strip().upper() for epc in epcs]
+    bad = [epc for epc in normalised if not re.fullmatch(_EPC_HEX, epc)]
+    if bad:
+        raise ValueError(f"not EPC hex: {', '.join(bad[:3])}")
+    return normalised
+
+
 PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.MISSING_ITEM_DETECTED: MissingItemDetected,
     EventType.MISSING_ITEM_RESOLVED: MissingItemResolved,
@@ -163,6 +206,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.MISSING_ITEM_CANCELLED: MissingItemCancelled,
     EventType.VERIFICATION_RESULT: VerificationResult,
     EventType.STATION_FAULT: StationFault,
+    EventType.RFID_EPCS_SHIPPED: EpcsShipped,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +330,43 @@ class ManifestResponse(_Model):
     )
 
 
+class EpcsOpen(_Model):
+    """The EPCs counted in a station's open carton (its last decisive read), announced so the
+    other stations deny them (`open_elsewhere`, REVIEW). Each announcement replaces the station's
+    earlier one; an empty list clears it (the carton shipped or was aborted). Not an event: sent
+    only while the link is up, never queued."""
+
+    station_id: str = Field(description="Packing station with the open carton.")
+    order_id: str | None = Field(default=None, description="Order of the open carton.")
+    carton_id: str | None = Field(default=None, description="The open carton; null when cleared.")
+    epcs: list[str] = Field(description="EPCs (upper-case hex) in it; [] clears the station's.")
+    ttl_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="Receivers forget the announcement after this long (a station that died "
+        "with a carton open).",
+    )
+
+    @field_validator("epcs")
+    @classmethod
+    def _hex(cls, epcs: list[str]) -> list[str]:
+        return _valid_epcs(epcs)
+
+
+class EpcsReturned(_Model):
+    """The WMS received returned units: their EPCs may ship again (every station's ledger
+    forgets them)."""
+
+    return_id: str | None = Field(default=None, description="The WMS's return (RMA) id.")
+    epcs: list[str] = Field(min_length=1, description="EPCs (hex) of the returned units.")
+
+    @field_validator("epcs")
+    @classmethod
+    def _hex(cls, epcs: list[str]) -> list[str]:
+        return _valid_epcs(epcs)
+
+
 # ---------------------------------------------------------------------------------------------
 # The topic table
 
@@ -302,6 +383,9 @@ class TopicKey(StrEnum):
     AVAILABILITY = "availability"
     MANIFEST_REQUEST = "manifest_request"
     MANIFEST_RESPONSE = "manifest_response"
+    RFID_EPCS_SHIPPED = "rfid_epcs_shipped"
+    RFID_EPCS_OPEN = "rfid_epcs_open"
+    RFID_RETURNS = "rfid_returns"
 
 
 @dataclass(frozen=True)
@@ -315,6 +399,9 @@ class TopicSpec:
     description: str
     event_types: tuple[EventType, ...] = ()
     response: TopicKey | None = None  # request topics: where the answers come back
+    # Site-level publish topics every station also subscribes to (the other stations' messages;
+    # a station ignores its own).
+    shared: bool = False
 
     def topic(self, site_id: str, station_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
         return self.pattern.format(prefix=prefix, site=site_id, station=station_id)
@@ -338,6 +425,7 @@ class TopicSpec:
 
 
 _STATION = "{prefix}/{site}/{station}"
+_SITE = "{prefix}/{site}"
 
 TOPICS: dict[TopicKey, TopicSpec] = {
     spec.key: spec
@@ -406,6 +494,39 @@ TOPICS: dict[TopicKey, TopicSpec] = {
             direction=Direction.SUBSCRIBE,
             description="WMS answers to this station's manifest requests (MQTT 3.1.1: the WMS"
             " answers here, request_id correlates).",
+        ),
+        TopicSpec(
+            key=TopicKey.RFID_EPCS_SHIPPED,
+            pattern=f"{_SITE}/rfid/epcs_shipped",
+            payload=CloudEvent,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="Site-wide shipped-EPC ledger: each station publishes the EPCs of every "
+            "carton it passed or released (durable, through the outbox) and subscribes to the "
+            "others'.",
+            event_types=(EventType.RFID_EPCS_SHIPPED,),
+            shared=True,
+        ),
+        TopicSpec(
+            key=TopicKey.RFID_EPCS_OPEN,
+            pattern=f"{_SITE}/rfid/epcs_open",
+            payload=EpcsOpen,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="EPCs in each station's open carton (not an event: never queued); the "
+            "other stations deny them as open elsewhere.",
+            shared=True,
+        ),
+        TopicSpec(
+            key=TopicKey.RFID_RETURNS,
+            pattern=f"{_SITE}/wms/rfid/returns",
+            payload=EpcsReturned,
+            qos=1,
+            retain=False,
+            direction=Direction.SUBSCRIBE,
+            description="Returns from the WMS: their EPCs leave every station's shipped ledger.",
         ),
     )
 }

@@ -303,14 +303,34 @@ class EventPublisher:
         """Call `handler` (on the paho network thread: hand off, do not block) for each valid
         message on this station's topic, and `on_invalid` (same thread) for each message that
         does not validate (logged and dropped without it). Subscriptions are renewed on every
-        connect."""
+        connect. A shared site-level topic (`TopicSpec.shared`) delivers every station's messages,
+        this station's own included: the handler tells them apart."""
         spec = TOPICS[topic_key]
-        if spec.direction is not Direction.SUBSCRIBE:
+        if spec.direction is not Direction.SUBSCRIBE and not spec.shared:
             raise ValueError(f"{topic_key} is a publish-side topic")
         topic = self._topic(topic_key)
         self._subscriptions[topic] = (spec, handler, on_invalid)
         if self.connected:
             self._client.subscribe(topic, qos=spec.qos)
+
+    def send(self, topic_key: TopicKey, payload: BaseModel) -> bool:
+        """Publish a message that is not an event (no outbox, no retry) on a table topic, right
+        away on this connection at the table's QoS; False when the link is down (it is dropped).
+        Thread-safe; never call it from a paho callback."""
+        spec = TOPICS[topic_key]
+        if spec.direction is not Direction.PUBLISH or spec.event_types:
+            raise ValueError(f"{topic_key} is not a topic for plain messages")
+        if not isinstance(payload, spec.payload):
+            raise TypeError(f"{topic_key} carries {spec.payload.__name__}")
+        if not self.connected:
+            return False
+        info = self._client.publish(
+            self._topic(topic_key),
+            payload.model_dump_json().encode(),
+            qos=spec.qos,
+            retain=spec.retain,
+        )
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def request(
         self,

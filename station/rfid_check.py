@@ -107,6 +107,19 @@ class RfidCheckConfig(BaseModel):
         description="Keep a ledger of EPCs in cartons this station passed or released; such an "
         "EPC in a new carton sends it to REVIEW (a swapped or returned unit).",
     )
+    share_with_site: bool = Field(
+        default=True,
+        description="Share with the site's other stations over MQTT: publish the EPCs of every "
+        "carton this station ships (and learn theirs, and the WMS's returns, into the ledger), "
+        "and announce the EPCs of the open carton (denied elsewhere as open_elsewhere).",
+    )
+    open_ttl_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86_400,
+        description="Another station's open-carton EPCs are forgotten after this long without "
+        "news (a station that died with a carton open).",
+    )
     ledger_retention_days: float = Field(
         default=365.0,
         gt=0,
@@ -218,7 +231,11 @@ def rfid_report(
         )
     for sku in sorted(set(units) - {s for s, n in expected_units.items() if n > 0}):
         detail = f"{units[sku]} x {sku} in the carton, not in the order: {_epcs(epcs[sku])}"
-        findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, units[sku], confidence, detail))
+        findings.append(
+            SkuFinding(
+                sku, FindingStatus.EXTRA, 0, units[sku], confidence, detail, tuple(epcs[sku])
+            )
+        )
 
     review = [
         Reason(
@@ -234,7 +251,7 @@ def rfid_report(
         if denied.denial == "shipped":
             message = (
                 f"Tag {denied.tag.epc} ({what}in the carton) was already shipped from this "
-                "station: a returned or swapped unit? Check it."
+                "site: a returned or swapped unit? Check it."
             )
         else:
             message = f"Tag {denied.tag.epc} ({what}in the carton) is open at another station."
@@ -263,7 +280,8 @@ def _tagged_finding(
     if proven == expected:
         return SkuFinding(sku, FindingStatus.CONFIRMED, expected, proven, confidence, read)
     if proven > expected:
-        return SkuFinding(sku, FindingStatus.EXTRA, expected, proven, confidence, read)
+        # Which of the tags are the extra ones cannot be told: all of the SKU's are evidence.
+        return SkuFinding(sku, FindingStatus.EXTRA, expected, proven, confidence, read, epcs)
     if proven + denied >= expected:
         detail = f"{read}; {denied} more tag(s) of {sku} were already shipped"
         return SkuFinding(sku, FindingStatus.UNCERTAIN, expected, None, confidence, detail)
@@ -271,7 +289,9 @@ def _tagged_finding(
     detail = f"{sku}: {expected - observed} of {expected} missing by RFID, {read}"
     if near:
         detail += f"; read near the carton but not in it: {_epcs(near)}"
-    return SkuFinding(sku, FindingStatus.MISSING, expected, observed, confidence, detail)
+    return SkuFinding(
+        sku, FindingStatus.MISSING, expected, observed, confidence, detail, tuple(near)
+    )
 
 
 def _near_misses(

@@ -675,7 +675,8 @@ class Session:
     ) -> list[Effect]:
         self._state = SessionState.BLOCKED
         effects: list[Effect] = []
-        if verdict.missing and verdict.missing != carton.published_missing:
+        # The same shortage with other evidence (another tag read beside the box) is no news.
+        if verdict.missing and _shortage(verdict.missing) != _shortage(carton.published_missing):
             carton.published_missing = verdict.missing
             effects.append(self._verdict_event(MISSING_DETECTED, carton, verdict, weight))
         key = "verdict.block" if verdict.outcome is Outcome.BLOCK else "verdict.review"
@@ -778,6 +779,7 @@ class Session:
                 "name": self._catalog.items[d.sku].name if d.sku in self._catalog.items else d.sku,
                 "quantity": d.quantity,
                 "line_id": _line_id(carton.manifest, self._catalog, d.sku),
+                "epcs": list(d.evidence),
             }
             for d in deltas
         ]
@@ -851,6 +853,10 @@ def _line_id(manifest: Manifest | None, catalog: Catalog, sku: str) -> str:
         if line.sku == sku or sku in components:
             return line.line_id
     return ""
+
+
+def _shortage(deltas: tuple[LineDelta, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((d.sku, d.quantity) for d in deltas)
 
 
 def _key_params(carton: _Carton) -> dict[str, object]:

@@ -56,6 +56,9 @@ class SkuFinding:
     observed: int | None  # None when the channel cannot count this SKU
     confidence: float  # 0..1, how sure the channel is of `status`
     detail: str = ""
+    # Identifiers that back the finding, e.g. EPCs (hex): for a missing unit the SKU's tags read
+    # near the carton but not counted; for extra units the extra tags.
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class ChannelReport:
 class LineDelta:
     sku: str
     quantity: int
+    evidence: tuple[str, ...] = ()  # from the findings that decided it (e.g. EPCs), sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ class VerificationPolicy:
     ) -> tuple[list[LineDelta], list[LineDelta], list[Reason]]:
         short: dict[str, int] = {}
         over: dict[str, int] = {}
+        evidence: dict[tuple[FindingStatus, str], set[str]] = {}
         reasons: list[Reason] = []
         for report in reports:
             # A report that explains itself (e.g. "412 g light: most likely 1 x mug") already
@@ -185,10 +190,21 @@ class VerificationPolicy:
                     code, default = "sku_extra", f"{f.sku} extra"
                 else:
                     continue
+                evidence.setdefault((f.status, f.sku), set()).update(f.evidence)
                 if speak:
                     reasons.append(Reason(code, f.detail or default, report.channel, f.sku))
-        missing = [LineDelta(s, q) for s, q in sorted(short.items()) if q > 0 and s in expected]
-        extra = [LineDelta(s, q) for s, q in sorted(over.items()) if q > 0]
+
+        def proof(status: FindingStatus, sku: str) -> tuple[str, ...]:
+            return tuple(sorted(evidence.get((status, sku), ())))
+
+        missing = [
+            LineDelta(s, q, proof(FindingStatus.MISSING, s))
+            for s, q in sorted(short.items())
+            if q > 0 and s in expected
+        ]
+        extra = [
+            LineDelta(s, q, proof(FindingStatus.EXTRA, s)) for s, q in sorted(over.items()) if q > 0
+        ]
         return missing, extra, reasons
 
     def _confirming(self, sku: str, reports: tuple[ChannelReport, ...]) -> frozenset[str]:

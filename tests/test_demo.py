@@ -28,3 +28,8 @@ def test_demo_delivers_every_event_once(broker: str) -> None:
     assert "BLOCK [RED]" in out and "PASS [GREEN]" in out
     assert "sequence gaps:       0" in out
     assert "every event delivered once" in out
+    # The LLRP reader simulator under the platter: the earring beside the box is proven
+    # missing by RFID, with its EPC named; the passed carton's EPCs go to the site ledger.
+    assert "EAR-SILVER: 1 of 1 missing by RFID" in out
+    assert "RFID evidence for EAR-SILVER: EPC 30" in out
+    assert "rfid.epcs_shipped" in out

@@ -5,12 +5,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from station.clock import Clock
 from station.domain import Catalog
 from station.metrics import Metrics
 from station.session import CollectEvidence, Effect
 from station.verification import ChannelReport
+
+if TYPE_CHECKING:
+    from station.mqtt import EventPublisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class EvidenceChannel(ABC):
 
     def attach_metrics(self, metrics: Metrics) -> None:  # noqa: B027 - optional hook
         """Register this channel's own metric families (optional)."""
+
+    def attach_publisher(self, publisher: EventPublisher) -> None:  # noqa: B027 - optional hook
+        """The station's MQTT link, for channels that talk to the site (optional): subscribe
+        here (renewed on reconnect), publish durable events or plain messages later."""
 
     def on_effect(self, effect: Effect) -> None:  # noqa: B027 - optional hook
         """Every effect the daemon carried out, e.g. a verdict recorded (optional)."""

@@ -23,10 +23,19 @@ from rfid.device import ReaderHealth, RfidReader
 from rfid.identity import EpcSkuResolver
 from rfid.ledger import EpcLedger
 from rfid.reads import TagRead
-from rfid.window import WindowResult, filter_window
+from rfid.window import Denial, WindowResult, filter_window
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.domain import expected_units
+from station.events import (
+    CloudEvent,
+    EpcsOpen,
+    EpcsReturned,
+    EpcsShipped,
+    EventType,
+    TopicKey,
+)
 from station.metrics import Metrics
+from station.mqtt import EventPublisher, InvalidMessage, ReceivedMessage
 from station.rfid_check import CHANNEL, ReaderProblem, RfidCheckConfig, rfid_report
 from station.session import CollectEvidence, Effect, RecordAttempt, RecordAudit
 from station.verification import ChannelReport, ChannelState
@@ -76,6 +85,10 @@ class RfidChannel(EvidenceChannel):
         self._in_carton: OrderedDict[tuple[str, str, int], tuple[str, ...]] = OrderedDict()
         self._metrics: Metrics | None = None
         self.last_result: WindowResult | None = None
+        self._publisher: EventPublisher | None = None
+        # Other stations' open cartons: station id -> (EPCs, monotonic time it expires).
+        self.open_elsewhere: dict[str, tuple[frozenset[str], float]] = {}
+        self._open_here: tuple[str, str] | None = None  # (order, carton) announced as open
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -100,17 +113,119 @@ class RfidChannel(EvidenceChannel):
         )
         self._metrics = metrics
 
-    def on_effect(self, effect: Effect) -> None:
-        """A carton passed or released ships its EPCs: they go to the ledger."""
-        if self.ledger is None:
+    def attach_publisher(self, publisher: EventPublisher) -> None:
+        """The site link: the other stations' shipped EPCs and the WMS's returns feed the
+        ledger; their open cartons' EPCs feed the `open_elsewhere` deny list."""
+        if not self.config.share_with_site:
             return
+        self._publisher = publisher
+        if self.ledger is not None:
+            publisher.subscribe(TopicKey.RFID_EPCS_SHIPPED, self._from_site, self._invalid)
+            publisher.subscribe(TopicKey.RFID_RETURNS, self._from_site, self._invalid)
+        publisher.subscribe(TopicKey.RFID_EPCS_OPEN, self._from_site, self._invalid)
+
+    def on_effect(self, effect: Effect) -> None:
+        """A carton passed or released ships its EPCs: they go to the ledger (and to the site).
+        A carton that leaves the station in any way is no longer open here."""
         if isinstance(effect, RecordAttempt):
             record = effect.record
             if record.verdict.passed or record.mode == "shadow":  # shadow cartons ship anyway
                 self._ship(record.order_id, record.carton_id, record.attempt)
+                self._announce_open(None)
         elif isinstance(effect, RecordAudit) and effect.kind == "carton.released":
             data = effect.data
             self._ship(str(data["order_id"]), str(data["carton_id"]), int(data["attempt"]))  # type: ignore[call-overload]
+            self._announce_open(None)
+        elif isinstance(effect, RecordAudit) and effect.kind in (
+            "carton.aborted",
+            "carton.replaced",
+        ):
+            self._announce_open(None)
+
+    # -- the site: shared ledger, returns, open cartons (paho thread hands over to the loop) -----
+
+    def _from_site(self, message: ReceivedMessage) -> None:
+        self._context.call_soon(lambda: self._on_site(message))
+
+    def _invalid(self, message: InvalidMessage) -> None:
+        log.warning(
+            "invalid site RFID message", extra={"topic": message.topic, "error": message.error}
+        )
+
+    def _on_site(self, message: ReceivedMessage) -> None:
+        publisher = self._publisher
+        assert publisher is not None
+        payload = message.payload
+        try:
+            if message.key is TopicKey.RFID_EPCS_SHIPPED and self.ledger is not None:
+                assert isinstance(payload, CloudEvent)
+                if payload.type is not EventType.RFID_EPCS_SHIPPED:
+                    return
+                if payload.source == publisher.source:
+                    return  # our own, already in the ledger
+                shipped = EpcsShipped.model_validate(payload.data)
+                self.ledger.shipped(shipped.epcs, shipped.order_id, shipped.carton_id, payload.time)
+                log.info(
+                    "site shipped epcs",
+                    extra={
+                        "station": shipped.station_id,
+                        "order_id": shipped.order_id,
+                        "epcs": len(shipped.epcs),
+                    },
+                )
+            elif message.key is TopicKey.RFID_RETURNS and self.ledger is not None:
+                assert isinstance(payload, EpcsReturned)
+                self.ledger.forget(payload.epcs)
+                log.info(
+                    "returned epcs", extra={"return_id": payload.return_id, "epcs": payload.epcs}
+                )
+            elif message.key is TopicKey.RFID_EPCS_OPEN:
+                assert isinstance(payload, EpcsOpen)
+                if payload.station_id == publisher.station_id:
+                    return
+                log.info(
+                    "site open epcs",
+                    extra={"station": payload.station_id, "epcs": len(payload.epcs)},
+                )
+                if payload.epcs:
+                    expires = self._context.clock.monotonic() + min(
+                        payload.ttl_s, self.config.open_ttl_s
+                    )
+                    self.open_elsewhere[payload.station_id] = (frozenset(payload.epcs), expires)
+                else:
+                    self.open_elsewhere.pop(payload.station_id, None)
+        except (sqlite3.Error, ValueError) as exc:  # a lost entry only weakens the check
+            log.error(
+                "cannot apply a site RFID message",
+                extra={"topic": message.topic, "error": str(exc)},
+            )
+
+    def _open_denials(self, epcs: set[str]) -> dict[str, Denial]:
+        now = self._context.clock.monotonic()
+        for station, (_epcs, expires) in list(self.open_elsewhere.items()):
+            if expires <= now:
+                del self.open_elsewhere[station]
+        return {
+            epc: "open_elsewhere"
+            for open_epcs, _expires in self.open_elsewhere.values()
+            for epc in open_epcs & epcs
+        }
+
+    def _announce_open(self, carton: tuple[str, str] | None, epcs: tuple[str, ...] = ()) -> None:
+        """Tell the site which EPCs are in this station's open carton ([] clears it)."""
+        publisher = self._publisher
+        if publisher is None or (carton is None and self._open_here is None):
+            return
+        self._open_here = carton if epcs else None
+        message = EpcsOpen(
+            station_id=publisher.station_id,
+            order_id=carton[0] if carton else None,
+            carton_id=carton[1] if carton else None,
+            epcs=list(epcs),
+            ttl_s=self.config.open_ttl_s,
+        )
+        if not publisher.send(TopicKey.RFID_EPCS_OPEN, message):
+            log.warning("open EPCs not announced: the MQTT link is down")
 
     # -- reads and health (threads hand over to the loop) ---------------------------------------
 
@@ -148,7 +263,11 @@ class RfidChannel(EvidenceChannel):
         reads = [r for r in self.reads if r.last_seen >= since and r.first_seen <= closes]
         problems: list[ReaderProblem] = []
         try:
-            deny = self.ledger.denials({r.epc_hex for r in reads}) if self.ledger else {}
+            epcs = {r.epc_hex for r in reads}
+            deny = {
+                **self._open_denials(epcs),
+                **(self.ledger.denials(epcs) if self.ledger else {}),  # shipped wins
+            }
         except sqlite3.Error as exc:  # fail closed: without the ledger nothing is vouched for
             log.error("cannot read the shipped-EPC ledger", extra={"error": str(exc)})
             deny = {}
@@ -214,18 +333,34 @@ class RfidChannel(EvidenceChannel):
         epcs += [t.epc for t in result.unknown]
         key = (request.manifest.order_id, request.manifest.carton_id, request.attempt)
         self._in_carton[key] = tuple(epcs)
+        self._announce_open(key[:2], tuple(epcs))
         while len(self._in_carton) > _REMEMBERED_ATTEMPTS:
             self._in_carton.popitem(last=False)
 
     def _ship(self, order_id: str, carton_id: str, attempt: int) -> None:
-        assert self.ledger is not None
         epcs = self._in_carton.pop((order_id, carton_id, attempt), ())
-        if not epcs:
+        if not epcs or self.ledger is None:
             return
         try:
             self.ledger.shipped(epcs, order_id, carton_id, self._context.clock.now_utc())
         except sqlite3.Error as exc:  # the carton has shipped; a lost entry only weakens the check
             log.error("cannot record shipped EPCs", extra={"order_id": order_id, "error": str(exc)})
+        publisher = self._publisher
+        if publisher is not None:  # durable: through the outbox, like every event
+            shipped = EpcsShipped(
+                station_id=publisher.station_id,
+                site_id=publisher.site_id,
+                order_id=order_id,
+                carton_id=carton_id,
+                epcs=sorted(set(epcs)),
+            )
+            try:
+                publisher.publish(EventType.RFID_EPCS_SHIPPED, shipped, subject=carton_id)
+            except sqlite3.Error as exc:  # the outbox is sick: the verdict's own events say so
+                log.error(
+                    "cannot queue the shipped EPCs for the site",
+                    extra={"order_id": order_id, "error": str(exc)},
+                )
 
     def _record(
         self, request: CollectEvidence, result: WindowResult, report: ChannelReport

@@ -156,3 +156,93 @@ def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: 
     assert report.finding_for(EAR).status is FindingStatus.UNCERTAIN
     assert [r.code for r in report.review] == ["rfid_tag_shipped"]
     ch.stop()
+
+
+class FakeSite:
+    """The publisher's site-facing surface: records subscriptions, durable events and sends."""
+
+    station_id, site_id, source = "pack-01", "dc-sim", "packstation/dc-sim/pack-01"
+
+    def __init__(self) -> None:
+        self.handlers: dict[object, object] = {}
+        self.published: list[tuple[object, object]] = []
+        self.sent: list[object] = []
+
+    def subscribe(self, key, handler, on_invalid=None) -> None:  # type: ignore[no-untyped-def]
+        self.handlers[key] = handler
+
+    def publish(self, event_type, data, subject=None):  # type: ignore[no-untyped-def]
+        self.published.append((event_type, data))
+
+    def send(self, key, payload) -> bool:  # type: ignore[no-untyped-def]
+        self.sent.append(payload)
+        return True
+
+
+def test_the_site_feeds_the_ledger_returns_clear_it_and_open_epcs_expire(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from station.events import (
+        CloudEvent,
+        EpcsOpen,
+        EpcsReturned,
+        EpcsShipped,
+        EventType,
+        TopicKey,
+    )
+    from station.mqtt import ReceivedMessage
+
+    clock = ManualClock()
+    ch, _ = channel(tmp_path, clock)
+    site = FakeSite()
+    ch.attach_publisher(site)  # type: ignore[arg-type]
+    assert set(site.handlers) == {
+        TopicKey.RFID_EPCS_SHIPPED,
+        TopicKey.RFID_RETURNS,
+        TopicKey.RFID_EPCS_OPEN,
+    }
+    shipped_epc, open_epc = ear_tag(1).hex().upper(), ear_tag(2).hex().upper()
+
+    def deliver(key: TopicKey, payload: object) -> None:
+        site.handlers[key](ReceivedMessage(key, "t", payload, None))  # type: ignore[operator]
+
+    def event(source: str, epc: str) -> CloudEvent:  # type: ignore[type-arg]
+        data = EpcsShipped(
+            station_id="x", site_id="dc-sim", order_id="O", carton_id="C", epcs=[epc]
+        )
+        return CloudEvent[EpcsShipped](
+            id="1",
+            source=source,
+            type=EventType.RFID_EPCS_SHIPPED,
+            time=datetime.now(UTC),
+            stationseq=1,
+            data=data,
+        )
+
+    assert ch.ledger is not None
+    deliver(TopicKey.RFID_EPCS_SHIPPED, event(site.source, shipped_epc))  # our own: ignored
+    assert len(ch.ledger) == 0
+    deliver(TopicKey.RFID_EPCS_SHIPPED, event("packstation/dc-sim/pack-02", shipped_epc))
+    assert ch.ledger.denials([shipped_epc]) == {shipped_epc: "shipped"}
+    deliver(TopicKey.RFID_RETURNS, EpcsReturned(epcs=[shipped_epc]))
+    assert len(ch.ledger) == 0
+
+    deliver(TopicKey.RFID_EPCS_OPEN, EpcsOpen(station_id="pack-02", epcs=[open_epc], ttl_s=60))
+    deliver(TopicKey.RFID_EPCS_OPEN, EpcsOpen(station_id="pack-01", epcs=[shipped_epc]))  # own
+    assert ch._open_denials({open_epc, shipped_epc}) == {open_epc: "open_elsewhere"}
+    clock.advance(61)
+    assert ch._open_denials({open_epc}) == {}  # station A went quiet: forgotten
+
+    # A carton counted here is announced as open; passing it ships (durably) and clears it.
+    up(ch, clock)
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(3), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    collect(ch, close)
+    assert site.sent[-1].epcs == [ear_tag(3).hex().upper()]  # type: ignore[attr-defined]
+    ch._ship("ORD-9", "C1", 1)
+    ch._announce_open(None)
+    [(event_type, data)] = site.published
+    assert event_type is EventType.RFID_EPCS_SHIPPED
+    assert data.epcs == [ear_tag(3).hex().upper()]  # type: ignore[attr-defined]
+    assert site.sent[-1].epcs == []  # type: ignore[attr-defined]
+    ch.stop()

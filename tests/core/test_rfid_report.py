@@ -93,6 +93,9 @@ def test_a_unit_beside_the_box_is_missing_with_its_epc_as_evidence():
     assert verdict.outcome is Outcome.BLOCK
     assert [(d.sku, d.quantity) for d in verdict.missing] == [(EAR, 1)]
     assert beside.hex().upper() in verdict.reasons[0].message
+    # ... and structurally, as the line's evidence (it reaches the event's missing line).
+    assert missing.evidence == (beside.hex().upper(),)
+    assert verdict.missing[0].evidence == (beside.hex().upper(),)
 
 
 def test_more_units_than_expected_and_foreign_skus_are_extra():
@@ -103,6 +106,9 @@ def test_more_units_than_expected_and_foreign_skus_are_extra():
     verdict = VerificationPolicy(required_channels=frozenset()).decide({EAR: 1}, [r])
     assert verdict.outcome is Outcome.BLOCK
     assert {(d.sku, d.quantity) for d in verdict.extra} == {(EAR, 1), (PHONES, 1)}
+    evidence = {d.sku: d.evidence for d in verdict.extra}
+    assert evidence[PHONES] == (tag(PHONES, 1).hex().upper(),)
+    assert set(evidence[EAR]) == {tag(EAR, 1).hex().upper(), tag(EAR, 2).hex().upper()}
 
 
 def test_weak_strays_and_other_antennas_make_no_extra():

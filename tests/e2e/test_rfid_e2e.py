@@ -55,6 +55,7 @@ def test_an_earring_left_beside_the_box_is_blocked_by_rfid_where_weight_cannot_t
     [beside_epc] = [e for e in harness.station.tag_field.tags() if e.rssi_dbm < -60]
     reasons = " ".join(r["message"] for r in detected["data"]["reasons"])
     assert beside_epc.epc.hex().upper() in reasons
+    assert line["epcs"] == [beside_epc.epc.hex().upper()]
     [window] = rfid_windows(harness)
     assert window["rejected_reads"].get("below_rssi_floor", 0) > 0
     assert window["rssi_histograms"] and window["rssi_histograms"][0]["antenna"] == 1
@@ -115,3 +116,47 @@ def test_stray_tags_of_the_neighbours_order_make_no_extra(
     rejected = window["rejected_reads"]
     assert rejected.get("wrong_antenna", 0) > 0 and rejected.get("below_rssi_floor", 0) > 0
     assert len(strays) == 6
+
+
+def test_must_not_pass_a_unit_read_at_full_strength_while_packing_but_gone_at_the_close(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """The earring went in the carton (its tag read at full strength on antenna 1), then came
+    out again before CLOSE: reads from before the decisive window must not count it."""
+    harness = rfid_harness(make_harness)
+    # The neighbour's tags keep the reader visibly alive (a reader that reads nothing at all
+    # while tagged units are expected is STALE: REVIEW, fail closed, never PASS either).
+    harness.station.add_strays(PHONES, 3)
+    epc = harness.station.upcoming_tag(EAR)
+    assert epc is not None
+    harness.station.pack("A1", "ORD-1004", "C1", "BOX-M", taken_away=(EAR,))
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1004")
+    assert verdict["data"]["outcome"] == "BLOCK", verdict["data"]
+    detected = harness.wait_for_event(DETECTED)
+    [line] = detected["data"]["missing_lines"]
+    assert (line["sku"], line["quantity_missing"]) == (EAR, 1)
+    # Read just before the window opened it is named as evidence; read earlier, not at all.
+    assert line["epcs"] in ([], [epc.hex().upper()])
+    [window] = rfid_windows(harness)
+    assert window["units_by_sku"] == {}
+    assert harness.wait_for_attempts("ORD-1004") == [(1, "BLOCK")]
+
+
+def test_a_complete_carton_passes_under_heavy_stray_traffic_and_a_passing_cart(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = rfid_harness(make_harness)
+    strays = harness.station.add_strays(PHONES, 50)
+    cart = harness.station.pass_cart(PHONES, 20, duration_s=0.3)  # gone before the close
+    harness.pack("ORD-1004")
+
+    verdict = harness.wait_for_event(
+        VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1004", timeout=20
+    )
+    assert verdict["data"]["outcome"] == "PASS", verdict["data"]
+    assert verdict["data"]["extra_lines"] == []
+    [window] = rfid_windows(harness)
+    assert window["units_by_sku"] == {EAR: 1}
+    assert window["reads"] > 50
+    assert len(strays) == 50 and len(cart) == 20

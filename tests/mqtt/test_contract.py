@@ -35,7 +35,16 @@ def test_every_topic_and_event_type_is_in_the_asyncapi_document() -> None:
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert "packstation/v1/{site}/{station}/manifest/response" in addresses
     assert len(addresses) == len(TopicKey)
-    assert len(document["components"]["messages"]) == len(EventType) + 3
+    # availability, manifest request and response, open EPCs, returns
+    assert len(document["components"]["messages"]) == len(EventType) + 5
+    # The site-wide RFID topics: no station level, sent and received by every station.
+    assert "packstation/v1/{site}/rfid/epcs_shipped" in addresses
+    assert "packstation/v1/{site}/wms/rfid/returns" in addresses
+    actions = {name: op["action"] for name, op in document["operations"].items()}
+    assert actions["publishRfidEpcsShipped"] == "send"
+    assert actions["subscribeRfidEpcsShipped"] == "receive"
+    assert actions["subscribeRfidReturns"] == "receive"
+    assert document["channels"]["rfidEpcsOpen"]["parameters"].keys() == {"site"}
 
 
 def test_a_published_event_validates_against_its_schema(tmp_path: Path) -> None:

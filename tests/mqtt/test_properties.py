@@ -73,7 +73,8 @@ def test_outbox_keeps_order_and_numbers_without_gaps(run: list[tuple[str, object
 def cloud_events(draw: st.DrawFn) -> CloudEvent:  # type: ignore[type-arg]
     event_type = draw(st.sampled_from(list(EventType)))
     model = PAYLOAD_MODELS[event_type]
-    data = draw(st.builds(model))
+    epcs = st.lists(st.binary(min_size=12, max_size=12).map(lambda b: b.hex().upper()), min_size=1)
+    data = draw(st.builds(model, epcs=epcs) if "epcs" in model.model_fields else st.builds(model))
     return CloudEvent[model](  # type: ignore[valid-type]
         id=draw(st.uuids()).hex,
         source=SOURCE,

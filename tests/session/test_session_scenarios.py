@@ -72,7 +72,7 @@ def test_missing_item_blocks_then_passes_with_detected_and_resolved_events():
     assert [e.kind for e in events(blocked)] == [VERIFICATION_RESULT, MISSING_DETECTED]
     detected = events(blocked, MISSING_DETECTED)[0].data
     assert detected["missing"] == [
-        {"sku": "TEA-1", "name": "Green tea", "quantity": 1, "line_id": "2"}
+        {"sku": "TEA-1", "name": "Green tea", "quantity": 1, "line_id": "2", "epcs": []}
     ]
     assert detected["weights"] == {"measured_g": 740.0, "expected_g": 860.0, "tolerance_g": 25.0}
     assert {k: detected[k] for k in ("picker_id", "tote_id", "wave_id", "packer_badge")} == {
