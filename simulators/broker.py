@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -40,9 +41,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """TLS settings for the broker's one listener (config/mosquitto/README.md).
+
+    With `require_certificate` a client without a certificate signed by `ca_file` fails the
+    handshake; with `use_identity_as_username` the certificate's CN becomes the user name the ACL
+    sees (`%u`, `user` lines), whatever user name the client sends."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = True
+    use_identity_as_username: bool = True
+
+
 class MosquittoBroker:
     """mosquitto on 127.0.0.1:<free port>. `acl` is the text of an acl_file (None: allow all);
-    `allow_anonymous=False` with no password file refuses every connection."""
+    `allow_anonymous=False` with no password file refuses every connection. `tls` makes the one
+    listener a TLS listener; `password_file` (made with mosquitto_passwd) is used as is."""
 
     host = "127.0.0.1"
 
@@ -52,6 +69,8 @@ class MosquittoBroker:
         acl: str | None = None,
         allow_anonymous: bool = True,
         start_timeout_s: float = 10.0,
+        tls: TlsListener | None = None,
+        password_file: Path | None = None,
     ) -> None:
         self.executable = find_mosquitto()
         self.workdir = workdir
@@ -59,6 +78,8 @@ class MosquittoBroker:
         self.log_path = workdir / "mosquitto.log"
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
+        self.password_file = password_file
         self.config_path = self._write_config(acl, allow_anonymous)
 
     def _write_config(self, acl: str | None, allow_anonymous: bool) -> Path:
@@ -78,6 +99,17 @@ class MosquittoBroker:
             # Without it the broker's Nagle waits on our delayed ACKs: ~40 ms per request/response.
             "set_tcp_nodelay true",
         ]
+        if self.tls is not None:
+            tls = self.tls
+            lines += [
+                f"cafile {tls.ca_file}",
+                f"certfile {tls.cert_file}",
+                f"keyfile {tls.key_file}",
+                f"require_certificate {'true' if tls.require_certificate else 'false'}",
+                f"use_identity_as_username {'true' if tls.use_identity_as_username else 'false'}",
+            ]
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file}")
         if acl is not None:
             acl_path = self.workdir / "acl"
             acl_path.write_text(acl)
