@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import serial
 
@@ -25,21 +25,15 @@ from rfid.protocols import new_engine
 from rfid.protocols.framing import Engine
 from rfid.reads import TagRead
 from station.clock import Clock, SystemClock
+from station.supervision import DeviceHealth, HealthReporter, HealthState, reconnect_delay_s
+
+# A reader's health is a device health: `device` is the reader's name, `port` its endpoint.
+ReaderHealth = DeviceHealth
 
 log = logging.getLogger("packstation.rfid")
 
-HealthState = Literal["connecting", "up", "down"]
 READ_SLICE_S = 0.05  # longest a blocking read takes: bounds tick latency and stop()
 _LINK_ERRORS = (serial.SerialException, OSError, ValueError)
-
-
-@dataclass(frozen=True, slots=True)
-class ReaderHealth:
-    reader: str
-    state: HealthState
-    detail: str
-    since_monotonic: float
-    endpoint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +111,6 @@ def open_link(config: ReaderConfigModel) -> Link:
     return link
 
 
-def reconnect_delay_s(failures: int, min_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: never below `min_s`, never above `max_s`."""
-    ceiling = min(max_s, min_s * 2 ** max(0, failures - 1))
-    return rng.uniform(max(min_s, ceiling / 2), ceiling)
-
-
 class _LinkLost(Exception):
     """The reader stopped working; the message says what to check."""
 
@@ -142,13 +130,14 @@ class RfidReader:
     ) -> None:
         self.config = config
         self._on_reads = on_reads
-        self._on_health = on_health
         self._clock = clock or SystemClock()
         self._open_port = open_port
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._health: ReaderHealth | None = None
+        self._health = HealthReporter(
+            "RFID reader", config.name, config.endpoint, self._clock, on_health, log
+        )
         self._engine: Engine | None = None
         self._totals = ReaderCounters(0, 0, 0, 0, 0)
         self._lock = threading.Lock()
@@ -173,7 +162,7 @@ class RfidReader:
 
     @property
     def health(self) -> ReaderHealth | None:
-        return self._health
+        return self._health.current
 
     def counters(self) -> ReaderCounters:
         with self._lock:
@@ -286,25 +275,10 @@ class RfidReader:
     # -- health, messages, counters -------------------------------------------------------------
 
     def _set_health(self, state: HealthState, detail: str) -> None:
-        if self._health is not None and self._health.state == state:
-            return
-        health = ReaderHealth(
-            self.config.name, state, detail, self._clock.monotonic(), self.config.endpoint
-        )
-        self._health = health
-        level = logging.WARNING if state == "down" else logging.INFO
-        log.log(
-            level,
-            "RFID reader %s %s: %s",
-            self.config.name,
-            state,
-            detail,
-            extra={"device": self.config.name, "port": self.config.endpoint, "health": state},
-        )
-        self._on_health(health)
+        self._health.set(state, detail)
 
     def _health_state(self) -> HealthState | None:
-        return None if self._health is None else self._health.state
+        return self._health.state
 
     def _message(self, problem: str, advice: str) -> str:
         return (

@@ -14,7 +14,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import serial
 
@@ -23,22 +23,13 @@ from scale.protocols import PROTOCOLS
 from scale.protocols.framing import FrameDecoder
 from scale.readings import WeightReading
 from station.clock import Clock, SystemClock
+from station.supervision import DeviceHealth, HealthReporter, HealthState, reconnect_delay_s
 
 log = logging.getLogger("packstation.scale")
 
-HealthState = Literal["connecting", "up", "down"]
 # Longest a blocking read may take: bounds how late a poll goes out and how long stop() waits.
 READ_SLICE_S = 0.05
 _PORT_ERRORS = (serial.SerialException, OSError, ValueError)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceHealth:
-    device: str
-    state: HealthState
-    detail: str
-    since_monotonic: float
-    port: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +72,6 @@ def open_serial(config: ScaleConfigModel) -> SerialPort:
     return port
 
 
-def reconnect_delay_s(failures: int, min_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: never below `min_s`, never above `max_s`.
-
-    Jitter keeps a room full of stations from hammering one converter in lockstep.
-    """
-    ceiling = min(max_s, min_s * 2 ** max(0, failures - 1))
-    return rng.uniform(max(min_s, ceiling / 2), ceiling)
-
-
 class _LinkLost(Exception):
     """The scale stopped talking; the message says what to check."""
 
@@ -110,14 +92,15 @@ class ScaleDevice:
         self.config = config
         self.spec = PROTOCOLS[config.protocol]
         self._on_reading = on_reading
-        self._on_health = on_health
         self._clock = clock or SystemClock()
         self._open_port = open_port
         self._rng = rng or random.Random()
         self._commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._health: DeviceHealth | None = None
+        self._health = HealthReporter(
+            "scale", config.name, config.port, self._clock, on_health, log
+        )
         self._decoder: FrameDecoder | None = None
         self._totals = DeviceCounters(0, 0, 0, 0, 0)
         # The port and poll command while connected, for `request_reading` from another thread;
@@ -146,7 +129,7 @@ class ScaleDevice:
 
     @property
     def health(self) -> DeviceHealth | None:
-        return self._health
+        return self._health.current
 
     def counters(self) -> DeviceCounters:
         decoder = self._decoder
@@ -275,25 +258,10 @@ class ScaleDevice:
     # -- health, messages, counters -------------------------------------------------------------
 
     def _set_health(self, state: HealthState, detail: str) -> None:
-        if self._health is not None and self._health.state == state:
-            return
-        health = DeviceHealth(
-            self.config.name, state, detail, self._clock.monotonic(), self.config.port
-        )
-        self._health = health
-        level = logging.WARNING if state == "down" else logging.INFO
-        log.log(
-            level,
-            "scale %s %s: %s",
-            self.config.name,
-            state,
-            detail,
-            extra={"device": self.config.name, "port": self.config.port, "health": state},
-        )
-        self._on_health(health)
+        self._health.set(state, detail)
 
     def _health_state(self) -> HealthState | None:
-        return None if self._health is None else self._health.state
+        return self._health.state
 
     def _message(self, problem: str, advice: str) -> str:
         return f"scale {self.config.name} on {self.config.port}: {problem}; {advice}"

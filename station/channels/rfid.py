@@ -236,15 +236,15 @@ class RfidChannel(EvidenceChannel):
         self._context.call_soon(lambda: self._on_health(health))
 
     def _on_health(self, health: ReaderHealth) -> None:
-        self._changed_at[health.reader] = health.since_monotonic
-        self._detail[health.reader] = health.detail
+        self._changed_at[health.device] = health.since_monotonic
+        self._detail[health.device] = health.detail
         if health.state == "up":
-            self._up.add(health.reader)
+            self._up.add(health.device)
         else:
-            self._up.discard(health.reader)
+            self._up.discard(health.device)
         if health.state != "connecting":  # the first connect is neither a fault nor a recovery
             up = health.state == "up"
-            self._context.report_health(reader_device(health.reader), up, health.detail)
+            self._context.report_health(reader_device(health.device), up, health.detail)
 
     # -- the decisive window ---------------------------------------------------------------------
 
