@@ -25,7 +25,7 @@ from rfid.protocols import new_engine
 from rfid.protocols.framing import Engine
 from rfid.reads import TagRead
 from station.clock import Clock, SystemClock
-from station.supervision import DeviceHealth, HealthReporter, HealthState, reconnect_delay_s
+from station.supervision import DeviceHealth, HealthState, Supervisor
 
 # A reader's health is a device health: `device` is the reader's name, `port` its endpoint.
 ReaderHealth = DeviceHealth
@@ -115,7 +115,7 @@ class _LinkLost(Exception):
     """The reader stopped working; the message says what to check."""
 
 
-class RfidReader:
+class RfidReader(Supervisor):
     """Owns one reader's link in a dedicated thread; see the module docstring."""
 
     def __init__(
@@ -128,41 +128,19 @@ class RfidReader:
         open_port: Callable[[ReaderConfigModel], Link] = open_link,
         rng: random.Random | None = None,
     ) -> None:
+        backoff = (config.reconnect_min_s, config.reconnect_max_s)
+        clock = clock or SystemClock()
+        super().__init__(
+            "RFID reader", config.name, config.endpoint, backoff, clock, on_health, log, rng
+        )
         self.config = config
         self._on_reads = on_reads
-        self._clock = clock or SystemClock()
         self._open_port = open_port
-        self._rng = rng or random.Random()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._health = HealthReporter(
-            "RFID reader", config.name, config.endpoint, self._clock, on_health, log
-        )
         self._engine: Engine | None = None
         self._totals = ReaderCounters(0, 0, 0, 0, 0)
         self._lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError(f"RFID reader {self.config.name} already started")
-        self._set_health("connecting", f"opening {self.config.endpoint}")
-        self._thread = threading.Thread(target=self._run, name=f"rfid-{self.config.name}")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> bool:
-        """Stop inventory, close the link; False if the thread did not end within timeout_s."""
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    @property
-    def health(self) -> ReaderHealth | None:
-        return self._health.current
 
     def counters(self) -> ReaderCounters:
         with self._lock:
@@ -179,24 +157,15 @@ class RfidReader:
 
     # -- the thread -----------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                link = self._open_port(self.config)
-            except _LINK_ERRORS as exc:
-                detail = self._message(f"cannot connect ({exc})", self._open_advice())
-            else:
-                detail = self._serve_until_lost(link)
-            if self._stop.is_set():
-                return
-            failures = 1 if self._health_state() == "up" else failures + 1
-            self._set_health("down", detail)
-            self._count(reconnects=1)
-            delay = reconnect_delay_s(
-                failures, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
-            )
-            self._stop.wait(self._clock.real_seconds(delay))
+    def _connect_and_serve(self) -> str:
+        try:
+            link = self._open_port(self.config)
+        except _LINK_ERRORS as exc:
+            return self._message(f"cannot connect ({exc})", self._open_advice())
+        return self._serve_until_lost(link)
+
+    def _on_reconnect(self) -> None:
+        self._count(reconnects=1)
 
     def _serve_until_lost(self, link: Link) -> str:
         engine = new_engine(self.config)
@@ -276,9 +245,6 @@ class RfidReader:
 
     def _set_health(self, state: HealthState, detail: str) -> None:
         self._health.set(state, detail)
-
-    def _health_state(self) -> HealthState | None:
-        return self._health.state
 
     def _message(self, problem: str, advice: str) -> str:
         return (

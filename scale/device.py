@@ -23,7 +23,7 @@ from scale.protocols import PROTOCOLS
 from scale.protocols.framing import FrameDecoder
 from scale.readings import WeightReading
 from station.clock import Clock, SystemClock
-from station.supervision import DeviceHealth, HealthReporter, HealthState, reconnect_delay_s
+from station.supervision import DeviceHealth, HealthState, Supervisor
 
 log = logging.getLogger("packstation.scale")
 
@@ -76,7 +76,7 @@ class _LinkLost(Exception):
     """The scale stopped talking; the message says what to check."""
 
 
-class ScaleDevice:
+class ScaleDevice(Supervisor):
     """Owns one scale's port in a dedicated thread; see the module docstring."""
 
     def __init__(
@@ -89,18 +89,14 @@ class ScaleDevice:
         open_port: Callable[[ScaleConfigModel], SerialPort] = open_serial,
         rng: random.Random | None = None,
     ) -> None:
+        backoff = (config.reconnect_min_s, config.reconnect_max_s)
+        clock = clock or SystemClock()
+        super().__init__("scale", config.name, config.port, backoff, clock, on_health, log, rng)
         self.config = config
         self.spec = PROTOCOLS[config.protocol]
         self._on_reading = on_reading
-        self._clock = clock or SystemClock()
         self._open_port = open_port
-        self._rng = rng or random.Random()
         self._commands: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._health = HealthReporter(
-            "scale", config.name, config.port, self._clock, on_health, log
-        )
         self._decoder: FrameDecoder | None = None
         self._totals = DeviceCounters(0, 0, 0, 0, 0)
         # The port and poll command while connected, for `request_reading` from another thread;
@@ -110,26 +106,6 @@ class ScaleDevice:
         self._poll: bytes | None = None
 
     # -- public ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError(f"scale {self.config.name} already started")
-        self._set_health("connecting", f"opening {self.config.port}")
-        self._thread = threading.Thread(target=self._run, name=f"scale-{self.config.name}")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 2.0) -> bool:
-        """Stop the thread and close the port; False if the thread did not end within timeout_s."""
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    @property
-    def health(self) -> DeviceHealth | None:
-        return self._health.current
 
     def counters(self) -> DeviceCounters:
         decoder = self._decoder
@@ -167,24 +143,15 @@ class ScaleDevice:
 
     # -- the thread -----------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                port = self._open_port(self.config)
-            except _PORT_ERRORS as exc:
-                detail = self._message(f"cannot open the port ({exc})", self._open_advice())
-            else:
-                detail = self._serve_until_lost(port)
-            if self._stop.is_set():
-                return
-            failures = 1 if self._health_state() == "up" else failures + 1
-            self._set_health("down", detail)
-            self._count(reconnects=1)
-            delay = reconnect_delay_s(
-                failures, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
-            )
-            self._stop.wait(self._clock.real_seconds(delay))
+    def _connect_and_serve(self) -> str:
+        try:
+            port = self._open_port(self.config)
+        except _PORT_ERRORS as exc:
+            return self._message(f"cannot open the port ({exc})", self._open_advice())
+        return self._serve_until_lost(port)
+
+    def _on_reconnect(self) -> None:
+        self._count(reconnects=1)
 
     def _serve_until_lost(self, port: SerialPort) -> str:
         """Talk to the scale until it is lost (returns why) or until stop (returns "")."""
@@ -259,9 +226,6 @@ class ScaleDevice:
 
     def _set_health(self, state: HealthState, detail: str) -> None:
         self._health.set(state, detail)
-
-    def _health_state(self) -> HealthState | None:
-        return self._health.state
 
     def _message(self, problem: str, advice: str) -> str:
         return f"scale {self.config.name} on {self.config.port}: {problem}; {advice}"

@@ -14,8 +14,8 @@ from rfid.config import (
     ThingMagicReaderConfig,
     rfid_reader_config_from,
 )
-from rfid.device import reconnect_delay_s
 from rfid.identity import EpcSkuTable
+from station.supervision import reconnect_delay_s
 
 
 def test_protocol_picks_the_model_and_its_defaults():

@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from scale.config import ScaleConfigModel, scale_config_from
-from scale.device import DeviceHealth, ScaleDevice, reconnect_delay_s
+from scale.device import DeviceHealth, ScaleDevice
 from scale.readings import ScaleStatus, WeightReading
 from simulators.scale_sim import ScaleSimulator
+from station.supervision import reconnect_delay_s
 
 FAST = {
     "poll_interval_s": 0.02,
