@@ -174,7 +174,8 @@ def run(smoke: bool) -> list[Figure]:
                 if n < starts - 1:
                     daemon.stop()
             assert daemon is not None
-            time.sleep(0.5)  # the scale and scanner threads connect
+            # Scans written before the scanner's port is open are flushed by pyserial's open.
+            daemon.wait_for(lambda entry: entry.get("msg") == "all devices up")
             packed, lights = 0, {}
             _progress(f"packing {rounds * len(CARTONS)} cartons through it")
             for _ in range(rounds):

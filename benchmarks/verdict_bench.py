@@ -127,6 +127,10 @@ class _Station:
         self._thread.start()
         if not self._ready.wait(_STEP_TIMEOUT_S):
             raise RuntimeError("the daemon did not get ready")
+        # The loop is up before the devices are: pyserial flushes the scanner's input when it
+        # opens the port, so a scan written before then is lost (as a real scanner's would be).
+        if not self.daemon.devices_seen.wait(_STEP_TIMEOUT_S):
+            raise RuntimeError("the simulated devices did not come up")
 
     def stop(self) -> None:
         self.daemon.stop()

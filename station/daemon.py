@@ -317,7 +317,8 @@ class StationDaemon:
     def _on_health_change(self, device: str, up: bool, detail: str) -> None:
         if up:
             self._never_up.discard(device)
-            if not self._never_up:
+            if not self._never_up and not self.devices_seen.is_set():
+                log.info("all devices up", extra={"devices": sorted(self._device_names)})
                 self.devices_seen.set()
         if up and device in self._down:
             del self._down[device]
