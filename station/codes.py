@@ -75,6 +75,9 @@ class ShippingLabelCode:
 class ItemCode:
     sku: str
     units: int
+    # The unit's serial number, AI (21), when a GS1 symbol carries one: two scans of the same
+    # serial are one unit scanned twice, not two units.
+    serial: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,5 +306,5 @@ class CodeClassifier:
             return ShippingLabelCode(sscc)
         gtin = elements.get("01")
         if gtin and has_valid_check_digit(gtin) and gtin in self._by_gtin14:
-            return ItemCode(*self._by_gtin14[gtin])
+            return ItemCode(*self._by_gtin14[gtin], serial=elements.get("21"))
         return None

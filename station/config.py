@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
+from station.carton_policy import SkuRule, StationPolicy
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
 from station.rfid_check import RfidCheckConfig
@@ -49,14 +50,53 @@ class ManifestsSection(Strict):
     )
 
 
+SensorChannel = Literal["weight", "rfid"]
+AnyChannel = Literal["weight", "rfid", "scan"]
+
+
+class SkuRuleSection(Strict):
+    skus: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1,
+        description="SKUs this rule applies to; shell-style patterns allowed (HEADPHONES-*).",
+    )
+    require: list[AnyChannel] = Field(
+        default=[],
+        description="Channels that must each confirm these SKUs (scan: the packer scans every "
+        "unit, e.g. for high-value items).",
+    )
+    ignore: list[SensorChannel] = Field(
+        default=[], description="Channels whose findings on these SKUs are disregarded."
+    )
+
+
 class PolicySection(Strict):
-    required_channels: list[Literal["weight", "rfid"]] = Field(
+    required_channels: list[SensorChannel] = Field(
         default=["weight"],
         description="Channels that must vouch for every carton; a required channel that is down, "
         "stale or unsure sends the carton to REVIEW.",
     )
     min_confidence: float = Field(
         default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
+    )
+    uncovered_action: Literal["scan", "review"] = Field(
+        default="review",
+        description="For a SKU whose absence no sensor would notice (lighter than the weight "
+        "tolerance, untagged, unseen): scan = the packer must scan each unit; review = the "
+        "carton goes to REVIEW at close. The packer is told when the order starts.",
+    )
+    scan_serial_controlled: bool = Field(
+        default=False,
+        description="Serial-controlled SKUs must be scanned unit by unit (each serial once).",
+    )
+    sku_rules: list[SkuRuleSection] = Field(
+        default=[], description="Per-SKU channel requirements, applied in order (all that match)."
+    )
+    degraded_max_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        le=24 * 60,
+        description="Longest a reviewer may authorise a degraded mode (unit scans in place of a "
+        "channel whose device is down) in one go.",
     )
 
 
@@ -141,6 +181,18 @@ class StationConfig(Strict):
             raise ValueError("policy.required_channels names rfid but there is no [rfid] section")
         return self
 
+    @model_validator(mode="after")
+    def _rule_channels_configured(self) -> StationConfig:
+        present = {"weight", "scan"} | ({"rfid"} if self.rfid is not None else set())
+        for n, rule in enumerate(self.policy.sku_rules):
+            missing = set(rule.require) - present
+            if missing:
+                raise ValueError(
+                    f"policy.sku_rules[{n}] requires {', '.join(sorted(missing))}, "
+                    "which this station does not have"
+                )
+        return self
+
     def resolve_paths(self, base: Path) -> StationConfig:
         """Make relative paths relative to the config file's folder."""
         station = self.station.model_copy(update={"data_dir": base / self.station.data_dir})
@@ -158,3 +210,22 @@ class StationConfig(Strict):
         if self.rfid is not None:
             update["rfid"] = self.rfid.resolve_paths(base)
         return self.model_copy(update=update)
+
+
+def station_policy(config: StationConfig) -> StationPolicy:
+    """The decision policy this config describes (see station.carton_policy)."""
+    section = config.policy
+    channels = {"weight"} | ({"rfid"} if config.rfid is not None else set())
+    second = config.rfid is not None and config.rfid.require_second_channel
+    return StationPolicy(
+        channels=frozenset(channels),
+        required_channels=frozenset(section.required_channels),
+        min_confidence=section.min_confidence,
+        corroborate=frozenset({"rfid"} if second else ()),
+        rules=tuple(
+            SkuRule(tuple(r.skus), frozenset(r.require), frozenset(r.ignore))
+            for r in section.sku_rules
+        ),
+        scan_serial_controlled=section.scan_serial_controlled,
+        uncovered_action=section.uncovered_action,
+    )

@@ -14,19 +14,21 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scale.weighing import scale_error_g
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.channels.build import build_channels
 from station.channels.weight import WeightChannel, weight_info
 from station.clock import Clock, ScaledClock, SystemClock
-from station.config import StationConfig
+from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
+from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import EvidenceStore
 from station.light import Light, LightColor, RecordingLight
@@ -60,7 +62,8 @@ from station.session import (
 from station.status import DeviceStatus, StationStatus
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
-from station.verification import ChannelReport, ChannelState, Reason, VerificationPolicy
+from station.verification import ChannelReport, ChannelState, Reason
+from station.weight_check import absence_detection
 
 log = logging.getLogger("packstation.daemon")
 
@@ -127,14 +130,13 @@ class StationDaemon:
             config.manifests.max_bytes,
             self.clock,
         )
-        policy = VerificationPolicy(
-            required_channels=frozenset(config.policy.required_channels),
-            min_confidence=config.policy.min_confidence,
-            corroborate=frozenset(
-                {"rfid"} if config.rfid is not None and config.rfid.require_second_channel else ()
-            ),
+        self.session = Session(
+            config.workflow,
+            self.catalog,
+            station_policy(config),
+            self.clock,
+            weight_power=self._weight_power,
         )
-        self.session = Session(config.workflow, self.catalog, policy, self.clock)
         self.scanners = [
             make_scanner(c, self._on_scan, self._on_scanner_health, self.clock)
             for c in config.scanners
@@ -172,6 +174,17 @@ class StationDaemon:
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)
+
+    def _weight_power(self, expected: Mapping[str, int], box: BoxType | None) -> dict[str, float]:
+        """For the session's plan: how surely the weight would reveal each SKU missing."""
+        division_g = self.config.scale.division_g
+        return absence_detection(
+            expected,
+            self.catalog,
+            box,
+            lambda grams: scale_error_g(grams, division_g),
+            self.config.weight,
+        )
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -293,6 +306,7 @@ class StationDaemon:
             weight=self.weight.assessment(),
             outbox_depth=self.outbox.depth(),
             uptime_s=self.clock.monotonic() - self._started_at,
+            degraded=self.session.degraded.flag() if self.session.degraded else None,
         )
 
     def _devices(self) -> tuple[DeviceStatus, ...]:

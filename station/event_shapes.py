@@ -95,6 +95,7 @@ def _carton_fields(data: Mapping[str, Any], station_id: str, site_id: str) -> di
             tote_id=data.get("tote_id"),
             wave_id=data.get("wave_id"),
         ),
+        "degraded": data.get("degraded"),
     }
 
 
@@ -135,5 +136,6 @@ def _fault(data: Mapping[str, Any], station_id: str, site_id: str) -> BaseModel:
             "state": FaultState.CLEARED if data.get("cleared") else FaultState.RAISED,
             "component": str(data.get("device") or data.get("fault") or "station"),
             "message": str(data.get("message") or code),
+            "degraded": data.get("degraded"),
         }
     )

@@ -94,6 +94,16 @@ class ResponsibleStage(_Model):
     wave_id: str | None = Field(default=None, description="Pick wave of the order.")
 
 
+class DegradedMode(_Model):
+    """A reviewer's authorisation to scan units in place of a channel whose device is down."""
+
+    fallback: str = Field(description="e.g. scan_for_weight: unit scans replace the weight check.")
+    authorised_by: str = Field(description="Badge id of the reviewer who authorised it.")
+    reason_code: str = Field(description="The reviewer's reason code.")
+    started_at: AwareDatetime = Field(description="When it started (UTC).")
+    ends_at: AwareDatetime = Field(description="When it lapses (UTC) unless ended earlier.")
+
+
 class _CartonEventData(_Model):
     station_id: str = Field(description="Packing station that produced the event.")
     site_id: str = Field(description="Warehouse site of the station.")
@@ -107,6 +117,9 @@ class _CartonEventData(_Model):
     packer_id: str | None = Field(default=None, description="Badge id of the packer.")
     responsible: ResponsibleStage = Field(
         default_factory=ResponsibleStage, description="Upstream stage (picker, tote, wave)."
+    )
+    degraded: DegradedMode | None = Field(
+        default=None, description="Set while a degraded mode was in force: treat with care."
     )
 
 
@@ -167,6 +180,9 @@ class StationFault(_Model):
     state: FaultState = Field(description="raised when the fault starts, cleared when it ends.")
     component: str = Field(description="Part of the station at fault, e.g. scale, mqtt.")
     message: str = Field(description="Human-readable detail.")
+    degraded: DegradedMode | None = Field(
+        default=None, description="The degraded mode in force, or the one this fault is about."
+    )
 
 
 _EPC_HEX = r"^(?:[0-9A-F]{2})+$"

@@ -23,14 +23,15 @@ necessities, are:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from station.carton_policy import CartonPlan, Coverage, DegradedMode, Fallback, StationPolicy
 from station.clock import Clock
 from station.codes import (
     BadgeCode,
@@ -54,7 +55,8 @@ from station.domain import (
     expected_units,
     unknown_skus,
 )
-from station.verification import ChannelReport, LineDelta, Outcome, Verdict, VerificationPolicy
+from station.scan_check import evaluate_scans
+from station.verification import ChannelReport, LineDelta, Outcome, Verdict
 
 
 class SessionState(StrEnum):
@@ -169,6 +171,23 @@ class ReviewerOverride:
     reason_code: str
 
 
+@dataclass(frozen=True, slots=True)
+class DegradedModeRequested:
+    """A reviewer authorises a fallback for `duration_s`; the caller has checked who they are."""
+
+    fallback: Fallback
+    reviewer_badge: str
+    reason_code: str
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DegradedModeEnded:
+    """A reviewer ends the fallback before it lapses."""
+
+    reviewer_badge: str
+
+
 SessionInput = (
     Scanned
     | ManifestLoaded
@@ -179,7 +198,13 @@ SessionInput = (
     | DeviceFault
     | DeviceRecovered
     | ReviewerOverride
+    | DegradedModeRequested
+    | DegradedModeEnded
 )
+
+# Before anything is packed: SKU -> chance the carton's weight reveals one missing unit, for the
+# expected units and box (None: the box is not known yet). See weight_check.absence_detection.
+WeightPower = Callable[[Mapping[str, int], BoxType | None], Mapping[str, float]]
 
 # --------------------------------------------------------------------------------------- effects
 
@@ -240,6 +265,8 @@ class AttemptRecord:
     scanned_units: Mapping[str, int]
     weight: WeightInfo | None
     decided_at: datetime
+    coverage: tuple[Coverage, ...] = ()  # how each SKU's absence would have been noticed
+    degraded: Mapping[str, str] | None = None  # the fallback in force, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +319,7 @@ class CartonView:
     scanned_units: Mapping[str, int]
     expected_units: Mapping[str, int]  # kits expanded, ship-later lines left out
     last_verdict: Verdict | None
+    coverage: tuple[Coverage, ...] = ()  # once the box is known
 
 
 @dataclass
@@ -307,6 +335,8 @@ class _Carton:
     last_outcome: Outcome | None = None
     last_verdict: Verdict | None = None
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
+    serials: dict[str, set[str]] = field(default_factory=dict)  # SKU -> serials scanned
+    plan: CartonPlan | None = None  # made when packing starts, made again at each close
     # Everyone who packed it (hand-overs included): none of them may release it as reviewer.
     packers: set[str] = field(default_factory=set)
 
@@ -320,13 +350,16 @@ class Session:
         self,
         config: WorkflowConfig,
         catalog: Catalog,
-        policy: VerificationPolicy,
+        policy: StationPolicy,
         clock: Clock,
+        weight_power: WeightPower | None = None,
     ) -> None:
         self._config = config
         self._catalog = catalog
         self._policy = policy
         self._clock = clock
+        self._weight_power = weight_power or (lambda expected, box: {})
+        self._degraded: DegradedMode | None = None
         self._classifier = CodeClassifier(config.codes, catalog)
         self._state = SessionState.LOGGED_OUT
         self._packer: str | None = None
@@ -349,6 +382,10 @@ class Session:
     def mode(self) -> Mode:
         return self._config.mode
 
+    @property
+    def degraded(self) -> DegradedMode | None:
+        return self._degraded
+
     def carton_view(self) -> CartonView | None:
         """A read-only copy of the open carton, for the packer's screen and the API."""
         carton = self._carton
@@ -363,6 +400,7 @@ class Session:
             scanned_units=dict(carton.scanned_units),
             expected_units=self._expected(carton),
             last_verdict=carton.last_verdict,
+            coverage=carton.plan.coverage if carton.plan else (),
         )
 
     def override_refusal(self, reviewer_badge: str) -> str | None:
@@ -402,6 +440,10 @@ class Session:
                 return self._on_device_fault(device, "recovered", cleared=True)
             case ReviewerOverride():
                 return self._on_override(event)
+            case DegradedModeRequested():
+                return self._on_degraded_requested(event)
+            case DegradedModeEnded(reviewer_badge):
+                return self._end_degraded(f"ended by {reviewer_badge}")
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
@@ -502,23 +544,38 @@ class Session:
         # A box scanned while the manifest is still loading is kept: packers scan fast.
         carton.box = self._catalog.boxes[code.box_code]
         suggested = carton.manifest.box_code if carton.manifest else None
+        accepted = ShowMessage(
+            "info", "box.accepted", {"box": code.box_code, "suggested": suggested}
+        )
+        if self._state is SessionState.LOADING:
+            return [accepted]  # packing starts once the manifest is in
         if self._state is SessionState.AWAITING_BOX:
             self._state = SessionState.PACKING
-        return [ShowMessage("info", "box.accepted", {"box": code.box_code, "suggested": suggested})]
+        return [accepted, *self._start_plan(carton)]  # another box changes the tolerance
 
     def _on_item(self, code: ItemCode) -> list[Effect]:
         carton = self._carton
         if carton is None or self._state not in _OPEN_FOR_ITEMS:
             return self._not_now(code)
+        params: dict[str, object] = {"sku": code.sku, "name": self._catalog.items[code.sku].name}
+        if code.serial is not None:
+            seen = carton.serials.setdefault(code.sku, set())
+            if code.serial in seen:
+                return [
+                    ShowMessage("warning", "item.double_scan", {**params, "serial": code.serial})
+                ]
+            seen.add(code.serial)
         carton.scanned_units[code.sku] += code.units
-        params = {
-            "sku": code.sku,
-            "name": self._catalog.items[code.sku].name,
+        expected = self._expected(carton)
+        params |= {
             "units": code.units,
             "total": carton.scanned_units[code.sku],
+            "expected": expected.get(code.sku, 0),
         }
-        if code.sku not in self._expected(carton):
+        if code.sku not in expected:
             return [ShowMessage("warning", "item.not_on_order", params)]
+        if carton.scanned_units[code.sku] > expected[code.sku]:
+            return [ShowMessage("warning", "item.too_many", params)]
         return [ShowMessage("info", "item.recorded", params)]
 
     def _on_close(self, code: CloseCode | ShippingLabelCode) -> list[Effect]:
@@ -572,7 +629,8 @@ class Session:
             ]
         self._state = SessionState.PACKING  # the box came first, or stays after a supersede
         key = "order.updated" if superseded else "order.loaded"
-        return [ShowMessage("info", key, {"version": manifest.version, "box": carton.box.code})]
+        loaded = ShowMessage("info", key, {"version": manifest.version, "box": carton.box.code})
+        return [loaded, *self._start_plan(carton)]
 
     def _on_manifest_refused(self, event: ManifestRefused) -> list[Effect]:
         carton = self._awaited(event.order_id, event.carton_id)
@@ -634,7 +692,11 @@ class Session:
             or event.attempt != carton.attempts
         ):
             return []
-        verdict = self._policy.decide(self._verifiable(carton), event.reports)
+        plan = carton.plan = self._plan(carton)
+        expected = self._verifiable(carton)
+        scans = evaluate_scans(expected, carton.scanned_units, plan.must_scan)
+        reports = event.reports if scans is None else (*event.reports, scans)
+        verdict = plan.policy.decide(expected, reports)
         carton.last_outcome = verdict.outcome
         carton.last_verdict = verdict
         # The event first: if it cannot be committed the daemon applies nothing after it, so no
@@ -734,6 +796,8 @@ class Session:
     # ------------------------------------------------------------------- time and devices
 
     def _on_tick(self, now: float) -> list[Effect]:
+        if self._degraded is not None and now >= self._degraded.ends_monotonic:
+            return self._end_degraded("lapsed") + self._on_tick(now)
         if self._state is SessionState.LOGGED_OUT:
             return []
         if now - self._last_scan_at < self._config.inactivity_timeout_s:
@@ -752,10 +816,82 @@ class Session:
         if self._carton:
             fault = self._event(STATION_FAULT, self._carton, **data)
         else:
-            fault = PublishEvent(STATION_FAULT, {**data, "packer_badge": self._packer})
+            degraded = self._degraded.flag() if self._degraded else None
+            fault = PublishEvent(
+                STATION_FAULT, {**data, "packer_badge": self._packer, "degraded": degraded}
+            )
         if cleared:
             return [fault, ShowMessage("info", "device.recovered", {"device": device})]
         return [fault, ShowMessage("warning", "device.fault", {"device": device})]
+
+    # ------------------------------------------------------------ plan and degraded mode
+
+    def _plan(self, carton: _Carton) -> CartonPlan:
+        expected = self._verifiable(carton)
+        power = self._weight_power(expected, carton.box)
+        return self._policy.plan(expected, self._catalog, power, self._degraded)
+
+    def _start_plan(self, carton: _Carton) -> list[Effect]:
+        """Packing starts: which SKUs no sensor would miss, told to the packer and recorded."""
+        plan = carton.plan = self._plan(carton)
+        effects: list[Effect] = [
+            self._audit(
+                "carton.plan",
+                {
+                    **_key_params(carton),
+                    "coverage": [asdict(c) for c in plan.coverage],
+                    "degraded": plan.degraded.flag() if plan.degraded else None,
+                },
+            )
+        ]
+        must_scan = sorted(plan.must_scan)
+        unproven = [sku for sku in plan.uncovered if sku not in plan.must_scan]
+        if must_scan:
+            effects.append(ShowMessage("warning", "order.scan_units", self._skus_params(must_scan)))
+        if unproven:
+            effects.append(ShowMessage("warning", "order.unproven", self._skus_params(unproven)))
+        return effects
+
+    def _skus_params(self, skus: list[str]) -> dict[str, object]:
+        names = [self._catalog.items[sku].name for sku in skus]
+        return {"skus": skus, "names": ", ".join(names)}
+
+    def _on_degraded_requested(self, event: DegradedModeRequested) -> list[Effect]:
+        if event.reviewer_badge == self._packer:
+            return [ShowMessage("warning", "degraded.own_station", {})]
+        now, now_utc = self._clock.monotonic(), self._clock.now_utc()
+        self._degraded = DegradedMode(
+            fallback=event.fallback,
+            authorised_by=event.reviewer_badge,
+            reason_code=event.reason_code,
+            started_at=now_utc,
+            ends_at=now_utc + timedelta(seconds=event.duration_s),
+            ends_monotonic=now + event.duration_s,
+        )
+        return self._degraded_effects(cleared=False, why=event.reason_code)
+
+    def _end_degraded(self, why: str) -> list[Effect]:
+        if self._degraded is None:
+            return [ShowMessage("info", "degraded.not_active", {})]
+        effects = self._degraded_effects(cleared=True, why=why)
+        self._degraded = None
+        return effects
+
+    def _degraded_effects(self, cleared: bool, why: str) -> list[Effect]:
+        degraded = self._degraded
+        assert degraded is not None
+        flag = degraded.flag()
+        state = "ended" if cleared else "started"
+        message = (
+            f"Degraded mode {degraded.fallback.value} {state} ({why}): "
+            f"units are scanned in place of {degraded.fallback.replaces}."
+        )
+        data = {"fault": "degraded_mode", "message": message, "cleared": cleared, "degraded": flag}
+        return [
+            PublishEvent(STATION_FAULT, {**data, "packer_badge": self._packer}),
+            self._audit(f"degraded.{state}", {**flag, "why": why}),
+            ShowMessage("warning", f"degraded.{state}", {**flag, "why": why}),
+        ]
 
     # ---------------------------------------------------------------------------- helpers
 
@@ -798,6 +934,7 @@ class Session:
             "packer_badge": self._packer,
             "mode": self._config.mode,
             "outcome": carton.last_outcome.value if carton.last_outcome else None,
+            "degraded": self._degraded.flag() if self._degraded else None,
         }
         return PublishEvent(kind, {**data, **extra})
 
@@ -837,6 +974,8 @@ class Session:
             scanned_units=dict(carton.scanned_units),
             weight=weight,
             decided_at=self._clock.now_utc(),
+            coverage=carton.plan.coverage if carton.plan else (),
+            degraded=self._degraded.flag() if self._degraded else None,
         )
 
     def _audit(self, kind: str, data: Mapping[str, object]) -> RecordAudit:

@@ -6,6 +6,7 @@ shape, so they never disagree about what the station is doing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scale.weighing import WeighAssessment
@@ -32,6 +33,7 @@ class StationStatus:
     weight: WeighAssessment
     outbox_depth: int
     uptime_s: float
+    degraded: Mapping[str, str] | None = None  # the degraded mode in force (its event flag)
 
     @property
     def devices_down(self) -> list[DeviceStatus]:

@@ -8,6 +8,7 @@ channel that is down, stale or unsure when that channel is required: it fails cl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -116,9 +117,14 @@ class VerificationPolicy:
     # Channels whose confirmation alone does not verify a SKU (e.g. {"rfid"}: a tag read proves
     # the unit near the antennas; a second channel must vouch for it too).
     corroborate: frozenset[str] = frozenset()
+    # Per SKU: channels that must each confirm it (e.g. {"scan"} for a high-value SKU); one that
+    # is down, stale, unsure or silent on it holds the carton for REVIEW.
+    sku_required: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Per SKU: channels whose findings on it are disregarded (a camera that cannot count it).
+    sku_ignored: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
-        reports = tuple(reports)
+        reports = tuple(self._disregard_ignored(r) for r in reports)
         by_channel = {r.channel: r for r in reports}
         reasons: list[Reason] = list(self._unavailable(by_channel))
         if reasons:
@@ -139,8 +145,24 @@ class VerificationPolicy:
             return Verdict(Outcome.REVIEW, tuple(_dedupe(reasons)), reports=reports)
         return Verdict(Outcome.PASS, (), reports=reports)
 
+    def _disregard_ignored(self, report: ChannelReport) -> ChannelReport:
+        ignored = {sku for sku, channels in self.sku_ignored.items() if report.channel in channels}
+        if not ignored or not any(f.sku in ignored for f in report.findings):
+            return report
+        kept = tuple(f for f in report.findings if f.sku not in ignored)
+        return dataclasses.replace(report, findings=kept)
+
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)
+        unconfirmed = sorted(self.sku_required.get(sku, frozenset()) - confirming)
+        if unconfirmed:
+            named = " and ".join(unconfirmed)
+            return Reason(
+                "sku_required_unconfirmed",
+                f"{sku} must be confirmed by {named}, which did not confirm it.",
+                unconfirmed[0],
+                sku,
+            )
         if not confirming:
             return Reason(
                 "sku_unverified",

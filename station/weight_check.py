@@ -13,7 +13,7 @@ single-SKU explanation clearly beats every other hypothesis.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -240,6 +240,33 @@ def detection_power(unit_g: float, tolerance: float, sigma: float) -> float:
     return (
         _normal_cdf((unit_g - tolerance) / sigma) + 1.0 - _normal_cdf((unit_g + tolerance) / sigma)
     )
+
+
+def absence_detection(
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    scale_error_at: Callable[[float], float],
+    config: WeightCheckConfig,
+) -> dict[str, float]:
+    """Before anything is packed: for each expected SKU, the chance that the total weight would
+    reveal one missing unit (0 where it cannot: variable weight, unknown weight, or a unit lighter
+    than the tolerance). `scale_error_at(grams)` is the scale's error at a load. The same rule
+    `evaluate_weight` applies at close, so what the packer is told at the start holds at the end."""
+    present = {sku: n for sku, n in expected_units.items() if n > 0}
+    try:
+        expected = expected_weight(present, catalog, box, config.packing_materials())
+    except UnpredictableWeight:
+        return dict.fromkeys(present, 0.0)
+    tolerance = tolerance_g(expected.sigma_g, scale_error_at(expected.mean_g), config)
+    sigma = tolerance / config.z
+    powers = {}
+    for sku in present:
+        item = catalog.items[sku]
+        unit_g = item.unit_weight_g or 0.0
+        weighable = item.weighable and unit_g > tolerance
+        powers[sku] = detection_power(unit_g, tolerance, sigma) if weighable else 0.0
+    return powers
 
 
 def evaluate_weight(

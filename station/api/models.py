@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -33,3 +35,18 @@ class ScreenOverride(_Body):
     reviewer_badge: str = Field(min_length=1, max_length=64, description="The reviewer's badge.")
     pin: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$", description="Their PIN.")
     reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")
+
+
+class ScreenDegraded(_Body):
+    """A reviewer authorises (or ends) a degraded mode: unit scans in place of a channel whose
+    device is down, for a limited time."""
+
+    reviewer_badge: str = Field(min_length=1, max_length=64, description="The reviewer's badge.")
+    pin: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$", description="Their PIN.")
+    fallback: Literal["scan_for_weight", "scan_for_rfid", "scan_for_vision"] | None = Field(
+        description="The fallback to authorise; null ends the one in force."
+    )
+    reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")
+    minutes: float = Field(
+        default=30, gt=0, le=24 * 60, description="How long; at most policy.degraded_max_minutes."
+    )

@@ -90,6 +90,7 @@ class ScreenModel:
                 "window": self._window(carton) if carton else None,
             },
             "devices": [to_plain(d) for d in status.devices],
+            "degraded": status.degraded,
             "camera": None,  # no camera channel yet; the page says so
             "message": self._message_view(),
             "verdict": self._verdict,
@@ -115,12 +116,19 @@ class ScreenModel:
     def _checklist(self, carton: CartonView) -> list[dict[str, Any]]:
         """One row per expected SKU (kits expanded) with a tick per channel that spoke about it."""
         rows = []
+        must_scan = {c.sku for c in carton.coverage if c.must_scan}
         for sku, expected in sorted(carton.expected_units.items()):
             scanned = carton.scanned_units.get(sku, 0)
             channels = {SCAN_CHANNEL: {"status": "confirmed" if scanned >= expected else "pending"}}
             channels |= _findings_for(carton.last_verdict, sku)
             rows.append(
-                {**self._item(sku), "expected": expected, "scanned": scanned, "channels": channels}
+                {
+                    **self._item(sku),
+                    "expected": expected,
+                    "scanned": scanned,
+                    "must_scan": sku in must_scan,
+                    "channels": channels,
+                }
             )
         return rows
 

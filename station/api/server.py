@@ -30,12 +30,21 @@ from station.api.http import (
     error_response,
     json_response,
 )
-from station.api.models import CloseCarton, ScreenOverride, StartCarton, TokenOverride
+from station.api.models import (
+    CloseCarton,
+    ScreenDegraded,
+    ScreenOverride,
+    StartCarton,
+    TokenOverride,
+)
 from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
+from station.carton_policy import Fallback
 from station.codes import CloseCode, OrderCartonCode
 from station.evidence import to_plain
 from station.session import (
+    DegradedModeEnded,
+    DegradedModeRequested,
     ReviewerOverride,
     Scanned,
     SessionInput,
@@ -108,6 +117,17 @@ ROUTES: tuple[Route, ...] = (
         "session",
         auth="reviewer",
         body=ScreenOverride,
+        responses=(200, 400, 403, 409, 415, 422, 429),
+    ),
+    Route(
+        "POST",
+        "/api/screen/degraded",
+        "_screen_degraded",
+        "Authorise or end a degraded mode (unit scans in place of a down channel) with a "
+        "reviewer's badge and PIN",
+        "session",
+        auth="reviewer",
+        body=ScreenDegraded,
         responses=(200, 400, 403, 409, 415, 422, 429),
     ),
     Route("GET", "/api/status", "_status", "Station state, devices and outbox", "station"),
@@ -240,21 +260,45 @@ class StationApi:
     async def _screen_override(self, request: Request) -> Response:
         body = _parse(request, ScreenOverride)
         self._check_reason(body.reason_code)
+        await self._check_reviewer(body.reviewer_badge, body.pin)
+        return self._override(body.reviewer_badge, body.reason_code)
+
+    async def _screen_degraded(self, request: Request) -> Response:
+        body = _parse(request, ScreenDegraded)
+        self._check_reason(body.reason_code)
+        longest = self._daemon.config.policy.degraded_max_minutes
+        if body.minutes > longest:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"at most {longest:g} minutes at a time")
+        await self._check_reviewer(body.reviewer_badge, body.pin)
+        session = self._daemon.session
+        if body.fallback is None:
+            if session.degraded is None:
+                raise HttpError(HTTPStatus.CONFLICT, "no degraded mode is in force")
+            self._daemon.feed(DegradedModeEnded(body.reviewer_badge))
+        else:
+            fallback = Fallback(body.fallback)
+            request_ = DegradedModeRequested(
+                fallback, body.reviewer_badge, body.reason_code, body.minutes * 60
+            )
+            self._feed(request_, lambda: session.degraded is not None)
+        return json_response(status_json(self._daemon.status()))
+
+    async def _check_reviewer(self, badge: str, pin: str) -> None:
+        """Raise 429 while locked out, 403 for an unknown badge or a wrong PIN (audited)."""
         now = self._daemon.clock.monotonic()
         if self._limiter.locked(now):
-            self._refused(body.reviewer_badge, "locked_out")
+            self._refused(badge, "locked_out")
             wait = self._limiter.retry_after_s(now)
             message = f"too many wrong PINs; try again in {wait:.0f} s"
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, message, {"Retry-After": f"{wait:.0f}"})
-        reviewer = self._reviewers.get(body.reviewer_badge)
+        reviewer = self._reviewers.get(badge)
         # An unknown badge costs the same scrypt as a known one: timing must not tell which exist.
         pin_hash = reviewer.pin_hash if reviewer is not None else _DECOY_PIN_HASH
-        pin_ok = await asyncio.to_thread(verify_pin, body.pin, pin_hash) and reviewer is not None
+        pin_ok = await asyncio.to_thread(verify_pin, pin, pin_hash) and reviewer is not None
         if not pin_ok:
             self._limiter.failed(now)
-            self._refused(body.reviewer_badge, "bad_credentials")
+            self._refused(badge, "bad_credentials")
             raise HttpError(HTTPStatus.FORBIDDEN, "unknown reviewer badge or wrong PIN")
-        return self._override(body.reviewer_badge, body.reason_code)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -471,4 +515,5 @@ def status_json(status: StationStatus) -> dict[str, Any]:
         "outbox_depth": status.outbox_depth,
         "uptime_s": round(status.uptime_s, 1),
         "ready": not status.devices_down,
+        "degraded": status.degraded,
     }

@@ -44,6 +44,8 @@ function render(m) {
   $("station-id").textContent = m.station.id;
   $("packer").textContent = m.packer ?? t("ui.nobody");
   $("shadow-banner").hidden = m.station.mode !== "shadow";
+  $("degraded-banner").hidden = !m.degraded;
+  if (m.degraded) $("degraded-banner").textContent = t("ui.degraded", m.degraded);
   renderDevices(m.devices);
   renderCarton(m);
   renderWeight(m.weight);
@@ -78,10 +80,11 @@ function renderCarton(m) {
 }
 
 function checklistRow(line, channels) {
-  const row = el("tr", line.insert ? "insert" : "");
+  const row = el("tr", [line.insert ? "insert" : "", line.must_scan ? "must-scan" : ""].join(" ").trim());
   row.dataset.sku = line.sku;
   const name = el("td", "name", line.name);
-  name.append(el("span", "sku", line.insert ? `${line.sku} · ${t("ui.insert")}` : line.sku));
+  const tag = line.insert ? ` · ${t("ui.insert")}` : line.must_scan ? ` · ${t("ui.must_scan")}` : "";
+  name.append(el("span", "sku", line.sku + tag));
   row.append(name, el("td", "qty", String(line.expected)), el("td", "scanned", String(line.scanned)));
   for (const channel of channels) {
     const status = line.channels[channel]?.status ?? "pending";

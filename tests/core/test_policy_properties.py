@@ -73,3 +73,47 @@ def test_a_discrepancy_never_passes(data, expected) -> None:
     weight = data.draw(reports(expected, "weight", ChannelState.OK))
     deficit = ChannelReport("weight", ChannelState.OK, weight.findings, Discrepancy.DEFICIT)
     assert VerificationPolicy().decide(expected, [deficit]).outcome is Outcome.BLOCK
+
+
+@given(
+    st.data(),
+    expectations,
+    st.sampled_from([s for s in ChannelState if s is not ChannelState.OK]),
+    st.sampled_from([*CHANNELS, "scan"]),
+)
+def test_a_channel_a_sku_requires_never_passes_it_unless_ok_and_confirming(
+    data, expected, state, channel
+) -> None:
+    """Per-SKU requirements fail closed too: the channel a SKU needs is down, stale or unsure,
+    or up but silent, unsure or missing on that SKU: never PASS."""
+    sku = data.draw(st.sampled_from(sorted(expected)))
+    policy = VerificationPolicy(required_channels=frozenset(), sku_required={sku: {channel}})
+    others = [data.draw(reports(expected, c)) for c in CHANNELS if c != channel]
+    needed = data.draw(st.one_of(st.none(), reports(expected, channel, state)))
+    reports_ = [*others, needed] if needed else others
+    assert policy.decide(expected, reports_).outcome is not Outcome.PASS
+
+    up = data.draw(reports(expected, channel, ChannelState.OK))
+    unconfirmed = tuple(
+        f for f in up.findings if f.sku != sku or f.status is not FindingStatus.CONFIRMED
+    )
+    silent = ChannelReport(channel, ChannelState.OK, unconfirmed, up.discrepancy)
+    assert policy.decide(expected, [*others, silent]).outcome is not Outcome.PASS
+
+
+@given(st.data(), expectations)
+def test_findings_of_an_ignored_channel_change_nothing(data, expected) -> None:
+    sku = data.draw(st.sampled_from(sorted(expected)))
+    weight = data.draw(reports(expected, "weight", ChannelState.OK))
+    vision = data.draw(reports(expected, "vision", ChannelState.OK))
+    without = ChannelReport(
+        "vision",
+        ChannelState.OK,
+        tuple(f for f in vision.findings if f.sku != sku),
+        vision.discrepancy,
+    )
+    policy = VerificationPolicy(sku_ignored={sku: frozenset({"vision"})})
+    assert (
+        policy.decide(expected, [weight, vision]).outcome
+        is policy.decide(expected, [weight, without]).outcome
+    )

@@ -19,6 +19,7 @@ from station.weight_check import (
     ScaleState,
     WeightCheckConfig,
     WeightMeasurement,
+    absence_detection,
     evaluate_weight,
     expected_weight,
     tolerance_g,
@@ -289,3 +290,19 @@ def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
     assert report.discrepancy is Discrepancy.DEFICIT
     assert "other combinations" in report.reasons[0].message
     assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
+
+
+def test_what_the_packer_is_told_at_the_start_is_what_the_close_decides(catalog) -> None:
+    """absence_detection (the plan at order start) and evaluate_weight (at close, on the exact
+    expected weight) agree SKU by SKU on which units the weight can vouch for."""
+    box = catalog.boxes["BOX-S"]
+    expected = expected_weight(UNITS, catalog, box, CONFIG.packing_materials())
+    power = absence_detection(UNITS, catalog, box, lambda grams: SCALE_MPE_G, CONFIG)
+    report = weigh(catalog, UNITS, expected.mean_g)
+    for sku in UNITS:
+        finding = report.finding_for(sku)
+        confirmed = finding.status is FindingStatus.CONFIRMED
+        assert (power[sku] > 0) == confirmed
+        if confirmed:
+            assert power[sku] == pytest.approx(finding.confidence)
+    assert power["EAR-8"] == 0.0 and power["MUG-BLUE"] > 0.999

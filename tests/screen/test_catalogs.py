@@ -22,7 +22,14 @@ def message_keys_in_code() -> set[str]:
     source = "".join(p.read_text() for p in (REPO / "station").glob("*.py"))
     keys = set(re.findall(r'ShowMessage\(\s*"\w+",\s*"([a-z_]+\.[a-z_]+)"', source))
     keys |= set(re.findall(r'return "(override\.[a-z_]+)"', source))
-    return keys | {"logout.logout", "logout.inactivity", "close.use_code", "close.use_label"}
+    return keys | {
+        "logout.logout",
+        "logout.inactivity",
+        "close.use_code",
+        "close.use_label",
+        "degraded.started",
+        "degraded.ended",
+    }
 
 
 def test_both_locales_have_the_same_keys() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from station.carton_policy import StationPolicy
 from station.clock import ManualClock
 from station.codes import BadgeCode, BoxCode, CloseCode, OrderCartonCode
 from station.domain import Manifest, ManifestLine, expected_units
@@ -19,7 +20,6 @@ from station.verification import (
     ChannelState,
     FindingStatus,
     SkuFinding,
-    VerificationPolicy,
 )
 
 from .conftest import make_catalog
@@ -61,7 +61,12 @@ def new_session(
 ) -> tuple[Session, ManualClock]:
     clock = ManualClock()
     config = WorkflowConfig(mode=mode, close_by=close_by, inactivity_timeout_s=timeout_s)
-    return Session(config, CATALOG, VerificationPolicy(), clock), clock
+    return Session(config, CATALOG, StationPolicy(), clock, weigh_everything), clock
+
+
+def weigh_everything(expected, box) -> dict[str, float]:
+    """Every unit of the test catalog is far heavier than the weight tolerance."""
+    return dict.fromkeys(expected, 0.99)
 
 
 # The scripted way into each state, each step building on the previous one.

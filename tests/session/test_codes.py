@@ -70,7 +70,15 @@ def test_classifies_station_and_catalog_codes(classify, raw, expected):
     ],
 )
 def test_gs1_element_strings_find_the_gtin(classify, raw):
-    assert classify(raw) == ItemCode("TEA-1", 6)
+    code = classify(raw)
+    assert isinstance(code, ItemCode) and (code.sku, code.units) == ("TEA-1", 6)
+
+
+def test_gs1_serial_is_kept_so_a_second_scan_of_one_unit_is_recognised(classify):
+    assert classify(f"]d201{CASE_OF_SIX_TEA}21SN-0042{GS}17261231") == ItemCode(
+        "TEA-1", 6, serial="SN-0042"
+    )
+    assert classify(f"]d201{CASE_OF_SIX_TEA}17261231").serial is None
 
 
 def test_gs1_with_an_ean13_catalog_code(classify):

@@ -1,0 +1,158 @@
+"""The carton plan in the session: detectability at order start, unit scans, degraded mode."""
+
+from __future__ import annotations
+
+from station.carton_policy import Fallback, SkuRule, StationPolicy
+from station.clock import ManualClock
+from station.codes import BoxCode, CloseCode, ItemCode
+from station.session import (
+    STATION_FAULT,
+    VERIFICATION_RESULT,
+    DegradedModeEnded,
+    DegradedModeRequested,
+    EvidenceReady,
+    PublishEvent,
+    RecordAttempt,
+    RecordAudit,
+    Scanned,
+    Session,
+    SessionState,
+    ShowMessage,
+    Tick,
+    WorkflowConfig,
+)
+from station.verification import ChannelReport, ChannelState, Outcome
+
+from .drive import CATALOG, drive_to, weigh_everything, weight_report
+
+
+def session_with(policy: StationPolicy, power=weigh_everything) -> tuple[Session, ManualClock]:
+    clock = ManualClock()
+    return Session(WorkflowConfig(), CATALOG, policy, clock, power), clock
+
+
+def messages(effects) -> dict[str, dict]:
+    return {e.key: dict(e.params) for e in effects if isinstance(e, ShowMessage)}
+
+
+def published(effects, kind: str) -> list[dict]:
+    return [dict(e.data) for e in effects if isinstance(e, PublishEvent) and e.kind == kind]
+
+
+def close(session: Session, *reports: ChannelReport):
+    session.handle(Scanned(CloseCode()))
+    return session.handle(EvidenceReady(session.carton_view().attempts, reports))
+
+
+MUST_SCAN_TEA = StationPolicy(rules=(SkuRule(("TEA-*",), require=frozenset({"scan"})),))
+
+
+def test_packing_starts_by_telling_the_packer_what_to_scan_and_recording_the_plan() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.AWAITING_BOX)
+    effects = session.handle(Scanned(BoxCode("BOX-S")))
+    assert messages(effects)["order.scan_units"] == {"skus": ["TEA-1"], "names": "Green tea"}
+    (plan,) = [e for e in effects if isinstance(e, RecordAudit) and e.kind == "carton.plan"]
+    by_sku = {c["sku"]: c for c in plan.data["coverage"]}
+    assert by_sku["TEA-1"]["must_scan"] and by_sku["TEA-1"]["channels"] == ("weight", "scan")
+    assert {c.sku for c in session.carton_view().coverage} == {"MUG-1", "TEA-1"}
+
+
+def test_a_sku_no_sensor_proves_is_named_when_packing_starts() -> None:
+    session, _ = session_with(StationPolicy(), power=lambda expected, box: {"MUG-1": 0.99})
+    drive_to(session, SessionState.AWAITING_BOX)
+    effects = session.handle(Scanned(BoxCode("BOX-S")))
+    assert messages(effects)["order.unproven"]["skus"] == ["TEA-1"]
+
+
+def test_a_must_scan_sku_not_scanned_blocks_and_scanning_it_passes() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    effects = close(session, weight_report())
+    (result,) = published(effects, VERIFICATION_RESULT)
+    assert result["outcome"] == "BLOCK"
+    assert result["missing"][0]["sku"] == "TEA-1" and result["missing"][0]["quantity"] == 1
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    effects = close(session, weight_report())
+    assert published(effects, VERIFICATION_RESULT)[0]["outcome"] == "PASS"
+
+
+def test_the_same_serial_scanned_twice_counts_once() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))
+    assert messages(effects)["item.double_scan"]["serial"] == "S1"
+    assert session.carton_view().scanned_units == {"TEA-1": 1}
+    effects = close(session, weight_report())
+    assert published(effects, VERIFICATION_RESULT)[0]["outcome"] == "BLOCK"
+
+
+def test_a_scanned_unit_of_another_order_blocks_as_extra() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    assert "item.not_on_order" in messages(session.handle(Scanned(ItemCode("SPOON-1", 1))))
+    (result,) = published(close(session, weight_report()), VERIFICATION_RESULT)
+    assert result["outcome"] == "BLOCK" and result["extra"][0]["sku"] == "SPOON-1"
+
+
+def authorise(session: Session, reviewer: str = "R9", minutes: float = 30):
+    return session.handle(
+        DegradedModeRequested(Fallback.SCAN_FOR_WEIGHT, reviewer, "scale_down", minutes * 60)
+    )
+
+
+def test_scan_for_weight_lets_scanned_cartons_pass_with_the_scale_down_and_flags_events() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    scale_down = ChannelReport("weight", ChannelState.DOWN)
+    assert published(close(session, scale_down), VERIFICATION_RESULT)[0]["outcome"] == "REVIEW"
+
+    started = authorise(session)
+    (fault,) = published(started, STATION_FAULT)
+    assert fault["fault"] == "degraded_mode" and not fault["cleared"]
+    assert fault["degraded"]["authorised_by"] == "R9"
+    # still held: the units were not scanned
+    assert published(close(session, scale_down), VERIFICATION_RESULT)[0]["outcome"] == "BLOCK"
+    session.handle(Scanned(ItemCode("MUG-1", 1)))
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    effects = close(session, scale_down)
+    (result,) = published(effects, VERIFICATION_RESULT)
+    assert result["outcome"] == "PASS"
+    assert result["degraded"]["fallback"] == "scan_for_weight"
+    (attempt,) = [e.record for e in effects if isinstance(e, RecordAttempt)]
+    assert attempt.degraded == result["degraded"]
+
+
+def test_the_packer_cannot_authorise_a_degraded_mode_for_themselves() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    effects = authorise(session, reviewer="P1")
+    assert "degraded.own_station" in messages(effects) and session.degraded is None
+
+
+def test_degraded_mode_lapses_on_time_and_can_be_ended_early() -> None:
+    session, clock = session_with(StationPolicy())
+    drive_to(session, SessionState.IDLE)
+    authorise(session, minutes=10)
+    clock.advance(9 * 60)
+    assert session.handle(Tick(clock.monotonic())) == [] and session.degraded is not None
+    clock.advance(61)
+    (ended,) = published(session.handle(Tick(clock.monotonic())), STATION_FAULT)
+    assert ended["cleared"] and session.degraded is None
+    authorise(session)
+    (ended,) = published(session.handle(DegradedModeEnded("R9")), STATION_FAULT)
+    assert ended["cleared"] and "ended by R9" in ended["message"]
+    assert session.handle(Scanned(CloseCode()))  # nothing open: a message, no crash
+
+
+def test_without_a_degraded_mode_a_down_scale_never_passes_even_when_all_is_scanned() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    for sku, n in (("MUG-1", 1), ("TEA-1", 2)):
+        for _ in range(n):
+            session.handle(Scanned(ItemCode(sku, 1)))
+    effects = close(session, ChannelReport("weight", ChannelState.DOWN))
+    assert published(effects, VERIFICATION_RESULT)[0]["outcome"] == Outcome.REVIEW.value
