@@ -1,0 +1,336 @@
+"""Per-insertion weight: every settled step of the platter's weight matched to what went in. Pure.
+
+The total weight of a carton cannot tell an 8 g pair of earrings from the spread of a 2 kg
+carton; the step the earrings make when they go in can, because one step carries the spread of one
+or two units, not of the whole carton (the way checkweighing lines check the gain after each
+part). So while a carton is packed the weight channel records each settled step (StepRecorder),
+and at close each step is explained, in order, by the units still to go in (one or two at once),
+the box, the packing materials, or by a unit taken out again: a small Bayesian choice between
+those and "something else" (void fill, a hand, a unit of another order), with a prior that makes
+one unit likelier than two.
+
+The report fails safe: it counts units only when packing was watched from an empty platter and
+every step was explained with at least `min_confidence`; otherwise it is UNSURE with the step it
+could not explain, and (unless a station requires the channel) changes nothing. When it counts,
+a SKU with fewer units than the manifest is missing (the light item the total could not see), and
+with exactly as many it is confirmed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from station.domain import BoxType, Catalog
+from station.verification import ChannelReport, ChannelState, FindingStatus, Reason, SkuFinding
+from station.weight_check import PackingMaterial
+
+CHANNEL = "insertion"
+_TWO_AT_ONCE = 0.15  # prior share of steps that are two pieces put in before the scale settled
+_SOMETHING_ELSE = 0.01  # prior chance a step is none of the pieces (fill, a hand, a stray unit)
+_SOMETHING_ELSE_SPAN_G = 2_000.0  # ...spread evenly over this many grams
+
+
+@dataclass(frozen=True, slots=True)
+class WeightStep:
+    """The platter went from one settled weight to another."""
+
+    before_g: float
+    after_g: float
+    at: float  # monotonic
+
+    @property
+    def delta_g(self) -> float:
+        return self.after_g - self.before_g
+
+
+class StepRecorder:
+    """Turns the stream of settled weights into steps between settled levels."""
+
+    def __init__(self, min_step_g: float) -> None:
+        self._min_step_g = min_step_g
+        self._level: float | None = None
+        self.started_from: float | None = None  # the level when recording started
+        self.steps: list[WeightStep] = []
+
+    def reset(self, level_g: float | None) -> None:
+        """Start recording a new carton from the current settled weight (None: not settled)."""
+        self._level = self.started_from = level_g
+        self.steps = []
+
+    def observe(self, settled_g: float | None, at: float) -> None:
+        if settled_g is None:
+            return
+        if self._level is None:
+            self._level = settled_g
+            if self.started_from is None and not self.steps:
+                self.started_from = settled_g
+            return
+        if abs(settled_g - self._level) >= self._min_step_g:
+            self.steps.append(WeightStep(self._level, settled_g, at))
+            self._level = settled_g
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    name: str  # a SKU, or "box" / a material's name
+    mean_g: float
+    sigma_g: float
+    is_unit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Packing:
+    """One hypothesis about the whole packing so far: what went in, step by step."""
+
+    log_p: float
+    to_go: Counter[str]
+    placed: Counter[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PackingExplanation:
+    """The posterior over how the steps came about, as far as the report needs it."""
+
+    p_explained: float  # chance every step was one or two expected pieces
+    counts: Mapping[str, Mapping[int, float]]  # SKU -> units placed -> probability (explained)
+
+    def likeliest(self, sku: str) -> tuple[int, float]:
+        dist = self.counts.get(sku, {0: 1.0})
+        return max(dist.items(), key=lambda kv: kv[1])
+
+
+def explain_steps(
+    steps: Sequence[WeightStep],
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    materials: Iterable[PackingMaterial],
+    scale_error_at: Callable[[float], float],
+    missing_prior: float,
+    beam_width: int = 24,
+) -> PackingExplanation:
+    """Every step explained jointly (a beam search over whole packings, not step by step: an 8 g
+    step later settles whether the first step was box + paperwork or box + earrings). Packings
+    that put any step down to "something else" are pooled into one lost mass: the report only
+    needs how likely it is that everything was explained."""
+    pieces = _pieces(expected_units, catalog, box, materials)
+    to_go: Counter[str] = Counter({p: 1 for p in pieces if not pieces[p].is_unit})
+    to_go.update({sku: n for sku, n in expected_units.items() if sku in pieces})
+    beam = [_Packing(0.0, to_go, Counter())]
+    lost = -math.inf  # log of the pooled mass of packings with an unexplained step
+    other = math.log(_SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G)
+    for step in steps:
+        noise = math.hypot(scale_error_at(step.before_g), scale_error_at(step.after_g))
+        putting_in = step.delta_g > 0
+        union: Counter[str] = Counter()
+        for packing in beam:
+            union |= packing.to_go if putting_in else packing.placed
+        candidates = list(_hypotheses(abs(step.delta_g), union, pieces, noise / 3**0.5))
+        grown = [
+            _moved(packing, names, math.log(p), putting_in)
+            for packing in beam
+            for names, p in candidates
+            if _available(packing.to_go if putting_in else packing.placed, names)
+        ]
+        lost = _log_add(lost + other, _log_sum(p.log_p for p in beam) + other)
+        beam = _merge_and_prune(grown, beam_width)
+        if not beam:
+            break
+    always = {name for name, piece in pieces.items() if not piece.is_unit}
+    # Each unit never seen going in is a unit missing: as unlikely as the prior says, so that
+    # "the earrings went in with the mug" is weighed against "the earrings are not there".
+    short = math.log(missing_prior)
+    beam = [
+        _Packing(p.log_p + short * sum(p.to_go[s] for s in expected_units), p.to_go, p.placed)
+        for p in beam
+    ]
+    return _posterior(beam, lost, list(expected_units), always)
+
+
+def _available(pool: Counter[str], names: tuple[str, ...]) -> bool:
+    return all(pool[name] >= count for name, count in Counter(names).items())
+
+
+def _moved(packing: _Packing, names: tuple[str, ...], log_p: float, putting_in: bool) -> _Packing:
+    moved = Counter(names)
+    to_go, placed = packing.to_go.copy(), packing.placed.copy()
+    if putting_in:
+        to_go.subtract(moved)
+        placed.update(moved)
+    else:
+        placed.subtract(moved)
+        to_go.update(moved)
+    return _Packing(packing.log_p + log_p, +to_go, +placed)
+
+
+def _merge_and_prune(packings: list[_Packing], width: int) -> list[_Packing]:
+    """Packings that reached the same state are one (their chances add); keep the likeliest."""
+    merged: dict[tuple[tuple[str, int], ...], _Packing] = {}
+    for packing in packings:
+        key = tuple(sorted(packing.placed.items()))
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = packing
+        else:
+            merged[key] = _Packing(_log_add(seen.log_p, packing.log_p), seen.to_go, seen.placed)
+    return sorted(merged.values(), key=lambda p: p.log_p, reverse=True)[:width]
+
+
+def _posterior(
+    beam: list[_Packing], lost: float, skus: list[str], always: set[str]
+) -> PackingExplanation:
+    # A packing that explained every step but left the box or the paperwork out is impossible
+    # (they are in every carton); one that lost a step may have hidden them in it.
+    possible = [p for p in beam if not always & set(+p.to_go)]
+    if not possible:
+        return PackingExplanation(0.0, {})
+    explained = _log_sum(p.log_p for p in possible)
+    p_explained = 1.0 / (1.0 + math.exp(lost - explained)) if lost > -math.inf else 1.0
+    weights = [(p, math.exp(p.log_p - explained)) for p in possible]
+    counts: dict[str, dict[int, float]] = {}
+    for sku in skus:
+        dist: dict[int, float] = {}
+        for packing, w in weights:
+            n = packing.placed.get(sku, 0)
+            dist[n] = dist.get(n, 0.0) + w
+        counts[sku] = dist
+    return PackingExplanation(p_explained, counts)
+
+
+def _log_add(a: float, b: float) -> float:
+    high, low = max(a, b), min(a, b)
+    if high == -math.inf:
+        return high
+    return high + math.log1p(math.exp(low - high))
+
+
+def _log_sum(values: Iterable[float]) -> float:
+    total = -math.inf
+    for value in values:
+        total = _log_add(total, value)
+    return total
+
+
+def evaluate_insertions(
+    steps: Sequence[WeightStep],
+    started_from_g: float | None,
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    materials: Iterable[PackingMaterial],
+    scale_error_at: Callable[[float], float],
+    min_confidence: float,
+    empty_band_g: float,
+    missing_prior: float,
+) -> ChannelReport:
+    """The per-insertion channel's report for a carton packed on the platter."""
+    if started_from_g is None or abs(started_from_g) > empty_band_g:
+        return _unsure("insertion_not_watched", "Packing did not start on an empty platter.")
+    if not steps:
+        return _unsure("insertion_none", "No insertion was seen on the scale.")
+    materials = tuple(m for m in materials if m.mean_g > 0)
+    explained = explain_steps(
+        steps, expected_units, catalog, box, materials, scale_error_at, missing_prior
+    )
+    if explained.p_explained < min_confidence:
+        return _unsure(
+            "insertion_unexplained",
+            f"Some of the {len(steps)} steps on the scale match nothing expected in this carton "
+            f"(explained with {explained.p_explained:.0%} confidence).",
+        )
+    findings = []
+    for sku, n in sorted(expected_units.items()):
+        counted, p = explained.likeliest(sku)
+        findings.append(_finding(sku, n, counted, p * explained.p_explained))
+    return ChannelReport(
+        CHANNEL,
+        ChannelState.OK,
+        tuple(findings),
+        measurements={"steps": float(len(steps)), "p_explained": explained.p_explained},
+    )
+
+
+def _finding(sku: str, expected: int, counted: int, confidence: float) -> SkuFinding:
+    detail = f"{counted} of {expected} seen going in"
+    if counted == expected:
+        return SkuFinding(sku, FindingStatus.CONFIRMED, expected, counted, confidence, detail)
+    status = FindingStatus.MISSING if counted < expected else FindingStatus.EXTRA
+    return SkuFinding(sku, status, expected, counted, confidence, detail)
+
+
+def _unsure(code: str, message: str) -> ChannelReport:
+    return ChannelReport(CHANNEL, ChannelState.UNSURE, reasons=(Reason(code, message, CHANNEL),))
+
+
+def _pieces(
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    materials: Iterable[PackingMaterial],
+) -> dict[str, _Piece]:
+    pieces = {
+        sku: _Piece(sku, item.unit_weight_g, item.weight_spread_g, True)
+        for sku in expected_units
+        if (item := catalog.items.get(sku)) is not None
+        and item.weighable
+        and item.unit_weight_g is not None
+    }
+    if box is not None:
+        pieces["box"] = _Piece("box", box.tare_g, box.tare_spread_g, False)
+    for m in materials:
+        pieces[m.name] = _Piece(m.name, m.mean_g, m.spread_g, False)
+    return pieces
+
+
+def _hypotheses(
+    grams: float, pool: Mapping[str, int], pieces: Mapping[str, _Piece], noise_sigma_g: float
+) -> Iterable[tuple[tuple[str, ...], float]]:
+    """(pieces, prior x likelihood) of one or two pieces from `pool` that could make a step of
+    `grams`. Pairs are found by bisection over sorted means, so a 100-unit carton costs a few
+    likelihoods per step, not thousands."""
+    names = sorted((n for n, count in pool.items() if count > 0), key=lambda n: pieces[n].mean_g)
+    means = [pieces[n].mean_g for n in names]
+    one = (1 - _TWO_AT_ONCE) / max(1, len(names))
+    two = _TWO_AT_ONCE / max(1, len(names) * (len(names) + 1) // 2)
+    for n in names:
+        p = _likelihood(grams, (pieces[n],), noise_sigma_g)
+        if p > 0:
+            yield (n,), p * one
+    for names_, p in _pairs(grams, names, means, pool, pieces, noise_sigma_g):
+        if p > 0:
+            yield names_, p * two
+
+
+def _pairs(
+    grams: float,
+    names: list[str],
+    means: list[float],
+    pool: Mapping[str, int],
+    pieces: Mapping[str, _Piece],
+    noise_sigma_g: float,
+) -> Iterable[tuple[tuple[str, ...], float]]:
+    widest = max((pieces[n].sigma_g for n in names), default=0.0)
+    window = 6 * math.hypot(noise_sigma_g, widest * math.sqrt(2))
+    for i, first in enumerate(names):
+        wanted = grams - means[i]
+        lo = bisect.bisect_left(means, wanted - window, lo=i)
+        hi = bisect.bisect_right(means, wanted + window, lo=i)
+        for j in range(lo, hi):
+            second = names[j]
+            if second == first and pool[first] < 2:
+                continue
+            both = (pieces[first], pieces[second])
+            yield (first, second), _likelihood(grams, both, noise_sigma_g)
+
+
+def _likelihood(grams: float, pieces: Sequence[_Piece], noise_sigma_g: float) -> float:
+    mean = sum(p.mean_g for p in pieces)
+    sigma = math.sqrt(noise_sigma_g**2 + sum(p.sigma_g**2 for p in pieces)) or 1e-6
+    z = (grams - mean) / sigma
+    if abs(z) > 8:  # nothing a packing could come from: keep the beam for real candidates
+        return 0.0
+    return math.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi))
