@@ -20,6 +20,7 @@ from station.rfid_check import RfidCheckConfig
 from station.scanner import ScannerConfig
 from station.session import WorkflowConfig
 from station.weight_check import WeightCheckConfig
+from vision.config import VisionConfig
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
@@ -50,10 +51,15 @@ class ManifestsSection(Strict):
 
 
 class PolicySection(Strict):
-    required_channels: list[Literal["weight", "rfid"]] = Field(
+    required_channels: list[Literal["weight", "rfid", "vision"]] = Field(
         default=["weight"],
         description="Channels that must vouch for every carton; a required channel that is down, "
         "stale or unsure sends the carton to REVIEW.",
+    )
+    advisory_channels: list[Literal["rfid", "vision"]] = Field(
+        default=[],
+        description="Channels on trial: their reports and evidence are recorded with every "
+        "verdict but decide nothing (neither block nor confirm). Never also required.",
     )
     min_confidence: float = Field(
         default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
@@ -118,6 +124,11 @@ class StationConfig(Strict):
         default=None,
         description="RFID readers and the decisive read window; absent: no RFID channel.",
     )
+    vision: VisionConfig | None = Field(
+        default=None,
+        description="The overhead camera: item count and codes per insertion; absent: no vision "
+        "channel (and no camera or inference stack is loaded).",
+    )
 
     @model_validator(mode="after")
     def _unique_reviewers(self) -> StationConfig:
@@ -136,9 +147,21 @@ class StationConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _required_channels_configured(self) -> StationConfig:
-        if "rfid" in self.policy.required_channels and self.rfid is None:
-            raise ValueError("policy.required_channels names rfid but there is no [rfid] section")
+    def _policy_channels_configured(self) -> StationConfig:
+        policy = self.policy
+        configured = {"rfid": self.rfid is not None, "vision": self.vision is not None}
+        for key, channels in (
+            ("required_channels", policy.required_channels),
+            ("advisory_channels", policy.advisory_channels),
+        ):
+            for channel in channels:
+                if not configured.get(channel, True):
+                    raise ValueError(
+                        f"policy.{key} names {channel} but there is no [{channel}] section"
+                    )
+        both = set(policy.required_channels) & set(policy.advisory_channels)
+        if both:
+            raise ValueError(f"policy: {', '.join(sorted(both))} both required and advisory")
         return self
 
     def resolve_paths(self, base: Path) -> StationConfig:
@@ -157,4 +180,6 @@ class StationConfig(Strict):
         update = {"station": station, "catalog": catalog, "manifests": manifests, "api": api}
         if self.rfid is not None:
             update["rfid"] = self.rfid.resolve_paths(base)
+        if self.vision is not None:
+            update["vision"] = self.vision.resolve_paths(base)
         return self.model_copy(update=update)

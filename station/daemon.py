@@ -133,6 +133,7 @@ class StationDaemon:
             corroborate=frozenset(
                 {"rfid"} if config.rfid is not None and config.rfid.require_second_channel else ()
             ),
+            advisory=frozenset(config.policy.advisory_channels),
         )
         self.session = Session(config.workflow, self.catalog, policy, self.clock)
         self.scanners = [

@@ -1,6 +1,6 @@
 """Channel reports and the verification policy that turns them into one verdict. Pure: no I/O.
 
-Every channel (weight today; RFID, vision and per-unit scan later) reports the same shape: its own
+Every channel (weight, RFID, vision; per-unit scan later) reports the same shape: its own
 health for this carton, per-SKU findings with a confidence or "not applicable", and optionally a
 carton-level discrepancy it cannot pin on one SKU (a weight deficit). The policy never trusts a
 channel that is down, stale or unsure when that channel is required: it fails closed to REVIEW.
@@ -9,7 +9,7 @@ channel that is down, stale or unsure when that channel is required: it fails cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -71,6 +71,15 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """A file kept as evidence of a report (an annotated camera frame): where, and its digest."""
+
+    path: str
+    sha256: str
+    media_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelReport:
     channel: str
     state: ChannelState
@@ -82,6 +91,10 @@ class ChannelReport:
     # What the channel saw that a person must look at whatever else it found (an RFID tag that
     # maps to no SKU, or one already shipped): the carton goes to REVIEW unless it is blocked.
     review: tuple[Reason, ...] = ()
+    # What the report rests on, kept with the verdict and never decided on (the model's hash
+    # and version), and the files that show what the channel saw.
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[EvidenceFile, ...] = ()
 
     def finding_for(self, sku: str) -> SkuFinding | None:
         return next((f for f in self.findings if f.sku == sku), None)
@@ -116,9 +129,21 @@ class VerificationPolicy:
     # Channels whose confirmation alone does not verify a SKU (e.g. {"rfid"}: a tag read proves
     # the unit near the antennas; a second channel must vouch for it too).
     corroborate: frozenset[str] = frozenset()
+    # Channels on trial: their reports are kept with the verdict but decide nothing (a vision
+    # model not yet accurate enough to block on).
+    advisory: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        both = self.required_channels & self.advisory
+        if both:
+            raise ValueError(f"a channel cannot be both required and advisory: {sorted(both)}")
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
-        reports = tuple(reports)
+        kept = tuple(reports)
+        verdict = self._decide(expected, tuple(r for r in kept if r.channel not in self.advisory))
+        return replace(verdict, reports=kept)
+
+    def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
         reasons: list[Reason] = list(self._unavailable(by_channel))
         if reasons:
