@@ -203,9 +203,11 @@ class VisionEvidenceChannel(EvidenceChannel):
             camera_up=camera.camera_up,
             camera_detail=camera.worker.down_reason or camera.grabber.health.detail,
         )
+        encoding = time.monotonic()
         images = await asyncio.to_thread(
             camera.evidence_images, _caption(report), self._folder(request)
         )
+        encoding_ms = (time.monotonic() - encoding) * 1000
         if images:
             self.latest_image = images[-1]
         info = camera.model_info
@@ -221,6 +223,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 "measurements": dict(report.measurements),
                 "reasons": [r.code for r in report.reasons],
                 "images": [f.path for f in report.files],
+                "evidence_ms": round(encoding_ms, 1),
                 "model_version": info.version,
             },
         )

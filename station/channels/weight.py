@@ -67,7 +67,9 @@ class WeightChannel(EvidenceChannel):
             clock=context.clock,
         )
         self._changed = asyncio.Event()
-        self._level_g: float | None = None  # the last settled level steps are measured from
+        # The last settled level steps are measured from; a scale is zeroed empty, so the first
+        # box put down is a step even if the empty platter never had time to settle.
+        self._level_g = 0.0
         self._step_listeners: list[Callable[[WeightStep], None]] = []
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
@@ -125,12 +127,10 @@ class WeightChannel(EvidenceChannel):
         settled = self.tracker.settled(now)
         if settled is None:
             return
-        level, self._level_g = self._level_g, settled
-        if level is None:  # the first settled weight since start is where steps count from
-            return
+        level = self._level_g
         if abs(settled - level) <= self.scale_config.motion_band_g:
-            self._level_g = level  # drift inside the band moves nothing
-            return
+            return  # drift inside the band moves nothing
+        self._level_g = settled
         step = WeightStep(level, settled, now)
         for listener in self._step_listeners:
             try:
