@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rfid.identity import EpcSkuResolver
+from simulators.camera_scene import CameraScene, SceneUnit, write_scene
 from simulators.rfid_sim import SimTag, TagField, sgtin_for_gtin
 from simulators.rfid_sim_llrp import LlrpReaderSimulator
 from simulators.scale_sim import ScaleSimulator
 from simulators.scanner_sim import PtySerialScanner
 from station.catalog_file import load_catalog
-from station.domain import Catalog, Manifest
+from station.domain import Catalog, ItemKind, Manifest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = REPO / "config" / "catalog.example.json"
@@ -55,6 +56,10 @@ class SimulatedStation:
     extra_config: str = ""  # TOML appended to the generated config ([api], [[reviewers]], ...)
     rfid: bool = False  # an LLRP reader under the platter; tagged units carry SGTIN-96 tags
     rfid_options: str = ""  # extra keys of the [rfid] section, e.g. "require_second_channel = true"
+    # An overhead camera (the daemon's [vision] simulator source) that renders the units put in
+    # the carton, insertion by insertion; off by default (no camera stack loaded).
+    camera: bool = False
+    vision_options: str = ""  # extra keys of the [vision] section, e.g. "capture_timeout_s = 2"
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -72,11 +77,15 @@ class SimulatedStation:
         self._next_serial = 100_000 * self.seed + 1
         self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
         self.beside_epcs: dict[str, bytes] = {}  # SKU -> tag of a unit left beside the box
+        self.scene_path = self.workdir / "camera-scene.json"
+        self.scene = CameraScene()  # what the camera sees in the carton on the platter
 
     def start(self) -> SimulatedStation:
         self.scale.start()
         if self.rfid_reader is not None:
             self.rfid_reader.start()
+        if self.camera:
+            write_scene(self.scene_path, self.scene)
         self.config_path.write_text(self.config_toml())
         return self
 
@@ -149,7 +158,8 @@ level = "INFO"
 json_lines = true
 {self._api_default()}
 {self.extra_config}
-{self._rfid_toml()}"""
+{self._rfid_toml()}
+{self._vision_toml()}"""
 
     def _rfid_toml(self) -> str:
         if self.rfid_reader is None:
@@ -175,6 +185,26 @@ antennas = [{{ antenna = 1, rssi_floor_dbm = {RFID_FLOOR_DBM} }}]
 min_seen_count = 3
 """
 
+    def _vision_toml(self) -> str:
+        if not self.camera:
+            return ""
+        return f"""
+[vision]
+capture_timeout_s = 2.0
+{self.vision_options}
+
+[vision.source]
+type = "simulator"
+scene_file = "{self.scene_path}"
+seed = {self.seed}
+width = 640
+height = 480
+interval_s = 0.05
+
+[vision.barcodes]
+formats = ["EAN13"]
+"""
+
     def _api_default(self) -> str:
         # A free port unless the test configures [api] itself: several rigs (and a leftover
         # daemon still closing its socket) must never fight over the default 8420.
@@ -197,6 +227,7 @@ min_seen_count = 3
             self.tag_field.remove(epc)
         self.carton_epcs = []
         self.beside_epcs = {}
+        self._show(CameraScene(carton=self.scene.carton + 1))
 
     # -- RFID tags -----------------------------------------------------------------------------
 
@@ -229,6 +260,7 @@ min_seen_count = 3
         if epc is not None:
             self.carton_epcs.remove(epc)
             self.tag_field.remove(epc)
+        self._camera_take(sku)
         epc = epc or self.new_tag(sku)
         if epc is not None:
             self.tag_field.add(SimTag(epc, 1, BESIDE_DBM, 2.0, 0.9))
@@ -244,6 +276,7 @@ min_seen_count = 3
         self.tag_field.remove(epc)
         self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
         self.carton_epcs.append(epc)
+        self._camera_put(sku)
         self.place(self.unit_weight(sku))
 
     def take_away(self, sku: str) -> bytes | None:
@@ -253,6 +286,7 @@ min_seen_count = 3
         if epc is not None:
             self.carton_epcs.remove(epc)
             self.tag_field.remove(epc)
+        self._camera_take(sku)
         return epc
 
     def pass_cart(self, sku: str, count: int = 30, duration_s: float = 0.5) -> list[bytes]:
@@ -349,8 +383,37 @@ min_seen_count = 3
         return list(leave_out)
 
     def add_unit(self, sku: str) -> None:
+        self._camera_put(sku)
         self.place(self.unit_weight(sku))
         self._tag_in_carton(sku)
+
+    # -- the overhead camera -------------------------------------------------------------------
+
+    def hand_over_carton(self, present: bool = True) -> None:
+        """The packer's hand over the carton (or gone again), as the camera sees it."""
+        self._show(self.scene.model_copy(update={"hand": present}))
+
+    def _camera_put(self, sku: str) -> None:
+        """The camera sees a unit go in, if the catalog says a camera can see that SKU."""
+        item = self.catalog.items[sku]
+        if item.kind is not ItemKind.PRODUCT or not item.vision_visible:
+            return
+        gtin = next((b.code for b in item.barcodes if len(b.code) == 13), None)
+        units = (*self.scene.units, SceneUnit(sku=sku, gtin=gtin))
+        self._show(self.scene.model_copy(update={"units": units}))
+
+    def _camera_take(self, sku: str) -> None:
+        units = list(self.scene.units)
+        for i in range(len(units) - 1, -1, -1):  # the last one put in comes out
+            if units[i].sku == sku:
+                del units[i]
+                self._show(self.scene.model_copy(update={"units": tuple(units)}))
+                return
+
+    def _show(self, scene: CameraScene) -> None:
+        self.scene = scene
+        if self.camera:
+            write_scene(self.scene_path, scene)
 
     def close(self) -> None:
         self.scan("CLOSE")

@@ -118,6 +118,7 @@ class StationPolicy:
     required_channels: frozenset[str] = frozenset({"weight"})
     min_confidence: float = 0.9
     corroborate: frozenset[str] = frozenset()  # channels that may not vouch alone
+    advisory: frozenset[str] = frozenset()  # channels on trial: recorded, decide nothing
     rules: tuple[SkuRule, ...] = ()
     scan_serial_controlled: bool = False
     uncovered_action: UncoveredAction = "review"
@@ -131,7 +132,7 @@ class StationPolicy:
     ) -> CartonPlan:
         """The plan for a carton expecting `expected` (verifiable SKUs -> units)."""
         replaced = degraded.fallback.replaces if degraded else None
-        channels = self.channels - {replaced}
+        channels = self.channels - self.advisory - {replaced}
         required = self.required_channels - {replaced}
         sku_required: dict[str, frozenset[str]] = {}
         sku_ignored: dict[str, frozenset[str]] = {}
@@ -163,6 +164,7 @@ class StationPolicy:
             required_channels=required,
             min_confidence=self.min_confidence,
             corroborate=self.corroborate,
+            advisory=self.advisory,
             sku_required=sku_required,
             sku_ignored=sku_ignored,
         )

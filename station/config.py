@@ -21,6 +21,7 @@ from station.rfid_check import RfidCheckConfig
 from station.scanner import ScannerConfig
 from station.session import WorkflowConfig
 from station.weight_check import WeightCheckConfig
+from vision.config import VisionConfig
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
@@ -50,8 +51,8 @@ class ManifestsSection(Strict):
     )
 
 
-SensorChannel = Literal["weight", "rfid"]
-AnyChannel = Literal["weight", "rfid", "scan"]
+SensorChannel = Literal["weight", "rfid", "vision"]
+AnyChannel = Literal["weight", "rfid", "vision", "scan"]
 
 
 class SkuRuleSection(Strict):
@@ -74,6 +75,11 @@ class PolicySection(Strict):
         default=["weight"],
         description="Channels that must vouch for every carton; a required channel that is down, "
         "stale or unsure sends the carton to REVIEW.",
+    )
+    advisory_channels: list[Literal["rfid", "vision"]] = Field(
+        default=[],
+        description="Channels on trial: their reports and evidence are recorded with every "
+        "verdict but decide nothing (neither block nor confirm). Never also required.",
     )
     min_confidence: float = Field(
         default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
@@ -158,6 +164,11 @@ class StationConfig(Strict):
         default=None,
         description="RFID readers and the decisive read window; absent: no RFID channel.",
     )
+    vision: VisionConfig | None = Field(
+        default=None,
+        description="The overhead camera: item count and codes per insertion; absent: no vision "
+        "channel (and no camera or inference stack is loaded).",
+    )
 
     @model_validator(mode="after")
     def _unique_reviewers(self) -> StationConfig:
@@ -176,14 +187,26 @@ class StationConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _required_channels_configured(self) -> StationConfig:
-        if "rfid" in self.policy.required_channels and self.rfid is None:
-            raise ValueError("policy.required_channels names rfid but there is no [rfid] section")
+    def _policy_channels_configured(self) -> StationConfig:
+        policy = self.policy
+        configured = {"rfid": self.rfid is not None, "vision": self.vision is not None}
+        for key, channels in (
+            ("required_channels", policy.required_channels),
+            ("advisory_channels", policy.advisory_channels),
+        ):
+            for channel in channels:
+                if not configured.get(channel, True):
+                    raise ValueError(
+                        f"policy.{key} names {channel} but there is no [{channel}] section"
+                    )
+        both = set(policy.required_channels) & set(policy.advisory_channels)
+        if both:
+            raise ValueError(f"policy: {', '.join(sorted(both))} both required and advisory")
         return self
 
     @model_validator(mode="after")
     def _rule_channels_configured(self) -> StationConfig:
-        present = {"weight", "scan"} | ({"rfid"} if self.rfid is not None else set())
+        present = {"weight", "scan"} | set(_configured_sensors(self))
         for n, rule in enumerate(self.policy.sku_rules):
             missing = set(rule.require) - present
             if missing:
@@ -209,17 +232,19 @@ class StationConfig(Strict):
         update = {"station": station, "catalog": catalog, "manifests": manifests, "api": api}
         if self.rfid is not None:
             update["rfid"] = self.rfid.resolve_paths(base)
+        if self.vision is not None:
+            update["vision"] = self.vision.resolve_paths(base)
         return self.model_copy(update=update)
 
 
 def station_policy(config: StationConfig) -> StationPolicy:
     """The decision policy this config describes (see station.carton_policy)."""
     section = config.policy
-    channels = {"weight"} | ({"rfid"} if config.rfid is not None else set())
     second = config.rfid is not None and config.rfid.require_second_channel
     return StationPolicy(
-        channels=frozenset(channels),
+        channels=frozenset({"weight", *_configured_sensors(config)}),
         required_channels=frozenset(section.required_channels),
+        advisory=frozenset(section.advisory_channels),
         min_confidence=section.min_confidence,
         corroborate=frozenset({"rfid"} if second else ()),
         rules=tuple(
@@ -229,3 +254,7 @@ def station_policy(config: StationConfig) -> StationPolicy:
         scan_serial_controlled=section.scan_serial_controlled,
         uncovered_action=section.uncovered_action,
     )
+
+
+def _configured_sensors(config: StationConfig) -> list[str]:
+    return [name for name in ("rfid", "vision") if getattr(config, name) is not None]

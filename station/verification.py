@@ -1,6 +1,6 @@
 """Channel reports and the verification policy that turns them into one verdict. Pure: no I/O.
 
-Every channel (weight today; RFID, vision and per-unit scan later) reports the same shape: its own
+Every channel (weight, RFID, vision; per-unit scan later) reports the same shape: its own
 health for this carton, per-SKU findings with a confidence or "not applicable", and optionally a
 carton-level discrepancy it cannot pin on one SKU (a weight deficit). The policy never trusts a
 channel that is down, stale or unsure when that channel is required: it fails closed to REVIEW.
@@ -8,9 +8,8 @@ channel that is down, stale or unsure when that channel is required: it fails cl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -72,6 +71,15 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """A file kept as evidence of a report (an annotated camera frame): where, and its digest."""
+
+    path: str
+    sha256: str
+    media_type: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelReport:
     channel: str
     state: ChannelState
@@ -83,6 +91,10 @@ class ChannelReport:
     # What the channel saw that a person must look at whatever else it found (an RFID tag that
     # maps to no SKU, or one already shipped): the carton goes to REVIEW unless it is blocked.
     review: tuple[Reason, ...] = ()
+    # What the report rests on, kept with the verdict and never decided on (the model's hash
+    # and version), and the files that show what the channel saw.
+    provenance: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[EvidenceFile, ...] = ()
 
     def finding_for(self, sku: str) -> SkuFinding | None:
         return next((f for f in self.findings if f.sku == sku), None)
@@ -122,9 +134,23 @@ class VerificationPolicy:
     sku_required: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Per SKU: channels whose findings on it are disregarded (a camera that cannot count it).
     sku_ignored: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Channels on trial: their reports are kept with the verdict but decide nothing (a vision
+    # model not yet accurate enough to block on).
+    advisory: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        both = self.required_channels & self.advisory
+        if both:
+            raise ValueError(f"a channel cannot be both required and advisory: {sorted(both)}")
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
-        reports = tuple(self._disregard_ignored(r) for r in reports)
+        kept = tuple(reports)
+        considered = tuple(
+            self._disregard_ignored(r) for r in kept if r.channel not in self.advisory
+        )
+        return replace(self._decide(expected, considered), reports=kept)
+
+    def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
         reasons: list[Reason] = list(self._unavailable(by_channel))
         if reasons:
@@ -150,7 +176,7 @@ class VerificationPolicy:
         if not ignored or not any(f.sku in ignored for f in report.findings):
             return report
         kept = tuple(f for f in report.findings if f.sku not in ignored)
-        return dataclasses.replace(report, findings=kept)
+        return replace(report, findings=kept)
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)

@@ -20,6 +20,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,14 @@ from vision.observe import (
 from vision.report import build_vision_report
 from vision.sources import CameraHealth, FrameSource, Grabber
 from vision.worker import InferenceWorker
+
+
+@dataclass(frozen=True, slots=True)
+class TakenFrame:
+    """A still frame and what the model saw in it (not yet counted)."""
+
+    frame: np.ndarray
+    observation: FrameObservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +96,13 @@ class VisionChannel:
         self.accumulator.reset()
         self._taken.clear()
 
-    async def capture_insertion(self, timeout_s: float = 3.0) -> InsertionObservation:
-        """Take this insertion's frame (still, readable) and add it to the carton's count."""
+    async def take_frame(self, timeout_s: float = 3.0) -> TakenFrame | None:
+        """The newest still frame the model can read, or the last still one if none could be
+        read before `timeout_s` (a hand that stayed); None without a still frame. Not counted."""
         deadline = time.monotonic() + timeout_s
         gate = StillnessGate(self.config.settle_frames, self.config.motion_threshold)
         last_number = 0
-        observation: FrameObservation | None = None
-        frame: np.ndarray | None = None
+        taken: TakenFrame | None = None
         while time.monotonic() < deadline:
             remaining = deadline - time.monotonic()
             got = await asyncio.to_thread(self.grabber.wait_newer, last_number, remaining)
@@ -102,27 +111,34 @@ class VisionChannel:
             last_number = got.number
             if not gate.update(got.image):
                 continue
-            frame = got.image
-            observation = await asyncio.wrap_future(self.worker.submit(frame))
+            observation = await asyncio.wrap_future(self.worker.submit(got.image))
+            taken = TakenFrame(got.image, observation)
             if observation.readable:
                 break
-        if observation is None or frame is None:
-            reason = "no still frame from the camera in time"
-            obs = InsertionObservation(
-                len(self.accumulator.observations), None, None, {}, (), reason
-            )
-            self.accumulator.observations.append(obs)
-            return obs
-        obs = self.accumulator.add(observation)
-        self._taken.append(_Taken(frame, observation, obs.index))
+        return taken
+
+    def add_taken(self, taken: TakenFrame) -> InsertionObservation:
+        """Count a taken frame as this carton's next insertion (keeps it for the evidence)."""
+        obs = self.accumulator.add(taken.observation)
+        self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
+
+    def add_not_applicable(self, reason: str) -> InsertionObservation:
+        """An insertion vision could not see: the carton's count becomes 'not applicable'."""
+        obs = InsertionObservation(len(self.accumulator.observations), None, None, {}, (), reason)
+        self.accumulator.observations.append(obs)
+        return obs
+
+    async def capture_insertion(self, timeout_s: float = 3.0) -> InsertionObservation:
+        """Take this insertion's frame (still, readable) and add it to the carton's count."""
+        taken = await self.take_frame(timeout_s)
+        if taken is None:
+            return self.add_not_applicable("no still frame from the camera in time")
+        return self.add_taken(taken)
 
     def add_frame(self, frame: np.ndarray) -> InsertionObservation:
         """Synchronous variant for tools and tests: this frame is the insertion's frame."""
-        observation = self.worker.pipeline.observe(frame)
-        obs = self.accumulator.add(observation)
-        self._taken.append(_Taken(frame, observation, obs.index))
-        return obs
+        return self.add_taken(TakenFrame(frame, self.worker.pipeline.observe(frame)))
 
     def report(self, expected: Mapping[str, int], catalog: Catalog) -> ChannelReport:
         return build_vision_report(
@@ -134,7 +150,11 @@ class VisionChannel:
             camera_detail=self.grabber.health.detail,
         )
 
-    def evidence_images(self, caption: str = "") -> list[EvidenceImage]:
+    def evidence_images(
+        self, caption: str = "", directory: Path | None = None
+    ) -> list[EvidenceImage]:
+        """Every counted frame of the carton: masked, annotated, JPEG-encoded (CPU-bound: call
+        from a thread), written to `directory` (default: the config's `evidence_dir`)."""
         return [
             evidence_jpeg(
                 t.frame,
@@ -142,7 +162,7 @@ class VisionChannel:
                 self.config.privacy_masks,
                 caption=f"insertion {t.insertion + 1} {caption}".strip(),
                 quality=self.config.evidence_jpeg_quality,
-                directory=self.config.evidence_dir,
+                directory=directory or self.config.evidence_dir,
                 name=f"insertion-{t.insertion + 1}",
             )
             for t in self._taken

@@ -61,6 +61,11 @@ class SimulatorSourceConfig(_SourceBase):
     type: Literal["simulator"] = Field(description="The camera simulator (simulators.camera).")
     seed: int = Field(default=0, description="Scene seed.")
     interval_s: float = Field(default=0.05, ge=0, description="Time between rendered frames.")
+    scene_file: Path | None = Field(
+        default=None,
+        description="JSON file another process (the simulated packing table) rewrites with "
+        "what is in the carton; the camera renders it. Absent: the carton is filled in-process.",
+    )
 
 
 SourceConfig = Annotated[
@@ -192,5 +197,29 @@ class VisionConfig(_Model):
     motion_threshold: float = Field(
         default=0.004, ge=0, le=1, description="Share of changed pixels that counts as motion."
     )
-    evidence_dir: Path | None = Field(default=None, description="Where annotated JPEGs go.")
+    evidence_dir: Path | None = Field(
+        default=None,
+        description="Where annotated JPEGs go (the station keeps them in <data_dir>/vision when "
+        "unset). Relative to the config file.",
+    )
     evidence_jpeg_quality: int = Field(default=80, ge=30, le=100, description="JPEG quality.")
+    capture_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="How long the station waits for a still, readable frame after a settled "
+        "weight step (and at close); then that insertion is 'not applicable'.",
+    )
+
+    def resolve_paths(self, base: Path) -> VisionConfig:
+        """Make relative paths (model, evidence folder, file/folder sources) relative to `base`."""
+        source = self.source
+        for name in ("path", "scene_file"):
+            value = getattr(source, name, None)
+            if value is not None:
+                source = source.model_copy(update={name: base / value})
+        detector = self.detector.model_copy(update={"model": base / self.detector.model})
+        update: dict[str, object] = {"source": source, "detector": detector}
+        if self.evidence_dir is not None:
+            update["evidence_dir"] = base / self.evidence_dir
+        return self.model_copy(update=update)

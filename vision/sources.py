@@ -136,16 +136,27 @@ class FolderSource:
 
 
 class SimulatorSource:
-    """Frames from simulators.camera; `sequence` is the carton being packed (tests insert)."""
+    """Frames from simulators.camera. In-process, `sequence` is the carton being packed (tests
+    insert into it); with `scene_file`, another process (the simulated packing table) says what
+    is in the carton and each change is rendered once: between changes the frames are the same,
+    as a still carton under a steady light nearly is."""
 
     def __init__(self, config: SimulatorSourceConfig) -> None:
         from simulators.camera import InsertionSequence
 
         self.config = config
-        self.sequence = InsertionSequence(
-            config.seed, width=config.width or 640, height=config.height or 480
-        )
+        self.sequence = InsertionSequence(config.seed, width=self._width, height=self._height)
         self.hand = False  # set True to put a hand over the carton
+        self._scene: object = None  # the scene file's last content, as rendered
+        self._rendered: np.ndarray | None = None
+
+    @property
+    def _width(self) -> int:
+        return self.config.width or 640
+
+    @property
+    def _height(self) -> int:
+        return self.config.height or 480
 
     def open(self) -> None:
         pass
@@ -153,8 +164,29 @@ class SimulatorSource:
     def read(self) -> np.ndarray | None:
         if self.config.interval_s:
             time.sleep(self.config.interval_s)
+        if self.config.scene_file is not None:
+            return self._from_scene_file(self.config.scene_file)
         frame, _ = self.sequence.frame(hand=self.hand)
         return frame
+
+    def _from_scene_file(self, path: Path) -> np.ndarray:
+        from simulators.camera import InsertionSequence
+        from simulators.camera_scene import CameraScene, read_scene
+
+        # A missing or unreadable file keeps the last scene (an empty carton before the first).
+        scene = read_scene(path) or self._scene or CameraScene()
+        if scene != self._scene or self._rendered is None:
+            assert isinstance(scene, CameraScene)
+            # The same carton number and units always lay out the same way: replayed from the
+            # start, the units put in earlier stay where they were.
+            sequence = InsertionSequence(
+                self.config.seed * 1_000 + scene.carton, width=self._width, height=self._height
+            )
+            for unit in scene.units:
+                sequence.insert(unit.sku, gtin=unit.gtin)
+            self._rendered, _ = sequence.frame(hand=scene.hand)
+            self._scene = scene
+        return self._rendered
 
     def close(self) -> None:
         pass

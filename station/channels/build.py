@@ -9,7 +9,16 @@ from station.config import StationConfig
 
 
 def build_channels(config: StationConfig, context: ChannelContext) -> list[EvidenceChannel]:
-    channels: list[EvidenceChannel] = [WeightChannel(config.scale, config.weight, context)]
+    weight = WeightChannel(config.scale, config.weight, context)
+    channels: list[EvidenceChannel] = [weight]
     if config.rfid is not None:
         channels.append(RfidChannel(config.rfid, config.station.data_dir, context))
+    if config.vision is not None:
+        # Imported here: the camera and inference stack (OpenCV, numpy, onnxruntime) is loaded
+        # only by stations that have a camera.
+        from station.channels.vision import VisionEvidenceChannel
+
+        channels.append(
+            VisionEvidenceChannel(config.vision, config.station.data_dir, context, weight)
+        )
     return channels

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from scale.config import ScaleConfigModel
 from scale.device import DeviceHealth, ScaleDevice
@@ -15,6 +18,8 @@ from station.domain import expected_units
 from station.session import CollectEvidence, WeightInfo
 from station.verification import ChannelReport
 from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
+
+log = logging.getLogger("packstation.weight")
 
 SCALE = "scale"
 ZERO = "scale zero"
@@ -30,6 +35,19 @@ _SCALE_STATES: dict[WeighState, ScaleState] = {
     WeighState.SETTLING: ScaleState.UNSTABLE,
     WeighState.SETTLED: ScaleState.SETTLED,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class WeightStep:
+    """The settled weight moved to a new level: something was put in or taken out."""
+
+    from_g: float
+    to_g: float
+    at: float  # monotonic time of the reading that settled at the new level
+
+    @property
+    def delta_g(self) -> float:
+        return self.to_g - self.from_g
 
 
 class WeightChannel(EvidenceChannel):
@@ -49,6 +67,10 @@ class WeightChannel(EvidenceChannel):
             clock=context.clock,
         )
         self._changed = asyncio.Event()
+        # The last settled level steps are measured from; a scale is zeroed empty, so the first
+        # box put down is a step even if the empty platter never had time to settle.
+        self._level_g = 0.0
+        self._step_listeners: list[Callable[[WeightStep], None]] = []
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -61,6 +83,12 @@ class WeightChannel(EvidenceChannel):
 
     def stop(self) -> None:
         self.scale.stop()
+
+    def on_settled_step(self, listener: Callable[[WeightStep], None]) -> None:
+        """Call `listener` (on the loop) each time the weight settles at a level more than the
+        scale's motion band away from the last settled level: one call per insertion or removal,
+        e.g. for the camera to take that insertion's frame."""
+        self._step_listeners.append(listener)
 
     def assessment(self) -> WeighAssessment:
         return self.tracker.assess(self._context.clock.monotonic())
@@ -90,8 +118,25 @@ class WeightChannel(EvidenceChannel):
         self.tracker.observe(reading, at)
         self._changed.set()
         self._changed = asyncio.Event()
+        if self._step_listeners:
+            self._check_step(at)
         if self._context.is_idle():
             self._check_zero(at)
+
+    def _check_step(self, now: float) -> None:
+        settled = self.tracker.settled(now)
+        if settled is None:
+            return
+        level = self._level_g
+        if abs(settled - level) <= self.scale_config.motion_band_g:
+            return  # drift inside the band moves nothing
+        self._level_g = settled
+        step = WeightStep(level, settled, now)
+        for listener in self._step_listeners:
+            try:
+                listener(step)
+            except Exception:  # a listener's bug must not stop the scale's readings
+                log.exception("weight step listener failed")
 
     def _check_zero(self, now: float) -> None:
         """Between parcels the empty platter must read near zero; drift is a scale fault."""

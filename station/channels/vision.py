@@ -1,0 +1,262 @@
+"""The vision channel: the overhead camera's item count and codes, one frame per insertion.
+
+The camera side (grabber thread, inference worker with its watchdog, the accumulator) is
+`vision.channel.VisionChannel`; this adapter ties it to the station:
+
+- A carton's frames start when its order is opened (`FetchManifest`) and end when it leaves the
+  station (passed, shadow-recorded, released, aborted, replaced).
+- Each settled weight step up (the weight channel's `on_settled_step`) is an insertion: the
+  camera waits for a still frame the model can read and counts the items new since the previous
+  frame. A step down is an item taken out, which insertion counting cannot undo: the carton's
+  count becomes "not applicable" (the weight still decides).
+- At close one more frame is taken (an item too light to step the scale still shows), then the
+  report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
+  frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
+- Every report carries the model's hash and version, and the annotated, masked JPEGs of the
+  carton's frames (written under the data folder) with their SHA-256.
+
+Nothing here blocks the loop: frames are awaited on threads, inference runs in the worker, JPEG
+encoding in a thread. Importing this module loads OpenCV, numpy and onnxruntime, so
+`build_channels` imports it only when the config has a [vision] section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from station.channels.base import ChannelContext, EvidenceChannel
+from station.channels.weight import WeightChannel, WeightStep
+from station.domain import expected_units
+from station.metrics import Metrics
+from station.session import CollectEvidence, Effect, FetchManifest, RecordAttempt, RecordAudit
+from station.verification import ChannelReport, EvidenceFile
+from vision.channel import TakenFrame, VisionChannel
+from vision.config import VisionConfig
+from vision.evidence import EvidenceImage
+from vision.report import CHANNEL, build_vision_report
+from vision.sources import CameraHealth
+
+log = logging.getLogger("packstation.vision")
+
+CAMERA = "camera"
+INFERENCE_SECONDS = "packstation_inference_seconds"
+CAPTURE_SECONDS = "packstation_vision_capture_seconds"
+_CARTON_ENDS = frozenset({"carton.aborted", "carton.released", "carton.replaced"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+FrameKind = Literal["insertion", "close"]
+
+
+class VisionEvidenceChannel(EvidenceChannel):
+    name = CHANNEL
+
+    def __init__(
+        self,
+        config: VisionConfig,
+        data_dir: Path,
+        context: ChannelContext,
+        weight: WeightChannel,
+        *,
+        camera: VisionChannel | None = None,
+    ) -> None:
+        self.config = config
+        self._context = context
+        self.evidence_root = config.evidence_dir or data_dir / "vision"
+        self.camera = camera or VisionChannel(config, on_health=self._health_from_thread)
+        weight.on_settled_step(self._on_step)
+        self._carton: tuple[str, str] | None = None
+        self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
+        self._frames = asyncio.Lock()  # insertions are counted in the order they happened
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._metrics: Metrics | None = None
+        self.latest_image: EvidenceImage | None = None  # the last close's final frame (screen)
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return (CAMERA,)
+
+    def start(self) -> None:
+        self.camera.start()
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.camera.stop()
+
+    def attach_metrics(self, metrics: Metrics) -> None:
+        metrics.histogram(INFERENCE_SECONDS, "Vision model inference per frame, in seconds.")
+        metrics.histogram(
+            CAPTURE_SECONDS,
+            "From a settled weight step (insertion) or a close to the counted frame, in seconds.",
+        )
+        self._metrics = metrics
+
+    # -- the carton's life (effects, on the loop) -------------------------------------------------
+
+    def on_effect(self, effect: Effect) -> None:
+        if isinstance(effect, FetchManifest):
+            key = (effect.order_id, effect.carton_id)
+            if key != self._carton:  # a re-fetch of the same carton (superseded) keeps its frames
+                self._begin(key)
+        elif isinstance(effect, RecordAttempt):
+            record = effect.record
+            if record.verdict.passed or record.mode == "shadow":
+                self._begin(None)
+        elif isinstance(effect, RecordAudit) and effect.kind in _CARTON_ENDS:
+            self._begin(None)
+
+    def _begin(self, carton: tuple[str, str] | None) -> None:
+        self._carton = carton
+        self._generation += 1
+        self.camera.begin_carton()
+
+    # -- insertions (on the loop; frames on threads) ----------------------------------------------
+
+    def _on_step(self, step: WeightStep) -> None:
+        if self._carton is None:
+            return  # the empty platter, a box put down before its order, a carton going out
+        if step.delta_g < 0:
+            self.camera.add_not_applicable(
+                f"an item was taken out ({step.delta_g:.0f} g): insertion counting cannot tell "
+                "which"
+            )
+            return
+        self._spawn(self._capture("insertion", self.config.capture_timeout_s))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _capture(self, kind: FrameKind, timeout_s: float) -> None:
+        """Take and count one frame for the current carton (serialised with the others)."""
+        generation = self._generation
+        async with self._frames:
+            if generation != self._generation:
+                return
+            started = time.monotonic()
+            try:
+                taken = await self.camera.take_frame(timeout_s)
+            except Exception as exc:  # inference stuck or failed: that frame is not seen
+                log.error("vision frame failed", extra={"kind": kind, "error": str(exc)})
+                taken, failure = None, f"inference failed ({exc})"
+            else:
+                failure = "no still frame from the camera in time"
+            if generation != self._generation:
+                return
+            if taken is None:
+                self.camera.add_not_applicable(failure)
+                return
+            self._count(kind, taken, time.monotonic() - started)
+
+    def _count(self, kind: FrameKind, taken: TakenFrame, took_s: float) -> None:
+        obs = self.camera.add_taken(taken)
+        result = taken.observation.result
+        log.info(
+            "vision frame",
+            extra={
+                "kind": kind,
+                "insertion": obs.index + 1,
+                "new_items": obs.new_items,
+                "visible": obs.visible,
+                "codes": len(obs.codes),
+                "reason": obs.reason,
+                "infer_ms": round(result.infer_ms, 1),
+                "capture_ms": round(took_s * 1000, 1),
+            },
+        )
+        if self._metrics is not None:
+            self._metrics.observe(INFERENCE_SECONDS, result.infer_ms / 1000)
+            self._metrics.observe(CAPTURE_SECONDS, took_s, {"kind": kind})
+
+    # -- the close ------------------------------------------------------------------------------
+
+    async def collect(
+        self, request: CollectEvidence, requested_at: float, deadline: float
+    ) -> ChannelReport:
+        clock = self._context.clock
+        manifest = request.manifest
+        if self._carton != manifest.key:  # opened before this daemon started: frames from now
+            self._begin(manifest.key)
+        camera = self.camera
+        budget = clock.real_seconds(deadline - clock.monotonic())
+        if camera.camera_up:  # a camera that is down reports DOWN without waiting for it
+            try:
+                # Earlier insertions' frames first (the lock), then the close frame.
+                await asyncio.wait_for(
+                    self._capture("close", min(self.config.capture_timeout_s, budget)), budget
+                )
+            except TimeoutError:
+                camera.add_not_applicable("no frame at close before the verdict was due")
+        catalog = self._context.catalog
+        report = build_vision_report(
+            camera.accumulator.observations,
+            expected_units(manifest, catalog),
+            catalog,
+            lookalike_groups=self.config.lookalike_groups,
+            camera_up=camera.camera_up,
+            camera_detail=camera.worker.down_reason or camera.grabber.health.detail,
+        )
+        encoding = time.monotonic()
+        images = await asyncio.to_thread(
+            camera.evidence_images, _caption(report), self._folder(request)
+        )
+        encoding_ms = (time.monotonic() - encoding) * 1000
+        if images:
+            self.latest_image = images[-1]
+        info = camera.model_info
+        report = _with_evidence(report, info.sha256, info.version, images)
+        log.info(
+            "vision report",
+            extra={
+                "order_id": manifest.order_id,
+                "carton_id": manifest.carton_id,
+                "attempt": request.attempt,
+                "state": report.state.value,
+                "discrepancy": report.discrepancy.value,
+                "measurements": dict(report.measurements),
+                "reasons": [r.code for r in report.reasons],
+                "images": [f.path for f in report.files],
+                "evidence_ms": round(encoding_ms, 1),
+                "model_version": info.version,
+            },
+        )
+        return report
+
+    def _folder(self, request: CollectEvidence) -> Path:
+        m = request.manifest
+        safe = [_UNSAFE.sub("_", part) for part in (m.order_id, m.carton_id)]
+        return self.evidence_root / safe[0] / safe[1] / f"attempt-{request.attempt}"
+
+    # -- camera health (grabber thread -> loop) ---------------------------------------------------
+
+    def _health_from_thread(self, health: CameraHealth) -> None:
+        if health.state == "connecting":  # the first connect is neither a fault nor a recovery
+            return
+        up, detail = health.state == "up", health.detail
+        self._context.call_soon(lambda: self._context.report_health(CAMERA, up, detail))
+
+
+def _caption(report: ChannelReport) -> str:
+    """What vision concluded, drawn on every frame of the carton (the verdict is decided after
+    the channels report, so the frames carry this channel's own conclusion)."""
+    m = report.measurements
+    if report.reasons:
+        return report.reasons[0].message[:80]
+    return f"vision: {m.get('items_counted', 0):.0f} of {m.get('expected_visible', 0):.0f} items"
+
+
+def _with_evidence(
+    report: ChannelReport, model_sha256: str, model_version: str, images: list[EvidenceImage]
+) -> ChannelReport:
+    return replace(
+        report,
+        provenance={"model_sha256": model_sha256, "model_version": model_version},
+        files=tuple(EvidenceFile(i.path or "", i.sha256) for i in images),
+    )

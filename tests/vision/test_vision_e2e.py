@@ -1,0 +1,178 @@
+"""Vision end to end: `packstation run` with the simulated overhead camera, the shipped model,
+the pty scale and scanner, mosquitto and the sink.
+
+The rig renders what its packer puts in the carton, insertion by insertion (`camera=True`); the
+daemon takes a frame at each settled weight step and one at close, counts with the real model and
+reports. Scenes are rendered from the rig's seed, so each carton here always looks the same: the
+model's accuracy over many cartons is measured in test_vision_model.py (and the model card); these
+tests are about the wiring: frames per insertion, the verdict, the record and the evidence files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulators.rig import PAPERWORK_G
+from tests.e2e.conftest import VERIFICATION, Harness, query, wait_until
+from vision.config import DEFAULT_MODEL
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not committed"),
+]
+
+EAR = "EAR-SILVER"  # 8 g: inside the weight tolerance of ORD-1004 (tea gift kit, earrings, note)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    """A station with the overhead camera; broker, sink and daemon running, every device up."""
+    h = Harness(tmp_path / "h", camera=True)
+    try:
+        h.start_sink()
+        h.start_daemon()
+        up = wait_until(
+            lambda: any(m.get("msg") == "all devices up" for m in h.daemon.log_messages()), 30
+        )
+        assert up, h.daemon.log_tail()
+        yield h
+    finally:
+        print(f"--- daemon log (printed when the test fails) ---\n{h.daemon.log_tail(80)}")
+        h.close()
+
+
+def frames_logged(harness: Harness) -> list[dict[str, Any]]:
+    return [m for m in harness.daemon.log_messages() if m.get("msg") == "vision frame"]
+
+
+def pack_insertion_by_insertion(
+    harness: Harness,
+    order_id: str,
+    leave_out: tuple[str, ...] = (),
+    hand_from: str | None = None,
+) -> None:
+    """Open the carton, put the box and each unit in, waiting for each insertion's frame (the
+    weight settles, then the camera takes it), and close. `hand_from` names the SKU from which
+    on the packer's hand stays over the carton."""
+    st = harness.station
+    manifest = st.manifest(order_id, "C1")
+    assert manifest.box_code is not None
+    st.scan("BADGE-A1")
+    st.scan(f"{order_id}/C1")
+    time.sleep(0.2)  # the manifest fetch
+    st.scan(manifest.box_code)
+    steps = [None, *(u for u in st.units_of(manifest) if u not in leave_out)]
+    for sku in steps:
+        seen = len(frames_logged(harness))
+        if sku is None:
+            st.place(st.box_weight(manifest.box_code) + PAPERWORK_G)
+        else:
+            if sku == hand_from:
+                st.hand_over_carton()
+            st.add_unit(sku)
+        # A hand keeps the camera retrying for capture_timeout_s (2 s) before it gives up.
+        framed = wait_until(lambda n=seen: len(frames_logged(harness)) > n, 15)
+        assert framed, f"no frame for {sku or 'the box'}\n{harness.daemon.log_tail()}"
+    st.close()
+
+
+def attempt_record(harness: Harness, order_id: str) -> dict[str, Any]:
+    [(record,)] = query(
+        harness.data_dir / "evidence.sqlite3",
+        "SELECT record FROM attempts WHERE order_id = ?",
+        (order_id,),
+    )
+    return json.loads(record)
+
+
+def channel_report(record: dict[str, Any], channel: str) -> dict[str, Any]:
+    [report] = [r for r in record["verdict"]["reports"] if r["channel"] == channel]
+    return report
+
+
+def assert_evidence_kept(harness: Harness, vision: dict[str, Any], frames: int) -> None:
+    """The model's hash and version, and one annotated JPEG per counted frame under the data
+    folder whose SHA-256 is the one the record carries."""
+    card = json.loads((DEFAULT_MODEL.parent / "item_counter.card.json").read_text())
+    assert vision["provenance"] == {
+        "model_sha256": card["sha256"],
+        "model_version": card["version"],
+    }
+    files = vision["files"]
+    assert len(files) == frames
+    for f in files:
+        path = Path(f["path"])
+        assert path.is_relative_to(harness.data_dir / "vision")
+        data = path.read_bytes()
+        assert data[:3] == b"\xff\xd8\xff"  # JPEG
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+
+
+def test_a_missing_light_item_is_blocked_by_vision_where_the_weight_cannot_tell(
+    harness: Harness,
+) -> None:
+    pack_insertion_by_insertion(harness, "ORD-1004", leave_out=(EAR,))
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1004")
+    data = verdict["data"]
+    assert data["outcome"] == "BLOCK", data
+    weight = data["weight"]
+    assert abs(weight["measured_g"] - weight["expected_g"]) <= weight["tolerance_g"]
+    codes = {r["code"] for r in data["reasons"]}
+    assert "vision_count_deficit" in codes and "weight_deficit" not in codes, data["reasons"]
+
+    harness.wait_for_attempts("ORD-1004")
+    record = attempt_record(harness, "ORD-1004")
+    assert channel_report(record, "weight")["discrepancy"] == "none"
+    vision = channel_report(record, "vision")
+    assert (vision["state"], vision["discrepancy"]) == ("ok", "deficit")
+    # Box, mug, two tins, the gift note (a step the camera sees nothing new in), then the close.
+    assert vision["measurements"]["frames"] == 6
+    assert vision["measurements"]["items_counted"] == 3
+    assert vision["measurements"]["expected_visible"] == 4
+    assert_evidence_kept(harness, vision, frames=6)
+
+
+def test_a_complete_carton_passes_with_vision_counting_every_insertion(
+    harness: Harness,
+) -> None:
+    pack_insertion_by_insertion(harness, "ORD-1001")
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    assert verdict["data"]["outcome"] == "PASS", verdict["data"]
+    harness.wait_for_attempts("ORD-1001")
+    vision = channel_report(attempt_record(harness, "ORD-1001"), "vision")
+    assert (vision["state"], vision["discrepancy"]) == ("ok", "none")
+    assert vision["measurements"]["items_counted"] == 3  # mug and two pairs of socks
+    # One new item at each unit's frame, none at the box's, the note's or the close's.
+    new_items = [m["new_items"] for m in frames_logged(harness)]
+    assert new_items == [0, 1, 1, 1, 0, 0], new_items
+    assert_evidence_kept(harness, vision, frames=6)
+    assert frames_logged(harness)[-1]["kind"] == "close"
+
+
+def test_a_hand_over_the_carton_is_not_applicable_never_a_count(harness: Harness) -> None:
+    pack_insertion_by_insertion(harness, "ORD-1001", hand_from="SOCKS-WOOL-M")
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    # Vision is not required here and says nothing: the weight decides on its own.
+    assert verdict["data"]["outcome"] == "PASS", verdict["data"]
+    harness.wait_for_attempts("ORD-1001")
+    vision = channel_report(attempt_record(harness, "ORD-1001"), "vision")
+    assert vision["state"] == "ok" and vision["discrepancy"] == "none"
+    assert [r["code"] for r in vision["reasons"]] == ["vision_not_applicable"]
+    assert "items_counted" not in vision["measurements"]
+    assert vision["measurements"]["not_applicable_frames"] >= 1
+    statuses = {f["sku"]: f["status"] for f in vision["findings"]}
+    assert statuses == {
+        "MUG-BLUE": "not_applicable",
+        "SOCKS-WOOL-M": "not_applicable",
+        "NOTE-GIFT": "not_applicable",
+    }
