@@ -3,17 +3,16 @@
 The total weight of a carton cannot tell an 8 g pair of earrings from the spread of a 2 kg
 carton; the step the earrings make when they go in can, because one step carries the spread of one
 or two units, not of the whole carton (the way checkweighing lines check the gain after each
-part). So while a carton is packed the weight channel records each settled step (StepRecorder),
-and at close each step is explained, in order, by the units still to go in (one or two at once),
-the box, the packing materials, or by a unit taken out again: a small Bayesian choice between
-those and "something else" (void fill, a hand, a unit of another order), with a prior that makes
-one unit likelier than two.
+part). So while a carton is packed the weight channel reports each settled step, and at close all
+steps are explained together: a beam search over whole packings, where each step is one or two of
+the pieces still to go in (units, the box, the paperwork), a unit taken out again, or "something
+else" (void fill, a hand, a unit of another order), with priors that make one unit likelier than
+two and a missing unit as unlikely as `missing_unit_prior`.
 
-The report fails safe: it counts units only when packing was watched from an empty platter and
-every step was explained with at least `min_confidence`; otherwise it is UNSURE with the step it
-could not explain, and (unless a station requires the channel) changes nothing. When it counts,
-a SKU with fewer units than the manifest is missing (the light item the total could not see), and
-with exactly as many it is confirmed.
+The report fails safe: it counts units only when packing was watched from an empty platter and the
+steps are explained with at least `min_confidence`; otherwise it is UNSURE and (unless a station
+requires the channel) changes nothing. When it counts, a SKU with fewer units than the manifest is
+missing (the light item the total could not see) with the posterior as its confidence.
 """
 
 from __future__ import annotations
@@ -30,48 +29,25 @@ from station.weight_check import PackingMaterial
 
 CHANNEL = "insertion"
 _TWO_AT_ONCE = 0.15  # prior share of steps that are two pieces put in before the scale settled
+# Relative to two units at once: the box goes down with its paperwork often, and with a unit
+# already in it rarely (the packer scans the box and puts it down empty).
+_BOX_WITH_MATERIAL = 4.0
+_BOX_WITH_UNIT = 0.05
 _SOMETHING_ELSE = 0.01  # prior chance a step is none of the pieces (fill, a hand, a stray unit)
 _SOMETHING_ELSE_SPAN_G = 2_000.0  # ...spread evenly over this many grams
 
 
 @dataclass(frozen=True, slots=True)
 class WeightStep:
-    """The platter went from one settled weight to another."""
+    """The settled weight moved to a new level: something was put in or taken out."""
 
-    before_g: float
-    after_g: float
-    at: float  # monotonic
+    from_g: float
+    to_g: float
+    at: float  # monotonic time of the reading that settled at the new level
 
     @property
     def delta_g(self) -> float:
-        return self.after_g - self.before_g
-
-
-class StepRecorder:
-    """Turns the stream of settled weights into steps between settled levels."""
-
-    def __init__(self, min_step_g: float) -> None:
-        self._min_step_g = min_step_g
-        self._level: float | None = None
-        self.started_from: float | None = None  # the level when recording started
-        self.steps: list[WeightStep] = []
-
-    def reset(self, level_g: float | None) -> None:
-        """Start recording a new carton from the current settled weight (None: not settled)."""
-        self._level = self.started_from = level_g
-        self.steps = []
-
-    def observe(self, settled_g: float | None, at: float) -> None:
-        if settled_g is None:
-            return
-        if self._level is None:
-            self._level = settled_g
-            if self.started_from is None and not self.steps:
-                self.started_from = settled_g
-            return
-        if abs(settled_g - self._level) >= self._min_step_g:
-            self.steps.append(WeightStep(self._level, settled_g, at))
-            self._level = settled_g
+        return self.to_g - self.from_g
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +100,7 @@ def explain_steps(
     lost = -math.inf  # log of the pooled mass of packings with an unexplained step
     other = math.log(_SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G)
     for step in steps:
-        noise = math.hypot(scale_error_at(step.before_g), scale_error_at(step.after_g))
+        noise = math.hypot(scale_error_at(step.from_g), scale_error_at(step.to_g))
         putting_in = step.delta_g > 0
         union: Counter[str] = Counter()
         for packing in beam:
@@ -302,7 +278,15 @@ def _hypotheses(
             yield (n,), p * one
     for names_, p in _pairs(grams, names, means, pool, pieces, noise_sigma_g):
         if p > 0:
-            yield names_, p * two
+            yield names_, p * two * _pair_weight(pieces[names_[0]], pieces[names_[1]])
+
+
+def _pair_weight(first: _Piece, second: _Piece) -> float:
+    if first.is_unit and second.is_unit:
+        return 1.0
+    if "box" in (first.name, second.name):
+        return _BOX_WITH_UNIT if first.is_unit or second.is_unit else _BOX_WITH_MATERIAL
+    return 1.0  # a material (paperwork, fill) with a unit: as common as two units
 
 
 def _pairs(

@@ -150,6 +150,13 @@ class WeightCheckConfig(BaseModel):
         "before the channel names a SKU as missing or extra.",
     )
 
+    per_insertion: bool = Field(
+        default=True,
+        description="Also check each settled weight step while the carton is packed (the "
+        "'insertion' channel): it can name a light unit missing that the total cannot see. It "
+        "speaks only when packing started on an empty platter and every step is explained.",
+    )
+
     def packing_materials(self) -> tuple[PackingMaterial, ...]:
         return (
             PackingMaterial("paperwork", self.paperwork_g, self.paperwork_spread_g),

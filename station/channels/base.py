@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from station.clock import Clock
 from station.domain import Catalog
 from station.metrics import Metrics
-from station.session import CollectEvidence, Effect
+from station.session import CollectEvidence, Effect, FetchManifest, RecordAttempt, RecordAudit
 from station.verification import ChannelReport
 
 if TYPE_CHECKING:
@@ -29,6 +29,25 @@ class ChannelContext:
     is_down: Callable[[str], bool]
     # Whether no carton is open (between parcels), for checks that only make sense then.
     is_idle: Callable[[], bool]
+
+
+_CARTON_ENDS = frozenset({"carton.aborted", "carton.released", "carton.replaced"})
+
+Carton = tuple[str, str]  # (order id, carton id)
+
+
+def carton_after(effect: Effect, current: Carton | None) -> Carton | None:
+    """The carton on the platter once `effect` is carried out: a newly opened order's, none once
+    it left (passed, done in shadow mode, aborted, released, replaced), else still `current`. A
+    re-fetch of the open carton's manifest (superseded) keeps it."""
+    if isinstance(effect, FetchManifest):
+        return (effect.order_id, effect.carton_id)
+    if isinstance(effect, RecordAttempt):
+        record = effect.record
+        return None if record.verdict.passed or record.mode == "shadow" else current
+    if isinstance(effect, RecordAudit) and effect.kind in _CARTON_ENDS:
+        return None
+    return current
 
 
 class EvidenceChannel(ABC):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from station.channels.base import ChannelContext, EvidenceChannel
+from station.channels.insertion import InsertionChannel
 from station.channels.rfid import RfidChannel
 from station.channels.weight import WeightChannel
 from station.config import StationConfig
@@ -11,6 +12,10 @@ from station.config import StationConfig
 def build_channels(config: StationConfig, context: ChannelContext) -> list[EvidenceChannel]:
     weight = WeightChannel(config.scale, config.weight, context)
     channels: list[EvidenceChannel] = [weight]
+    if config.weight.per_insertion:
+        channels.append(
+            InsertionChannel(weight, config.weight, config.policy.min_confidence, context)
+        )
     if config.rfid is not None:
         channels.append(RfidChannel(config.rfid, config.station.data_dir, context))
     if config.vision is not None:

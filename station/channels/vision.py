@@ -31,11 +31,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from station.channels.base import ChannelContext, EvidenceChannel
-from station.channels.weight import WeightChannel, WeightStep
+from station.channels.base import ChannelContext, EvidenceChannel, carton_after
+from station.channels.weight import WeightChannel
 from station.domain import expected_units
+from station.insertion_check import WeightStep
 from station.metrics import Metrics
-from station.session import CollectEvidence, Effect, FetchManifest, RecordAttempt, RecordAudit
+from station.session import CollectEvidence, Effect
 from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
@@ -48,7 +49,6 @@ log = logging.getLogger("packstation.vision")
 CAMERA = "camera"
 INFERENCE_SECONDS = "packstation_inference_seconds"
 CAPTURE_SECONDS = "packstation_vision_capture_seconds"
-_CARTON_ENDS = frozenset({"carton.aborted", "carton.released", "carton.replaced"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 FrameKind = Literal["insertion", "close"]
 
@@ -100,16 +100,9 @@ class VisionEvidenceChannel(EvidenceChannel):
     # -- the carton's life (effects, on the loop) -------------------------------------------------
 
     def on_effect(self, effect: Effect) -> None:
-        if isinstance(effect, FetchManifest):
-            key = (effect.order_id, effect.carton_id)
-            if key != self._carton:  # a re-fetch of the same carton (superseded) keeps its frames
-                self._begin(key)
-        elif isinstance(effect, RecordAttempt):
-            record = effect.record
-            if record.verdict.passed or record.mode == "shadow":
-                self._begin(None)
-        elif isinstance(effect, RecordAudit) and effect.kind in _CARTON_ENDS:
-            self._begin(None)
+        carton = carton_after(effect, self._carton)
+        if carton != self._carton:
+            self._begin(carton)
 
     def _begin(self, carton: tuple[str, str] | None) -> None:
         self._carton = carton

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from scale.config import ScaleConfigModel
 from scale.device import DeviceHealth, ScaleDevice
@@ -15,6 +14,7 @@ from scale.readings import WeightReading
 from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_error_g
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.domain import expected_units
+from station.insertion_check import WeightStep
 from station.session import CollectEvidence, WeightInfo
 from station.verification import ChannelReport
 from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
@@ -35,19 +35,6 @@ _SCALE_STATES: dict[WeighState, ScaleState] = {
     WeighState.SETTLING: ScaleState.UNSTABLE,
     WeighState.SETTLED: ScaleState.SETTLED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class WeightStep:
-    """The settled weight moved to a new level: something was put in or taken out."""
-
-    from_g: float
-    to_g: float
-    at: float  # monotonic time of the reading that settled at the new level
-
-    @property
-    def delta_g(self) -> float:
-        return self.to_g - self.from_g
 
 
 class WeightChannel(EvidenceChannel):
@@ -90,6 +77,11 @@ class WeightChannel(EvidenceChannel):
         e.g. for the camera to take that insertion's frame."""
         self._step_listeners.append(listener)
 
+    @property
+    def level_g(self) -> float:
+        """The last settled level steps are measured from."""
+        return self._level_g
+
     def assessment(self) -> WeighAssessment:
         return self.tracker.assess(self._context.clock.monotonic())
 
@@ -97,7 +89,7 @@ class WeightChannel(EvidenceChannel):
         self, request: CollectEvidence, requested_at: float, deadline: float
     ) -> ChannelReport:
         self.scale.request_reading()
-        assessment = await self._settled_or_deadline(deadline, requested_at)
+        assessment = await self.wait_settled(deadline, requested_at)
         catalog = self._context.catalog
         return evaluate_weight(
             expected_units(request.manifest, catalog),
@@ -155,7 +147,7 @@ class WeightChannel(EvidenceChannel):
 
     # -- the decisive weight ---------------------------------------------------------------------
 
-    async def _settled_or_deadline(self, deadline: float, requested_at: float) -> WeighAssessment:
+    async def wait_settled(self, deadline: float, requested_at: float) -> WeighAssessment:
         """The settled weight, counted only once a reading taken after the close request agrees:
         a weight that settled before the close says nothing about an item taken out since, and a
         scale that went silent still looks settled until its readings turn stale."""

@@ -3,7 +3,7 @@
 "use strict";
 
 const LOCALES = ["en", "zh-CN"];
-const CHANNELS = ["scan", "weight", "rfid", "vision"]; // columns appear when a channel reports
+const CHANNELS = ["scan", "weight", "insertion", "rfid", "vision"]; // columns appear when a channel reports
 let catalog = {};
 let locale = null;
 let model = null;

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from station.domain import BoxType, Catalog, CatalogItem
-from station.insertion_check import StepRecorder, WeightStep, evaluate_insertions
+from station.insertion_check import WeightStep, evaluate_insertions
 from station.verification import ChannelState, FindingStatus
 from station.weight_check import PackingMaterial
 
@@ -87,15 +87,6 @@ def test_it_fails_safe_when_it_did_not_watch_or_cannot_explain() -> None:
     stray = report(steps_for([192, 135.0], rng))  # a unit of another order
     assert stray.state is ChannelState.UNSURE
     assert "match nothing expected" in stray.reasons[0].message
-
-
-def test_recorder_turns_settled_levels_into_steps() -> None:
-    recorder = StepRecorder(min_step_g=2.0)
-    recorder.reset(None)
-    for at, grams in enumerate([None, 0.0, 0.4, None, 192.0, 192.3, 200.5]):
-        recorder.observe(grams, float(at))
-    assert recorder.started_from == 0.0
-    assert [round(s.delta_g, 1) for s in recorder.steps] == [192.0, 8.5]
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,0 +1,73 @@
+"""The per-insertion weight channel: the weight channel's settled steps while a carton is packed,
+explained at close by what the manifest says went in (station.insertion_check)."""
+
+from __future__ import annotations
+
+from scale.weighing import scale_error_g
+from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
+from station.channels.weight import WeightChannel
+from station.domain import expected_units
+from station.insertion_check import CHANNEL, WeightStep, evaluate_insertions
+from station.session import CollectEvidence, Effect
+from station.verification import ChannelReport
+from station.weight_check import WeightCheckConfig
+
+
+class InsertionChannel(EvidenceChannel):
+    name = CHANNEL
+
+    def __init__(
+        self,
+        weight: WeightChannel,
+        check: WeightCheckConfig,
+        min_confidence: float,
+        context: ChannelContext,
+    ) -> None:
+        self._weight = weight
+        self._check = check
+        self._min_confidence = min_confidence
+        self._context = context
+        self._carton: Carton | None = None
+        self._started_from_g: float | None = None
+        self._steps: list[WeightStep] = []
+        weight.on_settled_step(self._on_step)
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return ()  # the scale's health is the weight channel's to report
+
+    def start(self) -> None:
+        pass  # the weight channel runs the scale
+
+    def stop(self) -> None:
+        pass
+
+    def on_effect(self, effect: Effect) -> None:
+        carton = carton_after(effect, self._carton)
+        if carton != self._carton:
+            self._carton = carton
+            self._started_from_g = self._weight.level_g if carton else None
+            self._steps = []
+
+    def _on_step(self, step: WeightStep) -> None:
+        if self._carton is not None:
+            self._steps.append(step)
+
+    async def collect(
+        self, request: CollectEvidence, requested_at: float, deadline: float
+    ) -> ChannelReport:
+        await self._weight.wait_settled(deadline, requested_at)  # the last step has come in
+        catalog = self._context.catalog
+        division_g = self._weight.scale_config.division_g
+        return evaluate_insertions(
+            self._steps,
+            self._started_from_g,
+            expected_units(request.manifest, catalog),  # inserts too: they are steps as well
+            catalog,
+            request.box,
+            self._check.packing_materials(),
+            lambda grams: scale_error_g(grams, division_g),
+            self._min_confidence,
+            self._weight.scale_config.zero_band_g,
+            self._check.missing_unit_prior,
+        )
