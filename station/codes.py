@@ -83,6 +83,11 @@ class LogoutCode:
 
 
 @dataclass(frozen=True, slots=True)
+class WeighUnitCode:
+    """Enter (or leave) the weigh-one-unit mode that captures master data."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCode:
     raw: str
 
@@ -95,6 +100,7 @@ ScannedCode = (
     | ShippingLabelCode
     | ItemCode
     | LogoutCode
+    | WeighUnitCode
     | UnknownCode
 )
 
@@ -133,6 +139,11 @@ class CodePatternsConfig(BaseModel):
     )
     close: str = Field(default=r"^CLOSE$", description="Regex for the close-carton code.")
     logout: str = Field(default=r"^LOGOUT$", description="Regex for the logout code.")
+    weigh_unit: str = Field(
+        default=r"^WEIGH-UNIT$",
+        description="Regex for the code that enters and leaves the weigh-one-unit mode "
+        "(master data capture, only while no carton is open).",
+    )
     shipping_label: str = Field(
         default=r"^(?:1Z[0-9A-Z]{16}|JJD[0-9]{16,20})$",
         description=(
@@ -171,7 +182,7 @@ class CodePatternsConfig(BaseModel):
         _compile(pattern, frozenset({"order"}))
         return pattern
 
-    @field_validator("close", "logout", "shipping_label")
+    @field_validator("close", "logout", "shipping_label", "weigh_unit")
     @classmethod
     def _check_plain(cls, pattern: str) -> str:
         _compile(pattern, frozenset())
@@ -186,8 +197,9 @@ class CodePatternsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_control_codes(self) -> Self:
-        if self.close == self.logout:
-            raise ValueError("the close and logout patterns must differ")
+        controls = [self.close, self.logout, self.weigh_unit]
+        if len(set(controls)) != len(controls):
+            raise ValueError("the close, logout and weigh_unit patterns must differ from each other")
         return self
 
 
@@ -257,6 +269,7 @@ class CodeClassifier:
         self._order_carton = re.compile(patterns.order_carton)
         self._close = re.compile(patterns.close)
         self._logout = re.compile(patterns.logout)
+        self._weigh_unit = re.compile(patterns.weigh_unit)
         self._shipping_label = re.compile(patterns.shipping_label)
         self._boxes = frozenset(catalog.boxes)
         self._barcodes = catalog.barcode_index()
@@ -279,6 +292,8 @@ class CodeClassifier:
             return LogoutCode()
         if self._close.fullmatch(text):
             return CloseCode()
+        if self._weigh_unit.fullmatch(text):
+            return WeighUnitCode()
         if badge := self._badge.fullmatch(text):
             return BadgeCode(badge.group("badge"))
         if order := self._order_carton.fullmatch(text):

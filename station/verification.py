@@ -82,6 +82,9 @@ class ChannelReport:
     # What the channel saw that a person must look at whatever else it found (an RFID tag that
     # maps to no SKU, or one already shipped): the carton goes to REVIEW unless it is blocked.
     review: tuple[Reason, ...] = ()
+    # Where the figures the channel compared against came from: for the weight channel each
+    # SKU's unit weight and the box's tare ("box:<code>"), "catalog" or "learned".
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     def finding_for(self, sku: str) -> SkuFinding | None:
         return next((f for f in self.findings if f.sku == sku), None)

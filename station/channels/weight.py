@@ -12,6 +12,7 @@ from scale.readings import WeightReading
 from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_error_g
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.domain import expected_units
+from station.learning.service import LearnedWeights
 from station.session import CollectEvidence, WeightInfo
 from station.verification import ChannelReport
 from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
@@ -49,6 +50,9 @@ class WeightChannel(EvidenceChannel):
             clock=context.clock,
         )
         self._changed = asyncio.Event()
+        # Learned weights (station/learning): which unit weights and tare the check measures
+        # against; None: the catalog's, as loaded.
+        self.learned: LearnedWeights | None = None
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -70,14 +74,32 @@ class WeightChannel(EvidenceChannel):
     ) -> ChannelReport:
         self.scale.request_reading()
         assessment = await self._settled_or_deadline(deadline, requested_at)
-        catalog = self._context.catalog
+        units = expected_units(request.manifest, self._context.catalog)
+        if self.learned is None:
+            return evaluate_weight(
+                units,
+                self._context.catalog,
+                request.box,
+                self._measurement(assessment),
+                self.check_config,
+            )
+        weights = self.learned.effective(units, request.box)
         return evaluate_weight(
-            expected_units(request.manifest, catalog),
-            catalog,
-            request.box,
+            units,
+            weights.catalog,
+            weights.box,
             self._measurement(assessment),
             self.check_config,
+            weights.provenance,
         )
+
+    async def settled_weight(self, timeout_s: float) -> WeightMeasurement:
+        """The settled weight on the platter now (a reading taken after this call), for the
+        weigh-one-unit flow; fails as the close does (unsettled, stale, scale down)."""
+        requested_at = self._context.clock.monotonic()
+        self.scale.request_reading()
+        assessment = await self._settled_or_deadline(requested_at + timeout_s, requested_at)
+        return self._measurement(assessment)
 
     # -- readings and health (on the loop) --------------------------------------------------------
 
