@@ -199,7 +199,9 @@ class CodePatternsConfig(BaseModel):
     def _distinct_control_codes(self) -> Self:
         controls = [self.close, self.logout, self.weigh_unit]
         if len(set(controls)) != len(controls):
-            raise ValueError("the close, logout and weigh_unit patterns must differ from each other")
+            raise ValueError(
+                "the close, logout and weigh_unit patterns must differ from each other"
+            )
         return self
 
 

@@ -35,7 +35,6 @@ from station.verification import (
     ChannelState,
     FindingStatus,
     SkuFinding,
-    Verdict,
     VerificationPolicy,
 )
 from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
