@@ -1,8 +1,9 @@
 """What a scanned string means at the packing table. Pure: no I/O, never raises on input.
 
 A scan is one of: a packer badge, an order/carton label, a box code from the catalog, the close
-code, a carrier shipping label, an item barcode, the logout code, or something unknown. Station
-codes (badge, order, close, logout, tracking labels) are regexes in `CodePatternsConfig`; boxes and
+code, a carrier shipping label, an item barcode, the logout code, the weigh-one-unit code, or
+something unknown. Station codes (badge, order, close, logout, weigh-unit, tracking labels) are
+regexes in `CodePatternsConfig`; boxes and
 items come from the catalog.
 
 GS1 symbols arrive in several shapes depending on the scanner: with an AIM symbology identifier

@@ -115,7 +115,8 @@ class LearnedWeights:
                     update={"tare_g": learned_box.mean_g, "tare_spread_g": learned_box.spread_g}
                 )
             provenance[f"box:{box.code}"] = LEARNED if learned_box else CATALOG
-        catalog = self._catalog.model_copy(update={"items": items}) if use else self._catalog
+        replaced = LEARNED in (provenance[sku] for sku in provenance if sku in items)
+        catalog = self._catalog.model_copy(update={"items": items}) if replaced else self._catalog
         return EffectiveWeights(catalog, box, provenance)
 
     # -- samples in ------------------------------------------------------------------------------
