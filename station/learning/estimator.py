@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # The MAD of a normal distribution is 0.6745 sigma: multiplying by 1.4826 makes it estimate sigma.
 _MAD_TO_SIGMA = 1.4826
+_FEW_SAMPLES = 8
 
 
 class SampleSource(StrEnum):
@@ -159,6 +160,11 @@ def estimate(samples: Sequence[WeightSample], config: LearningConfig) -> Estimat
     # varies sqrt(n) times less), their MAD turned into a standard deviation.
     scaled = [math.sqrt(s.units) * abs(s.grams_per_unit - median) for s in usable]
     robust_spread = max(_MAD_TO_SIGMA * statistics.median(scaled), config.min_spread_g, 1e-9)
+    if len(usable) < _FEW_SAMPLES:
+        # The MAD of a handful of samples is itself noisy (often far too small): lean towards
+        # keeping samples; so few are never confident anyway.
+        root_mean_square = math.sqrt(statistics.fmean(v * v for v in scaled))
+        robust_spread = max(robust_spread, root_mean_square)
     inliers = [
         s
         for s in usable

@@ -176,3 +176,10 @@ def test_median_start_matches_statistics_for_single_units():
     values = sorted(s.grams_per_unit for s in samples)
     result = estimate(samples, CONFIG)
     assert abs(result.mean_g - statistics.fmean(values)) < 0.5
+
+
+def test_a_handful_of_normal_samples_is_not_cut_down():
+    """Four samples' MAD can be a fraction of the true spread; none of them is an outlier."""
+    for seed in range(200):
+        samples = clean_samples(268, 3, 4, seed=seed)
+        assert estimate(samples, CONFIG).inliers == 4, seed
