@@ -83,9 +83,12 @@ def _any_doubt(reports: Iterable[ChannelReport]) -> bool:
 
 
 def settled_gross_g(verdict: Verdict) -> tuple[float, float] | None:
-    """(gross grams, scale error) from the weight channel's report, when it measured one."""
+    """(gross grams, scale error) from the weight channel's report, when it measured the carton
+    with its box on the scale (a box tared away leaves nothing to subtract it from)."""
     report = next((r for r in verdict.reports if r.channel == WEIGHT_CHANNEL), None)
     if report is None or report.state is not ChannelState.OK:
+        return None
+    if report.measurements.get("box_on_scale", 1.0) < 0.5:
         return None
     measured = report.measurements.get("measured_g")
     if measured is None or not math.isfinite(measured):

@@ -12,6 +12,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from station.clock import Clock
 from station.domain import BoxType, Catalog, expected_units
@@ -195,11 +196,8 @@ class LearnedWeights:
         units = expected_units(collect.manifest, self._catalog)
         one = single_sku(units, self._catalog)
         gross = settled_gross_g(record.verdict)
-        report = next((r for r in record.verdict.reports if r.channel == "weight"), None)
-        if one is None or gross is None or report is None:
+        if one is None or gross is None:
             return
-        if report.measurements.get("box_on_scale", 1.0) < 0.5:
-            return  # tared on the scale: the figures below assume the box weighed with it
         sku, count = one
         confirmed_by = confirmed_by or count_confirmation(
             sku, count, record.verdict, record.scanned_units, self.config.learn_from_unit_scans
@@ -226,7 +224,7 @@ class LearnedWeights:
         log.debug("learned", extra={"sku": sku, "g": sample.grams_per_unit, "by": confirmed_by})
 
 
-def _remember(store: OrderedDict, key: tuple[str, str], value: object) -> None:
+def _remember(store: OrderedDict[tuple[str, str], Any], key: tuple[str, str], value: Any) -> None:
     store[key] = value
     store.move_to_end(key)
     while len(store) > _HELD_CARTONS:

@@ -88,6 +88,7 @@ class Packer:
         short: int = 0,
         scanned: dict[str, int] | None = None,
         extra_reports: tuple[ChannelReport, ...] = (),
+        tared: bool = False,
     ) -> tuple[Manifest, AttemptRecord]:
         self.orders += 1
         m = manifest(f"ORD-{self.orders}", lines)
@@ -98,9 +99,12 @@ class Packer:
             count = n - short if sku == "MUG" else n
             gross += sum(self.rng.gauss(true[sku], 3) for _ in range(count))
         box = CATALOG.boxes["BOX-S"]
-        report = evaluate_weight(
-            units, CATALOG, box, WeightMeasurement(ScaleState.SETTLED, gross_g=gross), WEIGHT
+        measurement = (
+            WeightMeasurement(ScaleState.SETTLED, net_g=gross - TRUE_BOX_G)
+            if tared
+            else WeightMeasurement(ScaleState.SETTLED, gross_g=gross)
         )
+        report = evaluate_weight(units, CATALOG, box, measurement, WEIGHT)
         verdict = VerificationPolicy().decide(
             {s: n for s, n in units.items() if s != "NOTE"}, (report, *extra_reports)
         )
@@ -269,3 +273,10 @@ def test_the_store_keeps_the_latest_samples_and_one_per_carton(tmp_path):
     assert reopened.keys(Subject.SKU) == ["MUG", "TEA"]
     assert len(reopened.samples(Subject.SKU, "MUG")) == 10
     reopened.close()
+
+
+def test_a_carton_weighed_with_its_box_tared_away_is_not_a_sample(tmp_path):
+    learned = learner(tmp_path)
+    _, record = Packer(learned).carton({"TEA": 2}, tared=True)
+    assert record.verdict.passed
+    assert learned.store.keys(Subject.SKU) == []
