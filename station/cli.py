@@ -92,6 +92,7 @@ def summarise(config: object) -> str:
         f"  manifests: {config.manifests.source.type}",
         f"  mqtt:      {config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol})",
         f"  policy:    requires {', '.join(config.policy.required_channels)}",
+        f"  learning:  {config.learning.mode} (min {config.learning.min_samples} samples)",
     ]
     if config.rfid is not None:
         readers = ", ".join(f"{r.name} ({r.protocol} {r.endpoint})" for r in config.rfid.readers)
