@@ -189,7 +189,7 @@ class WeightCaptured:
     request: int
     grams: float | None
     scale_error_g: float = 0.0
-    problem: str = ""  # e.g. "unsettled", "empty_platter", "scale_down"
+    problem: str = ""  # a ScaleState value ("unstable", "stale", "down"...) or "empty_platter"
 
 
 SessionInput = (

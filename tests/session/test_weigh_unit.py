@@ -185,7 +185,7 @@ CODES = st.one_of(
                 st.integers(0, 6),
                 st.none() | st.floats(0.1, 20_000),
                 st.floats(0, 5),
-                st.sampled_from(["", "unsettled"]),
+                st.sampled_from(["", "unstable"]),
             ),
         ),
         max_size=25,
