@@ -873,6 +873,8 @@ class Session:
             return []
         self._weigh_pending = None
         params: dict[str, object] = {"kind": subject.kind, "key": subject.key, "name": subject.name}
+        if event.problem == "empty_platter":
+            return [ShowMessage("warning", "weigh.empty_platter", params)]
         if event.grams is None or event.problem:
             return [ShowMessage("warning", "weigh.failed", {**params, "problem": event.problem})]
         params |= {"grams": round(event.grams, 1), "units": subject.units}

@@ -113,10 +113,16 @@ def test_a_failed_reading_records_nothing_and_says_why():
     (capture,) = [
         e for e in session.handle(Scanned(ItemCode("MUG-1", 1))) if isinstance(e, CaptureWeight)
     ]
-    effects = session.handle(WeightCaptured(capture.request, None, problem="empty_platter"))
+    effects = session.handle(WeightCaptured(capture.request, None, problem="unstable"))
     assert not any(isinstance(e, RecordWeightSample) for e in effects)
     (message,) = [e for e in effects if isinstance(e, ShowMessage)]
-    assert message.key == "weigh.failed" and message.params["problem"] == "empty_platter"
+    assert message.key == "weigh.failed" and message.params["problem"] == "unstable"
+    (capture,) = [
+        e for e in session.handle(Scanned(ItemCode("MUG-1", 1))) if isinstance(e, CaptureWeight)
+    ]
+    effects = session.handle(WeightCaptured(capture.request, None, problem="empty_platter"))
+    assert keys(effects) == ["weigh.empty_platter"]
+    assert not any(isinstance(e, RecordWeightSample) for e in effects)
 
 
 def test_one_capture_at_a_time_and_stale_results_are_dropped():
