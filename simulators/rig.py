@@ -60,6 +60,9 @@ class SimulatedStation:
     # the carton, insertion by insertion; off by default (no camera stack loaded).
     camera: bool = False
     vision_options: str = ""  # extra keys of the [vision] section, e.g. "capture_timeout_s = 2"
+    # The catalog the station's config names (a site's own master data, which may be wrong);
+    # the rig's units always weigh what the example catalog says.
+    catalog_path: Path = EXAMPLE_CATALOG
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,7 @@ site = "{self.site_id}"
 data_dir = "{self.workdir / "data"}"
 
 [catalog]
-path = "{EXAMPLE_CATALOG}"
+path = "{self.catalog_path}"
 
 [manifests.source]
 type = "directory"
@@ -348,6 +351,7 @@ formats = ["EAN13"]
         pause_s: float = 0.05,
         beside: tuple[str, ...] = (),
         taken_away: tuple[str, ...] = (),
+        scan_units: bool = False,
     ) -> list[str]:
         """Log in, open the carton, put the box and the units on the platter, close.
 
@@ -355,7 +359,8 @@ formats = ["EAN13"]
         `beside` names SKUs of which one unit goes in the carton during packing and is then set
         down beside the box before the close (`leave_beside`). `taken_away` names SKUs of which
         one unit goes in the carton, is read there at full strength, and is carried off (out of
-        the antennas' reach) before the close (`take_away`).
+        the antennas' reach) before the close (`take_away`). `scan_units`: the packer scans each
+        unit's barcode as it goes in.
         """
         self.scan(f"BADGE-{badge}")
         self.scan(f"{order_id}/{carton_id}")
@@ -367,6 +372,8 @@ formats = ["EAN13"]
             if sku in missing:
                 missing.remove(sku)
                 continue
+            if scan_units:
+                self.scan(self.catalog.items[sku].barcodes[0].code)
             self.add_unit(sku)
             time.sleep(pause_s)
         for sku in beside:

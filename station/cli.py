@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "station.api.pins": ("hash-pin",),
     "station.api.openapi": ("openapi",),
     "station.api.status_cli": ("status",),
+    "station.learning.cli": ("weights",),
     "vision.cli": ("vision",),
 }
 
@@ -91,6 +92,7 @@ def summarise(config: object) -> str:
         f"  manifests: {config.manifests.source.type}",
         f"  mqtt:      {config.mqtt.host}:{config.mqtt.port} (MQTT {config.mqtt.protocol})",
         f"  policy:    requires {', '.join(config.policy.required_channels)}",
+        f"  learning:  {config.learning.mode} (min {config.learning.min_samples} samples)",
     ]
     if config.rfid is not None:
         readers = ", ".join(f"{r.name} ({r.protocol} {r.endpoint})" for r in config.rfid.readers)

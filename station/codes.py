@@ -1,8 +1,9 @@
 """What a scanned string means at the packing table. Pure: no I/O, never raises on input.
 
 A scan is one of: a packer badge, an order/carton label, a box code from the catalog, the close
-code, a carrier shipping label, an item barcode, the logout code, or something unknown. Station
-codes (badge, order, close, logout, tracking labels) are regexes in `CodePatternsConfig`; boxes and
+code, a carrier shipping label, an item barcode, the logout code, the weigh-one-unit code, or
+something unknown. Station codes (badge, order, close, logout, weigh-unit, tracking labels) are
+regexes in `CodePatternsConfig`; boxes and
 items come from the catalog.
 
 GS1 symbols arrive in several shapes depending on the scanner: with an AIM symbology identifier
@@ -86,6 +87,11 @@ class LogoutCode:
 
 
 @dataclass(frozen=True, slots=True)
+class WeighUnitCode:
+    """Enter (or leave) the weigh-one-unit mode that captures master data."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCode:
     raw: str
 
@@ -98,6 +104,7 @@ ScannedCode = (
     | ShippingLabelCode
     | ItemCode
     | LogoutCode
+    | WeighUnitCode
     | UnknownCode
 )
 
@@ -136,6 +143,11 @@ class CodePatternsConfig(BaseModel):
     )
     close: str = Field(default=r"^CLOSE$", description="Regex for the close-carton code.")
     logout: str = Field(default=r"^LOGOUT$", description="Regex for the logout code.")
+    weigh_unit: str = Field(
+        default=r"^WEIGH-UNIT$",
+        description="Regex for the code that enters and leaves the weigh-one-unit mode "
+        "(master data capture, only while no carton is open).",
+    )
     shipping_label: str = Field(
         default=r"^(?:1Z[0-9A-Z]{16}|JJD[0-9]{16,20})$",
         description=(
@@ -174,7 +186,7 @@ class CodePatternsConfig(BaseModel):
         _compile(pattern, frozenset({"order"}))
         return pattern
 
-    @field_validator("close", "logout", "shipping_label")
+    @field_validator("close", "logout", "shipping_label", "weigh_unit")
     @classmethod
     def _check_plain(cls, pattern: str) -> str:
         _compile(pattern, frozenset())
@@ -189,8 +201,11 @@ class CodePatternsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_control_codes(self) -> Self:
-        if self.close == self.logout:
-            raise ValueError("the close and logout patterns must differ")
+        controls = [self.close, self.logout, self.weigh_unit]
+        if len(set(controls)) != len(controls):
+            raise ValueError(
+                "the close, logout and weigh_unit patterns must differ from each other"
+            )
         return self
 
 
@@ -260,6 +275,7 @@ class CodeClassifier:
         self._order_carton = re.compile(patterns.order_carton)
         self._close = re.compile(patterns.close)
         self._logout = re.compile(patterns.logout)
+        self._weigh_unit = re.compile(patterns.weigh_unit)
         self._shipping_label = re.compile(patterns.shipping_label)
         self._boxes = frozenset(catalog.boxes)
         self._barcodes = catalog.barcode_index()
@@ -282,6 +298,8 @@ class CodeClassifier:
             return LogoutCode()
         if self._close.fullmatch(text):
             return CloseCode()
+        if self._weigh_unit.fullmatch(text):
+            return WeighUnitCode()
         if badge := self._badge.fullmatch(text):
             return BadgeCode(badge.group("badge"))
         if order := self._order_carton.fullmatch(text):

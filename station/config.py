@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
 from station.carton_policy import SkuRule, StationPolicy
+from station.learning.estimator import LearningConfig
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
 from station.rfid_check import RfidCheckConfig
@@ -148,6 +149,11 @@ class StationConfig(Strict):
         default_factory=WeightCheckConfig, description="Weight verification tolerances."
     )
     policy: PolicySection = Field(default_factory=PolicySection, description="Decision policy.")
+    learning: LearningConfig = Field(
+        default_factory=LearningConfig,
+        description="Learned unit and box weights: from confirmed cartons and the "
+        "weigh-one-unit flow, reported, and used by the weight check when confident.",
+    )
     verdict: VerdictSection = Field(default_factory=VerdictSection, description="Verdict timing.")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
     api: ApiSection = Field(

@@ -31,6 +31,9 @@ from station.config_loader import ConfigError, load_config
 from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import EvidenceStore
+from station.learning.service import LearnedWeights
+from station.learning.store import FILE_NAME as LEARNED_WEIGHTS_FILE
+from station.learning.store import LearnedWeightStore
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
@@ -39,6 +42,7 @@ from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
+    CaptureWeight,
     CollectEvidence,
     DeviceFault,
     DeviceRecovered,
@@ -51,6 +55,7 @@ from station.session import (
     PublishEvent,
     RecordAttempt,
     RecordAudit,
+    RecordWeightSample,
     Scanned,
     Session,
     SessionInput,
@@ -58,12 +63,13 @@ from station.session import (
     SetLight,
     ShowMessage,
     Tick,
+    WeightCaptured,
 )
 from station.status import DeviceStatus, StationStatus
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
-from station.weight_check import absence_detection
+from station.weight_check import ScaleState, absence_detection
 
 log = logging.getLogger("packstation.daemon")
 
@@ -152,6 +158,19 @@ class StationDaemon:
         )
         self.channels = build_channels(config, context)
         self.weight = next(c for c in self.channels if isinstance(c, WeightChannel))
+        self.learning = LearnedWeights(
+            config.learning,
+            self.catalog,
+            config.weight,
+            LearnedWeightStore(
+                data_dir / LEARNED_WEIGHTS_FILE,
+                config.station.site,
+                config.station.id,
+                config.learning.max_samples,
+            ),
+            self.clock,
+        )
+        self.weight.learned = self.learning
         self._device_names = [
             *(device for channel in self.channels for device in channel.devices),
             *(f"scanner {c.name}" for c in config.scanners),
@@ -167,6 +186,7 @@ class StationDaemon:
         self._started_at = self.clock.monotonic()
         self.metrics = StationMetrics(self.outbox.depth, lambda: len(self._down))
         self.observers.append(lambda effect: self.metrics.on_effect(effect, self.clock.monotonic()))
+        self.observers.append(self.learning.on_effect)
         for channel in self.channels:
             channel.attach_metrics(self.metrics)
             channel.attach_publisher(self.publisher)
@@ -245,6 +265,7 @@ class StationDaemon:
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
         self.evidence.close()
+        self.learning.close()
         self.outbox.close()
         log.info("station stopped", extra={"station": self.config.station.id})
 
@@ -406,6 +427,26 @@ class StationDaemon:
                 self._spawn(self._fetch_manifest(order_id, carton_id))
             case CollectEvidence():
                 self._spawn(self._collect_evidence(effect))
+            case CaptureWeight():
+                self._spawn(self._capture_weight(effect))
+            case RecordWeightSample():
+                self.learning.record_capture(effect)
+
+    async def _capture_weight(self, request: CaptureWeight) -> None:
+        """The weigh-one-unit flow: the settled weight of what is on the empty platter."""
+        try:
+            measured = await self.weight.settled_weight(self.config.verdict.settle_timeout_s)
+        except Exception:  # a bug here must not leave the session waiting for this capture
+            log.exception("weight capture failed")
+            self._post(WeightCaptured(request.request, None, problem="failed"))
+            return
+        if measured.state is not ScaleState.SETTLED or measured.gross_g is None:
+            self._post(WeightCaptured(request.request, None, problem=measured.state.value))
+        elif measured.gross_g <= self.config.scale.zero_band_g:
+            self._post(WeightCaptured(request.request, None, problem="empty_platter"))
+        else:
+            captured = WeightCaptured(request.request, measured.gross_g, measured.scale_error_g)
+            self._post(captured)
 
     async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
         try:

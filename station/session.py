@@ -45,6 +45,7 @@ from station.codes import (
     ScannedCode,
     ShippingLabelCode,
     UnknownCode,
+    WeighUnitCode,
 )
 from station.domain import (
     BoxType,
@@ -67,6 +68,7 @@ class SessionState(StrEnum):
     PACKING = "packing"
     VERIFYING = "verifying"  # a close was requested; waiting for the evidence of this attempt
     BLOCKED = "blocked"  # the last attempt was BLOCK or REVIEW; the carton stays open
+    WEIGHING = "weighing"  # weigh-one-unit mode: scans capture weights for master data
 
 
 Mode = Literal["shadow", "enforce"]
@@ -188,6 +190,27 @@ class DegradedModeEnded:
     reviewer_badge: str
 
 
+@dataclass(frozen=True, slots=True)
+class WeighSubject:
+    """What is on the platter in weigh-one-unit mode: `units` of a SKU, an empty box, or an
+    item whose barcode the catalog does not know (`key` is then the barcode)."""
+
+    kind: Literal["unit", "box", "unknown"]
+    key: str
+    units: int = 1
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightCaptured:
+    """The settled weight for a `CaptureWeight` request, or why there is none (`problem`)."""
+
+    request: int
+    grams: float | None
+    scale_error_g: float = 0.0
+    problem: str = ""  # a ScaleState value ("unstable", "stale", "down"...) or "empty_platter"
+
+
 SessionInput = (
     Scanned
     | ManifestLoaded
@@ -200,6 +223,7 @@ SessionInput = (
     | ReviewerOverride
     | DegradedModeRequested
     | DegradedModeEnded
+    | WeightCaptured
 )
 
 # Before anything is packed: SKU -> chance the carton's weight reveals one missing unit, for the
@@ -283,6 +307,25 @@ class RecordAudit:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureWeight:
+    """Read the settled weight on the platter for weigh-one-unit mode (→ `WeightCaptured`)."""
+
+    request: int
+    subject: WeighSubject
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWeightSample:
+    """Keep a weighed unit, box or unknown item for the learned master data."""
+
+    subject: WeighSubject
+    grams: float  # the whole platter: `units` units, or the box, or the unknown item
+    scale_error_g: float
+    packer_badge: str | None
+    at: datetime
+
+
 Effect = (
     FetchManifest
     | CollectEvidence
@@ -291,6 +334,8 @@ Effect = (
     | PublishEvent
     | RecordAttempt
     | RecordAudit
+    | CaptureWeight
+    | RecordWeightSample
 )
 
 # What the packer should do next, shown when a scan does not fit the current state.
@@ -302,6 +347,7 @@ NEXT_STEP: Mapping[SessionState, str] = {
     SessionState.PACKING: "pack_and_close",
     SessionState.VERIFYING: "wait_for_verification",
     SessionState.BLOCKED: "fix_and_close",
+    SessionState.WEIGHING: "weigh_unit",
 }
 _OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
 _BOX_STATES = frozenset({SessionState.LOADING, SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS})
@@ -365,6 +411,8 @@ class Session:
         self._packer: str | None = None
         self._carton: _Carton | None = None
         self._last_scan_at = clock.monotonic()
+        self._weigh_requests = 0  # CaptureWeight requests issued; the latest is the awaited one
+        self._weigh_pending: WeighSubject | None = None
 
     @property
     def state(self) -> SessionState:
@@ -444,11 +492,16 @@ class Session:
                 return self._on_degraded_requested(event)
             case DegradedModeEnded(reviewer_badge):
                 return self._end_degraded(f"ended by {reviewer_badge}")
+            case WeightCaptured():
+                return self._on_weight_captured(event)
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
 
     def _on_scan(self, code: ScannedCode) -> list[Effect]:
+        if self._state is SessionState.WEIGHING:
+            self._last_scan_at = self._clock.monotonic()
+            return self._on_weigh_scan(code)
         if isinstance(code, UnknownCode):
             return [ShowMessage("warning", "scan.unknown", {"code": code.raw[:64]})]
         if self._state is SessionState.LOGGED_OUT:
@@ -469,6 +522,8 @@ class Session:
                 return self._on_item(code)
             case CloseCode() | ShippingLabelCode():
                 return self._on_close(code)
+            case WeighUnitCode():
+                return self._enter_weighing(code)
         raise TypeError(f"not a scanned code: {code!r}")
 
     def _not_now(self, code: ScannedCode) -> list[Effect]:
@@ -512,6 +567,7 @@ class Session:
         ]
         self._packer = None
         self._state = SessionState.LOGGED_OUT
+        self._weigh_pending = None
         return effects
 
     def _on_order(self, code: OrderCartonCode) -> list[Effect]:
@@ -892,6 +948,76 @@ class Session:
             self._audit(f"degraded.{state}", {**flag, "why": why}),
             ShowMessage("warning", f"degraded.{state}", {**flag, "why": why}),
         ]
+
+    # ----------------------------------------------------------------- weigh one unit
+    # Master data capture between cartons: the packer scans WEIGH-UNIT, puts one unit (or an
+    # empty box, or an item the catalog does not know) on the empty platter and scans it; the
+    # daemon reads the settled weight and the session records it. WEIGH-UNIT or CLOSE again
+    # ends the mode; an order label ends it and opens that carton.
+
+    def _enter_weighing(self, code: WeighUnitCode) -> list[Effect]:
+        if self._state is not SessionState.IDLE:
+            return self._not_now(code)
+        self._state = SessionState.WEIGHING
+        self._weigh_pending = None
+        return [ShowMessage("info", "weigh.started")]
+
+    def _leave_weighing(self) -> list[Effect]:
+        self._state = SessionState.IDLE
+        self._weigh_pending = None
+        return [ShowMessage("info", "weigh.ended")]
+
+    def _on_weigh_scan(self, code: ScannedCode) -> list[Effect]:
+        match code:
+            case WeighUnitCode() | CloseCode():
+                return self._leave_weighing()
+            case BadgeCode():
+                return self._on_badge(code)
+            case LogoutCode():
+                return self._logout("logout")
+            case OrderCartonCode():
+                self._weigh_pending = None
+                return self._open_carton(code)
+            case ItemCode(sku, units):
+                name = self._catalog.items[sku].name
+                return self._capture(WeighSubject("unit", sku, units, name))
+            case BoxCode(box_code):
+                name = self._catalog.boxes[box_code].name
+                return self._capture(WeighSubject("box", box_code, 1, name))
+            case UnknownCode(raw):
+                return self._capture(WeighSubject("unknown", raw.strip()[:128] or "?"))
+        return self._not_now(code)
+
+    def _capture(self, subject: WeighSubject) -> list[Effect]:
+        if self._weigh_pending is not None:
+            return [ShowMessage("warning", "weigh.busy", {"name": self._weigh_pending.name})]
+        self._weigh_requests += 1
+        self._weigh_pending = subject
+        params = {"kind": subject.kind, "key": subject.key, "name": subject.name}
+        return [
+            CaptureWeight(self._weigh_requests, subject),
+            ShowMessage("info", "weigh.reading", params),
+        ]
+
+    def _on_weight_captured(self, event: WeightCaptured) -> list[Effect]:
+        subject = self._weigh_pending
+        if (
+            self._state is not SessionState.WEIGHING
+            or subject is None
+            or event.request != self._weigh_requests
+        ):
+            return []
+        self._weigh_pending = None
+        params: dict[str, object] = {"kind": subject.kind, "key": subject.key, "name": subject.name}
+        if event.problem == "empty_platter":
+            return [ShowMessage("warning", "weigh.empty_platter", params)]
+        if event.grams is None or event.problem:
+            return [ShowMessage("warning", "weigh.failed", {**params, "problem": event.problem})]
+        params |= {"grams": round(event.grams, 1), "units": subject.units}
+        record = RecordWeightSample(
+            subject, event.grams, event.scale_error_g, self._packer, self._clock.now_utc()
+        )
+        return [record, ShowMessage("info", f"weigh.captured_{subject.kind}", params)]
 
     # ---------------------------------------------------------------------------- helpers
 

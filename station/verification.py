@@ -91,8 +91,9 @@ class ChannelReport:
     # What the channel saw that a person must look at whatever else it found (an RFID tag that
     # maps to no SKU, or one already shipped): the carton goes to REVIEW unless it is blocked.
     review: tuple[Reason, ...] = ()
-    # What the report rests on, kept with the verdict and never decided on (the model's hash
-    # and version), and the files that show what the channel saw.
+    # What the report rests on, kept with the verdict and never decided on: the model's hash and
+    # version (vision); where each figure compared against came from (weight: each SKU's unit
+    # weight and the box's tare, "box:<code>", "catalog" or "learned").
     provenance: Mapping[str, str] = field(default_factory=dict)
     files: tuple[EvidenceFile, ...] = ()
 

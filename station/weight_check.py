@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -282,8 +282,24 @@ def evaluate_weight(
     box: BoxType | None,
     measurement: WeightMeasurement,
     config: WeightCheckConfig,
+    provenance: Mapping[str, str] | None = None,
 ) -> ChannelReport:
-    """The weight channel's report for one carton. Never raises on a bad reading: fails closed."""
+    """The weight channel's report for one carton. Never raises on a bad reading: fails closed.
+
+    `provenance` (where each unit weight and the tare came from) is copied into the report so
+    the evidence says which figures the verdict was measured against.
+    """
+    report = _evaluate(expected_units, catalog, box, measurement, config)
+    return replace(report, provenance=dict(provenance)) if provenance else report
+
+
+def _evaluate(
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    measurement: WeightMeasurement,
+    config: WeightCheckConfig,
+) -> ChannelReport:
     unusable = _unusable_reading(measurement, box)
     if unusable is not None:
         return unusable
@@ -314,6 +330,9 @@ def evaluate_weight(
         "tolerance_g": tolerance,
         "delta_g": carton.delta_g,
         "sigma_g": carton.sigma_g,
+        "scale_error_g": measurement.scale_error_g,
+        # 1: the box was weighed with the carton (gross); 0: it was tared away on the scale.
+        "box_on_scale": float(on_scale_box is not None),
     }
     if abs(carton.delta_g) <= tolerance:
         findings = tuple(_finding_within_tolerance(carton, sku) for sku in sorted(carton.units))

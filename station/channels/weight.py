@@ -15,6 +15,7 @@ from scale.weighing import StabilityTracker, WeighAssessment, WeighState, scale_
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.domain import expected_units
 from station.insertion_check import WeightStep
+from station.learning.service import LearnedWeights
 from station.session import CollectEvidence, WeightInfo
 from station.verification import ChannelReport
 from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
@@ -58,6 +59,9 @@ class WeightChannel(EvidenceChannel):
         # box put down is a step even if the empty platter never had time to settle.
         self._level_g = 0.0
         self._step_listeners: list[Callable[[WeightStep], None]] = []
+        # Learned weights (station/learning): which unit weights and tare the check measures
+        # against; None: the catalog's, as loaded.
+        self.learned: LearnedWeights | None = None
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -90,14 +94,32 @@ class WeightChannel(EvidenceChannel):
     ) -> ChannelReport:
         self.scale.request_reading()
         assessment = await self.wait_settled(deadline, requested_at)
-        catalog = self._context.catalog
+        units = expected_units(request.manifest, self._context.catalog)
+        if self.learned is None:
+            return evaluate_weight(
+                units,
+                self._context.catalog,
+                request.box,
+                self._measurement(assessment),
+                self.check_config,
+            )
+        weights = self.learned.effective(units, request.box)
         return evaluate_weight(
-            expected_units(request.manifest, catalog),
-            catalog,
-            request.box,
+            units,
+            weights.catalog,
+            weights.box,
             self._measurement(assessment),
             self.check_config,
+            weights.provenance,
         )
+
+    async def settled_weight(self, timeout_s: float) -> WeightMeasurement:
+        """The settled weight on the platter now (a reading taken after this call), for the
+        weigh-one-unit flow; fails as the close does (unsettled, stale, scale down)."""
+        requested_at = self._context.clock.monotonic()
+        self.scale.request_reading()
+        assessment = await self.wait_settled(requested_at + timeout_s, requested_at)
+        return self._measurement(assessment)
 
     # -- readings and health (on the loop) --------------------------------------------------------
 

@@ -22,6 +22,7 @@ def message_keys_in_code() -> set[str]:
     source = "".join(p.read_text() for p in (REPO / "station").glob("*.py"))
     keys = set(re.findall(r'ShowMessage\(\s*"\w+",\s*"([a-z_]+\.[a-z_]+)"', source))
     keys |= set(re.findall(r'return "(override\.[a-z_]+)"', source))
+    keys |= {f"weigh.captured_{kind}" for kind in ("unit", "box", "unknown")}
     return keys | {
         "logout.logout",
         "logout.inactivity",

@@ -17,6 +17,7 @@ from station.codes import (
     OrderCartonCode,
     ShippingLabelCode,
     UnknownCode,
+    WeighUnitCode,
 )
 from station.session import (
     MISSING_DETECTED,
@@ -32,6 +33,7 @@ from station.session import (
     Scanned,
     SetLight,
     Tick,
+    WeightCaptured,
 )
 from station.verification import ChannelState
 
@@ -53,6 +55,7 @@ CODES = st.one_of(
     st.builds(BadgeCode, st.sampled_from(["P1", "P2"])),
     st.just(LogoutCode()),
     st.just(UnknownCode("junk")),
+    st.just(WeighUnitCode()),
 )
 REPORTS = st.tuples(
     st.builds(
@@ -131,6 +134,10 @@ class SessionMachine(RuleBasedStateMachine):
     def time_passes(self, seconds):
         self.clock.advance(seconds)
         self._handle(Tick(self.clock.monotonic()))
+
+    @rule(request=st.integers(0, 5), grams=st.none() | st.floats(1, 5_000))
+    def weight_captured(self, request, grams):
+        self._handle(WeightCaptured(request, grams))
 
     @rule()
     def device_fault(self):
