@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from station import __version__
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
@@ -28,7 +30,8 @@ from station.clock import Clock, ScaledClock, SystemClock
 from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
-from station.evidence import EvidenceStore
+from station.events import EvidenceRef
+from station.evidence import ChainRecord, EvidenceStore, canonical_json
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
@@ -37,6 +40,8 @@ from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
+    VERIFICATION_RESULT,
+    AttemptRecord,
     CollectEvidence,
     DeviceFault,
     DeviceRecovered,
@@ -110,7 +115,18 @@ class StationDaemon:
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(data_dir / "outbox.sqlite3", self.clock)
-        self.evidence = EvidenceStore(data_dir / "evidence.sqlite3")
+        self.evidence = EvidenceStore(
+            data_dir / "evidence.sqlite3", config.station.id, config.station.site
+        )
+        self._versions = {
+            "software": __version__,
+            "config_sha256": hashlib.sha256(
+                canonical_json(config.model_dump(mode="json")).encode()
+            ).hexdigest(),
+        }
+        # What the channels saw for the attempt being decided, for its evidence record:
+        # (order, carton, attempt) -> body additions; one carton at a time, so one entry.
+        self._observed: tuple[tuple[str, str, int], dict[str, object]] | None = None
         self.publisher = EventPublisher(
             config.mqtt,
             self.outbox,
@@ -348,9 +364,16 @@ class StationDaemon:
     # -- effects -----------------------------------------------------------------------------
 
     def _execute(self, effects: list[Effect]) -> None:
+        # A verdict's record is hashed before its event goes out, so the event can carry the
+        # chain hash; it is written only after the event is committed (the session's order:
+        # no record, hence no label permission, for a verdict nobody was told about).
+        record: ChainRecord | None = None
         for effect in effects:
             try:
-                self._apply(effect)
+                if isinstance(effect, PublishEvent) and effect.kind == VERIFICATION_RESULT:
+                    attempt = next((e for e in effects if isinstance(e, RecordAttempt)), None)
+                    record = self._prepare(attempt.record) if attempt else None
+                self._apply(effect, record)
             except Exception as exc:
                 # Fail closed: nothing after an effect that could not be carried out (an event
                 # not committed, evidence not written) is applied or shown: no verdict without
@@ -373,14 +396,24 @@ class StationDaemon:
         self._notify(SetLight("amber", buzzer=True))
         self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
-    def _apply(self, effect: Effect) -> None:
+    def _prepare(self, record: AttemptRecord) -> ChainRecord:
+        key = (record.order_id, record.carton_id, record.attempt)
+        observed = self._observed[1] if self._observed and self._observed[0] == key else {}
+        return self.evidence.prepare_attempt(record, observed)
+
+    def _apply(self, effect: Effect, record: ChainRecord | None) -> None:
         match effect:
             case PublishEvent():
                 station = self.config.station
-                event_type, data, subject = to_event(effect, station.id, station.site)
+                anchor = None
+                if record is not None and effect.kind == VERIFICATION_RESULT:
+                    at = self.evidence.anchor(record)
+                    anchor = EvidenceRef(record_id=at.record_id, sha256=at.sha256, chain=at.chain)
+                event_type, data, subject = to_event(effect, station.id, station.site, anchor)
                 self.publisher.publish(event_type, data, subject=subject)
-            case RecordAttempt(record):
-                self.evidence.record_attempt(record)
+            case RecordAttempt(attempt):
+                self.evidence.append(record or self._prepare(attempt))
+                self._observed = None
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
             case SetLight(color, buzzer):
@@ -410,9 +443,10 @@ class StationDaemon:
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
         requested_at = self.clock.monotonic()
         deadline = requested_at + self.config.verdict.settle_timeout_s
-        reports = await asyncio.gather(
+        collected = await asyncio.gather(
             *(self._timed(channel, request, requested_at, deadline) for channel in self.channels)
         )
+        reports = [report for report, _ in collected]
         change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
         if change is not None:
             self._post(
@@ -420,6 +454,17 @@ class StationDaemon:
             )
             return
         weight = next((weight_info(r) for r in reports if r.channel == WeightChannel.name), None)
+        observed = {report.channel: seen for report, seen in collected if seen}
+        models = {name: seen["model"] for name, seen in observed.items() if "model" in seen}
+        key = (manifest.order_id, manifest.carton_id, request.attempt)
+        self._observed = (
+            key,
+            {
+                "manifest": manifest,
+                "observations": observed,
+                "versions": {**self._versions, "models": models},
+            },
+        )
         self._post(EvidenceReady(request.attempt, tuple(reports), weight))
 
     async def _timed(
@@ -428,19 +473,22 @@ class StationDaemon:
         request: CollectEvidence,
         requested_at: float,
         deadline: float,
-    ) -> ChannelReport:
-        """A channel's report; a channel that fails or overruns its deadline reports DOWN, which
-        sends the carton to REVIEW instead of leaving it stuck in VERIFYING."""
+    ) -> tuple[ChannelReport, Mapping[str, object]]:
+        """A channel's report and observations; a channel that fails or overruns its deadline
+        reports DOWN (and nothing observed), which sends the carton to REVIEW instead of leaving
+        it stuck in VERIFYING."""
         grace = self.clock.real_seconds(deadline - self.clock.monotonic()) + _CHANNEL_GRACE_S
+        observed: Mapping[str, object] = {}
         try:
             report = await asyncio.wait_for(channel.collect(request, requested_at, deadline), grace)
+            observed = channel.observations()
         except Exception as exc:
             log.exception("channel failed", extra={"channel": channel.name})
             why = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc})"
             reason = Reason("channel_error", f"The {channel.name} channel {why}.", channel.name)
             report = ChannelReport(channel.name, ChannelState.DOWN, reasons=(reason,))
         self.metrics.channel_reported(report.channel, self.clock.monotonic() - requested_at)
-        return report
+        return report, observed
 
     async def _bounded(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
         """The manifest re-check, if it answers in time; a slow WMS must not hold the verdict."""
