@@ -36,6 +36,9 @@ from pydantic import BaseModel
 from station.session import AttemptRecord
 
 CHAIN_FORMAT = "packstation-evidence/1"
+# Evidence images (the vision channel's masked, annotated JPEGs) live under this folder of the
+# data_dir, named `<anything>-<first 12 hex digits of their SHA-256>.jpg` or `<sha256>.jpg`.
+IMAGES_DIR = Path("evidence") / "images"
 ATTEMPT = "attempt"
 _BUSY_TIMEOUT_MS = 5_000  # the pruner's short batches hold the write lock for milliseconds
 
@@ -390,7 +393,7 @@ def image_refs(value: Any) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         digest = value.get("image_sha256") or (value.get("sha256") if "path" in value else None)
-        if isinstance(digest, str) and _is_sha256(digest):
+        if isinstance(digest, str) and is_sha256(digest):
             found.append(digest)
         for item in value.values():
             found += image_refs(item)
@@ -400,8 +403,19 @@ def image_refs(value: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _is_sha256(text: str) -> bool:
+def is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def find_image(folder: Path, digest: str) -> bytes | None:
+    """The bytes of the image under `folder` whose SHA-256 is `digest`, found by the digest in
+    its name and served only if its content still has that hash (a changed file is not it)."""
+    for path in sorted(folder.rglob(f"*{digest[:12]}*")):
+        if path.is_file():
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() == digest:
+                return data
+    return None
 
 
 def to_json(value: object) -> str:
