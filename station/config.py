@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
+from station.evidence_retention import EvidenceRetentionConfig
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
 from station.rfid_check import RfidCheckConfig
@@ -117,6 +118,10 @@ class StationConfig(Strict):
     rfid: RfidCheckConfig | None = Field(
         default=None,
         description="RFID readers and the decisive read window; absent: no RFID channel.",
+    )
+    evidence: EvidenceRetentionConfig = Field(
+        default_factory=EvidenceRetentionConfig,
+        description="How long evidence records and images are kept (docs/evidence.md).",
     )
 
     @model_validator(mode="after")

@@ -31,7 +31,8 @@ from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
 from station.events import EvidenceRef
-from station.evidence import ChainRecord, EvidenceStore, canonical_json
+from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
+from station.evidence_retention import EvidencePruner, pending_events
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
@@ -124,6 +125,12 @@ class StationDaemon:
                 canonical_json(config.model_dump(mode="json")).encode()
             ).hexdigest(),
         }
+        self.pruner = EvidencePruner(
+            self.evidence.path,
+            data_dir / IMAGES_DIR,
+            config.evidence,
+            lambda: pending_events(self.outbox.pending),
+        )
         # What the channels saw for the attempt being decided, for its evidence record:
         # (order, carton, attempt) -> body additions; one carton at a time, so one entry.
         self._observed: tuple[tuple[str, str, int], dict[str, object]] | None = None
@@ -201,6 +208,7 @@ class StationDaemon:
         self._ticker = asyncio.ensure_future(self._tick())
         if self.api is not None:
             await self.api.start()
+        self._spawn(self._retention())
         watchdog = watchdog_interval_s()
         if watchdog is not None:
             self._spawn(self._watchdog(watchdog))
@@ -348,6 +356,16 @@ class StationDaemon:
         while True:
             await self.clock.sleep(_TICK_S)
             self._post(Tick(self.clock.monotonic()))
+
+    async def _retention(self) -> None:
+        """Prune old evidence now and then, on a thread (station.evidence_retention)."""
+        while True:
+            try:
+                result = await asyncio.to_thread(self.pruner.run, self.clock.now_utc())
+                self.metrics.evidence_pruned(result.records, result.images)
+            except Exception:  # a failed pass is retried next time; evidence is only kept longer
+                log.exception("evidence retention failed; retried at the next interval")
+            await self.clock.sleep(self.config.evidence.prune_interval_s)
 
     async def _watchdog(self, interval_s: float) -> None:
         """Ping systemd only while the loop keeps up: a stalled loop never gets here, and a loop
