@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
+from station.clock_offset import ClockCheckConfig
 from station.evidence_retention import EvidenceRetentionConfig
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
@@ -122,6 +123,10 @@ class StationConfig(Strict):
     evidence: EvidenceRetentionConfig = Field(
         default_factory=EvidenceRetentionConfig,
         description="How long evidence records and images are kept (docs/evidence.md).",
+    )
+    clock: ClockCheckConfig = Field(
+        default_factory=ClockCheckConfig,
+        description="Wall-clock offset monitoring, so evidence lines up with CCTV.",
     )
 
     @model_validator(mode="after")

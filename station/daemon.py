@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -27,6 +28,7 @@ from station.channels.base import ChannelContext, EvidenceChannel
 from station.channels.build import build_channels
 from station.channels.weight import WeightChannel, weight_info
 from station.clock import Clock, ScaledClock, SystemClock
+from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http_reference
 from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
@@ -35,7 +37,12 @@ from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_j
 from station.evidence_retention import EvidencePruner, pending_events
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
-from station.manifests import FetchedManifest, ManifestService, open_manifest_source
+from station.manifests import (
+    FetchedManifest,
+    HttpManifestSourceConfig,
+    ManifestService,
+    open_manifest_source,
+)
 from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
@@ -75,6 +82,7 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
+CLOCK_FAULT = "clock offset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +200,25 @@ class StationDaemon:
             channel.attach_metrics(self.metrics)
             channel.attach_publisher(self.publisher)
             self.observers.append(channel.on_effect)
+        source = config.manifests.source
+        self.clock_monitor = ClockMonitor(
+            config.clock,
+            http_reference(source.url_template)
+            if isinstance(source, HttpManifestSourceConfig)
+            else None,
+        )
+        self.clock_offset: ClockOffset | None = None
+        self._clock_unknown_logged = False
+        self.metrics.gauge(
+            "packstation_clock_offset_seconds",
+            "Wall clock minus the reference clock (NaN: not measured); docs/evidence.md.",
+            lambda: self.clock_offset.offset_s if self.clock_offset else math.nan,
+        )
+        self.metrics.gauge(
+            "packstation_clock_offset_uncertainty_seconds",
+            "The offset measurement's error bound (NaN: not measured).",
+            lambda: self.clock_offset.uncertainty_s if self.clock_offset else math.nan,
+        )
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)
@@ -209,6 +236,8 @@ class StationDaemon:
         if self.api is not None:
             await self.api.start()
         self._spawn(self._retention())
+        if self.clock_monitor.enabled:
+            self._spawn(self._watch_clock())
         watchdog = watchdog_interval_s()
         if watchdog is not None:
             self._spawn(self._watchdog(watchdog))
@@ -317,6 +346,7 @@ class StationDaemon:
             weight=self.weight.assessment(),
             outbox_depth=self.outbox.depth(),
             uptime_s=self.clock.monotonic() - self._started_at,
+            clock=self.clock_offset,
         )
 
     def _devices(self) -> tuple[DeviceStatus, ...]:
@@ -366,6 +396,28 @@ class StationDaemon:
             except Exception:  # a failed pass is retried next time; evidence is only kept longer
                 log.exception("evidence retention failed; retried at the next interval")
             await self.clock.sleep(self.config.evidence.prune_interval_s)
+
+    async def _watch_clock(self) -> None:
+        """Measure the wall-clock offset now and then; a fault while it is certainly too big.
+        Real seconds between checks (a simulation's fast clock says nothing about the wall)."""
+        bound = self.config.clock.max_offset_s
+        while True:
+            try:
+                offset = await asyncio.to_thread(self.clock_monitor.measure)
+            except ClockReadError as exc:
+                if self.clock_offset is not None or not self._clock_unknown_logged:
+                    log.warning("clock offset unknown", extra={"problem": str(exc)})
+                self._clock_unknown_logged = True
+                self.clock_offset = None
+            else:
+                self.clock_offset = offset
+                detail = (
+                    f"wall clock is {offset.offset_s:+.1f} s (± {offset.uncertainty_s:.1f} s) off "
+                    f"{offset.source}, more than {bound:g} s: evidence times will not match CCTV; "
+                    "fix the station's NTP"
+                )
+                self._on_health_change(CLOCK_FAULT, not offset.beyond(bound), detail)
+            await asyncio.sleep(self.config.clock.interval_s)
 
     async def _watchdog(self, interval_s: float) -> None:
         """Ping systemd only while the loop keeps up: a stalled loop never gets here, and a loop

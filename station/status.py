@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scale.weighing import WeighAssessment
+from station.clock_offset import ClockOffset
 from station.session import CartonView, Mode, SessionState
 
 
@@ -32,6 +33,7 @@ class StationStatus:
     weight: WeighAssessment
     outbox_depth: int
     uptime_s: float
+    clock: ClockOffset | None = None  # the last wall-clock offset measured (None: unknown)
 
     @property
     def devices_down(self) -> list[DeviceStatus]:

@@ -524,5 +524,6 @@ def status_json(status: StationStatus) -> dict[str, Any]:
         "weight": {"state": status.weight.state.value, "grams": status.weight.grams},
         "outbox_depth": status.outbox_depth,
         "uptime_s": round(status.uptime_s, 1),
+        "clock": None if status.clock is None else to_plain(status.clock),
         "ready": not status.devices_down,
     }
