@@ -20,6 +20,7 @@ synced FULL). Pruning (`station.evidence_retention`) uses its own connection on 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -161,7 +162,7 @@ class EvidenceStore:
         observations, versions)."""
         body = {**to_plain(record), **to_plain(extra or {})}
         keys = (record.order_id, record.carton_id, record.attempt, record.verdict.outcome.value)
-        return self._prepare(ATTEMPT, record.decided_at.isoformat(), canonical_json(body), keys)
+        return self._prepare(ATTEMPT, record.decided_at.isoformat(), _canonical(body), keys)
 
     def append(self, prepared: ChainRecord) -> None:
         """Write a prepared record; refused if another record was written since it was prepared
@@ -182,7 +183,7 @@ class EvidenceStore:
             raise ValueError("'attempt' is reserved for close attempts")
         plain = to_plain(data)
         keys = _columns_of(kind, plain)
-        prepared = self._prepare(kind, at.isoformat(), canonical_json(plain), keys)
+        prepared = self._prepare(kind, at.isoformat(), _canonical(plain), keys)
         self._append(prepared)
         return prepared
 
@@ -261,12 +262,20 @@ def envelope_bytes(seq: int, kind: str, at: str, body: str, prev_sha256: str) ->
 def canonical_json(value: object) -> str:
     """Sorted keys, no whitespace, non-ASCII as UTF-8 (not escaped); NaN and Infinity (which JSON
     lacks) become null, so a device's odd reading can never stop a record being written."""
+    return _canonical(to_plain(value))
+
+
+def _canonical(plain: Any) -> str:
+    """canonical_json of a value already made plain."""
+    try:
+        return _dumps(plain)
+    except ValueError:  # a NaN or Infinity somewhere: the rare case pays for the walk
+        return _dumps(_finite(plain))
+
+
+def _dumps(plain: Any) -> str:
     return json.dumps(
-        _finite(to_plain(value)),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
+        plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
 
 
@@ -300,17 +309,6 @@ def read_record(db: sqlite3.Connection, seq: int) -> ChainRecord | None:
     return next(_select(db, "WHERE seq = ?", (seq,)), None)
 
 
-def iter_records(db: sqlite3.Connection, batch: int = 1_000) -> Iterator[ChainRecord]:
-    """Every record in chain order, read in batches (the chain may be large)."""
-    last = -1
-    while True:
-        rows = list(_select(db, "WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)))
-        yield from rows
-        if len(rows) < batch:
-            return
-        last = rows[-1].seq
-
-
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
     """The outcome of checking a whole chain: how far it held and the first broken link."""
@@ -338,8 +336,8 @@ def verify_chain(db: sqlite3.Connection) -> ChainCheck:
         (pruned.through_seq + 1, pruned.sha256) if pruned else (1, genesis_hash(meta))
     )
     checked, first = 0, None
-    for record in iter_records(db):
-        problem = _link_problem(record, expected_seq, expected_prev)
+    for record, implied in _records_with_columns(db):
+        problem = _link_problem(record, implied, expected_seq, expected_prev)
         if problem is not None:
             last = expected_seq - 1 if checked else None
             return ChainCheck(checked, first, last, expected_prev, problem, record.seq)
@@ -349,7 +347,33 @@ def verify_chain(db: sqlite3.Connection) -> ChainCheck:
     return ChainCheck(checked, first, expected_seq - 1 if checked else None, expected_prev)
 
 
-def _link_problem(record: ChainRecord, seq: int, prev: str) -> str | None:
+# The lookup values a body implies, extracted by SQLite (five times faster than json.loads of
+# a whole record in Python); NULL for a body that is not JSON.
+_IMPLIED = (
+    "CASE WHEN json_valid(body) THEN json_extract(body, '$.order_id', '$.carton_id',"
+    " '$.attempt', '$.verdict.outcome') END"
+)
+
+
+def _records_with_columns(
+    db: sqlite3.Connection, batch: int = 1_000
+) -> Iterator[tuple[ChainRecord, _Keys | None]]:
+    last = -1
+    while True:
+        rows = db.execute(
+            f"SELECT {_COLUMNS}, {_IMPLIED} FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            (last, batch),
+        ).fetchall()
+        for *columns, implied in rows:
+            record = ChainRecord(*columns)
+            values = json.loads(implied) if implied is not None else None
+            yield record, None if values is None else _keys(record.kind, *values)
+        if len(rows) < batch:
+            return
+        last = rows[-1][0]
+
+
+def _link_problem(record: ChainRecord, implied: _Keys | None, seq: int, prev: str) -> str | None:
     if record.seq != seq:
         missing = f"{seq}" if record.seq == seq + 1 else f"{seq} to {record.seq - 1}"
         return f"record {record.seq} follows {seq - 1}: record(s) {missing} are missing"
@@ -360,14 +384,11 @@ def _link_problem(record: ChainRecord, seq: int, prev: str) -> str | None:
         )
     if hashlib.sha256(record.envelope()).hexdigest() != record.sha256:
         return f"record {record.seq}: its content does not match its sha256 (it was edited)"
-    try:
-        body = json.loads(record.body)
-    except json.JSONDecodeError:
+    if implied is None:
         return f"record {record.seq}: its body is not JSON"
-    columns = _columns_of(record.kind, body)
     stored = (record.order_id, record.carton_id, record.attempt, record.outcome)
-    if stored != columns:
-        return f"record {record.seq}: its lookup columns {stored} disagree with its body {columns}"
+    if stored != implied:
+        return f"record {record.seq}: its lookup columns {stored} disagree with its body {implied}"
     return None
 
 
@@ -375,16 +396,23 @@ def _columns_of(kind: str, body: Any) -> _Keys:
     """The lookup columns a body implies (indexed copies the hash does not cover directly)."""
     if not isinstance(body, dict):
         return (None, None, None, None)
-    order_id, carton_id = body.get("order_id"), body.get("carton_id")
+    verdict = body.get("verdict")
+    outcome = verdict.get("outcome") if isinstance(verdict, dict) else None
+    return _keys(kind, body.get("order_id"), body.get("carton_id"), body.get("attempt"), outcome)
+
+
+def _keys(kind: str, order_id: Any, carton_id: Any, attempt: Any, outcome: Any) -> _Keys:
     keys = (
         order_id if isinstance(order_id, str) else None,
         carton_id if isinstance(carton_id, str) else None,
     )
     if kind != ATTEMPT:
         return (*keys, None, None)
-    verdict = body.get("verdict")
-    outcome = verdict.get("outcome") if isinstance(verdict, dict) else None
-    return (*keys, body.get("attempt"), outcome)
+    return (
+        *keys,
+        attempt if isinstance(attempt, int) else None,
+        outcome if isinstance(outcome, str) else None,
+    )
 
 
 def image_refs(value: Any) -> list[str]:
@@ -424,8 +452,15 @@ def to_json(value: object) -> str:
 
 def to_plain(value: Any) -> Any:
     """Dataclasses, pydantic models, enums, datetimes and containers as JSON-ready values."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:  # most of a record: checked first, it is the hot path
+        return value
+    if kind is dict:
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [to_plain(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: to_plain(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, Mapping):
@@ -437,6 +472,14 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
 
 
 # ChainRecord's fields, in order.
