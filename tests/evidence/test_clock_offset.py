@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulators.broker import MosquittoBroker
 from simulators.rig import SimulatedStation
 from station.clock_offset import (
     ClockCheckConfig,
@@ -133,14 +132,6 @@ def test_no_reference_at_all_is_said_plainly() -> None:
     assert http_reference("https://wms.example:8443/api/{order_id}/{carton_id}") == (
         "https://wms.example:8443/"
     )
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    running = MosquittoBroker(tmp_path / "broker")
-    running.start()
-    yield running
-    running.stop()
 
 
 def test_a_station_clock_far_off_is_a_fault_in_status_and_metrics(

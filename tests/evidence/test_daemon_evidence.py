@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulators.broker import MosquittoBroker
 from simulators.rig import SimulatedStation
 from station.events import EventType
 from station.evidence import open_readonly, verify_chain
@@ -40,14 +37,6 @@ class Listener:
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    running = MosquittoBroker(tmp_path / "broker")
-    running.start()
-    yield running
-    running.stop()
 
 
 def test_a_verdict_event_anchors_its_complete_record(tmp_path: Path, broker) -> None:
