@@ -32,7 +32,6 @@ from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http
 from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
-from station.events import EvidenceRef
 from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
 from station.evidence_retention import EvidencePruner, pending_events
 from station.light import Light, LightColor, RecordingLight
@@ -477,8 +476,7 @@ class StationDaemon:
                 station = self.config.station
                 anchor = None
                 if record is not None and effect.kind == VERIFICATION_RESULT:
-                    at = self.evidence.anchor(record)
-                    anchor = EvidenceRef(record_id=at.record_id, sha256=at.sha256, chain=at.chain)
+                    anchor = self.evidence.anchor(record)
                 event_type, data, subject = to_event(effect, station.id, station.site, anchor)
                 self.publisher.publish(event_type, data, subject=subject)
             case RecordAttempt(attempt):

@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from station.events import EvidenceRef
 from station.session import AttemptRecord
 
 CHAIN_FORMAT = "packstation-evidence/1"
@@ -74,15 +75,6 @@ CREATE VIEW IF NOT EXISTS attempts AS
 CREATE VIEW IF NOT EXISTS audit AS
     SELECT seq AS id, kind, at, body AS data FROM records WHERE kind != 'attempt';
 """
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceAnchor:
-    """What a verification event carries so the chain is anchored off the station."""
-
-    record_id: int  # the record's chain position (seq)
-    sha256: str  # the record's hash, which covers every record before it
-    chain: str  # the chain's genesis hash: which station chain this is
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +179,9 @@ class EvidenceStore:
         self._append(prepared)
         return prepared
 
-    def anchor(self, record: ChainRecord) -> EvidenceAnchor:
-        return EvidenceAnchor(record.seq, record.sha256, self.genesis)
+    def anchor(self, record: ChainRecord) -> EvidenceRef:
+        """What a verification event carries so the chain is anchored off the station."""
+        return EvidenceRef(record_id=record.seq, sha256=record.sha256, chain=self.genesis)
 
     def _prepare(self, kind: str, at: str, body: str, keys: _Keys) -> ChainRecord:
         seq, prev = self._head[0] + 1, self._head[1]
