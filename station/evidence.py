@@ -254,7 +254,8 @@ def envelope_bytes(seq: int, kind: str, at: str, body: str, prev_sha256: str) ->
 
 def canonical_json(value: object) -> str:
     """Sorted keys, no whitespace, non-ASCII as UTF-8 (not escaped); NaN and Infinity (which JSON
-    lacks) become null, so a device's odd reading can never stop a record being written."""
+    lacks) become null and values JSON has no type for become their text, so a device's odd
+    reading can never stop a record being written."""
     return _canonical(to_plain(value))
 
 
@@ -267,8 +268,14 @@ def _canonical(plain: Any) -> str:
 
 
 def _dumps(plain: Any) -> str:
+    # default=str: any other value (a path, a decimal) as its text rather than no record at all.
     return json.dumps(
-        plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        plain,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=str,
     )
 
 
@@ -464,6 +471,10 @@ def to_plain(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        # Raw bytes (a JPEG, a scale frame) never go into a record, only what identifies them.
+        data = bytes(value)
+        return {"omitted_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     return value
 
 

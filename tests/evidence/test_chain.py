@@ -172,6 +172,14 @@ def test_canonical_json_is_sorted_compact_utf8_and_has_no_nan() -> None:
     assert text == '{"a":"Grüße","b":[1.5,null],"c":{"y":null,"z":1}}'
 
 
+def test_bytes_and_odd_values_never_stop_a_record() -> None:
+    """A channel handing over a JPEG or a path must not hold the station (no record, no verdict)."""
+    jpeg = b"\xff\xd8jpeg"
+    plain = json.loads(canonical_json({"jpeg": jpeg, "file": Path("/x/y.jpg")}))
+    assert plain["jpeg"] == {"omitted_bytes": 6, "sha256": hashlib.sha256(jpeg).hexdigest()}
+    assert plain["file"] == "/x/y.jpg"
+
+
 def test_a_prepared_record_cannot_be_written_after_the_chain_moved(tmp_path: Path) -> None:
     store = EvidenceStore(tmp_path / "evidence.sqlite3", "pack-01", "dc-north")
     prepared = store.prepare_attempt(attempt(1))
