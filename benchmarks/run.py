@@ -25,6 +25,7 @@ BENCHMARKS = (
     "benchmarks.vision_bench",
     "benchmarks.rfid_bench",
     "benchmarks.learning_bench",
+    "benchmarks.evidence_bench",
 )
 
 

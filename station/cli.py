@@ -24,6 +24,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "station.api.openapi": ("openapi",),
     "station.api.status_cli": ("status",),
     "station.learning.cli": ("weights",),
+    "station.evidence_cli": ("evidence",),
     "vision.cli": ("vision",),
 }
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scale.config import ScaleConfig
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
 from station.carton_policy import SkuRule, StationPolicy
+from station.clock_offset import ClockCheckConfig
+from station.evidence_retention import EvidenceRetentionConfig
 from station.learning.estimator import LearningConfig
 from station.manifests import ManifestSourceConfig
 from station.mqtt import MqttConfig
@@ -174,6 +176,14 @@ class StationConfig(Strict):
         default=None,
         description="The overhead camera: item count and codes per insertion; absent: no vision "
         "channel (and no camera or inference stack is loaded).",
+    )
+    evidence: EvidenceRetentionConfig = Field(
+        default_factory=EvidenceRetentionConfig,
+        description="How long evidence records and images are kept (docs/evidence.md).",
+    )
+    clock: ClockCheckConfig = Field(
+        default_factory=ClockCheckConfig,
+        description="Wall-clock offset monitoring, so evidence lines up with CCTV.",
     )
 
     @model_validator(mode="after")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -20,28 +22,38 @@ from pathlib import Path
 from typing import Any
 
 from scale.weighing import scale_error_g
+from station import __version__
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.channels.build import build_channels
 from station.channels.weight import WeightChannel, weight_info
 from station.clock import Clock, ScaledClock, SystemClock
+from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http_reference
 from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
 from station.domain import BoxType
 from station.event_shapes import to_event
-from station.evidence import EvidenceStore
+from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
+from station.evidence_retention import EvidencePruner, pending_events
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME as LEARNED_WEIGHTS_FILE
 from station.learning.store import LearnedWeightStore
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
-from station.manifests import FetchedManifest, ManifestService, open_manifest_source
+from station.manifests import (
+    FetchedManifest,
+    HttpManifestSourceConfig,
+    ManifestService,
+    open_manifest_source,
+)
 from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
+    VERIFICATION_RESULT,
+    AttemptRecord,
     CaptureWeight,
     CollectEvidence,
     DeviceFault,
@@ -78,6 +90,7 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
+CLOCK_FAULT = "clock offset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +132,24 @@ class StationDaemon:
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(data_dir / "outbox.sqlite3", self.clock)
-        self.evidence = EvidenceStore(data_dir / "evidence.sqlite3")
+        self.evidence = EvidenceStore(
+            data_dir / "evidence.sqlite3", config.station.id, config.station.site
+        )
+        self._versions = {
+            "software": __version__,
+            "config_sha256": hashlib.sha256(
+                canonical_json(config.model_dump(mode="json")).encode()
+            ).hexdigest(),
+        }
+        self.pruner = EvidencePruner(
+            self.evidence.path,
+            data_dir / IMAGES_DIR,
+            config.evidence,
+            lambda: pending_events(self.outbox.pending),
+        )
+        # What the channels saw for the attempt being decided, for its evidence record:
+        # (order, carton, attempt) -> body additions; one carton at a time, so one entry.
+        self._observed: tuple[tuple[str, str, int], dict[str, object]] | None = None
         self.publisher = EventPublisher(
             config.mqtt,
             self.outbox,
@@ -191,6 +221,25 @@ class StationDaemon:
             channel.attach_metrics(self.metrics)
             channel.attach_publisher(self.publisher)
             self.observers.append(channel.on_effect)
+        source = config.manifests.source
+        self.clock_monitor = ClockMonitor(
+            config.clock,
+            http_reference(source.url_template)
+            if isinstance(source, HttpManifestSourceConfig)
+            else None,
+        )
+        self.clock_offset: ClockOffset | None = None
+        self._clock_unknown_logged = False
+        self.metrics.gauge(
+            "packstation_clock_offset_seconds",
+            "Wall clock minus the reference clock (NaN: not measured); docs/evidence.md.",
+            lambda: self.clock_offset.offset_s if self.clock_offset else math.nan,
+        )
+        self.metrics.gauge(
+            "packstation_clock_offset_uncertainty_seconds",
+            "The offset measurement's error bound (NaN: not measured).",
+            lambda: self.clock_offset.uncertainty_s if self.clock_offset else math.nan,
+        )
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)
@@ -218,6 +267,9 @@ class StationDaemon:
         self._ticker = asyncio.ensure_future(self._tick())
         if self.api is not None:
             await self.api.start()
+        self._spawn(self._retention())
+        if self.clock_monitor.enabled:
+            self._spawn(self._watch_clock())
         watchdog = watchdog_interval_s()
         if watchdog is not None:
             self._spawn(self._watchdog(watchdog))
@@ -328,6 +380,7 @@ class StationDaemon:
             outbox_depth=self.outbox.depth(),
             uptime_s=self.clock.monotonic() - self._started_at,
             degraded=self.session.degraded.flag() if self.session.degraded else None,
+            clock=self.clock_offset,
         )
 
     def _devices(self) -> tuple[DeviceStatus, ...]:
@@ -368,6 +421,38 @@ class StationDaemon:
             await self.clock.sleep(_TICK_S)
             self._post(Tick(self.clock.monotonic()))
 
+    async def _retention(self) -> None:
+        """Prune old evidence now and then, on a thread (station.evidence_retention)."""
+        while True:
+            try:
+                result = await asyncio.to_thread(self.pruner.run, self.clock.now_utc())
+                self.metrics.evidence_pruned(result.records, result.images)
+            except Exception:  # a failed pass is retried next time; evidence is only kept longer
+                log.exception("evidence retention failed; retried at the next interval")
+            await self.clock.sleep(self.config.evidence.prune_interval_s)
+
+    async def _watch_clock(self) -> None:
+        """Measure the wall-clock offset now and then; a fault while it is certainly too big.
+        Real seconds between checks (a simulation's fast clock says nothing about the wall)."""
+        bound = self.config.clock.max_offset_s
+        while True:
+            try:
+                offset = await asyncio.to_thread(self.clock_monitor.measure)
+            except ClockReadError as exc:
+                if self.clock_offset is not None or not self._clock_unknown_logged:
+                    log.warning("clock offset unknown", extra={"problem": str(exc)})
+                self._clock_unknown_logged = True
+                self.clock_offset = None
+            else:
+                self.clock_offset = offset
+                detail = (
+                    f"wall clock is {offset.offset_s:+.1f} s (± {offset.uncertainty_s:.1f} s) off "
+                    f"{offset.source}, more than {bound:g} s: evidence times will not match CCTV; "
+                    "fix the station's NTP"
+                )
+                self._on_health_change(CLOCK_FAULT, not offset.beyond(bound), detail)
+            await asyncio.sleep(self.config.clock.interval_s)
+
     async def _watchdog(self, interval_s: float) -> None:
         """Ping systemd only while the loop keeps up: a stalled loop never gets here, and a loop
         drowning in its inbox, or whose ticker died, stops pinging and is restarted."""
@@ -383,9 +468,16 @@ class StationDaemon:
     # -- effects -----------------------------------------------------------------------------
 
     def _execute(self, effects: list[Effect]) -> None:
+        # A verdict's record is hashed before its event goes out, so the event can carry the
+        # chain hash; it is written only after the event is committed (the session's order:
+        # no record, hence no label permission, for a verdict nobody was told about).
+        record: ChainRecord | None = None
         for effect in effects:
             try:
-                self._apply(effect)
+                if isinstance(effect, PublishEvent) and effect.kind == VERIFICATION_RESULT:
+                    attempt = next((e for e in effects if isinstance(e, RecordAttempt)), None)
+                    record = self._prepare(attempt.record) if attempt else None
+                self._apply(effect, record)
             except Exception as exc:
                 # Fail closed: nothing after an effect that could not be carried out (an event
                 # not committed, evidence not written) is applied or shown: no verdict without
@@ -408,14 +500,23 @@ class StationDaemon:
         self._notify(SetLight("amber", buzzer=True))
         self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
-    def _apply(self, effect: Effect) -> None:
+    def _prepare(self, record: AttemptRecord) -> ChainRecord:
+        key = (record.order_id, record.carton_id, record.attempt)
+        observed = self._observed[1] if self._observed and self._observed[0] == key else {}
+        return self.evidence.prepare_attempt(record, observed)
+
+    def _apply(self, effect: Effect, record: ChainRecord | None) -> None:
         match effect:
             case PublishEvent():
                 station = self.config.station
-                event_type, data, subject = to_event(effect, station.id, station.site)
+                anchor = None
+                if record is not None and effect.kind == VERIFICATION_RESULT:
+                    anchor = self.evidence.anchor(record)
+                event_type, data, subject = to_event(effect, station.id, station.site, anchor)
                 self.publisher.publish(event_type, data, subject=subject)
-            case RecordAttempt(record):
-                self.evidence.record_attempt(record)
+            case RecordAttempt(attempt):
+                self.evidence.append(record or self._prepare(attempt))
+                self._observed = None
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
             case SetLight(color, buzzer):
@@ -465,9 +566,10 @@ class StationDaemon:
         freshness = asyncio.ensure_future(asyncio.to_thread(self.manifests.check_current, manifest))
         requested_at = self.clock.monotonic()
         deadline = requested_at + self.config.verdict.settle_timeout_s
-        reports = await asyncio.gather(
+        collected = await asyncio.gather(
             *(self._timed(channel, request, requested_at, deadline) for channel in self.channels)
         )
+        reports = [report for report, _ in collected]
         change = await self._bounded(freshness, self.config.verdict.manifest_check_timeout_s)
         if change is not None:
             self._post(
@@ -475,6 +577,17 @@ class StationDaemon:
             )
             return
         weight = next((weight_info(r) for r in reports if r.channel == WeightChannel.name), None)
+        observed = {report.channel: seen for report, seen in collected if seen}
+        models = {name: seen["model"] for name, seen in observed.items() if "model" in seen}
+        key = (manifest.order_id, manifest.carton_id, request.attempt)
+        self._observed = (
+            key,
+            {
+                "manifest": manifest,
+                "observations": observed,
+                "versions": {**self._versions, "models": models},
+            },
+        )
         self._post(EvidenceReady(request.attempt, tuple(reports), weight))
 
     async def _timed(
@@ -483,19 +596,22 @@ class StationDaemon:
         request: CollectEvidence,
         requested_at: float,
         deadline: float,
-    ) -> ChannelReport:
-        """A channel's report; a channel that fails or overruns its deadline reports DOWN, which
-        sends the carton to REVIEW instead of leaving it stuck in VERIFYING."""
+    ) -> tuple[ChannelReport, Mapping[str, object]]:
+        """A channel's report and observations; a channel that fails or overruns its deadline
+        reports DOWN (and nothing observed), which sends the carton to REVIEW instead of leaving
+        it stuck in VERIFYING."""
         grace = self.clock.real_seconds(deadline - self.clock.monotonic()) + _CHANNEL_GRACE_S
+        observed: Mapping[str, object] = {}
         try:
             report = await asyncio.wait_for(channel.collect(request, requested_at, deadline), grace)
+            observed = channel.observations()
         except Exception as exc:
             log.exception("channel failed", extra={"channel": channel.name})
             why = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc})"
             reason = Reason("channel_error", f"The {channel.name} channel {why}.", channel.name)
             report = ChannelReport(channel.name, ChannelState.DOWN, reasons=(reason,))
         self.metrics.channel_reported(report.channel, self.clock.monotonic() - requested_at)
-        return report
+        return report, observed
 
     async def _bounded(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
         """The manifest re-check, if it answers in time; a slow WMS must not hold the verdict."""

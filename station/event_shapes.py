@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from station.events import (
     PAYLOAD_MODELS,
     EventType,
+    EvidenceRef,
     ExtraLine,
     FaultState,
     MissingLine,
@@ -43,9 +44,10 @@ EVENT_TYPES: dict[str, EventType] = {
 
 
 def to_event(
-    effect: PublishEvent, station_id: str, site_id: str
+    effect: PublishEvent, station_id: str, site_id: str, evidence: EvidenceRef | None = None
 ) -> tuple[EventType, BaseModel, str | None]:
-    """(event type, validated payload, CloudEvents subject) for one session effect."""
+    """(event type, validated payload, CloudEvents subject) for one session effect; `evidence`
+    is the verdict's record in the evidence chain (verification results only)."""
     event_type = EVENT_TYPES[effect.kind]
     data = effect.data
     if event_type is EventType.STATION_FAULT:
@@ -67,6 +69,7 @@ def to_event(
         "weight": _weight(data.get("weights")),
         "reasons": _reasons(data.get("reasons", ())),
         "reviewer_id": data.get("reviewer_badge"),
+        "evidence": evidence,
     }
     payload = {**fields, **{k: v for k, v in candidates.items() if k in model.model_fields}}
     return event_type, model.model_validate(payload), _subject(data)

@@ -155,6 +155,24 @@ class MissingItemCancelled(_CartonEventData):
     reasons: list[Reason] = Field(default_factory=list, description="Why it was cancelled.")
 
 
+_SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class EvidenceRef(_Model):
+    """Where the verdict's evidence record sits in the station's hash chain (docs/evidence.md).
+    Kept by the backend, it anchors the chain off the station: a record later changed or deleted
+    at the station no longer matches what was published."""
+
+    record_id: int = Field(ge=1, description="The record's position in the station's chain.")
+    sha256: str = Field(
+        pattern=_SHA256_HEX,
+        description="The record's hash; it covers every earlier record of the chain too.",
+    )
+    chain: str = Field(
+        pattern=_SHA256_HEX, description="The chain's genesis hash: which station chain it is."
+    )
+
+
 class VerificationResult(_CartonEventData):
     """Every verdict the station reaches, PASS included."""
 
@@ -164,6 +182,9 @@ class VerificationResult(_CartonEventData):
     weight: WeightCheck | None = Field(default=None, description="Weight channel figures.")
     reasons: list[Reason] = Field(default_factory=list, description="Why the verdict was reached.")
     reviewer_id: str | None = Field(default=None, description="Badge id of a reviewer, if any.")
+    evidence: EvidenceRef | None = Field(
+        default=None, description="The verdict's evidence record and chain hash at the station."
+    )
 
 
 class FaultState(StrEnum):

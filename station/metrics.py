@@ -123,6 +123,7 @@ class StationMetrics(Metrics):
         self.counter("packstation_device_reconnects_total", "A device came back after a fault.")
         self.counter("packstation_overrides_total", "Held cartons released by a reviewer.")
         self.counter("packstation_reviewer_rejections_total", "Refused overrides, by reason.")
+        self.counter("packstation_evidence_pruned_total", "Evidence records and images pruned.")
         self.gauge("packstation_outbox_depth", "Events waiting in the outbox.", outbox_depth)
         self.gauge("packstation_devices_down", "Devices currently at fault.", devices_down)
         self._closed_at: float | None = None
@@ -149,6 +150,10 @@ class StationMetrics(Metrics):
 
     def reconnected(self, device: str) -> None:
         self.inc("packstation_device_reconnects_total", {"device": device})
+
+    def evidence_pruned(self, records: int, images: int) -> None:
+        self.inc("packstation_evidence_pruned_total", {"what": "records"}, records)
+        self.inc("packstation_evidence_pruned_total", {"what": "images"}, images)
 
     def overridden(self, reason_code: str) -> None:
         self.inc("packstation_overrides_total", {"reason": reason_code})

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scale.weighing import WeighAssessment
+from station.clock_offset import ClockOffset
 from station.session import CartonView, Mode, SessionState
 
 
@@ -34,6 +35,7 @@ class StationStatus:
     outbox_depth: int
     uptime_s: float
     degraded: Mapping[str, str] | None = None  # the degraded mode in force (its event flag)
+    clock: ClockOffset | None = None  # the last wall-clock offset measured (None: unknown)
 
     @property
     def devices_down(self) -> list[DeviceStatus]:

@@ -41,7 +41,7 @@ from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
 from station.carton_policy import Fallback
 from station.codes import CloseCode, OrderCartonCode
-from station.evidence import to_plain
+from station.evidence import IMAGES_DIR, find_image, image_refs, is_sha256, to_plain
 from station.session import (
     DegradedModeEnded,
     DegradedModeRequested,
@@ -175,11 +175,32 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/evidence",
         "_evidence",
-        "Close attempts and releases of a carton",
+        "A carton's evidence records (attempts, releases) with their hashes and chain positions",
         "evidence",
         auth="token",
         query=("order_id", "carton_id"),
         responses=(200, 400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/api/evidence/record",
+        "_evidence_record",
+        "One evidence record by its chain position, with its hash and the chain's",
+        "evidence",
+        auth="token",
+        query=("id",),
+        responses=(200, 400, 401, 403, 404),
+    ),
+    Route(
+        "GET",
+        "/api/evidence/image",
+        "_evidence_image",
+        "An evidence image by its SHA-256 (served only if the file still has that hash)",
+        "evidence",
+        auth="token",
+        query=("sha256",),
+        responses=(200, 400, 401, 403, 404),
+        content_type="image/jpeg",
     ),
     Route("GET", "/api/health/live", "_live", "Liveness: the loop answers", "health"),
     Route(
@@ -382,15 +403,48 @@ class StationApi:
         self._require_token(request)
         order_id, carton_id = _carton_query(request)
         evidence = self._daemon.evidence
+        records = evidence.carton_records(order_id, carton_id)
+        images = [digest for record in records for digest in image_refs(json.loads(record.body))]
         return json_response(
             {
                 "order_id": order_id,
                 "carton_id": carton_id,
+                "chain": self._chain(),
+                "records": [record.plain() for record in records],
                 "attempts": evidence.attempts(order_id, carton_id),
                 "releases": evidence.releases(order_id, carton_id),
-                "images": [],  # no camera channel yet
+                "images": [
+                    {"sha256": digest, "url": f"/api/evidence/image?sha256={digest}"}
+                    for digest in dict.fromkeys(images)
+                ],
             }
         )
+
+    async def _evidence_record(self, request: Request) -> Response:
+        self._require_token(request)
+        raw = request.query.get("id", "").strip()
+        if not (raw.isascii() and raw.isdigit()):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "id must be a record's chain position: 1, 2...")
+        record = self._daemon.evidence.record(int(raw))
+        if record is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no evidence record {raw} (pruned or not yet)")
+        return json_response({**record.plain(), "chain": self._chain()})
+
+    async def _evidence_image(self, request: Request) -> Response:
+        self._require_token(request)
+        digest = request.query.get("sha256", "").strip().lower()
+        if not is_sha256(digest):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "sha256 must be 64 lower-case hex digits")
+        folder = self._daemon.config.station.data_dir / IMAGES_DIR
+        found = await asyncio.to_thread(find_image, folder, digest)
+        if found is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no image with sha256 {digest} at the station")
+        return Response(200, found, "image/jpeg")
+
+    def _chain(self) -> dict[str, Any]:
+        evidence = self._daemon.evidence
+        seq, sha256 = evidence.head
+        return {"genesis": evidence.genesis, "head": {"record_id": seq, "sha256": sha256}}
 
     # -- health ------------------------------------------------------------------------------
 
@@ -514,6 +568,7 @@ def status_json(status: StationStatus) -> dict[str, Any]:
         "weight": {"state": status.weight.state.value, "grams": status.weight.grams},
         "outbox_depth": status.outbox_depth,
         "uptime_s": round(status.uptime_s, 1),
+        "clock": None if status.clock is None else to_plain(status.clock),
         "ready": not status.devices_down,
         "degraded": status.degraded,
     }

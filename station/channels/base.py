@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,6 +81,12 @@ class EvidenceChannel(ABC):
     def attach_publisher(self, publisher: EventPublisher) -> None:  # noqa: B027 - optional hook
         """The station's MQTT link, for channels that talk to the site (optional): subscribe
         here (renewed on reconnect), publish durable events or plain messages later."""
+
+    def observations(self) -> Mapping[str, object]:
+        """What the channel saw for the carton it last reported on, for the evidence record (raw
+        readings, EPCs read and rejected, image references with their SHA-256, a `model` entry
+        naming the model version). Called right after `collect` returned (optional)."""
+        return {}
 
     def on_effect(self, effect: Effect) -> None:  # noqa: B027 - optional hook
         """Every effect the daemon carried out, e.g. a verdict recorded (optional)."""

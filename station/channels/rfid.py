@@ -16,6 +16,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from rfid.device import ReaderHealth, RfidReader
 from rfid.identity import EpcSkuResolver
 from rfid.ledger import EpcLedger
 from rfid.reads import TagRead
-from rfid.window import Denial, WindowResult, filter_window
+from rfid.window import AcceptedTag, Denial, WindowResult, filter_window
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.domain import expected_units
 from station.events import (
@@ -44,6 +45,8 @@ log = logging.getLogger("packstation.rfid")
 
 _IN_FLIGHT_S = 0.05  # real seconds for reads stamped inside the window to reach the loop
 _REMEMBERED_ATTEMPTS = 16  # accepted EPCs kept per attempt until its verdict ships the carton
+# Rejected EPCs kept in the evidence record per reason: a busy packing area has many stray tags.
+_EVIDENCE_REJECTED_EPCS = 100
 REJECTED = "packstation_rfid_rejected_reads_total"
 RSSI_READS = "packstation_rfid_window_reads_total"
 
@@ -297,6 +300,24 @@ class RfidChannel(EvidenceChannel):
         self.last_result = result
         return report
 
+    def observations(self) -> Mapping[str, object]:
+        """The decisive window's reads: accepted, unknown and denied tags and rejected EPCs."""
+        result = self.last_result
+        if result is None:
+            return {}
+        rejected = {
+            reason: sorted(epcs)[:_EVIDENCE_REJECTED_EPCS]
+            for reason, epcs in result.rejected_epcs.items()
+        }
+        return {
+            "accepted": [_tag(t) for tags in result.accepted_by_sku.values() for t in tags],
+            "unknown": [_tag(t) for t in result.unknown],
+            "denied": [{**_tag(d.tag), "denial": d.denial} for d in result.denied],
+            "rejected_epcs": rejected,
+            "rejected_reads": dict(result.rejected_reads),
+            "reads": result.total_reads,
+        }
+
     def _problems(
         self, opened: float, in_window: list[TagRead], tagged: bool
     ) -> list[ReaderProblem]:
@@ -393,3 +414,14 @@ class RfidChannel(EvidenceChannel):
                 metrics.inc(RSSI_READS, {"antenna": antenna, "rssi_dbm": f"{edge:g}"}, count)
             if histogram.no_rssi:
                 metrics.inc(RSSI_READS, {"antenna": antenna, "rssi_dbm": "none"}, histogram.no_rssi)
+
+
+def _tag(tag: AcceptedTag) -> dict[str, object]:
+    return {
+        "epc": tag.epc,
+        "sku": tag.sku,
+        "units": tag.units,
+        "antennas": list(tag.antennas),
+        "peak_rssi_dbm": tag.peak_rssi_dbm,
+        "seen_count": tag.seen_count,
+    }

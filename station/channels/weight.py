@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 
 from scale.config import ScaleConfigModel
 from scale.device import DeviceHealth, ScaleDevice
@@ -25,6 +26,10 @@ log = logging.getLogger("packstation.weight")
 SCALE = "scale"
 ZERO = "scale zero"
 _SETTLE_POLL_S = 0.05  # wake at least this often (real time) while waiting for a settled weight
+# The evidence record's weight trace: readings from this long before the close request until the
+# decision, at most this many (the newest): the platter's story around the close, a few kB.
+TRACE_BEFORE_CLOSE_S = 3.0
+TRACE_MAX_READINGS = 200
 
 _SCALE_STATES: dict[WeighState, ScaleState] = {
     WeighState.NO_READING: ScaleState.STALE,
@@ -62,6 +67,8 @@ class WeightChannel(EvidenceChannel):
         # Learned weights (station/learning): which unit weights and tare the check measures
         # against; None: the catalog's, as loaded.
         self.learned: LearnedWeights | None = None
+        self._recent: deque[tuple[float, WeightReading]] = deque(maxlen=TRACE_MAX_READINGS)
+        self._observed: dict[str, object] = {}
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -94,6 +101,7 @@ class WeightChannel(EvidenceChannel):
     ) -> ChannelReport:
         self.scale.request_reading()
         assessment = await self.wait_settled(deadline, requested_at)
+        self._observed = {"trace": self._trace(requested_at), "assessment": assessment.state.value}
         units = expected_units(request.manifest, self._context.catalog)
         if self.learned is None:
             return evaluate_weight(
@@ -121,6 +129,23 @@ class WeightChannel(EvidenceChannel):
         assessment = await self.wait_settled(requested_at + timeout_s, requested_at)
         return self._measurement(assessment)
 
+    def observations(self) -> Mapping[str, object]:
+        return self._observed
+
+    def _trace(self, requested_at: float) -> list[dict[str, object]]:
+        """Readings around the close; `t_s` is seconds after the close request (monotonic)."""
+        since = requested_at - TRACE_BEFORE_CLOSE_S
+        return [
+            {
+                "t_s": round(at - requested_at, 3),
+                "grams": reading.grams,
+                "stable": reading.device_stable,
+                "status": reading.status.value,
+            }
+            for at, reading in self._recent
+            if at >= since
+        ]
+
     # -- readings and health (on the loop) --------------------------------------------------------
 
     def _on_scale_health(self, health: DeviceHealth) -> None:
@@ -130,6 +155,7 @@ class WeightChannel(EvidenceChannel):
 
     def _on_reading(self, reading: WeightReading, at: float) -> None:
         self.tracker.observe(reading, at)
+        self._recent.append((at, reading))
         self._changed.set()
         self._changed = asyncio.Event()
         if self._step_listeners:

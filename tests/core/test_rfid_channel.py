@@ -105,6 +105,11 @@ def test_only_reads_of_the_decisive_window_count(tmp_path: Path) -> None:
     text = metrics.render()
     assert f'{REJECTED}{{reason="below_rssi_floor"}} 1' in text
     assert f'{RSSI_READS}{{antenna="1",rssi_dbm="-40"}} 1' in text
+    # The evidence record gets the tags themselves: the one counted and the one too weak.
+    seen = ch.observations()
+    [accepted] = seen["accepted"]
+    assert accepted["epc"] == ear_tag(1).hex().upper() and accepted["sku"] == EAR
+    assert seen["rejected_epcs"]["below_rssi_floor"] == [ear_tag(2).hex().upper()]
     ch.stop()
 
 

@@ -3,14 +3,17 @@ software's label permission after PASS, BLOCK and a reviewer's release."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
+import urllib.request
 from pathlib import Path
 
 from openapi_spec_validator import validate
 
 from station.api.openapi import openapi_document, render
 from station.api.server import ROUTES
+from station.evidence import IMAGES_DIR
 from station.session import SessionState
 
 from .conftest import PACKER, REVIEWER, REVIEWER_PIN, TOKEN, RunningStation
@@ -92,6 +95,20 @@ def test_label_permission_follows_the_verdict_and_the_release(station: RunningSt
     )
     assert code == 200 and len(evidence["attempts"]) == 1
     assert evidence["releases"][0]["reason_code"] == "reissue_approved"
+    # The records themselves, in chain order, with their hashes and positions.
+    plan, attempt, release = evidence["records"]
+    assert (plan["kind"], attempt["kind"], release["kind"]) == (
+        "carton.plan",
+        "attempt",
+        "carton.released",
+    )
+    assert attempt["seq"] < release["seq"] and len(release["sha256"]) == 64
+    assert evidence["chain"]["genesis"] == station.daemon.evidence.genesis
+    assert evidence["chain"]["head"]["record_id"] >= release["seq"]
+    code, one = station.call("GET", f"/api/evidence/record?id={attempt['seq']}", token=TOKEN)
+    assert code == 200 and one["sha256"] == attempt["sha256"] and one["body"]["attempt"] == 1
+    assert station.call("GET", "/api/evidence/record?id=99999", token=TOKEN)[0] == 404
+    assert station.call("GET", "/api/evidence/record?id=x", token=TOKEN)[0] == 400
 
 
 def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> None:
@@ -134,3 +151,22 @@ def test_openapi_is_valid_served_and_committed() -> None:
     committed = (REPO / "docs" / "openapi.json").read_text()
     assert committed == render(), "run `packstation openapi --write docs/openapi.json`"
     assert json.loads(committed)["openapi"] == "3.1.0"
+
+
+def test_evidence_images_are_served_by_their_hash_only_while_it_holds(
+    station: RunningStation,
+) -> None:
+    frame = bytes(range(256)) * 40  # any bytes; the station serves files, it does not decode them
+    digest = hashlib.sha256(frame).hexdigest()
+    folder = station.daemon.config.station.data_dir / IMAGES_DIR / "ORD-1003"
+    folder.mkdir(parents=True)
+    (folder / f"insertion-1-{digest[:12]}.jpg").write_bytes(frame)
+    url = f"/api/evidence/image?sha256={digest}"
+    request = urllib.request.Request(station.base_url + url)
+    request.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"] == "image/jpeg" and response.read() == frame
+    (folder / f"insertion-1-{digest[:12]}.jpg").write_bytes(frame[:-1] + b"x")  # altered
+    assert station.call("GET", url, token=TOKEN)[0] == 404
+    assert station.call("GET", url)[0] == 401
+    assert station.call("GET", "/api/evidence/image?sha256=../../etc", token=TOKEN)[0] == 400

@@ -1,0 +1,234 @@
+"""Evidence retention: drop the oldest records (and the images they reference) once they are older
+than `max_age_days` or the evidence takes more than `max_bytes`, keeping the chain verifiable.
+
+Only a prefix of the chain is ever dropped, and the last dropped record's position and hash go into
+the `checkpoint` row in the same transaction: `evidence verify` then starts from the checkpoint.
+Pruning stops at the first record that must stay: one whose carton still has an event in the
+outbox (not yet acknowledged by the broker), or whose position an unsent verdict event anchors.
+Such a record and everything after it wait for the next run.
+
+Runs on a thread (`asyncio.to_thread`) with its own SQLite connection, in batches of
+`BATCH_RECORDS` rows per transaction, so the loop's own inserts wait at most one short batch.
+Freed pages are reused by SQLite (the file does not shrink, it stops growing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from station.evidence import image_refs
+from station.outbox import StoredEvent
+
+log = logging.getLogger("packstation.evidence")
+
+BATCH_RECORDS = 200
+_OUTBOX_PAGE = 500
+_BUSY_TIMEOUT_MS = 5_000
+
+
+class EvidenceRetentionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="Records (and their images) older than this are dropped, oldest first; "
+        "never while an event of theirs is still waiting in the outbox.",
+    )
+    max_bytes: int = Field(
+        default=5_000_000_000,
+        ge=1_000_000,
+        description="Disk budget for the evidence file's data and the evidence images; above it "
+        "the oldest records go first, whatever their age (unsent events' records stay).",
+    )
+    prune_interval_s: float = Field(
+        default=3600.0, ge=1.0, le=86_400.0, description="How often retention runs."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Protected:
+    """What unsent events still need: their cartons' records and anything from the oldest
+    anchored record on."""
+
+    cartons: frozenset[tuple[str, str]] = frozenset()
+    from_seq: int | None = None
+
+    def covers(self, seq: int, order_id: str | None, carton_id: str | None) -> bool:
+        if self.from_seq is not None and seq >= self.from_seq:
+            return True
+        return (order_id, carton_id) in self.cartons
+
+
+@dataclass
+class PruneResult:
+    records: int = 0
+    images: int = 0
+    through_seq: int | None = None
+    stopped_for_outbox: bool = False
+    bytes_used: int = 0
+    reasons: set[str] = field(default_factory=set)  # "age", "bytes"
+
+
+def protected_by(events: Iterable[StoredEvent]) -> Protected:
+    """Cartons and anchored records of events still in the outbox."""
+    cartons: set[tuple[str, str]] = set()
+    anchored: list[int] = []
+    for event in events:
+        try:
+            envelope = json.loads(event.payload)
+        except ValueError:  # the outbox only holds validated events; be safe all the same
+            continue
+        data = envelope.get("data") or {}
+        if isinstance(data.get("order_id"), str) and isinstance(data.get("carton_id"), str):
+            cartons.add((data["order_id"], data["carton_id"]))
+        anchor = data.get("evidence") or {}
+        if isinstance(anchor.get("record_id"), int):
+            anchored.append(anchor["record_id"])
+    return Protected(frozenset(cartons), min(anchored) if anchored else None)
+
+
+def pending_events(pending: Callable[[int, int], list[StoredEvent]]) -> list[StoredEvent]:
+    """Every event in the outbox, read in pages (`Outbox.pending`)."""
+    events: list[StoredEvent] = []
+    after = 0
+    while page := pending(_OUTBOX_PAGE, after):
+        events += page
+        after = page[-1].station_seq
+    return events
+
+
+class EvidencePruner:
+    def __init__(
+        self,
+        db_path: Path,
+        images_dir: Path,
+        config: EvidenceRetentionConfig,
+        unsent: Callable[[], Iterable[StoredEvent]],
+    ) -> None:
+        self._db_path = db_path
+        self._images_dir = images_dir
+        self._config = config
+        self._unsent = unsent
+
+    def run(self, now: datetime) -> PruneResult:
+        """One retention pass (blocking: call it on a thread)."""
+        protected = protected_by(self._unsent())
+        cutoff = now - timedelta(days=self._config.max_age_days)
+        images = _image_sizes(self._images_dir)
+        result = PruneResult()
+        db = sqlite3.connect(self._db_path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            while True:
+                used = _data_bytes(db) + sum(images.values())
+                batch, stop = self._next_batch(db, protected, cutoff, used, images, result)
+                if batch:
+                    self._drop(db, batch, now, images, result)
+                if stop or len(batch) < BATCH_RECORDS:
+                    break
+            result.bytes_used = _data_bytes(db) + sum(images.values())
+        finally:
+            db.close()
+        if result.records:
+            log.info(
+                "evidence pruned",
+                extra={
+                    "records": result.records,
+                    "images": result.images,
+                    "through_seq": result.through_seq,
+                    "reasons": sorted(result.reasons),
+                },
+            )
+        return result
+
+    def _next_batch(
+        self,
+        db: sqlite3.Connection,
+        protected: Protected,
+        cutoff: datetime,
+        used: int,
+        images: dict[str, int],
+        result: PruneResult,
+    ) -> tuple[list[tuple[int, str, list[str]]], bool]:
+        """The next oldest records to drop (seq, sha256, image digests), and whether to stop."""
+        rows = db.execute(
+            "SELECT seq, at, order_id, carton_id, body, sha256 FROM records ORDER BY seq LIMIT ?",
+            (BATCH_RECORDS,),
+        ).fetchall()
+        batch: list[tuple[int, str, list[str]]] = []
+        for seq, at, order_id, carton_id, body, sha256 in rows:
+            too_old = datetime.fromisoformat(at) < cutoff
+            over_budget = used > self._config.max_bytes
+            if not (too_old or over_budget):
+                return batch, True
+            if protected.covers(seq, order_id, carton_id):
+                result.stopped_for_outbox = True
+                return batch, True
+            result.reasons.add("age" if too_old else "bytes")
+            digests = image_refs(json.loads(body))
+            used -= len(body) + sum(images.get(d[:12], 0) for d in digests)
+            batch.append((seq, sha256, digests))
+        return batch, False
+
+    def _drop(
+        self,
+        db: sqlite3.Connection,
+        batch: list[tuple[int, str, list[str]]],
+        now: datetime,
+        images: dict[str, int],
+        result: PruneResult,
+    ) -> None:
+        last_seq, last_sha = batch[-1][0], batch[-1][1]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM records WHERE seq <= ?", (last_seq,))
+            db.execute(
+                "INSERT INTO checkpoint (id, through_seq, sha256, pruned_at, records_pruned)"
+                " VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET through_seq ="
+                " excluded.through_seq, sha256 = excluded.sha256, pruned_at = excluded.pruned_at,"
+                " records_pruned = records_pruned + excluded.records_pruned",
+                (last_seq, last_sha, now.isoformat(), len(batch)),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        result.records += len(batch)
+        result.through_seq = last_seq
+        # Images go after the commit: a crash in between leaves a file no record needs, never a
+        # record whose image is gone.
+        for _seq, _sha, digests in batch:
+            for digest in digests:
+                for path in self._images_dir.rglob(f"*{digest[:12]}*"):
+                    path.unlink(missing_ok=True)
+                    result.images += 1
+                images.pop(digest[:12], None)
+
+
+def _data_bytes(db: sqlite3.Connection) -> int:
+    """Bytes of the evidence file in use (free pages are reused, so they do not count)."""
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    (free,) = db.execute("PRAGMA freelist_count").fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    return int((pages - free) * size)
+
+
+def _image_sizes(folder: Path) -> dict[str, int]:
+    """Bytes per image file, keyed by the first 12 hex digits of its digest (from its name:
+    `<anything>-<12 hex>.jpg` or `<sha256>.jpg`)."""
+    sizes: dict[str, int] = {}
+    if not folder.is_dir():
+        return sizes
+    for path in folder.rglob("*"):
+        if path.is_file():
+            sizes[path.stem.rsplit("-", 1)[-1][:12]] = path.stat().st_size
+    return sizes

@@ -1,0 +1,77 @@
+"""The daemon writes a complete, chained record per verdict and anchors it in the event."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from simulators.rig import SimulatedStation
+from station.events import EventType
+from station.evidence import open_readonly, verify_chain
+from station.session import RecordAttempt
+from tests.test_daemon import InProcessDaemon
+
+
+class Listener:
+    """Every message on the station's topics, decoded (a backend's view)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._subscribed = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        self._client.on_connect = lambda c, *_: c.subscribe("packstation/#", qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = lambda _c, _u, m: self.messages.append(json.loads(m.payload))
+        self._client.connect(host, port)
+        self._client.loop_start()
+        assert self._subscribed.wait(10)
+
+    def of_type(self, event_type: EventType) -> list[dict[str, Any]]:
+        return [m for m in list(self.messages) if m.get("type") == event_type.value]
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def test_a_verdict_event_anchors_its_complete_record(tmp_path: Path, broker) -> None:
+    listener = Listener(broker.host, broker.port)
+    try:
+        with (
+            SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+            InProcessDaemon(station.config_path) as running,
+        ):
+            station.pack("7", "ORD-1001", "C1", "BOX-S")
+            assert running.wait_for(lambda fx: any(isinstance(e, RecordAttempt) for e in fx))
+            assert running.wait_for(
+                lambda _: listener.of_type(EventType.VERIFICATION_RESULT), timeout=20
+            )
+            [event] = listener.of_type(EventType.VERIFICATION_RESULT)
+            anchor = event["data"]["evidence"]
+            record = running.daemon.evidence.record(anchor["record_id"])
+            assert record is not None and record.kind == "attempt"
+            assert anchor["sha256"] == record.sha256
+            assert anchor["chain"] == running.daemon.evidence.genesis
+            data_dir = station.config_path.parent
+    finally:
+        listener.close()
+
+    body = json.loads(record.body)
+    assert body["order_id"] == "ORD-1001" and body["packer_badge"] == "7"
+    assert body["verdict"]["outcome"] == event["data"]["outcome"]
+    assert body["manifest"]["order_id"] == "ORD-1001" and body["manifest"]["lines"]
+    trace = body["observations"]["weight"]["trace"]
+    assert trace and any(r["t_s"] > 0 for r in trace)  # readings after the close request too
+    assert body["versions"]["software"] and len(body["versions"]["config_sha256"]) == 64
+    evidence_files = list(data_dir.rglob("evidence.sqlite3"))
+    db = open_readonly(evidence_files[0])
+    try:
+        check = verify_chain(db)
+    finally:
+        db.close()
+    assert check.ok and check.records >= 2  # the login audit entry and the attempt

@@ -1,0 +1,160 @@
+"""Retention on real files: age and disk budget, unsent events' evidence kept, the chain still
+verifiable after every pass, images deleted with their records."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+from station.events import EventType, EvidenceRef, Mode, VerificationResult
+from station.evidence import EvidenceStore, checkpoint, open_readonly, verify_chain
+from station.evidence_retention import (
+    BATCH_RECORDS,
+    EvidencePruner,
+    EvidenceRetentionConfig,
+    pending_events,
+)
+from station.outbox import Outbox
+from tests.evidence.factories import T0, attempt, fill
+
+DAY = timedelta(days=1)
+
+
+def verified(path: Path):
+    db = open_readonly(path)
+    try:
+        return verify_chain(db), checkpoint(db)
+    finally:
+        db.close()
+
+
+def pruner(tmp_path: Path, outbox: Outbox, **limits: float) -> EvidencePruner:
+    return EvidencePruner(
+        tmp_path / "evidence.sqlite3",
+        tmp_path / "evidence" / "images",
+        EvidenceRetentionConfig(**limits),
+        lambda: pending_events(outbox.pending),
+    )
+
+
+def daily(path: Path, days: int) -> None:
+    """One attempt per day for `days` days, ORD-1 first."""
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    for n in range(1, days + 1):
+        store.record_attempt(attempt(n, at=T0 + n * DAY))
+    store.close()
+
+
+def unsent_verdict(outbox: Outbox, order_id: str, record_id: int | None = None) -> None:
+    anchor = (
+        EvidenceRef(record_id=record_id, sha256="a" * 64, chain="b" * 64) if record_id else None
+    )
+    data = VerificationResult(
+        station_id="pack-01",
+        site_id="dc-north",
+        order_id=order_id,
+        carton_id="C1",
+        manifest_version=1,
+        attempt=1,
+        mode=Mode.ENFORCE,
+        outcome="PASS",
+        evidence=anchor,
+    )
+    outbox.commit(EventType.VERIFICATION_RESULT, "t", data, source="pack-01")
+
+
+def test_records_past_the_age_go_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 20)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = pruner(tmp_path, outbox, max_age_days=10).run(T0 + 20 * DAY + timedelta(hours=1))
+    assert result.records == 10 and result.through_seq == 10 and result.reasons == {"age"}
+    check, mark = verified(path)
+    assert check.ok and check.first_seq == 11 and check.records == 10
+    assert mark is not None and mark.through_seq == 10 and mark.records_pruned == 10
+    # The station carries on writing the same chain after the checkpoint.
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    assert store.record_attempt(attempt(21, at=T0 + 21 * DAY)).seq == 21
+    store.close()
+    assert verified(path)[0].ok
+    outbox.close()
+
+
+def test_an_emptied_chain_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 3)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    assert pruner(tmp_path, outbox, max_age_days=1).run(T0 + 100 * DAY).records == 3
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    assert store.record_attempt(attempt(4, at=T0 + 100 * DAY)).seq == 4
+    store.close()
+    check, _ = verified(path)
+    assert check.ok and check.first_seq == 4
+    outbox.close()
+
+
+def test_unsent_events_keep_their_records_and_everything_after(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 12)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    unsent_verdict(outbox, "ORD-9", record_id=9)  # anchored: records 9.. stay
+    unsent_verdict(outbox, "ORD-6")  # no anchor (older station version): its carton stays
+    prune = pruner(tmp_path, outbox, max_age_days=1)
+    result = prune.run(T0 + 100 * DAY)
+    assert result.records == 5 and result.stopped_for_outbox  # 1..5; ORD-6 holds the rest
+    assert verified(path)[0].ok
+    # Once the broker acknowledged them, the rest may go.
+    outbox.ack(*(e.station_seq for e in outbox.pending(10)))
+    assert prune.run(T0 + 100 * DAY).records == 7
+    outbox.close()
+
+
+def test_over_the_disk_budget_the_oldest_go_with_their_images(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    folder = tmp_path / "evidence" / "images"
+    folder.mkdir(parents=True)
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    files = []
+    for n in range(1, 31):
+        frame = n.to_bytes(2, "big") * 25_000  # 50 kB each, 1.5 MB in all
+        digest = hashlib.sha256(frame).hexdigest()
+        image = folder / f"insertion-1-{digest[:12]}.jpg"
+        image.write_bytes(frame)
+        files.append(image)
+        vision = {"images": [{"path": str(image), "sha256": digest}]}
+        store.record_attempt(attempt(n, at=T0 + n * DAY), {"observations": {"vision": vision}})
+    store.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = pruner(tmp_path, outbox, max_bytes=1_000_000).run(T0 + 31 * DAY)
+    assert result.reasons == {"bytes"} and result.bytes_used <= 1_000_000 + 100_000
+    assert result.images == result.records and 8 <= result.records <= 20
+    assert [f.exists() for f in files] == [False] * result.records + [True] * (30 - result.records)
+    assert verified(path)[0].ok
+    outbox.close()
+
+
+def test_a_changed_checkpoint_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 10)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    pruner(tmp_path, outbox, max_age_days=5).run(T0 + 10 * DAY + timedelta(hours=1))
+    outbox.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE checkpoint SET through_seq = 3")  # pretend fewer records were pruned
+    db.commit()
+    db.close()
+    check, _ = verified(path)
+    assert check.broken_seq == 6 and "4 to 5 are missing" in str(check.problem)
+
+
+def test_a_long_backlog_goes_in_several_short_batches(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    fill(path, 2 * BATCH_RECORDS + 50)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = pruner(tmp_path, outbox, max_age_days=1).run(T0 + 30 * DAY)
+    assert result.records == 2 * BATCH_RECORDS + 50
+    _, mark = verified(path)
+    assert mark is not None and mark.records_pruned == 2 * BATCH_RECORDS + 50
+    outbox.close()
