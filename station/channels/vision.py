@@ -41,7 +41,7 @@ from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
 from vision.report import CHANNEL, build_vision_report
-from vision.sources import CameraHealth
+from vision.sources import CameraHealth, FrameSource
 
 log = logging.getLogger("packstation.vision")
 
@@ -63,13 +63,20 @@ class VisionEvidenceChannel(EvidenceChannel):
         context: ChannelContext,
         weight: WeightChannel,
         *,
-        camera: VisionChannel | None = None,
+        source: FrameSource | None = None,
     ) -> None:
+        """`source` replaces the configured camera source (tests feed frames in-process)."""
         self.config = config
         self._context = context
         self.evidence_root = config.evidence_dir or data_dir / "vision"
-        self.camera = camera or VisionChannel(config, on_health=self._health_from_thread)
-        weight.on_settled_step(self._on_step)
+        model = config.detector.model
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"vision model {model} not found: set [vision.detector] model to the ONNX file "
+                "(the shipped one is models/item_counter.onnx)"
+            )
+        self.camera = VisionChannel(config, on_health=self._health_from_thread, source=source)
+        weight.on_settled_step(self.on_weight_step)
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -118,7 +125,8 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     # -- insertions (on the loop; frames on threads) ----------------------------------------------
 
-    def _on_step(self, step: WeightStep) -> None:
+    def on_weight_step(self, step: WeightStep) -> None:
+        """The weight channel's listener (on the loop): an insertion, or an item taken out."""
         if self._carton is None:
             return  # the empty platter, a box put down before its order, a carton going out
         if step.delta_g < 0:
@@ -231,7 +239,8 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     def _folder(self, request: CollectEvidence) -> Path:
         m = request.manifest
-        safe = [_UNSAFE.sub("_", part) for part in (m.order_id, m.carton_id)]
+        # Ids are [A-Za-z0-9._-]; ".." must not climb out of the evidence folder.
+        safe = [_UNSAFE.sub("_", part).replace("..", "__") for part in (m.order_id, m.carton_id)]
         return self.evidence_root / safe[0] / safe[1] / f"attempt-{request.attempt}"
 
     # -- camera health (grabber thread -> loop) ---------------------------------------------------
