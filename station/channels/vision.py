@@ -104,6 +104,10 @@ class VisionEvidenceChannel(EvidenceChannel):
         )
         self._metrics = metrics
 
+    def latest_frame(self) -> tuple[bytes, str] | None:
+        image = self.latest_image
+        return None if image is None else (image.jpeg, image.sha256)
+
     # -- the carton's life (effects, on the loop) -------------------------------------------------
 
     def on_effect(self, effect: Effect) -> None:
