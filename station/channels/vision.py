@@ -148,11 +148,10 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     async def _capture(self, kind: FrameKind, timeout_s: float) -> None:
         """Take and count one frame for the current carton (serialised with the others)."""
-        generation = self._generation
+        generation, started = self._generation, time.monotonic()
         async with self._frames:
             if generation != self._generation:
                 return
-            started = time.monotonic()
             try:
                 taken = await self.camera.take_frame(timeout_s)
             except Exception as exc:  # inference stuck or failed: that frame is not seen

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -178,36 +179,38 @@ class Station:
         return await self.channel.collect(request, now, now + 8.0)
 
 
-def simulated(tmp_path: Path) -> tuple[VisionConfig, SimulatorSource]:
-    config = VisionConfig.model_validate(
-        {"source": {"type": "simulator", "seed": 31, "interval_s": 0.02}, "capture_timeout_s": 3}
-    )
-    return config, SimulatorSource(config.source)  # type: ignore[arg-type]
-
-
 def step(to_g: float, from_g: float = 0.0) -> WeightStep:
     return WeightStep(from_g, to_g, time.monotonic())
 
 
-@needs_model
-def test_insertions_are_counted_and_the_record_carries_model_and_frames(tmp_path: Path) -> None:
-    config, source = simulated(tmp_path)
+def pack_on_the_simulator(
+    tmp_path: Path, pack: Callable[[Station, SimulatorSource], Awaitable[ChannelReport]]
+) -> tuple[Station, ChannelReport]:
+    """Run `pack` against a started channel whose camera renders `source.sequence`."""
+    config = VisionConfig.model_validate(
+        {"source": {"type": "simulator", "seed": 31, "interval_s": 0.02}, "capture_timeout_s": 3}
+    )
+    source = SimulatorSource(config.source)  # type: ignore[arg-type]
     station = Station(config, tmp_path, source)
-    channel = station.channel
-    channel.start()
+    station.channel.start()
     try:
         station.wait_for_health(up=True)
-
-        async def pack() -> ChannelReport:
-            channel.on_weight_step(step(300))  # before any order: nobody's carton
-            channel.on_effect(FetchManifest("ORD-9", "C1"))
-            source.sequence.insert(MUG)
-            channel.on_weight_step(step(712, 300))
-            return await station.close("ORD-9")  # the earring never went in
-
-        report = asyncio.run(pack())
+        return station, asyncio.run(pack(station, source))
     finally:
-        channel.stop()
+        station.channel.stop()
+
+
+@needs_model
+def test_insertions_are_counted_and_the_record_carries_model_and_frames(tmp_path: Path) -> None:
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        station.channel.on_weight_step(step(300))  # before any order: nobody's carton
+        station.channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        station.channel.on_weight_step(step(712, 300))
+        return await station.close("ORD-9")  # the earring never went in
+
+    station, report = pack_on_the_simulator(tmp_path, pack)
+    channel = station.channel
     assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.DEFICIT
     assert report.measurements["frames"] == 2  # the insertion's and the close's
     assert report.measurements["items_counted"] == 1
@@ -216,31 +219,21 @@ def test_insertions_are_counted_and_the_record_carries_model_and_frames(tmp_path
     assert len(report.files) == 2
     for file in report.files:
         assert Path(file.path).is_relative_to(tmp_path / "vision" / "ORD-9" / "C1" / "attempt-1")
-    assert (
-        channel.latest_image is not None and channel.latest_image.sha256 == report.files[1].sha256
-    )
+    latest = channel.latest_frame()
+    assert latest is not None and latest[1] == report.files[1].sha256
     assert f"{INFERENCE_SECONDS}_count 2" in station.metrics.render()
 
 
 @needs_model
 def test_an_item_taken_out_makes_the_count_not_applicable(tmp_path: Path) -> None:
-    config, source = simulated(tmp_path)
-    station = Station(config, tmp_path, source)
-    channel = station.channel
-    channel.start()
-    try:
-        station.wait_for_health(up=True)
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        station.channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        station.channel.on_weight_step(step(712, 300))
+        station.channel.on_weight_step(step(300, 712))  # the mug comes out again
+        return await station.close("ORD-9")
 
-        async def pack() -> ChannelReport:
-            channel.on_effect(FetchManifest("ORD-9", "C1"))
-            source.sequence.insert(MUG)
-            channel.on_weight_step(step(712, 300))
-            channel.on_weight_step(step(300, 712))  # the mug comes out again
-            return await station.close("ORD-9")
-
-        report = asyncio.run(pack())
-    finally:
-        channel.stop()
+    _station, report = pack_on_the_simulator(tmp_path, pack)
     assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
     assert [r.code for r in report.reasons] == ["vision_not_applicable"]
     assert "taken out" in report.reasons[0].message
