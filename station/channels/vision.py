@@ -40,6 +40,7 @@ from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
+from vision.observe import InsertionObservation
 from vision.report import CHANNEL, build_vision_report
 from vision.sources import CameraHealth, FrameSource
 
@@ -161,14 +162,21 @@ class VisionEvidenceChannel(EvidenceChannel):
                 failure = "no still frame from the camera in time"
             if generation != self._generation:
                 return
+            took_s = time.monotonic() - started
             if taken is None:
-                self.camera.add_not_applicable(failure)
+                self._logged(kind, self.camera.add_not_applicable(failure), took_s)
                 return
-            self._count(kind, taken, time.monotonic() - started)
+            self._logged(kind, self.camera.add_taken(taken), took_s, taken)
 
-    def _count(self, kind: FrameKind, taken: TakenFrame, took_s: float) -> None:
-        obs = self.camera.add_taken(taken)
-        result = taken.observation.result
+    def _logged(
+        self,
+        kind: FrameKind,
+        obs: InsertionObservation,
+        took_s: float,
+        taken: TakenFrame | None = None,
+    ) -> None:
+        """One log line per frame (counted or not), and the metrics."""
+        infer_ms = taken.observation.result.infer_ms if taken is not None else None
         log.info(
             "vision frame",
             extra={
@@ -178,12 +186,12 @@ class VisionEvidenceChannel(EvidenceChannel):
                 "visible": obs.visible,
                 "codes": len(obs.codes),
                 "reason": obs.reason,
-                "infer_ms": round(result.infer_ms, 1),
+                "infer_ms": None if infer_ms is None else round(infer_ms, 1),
                 "capture_ms": round(took_s * 1000, 1),
             },
         )
-        if self._metrics is not None:
-            self._metrics.observe(INFERENCE_SECONDS, result.infer_ms / 1000)
+        if self._metrics is not None and infer_ms is not None:
+            self._metrics.observe(INFERENCE_SECONDS, infer_ms / 1000)
             self._metrics.observe(CAPTURE_SECONDS, took_s, {"kind": kind})
 
     # -- the close ------------------------------------------------------------------------------
