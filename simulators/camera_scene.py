@@ -16,7 +16,7 @@ MAX_SCENE_BYTES = 64_000
 
 
 class SceneUnit(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     sku: str = Field(min_length=1, max_length=64, description="The unit's SKU (its look).")
     gtin: str | None = Field(
@@ -25,7 +25,7 @@ class SceneUnit(BaseModel):
 
 
 class CameraScene(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     carton: int = Field(default=0, ge=0, description="Which carton (a new one looks different).")
     units: tuple[SceneUnit, ...] = Field(

@@ -95,9 +95,17 @@ def summarise(config: object) -> str:
         f"  policy:    requires {', '.join(config.policy.required_channels)}",
         f"  learning:  {config.learning.mode} (min {config.learning.min_samples} samples)",
     ]
+    if config.policy.advisory_channels:
+        lines.append(f"  advisory:  {', '.join(config.policy.advisory_channels)}")
     if config.rfid is not None:
         readers = ", ".join(f"{r.name} ({r.protocol} {r.endpoint})" for r in config.rfid.readers)
         lines.append(f"  rfid:      {readers}")
+    if config.vision is not None:
+        vision = config.vision
+        model = vision.detector.model
+        lines.append(f"  vision:    {vision.source.type} camera, {vision.detector.type} {model}")
+        if not model.is_file():
+            lines.append(f"  WARNING:   vision model {model} does not exist")
     return "\n".join(lines)
 
 

@@ -11,7 +11,9 @@
 `capture_insertion` runs on the event loop but never blocks it: it waits for still frames (the
 StillnessGate) on a thread, runs inference in the InferenceWorker, and if the model says the scene
 is unreadable (a hand still over the carton) it keeps trying until `timeout_s`; then that
-insertion is recorded as not applicable, never as a count.
+insertion is recorded as not applicable, never as a count. `take_frame` + `add_taken` split the
+two steps for the station's channel (`station.channels.vision`), which counts frames in order and
+drops one taken for a carton that has meanwhile left.
 """
 
 from __future__ import annotations

@@ -199,8 +199,8 @@ class VisionConfig(_Model):
     )
     evidence_dir: Path | None = Field(
         default=None,
-        description="Where annotated JPEGs go (the station keeps them in <data_dir>/vision when "
-        "unset). Relative to the config file.",
+        description="Where annotated JPEGs go; unset: <data_dir>/evidence/images, where the "
+        "evidence API serves them and retention prunes them. Relative to the config file.",
     )
     evidence_jpeg_quality: int = Field(default=80, ge=30, le=100, description="JPEG quality.")
     capture_timeout_s: float = Field(

@@ -72,7 +72,8 @@ class ScreenModel:
             elif effect.key == "override.released" and self._verdict is not None:
                 self._verdict = {**self._verdict, "released_by": effect.params["reviewer_badge"]}
 
-    def view(self, status: StationStatus) -> dict[str, Any]:
+    def view(self, status: StationStatus, camera: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`camera`: the camera panel (None: the station has no camera)."""
         carton = status.carton
         return {
             "station": {
@@ -91,7 +92,7 @@ class ScreenModel:
             },
             "devices": [to_plain(d) for d in status.devices],
             "degraded": status.degraded,
-            "camera": None,  # no camera channel yet; the page says so
+            "camera": camera,
             "message": self._message_view(),
             "verdict": self._verdict,
             "review": {"reason_codes": self._reason_codes},

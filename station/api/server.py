@@ -130,6 +130,15 @@ ROUTES: tuple[Route, ...] = (
         body=ScreenDegraded,
         responses=(200, 400, 403, 409, 415, 422, 429),
     ),
+    Route(
+        "GET",
+        "/api/camera/latest.jpg",
+        "_camera_frame",
+        "The camera's newest annotated, masked frame (the last close's)",
+        "screen",
+        responses=(200, 404),
+        content_type="image/jpeg",
+    ),
     Route("GET", "/api/status", "_status", "Station state, devices and outbox", "station"),
     Route("GET", "/api/session", "_session", "The current session and open carton", "session"),
     Route(
@@ -260,7 +269,27 @@ class StationApi:
         return Response(200, (WEB / name).read_bytes(), kind)
 
     async def _screen(self, request: Request) -> Response:
-        return json_response(self.screen.view(self._daemon.status()))
+        return json_response(self._screen_view())
+
+    def _screen_view(self) -> dict[str, Any]:
+        return self.screen.view(self._daemon.status(), self._camera())
+
+    def _camera(self) -> dict[str, Any] | None:
+        """The camera panel: None without a camera channel; the frame's URL changes with the
+        frame, so the page reloads the image exactly when a new one is there."""
+        cameras = [c for c in self._daemon.channels if c.name == "vision"]
+        if not cameras:
+            return None
+        frame = cameras[0].latest_frame()
+        url = None if frame is None else f"/api/camera/latest.jpg?sha256={frame[1]}"
+        return {"frame_url": url}
+
+    async def _camera_frame(self, request: Request) -> Response:
+        for channel in self._daemon.channels:
+            frame = channel.latest_frame()
+            if frame is not None:
+                return Response(200, frame[0], "image/jpeg", {"Cache-Control": "no-store"})
+        raise HttpError(HTTPStatus.NOT_FOUND, "no camera frame yet")
 
     async def _screen_events(self, request: Request) -> EventStream:
         return EventStream(self._screen_stream())
@@ -270,7 +299,7 @@ class StationApi:
         and at the refresh interval for the live weight."""
         last = None
         while True:
-            current = json.dumps(self.screen.view(self._daemon.status()), ensure_ascii=False)
+            current = json.dumps(self._screen_view(), ensure_ascii=False)
             if current != last:
                 last = current
                 yield current

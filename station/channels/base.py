@@ -90,3 +90,8 @@ class EvidenceChannel(ABC):
 
     def on_effect(self, effect: Effect) -> None:  # noqa: B027 - optional hook
         """Every effect the daemon carried out, e.g. a verdict recorded (optional)."""
+
+    def latest_frame(self) -> tuple[bytes, str] | None:
+        """The newest annotated image to show the packer, as (JPEG, SHA-256) (camera channels;
+        optional)."""
+        return None

@@ -34,6 +34,7 @@ from typing import Literal
 from station.channels.base import ChannelContext, EvidenceChannel, carton_after
 from station.channels.weight import WeightChannel
 from station.domain import expected_units
+from station.evidence import IMAGES_DIR
 from station.insertion_check import WeightStep
 from station.metrics import Metrics
 from station.session import CollectEvidence, Effect
@@ -41,8 +42,9 @@ from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
+from vision.observe import InsertionObservation
 from vision.report import CHANNEL, build_vision_report
-from vision.sources import CameraHealth
+from vision.sources import CameraHealth, FrameSource
 
 log = logging.getLogger("packstation.vision")
 
@@ -63,13 +65,20 @@ class VisionEvidenceChannel(EvidenceChannel):
         context: ChannelContext,
         weight: WeightChannel,
         *,
-        camera: VisionChannel | None = None,
+        source: FrameSource | None = None,
     ) -> None:
+        """`source` replaces the configured camera source (tests feed frames in-process)."""
         self.config = config
         self._context = context
-        self.evidence_root = config.evidence_dir or data_dir / "vision"
-        self.camera = camera or VisionChannel(config, on_health=self._health_from_thread)
-        weight.on_settled_step(self._on_step)
+        self.evidence_root = config.evidence_dir or data_dir / IMAGES_DIR
+        model = config.detector.model
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"vision model {model} not found: set [vision.detector] model to the ONNX file "
+                "(the shipped one is models/item_counter.onnx)"
+            )
+        self.camera = VisionChannel(config, on_health=self._health_from_thread, source=source)
+        weight.on_settled_step(self.on_weight_step)
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -97,6 +106,10 @@ class VisionEvidenceChannel(EvidenceChannel):
         )
         self._metrics = metrics
 
+    def latest_frame(self) -> tuple[bytes, str] | None:
+        image = self.latest_image
+        return None if image is None else (image.jpeg, image.sha256)
+
     # -- the carton's life (effects, on the loop) -------------------------------------------------
 
     def on_effect(self, effect: Effect) -> None:
@@ -111,7 +124,8 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     # -- insertions (on the loop; frames on threads) ----------------------------------------------
 
-    def _on_step(self, step: WeightStep) -> None:
+    def on_weight_step(self, step: WeightStep) -> None:
+        """The weight channel's listener (on the loop): an insertion, or an item taken out."""
         if self._carton is None:
             return  # the empty platter, a box put down before its order, a carton going out
         if step.delta_g < 0:
@@ -129,11 +143,10 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     async def _capture(self, kind: FrameKind, timeout_s: float) -> None:
         """Take and count one frame for the current carton (serialised with the others)."""
-        generation = self._generation
+        generation, started = self._generation, time.monotonic()
         async with self._frames:
             if generation != self._generation:
                 return
-            started = time.monotonic()
             try:
                 taken = await self.camera.take_frame(timeout_s)
             except Exception as exc:  # inference stuck or failed: that frame is not seen
@@ -143,14 +156,21 @@ class VisionEvidenceChannel(EvidenceChannel):
                 failure = "no still frame from the camera in time"
             if generation != self._generation:
                 return
+            took_s = time.monotonic() - started
             if taken is None:
-                self.camera.add_not_applicable(failure)
+                self._logged(kind, self.camera.add_not_applicable(failure), took_s)
                 return
-            self._count(kind, taken, time.monotonic() - started)
+            self._logged(kind, self.camera.add_taken(taken), took_s, taken)
 
-    def _count(self, kind: FrameKind, taken: TakenFrame, took_s: float) -> None:
-        obs = self.camera.add_taken(taken)
-        result = taken.observation.result
+    def _logged(
+        self,
+        kind: FrameKind,
+        obs: InsertionObservation,
+        took_s: float,
+        taken: TakenFrame | None = None,
+    ) -> None:
+        """One log line per frame (counted or not), and the metrics."""
+        infer_ms = taken.observation.result.infer_ms if taken is not None else None
         log.info(
             "vision frame",
             extra={
@@ -160,12 +180,12 @@ class VisionEvidenceChannel(EvidenceChannel):
                 "visible": obs.visible,
                 "codes": len(obs.codes),
                 "reason": obs.reason,
-                "infer_ms": round(result.infer_ms, 1),
+                "infer_ms": None if infer_ms is None else round(infer_ms, 1),
                 "capture_ms": round(took_s * 1000, 1),
             },
         )
-        if self._metrics is not None:
-            self._metrics.observe(INFERENCE_SECONDS, result.infer_ms / 1000)
+        if self._metrics is not None and infer_ms is not None:
+            self._metrics.observe(INFERENCE_SECONDS, infer_ms / 1000)
             self._metrics.observe(CAPTURE_SECONDS, took_s, {"kind": kind})
 
     # -- the close ------------------------------------------------------------------------------
@@ -224,7 +244,8 @@ class VisionEvidenceChannel(EvidenceChannel):
 
     def _folder(self, request: CollectEvidence) -> Path:
         m = request.manifest
-        safe = [_UNSAFE.sub("_", part) for part in (m.order_id, m.carton_id)]
+        # Ids are [A-Za-z0-9._-]; ".." must not climb out of the evidence folder.
+        safe = [_UNSAFE.sub("_", part).replace("..", "__") for part in (m.order_id, m.carton_id)]
         return self.evidence_root / safe[0] / safe[1] / f"attempt-{request.attempt}"
 
     # -- camera health (grabber thread -> loop) ---------------------------------------------------

@@ -49,6 +49,7 @@ function render(m) {
   renderDevices(m.devices);
   renderCarton(m);
   renderWeight(m.weight);
+  renderCamera(m.camera);
   renderMessage(m.message);
   renderVerdict(m);
 }
@@ -112,6 +113,22 @@ function renderWeight(weight) {
   $("weight-window").style.left = pct(window.expected_g - window.tolerance_g);
   $("weight-window").style.width = `${(200 * window.tolerance_g) / scale}%`;
   $("weight-marker").style.left = pct(grams ?? 0);
+}
+
+function renderCamera(camera) {
+  // The frame's URL changes with the frame: the image is fetched once per new frame.
+  const panel = $("camera-frame");
+  const url = camera ? camera.frame_url : null;
+  if (!url) {
+    panel.replaceChildren(t(camera ? "ui.no_frame" : "ui.no_camera"));
+    return;
+  }
+  if (panel.firstElementChild?.dataset.src === url) return;
+  const image = el("img");
+  image.dataset.src = url;
+  image.src = url;
+  image.alt = t("ui.camera");
+  panel.replaceChildren(image);
 }
 
 function renderMessage(message) {

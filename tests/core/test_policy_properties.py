@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,3 +118,22 @@ def test_findings_of_an_ignored_channel_change_nothing(data, expected) -> None:
         policy.decide(expected, [weight, vision]).outcome
         is policy.decide(expected, [weight, without]).outcome
     )
+
+
+@given(st.data(), expectations)
+def test_an_advisory_channel_is_kept_but_never_changes_the_verdict(data, expected) -> None:
+    required = frozenset({"weight"})
+    advisory = VerificationPolicy(required_channels=required, advisory=frozenset({"vision"}))
+    weight = data.draw(reports(expected, "weight"))
+    rfid = data.draw(reports(expected, "rfid"))
+    vision = data.draw(reports(expected, "vision"))
+    with_vision = advisory.decide(expected, [weight, rfid, vision])
+    without = VerificationPolicy(required_channels=required).decide(expected, [weight, rfid])
+    assert (with_vision.outcome, with_vision.reasons) == (without.outcome, without.reasons)
+    assert (with_vision.missing, with_vision.extra) == (without.missing, without.extra)
+    assert with_vision.reports == (weight, rfid, vision)  # its report stays on the record
+
+
+def test_a_channel_cannot_be_required_and_advisory() -> None:
+    with pytest.raises(ValueError, match="vision"):
+        VerificationPolicy(required_channels=frozenset({"vision"}), advisory=frozenset({"vision"}))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,23 @@ pytestmark = [
     pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not committed"),
 ]
 
+TOKEN = "vision-e2e-token-0123456789"
 EAR = "EAR-SILVER"  # 8 g: inside the weight tolerance of ORD-1004 (tea gift kit, earrings, note)
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def api_port() -> int:
+    """A free port for the station API (the screen's camera frame and the evidence lookup)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def harness(tmp_path: Path, api_port: int) -> Iterator[Harness]:
     """A station with the overhead camera; broker, sink and daemon running, every device up."""
-    h = Harness(tmp_path / "h", camera=True)
+    api = f'[api]\nport = {api_port}\ntoken = "{TOKEN}"\n'
+    h = Harness(tmp_path / "h", camera=True, extra_config=api)
     try:
         h.start_sink()
         h.start_daemon()
@@ -109,7 +121,7 @@ def assert_evidence_kept(harness: Harness, vision: dict[str, Any], frames: int) 
     assert len(files) == frames
     for f in files:
         path = Path(f["path"])
-        assert path.is_relative_to(harness.data_dir / "vision")
+        assert path.is_relative_to(harness.data_dir / "evidence" / "images")
         data = path.read_bytes()
         assert data[:3] == b"\xff\xd8\xff"  # JPEG
         assert hashlib.sha256(data).hexdigest() == f["sha256"]
@@ -141,7 +153,7 @@ def test_a_missing_light_item_is_blocked_by_vision_where_the_weight_cannot_tell(
 
 
 def test_a_complete_carton_passes_with_vision_counting_every_insertion(
-    harness: Harness,
+    harness: Harness, api_port: int
 ) -> None:
     pack_insertion_by_insertion(harness, "ORD-1001")
 
@@ -156,6 +168,24 @@ def test_a_complete_carton_passes_with_vision_counting_every_insertion(
     assert new_items == [0, 1, 1, 1, 0, 0], new_items
     assert_evidence_kept(harness, vision, frames=6)
     assert frames_logged(harness)[-1]["kind"] == "close"
+
+    # The packer's screen shows the close's frame; the evidence API lists every kept frame.
+    base = f"http://127.0.0.1:{api_port}"
+    screen = json.loads(urllib.request.urlopen(f"{base}/api/screen", timeout=5).read())
+    last = vision["files"][-1]
+    assert screen["camera"] == {"frame_url": f"/api/camera/latest.jpg?sha256={last['sha256']}"}
+    jpeg = urllib.request.urlopen(base + screen["camera"]["frame_url"], timeout=5).read()
+    assert hashlib.sha256(jpeg).hexdigest() == last["sha256"]
+    asked = urllib.request.Request(
+        f"{base}/api/evidence?order_id=ORD-1001&carton_id=C1",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    images = json.loads(urllib.request.urlopen(asked, timeout=5).read())["images"]
+    assert [i["sha256"] for i in images] == [f["sha256"] for f in vision["files"]]
+    # ...and serves each by its hash (the backend's copy for a dispute).
+    fetch = urllib.request.Request(base + images[0]["url"], headers=asked.headers)
+    served = urllib.request.urlopen(fetch, timeout=5).read()
+    assert hashlib.sha256(served).hexdigest() == images[0]["sha256"]
 
 
 def test_a_hand_over_the_carton_is_not_applicable_never_a_count(harness: Harness) -> None:

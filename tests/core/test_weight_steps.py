@@ -1,0 +1,79 @@
+"""The weight channel's settled-step hook (what the camera takes its insertion frames on), on the
+real pty scale simulator and the channel's own reading path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from scale.config import MtSicsScaleConfig
+from simulators.rig import EXAMPLE_CATALOG
+from simulators.scale_sim import ScaleSimulator
+from station.catalog_file import load_catalog
+from station.channels.base import ChannelContext
+from station.channels.weight import WeightChannel, WeightStep
+from station.clock import SystemClock
+from station.weight_check import WeightCheckConfig
+
+
+async def _steps_for(scale: ScaleSimulator, placements: list[float]) -> list[WeightStep]:
+    loop = asyncio.get_running_loop()
+    context = ChannelContext(
+        clock=SystemClock(),
+        catalog=load_catalog(EXAMPLE_CATALOG),
+        call_soon=lambda work: loop.call_soon_threadsafe(work),
+        report_health=lambda _device, _up, _detail: None,
+        is_down=lambda _device: False,
+        is_idle=lambda: False,
+    )
+    config = MtSicsScaleConfig(
+        protocol="mtsics",
+        port=scale.pty_path,
+        poll_interval_s=0.05,
+        stability_window_s=0.3,
+        settle_window_s=0.2,
+        division_g=1.0,
+        capacity_g=15000.0,
+        stale_after_s=2.0,
+    )
+    channel = WeightChannel(config, WeightCheckConfig(), context)
+    steps: list[WeightStep] = []
+
+    def broken(_step: WeightStep) -> None:
+        raise RuntimeError("a listener's bug")
+
+    channel.on_settled_step(broken)  # logged; the next listener still hears every step
+    channel.on_settled_step(steps.append)
+    channel.start()
+    try:
+        for grams in placements:
+            scale.set_weight(grams, motion_s=0.2)
+            await asyncio.sleep(0.2)  # the motion starts
+            deadline = time.monotonic() + 10
+            while not _settled_at(channel, grams):  # motion, stability and settle windows
+                assert time.monotonic() < deadline, channel.assessment()
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)  # the step's listeners ran on this loop
+    finally:
+        channel.stop()
+    return steps
+
+
+def _settled_at(channel: WeightChannel, grams: float) -> bool:
+    settled = channel.assessment().settled_grams
+    return settled is not None and abs(settled - grams) < 0.5
+
+
+def test_each_settled_level_is_one_step_and_drift_inside_the_band_is_none() -> None:
+    scale = ScaleSimulator("mtsics", tcp_port=None, seed=3)
+    scale.start()
+    try:
+        started = time.monotonic()
+        # A box, an item, 0.6 g of drift (band: 1 division = 1 g), an item out, the carton off.
+        steps = asyncio.run(_steps_for(scale, [250.0, 662.0, 662.6, 400.0, 0.0]))
+    finally:
+        scale.stop()
+    moves = [(round(s.from_g), round(s.to_g)) for s in steps]
+    assert moves == [(0, 250), (250, 662), (662, 400), (400, 0)]
+    assert [s.delta_g > 0 for s in steps] == [True, True, False, False]
+    assert all(started < s.at < time.monotonic() for s in steps)

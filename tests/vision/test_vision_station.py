@@ -1,0 +1,287 @@
+"""The vision channel inside the station: its config, the simulated camera's scene file, and the
+channel adapter in-process with the real model (insertions, an item taken out, camera down)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scale.config import MtSicsScaleConfig
+from simulators.camera_scene import CameraScene, SceneUnit, read_scene, write_scene
+from simulators.rig import EXAMPLE_CATALOG
+from station.catalog_file import load_catalog
+from station.channels.base import ChannelContext
+from station.channels.vision import CAMERA, INFERENCE_SECONDS, VisionEvidenceChannel
+from station.channels.weight import WeightChannel, WeightStep
+from station.clock import SystemClock
+from station.config import StationConfig
+from station.config_loader import ConfigError, load_config
+from station.domain import Manifest
+from station.metrics import Metrics
+from station.session import CollectEvidence, FetchManifest
+from station.verification import (
+    ChannelReport,
+    ChannelState,
+    Discrepancy,
+    FindingStatus,
+    Outcome,
+    SkuFinding,
+    VerificationPolicy,
+)
+from station.weight_check import WeightCheckConfig
+from vision.config import DEFAULT_MODEL, VisionConfig
+from vision.sources import SimulatorSource
+
+CATALOG = load_catalog(EXAMPLE_CATALOG)
+EXAMPLE = EXAMPLE_CATALOG.parent / "station.example.toml"
+MUG, EAR = "MUG-BLUE", "EAR-SILVER"
+needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not committed")
+
+
+def manifest(order_id: str) -> Manifest:
+    return Manifest.model_validate(
+        {
+            "order_id": order_id,
+            "carton_id": "C1",
+            "version": 1,
+            "lines": [
+                {"line_id": "1", "sku": MUG, "quantity": 1},
+                {"line_id": "2", "sku": EAR, "quantity": 1},
+            ],
+        }
+    )
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def test_the_example_configs_commented_vision_section_is_valid(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    block = text[text.index("# [vision]") : text.index("# RFID (optional")]
+    uncommented = "\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines())
+    advisory = text.replace("advisory_channels = []", 'advisory_channels = ["vision"]')
+    (tmp_path / "station.toml").write_text(advisory + "\n" + uncommented)
+    config = load_config(StationConfig, tmp_path / "station.toml", {})
+    assert config.vision is not None and config.vision.source.type == "v4l2"
+    assert config.vision.privacy_masks[0].name == "packer side"
+    assert config.policy.advisory_channels == ["vision"]
+
+
+def test_the_policy_names_only_configured_channels_and_never_one_both_ways(
+    tmp_path: Path,
+) -> None:
+    text = EXAMPLE.read_text()
+    required = text.replace('required_channels = ["weight"]', 'required_channels = ["vision"]')
+    (tmp_path / "required.toml").write_text(required)
+    with pytest.raises(ConfigError) as missing:
+        load_config(StationConfig, tmp_path / "required.toml", {})
+    assert "no [vision] section" in missing.value.report()
+    vision = '\n[vision.source]\ntype = "simulator"\n'
+    both = required.replace("advisory_channels = []", 'advisory_channels = ["vision"]')
+    (tmp_path / "both.toml").write_text(both + vision)
+    with pytest.raises(ConfigError) as both_ways:
+        load_config(StationConfig, tmp_path / "both.toml", {})
+    assert "vision both required and advisory" in both_ways.value.report()
+
+
+def test_relative_vision_paths_are_relative_to_the_config(tmp_path: Path) -> None:
+    config = VisionConfig.model_validate(
+        {
+            "source": {"type": "simulator", "scene_file": "scene.json"},
+            "detector": {"type": "counter", "model": "models/site.onnx"},
+            "evidence_dir": "frames",
+        }
+    ).resolve_paths(tmp_path)
+    assert config.source.scene_file == tmp_path / "scene.json"  # type: ignore[union-attr]
+    assert config.detector.model == tmp_path / "models" / "site.onnx"
+    assert config.evidence_dir == tmp_path / "frames"
+    default = VisionConfig.model_validate({"source": {"type": "v4l2"}}).resolve_paths(tmp_path)
+    assert default.detector.model == DEFAULT_MODEL  # absolute: unchanged
+
+
+# -- the simulated camera's scene file --------------------------------------------------------
+
+
+def test_a_scene_written_is_the_scene_read(tmp_path: Path) -> None:
+    scene = CameraScene(carton=3, units=(SceneUnit(sku=MUG, gtin="4006381333931"),), hand=True)
+    write_scene(tmp_path / "scene.json", scene)
+    assert read_scene(tmp_path / "scene.json") == scene
+    assert read_scene(tmp_path / "missing.json") is None
+
+
+@given(st.binary(max_size=2_000))
+def test_any_bytes_in_the_scene_file_read_as_a_scene_or_nothing(tmp_path_factory, raw) -> None:
+    path = tmp_path_factory.mktemp("scene") / "scene.json"
+    path.write_bytes(raw)
+    assert read_scene(path) is None or isinstance(read_scene(path), CameraScene)
+
+
+@given(st.dictionaries(st.sampled_from(["carton", "units", "hand", "x"]), st.integers(-2, 3)))
+def test_scene_json_of_the_wrong_shape_is_nothing(tmp_path_factory, fields) -> None:
+    path = tmp_path_factory.mktemp("scene") / "scene.json"
+    path.write_text(json.dumps(fields))
+    scene = read_scene(path)
+    valid = set(fields) <= {"carton"} and fields.get("carton", 0) >= 0
+    assert (scene is not None) == valid
+
+
+def test_an_oversized_scene_file_is_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "scene.json"
+    path.write_text('{"carton": 1, "units": []' + " " * 70_000 + "}")
+    assert read_scene(path) is None
+
+
+# -- the channel adapter, in-process with the real model ---------------------------------------
+
+
+class Station:
+    """A vision channel as the daemon builds it, with the loop's hand-overs run inline."""
+
+    def __init__(self, config: VisionConfig, tmp_path: Path, source: object = None) -> None:
+        self.health: list[tuple[str, bool, str]] = []
+        context = ChannelContext(
+            clock=SystemClock(),
+            catalog=CATALOG,
+            call_soon=lambda work: work(),
+            report_health=lambda device, up, detail: self.health.append((device, up, detail)),
+            is_down=lambda _device: False,
+            is_idle=lambda: False,
+        )
+        scale = MtSicsScaleConfig(protocol="mtsics", port="/dev/null")
+        self.weight = WeightChannel(scale, WeightCheckConfig(), context)
+        self.channel = VisionEvidenceChannel(
+            config,
+            tmp_path,
+            context,
+            self.weight,
+            source=source,  # type: ignore[arg-type]
+        )
+        self.metrics = Metrics()
+        self.channel.attach_metrics(self.metrics)
+
+    def wait_for_health(self, up: bool, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(h[:2] == (CAMERA, up) for h in self.health):
+            assert time.monotonic() < deadline, self.health
+            time.sleep(0.02)
+
+    async def close(self, order_id: str) -> ChannelReport:
+        request = CollectEvidence(1, CATALOG.boxes["BOX-S"], manifest(order_id))
+        now = time.monotonic()
+        return await self.channel.collect(request, now, now + 8.0)
+
+
+def step(to_g: float, from_g: float = 0.0) -> WeightStep:
+    return WeightStep(from_g, to_g, time.monotonic())
+
+
+def pack_on_the_simulator(
+    tmp_path: Path, pack: Callable[[Station, SimulatorSource], Awaitable[ChannelReport]]
+) -> tuple[Station, ChannelReport]:
+    """Run `pack` against a started channel whose camera renders `source.sequence`."""
+    config = VisionConfig.model_validate(
+        {"source": {"type": "simulator", "seed": 31, "interval_s": 0.02}, "capture_timeout_s": 3}
+    )
+    source = SimulatorSource(config.source)  # type: ignore[arg-type]
+    station = Station(config, tmp_path, source)
+    station.channel.start()
+    try:
+        station.wait_for_health(up=True)
+        return station, asyncio.run(pack(station, source))
+    finally:
+        station.channel.stop()
+
+
+@needs_model
+def test_insertions_are_counted_and_the_record_carries_model_and_frames(tmp_path: Path) -> None:
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        station.channel.on_weight_step(step(300))  # before any order: nobody's carton
+        station.channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        station.channel.on_weight_step(step(712, 300))
+        return await station.close("ORD-9")  # the earring never went in
+
+    station, report = pack_on_the_simulator(tmp_path, pack)
+    channel = station.channel
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.DEFICIT
+    assert report.measurements["frames"] == 2  # the insertion's and the close's
+    assert report.measurements["items_counted"] == 1
+    assert report.provenance["model_sha256"] == channel.camera.model_info.sha256
+    assert report.provenance["model_version"].startswith("item_counter")
+    assert len(report.files) == 2
+    for file in report.files:
+        assert Path(file.path).is_relative_to(
+            tmp_path / "evidence" / "images" / "ORD-9" / "C1" / "attempt-1"
+        )
+    latest = channel.latest_frame()
+    assert latest is not None and latest[1] == report.files[1].sha256
+    assert f"{INFERENCE_SECONDS}_count 2" in station.metrics.render()
+
+
+@needs_model
+def test_an_item_taken_out_makes_the_count_not_applicable(tmp_path: Path) -> None:
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        station.channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        station.channel.on_weight_step(step(712, 300))
+        station.channel.on_weight_step(step(300, 712))  # the mug comes out again
+        return await station.close("ORD-9")
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert [r.code for r in report.reasons] == ["vision_not_applicable"]
+    assert "taken out" in report.reasons[0].message
+    assert report.finding_for(MUG).status is FindingStatus.NOT_APPLICABLE  # type: ignore[union-attr]
+
+
+@needs_model
+def test_a_camera_that_is_down_reports_down_at_once_and_fails_closed_only_if_required(
+    tmp_path: Path,
+) -> None:
+    config = VisionConfig.model_validate(
+        {
+            "source": {"type": "folder", "path": str(tmp_path / "no-camera")},
+            "capture_timeout_s": 10,
+        }
+    )
+    station = Station(config, tmp_path)
+    channel = station.channel
+    channel.start()
+    try:
+        station.wait_for_health(up=False)
+        channel.on_effect(FetchManifest("ORD-9", "C1"))
+        started = time.monotonic()
+        report = asyncio.run(station.close("ORD-9"))
+        took = time.monotonic() - started
+    finally:
+        channel.stop()
+    assert report.state is ChannelState.DOWN
+    assert "no-camera" in report.reasons[0].message  # names the source that failed
+    assert took < 5  # far below capture_timeout_s: a dead camera is not waited for
+    # Suppose the weight vouches for both SKUs on its own (heavy enough to see).
+    findings = tuple(SkuFinding(s, FindingStatus.CONFIRMED, 1, 1, 1.0) for s in (MUG, EAR))
+    weight = ChannelReport("weight", ChannelState.OK, findings)
+
+    def outcome(policy: VerificationPolicy) -> Outcome:
+        return policy.decide({MUG: 1, EAR: 1}, [weight, report]).outcome
+
+    assert outcome(VerificationPolicy(frozenset({"weight", "vision"}))) is Outcome.REVIEW
+    assert outcome(VerificationPolicy(frozenset({"weight"}))) is Outcome.PASS
+    advisory = VerificationPolicy(frozenset({"weight"}), advisory=frozenset({"vision"}))
+    assert outcome(advisory) is Outcome.PASS
+
+
+def test_a_missing_model_is_refused_at_start_naming_the_file(tmp_path: Path) -> None:
+    config = VisionConfig.model_validate(
+        {"source": {"type": "v4l2"}, "detector": {"type": "counter", "model": "gone.onnx"}}
+    ).resolve_paths(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"gone\.onnx.*\[vision\.detector\] model"):
+        Station(config, tmp_path)
