@@ -152,11 +152,7 @@ def short_type(event: Event) -> str:
 
 
 def render_actual(event: Event) -> str:
-    view = event_view(event)
-    if view.get("missing") == {}:
-        del view["missing"]
-    if view.get("extra") == {}:
-        del view["extra"]
+    view = {key: value for key, value in event_view(event).items() if value not in ({}, [])}
     return f"seq {event.get('stationseq')} {short_type(event)} {_render(view)}".rstrip()
 
 

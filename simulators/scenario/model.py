@@ -287,31 +287,6 @@ class AddStrayTags(_Strict):
     count: Count = Field(default=3, description="How many tags appear near the station.")
 
 
-Step = Annotated[
-    Login
-    | Logout
-    | ScanOrder
-    | ScanBox
-    | Pack
-    | AddUnit
-    | RemoveUnit
-    | LeaveBeside
-    | PutBack
-    | Scan
-    | Wait
-    | Close
-    | Override
-    | Ship
-    | UnplugScale
-    | PlugScale
-    | ScaleDrift
-    | ScaleNoise
-    | RfidDown
-    | AddStrayTags,
-    Field(discriminator="do"),
-]
-
-
 # -- what must come out --------------------------------------------------------------------------
 
 
@@ -381,6 +356,40 @@ class ExpectedEvent(_Strict):
                 f"{self.type.value} events carry no {', '.join(wrong)} (allowed: {allowed})"
             )
         return self
+
+
+class AwaitEvent(_Strict):
+    do: Literal["await"]
+    event: ExpectedEvent = Field(
+        description="Wait (up to 15 real seconds) until the sink has received an event like this, "
+        "e.g. the fault a drifting scale raises, before the next step."
+    )
+
+
+Step = Annotated[
+    Login
+    | Logout
+    | ScanOrder
+    | ScanBox
+    | Pack
+    | AddUnit
+    | RemoveUnit
+    | LeaveBeside
+    | PutBack
+    | Scan
+    | Wait
+    | Close
+    | Override
+    | Ship
+    | UnplugScale
+    | PlugScale
+    | ScaleDrift
+    | ScaleNoise
+    | RfidDown
+    | AddStrayTags
+    | AwaitEvent,
+    Field(discriminator="do"),
+]
 
 
 class Expectations(_Strict):

@@ -33,13 +33,16 @@ from simulators.scenario.compare import (
     EventComparison,
     close_problems,
     compare_events,
+    event_matches,
     event_report,
     render_close,
+    render_expected,
     verdict_of,
 )
 from simulators.scenario.model import (
     AddStrayTags,
     AddUnit,
+    AwaitEvent,
     Channel,
     Close,
     EventName,
@@ -354,6 +357,11 @@ class ScenarioRun:
                     rig.rfid_reader.stop()
             case AddStrayTags(sku=sku, count=count):
                 rig.add_strays(sku, count)
+            case AwaitEvent(event=wanted):
+                self._wait(
+                    f"steps[{index}] await {render_expected(wanted)}",
+                    lambda: any(event_matches(wanted, e) for e in self.sink.payloads()),
+                )
 
     def _scale_up(self) -> bool:
         devices = self.api.status().get("devices", [])
