@@ -475,6 +475,11 @@ def parse_scenarios(raw_bytes: bytes, path: Path) -> list[LoadedScenario]:
         raise ScenarioFileError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioFileError(f"{path}: not valid TOML: {exc}") from exc
+    return scenarios_from_document(document, path)
+
+
+def scenarios_from_document(document: Any, path: Path) -> list[LoadedScenario]:
+    """Validate and resolve a parsed scenario file (`path` names it, anchors relative paths)."""
     try:
         tables = ScenarioFile.model_validate(document).scenario
     except ValidationError as exc:
