@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from simulators.scenario.model import ScenarioFileError, load_scenarios
+from simulators.scenario.model import LoadedScenario, ScenarioFileError, load_scenarios
 
 DEFAULT_SPEED = 10.0
 
@@ -29,6 +29,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "-k", dest="name_filter", default="", help="only scenarios whose name has this"
+    )
+    run.add_argument(
+        "--jobs", type=int, default=1, help="scenarios run at once (each has its own daemon)"
     )
     run.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep each scenario's logs and data under DIR"
@@ -63,35 +66,40 @@ def check_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     # The runner pulls in paho and the rig: imported only when scenarios actually run.
     from simulators.scenario.junit import FileResults, junit_xml
-    from simulators.scenario.runner import MAX_SPEED, run_scenario, slug
+    from simulators.scenario.runner import MAX_SPEED, run_scenarios, slug
 
     if not 1.0 <= args.speed <= MAX_SPEED:
         print(f"--speed must be between 1 and {MAX_SPEED:g}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print("--jobs must be at least 1", file=sys.stderr)
+        return 2
     outcomes: list[FileResults] = []
+    runs: list[tuple[FileResults, LoadedScenario]] = []
+    for path in scenario_files(args.files):
+        file_results = FileResults(path)
+        outcomes.append(file_results)
+        try:
+            loaded = load_scenarios(path)
+        except ScenarioFileError as exc:
+            file_results.load_error = str(exc)
+            print(f"INVALID {exc}", flush=True)
+            continue
+        runs += [
+            (file_results, s) for s in loaded if not args.name_filter or args.name_filter in s.name
+        ]
     with tempfile.TemporaryDirectory(prefix="packstation-scenarios-") as tmp:
         root = args.keep or Path(tmp)
-        for path in scenario_files(args.files):
-            file_results = FileResults(path)
-            outcomes.append(file_results)
-            try:
-                loaded = load_scenarios(path)
-            except ScenarioFileError as exc:
-                file_results.load_error = str(exc)
-                print(f"INVALID {exc}", flush=True)
-                continue
-            for scenario in loaded:
-                if args.name_filter and args.name_filter not in scenario.name:
-                    continue
-                workdir = root / path.stem / slug(scenario.name)
-                result = run_scenario(scenario, workdir, args.speed)
-                file_results.results.append(result)
-                status = "PASS" if result.passed else ("ERROR" if result.error else "FAIL")
-                print(
-                    f"{status} {path.name}: {scenario.name} ({result.duration_s:.1f} s)", flush=True
-                )
-                if not result.passed:
-                    print(_indent(result.report()), flush=True)
+        work = [(s, root / f.path.stem / slug(s.name)) for f, s in runs]
+        for (file_results, scenario), result in zip(
+            runs, run_scenarios(work, args.speed, args.jobs), strict=True
+        ):
+            file_results.results.append(result)
+            status = "PASS" if result.passed else ("ERROR" if result.error else "FAIL")
+            took = f"{result.duration_s:.1f} s"
+            print(f"{status} {file_results.path.name}: {scenario.name} ({took})", flush=True)
+            if not result.passed:
+                print(_indent(result.report()), flush=True)
     if args.junit is not None:
         args.junit.write_bytes(junit_xml(outcomes))
     results = [r for f in outcomes for r in f.results]

@@ -1,6 +1,7 @@
 """The scenario library, run through the runner against the real daemon: every seed case must
-come out as its file says. Each scenario is its own test, so a failure names the case and shows
-the runner's expected-vs-actual diff."""
+come out as its file says. The library runs once, three scenarios at a time (each with its own
+broker, devices and daemon process); each scenario is then its own test, so a failure names the
+case and shows the runner's expected-vs-actual diff."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from simulators.scenario.cli import scenario_files
 from simulators.scenario.model import LoadedScenario, load_scenarios
-from simulators.scenario.runner import run_scenario, slug
+from simulators.scenario.runner import ScenarioResult, run_scenarios, slug
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,14 @@ def test_the_library_covers_the_seed_cases() -> None:
     assert {s.name for s in SCENARIOS} >= SEED_CASES
 
 
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[Path, str], ScenarioResult]:
+    root = tmp_path_factory.mktemp("library")
+    runs = [(s, root / s.source.stem / slug(s.name)) for s in SCENARIOS]
+    return {(r.source, r.name): r for r in run_scenarios(runs, speed=10.0, jobs=3)}
+
+
 @pytest.mark.parametrize("loaded", SCENARIOS, ids=[slug(s.name) for s in SCENARIOS])
-def test_scenario(loaded: LoadedScenario, tmp_path: Path) -> None:
-    result = run_scenario(loaded, tmp_path / slug(loaded.name), speed=10.0)
+def test_scenario(loaded: LoadedScenario, results: dict[tuple[Path, str], ScenarioResult]) -> None:
+    result = results[(loaded.source, loaded.name)]
     assert result.passed, f"{loaded.source.name}: {loaded.name}\n{result.report()}"
