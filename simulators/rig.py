@@ -55,6 +55,7 @@ class SimulatedStation:
     extra_config: str = ""  # TOML appended to the generated config ([api], [[reviewers]], ...)
     rfid: bool = False  # an LLRP reader under the platter; tagged units carry SGTIN-96 tags
     rfid_options: str = ""  # extra keys of the [rfid] section, e.g. "require_second_channel = true"
+    workflow_options: str = ""  # extra keys of [workflow], e.g. "inactivity_timeout_s = 60"
     catalog_path: Path = EXAMPLE_CATALOG
     # The daemon runs on a clock this many times faster (`packstation run --clock-speed`). The
     # simulated devices still move in real time, so every device timing in the config (polls,
@@ -143,6 +144,7 @@ reconnect_max_s = 2.0
 
 [workflow]
 mode = "{self.mode}"
+{self.workflow_options}
 
 [workflow.codes]
 order_carton = '^(?P<order>ORD-[0-9]+)(?:/(?P<carton>C[0-9]+))?$'

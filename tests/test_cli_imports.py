@@ -33,5 +33,8 @@ def test_help_lists_every_command() -> None:
         text=True,
         timeout=60,
     )
-    for command in ("run", "demo", "check-config", "simulate", "epc", "rfid", "status", "vision"):
+    for command in (
+        *("run", "demo", "check-config", "simulate", "epc", "rfid", "status", "vision"),
+        "scenario",
+    ):
         assert f"    {command}" in done.stdout, command

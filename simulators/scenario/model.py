@@ -97,6 +97,13 @@ class StationOptions(_Strict):
     seed: int = Field(
         default=7, ge=0, le=2**31, description="Seed for unit weights, tare and tag serials."
     )
+    inactivity_timeout_s: float | None = Field(
+        default=None,
+        ge=10,
+        le=86_400,
+        description="Station seconds without a scan before the packer is logged out ([workflow] "
+        "inactivity_timeout_s); default: the station's (15 min).",
+    )
 
     @field_validator("channels")
     @classmethod
@@ -253,6 +260,13 @@ class Override(_Strict):
     )
 
 
+class ExpectState(_Strict):
+    do: Literal["expect_state"]
+    state: Literal[
+        "logged_out", "idle", "loading", "awaiting_box", "packing", "verifying", "blocked"
+    ] = Field(description="The session state the station must reach (within 15 real seconds).")
+
+
 class Ship(_Strict):
     do: Literal["ship"]
 
@@ -387,7 +401,8 @@ Step = Annotated[
     | ScaleNoise
     | RfidDown
     | AddStrayTags
-    | AwaitEvent,
+    | AwaitEvent
+    | ExpectState,
     Field(discriminator="do"),
 ]
 

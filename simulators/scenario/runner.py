@@ -47,6 +47,7 @@ from simulators.scenario.model import (
     Channel,
     Close,
     EventName,
+    ExpectState,
     LeaveBeside,
     LoadedScenario,
     Login,
@@ -209,6 +210,11 @@ class ScenarioRun:
             rfid=Channel.RFID in options.channels,
             rfid_options=("require_second_channel = true" if options.rfid_second_channel else ""),
             extra_config=self._extra_config(),
+            workflow_options=(
+                ""
+                if options.inactivity_timeout_s is None
+                else f"inactivity_timeout_s = {options.inactivity_timeout_s}"
+            ),
             catalog_path=self.loaded.catalog_path,
             clock_speed=self.speed,
         )
@@ -358,6 +364,8 @@ class ScenarioRun:
                     rig.rfid_reader.stop()
             case AddStrayTags(sku=sku, count=count):
                 rig.add_strays(sku, count)
+            case ExpectState(state=state):
+                self._wait_for_state(f"steps[{index}] expect_state", state)
             case AwaitEvent(event=wanted):
                 self._wait(
                     f"steps[{index}] await {render_expected(wanted)}",
