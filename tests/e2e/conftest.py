@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from simulators.broker import MosquittoBroker, MosquittoNotFound
-from simulators.daemon_process import TIMEOUT_S, DaemonProcess, query, wait_until
+from simulators.daemon_process import (  # noqa: F401  (REPO: re-exported for the e2e tests)
+    REPO,
+    TIMEOUT_S,
+    DaemonProcess,
+    query,
+    wait_until,
+)
 from simulators.rig import PAPERWORK_G, SimulatedStation
 from simulators.sink import Sink
 
