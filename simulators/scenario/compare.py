@@ -127,8 +127,14 @@ def event_matches(wanted: ExpectedEvent, event: Event) -> bool:
 def event_view(event: Event) -> dict[str, Any]:
     """The keys a scenario can name, read from one received event."""
     data = event.get("data") or {}
+    # From the data, not the subject: rfid.epcs_shipped's subject is the bare carton id.
+    carton = (
+        f"{data['order_id']}/{data['carton_id']}"
+        if data.get("order_id") and data.get("carton_id")
+        else None
+    )
     view: dict[str, Any] = {
-        "carton": event.get("subject"),
+        "carton": carton,
         "attempt": data.get("attempt"),
         "mode": data.get("mode"),
         "outcome": data.get("outcome"),

@@ -346,7 +346,9 @@ EVENT_KEYS: dict[EventName, frozenset[str]] = {
 
 class ExpectedEvent(_Strict):
     type: EventName = Field(description="Event type without prefix and version.")
-    carton: CartonRef | None = Field(default=None, description="ORDER/CARTON (the subject).")
+    carton: CartonRef | None = Field(
+        default=None, description="ORDER/CARTON (the event's order_id and carton_id)."
+    )
     attempt: int | None = Field(default=None, ge=1, le=1000, description="Close attempt number.")
     mode: Literal["enforce", "shadow"] | None = Field(default=None, description="Station mode.")
     outcome: Outcome | None = Field(default=None, description="PASS, BLOCK or REVIEW.")
