@@ -32,6 +32,7 @@ from station.domain import Manifest, Sku
 from station.verification import Outcome
 
 MAX_FILE_BYTES = 1_000_000
+MAX_CATALOG_BYTES = 50_000_000
 MAX_SCENARIOS_PER_FILE = 100
 MAX_STEPS = 500
 MAX_CARTONS = 50
@@ -529,6 +530,11 @@ def _resolve(scenario: Scenario, path: Path) -> LoadedScenario:
         if scenario.station.catalog
         else EXAMPLE_CATALOG
     )
+    if not catalog_path.is_file() or catalog_path.stat().st_size > MAX_CATALOG_BYTES:
+        raise ValueError(
+            f"station.catalog: {catalog_path} is not a readable catalog file (a regular file of "
+            f"at most {MAX_CATALOG_BYTES} bytes)"
+        )
     try:
         catalog = load_catalog(catalog_path)
     except CatalogFileError as exc:

@@ -100,6 +100,7 @@ steps = [{ do = "add", sku = "TEE-BLACK-L", count = 2 }, { do = "close", expect 
         (('{ do = "close", expect = "PASS" },', ""), "at least one close"),
         (('{ do = "pack" }', '{ do = "stray_tags", sku = "EAR-SILVER" }'), "need rfid"),
         (('name = "minimal"', 'name = "minimal"\nstation = { channels = ["rfid"] }'), "weight"),
+        (('name = "minimal"', 'name = "minimal"\nstation = { catalog = "/dev/zero" }'), "regular"),
     ],
 )
 def test_mistakes_name_the_scenario_and_the_key_path(

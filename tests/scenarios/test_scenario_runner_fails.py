@@ -49,6 +49,14 @@ WRONG = SHORT_CARTON.format(
     follow_up="missing_item.shipped_short",
 )
 
+# A run that cannot go on (here: packing with no carton open) is an error, not a failure.
+STUCK = """
+[[scenario]]
+name = "packing with no carton open"
+cartons = [{ ref = "ORD-1001/C1" }]
+steps = [{ do = "login" }, { do = "pack" }, { do = "close", expect = "PASS" }]
+"""
+
 
 def test_a_wrong_expectation_fails_with_a_diff(tmp_path: Path) -> None:
     [loaded] = parse_scenarios(WRONG.encode(), tmp_path / "wrong.toml")
@@ -72,7 +80,7 @@ def test_a_wrong_expectation_fails_with_a_diff(tmp_path: Path) -> None:
 
 def test_the_command_exits_1_and_writes_junit_that_parses(tmp_path: Path) -> None:
     scenarios = tmp_path / "mixed.toml"
-    scenarios.write_text(TRUE + WRONG)
+    scenarios.write_text(TRUE + WRONG + STUCK)
     invalid = tmp_path / "invalid.toml"
     invalid.write_text('[[scenario]]\nname = "typo"\ncartons = []\nstepz = []\n')
     junit = tmp_path / "out.xml"
@@ -96,15 +104,18 @@ def test_the_command_exits_1_and_writes_junit_that_parses(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stdout + done.stderr
     assert "PASS mixed.toml: a short carton is blocked" in done.stdout
     assert "FAIL mixed.toml: a short carton passes (wrong)" in done.stdout
-    assert "INVALID" in done.stdout and "1 passed, 1 failed, 1 invalid file(s)" in done.stdout
+    assert "ERROR mixed.toml: packing with no carton open" in done.stdout
+    assert "INVALID" in done.stdout and "1 passed, 2 failed, 1 invalid file(s)" in done.stdout
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("4", "1", "2")
     suites = {Path(s.get("name", "")).name: s for s in root.iter("testsuite")}
     cases = {c.get("name"): c for c in suites["mixed.toml"].iter("testcase")}
     assert cases["a short carton is blocked"].find("failure") is None
     failure = cases["a short carton passes (wrong)"].find("failure")
     assert failure is not None and "outcome BLOCK, expected PASS" in (failure.text or "")
     assert float(cases["a short carton is blocked"].get("time", "0")) > 0
+    error = cases["packing with no carton open"].find("error")
+    assert error is not None and "no carton was opened" in error.get("message", "")
     [load_error] = suites["invalid.toml"].iter("error")
     assert "scenario[0]" in (load_error.text or "") and "cartons" in (load_error.text or "")
