@@ -234,9 +234,7 @@ class ScenarioRun:
         )
         cleanup.callback(self.daemon.kill)
         self.daemon.start(timeout=STEP_TIMEOUT_S)
-        self._wait(
-            "every device up", lambda: '"msg": "all devices up"' in self.daemon.log_since_start()
-        )
+        self._wait("every device up", lambda: ALL_UP in self.daemon.log_since_start())
 
     def _extra_config(self) -> str:
         from station.api.pins import hash_pin  # scrypt: only when a scenario runs
@@ -260,13 +258,11 @@ class ScenarioRun:
 
     # -- waiting -------------------------------------------------------------------------------
 
-    def _wait(
-        self, what: str, predicate: Callable[[], bool], timeout: float = STEP_TIMEOUT_S
-    ) -> None:
-        if not wait_until(predicate, timeout, poll=0.05):
-            raise StepFailed(f"{what}: not within {timeout:g} s")
+    def _wait(self, what: str, predicate: Callable[[], bool]) -> None:
+        if not wait_until(predicate, STEP_TIMEOUT_S, poll=0.05):
+            raise StepFailed(f"{what}: not within {STEP_TIMEOUT_S:g} s")
 
-    def _wait_for_state(self, what: str, *states: str) -> dict[str, Any]:
+    def _wait_for_state(self, what: str, *states: str) -> None:
         seen: dict[str, Any] = {}
 
         def arrived() -> bool:
@@ -277,7 +273,6 @@ class ScenarioRun:
             raise StepFailed(
                 f"{what}: the station stayed {seen.get('state')} (expected {' or '.join(states)})"
             )
-        return seen
 
     def _hold_close(self, real_s: float) -> None:
         self.close_not_before = max(self.close_not_before, time.monotonic() + real_s)
@@ -405,7 +400,7 @@ class ScenarioRun:
 
         actual = None
         if self.sink.wait_for(arrived, VERDICT_TIMEOUT_S):
-            self.verdicts_seen = len(verdicts)
+            self.verdicts_seen = before + 1
             actual = verdict_of(sorted(verdicts, key=lambda e: e["stationseq"])[before])
         self.result.closes.append(CloseOutcome(index, step, actual, close_problems(step, actual)))
         if actual is None:
