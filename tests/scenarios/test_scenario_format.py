@@ -5,6 +5,7 @@ raises anything but ScenarioFileError."""
 from __future__ import annotations
 
 import contextlib
+import argparse
 import copy
 import tomllib
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulators.scenario.cli import scenario_files
+from simulators.scenario.cli import check_command, scenario_files
 from simulators.scenario.model import (
     MAX_STEPS,
     AddUnit,
@@ -235,3 +236,13 @@ def test_mutated_library_files_load_or_give_a_clean_error(data: st.DataObject) -
         assert str(exc).startswith(str(FILE))
     else:
         assert loaded
+
+
+def test_the_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(MINIMAL.replace('"PASS"', '"PAS"'))
+    assert check_command(argparse.Namespace(files=[LIBRARY])) == 0
+    assert "ok " in capsys.readouterr().out
+    assert check_command(argparse.Namespace(files=[LIBRARY, broken])) == 1
+    err = capsys.readouterr().err
+    assert "INVALID" in err and "steps[4].expect" in err
