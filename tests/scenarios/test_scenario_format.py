@@ -4,8 +4,8 @@ raises anything but ScenarioFileError."""
 
 from __future__ import annotations
 
-import contextlib
 import argparse
+import contextlib
 import copy
 import tomllib
 from pathlib import Path
