@@ -462,7 +462,7 @@ class ScenarioFileError(ValueError):
 class LoadedScenario(BaseModel):
     """A validated scenario with everything it refers to resolved and checked."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     scenario: Scenario
     source: Path
