@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-smoke schemas clean
+.PHONY: demo test lint bench bench-smoke schemas scenarios clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-smoke: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/packstation contract --write docs/contract
+
+scenarios: $(STAMP)
+	$(BIN)/packstation scenario run scenarios/ --jobs 3 --junit scenarios-junit.xml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -63,13 +63,18 @@ class SimulatedStation:
     # The catalog the station's config names (a site's own master data, which may be wrong);
     # the rig's units always weigh what the example catalog says.
     catalog_path: Path = EXAMPLE_CATALOG
+    workflow_options: str = ""  # extra keys of [workflow], e.g. "inactivity_timeout_s = 60"
+    # The daemon runs on a clock this many times faster (`packstation run --clock-speed`). The
+    # simulated devices still move in real time, so every device timing in the config (polls,
+    # windows, staleness, settle timeout) is written in station seconds: real seconds x speed.
+    clock_speed: float = 1.0
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.manifest_dir = self.workdir / "manifests"
         if not self.manifest_dir.exists():
             shutil.copytree(EXAMPLE_MANIFESTS, self.manifest_dir)
-        self.catalog: Catalog = load_catalog(EXAMPLE_CATALOG)
+        self.catalog: Catalog = load_catalog(self.catalog_path)
         self.scale = ScaleSimulator("mtsics", tcp_port=None, seed=self.seed)
         self.scanner = PtySerialScanner("cr")
         self.config_path = self.workdir / f"{self.station_id}.toml"
@@ -104,8 +109,13 @@ class SimulatedStation:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def station_s(self, real_s: float) -> float:
+        """A real duration as station-clock seconds, for the daemon's config."""
+        return round(real_s * self.clock_speed, 6)
+
     def config_toml(self) -> str:
         t = self.timing
+        s = self.station_s
         return f"""
 [station]
 id = "{self.station_id}"
@@ -122,12 +132,14 @@ path = "{self.manifest_dir}"
 [scale]
 protocol = "mtsics"
 port = "{self.scale.pty_path}"
-poll_interval_s = {t.poll_interval_s}
-stability_window_s = {t.stability_window_s}
-settle_window_s = {t.settle_window_s}
+poll_interval_s = {s(t.poll_interval_s)}
+stability_window_s = {s(t.stability_window_s)}
+settle_window_s = {s(t.settle_window_s)}
 division_g = 1.0
 capacity_g = 15000.0
-stale_after_s = 2.0
+stale_after_s = {s(2.0)}
+reconnect_min_s = {s(0.5)}
+reconnect_max_s = {s(5.0)}
 
 [[scanners]]
 type = "serial"
@@ -143,6 +155,7 @@ reconnect_max_s = 2.0
 
 [workflow]
 mode = "{self.mode}"
+{self.workflow_options}
 
 [workflow.codes]
 order_carton = '^(?P<order>ORD-[0-9]+)(?:/(?P<carton>C[0-9]+))?$'
@@ -154,7 +167,8 @@ paperwork_spread_g = 1.0
 fill_spread_g = 2.0
 
 [verdict]
-settle_timeout_s = 5.0
+settle_timeout_s = {s(5.0)}
+manifest_check_timeout_s = {s(1.0)}
 
 [logging]
 level = "INFO"
@@ -167,9 +181,10 @@ json_lines = true
     def _rfid_toml(self) -> str:
         if self.rfid_reader is None:
             return ""
+        s = self.station_s
         return f"""
 [rfid]
-window_s = 0.6
+window_s = {s(0.6)}
 {self.rfid_options}
 
 [[rfid.readers]]
@@ -179,9 +194,9 @@ host = "127.0.0.1"
 tcp_port = {self.rfid_reader.tcp_port}
 antennas = [1, 2]
 keepalive_s = 1.0
-stale_after_s = 3.0
-reconnect_min_s = 0.2
-reconnect_max_s = 1.0
+stale_after_s = {s(3.0)}
+reconnect_min_s = {s(0.2)}
+reconnect_max_s = {s(1.0)}
 
 [rfid.window]
 antennas = [{{ antenna = 1, rssi_floor_dbm = {RFID_FLOOR_DBM} }}]
@@ -270,17 +285,19 @@ formats = ["EAN13"]
             self.beside_epcs[sku] = epc
         return epc
 
-    def put_back(self, sku: str) -> None:
-        """The unit of `sku` left beside the box goes into the carton after all (tag and all)."""
+    def put_back(self, sku: str) -> float:
+        """The unit of `sku` left beside the box goes into the carton after all (tag and all).
+        Returns the grams it added."""
         epc = self.beside_epcs.pop(sku, None)
         if epc is None:
-            self.add_unit(sku)
-            return
+            return self.add_unit(sku)
         self.tag_field.remove(epc)
         self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
         self.carton_epcs.append(epc)
         self._camera_put(sku)
-        self.place(self.unit_weight(sku))
+        grams = self.unit_weight(sku)
+        self.place(grams)
+        return grams
 
     def take_away(self, sku: str) -> bytes | None:
         """A unit of `sku` that was in the carton (read at full strength) leaves the antennas'
@@ -389,10 +406,13 @@ formats = ["EAN13"]
         self.close()
         return list(leave_out)
 
-    def add_unit(self, sku: str) -> None:
+    def add_unit(self, sku: str) -> float:
+        """One unit of `sku` goes into the carton (its tag too); returns the grams it added."""
         self._camera_put(sku)
-        self.place(self.unit_weight(sku))
+        grams = self.unit_weight(sku)
+        self.place(grams)
         self._tag_in_carton(sku)
+        return grams
 
     # -- the overhead camera -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ sends the PUBACK after `on_message` returns), de-duplicated by CloudEvents id, a
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sqlite3
 import threading
@@ -159,6 +160,12 @@ class Sink:
                 " ORDER BY arrival"
             ).fetchall()
         return [SinkEvent(*row) for row in rows]
+
+    def payloads(self) -> list[dict[str, Any]]:
+        """Unique events in arrival order, as the CloudEvents JSON documents received."""
+        with self._changed:
+            rows = self._db.execute("SELECT payload FROM events ORDER BY arrival").fetchall()
+        return [json.loads(payload) for (payload,) in rows]
 
     def gaps(self) -> list[Gap]:
         with self._changed:

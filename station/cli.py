@@ -19,6 +19,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "scale.cli": ("scale",),
     "rfid.cli": ("epc", "rfid"),
     "simulators.cli": ("simulate",),
+    "simulators.scenario.cli": ("scenario",),
     "station.contract": ("contract",),
     "station.api.pins": ("hash-pin",),
     "station.api.openapi": ("openapi",),

@@ -43,5 +43,6 @@ def test_help_lists_every_command() -> None:
         "status",
         "vision",
         "weights",
+        "scenario",
     ):
         assert f"    {command}" in done.stdout, command

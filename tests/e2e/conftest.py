@@ -9,11 +9,6 @@ daemon's and the broker's logs are printed.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,11 +17,15 @@ from typing import Any
 import pytest
 
 from simulators.broker import MosquittoBroker, MosquittoNotFound
+from simulators.daemon_process import (  # noqa: F401  (REPO: re-exported for the e2e tests)
+    REPO,
+    TIMEOUT_S,
+    DaemonProcess,
+    query,
+    wait_until,
+)
 from simulators.rig import PAPERWORK_G, SimulatedStation
 from simulators.sink import Sink
-
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 10.0
 
 Event = dict[str, Any]
 
@@ -46,107 +45,6 @@ MISSING_ITEM_EVENTS = frozenset(
     event_type(f"missing_item.{kind}")
     for kind in ("detected", "resolved", "shipped_short", "cancelled")
 )
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = TIMEOUT_S, poll: float = 0.05
-) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll)
-    return True
-
-
-def query(db_path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read another process's SQLite file with a short-lived connection (WAL readers never block
-    the writer); a file or table that does not exist yet reads as no rows."""
-    if not db_path.exists():
-        return []
-    db = sqlite3.connect(db_path, timeout=5.0)
-    try:
-        return db.execute(sql, args).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    finally:
-        db.close()
-
-
-class DaemonProcess:
-    """`packstation run CONFIG` as a child process importing this worktree's code."""
-
-    def __init__(self, config_path: Path, log_path: Path) -> None:
-        self.config_path = config_path
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-
-    def start(self, *, mqtt_up: bool = True, timeout: float = TIMEOUT_S) -> None:
-        """Start and return once the scanner and the scale are up (and MQTT, if `mqtt_up`)."""
-        assert self.process is None, "daemon already running"
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("NOTIFY_SOCKET", None)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "station.cli", "run", str(self.config_path)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        ready = ['"msg": "scanner up"', '"health": "up"']
-        if mqtt_up:
-            ready.append('"msg": "connected"')
-        if not wait_until(lambda: all(m in self.log_since_start() for m in ready), timeout):
-            raise AssertionError(f"daemon not ready within {timeout} s:\n{self.log_tail()}")
-
-    def log_since_start(self) -> str:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(
-                f"daemon exited with {self.process.returncode}:\n{self.log_tail()}"
-            )
-        with self.log_path.open("rb") as log:
-            log.seek(self._log_offset)
-            return log.read().decode(errors="replace")
-
-    def log_messages(self) -> list[dict[str, Any]]:
-        """The JSON log lines of the current run."""
-        messages = []
-        for line in self.log_since_start().splitlines():
-            try:
-                messages.append(json.loads(line))
-            except ValueError:
-                continue
-        return messages
-
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return "(no daemon log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
-        process, self.process = self.process, None
-        if process is None:
-            return 0
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                return process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs (a power cut, as far as the process is concerned)."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
 
 
 class Harness:

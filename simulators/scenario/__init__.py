@@ -1,0 +1,1 @@
+"""QA scenarios: a TOML format, a runner that drives the simulated table and the daemon, JUnit."""
