@@ -13,15 +13,21 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from benchmarks.accuracy.sensors import Station
+from benchmarks.accuracy.sensors import Evidence, Station
 from benchmarks.accuracy.world import Carton, CartonStream, ErrorKind
 from benchmarks.figures import summary
 from scale.weighing import scale_error_g
 from station.verification import ChannelReport, Outcome, Verdict, VerificationPolicy
-from station.weight_check import detection_power, expected_weight, tolerance_g
+from station.weight_check import (
+    detection_power,
+    evaluate_weight,
+    expected_weight,
+    tolerance_g,
+)
 
 MIXES: dict[str, tuple[str, ...]] = {
     "weight only": ("weight",),
@@ -30,6 +36,7 @@ MIXES: dict[str, tuple[str, ...]] = {
     "all": ("weight", "rfid", "vision"),
 }
 Z95 = 1.959964
+T = TypeVar("T")
 WEIGHT_SEES = 0.999  # detection power above which a short is in the class "weight sees it"
 
 
@@ -208,27 +215,51 @@ def _pick(reports: Mapping[str, ChannelReport], channels: tuple[str, ...]) -> li
 
 def decision_times(
     stream: CartonStream, station: Station, rounds: int, units: int = 100
-) -> dict[str, object]:
-    """Milliseconds from the channels' raw evidence to the verdict, all channels, for cartons of
-    `units` units (half complete, half short): evaluate_weight, filter_window + rfid_report,
-    build_vision_report and decide."""
+) -> dict[str, dict[str, float] | int]:
+    """Milliseconds to decide cartons of `units` units (half complete, half one unit short), all
+    channels, in two parts:
+
+    - "decide": evaluate_weight + VerificationPolicy.decide over the three reports (what
+      benchmarks/verdict_bench.py calls the decision; the issue's 5 ms target);
+    - "channel reports": filter_window + rfid_report (EPC decoding included) and
+      build_vision_report, which the daemon runs at close as well.
+
+    Both wall and thread CPU time are kept: the code is pure and CPU-bound, and on a shared
+    machine the wall time's tail is the scheduler's (another process ran meanwhile).
+    """
     policy = VerificationPolicy(required_channels=frozenset(MIXES["all"]))
-    samples: dict[str, list[float]] = {"complete": [], "short": []}
+    samples: dict[str, list[float]] = {}
+
+    def timed(name: str, call: Callable[..., T], *args: object) -> T:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        result = call(*args)
+        samples.setdefault(f"{name} cpu", []).append((time.thread_time() - started_cpu) * 1000)
+        samples.setdefault(f"{name} wall", []).append((time.perf_counter() - started) * 1000)
+        return result
+
     for i in range(rounds):
-        short = i % 2 == 1
-        carton = stream.carton(
-            1_000_000 + i, ErrorKind.LEFT_OUT if short else ErrorKind.NONE, units=units
-        )
+        error = ErrorKind.LEFT_OUT if i % 2 else ErrorKind.NONE
+        carton = stream.carton(1_000_000 + i, error, units=units)
         evidence = station.evidence(carton)
-        expected = station.verifiable(carton)
-        started = time.perf_counter()
-        reports = station.reports(carton, evidence)
-        policy.decide(expected, reports.values())
-        samples["short" if short else "complete"].append((time.perf_counter() - started) * 1000)
-    out: dict[str, object] = {"units": units, "rounds": rounds}
-    for label, values in samples.items():
+        reports = timed("channel reports", station.reports, carton, evidence)
+        timed("decide", _decide, policy, station, carton, evidence, reports)
+    out: dict[str, dict[str, float] | int] = {"units": units, "rounds": rounds}
+    for name, values in samples.items():
         median, p99 = summary(values)
-        out[label] = {"median_ms": median, "p99_ms": p99}
-    everything = samples["complete"] + samples["short"]
-    out["p99_ms"] = summary(everything)[1]
+        out[name] = {"median_ms": median, "p99_ms": p99}
     return out
+
+
+def _decide(
+    policy: VerificationPolicy,
+    station: Station,
+    carton: Carton,
+    evidence: Evidence,
+    reports: Mapping[str, ChannelReport],
+) -> Verdict:
+    """The weight check and the policy, as decision_times times them."""
+    catalog = station.world.catalog
+    weight = evaluate_weight(
+        carton.expected, catalog, catalog.boxes[carton.box], evidence.weight, station.weight_config
+    )
+    return policy.decide(station.verifiable(carton), [weight, reports["rfid"], reports["vision"]])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -289,3 +290,24 @@ def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
     assert report.discrepancy is Discrepancy.DEFICIT
     assert "other combinations" in report.reasons[0].message
     assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
+
+
+def test_the_explanations_scored_are_capped_and_the_carton_still_blocks() -> None:
+    # 25 SKUs of 20-44 g, 100 units, 120 g light: thousands of combinations fit the window, and
+    # scoring each is what made such cartons take hundreds of milliseconds.
+    items = [
+        CatalogItem(sku=f"S{i}", name=f"Item {i}", unit_weight_g=20 + i, weight_spread_g=1)
+        for i in range(25)
+    ]
+    box = BoxType(code="B", name="Box", tare_g=300, tare_spread_g=5)
+    catalog = Catalog.from_lists(items, [box])
+    units = {item.sku: 4 for item in items}
+    for cap in (20, 150):
+        config = WeightCheckConfig(max_hypotheses=cap)
+        mean = _mean(catalog, box, units, config)
+        report = evaluate_weight(units, catalog, box, settled(mean - 120), config)
+        assert report.measurements["explanation_search_truncated"] == 1.0
+        unlisted = re.search(r"or one of (\d+) other combinations", report.reasons[0].message)
+        assert unlisted is not None
+        assert int(unlisted.group(1)) == cap - config.max_explanations
+        assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
