@@ -9,7 +9,7 @@ channel that is down, stale or unsure when that channel is required: it fails cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -116,6 +116,11 @@ class VerificationPolicy:
     # Channels whose confirmation alone does not verify a SKU (e.g. {"rfid"}: a tag read proves
     # the unit near the antennas; a second channel must vouch for it too).
     corroborate: frozenset[str] = frozenset()
+    # Channels whose deficit is a class-agnostic count that lists every SKU it could concern
+    # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
+    # another channel confirms each of those SKUs more surely than the count claims its shortfall
+    # (the scale vouching for every unit the count could have lost): the count miscounted.
+    overrulable_counts: frozenset[str] = frozenset({"vision"})
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         reports = tuple(reports)
@@ -124,10 +129,12 @@ class VerificationPolicy:
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
-        missing, extra, sure_reasons = self._confident_deltas(expected, reports)
-        discrepancies = [r for r in reports if r.discrepancy is not Discrepancy.NONE]
+        overruled = {r.channel for r in reports if self._count_overruled(r, reports)}
+        weighed = tuple(_without_deficit(r) if r.channel in overruled else r for r in reports)
+        missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
+        discrepancies = [r for r in weighed if r.discrepancy is not Discrepancy.NONE]
         if missing or extra or discrepancies:
-            reasons = sure_reasons + [reason for r in reports for reason in r.reasons]
+            reasons = sure_reasons + [reason for r in weighed for reason in r.reasons]
             return Verdict(
                 Outcome.BLOCK, tuple(_dedupe(reasons)), tuple(missing), tuple(extra), reports
             )
@@ -138,6 +145,33 @@ class VerificationPolicy:
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(_dedupe(reasons)), reports=reports)
         return Verdict(Outcome.PASS, (), reports=reports)
+
+    def _count_overruled(self, report: ChannelReport, reports: tuple[ChannelReport, ...]) -> bool:
+        """A count channel's deficit that other channels refute SKU by SKU (see the field)."""
+        if report.channel not in self.overrulable_counts or report.discrepancy is not (
+            Discrepancy.DEFICIT
+        ):
+            return False
+        doubtful = {FindingStatus.MISSING, FindingStatus.UNCERTAIN}
+        concerned = [f for f in report.findings if f.status in doubtful]
+        skus = {f.sku for f in concerned} | {
+            sku for e in report.explanations for sku, n in e.delta_units.items() if n < 0
+        }
+        if not skus:
+            return False
+        claim = max((f.confidence for f in concerned), default=1.0)
+        others = tuple(r for r in reports if r.channel != report.channel)
+        return all(
+            any(
+                (finding := other.finding_for(sku)) is not None
+                and other.state is ChannelState.OK
+                and finding.status is FindingStatus.CONFIRMED
+                and finding.confidence >= self.min_confidence
+                and finding.confidence > claim
+                for other in others
+            )
+            for sku in skus
+        )
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)
@@ -221,6 +255,19 @@ class VerificationPolicy:
             ):
                 channels.add(report.channel)
         return frozenset(channels)
+
+
+def _without_deficit(report: ChannelReport) -> ChannelReport:
+    """The report with its (overruled) deficit and missing findings set aside; its confirmations
+    and extras still count."""
+    kept = tuple(f for f in report.findings if f.status is not FindingStatus.MISSING)
+    return replace(
+        report,
+        findings=kept,
+        discrepancy=Discrepancy.NONE,
+        explanations=(),
+        reasons=(),  # they explained the deficit; the verdict keeps the original report
+    )
 
 
 def _dedupe(reasons: Iterable[Reason]) -> list[Reason]:
