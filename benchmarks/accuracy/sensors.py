@@ -200,7 +200,7 @@ class Station:
                 for u in visible
                 if u.code_up and rng.random() < model.code_read
             )
-            if rng.random() < model.insertion_unreadable:
+            if rng.random() < model.insertion_unreadable or (index == 0 and fault is Fault.UNSURE):
                 reason = "a hand stayed over the carton"
                 observations.append(InsertionObservation(index, None, None, {}, codes, reason))
                 continue

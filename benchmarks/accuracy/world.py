@@ -471,7 +471,9 @@ class CartonStream:
                 (Fault.UNSURE, m.scale_unsure),
             ),
             "rfid": ((Fault.DOWN, m.rfid_down), (Fault.STALE, m.rfid_stale)),
-            "vision": ((Fault.DOWN, m.camera_down), (Fault.STALE, 0.0)),
+            # A stale or unsure camera only in the fault-enriched set: the stream's unreadable
+            # scenes come from `insertion_unreadable`, per insertion.
+            "vision": ((Fault.DOWN, m.camera_down), (Fault.STALE, 0.0), (Fault.UNSURE, 0.0)),
         }
         faults: dict[str, Fault] = {}
         for channel, options in rates.items():
