@@ -118,9 +118,12 @@ class VerificationPolicy:
     corroborate: frozenset[str] = frozenset()
     # Channels whose deficit is a class-agnostic count that lists every SKU it could concern
     # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
-    # another channel confirms each of those SKUs more surely than the count claims its shortfall
-    # (the scale vouching for every unit the count could have lost): the count miscounted.
+    # another channel confirms each of those SKUs at least `overrule_confidence` surely (the
+    # scale's detection power for every unit the count could have lost): the count miscounted.
     overrulable_counts: frozenset[str] = frozenset({"vision"})
+    # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
+    # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
+    overrule_confidence: float = 0.999
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         reports = tuple(reports)
@@ -159,15 +162,15 @@ class VerificationPolicy:
         }
         if not skus:
             return False
-        claim = max((f.confidence for f in concerned), default=1.0)
+        claim = max((f.confidence for f in concerned), default=0.0)
+        surest = max(claim, self.overrule_confidence, self.min_confidence)
         others = tuple(r for r in reports if r.channel != report.channel)
         return all(
             any(
                 (finding := other.finding_for(sku)) is not None
                 and other.state is ChannelState.OK
                 and finding.status is FindingStatus.CONFIRMED
-                and finding.confidence >= self.min_confidence
-                and finding.confidence > claim
+                and finding.confidence >= surest
                 for other in others
             )
             for sku in skus

@@ -77,13 +77,20 @@ def test_a_candidate_no_other_channel_vouches_for_keeps_the_block() -> None:
     assert verdict.outcome is Outcome.BLOCK
 
 
-def test_rfid_vouching_for_the_light_candidate_completes_the_refutation() -> None:
+def test_an_rfid_read_does_not_overrule_the_count() -> None:
+    # The socks' tag was read, but a unit left beside the box reads too: the count stands.
     reports = [weight({"MUG": 1.0}), vision_deficit(["MUG", "SOCKS"]), rfid_confirms("SOCKS")]
+    assert POLICY.decide(EXPECTED, reports).outcome is Outcome.BLOCK
+
+
+def test_every_candidate_vouched_for_surely_overrules_the_count() -> None:
+    reports = [weight({"MUG": 1.0}), vision_deficit(["MUG", "SOCKS"]), rfid_confirms("SOCKS", 1.0)]
     assert POLICY.decide(EXPECTED, reports).outcome is Outcome.PASS
 
 
-def test_a_confirmation_no_surer_than_the_count_does_not_overrule_it() -> None:
-    reports = [weight({"MUG": 1.0}), vision_deficit(["MUG", "SOCKS"]), rfid_confirms("SOCKS", 0.95)]
+def test_a_weak_weight_confirmation_does_not_overrule_the_count() -> None:
+    # A 62 g unit just outside a 50 g tolerance: the scale would catch its absence 90% of times.
+    reports = [weight({"MUG": 0.9, "SOCKS": 1.0}), vision_deficit(["MUG"], confidence=0.6)]
     assert POLICY.decide(EXPECTED, reports).outcome is Outcome.BLOCK
 
 
