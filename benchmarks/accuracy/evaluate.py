@@ -34,6 +34,9 @@ MIXES: dict[str, tuple[str, ...]] = {
     "weight + RFID": ("weight", "rfid"),
     "weight + vision": ("weight", "vision"),
     "all": ("weight", "rfid", "vision"),
+    # What-if: all, plus the planned per-unit scan of the SKUs no channel covers
+    # (simulated: no scan channel code exists yet). Not the headline.
+    "all + scan of uncovered SKUs": ("weight", "rfid", "vision", "scan"),
 }
 Z95 = 1.959964
 T = TypeVar("T")

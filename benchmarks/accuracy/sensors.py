@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,16 @@ from rfid.window import filter_window
 from scale.weighing import scale_error_g
 from station.domain import ItemKind
 from station.rfid_check import ReaderProblem, rfid_report
-from station.verification import ChannelReport, ChannelState
-from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
+from station.verification import ChannelReport, ChannelState, FindingStatus, SkuFinding
+from station.weight_check import (
+    ScaleState,
+    WeightCheckConfig,
+    WeightMeasurement,
+    detection_power,
+    evaluate_weight,
+    expected_weight,
+    tolerance_g,
+)
 from vision.barcodes import CodeRead
 from vision.observe import InsertionObservation
 from vision.report import build_vision_report
@@ -39,6 +48,8 @@ CARD = Path(__file__).resolve().parents[2] / "models" / "item_counter.card.json"
 WINDOW = ReadWindowConfig(
     antennas=(AntennaWindow(antenna=1, rssi_floor_dbm=-55),), min_seen_count=5
 )
+SCAN_BELOW_POWER = 0.999  # the what-if scans a SKU whose absence the scale sees less surely
+SCAN_CONFIDENCE = 0.99
 _UNSURE_SCALE = (ScaleState.UNSTABLE, ScaleState.ZERO_DRIFT, ScaleState.OVER_CAPACITY)
 
 
@@ -111,6 +122,7 @@ class Evidence:
     reader_problems: tuple[ReaderProblem, ...]
     insertions: tuple[InsertionObservation, ...]
     camera_up: bool
+    scans: Mapping[str, int]  # what-if per-unit scan: units scanned per SKU
 
 
 class Station:
@@ -135,7 +147,8 @@ class Station:
     def evidence(self, carton: Carton) -> Evidence:
         reads, problems = self._rfid(carton)
         insertions, camera_up = self._vision(carton)
-        return Evidence(self._weight(carton), reads, problems, insertions, camera_up)
+        scans = self._scans(carton)
+        return Evidence(self._weight(carton), reads, problems, insertions, camera_up, scans)
 
     def _rng(self, carton: Carton, channel: str) -> random.Random:
         return random.Random(f"{channel}:{self.seed}:{carton.index}:{carton.error.value}")
@@ -211,6 +224,46 @@ class Station:
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return tuple(observations), True
 
+    def uncovered(self, carton: Carton) -> frozenset[str]:
+        """SKUs no channel covers, known when the order starts: not tagged, and either a missing
+        unit would hide in the weight tolerance (detection power below 0.999), or the SKU is sold
+        by weight, or it has look-alike variants (sizes, colours: the WMS knows them) that the
+        scale cannot tell apart. Vision is not counted on: whether a code faces the camera is not
+        known in advance."""
+        catalog, config = self.world.catalog, self.weight_config
+        expected = expected_weight(
+            carton.expected, catalog, catalog.boxes[carton.box], config.packing_materials()
+        )
+        scale = scale_error_g(expected.mean_g, self.world.model.division_g)
+        tolerance = tolerance_g(expected.sigma_g, scale, config)
+        out = set()
+        for sku in self.verifiable(carton):
+            item = catalog.items[sku]
+            if item.rfid_tagged:
+                continue
+            power = detection_power(item.unit_weight_g or 0.0, tolerance, tolerance / config.z)
+            look_alike = self.world.truth[sku].family is not None
+            if item.variable_weight or look_alike or power < SCAN_BELOW_POWER:
+                out.add(sku)
+        return frozenset(out)
+
+    def _scans(self, carton: Carton) -> dict[str, int]:
+        """The packer scans every unit of an uncovered SKU as it goes in, and a unit packed in
+        error (a variant, another order's unit) when the order has uncovered SKUs: the packer
+        takes it for one of them. A left-out unit is sometimes scanned anyway."""
+        rng = self._rng(carton, "scan")
+        model = self.world.model
+        uncovered = self.uncovered(carton)
+        scans: dict[str, int] = {}
+        for unit in carton.packed:
+            if unit.sku in uncovered or (unit.sku in carton.foreign and uncovered):
+                scans[unit.sku] = scans.get(unit.sku, 0) + 1 + (rng.random() < model.double_scan)
+        for sku, n in carton.missing.items():
+            if sku in uncovered:
+                forgot = sum(rng.random() < model.scanned_but_left_out for _ in range(n))
+                scans[sku] = scans.get(sku, 0) + forgot
+        return scans
+
     # -- the channels' own code ------------------------------------------------------------------
 
     def reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:
@@ -229,7 +282,8 @@ class Station:
         vision = build_vision_report(
             evidence.insertions, carton.expected, catalog, camera_up=evidence.camera_up
         )
-        return {"weight": weight, "rfid": rfid, "vision": vision}
+        scan = per_unit_scan_report(self.verifiable(carton), evidence.scans, self.uncovered(carton))
+        return {"weight": weight, "rfid": rfid, "vision": vision, "scan": scan}
 
     def verifiable(self, carton: Carton) -> dict[str, int]:
         """What the policy must see confirmed: products, as the session passes them."""
@@ -274,3 +328,29 @@ def _insertions(rng: random.Random, units: list[Unit]) -> list[list[Unit]]:
 def _code_read(ean13: str) -> CodeRead:
     """An EAN-13 as the barcode reader returns it; the catalog's index maps it to its SKU."""
     return CodeRead("EAN13", ean13, "]E0", ean13.encode(), (0.0, 0.0), (), gtin="0" + ean13)
+
+
+def per_unit_scan_report(
+    expected: Mapping[str, int], scans: Mapping[str, int], scanned_skus: frozenset[str]
+) -> ChannelReport:
+    """What-if: the per-unit scan channel the issue plans (no station code exists yet), reduced
+    to its counts. Every unit of `scanned_skus` is scanned as it goes in; a scanned SKU not on
+    the order is extra."""
+    findings = []
+    for sku, n in sorted(expected.items()):
+        if sku not in scanned_skus:
+            findings.append(SkuFinding(sku, FindingStatus.NOT_APPLICABLE, n, None, 1.0))
+            continue
+        got = scans.get(sku, 0)
+        status = (
+            FindingStatus.CONFIRMED
+            if got == n
+            else FindingStatus.MISSING
+            if got < n
+            else FindingStatus.EXTRA
+        )
+        findings.append(SkuFinding(sku, status, n, got, SCAN_CONFIDENCE, f"{got} of {n} scanned"))
+    for sku, got in sorted(scans.items()):
+        if sku not in expected and got:
+            findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, got, SCAN_CONFIDENCE))
+    return ChannelReport("scan", ChannelState.OK, tuple(findings))

@@ -99,6 +99,9 @@ class WorldModel:
     # Vision (count errors come from the model card; see sensors.VisionModel)
     covered_per_insertion: float = 0.15  # chance a later insertion covers an earlier unit
     code_read: float = 0.9  # chance a face-up, uncovered code is decoded in a frame
+    # What-if per-unit scan of the SKUs no channel covers (the planned channel; simulated)
+    scanned_but_left_out: float = 0.05  # a left-out unit the packer had scanned anyway
+    double_scan: float = 0.002  # a packed unit scanned twice
     # Sensor faults per carton (the fault-enriched set forces one on every short carton)
     scale_down: float = 0.0005
     scale_stale: float = 0.0005

@@ -131,7 +131,7 @@ def test_the_vision_model_is_calibrated_from_the_card() -> None:
 def test_the_channels_report_from_their_real_code() -> None:
     carton = next(c for c in STREAM.complete(50) if not c.faults and len(c.expected) >= 2)
     reports = STATION.reports(carton, STATION.evidence(carton))
-    assert {r.channel for r in reports.values()} == {"weight", "rfid", "vision"}
+    assert {r.channel for r in reports.values()} == {"weight", "rfid", "vision", "scan"}
     for report in reports.values():
         assert report.state is ChannelState.OK
     assert reports["weight"].measurements["expected_g"] > 0
@@ -194,3 +194,23 @@ def test_a_pass_means_every_product_was_vouched_for(index, kind) -> None:
                 (f := r.finding_for(sku)) is not None and f.status is FindingStatus.CONFIRMED
                 for r in verdict.reports
             ), (mix, sku)
+
+
+def test_the_what_if_scan_covers_what_no_channel_covers_and_reports_counts() -> None:
+    shorts_scanned = 0
+    for carton in STREAM.short(300):
+        uncovered = STATION.uncovered(carton)
+        for sku in uncovered:
+            item = WORLD.catalog.items[sku]
+            assert not item.rfid_tagged
+        report = STATION.reports(carton, STATION.evidence(carton))["scan"]
+        for sku in STATION.verifiable(carton):
+            finding = report.finding_for(sku)
+            assert (finding.status is FindingStatus.NOT_APPLICABLE) is (sku not in uncovered)
+        for sku in set(carton.missing) & uncovered:
+            shorts_scanned += 1
+            assert report.finding_for(sku).status in (
+                FindingStatus.MISSING,
+                FindingStatus.CONFIRMED,
+            )
+    assert shorts_scanned > 0
