@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.accuracy.world import Carton, Fault, Unit, World, _poisson
+from benchmarks.accuracy.world import Carton, Fault, Unit, World, poisson
 from rfid.config import AntennaWindow, ReadWindowConfig
 from rfid.identity import EpcSkuResolver
 from rfid.reads import TagRead
@@ -305,7 +305,7 @@ def _tag_reads(
     antenna = rng.choice(antennas)
     reads = []
     for _ in range(rng.randint(1, 3)):
-        seen = _poisson(rng, mean_seen / 2)
+        seen = poisson(rng, mean_seen / 2)
         if seen:
             rssi_dbm = round(level + rng.gauss(0, 1.5), 1)
             reads.append(

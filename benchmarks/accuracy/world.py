@@ -333,7 +333,7 @@ class CartonStream:
         box_item = world.catalog.boxes[box]
         strays = tuple(
             self._unit(rng, self._popular_tagged(rng))
-            for _ in range(_poisson(rng, model.stray_rate))
+            for _ in range(poisson(rng, model.stray_rate))
         )
         return Carton(
             index=index,
@@ -490,7 +490,8 @@ class CartonStream:
         return faults
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method: fine for the small means used here)."""
     limit, k, p = math.exp(-mean), 0, rng.random()
     while p > limit:
         k += 1
