@@ -26,6 +26,7 @@ BENCHMARKS = (
     "benchmarks.rfid_bench",
     "benchmarks.learning_bench",
     "benchmarks.evidence_bench",
+    "benchmarks.accuracy",
 )
 
 

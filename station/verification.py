@@ -144,6 +144,15 @@ class VerificationPolicy:
         if both:
             raise ValueError(f"a channel cannot be both required and advisory: {sorted(both)}")
 
+    # Channels whose deficit is a class-agnostic count that lists every SKU it could concern
+    # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
+    # another channel confirms each of those SKUs at least `overrule_confidence` surely (the
+    # scale's detection power for every unit the count could have lost): the count miscounted.
+    overrulable_counts: frozenset[str] = frozenset({"vision"})
+    # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
+    # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
+    overrule_confidence: float = 0.999
+
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         kept = tuple(reports)
         considered = tuple(
@@ -157,10 +166,12 @@ class VerificationPolicy:
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
-        missing, extra, sure_reasons = self._confident_deltas(expected, reports)
-        discrepancies = [r for r in reports if r.discrepancy is not Discrepancy.NONE]
+        overruled = {r.channel for r in reports if self._count_overruled(r, reports)}
+        weighed = tuple(_without_deficit(r) if r.channel in overruled else r for r in reports)
+        missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
+        discrepancies = [r for r in weighed if r.discrepancy is not Discrepancy.NONE]
         if missing or extra or discrepancies:
-            reasons = sure_reasons + [reason for r in reports for reason in r.reasons]
+            reasons = sure_reasons + [reason for r in weighed for reason in r.reasons]
             return Verdict(
                 Outcome.BLOCK, tuple(_dedupe(reasons)), tuple(missing), tuple(extra), reports
             )
@@ -178,6 +189,33 @@ class VerificationPolicy:
             return report
         kept = tuple(f for f in report.findings if f.sku not in ignored)
         return replace(report, findings=kept)
+
+    def _count_overruled(self, report: ChannelReport, reports: tuple[ChannelReport, ...]) -> bool:
+        """A count channel's deficit that other channels refute SKU by SKU (see the field)."""
+        if report.channel not in self.overrulable_counts or report.discrepancy is not (
+            Discrepancy.DEFICIT
+        ):
+            return False
+        doubtful = {FindingStatus.MISSING, FindingStatus.UNCERTAIN}
+        concerned = [f for f in report.findings if f.status in doubtful]
+        skus = {f.sku for f in concerned} | {
+            sku for e in report.explanations for sku, n in e.delta_units.items() if n < 0
+        }
+        if not skus:
+            return False
+        claim = max((f.confidence for f in concerned), default=0.0)
+        surest = max(claim, self.overrule_confidence, self.min_confidence)
+        others = tuple(r for r in reports if r.channel != report.channel)
+        return all(
+            any(
+                (finding := other.finding_for(sku)) is not None
+                and other.state is ChannelState.OK
+                and finding.status is FindingStatus.CONFIRMED
+                and finding.confidence >= surest
+                for other in others
+            )
+            for sku in skus
+        )
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)
@@ -270,6 +308,19 @@ class VerificationPolicy:
             ):
                 channels.add(report.channel)
         return frozenset(channels)
+
+
+def _without_deficit(report: ChannelReport) -> ChannelReport:
+    """The report with its (overruled) deficit and missing findings set aside; its confirmations
+    and extras still count."""
+    kept = tuple(f for f in report.findings if f.status is not FindingStatus.MISSING)
+    return replace(
+        report,
+        findings=kept,
+        discrepancy=Discrepancy.NONE,
+        explanations=(),
+        reasons=(),  # they explained the deficit; the verdict keeps the original report
+    )
 
 
 def _dedupe(reasons: Iterable[Reason]) -> list[Reason]:

@@ -142,6 +142,14 @@ class WeightCheckConfig(BaseModel):
         description="Most search steps the explanation search may take; bounds its run time on "
         "large cartons (the report says when the search was cut short).",
     )
+    max_hypotheses: int = Field(
+        default=150,
+        ge=10,
+        le=100_000,
+        description="Most explanations the search scores before it stops (scoring one costs "
+        "far more than a search step; the smallest come first). Bounds the run time of big "
+        "cartons of many SKUs, where thousands of combinations fit the window.",
+    )
     decisive_ratio: float = Field(
         default=10.0,
         gt=1,
@@ -454,7 +462,8 @@ def _search_explanations(
 
     Combinations are examined by size (every 1-unit explanation before any 2-unit one), within
     `max_explanation_units`, and only those whose weight lands within the window around the
-    delta; `search_budget` caps the steps so a 150-unit carton stays in milliseconds.
+    delta; `search_budget` caps the steps and `max_hypotheses` the explanations scored, so a
+    150-unit carton stays in milliseconds.
     """
     deficit = carton.delta_g < 0
     candidates = sorted(
@@ -480,13 +489,16 @@ def _search_explanations(
     target = abs(carton.delta_g)
     budget = _Budget(config.search_budget)
     found: list[_Hypothesis] = []
+    full = False
     for size in range(1, config.max_explanation_units + 1):
         for combo in _combinations(candidates, size, target - window, target + window, budget):
             found.append(_hypothesis(carton, candidates, combo, config))
-        if budget.left < 0:
+            if full := len(found) >= config.max_hypotheses:
+                break
+        if full or budget.left < 0:
             break
     found.sort(key=lambda h: h.log_likelihood, reverse=True)
-    return found, budget.left < 0
+    return found, full or budget.left < 0
 
 
 def _combinations(

@@ -7,8 +7,9 @@ What vision can say about a carton:
   site model's class that names a SKU. A class naming a look-alike group (or a SKU inside one)
   proves the group, never one member.
 - SKUs the camera cannot see (catalog `vision_visible=False`, inserts) are NOT_APPLICABLE.
-- Any insertion it could not read confidently makes the whole count NOT_APPLICABLE: it reports no
-  count rather than a guess. A count that agrees but proves no identity is UNCERTAIN, not
+- Any insertion it could not read confidently makes the whole count NOT_APPLICABLE and the
+  channel UNSURE: it reports no count rather than a guess, and a required vision channel that
+  could not count fails closed. A count that agrees but proves no identity is UNCERTAIN, not
   CONFIRMED: the count alone cannot tell a swapped item.
 """
 
@@ -134,9 +135,11 @@ def build_vision_report(
                 )
             )
         measurements["not_applicable_frames"] = float(len(not_applicable))
+        # UNSURE, not OK: a station that requires vision must not PASS a carton vision could not
+        # count (the policy sends it to REVIEW); where vision is optional it confirms nothing.
         return ChannelReport(
             CHANNEL,
-            ChannelState.OK,
+            ChannelState.UNSURE,
             tuple(findings),
             reasons=(
                 Reason(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -271,14 +272,19 @@ def test_explanation_search_is_fast_for_large_cartons(carton, delta, data) -> No
     assert len(report.explanations) <= config.max_explanations
 
 
-def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
-    # 40 SKUs of 20-60 g in a 150-unit carton, 250 g light: thousands of combinations fit.
+def look_alikes(skus: int) -> tuple[Catalog, BoxType, list[CatalogItem]]:
+    """`skus` SKUs of 20, 21, 22 ... g and a 300 g box: many combinations weigh the same."""
     items = [
         CatalogItem(sku=f"S{i}", name=f"Item {i}", unit_weight_g=20 + i, weight_spread_g=1)
-        for i in range(40)
+        for i in range(skus)
     ]
     box = BoxType(code="B", name="Box", tare_g=300, tare_spread_g=5)
-    catalog = Catalog.from_lists(items, [box])
+    return Catalog.from_lists(items, [box]), box, items
+
+
+def test_look_alike_skus_exhaust_the_budget_but_still_block() -> None:
+    # 40 SKUs of 20-60 g in a 150-unit carton, 250 g light: thousands of combinations fit.
+    catalog, box, items = look_alikes(40)
     units = {item.sku: 4 if i < 30 else 3 for i, item in enumerate(items)}
     assert sum(units.values()) == 150
     config = WeightCheckConfig()
@@ -306,3 +312,19 @@ def test_what_the_packer_is_told_at_the_start_is_what_the_close_decides(catalog)
         if confirmed:
             assert power[sku] == pytest.approx(finding.confidence)
     assert power["EAR-8"] == 0.0 and power["MUG-BLUE"] > 0.999
+
+
+def test_the_explanations_scored_are_capped_and_the_carton_still_blocks() -> None:
+    # 25 SKUs of 20-44 g, 100 units, 120 g light: thousands of combinations fit the window, and
+    # scoring each is what made such cartons take hundreds of milliseconds.
+    catalog, box, items = look_alikes(25)
+    units = {item.sku: 4 for item in items}
+    for cap in (20, 150):
+        config = WeightCheckConfig(max_hypotheses=cap)
+        mean = _mean(catalog, box, units, config)
+        report = evaluate_weight(units, catalog, box, settled(mean - 120), config)
+        assert report.measurements["explanation_search_truncated"] == 1.0
+        unlisted = re.search(r"or one of (\d+) other combinations", report.reasons[0].message)
+        assert unlisted is not None
+        assert int(unlisted.group(1)) == cap - config.max_explanations
+        assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK

@@ -90,6 +90,10 @@ def test_an_unreadable_insertion_is_never_a_count(expected, split, bad) -> None:
     assert all(f.observed is None for f in report.findings)
     assert any(r.code == "vision_not_applicable" for r in report.reasons)
     assert "items_counted" not in report.measurements
+    # A station that requires vision does not pass a carton vision could not count.
+    assert report.state is ChannelState.UNSURE
+    required = VerificationPolicy(required_channels=frozenset({"vision"}))
+    assert required.decide(expected, [report]).outcome is Outcome.REVIEW
 
 
 @given(expected=expected_st, split=st.lists(st.integers(0, 3), min_size=1, max_size=6))

@@ -1,0 +1,216 @@
+"""The accuracy run: sizes, the table, the JSON document and the figures for benchmarks.run."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.accuracy.evaluate import MIXES, Evaluation, decision_times
+from benchmarks.accuracy.sensors import Station, VisionModel
+from benchmarks.accuracy.world import CartonStream, build_world
+from benchmarks.figures import Figure
+
+CATCH_TARGET = 0.999  # lower bound of the 95% interval, all channels
+BUDGET = 0.005  # false BLOCK + REVIEW on complete cartons, all channels
+DECIDE_TARGET_MS = 5.0
+HEADLINE = "all"
+# The model card's issue-4 target is 98% exact on held-out scenes; the shipped model has 82%.
+# Scaling every hazard by this factor brings the mean exact rate over cartons of 1-8 units from
+# 80% (as shipped) to 98%: a what-if for the counter at its target, same error shape.
+VISION_AT_TARGET = 0.085
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    complete: int
+    short: int
+    faulty_short: int
+    timing_rounds: int
+
+    @classmethod
+    def for_run(cls, smoke: bool) -> Sizes:
+        # 10,000 shorts: with a handful of misses the Wilson lower bound can still clear 99.9%.
+        return cls(1_500, 500, 200, 100) if smoke else cls(30_000, 10_000, 2_000, 1_000)
+
+
+def measure(seed: int, smoke: bool, vision: VisionModel | None = None) -> dict[str, object]:
+    """One full accuracy run: every mix over the same generated cartons."""
+    sizes = Sizes.for_run(smoke)
+    world = build_world(seed)
+    vision = vision or VisionModel.from_card()
+    station = Station(world, seed, vision)
+    stream = CartonStream(world, seed)
+    evaluation = Evaluation(station)
+    started = time.perf_counter()
+    evaluation.run_complete(stream.complete(sizes.complete))
+    evaluation.run_short(stream.short(sizes.short))
+    # Fault-enriched shorts have their own indices so they are not the same cartons again.
+    evaluation.run_faulty_short(stream.short(sizes.faulty_short, 10_000_000, forced_fault=True))
+    elapsed = time.perf_counter() - started
+    timing = decision_times(stream, station, sizes.timing_rounds)
+    return {
+        "seed": seed,
+        "smoke": smoke,
+        "sizes": asdict(sizes),
+        "vision_model": vision.name,
+        "vision_exact_by_items": {n: round(vision.exact_accuracy(n), 4) for n in (1, 3, 5, 8)},
+        "world": asdict(world.model),
+        "mixes": {name: list(channels) for name, channels in MIXES.items()},
+        "results": {name: tally.summary() for name, tally in evaluation.tallies.items()},
+        "decision_time": timing,
+        "run_seconds": round(elapsed, 1),
+    }
+
+
+def render(document: dict[str, object]) -> str:
+    results = document["results"]
+    lines = [
+        f"seed {document['seed']}, vision model {document['vision_model']}, "
+        f"{document['sizes']['short']} short + {document['sizes']['complete']} complete cartons",
+        "",
+    ]
+    head = ("mix", "catch", "95% CI", "false BLOCK", "REVIEW", "BLOCK+REVIEW", "faulty PASS")
+    rows = [head]
+    for name, r in results.items():
+        low, high = r["catch_ci95"]
+        rows.append(
+            (
+                name,
+                _pct(r["catch_rate"]),
+                f"{_pct(low)}-{_pct(high)}",
+                _pct(r["false_block_rate"]),
+                _pct(r["review_rate"]),
+                _pct(r["false_block_plus_review_rate"]),
+                f"{r['faulty_short_passed']}/{r['faulty_short_cartons']}",
+            )
+        )
+    lines += _table(rows)
+    classes = sorted({k for r in results.values() for k in r["catch_by_class"]})
+    kinds = sorted({k for r in results.values() for k in r["catch_by_error"]})
+    for title, keys, field in (
+        ("catch by detectability class", classes, "catch_by_class"),
+        ("catch by error", kinds, "catch_by_error"),
+    ):
+        lines += ["", title]
+        rows = [("mix", *keys)]
+        for name, r in results.items():
+            rows.append((name, *(_cell(r[field].get(k)) for k in keys)))
+        lines += _table(rows)
+    lines += ["", "why complete cartons did not pass (cartons per reason code)"]
+    for name, r in results.items():
+        causes = ", ".join(f"{code} {n}" for code, n in list(r["complete_causes"].items())[:6])
+        lines.append(f"  {name}: {causes or 'none'}")
+    timing = document["decision_time"]
+    lines += [
+        "",
+        f"time for a {timing['units']}-unit carton, all channels, {timing['rounds']} cartons:",
+    ]
+    for name in ("decide", "channel reports"):
+        cpu, wall = timing[f"{name} cpu"], timing[f"{name} wall"]
+        lines.append(
+            f"  {name}: CPU median {cpu['median_ms']:.2f} ms, p99 {cpu['p99_ms']:.2f} ms; "
+            f"wall median {wall['median_ms']:.2f} ms, p99 {wall['p99_ms']:.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def _cell(rate: dict[str, object] | None) -> str:
+    if rate is None:
+        return "-"
+    return f"{_pct(rate['rate'])} (n={rate['cartons']})"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def figures(document: dict[str, object]) -> list[Figure]:
+    """The headline figures, in benchmarks.run's shape (rates in the median column)."""
+    out = []
+    for name, r in document["results"].items():
+        headline = name == HEADLINE
+        low, high = r["catch_ci95"]
+        out.append(
+            Figure(
+                f"catch rate, {name}",
+                "share",
+                r["catch_rate"],
+                target=f"95% CI lower bound >= {CATCH_TARGET:g}" if headline else "",
+                met=low >= CATCH_TARGET if headline else None,
+                note=f"95% CI {low:.4f}-{high:.4f}, {r['short_cartons']} short cartons",
+            )
+        )
+        out.append(
+            Figure(
+                f"false BLOCK + REVIEW on complete, {name}",
+                "share",
+                r["false_block_plus_review_rate"],
+                target=f"<= {BUDGET:g}" if headline else "",
+                met=r["false_block_plus_review_rate"] <= BUDGET if headline else None,
+                note=f"BLOCK {r['false_block_rate']:.4f}, REVIEW {r['review_rate']:.4f}, "
+                f"{r['complete_cartons']} complete cartons",
+            )
+        )
+    passed = sum(r["faulty_short_passed"] for r in document["results"].values())
+    checked = sum(r["faulty_short_cartons"] for r in document["results"].values())
+    out.append(
+        Figure(
+            "short cartons PASSed with a required channel faulty",
+            "cartons",
+            float(passed),
+            target="0",
+            met=passed == 0,
+            note=f"{checked} (mix, carton) pairs with a required channel down, stale or unsure",
+        )
+    )
+    timing = document["decision_time"]
+    cpu, wall = timing["decide cpu"], timing["decide wall"]
+    out.append(
+        Figure(
+            f"accuracy: decide {timing['units']}-unit carton, all channels (CPU)",
+            "ms",
+            cpu["median_ms"],
+            cpu["p99_ms"],
+            target=f"p99 <= {DECIDE_TARGET_MS:g} ms",
+            met=cpu["p99_ms"] <= DECIDE_TARGET_MS,
+            note=f"evaluate_weight + decide over weight, RFID and vision reports, "
+            f"{timing['rounds']} generated cartons, half one unit short; thread CPU time "
+            f"(wall median {wall['median_ms']:.2f} ms, p99 {wall['p99_ms']:.2f} ms on the "
+            "shared machine)",
+        )
+    )
+    reports_cpu = timing["channel reports cpu"]
+    out.append(
+        Figure(
+            f"accuracy: RFID + vision reports, {timing['units']}-unit carton (CPU)",
+            "ms",
+            reports_cpu["median_ms"],
+            reports_cpu["p99_ms"],
+            note="filter_window (EPC decoding) + rfid_report + build_vision_report",
+        )
+    )
+    return out
+
+
+def write(document: dict[str, object], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamped = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), **document}
+    path.write_text(json.dumps(stamped, indent=2, default=str))
+
+
+def run(smoke: bool) -> list[Figure]:
+    """benchmarks.run's entry point: seed 1, the table on stderr, figures back."""
+    document = measure(1, smoke)
+    print(render(document), file=sys.stderr)
+    return figures(document)

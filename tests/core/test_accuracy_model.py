@@ -1,0 +1,222 @@
+"""The accuracy benchmark's world model and channel simulators: deterministic, and they produce
+what they claim; and over generated evidence the policy fails closed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.accuracy.evaluate import MIXES, Evaluation, detectability, wilson
+from benchmarks.accuracy.report import VISION_AT_TARGET
+from benchmarks.accuracy.sensors import WINDOW, Station, VisionModel
+from benchmarks.accuracy.world import (
+    GIFT_NOTE,
+    CartonStream,
+    ErrorKind,
+    Fault,
+    build_world,
+)
+from rfid.window import filter_window
+from station.verification import ChannelState, FindingStatus, Outcome, VerificationPolicy
+
+SEED = 11
+WORLD = build_world(SEED)
+STREAM = CartonStream(WORLD, SEED)
+VISION = VisionModel.from_card()
+STATION = Station(WORLD, SEED, VISION)
+
+
+def packed_counts(carton) -> Counter[str]:
+    return Counter(u.sku for u in carton.packed)
+
+
+def test_the_same_seed_gives_the_same_world_and_cartons() -> None:
+    again = build_world(SEED)
+    assert again.catalog == WORLD.catalog
+    stream = CartonStream(again, SEED)
+    for i in (0, 7, 123):
+        for kind in ErrorKind:
+            assert stream.carton(i, kind) == STREAM.carton(i, kind)
+    assert STATION.evidence(STREAM.carton(5, ErrorKind.NONE)) == Station(
+        again, SEED, VISION
+    ).evidence(stream.carton(5, ErrorKind.NONE))
+
+
+def test_another_seed_gives_other_cartons() -> None:
+    other = CartonStream(build_world(SEED + 1), SEED + 1)
+    assert [c.expected for c in other.complete(20)] != [c.expected for c in STREAM.complete(20)]
+
+
+def test_a_complete_carton_holds_exactly_the_ordered_products() -> None:
+    for carton in STREAM.complete(300):
+        ordered = {s: n for s, n in carton.expected.items() if s != GIFT_NOTE}
+        assert packed_counts(carton) == Counter(ordered)
+        assert not carton.short and not carton.missing and not carton.foreign and not carton.beside
+
+
+def test_a_short_carton_really_lacks_the_units_it_says() -> None:
+    kinds: Counter[ErrorKind] = Counter()
+    for carton in STREAM.short(600):
+        kinds[carton.error] += 1
+        packed = packed_counts(carton)
+        assert carton.short
+        for sku, n in carton.missing.items():
+            assert packed[sku] == carton.expected[sku] - n
+        for sku, n in carton.foreign.items():
+            assert sku not in carton.expected and packed[sku] == n
+        if carton.error is ErrorKind.WRONG_VARIANT:
+            ((missing, _),) = carton.missing.items()
+            ((variant, _),) = carton.foreign.items()
+            assert WORLD.truth[missing].family == WORLD.truth[variant].family is not None
+        assert all(u.sku in carton.missing for u in carton.beside)
+    assert set(kinds) == set(ErrorKind) - {ErrorKind.NONE}  # every kind of error is generated
+
+
+def test_the_scale_reads_the_real_contents_within_its_noise() -> None:
+    for carton in STREAM.complete(200):
+        measurement = STATION.evidence(carton).weight
+        if carton.faults.get("weight"):
+            continue
+        true_g = (
+            carton.box_true_g + carton.materials_true_g + sum(u.weight_g for u in carton.packed)
+        )
+        assert abs(measurement.gross_g - true_g) <= 6 * WORLD.model.scale_noise_sd_g + 1
+        assert measurement.gross_g % WORLD.model.division_g == 0
+
+
+def test_rfid_reads_show_the_tags_in_the_box_and_not_the_missing_unit() -> None:
+    seen_beside = 0
+    for carton in STREAM.short(400):
+        if carton.faults.get("rfid"):
+            continue
+        reads = STATION.evidence(carton).reads
+        epcs = {r.epc_hex for r in reads}
+        for unit in carton.packed:
+            if unit.epc is not None:
+                assert (unit.epc in epcs) is unit.tag_answers
+        seen_beside += sum(1 for u in carton.beside if u.epc in epcs)
+        # The window counts a missing unit only if its tag, read beside the box, passed it (or
+        # a stray tag of the same SKU did).
+        proven = filter_window(reads, WINDOW, STATION.resolver).units_by_sku()
+        for sku in carton.missing:
+            near = [u for u in (*carton.packed, *carton.beside, *carton.strays) if u.sku == sku]
+            assert proven.get(sku, 0) <= sum(1 for u in near if u.epc in epcs)
+    assert seen_beside > 0  # a unit left beside the box is read (and mostly rejected)
+
+
+def test_vision_counts_the_insertions_of_visible_units() -> None:
+    exact = 0
+    cartons = [c for c in STREAM.complete(300) if not c.faults.get("vision")]
+    for carton in cartons:
+        insertions = STATION.evidence(carton).insertions
+        assert sum(1 for _ in insertions) <= len(carton.packed)
+        if all(o.applicable for o in insertions):
+            exact += sum(o.new_items for o in insertions) == len(carton.packed)
+    # The card's counter is exact on most small cartons, not all: the model says how often.
+    assert 0.8 * len(cartons) < exact < len(cartons)
+
+
+def test_the_vision_model_is_calibrated_from_the_card() -> None:
+    card_accuracy = {1: 1.0, 2: 0.98, 3: 0.943, 4: 0.906, 5: 0.893, 6: 0.692}
+    for items, accuracy in card_accuracy.items():
+        assert VISION.exact_accuracy(items) == pytest.approx(accuracy, abs=1e-9)
+    assert VISION.exact_accuracy(8) <= VISION.exact_accuracy(7) <= VISION.exact_accuracy(6)
+    under = sum(share for error, share in VISION.errors if error < 0)
+    assert under == pytest.approx(56 / 71)  # the card's histogram: mostly under-counts
+    # The what-if at the issue-4 target: 98% exact on average over 1-8 units (80% as shipped).
+    at_target = VISION.scaled(VISION_AT_TARGET, "target")
+    mean_exact = sum(at_target.exact_accuracy(n) for n in range(1, 9)) / 8
+    assert mean_exact == pytest.approx(0.98, abs=0.002)
+    assert sum(VISION.exact_accuracy(n) for n in range(1, 9)) / 8 == pytest.approx(0.80, abs=0.01)
+
+
+def test_the_channels_report_from_their_real_code() -> None:
+    carton = next(c for c in STREAM.complete(50) if not c.faults and len(c.expected) >= 2)
+    reports = STATION.reports(carton, STATION.evidence(carton))
+    assert {r.channel for r in reports.values()} == {"weight", "rfid", "vision", "scan"}
+    for report in reports.values():
+        assert report.state is ChannelState.OK
+    assert reports["weight"].measurements["expected_g"] > 0
+    assert "reads" in reports["rfid"].measurements
+    assert reports["vision"].measurements["frames"] >= 1
+
+
+def test_a_generated_short_carton_caught_by_weight_is_weight_detectable() -> None:
+    policy = VerificationPolicy()
+    for carton in STREAM.short(300):
+        if carton.faults or detectability(carton, STATION) != "weight sees it":
+            continue
+        reports = STATION.reports(carton, STATION.evidence(carton))
+        assert policy.decide(STATION.verifiable(carton), [reports["weight"]]).outcome in (
+            Outcome.BLOCK,
+            Outcome.REVIEW,
+        )
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson(4000, 4000)
+    assert low == pytest.approx(1 - 3.84 / 4000, abs=2e-5) and high == pytest.approx(1.0)
+    low, high = wilson(50, 100)
+    assert low < 0.5 < high and high - low == pytest.approx(0.19, abs=0.01)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    index=st.integers(0, 10**6),
+    kind=st.sampled_from(list(ErrorKind)),
+    faulty=st.sampled_from(["weight", "rfid", "vision"]),
+    fault=st.sampled_from(list(Fault)),
+)
+def test_a_required_channel_that_is_down_stale_or_unsure_never_passes(
+    index, kind, faulty, fault
+) -> None:
+    """Over generated evidence: whatever the carton, a faulty required channel means no PASS."""
+    assume(not (faulty == "rfid" and fault is Fault.UNSURE))  # readers are up or down, no unsure
+    carton = STREAM.carton(index, kind)
+    carton = replace(carton, faults={**carton.faults, faulty: fault})
+    evaluation = Evaluation(STATION)
+    for mix, verdict in evaluation.verdicts(carton).items():
+        if faulty in MIXES[mix]:
+            assert verdict.outcome is Outcome.REVIEW, (mix, verdict.reasons)
+            assert any(r.channel == faulty for r in verdict.reasons)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(index=st.integers(0, 10**6), kind=st.sampled_from(list(ErrorKind)))
+def test_a_pass_means_every_product_was_vouched_for(index, kind) -> None:
+    """Fail-closed invariant: a PASS has every required channel OK and every ordered product
+    confirmed by at least one channel that is OK."""
+    carton = STREAM.carton(index, kind)
+    for mix, verdict in Evaluation(STATION).verdicts(carton).items():
+        if verdict.outcome is not Outcome.PASS:
+            continue
+        assert all(r.state is ChannelState.OK for r in verdict.reports), mix
+        for sku in STATION.verifiable(carton):
+            assert any(
+                (f := r.finding_for(sku)) is not None and f.status is FindingStatus.CONFIRMED
+                for r in verdict.reports
+            ), (mix, sku)
+
+
+def test_the_what_if_scan_covers_what_no_channel_covers_and_reports_counts() -> None:
+    shorts_scanned = 0
+    for carton in STREAM.short(300):
+        uncovered = STATION.uncovered(carton)
+        for sku in uncovered:
+            item = WORLD.catalog.items[sku]
+            assert not item.rfid_tagged
+        report = STATION.reports(carton, STATION.evidence(carton))["scan"]
+        for sku in STATION.verifiable(carton):
+            finding = report.finding_for(sku)
+            assert (finding.status is FindingStatus.NOT_APPLICABLE) is (sku not in uncovered)
+        for sku in set(carton.missing) & uncovered:
+            shorts_scanned += 1
+            assert report.finding_for(sku).status in (
+                FindingStatus.MISSING,
+                FindingStatus.CONFIRMED,
+            )
+    assert shorts_scanned > 0
