@@ -23,6 +23,7 @@ from scale.protocols import PROTOCOLS
 from scale.protocols.framing import FrameDecoder
 from scale.readings import WeightReading
 from station.clock import Clock, SystemClock
+from station.serial_read import read_available
 from station.supervision import DeviceHealth, HealthState, Supervisor
 
 log = logging.getLogger("packstation.scale")
@@ -39,6 +40,7 @@ class DeviceCounters:
     bad_frames: int
     dropped_bytes: int
     reconnects: int
+    empty_reads: int = 0  # "readable" with nothing to read, not counted as a lost link
 
 
 class SerialPort(Protocol):
@@ -118,6 +120,7 @@ class ScaleDevice(Supervisor):
             bad_frames=totals.bad_frames + decoder.bad_frames,
             dropped_bytes=totals.dropped_bytes + decoder.dropped_bytes,
             reconnects=totals.reconnects,
+            empty_reads=totals.empty_reads,
         )
 
     def zero(self) -> bool:
@@ -199,7 +202,7 @@ class ScaleDevice(Supervisor):
                 self._write(port, poll)
                 poll_sent_at, next_poll = now, now + self.config.poll_interval_s
             frames_before = decoder.frames
-            chunk = port.read(port.in_waiting or 1)
+            chunk = self._read_available(port)
             bytes_since_valid += len(chunk)
             readings = decoder.feed(chunk)
             now = self._clock.monotonic()
@@ -213,6 +216,13 @@ class ScaleDevice(Supervisor):
                 self._set_health("up", f"{self.config.protocol} readings from {self.config.port}")
             elif now - last_valid > self.config.stale_after_s:
                 raise _LinkLost(self._silence_message(bytes_since_valid, poll))
+
+    def _read_available(self, port: SerialPort) -> bytes:
+        chunk = read_available(port, self.config.port)
+        if chunk is None:
+            self._count(empty_reads=1)
+            return b""
+        return chunk
 
     def _send_queued_commands(self, port: SerialPort) -> None:
         while not self._commands.empty():

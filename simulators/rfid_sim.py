@@ -203,12 +203,14 @@ class EndpointServer:
                 self.drop(fd, endpoint)
             if self._listener is not None:
                 self._listener.close()
+            # The link before the pty (see simulators/scale_sim.py: pty numbers are reused).
+            with contextlib.suppress(OSError):
+                os.unlink(self.pty_path)
             if self._pty_fds is not None:
                 for fd in self._pty_fds:
                     os.close(fd)
         self._selector.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.pty_path)
             os.rmdir(self._link_dir)
 
     def __enter__(self) -> Self:

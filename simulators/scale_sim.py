@@ -367,6 +367,11 @@ class ScaleSimulator:
         for fd, endpoint in list(self._endpoints.items()):
             self._drop(fd, endpoint)
         if self._pty_fds is not None:
+            # The link goes first, as udev's does when the adapter is pulled: the kernel reuses
+            # the pty's number at once, and a daemon reconnecting through a link to a closed
+            # /dev/pts/N would open another simulator's pty and steal its bytes.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.pty_path)
             for fd in self._pty_fds:
                 os.close(fd)
             self._pty_fds = None

@@ -8,8 +8,10 @@ and sends each line read from stdin as one code; `<GS>` in a line becomes the GS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import tty
 
 from station.scanner import (
@@ -26,13 +28,21 @@ GS_TOKEN = "<GS>"
 
 
 class PtySerialScanner:
-    """The master side of a pty; the scanner under test opens `slave_path` like a serial port."""
+    """The master side of a pty; the scanner under test opens `slave_path` like a serial port.
+
+    `slave_path` is a private symlink to the pty (as udev's /dev/serial/by-id links are), removed
+    before the pty is closed: the kernel reuses pty numbers at once, and a daemon still
+    reconnecting to a closed scanner's /dev/pts/N would otherwise open someone else's pty and
+    steal its bytes ("multiple access on port").
+    """
 
     def __init__(self, terminator: str = "cr") -> None:
         self._terminator = _TERMINATORS[terminator]
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no line discipline: bytes pass as a scanner sends them
-        self.slave_path = os.ttyname(self._slave)
+        self._link_dir = tempfile.mkdtemp(prefix="scanner-sim-")
+        self.slave_path = os.path.join(self._link_dir, "tty")
+        os.symlink(os.ttyname(self._slave), self.slave_path)
 
     def send(self, code: str) -> None:
         self.write(code.encode("latin-1") + self._terminator)
@@ -41,6 +51,9 @@ class PtySerialScanner:
         os.write(self._master, data)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.slave_path)
+            os.rmdir(self._link_dir)
         os.close(self._master)
         os.close(self._slave)
 

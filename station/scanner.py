@@ -22,6 +22,7 @@ import serial
 from pydantic import BaseModel, ConfigDict, Field
 
 from station.clock import Clock
+from station.serial_read import read_available
 
 log = logging.getLogger("packstation.scanner")
 
@@ -358,7 +359,7 @@ class SerialScanner(_SupervisedInput):
 
     def _read_codes(self, handle: serial.SerialBase) -> list[str]:
         # read() returns after the timeout with what arrived; a lost port raises SerialException.
-        return self._framer.feed(handle.read(max(1, handle.in_waiting)))
+        return self._framer.feed(read_available(handle, self._serial_config.port) or b"")
 
     def _close(self, handle: serial.SerialBase) -> None:
         handle.close()

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import serial
 
 from scale.config import ScaleConfigModel, scale_config_from
-from scale.device import DeviceHealth, ScaleDevice
+from scale.device import DeviceHealth, ScaleDevice, open_serial
 from scale.readings import ScaleStatus, WeightReading
 from simulators.scale_sim import ScaleSimulator
 from station.supervision import reconnect_delay_s
@@ -208,3 +209,43 @@ def test_reconnect_delay_doubles_with_jitter_between_the_limits(failures, low, h
     delays = [reconnect_delay_s(failures, 0.5, 30.0, rng) for _ in range(50)]
     assert all(low <= delay <= high for delay in delays)
     assert len(set(delays)) > 1 or low == high
+
+
+class _ReadableButEmptyOnce:
+    """A real serial port whose third read fails as pyserial does when a tty reports itself
+    readable and hands over nothing (seen on ptys under load)."""
+
+    def __init__(self, port) -> None:
+        self._port, self._reads = port, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._port, name)
+
+    def read(self, size: int = 1) -> bytes:
+        self._reads += 1
+        if self._reads == 3:
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data "
+                "(device disconnected or multiple access on port?)"
+            )
+        return self._port.read(size)
+
+
+def test_a_readable_tty_that_returns_nothing_is_not_a_lost_link(recorder) -> None:
+    with ScaleSimulator("mtsics", weight_g=250.0) as sim:
+        config = scale_config_from({"protocol": "mtsics", "port": sim.pty_path, **FAST})
+        device = ScaleDevice(
+            config,
+            recorder.on_reading,
+            recorder.on_health,
+            open_port=lambda c: _ReadableButEmptyOnce(open_serial(c)),
+        )
+        device.start()
+        try:
+            recorder.wait_for(lambda: len(recorder.readings) > 10)
+            assert "down" not in recorder.states()
+            assert device.counters().empty_reads == 1
+            sim.disconnect()  # the node goes away with the pty: that is a lost link
+            recorder.wait_for(lambda: "down" in recorder.states())
+        finally:
+            assert device.stop(timeout_s=1.0)
