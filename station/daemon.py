@@ -1,7 +1,8 @@
 """The station daemon: one asyncio loop owns the session; devices and the broker hand in through a
 queue; effects are carried out in the order the session returned them.
 
-Threads: one per scale, one per scanner, paho's network thread and the outbox drainer. None of
+Threads: one per scale, one per scanner, one per output device (light, diverter), paho's network
+thread and the outbox drainer. None of
 them touches the session: they post typed items into `_inbox` with `call_soon_threadsafe`.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from station.actuators.worker import ActuatorBank
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
@@ -29,7 +31,7 @@ from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
 from station.evidence import EvidenceStore
-from station.light import Light, LightColor, RecordingLight
+from station.light import Light, LightColor
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
 from station.metrics import StationMetrics
@@ -43,6 +45,7 @@ from station.session import (
     Effect,
     EvidenceReady,
     FetchManifest,
+    FinalWeight,
     ManifestChanged,
     ManifestLoaded,
     ManifestRefused,
@@ -53,9 +56,11 @@ from station.session import (
     Session,
     SessionInput,
     SessionState,
+    SetDiverter,
     SetLight,
     ShowMessage,
     Tick,
+    WeighFinal,
 )
 from station.status import DeviceStatus, StationStatus
 from station.systemd import notify as _sd_notify
@@ -102,10 +107,12 @@ class StationDaemon:
         clock: Clock | None = None,
         light: Light | None = None,
     ) -> None:
+        """`light`, if given, is shown every light change too (tests and benchmarks record them
+        with a `RecordingLight`); the configured actuators are driven either way."""
         self.config = config
         self.clock = clock or SystemClock()
         self.catalog = load_catalog(config.catalog.path)
-        self.light = light or RecordingLight()
+        self.light = light
         self.observers: list[Observer] = []
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +157,11 @@ class StationDaemon:
         )
         self.channels = build_channels(config, context)
         self.weight = next(c for c in self.channels if isinstance(c, WeightChannel))
+        self.actuators = ActuatorBank(
+            config.actuators, self.clock, self._on_health_change, self._call_soon
+        )
         self._device_names = [
+            *self.actuators.devices,
             *(device for channel in self.channels for device in channel.devices),
             *(f"scanner {c.name}" for c in config.scanners),
         ]
@@ -178,6 +189,7 @@ class StationDaemon:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
+        self.actuators.start()
         for channel in self.channels:
             channel.start()
         for scanner in self.scanners:
@@ -229,6 +241,7 @@ class StationDaemon:
             scanner.stop()
         for channel in self.channels:
             channel.stop()
+        await asyncio.to_thread(self.actuators.stop)  # leaves every output off: fail-safe
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
         self.evidence.close()
@@ -326,7 +339,7 @@ class StationDaemon:
             self.feed(DeviceRecovered(device))
         elif not up and device not in self._down:
             self._down[device] = detail
-            self.feed(DeviceFault(device, detail))
+            self.feed(DeviceFault(device, detail, output=device in self.actuators.devices))
 
     async def _tick(self) -> None:
         while True:
@@ -369,7 +382,8 @@ class StationDaemon:
 
     def _hold(self, exc: Exception) -> None:
         with contextlib.suppress(Exception):
-            self.light.set(LightColor.AMBER, True, self.clock.monotonic())
+            self._set_light(LightColor.AMBER, True)
+            self.actuators.set_route("exception")
         self._notify(SetLight("amber", buzzer=True))
         self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
@@ -384,7 +398,11 @@ class StationDaemon:
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
             case SetLight(color, buzzer):
-                self.light.set(LightColor(color), buzzer, self.clock.monotonic())
+                self._set_light(LightColor(color), buzzer)
+            case SetDiverter(route):
+                self.actuators.set_route(route)
+            case WeighFinal(order_id, carton_id):
+                self._spawn(self._weigh_final(order_id, carton_id))
             case ShowMessage(level, key, params):
                 # What the packer is told; a BLOCK is business as usual, not a daemon error.
                 log.info(key, extra={"screen_level": level, "params": dict(params)})
@@ -392,6 +410,21 @@ class StationDaemon:
                 self._spawn(self._fetch_manifest(order_id, carton_id))
             case CollectEvidence():
                 self._spawn(self._collect_evidence(effect))
+
+    def _set_light(self, color: LightColor, buzzer: bool) -> None:
+        self.actuators.set(color, buzzer, self.clock.monotonic())
+        if self.light is not None:
+            self.light.set(color, buzzer, self.clock.monotonic())
+
+    async def _weigh_final(self, order_id: str, carton_id: str) -> None:
+        requested_at = self.clock.monotonic()
+        deadline = requested_at + self.config.verdict.settle_timeout_s
+        try:
+            grams = await self.weight.final_weight_g(requested_at, deadline)
+        except Exception:  # a bug must not leave the PASS standing unchecked: no weight, withdrawn
+            log.exception("final weight failed", extra={"order_id": order_id})
+            grams = None
+        self._post(FinalWeight(order_id, carton_id, grams))
 
     async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
         try:
