@@ -31,6 +31,7 @@ from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
 from station.event_shapes import to_event
 from station.evidence import EvidenceStore
+from station.interlock import LabelInterlock
 from station.light import Light, LightColor
 from station.logs import configure as configure_logging
 from station.manifests import FetchedManifest, ManifestService, open_manifest_source
@@ -180,6 +181,15 @@ class StationDaemon:
             channel.attach_metrics(self.metrics)
             channel.attach_publisher(self.publisher)
             self.observers.append(channel.on_effect)
+        self.interlock = LabelInterlock(
+            self.session,
+            self.evidence,
+            self.actuators,
+            self.publisher,
+            self.clock.now_utc,
+            self._call_soon,
+        )
+        self.interlock.subscribe()
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)

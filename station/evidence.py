@@ -76,11 +76,15 @@ class EvidenceStore:
 
     def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
+        return self.audits("carton.released", order_id, carton_id)
+
+    def audits(self, kind: str, order_id: str, carton_id: str) -> list[dict[str, Any]]:
+        """Audit entries of `kind` about this carton, oldest first, each with its `at`."""
         rows = self._db.execute(
-            "SELECT at, data FROM audit WHERE kind = 'carton.released'"
+            "SELECT at, data FROM audit WHERE kind = ?"
             " AND json_extract(data, '$.order_id') = ? AND json_extract(data, '$.carton_id') = ?"
             " ORDER BY id",
-            (order_id, carton_id),
+            (kind, order_id, carton_id),
         )
         return [{**json.loads(data), "at": at} for at, data in rows]
 

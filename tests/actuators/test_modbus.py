@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
+from simulators.modbus_sim import ModbusCoilServer
 from station.actuators.config import ActuatorConfig
 from station.light import LightColor
-from tests.actuators.conftest import UNIT, ModbusServerThread, wait_until
+from tests.actuators.conftest import UNIT, wait_until
 from tests.actuators.helpers import make_bank
 
 # coil 0 green, 1 amber, 2 red, 3 buzzer, 4 diverter (ON = straight)
@@ -31,7 +32,7 @@ def tcp_config(port: int, **extra: object) -> ActuatorConfig:
     return TypeAdapter(ActuatorConfig).validate_python(document)
 
 
-def test_the_light_and_the_diverter_land_in_the_coils(modbus_tcp: ModbusServerThread) -> None:
+def test_the_light_and_the_diverter_land_in_the_coils(modbus_tcp: ModbusCoilServer) -> None:
     bank, health = make_bank([tcp_config(modbus_tcp.port)])
     bank.start()
     try:
@@ -56,7 +57,7 @@ def test_the_light_and_the_diverter_land_in_the_coils(modbus_tcp: ModbusServerTh
 
 
 def test_a_diverter_wired_the_other_way_round_is_on_for_the_exception_lane(
-    modbus_tcp: ModbusServerThread,
+    modbus_tcp: ModbusCoilServer,
 ) -> None:
     bank, _ = make_bank([tcp_config(modbus_tcp.port, diverter_on_means="exception")])
     bank.start()
@@ -71,7 +72,7 @@ def test_a_diverter_wired_the_other_way_round_is_on_for_the_exception_lane(
 
 
 def test_a_wrong_unit_id_is_a_fault_naming_the_device_and_what_to_check(
-    modbus_tcp: ModbusServerThread,
+    modbus_tcp: ModbusCoilServer,
 ) -> None:
     bank, health = make_bank([tcp_config(modbus_tcp.port, unit_id=UNIT + 1)])
     bank.start()
@@ -88,7 +89,7 @@ def test_a_wrong_unit_id_is_a_fault_naming_the_device_and_what_to_check(
 
 
 def test_a_lost_device_is_down_then_back_with_the_current_state_rewritten(
-    modbus_tcp: ModbusServerThread,
+    modbus_tcp: ModbusCoilServer,
 ) -> None:
     bank, health = make_bank([tcp_config(modbus_tcp.port, refresh_s=0.1, timeout_s=0.3)])
     bank.start()
@@ -110,7 +111,7 @@ def test_a_lost_device_is_down_then_back_with_the_current_state_rewritten(
 
 
 def test_rtu_over_a_pty_cable_sets_and_reads_back_the_coils(
-    modbus_rtu: tuple[ModbusServerThread, str],
+    modbus_rtu: tuple[ModbusCoilServer, str],
 ) -> None:
     server, station_end = modbus_rtu
     config = TypeAdapter(ActuatorConfig).validate_python(

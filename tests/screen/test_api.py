@@ -27,7 +27,8 @@ def override(station: RunningStation, badge: str = REVIEWER, pin: str = REVIEWER
 def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> None:
     code, status = station.call("GET", "/api/status")
     assert code == 200 and status["ready"] and status["state"] == "logged_out"
-    assert {d["name"] for d in status["devices"]} == {"scale", "scanner handheld", "mqtt"}
+    names = {d["name"] for d in status["devices"]}
+    assert names == {"actuator simulated", "scale", "scanner handheld", "mqtt"}
     assert station.call("GET", "/api/health/live") == (200, {"status": "alive"})
     assert station.call("GET", "/api/health/ready")[1] == {"ready": True, "problems": []}
 
