@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
@@ -12,6 +16,7 @@ from tests.actuators.conftest import wait_until
 from tests.actuators.helpers import make_bank
 
 ADAPTER = TypeAdapter(ActuatorConfig)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_type_key_picks_the_driver_and_typos_are_refused() -> None:
@@ -75,3 +80,15 @@ def test_the_simulated_device_records_every_change_and_can_fail() -> None:
     with pytest.raises(ActuatorError):
         device.fail("x")
         device.write({0: True})
+
+
+def test_the_example_configs_actuator_entries_are_valid() -> None:
+    text = (REPO / "config" / "station.example.toml").read_text()
+    section = text[text.index("\n[[actuators]]") : text.index("# RFID")]
+    active, *commented = section.split("# [[actuators]]")
+    entries = [tomllib.loads(active)["actuators"][0]]
+    for block in commented:
+        lines = [re.sub(r"^# ?", "", line) for line in ("[[actuators]]" + block).splitlines()]
+        entries.append(tomllib.loads("\n".join(lines))["actuators"][0])
+    configs = [ADAPTER.validate_python(entry) for entry in entries]
+    assert [c.type for c in configs] == ["simulated", "modbus_tcp", "modbus_rtu", "serial_relay"]
