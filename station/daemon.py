@@ -188,6 +188,7 @@ class StationDaemon:
             self.publisher,
             self.clock.now_utc,
             self._call_soon,
+            self.feed,
         )
         self.interlock.subscribe()
         self.api = StationApi(self) if config.api.enabled else None

@@ -395,6 +395,14 @@ class LabelPermissionRequest(_Model):
         max_length=64,
         description="Who or what asks (printer, user id); recorded in the audit.",
     )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Tracking number of the label about to be printed. When given, the station's "
+        "label scan must read one of the labels granted for the carton; any other withdraws the "
+        "PASS (label_mismatch).",
+    )
 
 
 class LabelPermissionResponse(_Model):

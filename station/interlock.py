@@ -21,7 +21,7 @@ from station.events import (
 )
 from station.evidence import EvidenceStore
 from station.mqtt import EventPublisher, ReceivedMessage
-from station.session import Session
+from station.session import LabelGranted, Session
 
 log = logging.getLogger("packstation.interlock")
 LABEL_PERMISSION = "label.permission"
@@ -79,13 +79,16 @@ class LabelInterlock:
         publisher: EventPublisher,
         now_utc: Callable[[], Any],
         call_soon: Callable[[Callable[[], None]], None],
+        feed: Callable[[LabelGranted], object],
     ) -> None:
+        """`feed` gives the session a granted label (on the loop)."""
         self._session = session
         self._evidence = evidence
         self._outputs = outputs
         self._publisher = publisher
         self._now_utc = now_utc
         self._call_soon = call_soon
+        self._feed = feed
 
     def subscribe(self) -> None:
         self._publisher.subscribe(TopicKey.LABEL_PERMISSION_REQUEST, self._on_request)
@@ -97,9 +100,10 @@ class LabelInterlock:
         purpose: LabelPurpose,
         via: str,
         requested_by: str | None = None,
+        label: str | None = None,
     ) -> dict[str, Any]:
         """The answer for this carton now (on the loop); a reprint request or a granted label is
-        audited."""
+        audited. A granted `label` (tracking number) is the one the label scan must then read."""
         key = (order_id, carton_id)
         session = self._session
         permission = label_permission(
@@ -124,10 +128,13 @@ class LabelInterlock:
                     "attempt": permission["attempt"],
                     "via": via,
                     "requested_by": requested_by,
+                    "label": label,
                     "earlier_grants": granted_before,
                 },
                 self._now_utc(),
             )
+        if label is not None and permission["allowed"]:
+            self._feed(LabelGranted(order_id, carton_id, label))
         return answer
 
     # -- MQTT ------------------------------------------------------------------------------------
@@ -140,7 +147,12 @@ class LabelInterlock:
         request = message.payload
         assert isinstance(request, LabelPermissionRequest)  # the topic table's model
         answer = self.decide(
-            request.order_id, request.carton_id, request.purpose, "mqtt", request.requested_by
+            request.order_id,
+            request.carton_id,
+            request.purpose,
+            "mqtt",
+            request.requested_by,
+            request.label,
         )
         response = LabelPermissionResponse(
             request_id=request.request_id,

@@ -23,8 +23,9 @@ necessities, are:
   passes: a PASS becomes REVIEW.
 - A PASS stands until the shipping label is on and checked: after a PASS (enforce mode) the label
   scan ties the label to the carton and asks for a final weight; a weight that dropped beyond the
-  verdict's tolerance, no weight at all, or an output fault before then withdraws the PASS: the
-  carton is held again (REVIEW) and the label permission with it. The next order ends the wait.
+  verdict's tolerance, no weight at all, a label other than the ones the shipping software was
+  allowed to print for it, or an output fault before then withdraws the PASS: the carton is held
+  again (REVIEW) and the label permission with it. The next order ends the wait.
 """
 
 from __future__ import annotations
@@ -186,6 +187,16 @@ class FinalWeight:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelGranted:
+    """The shipping software was allowed to print `label` (its tracking number) for the carton:
+    the label scan must then read one of the labels granted."""
+
+    order_id: str
+    carton_id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewerOverride:
     """A reviewer releases the blocked carton; the caller has already checked who they are."""
 
@@ -204,6 +215,7 @@ SessionInput = (
     | DeviceRecovered
     | ReviewerOverride
     | FinalWeight
+    | LabelGranted
 )
 
 # --------------------------------------------------------------------------------------- effects
@@ -350,6 +362,7 @@ class _Carton:
     last_outcome: Outcome | None = None
     last_verdict: Verdict | None = None
     last_weight: WeightInfo | None = None
+    granted_labels: set[str] = field(default_factory=set)  # tracking numbers allowed to print
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
     # Everyone who packed it (hand-overs included): none of them may release it as reviewer.
     packers: set[str] = field(default_factory=set)
@@ -456,6 +469,10 @@ class Session:
                 return self._on_override(event)
             case FinalWeight():
                 return self._on_final_weight(event)
+            case LabelGranted(order_id, carton_id, label):
+                if self._unlabelled is not None and self._unlabelled.key == (order_id, carton_id):
+                    self._unlabelled.granted_labels.add(label)
+                return []
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
@@ -807,6 +824,13 @@ class Session:
 
     def _on_label_applied(self, carton: _Carton, label: str) -> list[Effect]:
         carton.shipping_label = label
+        granted = sorted(carton.granted_labels)
+        if granted and label not in granted:
+            message = (
+                f"Label {label} was not printed for this carton ({', '.join(granted)} was): "
+                "take it off and put the carton's own label on."
+            )
+            return self._withdraw(carton, Reason("label_mismatch", message))
         params = {**_key_params(carton), "label": label}
         return [
             self._audit("carton.labelled", {**params, "attempt": carton.attempts}),

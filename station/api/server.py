@@ -152,7 +152,7 @@ ROUTES: tuple[Route, ...] = (
         "carton's label? Reprints and granted labels are audited.",
         "shipping",
         query=("order_id", "carton_id"),
-        optional_query=("purpose", "requested_by"),
+        optional_query=("purpose", "requested_by", "label"),
         responses=(200, 400),
     ),
     Route(
@@ -334,8 +334,9 @@ class StationApi:
             raise HttpError(HTTPStatus.BAD_REQUEST, "purpose must be print or reprint")
         purpose: LabelPurpose = "reprint" if asked == "reprint" else "print"
         requested_by = request.query.get("requested_by", "").strip()[:64] or None
+        label = request.query.get("label", "").strip()[:64] or None
         permission = self._daemon.interlock.decide(
-            order_id, carton_id, purpose, "api", requested_by
+            order_id, carton_id, purpose, "api", requested_by, label
         )
         return json_response({"order_id": order_id, "carton_id": carton_id, **permission})
 

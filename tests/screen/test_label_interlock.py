@@ -57,7 +57,9 @@ class ShippingSoftware:
         else:
             self.answers.put((body, getattr(message.properties, "CorrelationData", None)))
 
-    def ask(self, purpose: str = "print") -> tuple[dict[str, Any], bytes | None]:
+    def ask(
+        self, purpose: str = "print", label: str | None = None
+    ) -> tuple[dict[str, Any], bytes | None]:
         request_id = uuid.uuid4().hex
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = request_id.encode()
@@ -67,6 +69,7 @@ class ShippingSoftware:
             "carton_id": CARTON,
             "purpose": purpose,
             "requested_by": "printer-3",
+            "label": label,
         }
         self._client.publish(
             f"{PREFIX}/label/permission/request", json.dumps(request), qos=1, properties=properties
@@ -137,7 +140,8 @@ def test_a_unit_taken_out_after_the_label_withdraws_the_pass_and_the_permission(
     assert shipping.ask()[0]["allowed"]
     station.rig.place(-station.rig.unit_weight("MUG-BLUE"))  # taken out again
     station.rig.scan(LABEL)
-    station.wait_for(lambda: station.state() is SessionState.BLOCKED)
+    station.wait_for(lambda: bool(audits(station, "carton.pass_withdrawn")))
+    assert station.state() is SessionState.BLOCKED
 
     answer, _ = shipping.ask("reprint")
     assert (answer["allowed"], answer["reason"], answer["outcome"]) == (False, "held", "REVIEW")
@@ -163,6 +167,21 @@ def test_a_whole_labelled_carton_is_sealed_and_keeps_its_permission(
 
 
 UNIT = 5
+
+
+def test_a_label_printed_for_another_carton_is_caught_at_the_label_scan(
+    station: RunningStation, shipping: ShippingSoftware
+) -> None:
+    pass_a_carton(station)
+    assert shipping.ask(label=LABEL)[0]["allowed"]
+    [granted] = audits(station, "label.permission")
+    assert granted["label"] == LABEL
+    station.rig.scan("1Z999AA10123456792")  # the next carton's label, stuck on this one
+    station.wait_for(lambda: bool(audits(station, "carton.pass_withdrawn")))
+    assert station.state() is SessionState.BLOCKED
+    [withdrawn] = audits(station, "carton.pass_withdrawn")
+    assert withdrawn["code"] == "label_mismatch"
+    assert shipping.ask("reprint")[0]["reason"] == "held"
 
 
 @pytest.fixture
@@ -204,7 +223,8 @@ def test_a_diverter_that_cannot_be_set_keeps_a_complete_carton_from_passing(
     assert f"127.0.0.1:{plc.port}" in fault["message"]
 
     station.rig.pack(PACKER, ORDER, CARTON, "BOX-S")  # everything is in it
-    station.wait_for(lambda: station.state() is SessionState.BLOCKED)
+    station.wait_for(lambda: bool(station.daemon.evidence.attempts(ORDER, CARTON)))
+    assert station.state() is SessionState.BLOCKED
     [attempt] = station.daemon.evidence.attempts(ORDER, CARTON)
     assert attempt["verdict"]["outcome"] == "REVIEW"
     assert attempt["verdict"]["reasons"][0]["code"] == "output_fault"

@@ -13,6 +13,7 @@ from station.session import (
     DeviceRecovered,
     EvidenceReady,
     FinalWeight,
+    LabelGranted,
     PublishEvent,
     RecordAttempt,
     RecordAudit,
@@ -165,3 +166,22 @@ def test_a_label_scan_with_nothing_passed_is_still_a_close_attempt_without_an_or
     session, _ = new_session()
     drive_to(session, SessionState.IDLE)
     assert session.handle(Scanned(LABEL)) == [ShowMessage("warning", "close.no_order")]
+
+
+def test_a_label_printed_for_another_carton_withdraws_the_pass() -> None:
+    session, _ = passed()
+    session.handle(LabelGranted("B-2", "1", "1Z999AA10000000001"))  # someone else's: ignored
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    effects = session.handle(Scanned(ShippingLabelCode("1Z999AA10000000002")))
+    record = of(RecordAttempt, effects)[0].record
+    assert record.verdict.reasons[0].code == "label_mismatch"
+    assert LABEL.value in record.verdict.reasons[0].message
+    assert record.shipping_label == "1Z999AA10000000002"
+    assert not of(WeighFinal, effects) and session.state is SessionState.BLOCKED
+
+
+def test_the_label_granted_is_the_label_that_ties() -> None:
+    session, _ = passed()
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    effects = session.handle(Scanned(LABEL))
+    assert of(WeighFinal, effects) == [WeighFinal("A-1", "1")]
