@@ -88,3 +88,9 @@ class ModbusCoilServer:
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_TIMEOUT_S)
+
+    def __enter__(self) -> ModbusCoilServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -51,10 +51,7 @@ class RelayBoardSimulator:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self._close()
+        self.unplug()
 
     def __enter__(self) -> RelayBoardSimulator:
         return self.start()
@@ -83,8 +80,9 @@ class RelayBoardSimulator:
 
     def _close(self) -> None:
         for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._master = self._slave = -1
 
     def _run(self) -> None:

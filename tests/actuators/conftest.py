@@ -28,9 +28,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT_S) -> boo
 
 @pytest.fixture
 def modbus_tcp() -> Iterator[ModbusCoilServer]:
-    server = ModbusCoilServer.tcp(UNIT)
-    yield server
-    server.close()
+    with ModbusCoilServer.tcp(UNIT) as server:
+        yield server
 
 
 @pytest.fixture
@@ -38,6 +37,5 @@ def modbus_rtu() -> Iterator[tuple[ModbusCoilServer, str]]:
     """(server, the station's end of the cable)."""
     with NullModem() as cable:
         server_end, station_end = cable.paths
-        server = ModbusCoilServer.rtu(UNIT, server_end)
-        yield server, station_end
-        server.close()
+        with ModbusCoilServer.rtu(UNIT, server_end) as server:
+            yield server, station_end

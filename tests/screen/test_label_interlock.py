@@ -98,6 +98,10 @@ def pass_a_carton(station: RunningStation) -> None:
     station.wait_for(lambda: actuators.outputs.route == "straight" and actuators.settled)
 
 
+def device_states(station: RunningStation) -> set[tuple[str, str]]:
+    return {(d["name"], d["state"]) for d in station.call("GET", "/api/status")[1]["devices"]}
+
+
 def audits(station: RunningStation, kind: str) -> list[dict[str, Any]]:
     return station.daemon.evidence.audits(kind, ORDER, CARTON)
 
@@ -186,9 +190,8 @@ def test_a_label_printed_for_another_carton_is_caught_at_the_label_scan(
 
 @pytest.fixture
 def modbus_tcp() -> Iterator[ModbusCoilServer]:
-    server = ModbusCoilServer.tcp(UNIT)
-    yield server
-    server.close()
+    with ModbusCoilServer.tcp(UNIT) as server:
+        yield server
 
 
 @pytest.fixture
@@ -217,7 +220,7 @@ def test_a_diverter_that_cannot_be_set_keeps_a_complete_carton_from_passing(
 ) -> None:
     station, plc = modbus_station
     plc.stop()  # the PLC loses power
-    station.wait_for(lambda: "actuator plc" in station.daemon._down)
+    station.wait_for(lambda: ("actuator plc", "down") in device_states(station))
     fault = shipping.faults.get(timeout=10)
     assert fault["component"] == "actuator plc" and fault["state"] == "raised"
     assert f"127.0.0.1:{plc.port}" in fault["message"]
