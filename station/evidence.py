@@ -76,17 +76,18 @@ class EvidenceStore:
 
     def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
-        return self.audits("carton.released", order_id, carton_id)
+        return self.audits(order_id, carton_id, "carton.released")
 
-    def audits(self, kind: str, order_id: str, carton_id: str) -> list[dict[str, Any]]:
-        """Audit entries of `kind` about this carton, oldest first, each with its `at`."""
+    def audits(self, order_id: str, carton_id: str, *kinds: str) -> list[dict[str, Any]]:
+        """Audit entries of these kinds about this carton, oldest first, with `kind` and `at`."""
+        marks = ",".join("?" * len(kinds))
         rows = self._db.execute(
-            "SELECT at, data FROM audit WHERE kind = ?"
+            f"SELECT kind, at, data FROM audit WHERE kind IN ({marks})"  # only placeholders
             " AND json_extract(data, '$.order_id') = ? AND json_extract(data, '$.carton_id') = ?"
             " ORDER BY id",
-            (kind, order_id, carton_id),
+            (*kinds, order_id, carton_id),
         )
-        return [{**json.loads(data), "at": at} for at, data in rows]
+        return [{**json.loads(data), "kind": kind, "at": at} for kind, at, data in rows]
 
     def close(self) -> None:
         self._db.close()

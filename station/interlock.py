@@ -113,7 +113,7 @@ class LabelInterlock:
             shadow_station=session.mode == "shadow",
             outputs_pending=session.awaiting_label == key and not self._outputs.settled,
         )
-        earlier = self._evidence.audits(LABEL_PERMISSION, order_id, carton_id)
+        earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
         granted_before = sum(1 for entry in earlier if entry["allowed"])
         answer = {**permission, "purpose": purpose, "earlier_grants": granted_before}
         if purpose == "reprint" or permission["allowed"]:

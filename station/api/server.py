@@ -350,6 +350,15 @@ class StationApi:
                 "carton_id": carton_id,
                 "attempts": evidence.attempts(order_id, carton_id),
                 "releases": evidence.releases(order_id, carton_id),
+                # Who was allowed to print labels, and what the label scan found (docs/mqtt.md).
+                "labels": evidence.audits(
+                    order_id,
+                    carton_id,
+                    "label.permission",
+                    "carton.labelled",
+                    "carton.sealed",
+                    "carton.pass_withdrawn",
+                ),
                 "images": [],  # no camera channel yet
             }
         )

@@ -22,7 +22,7 @@ from simulators.broker import MosquittoBroker
 from simulators.modbus_sim import ModbusCoilServer
 from station.session import SessionState
 
-from .conftest import PACKER, RunningStation, run_station
+from .conftest import PACKER, TOKEN, RunningStation, run_station
 
 ORDER, CARTON = "ORD-1001", "C1"
 LABEL = "1Z999AA10123456784"
@@ -103,7 +103,7 @@ def device_states(station: RunningStation) -> set[tuple[str, str]]:
 
 
 def audits(station: RunningStation, kind: str) -> list[dict[str, Any]]:
-    return station.daemon.evidence.audits(kind, ORDER, CARTON)
+    return station.daemon.evidence.audits(ORDER, CARTON, kind)
 
 
 def test_the_shipping_software_asks_over_mqtt_and_every_reprint_is_audited(
@@ -167,6 +167,12 @@ def test_a_whole_labelled_carton_is_sealed_and_keeps_its_permission(
     [sealed] = audits(station, "carton.sealed")
     assert sealed["label"] == LABEL and sealed["final_g"] >= sealed["verdict_g"]
     assert shipping.ask()[0]["allowed"]
+    code, evidence = station.call(
+        "GET", f"/api/evidence?order_id={ORDER}&carton_id={CARTON}", token=TOKEN
+    )
+    assert code == 200
+    trail = [entry["kind"] for entry in evidence["labels"]]
+    assert trail == ["carton.labelled", "carton.sealed", "label.permission"]
     assert station.state() is SessionState.IDLE
 
 
