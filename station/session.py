@@ -108,6 +108,12 @@ class WorkflowConfig(BaseModel):
         le=86_400,
         description="Seconds without a scan after which the packer is logged out.",
     )
+    final_weight_check: bool = Field(
+        default=True,
+        description="After a PASS, the shipping label scan weighs the carton again and withdraws "
+        "the PASS if it got lighter. Needs the label put on while the carton is on the scale; "
+        "false where labels go on elsewhere (the label scan then only ties the label).",
+    )
     codes: CodePatternsConfig = Field(
         default_factory=CodePatternsConfig,
         description="Patterns that recognise badges, order labels and control codes.",
@@ -832,8 +838,11 @@ class Session:
             )
             return self._withdraw(carton, Reason("label_mismatch", message))
         params = {**_key_params(carton), "label": label}
+        labelled = self._audit("carton.labelled", {**params, "attempt": carton.attempts})
+        if not self._config.final_weight_check:
+            return [labelled, *self._seal(carton, final_g=None)]
         return [
-            self._audit("carton.labelled", {**params, "attempt": carton.attempts}),
+            labelled,
             WeighFinal(carton.order_id, carton.carton_id),
             ShowMessage("info", "label.checking", params),
         ]
@@ -858,9 +867,15 @@ class Session:
                 f"verdict (tolerance {tolerance_g:.0f} g): something was taken out."
             )
             return self._withdraw(carton, Reason("final_weight_low", message, "weight"))
+        return self._seal(carton, event.measured_g)
+
+    def _seal(self, carton: _Carton, final_g: float | None) -> list[Effect]:
+        """The label is on and nothing was taken out: the PASS stands for good."""
         self._unlabelled = None
+        weight = carton.last_weight
         params = {**_key_params(carton), "label": carton.shipping_label}
-        sealed = {**params, "attempt": carton.attempts, "final_g": event.measured_g}
+        sealed = {**params, "attempt": carton.attempts, "final_g": final_g}
+        verdict_g = weight.measured_g if weight else None
         return [
             self._audit("carton.sealed", {**sealed, "verdict_g": verdict_g}),
             ShowMessage("info", "label.confirmed", params),

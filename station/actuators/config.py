@@ -35,7 +35,7 @@ class OutputMap(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> OutputMap:
-        used = [a for a in self.addresses().values()]
+        used = list(self.addresses().values())
         if len(used) != len(set(used)):
             raise ValueError("two outputs share one address")
         if not used:

@@ -147,6 +147,15 @@ def test_a_lighter_or_unweighable_labelled_carton_loses_its_pass(grams, code) ->
     assert session.state is SessionState.BLOCKED
 
 
+def test_without_the_final_weight_check_the_label_scan_seals_at_once() -> None:
+    session, _ = new_session(final_weight_check=False)
+    drive_to(session, SessionState.VERIFYING)
+    session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
+    effects = session.handle(Scanned(LABEL))
+    assert [a.kind for a in of(RecordAudit, effects)] == ["carton.labelled", "carton.sealed"]
+    assert not of(WeighFinal, effects) and session.awaiting_label is None
+
+
 def test_within_tolerance_is_not_a_drop() -> None:
     session, _ = passed()
     session.handle(Scanned(LABEL))
