@@ -27,6 +27,7 @@ from station.session import (
     DeviceRecovered,
     EvidenceReady,
     FinalWeight,
+    LabelGranted,
     ManifestChanged,
     ManifestLoaded,
     ManifestRefused,
@@ -163,6 +164,11 @@ class SessionMachine(RuleBasedStateMachine):
     def final_weight(self, grams):
         carton = self.session.awaiting_label or (ORDER.order_id, ORDER.carton_id)
         self._handle(FinalWeight(*carton, grams))
+
+    @rule(label=st.sampled_from(["1Z999AA10123456784", "1Z999AA10123456792"]))
+    def label_granted(self, label):
+        carton = self.session.awaiting_label or (ORDER.order_id, ORDER.carton_id)
+        self._handle(LabelGranted(*carton, label))
 
     @rule(down=st.booleans())
     def output_health(self, down):
