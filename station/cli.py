@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "station.api.pins": ("hash-pin",),
     "station.api.openapi": ("openapi",),
     "station.api.status_cli": ("status",),
+    "station.actuators.cli": ("actuators",),
     "vision.cli": ("vision",),
 }
 

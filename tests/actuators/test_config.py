@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from simulators.relay_sim import RelayBoardSimulator
+from station.actuators.cli import check
 from station.actuators.config import ActuatorConfig, SimulatedActuatorConfig, check_roles
 from station.actuators.drivers import ActuatorError, SimulatedOutputs
 from station.light import LightColor
@@ -92,3 +94,30 @@ def test_the_example_configs_actuator_entries_are_valid() -> None:
         entries.append(tomllib.loads("\n".join(lines))["actuators"][0])
     configs = [ADAPTER.validate_python(entry) for entry in entries]
     assert [c.type for c in configs] == ["simulated", "modbus_tcp", "modbus_rtu", "serial_relay"]
+
+
+def test_the_check_command_cycles_every_output_and_reports_a_dead_device(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with RelayBoardSimulator(channels=2) as board:
+        good = ADAPTER.validate_python(
+            {
+                "type": "serial_relay",
+                "name": "r",
+                "url": board.path,
+                "outputs": {"red": 1, "green": 2},
+            }
+        )
+        dead = ADAPTER.validate_python(
+            {
+                "type": "serial_relay",
+                "name": "gone",
+                "url": "/nonexistent/tty",
+                "outputs": {"red": 1},
+            }
+        )
+        problems = check([good, dead], hold_s=0.0)
+        switched = [(s.channel, s.on) for s in board.switched]
+    assert switched == [(2, True), (2, False), (1, True), (1, False)]  # green, then red
+    assert len(problems) == 1 and "gone" in problems[0] and "/nonexistent/tty" in problems[0]
+    assert "r: every output confirmed" in capsys.readouterr().out
