@@ -2,8 +2,8 @@
 queue; effects are carried out in the order the session returned them.
 
 Threads: one per scale, one per scanner, one per output device (light, diverter), paho's network
-thread and the outbox drainer. None of
-them touches the session: they post typed items into `_inbox` with `call_soon_threadsafe`.
+thread and the outbox drainer. None of them touches the session: they post typed items into
+`_inbox` with `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -393,8 +393,8 @@ class StationDaemon:
 
     def _hold(self, exc: Exception) -> None:
         with contextlib.suppress(Exception):
+            self.actuators.set_route("exception")  # first: whatever happens next, no carton ships
             self._set_light(LightColor.AMBER, True)
-            self.actuators.set_route("exception")
         self._notify(SetLight("amber", buzzer=True))
         self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
