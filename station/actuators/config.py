@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from station.session import Route
+
 Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
 
 
@@ -56,7 +58,7 @@ class _ActuatorBase(BaseModel):
         description="Name in logs, health and fault events (device `actuator <name>`).",
     )
     outputs: OutputMap = Field(description="The roles this device drives, by address.")
-    diverter_on_means: Literal["straight", "exception"] = Field(
+    diverter_on_means: Route = Field(
         default="straight",
         description="Where the gate sends a carton while its output is ON. `straight` (the "
         "default) is fail-safe: a dead controller, a cut wire or a power loss leave the output "

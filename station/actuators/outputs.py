@@ -4,12 +4,9 @@ output role that follows from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from station.light import LightColor
-
-Route = Literal["straight", "exception"]
-ROLES = ("green", "amber", "red", "buzzer", "diverter")
+from station.session import Route
 
 
 @dataclass(frozen=True, slots=True)
