@@ -27,6 +27,7 @@ BENCHMARKS = (
     "benchmarks.learning_bench",
     "benchmarks.evidence_bench",
     "benchmarks.accuracy",
+    "benchmarks.actuator_bench",
 )
 
 

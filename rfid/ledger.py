@@ -71,6 +71,13 @@ class EpcLedger:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM shipped WHERE epc = ?", [(e.upper(),) for e in epcs])
 
+    def forget_carton(self, order_id: str, carton_id: str) -> int:
+        """A carton that did not ship after all (its PASS was withdrawn); returns rows removed."""
+        cursor = self._db.execute(
+            "DELETE FROM shipped WHERE order_id = ? AND carton_id = ?", (order_id, carton_id)
+        )
+        return cursor.rowcount
+
     def prune(self, now: datetime) -> None:
         cutoff = (now - self._retention).isoformat()
         self._db.execute("DELETE FROM shipped WHERE shipped_at < ?", (cutoff,))

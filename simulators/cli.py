@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulators import camera, rfid_sim, scale_sim, scanner_sim, sink, wms
+from simulators import camera, relay_sim, rfid_sim, scale_sim, scanner_sim, sink, wms
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -18,3 +18,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     wms.add_simulate_command(simulators)
     rfid_sim.add_simulate_command(simulators)
     camera.add_simulate_command(simulators)
+    relay_sim.add_simulate_command(simulators)

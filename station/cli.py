@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "station.api.status_cli": ("status",),
     "station.learning.cli": ("weights",),
     "station.evidence_cli": ("evidence",),
+    "station.actuators.cli": ("actuators",),
     "vision.cli": ("vision",),
 }
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scale.config import ScaleConfig
+from station.actuators.config import ActuatorConfig, check_roles, default_actuators
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
 from station.carton_policy import SkuRule, StationPolicy
 from station.clock_offset import ClockCheckConfig
@@ -185,6 +186,17 @@ class StationConfig(Strict):
         default_factory=ClockCheckConfig,
         description="Wall-clock offset monitoring, so evidence lines up with CCTV.",
     )
+    actuators: list[ActuatorConfig] = Field(
+        default_factory=default_actuators,
+        description="Output devices: stack light (green, amber, red, buzzer) and the diverter to "
+        "the exception lane; absent: one simulated device drives them all "
+        "(docs/hardware/actuators.md).",
+    )
+
+    @model_validator(mode="after")
+    def _actuator_roles(self) -> StationConfig:
+        check_roles(self.actuators)
+        return self
 
     @model_validator(mode="after")
     def _unique_reviewers(self) -> StationConfig:

@@ -1,8 +1,9 @@
 """The station daemon: one asyncio loop owns the session; devices and the broker hand in through a
 queue; effects are carried out in the order the session returned them.
 
-Threads: one per scale, one per scanner, paho's network thread and the outbox drainer. None of
-them touches the session: they post typed items into `_inbox` with `call_soon_threadsafe`.
+Threads: one per scale, one per scanner, one per output device (light, diverter), paho's network
+thread and the outbox drainer. None of them touches the session: they post typed items into
+`_inbox` with `call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from scale.weighing import scale_error_g
 from station import __version__
+from station.actuators.worker import ActuatorBank
 from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
@@ -36,10 +38,11 @@ from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
 from station.evidence_retention import EvidencePruner, pending_events
+from station.interlock import LabelInterlock
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME as LEARNED_WEIGHTS_FILE
 from station.learning.store import LearnedWeightStore
-from station.light import Light, LightColor, RecordingLight
+from station.light import Light, LightColor
 from station.logs import configure as configure_logging
 from station.manifests import (
     FetchedManifest,
@@ -61,6 +64,7 @@ from station.session import (
     Effect,
     EvidenceReady,
     FetchManifest,
+    FinalWeight,
     ManifestChanged,
     ManifestLoaded,
     ManifestRefused,
@@ -72,9 +76,11 @@ from station.session import (
     Session,
     SessionInput,
     SessionState,
+    SetDiverter,
     SetLight,
     ShowMessage,
     Tick,
+    WeighFinal,
     WeightCaptured,
 )
 from station.status import DeviceStatus, StationStatus
@@ -124,10 +130,12 @@ class StationDaemon:
         clock: Clock | None = None,
         light: Light | None = None,
     ) -> None:
+        """`light`, if given, is shown every light change too (tests and benchmarks record them
+        with a `RecordingLight`); the configured actuators are driven either way."""
         self.config = config
         self.clock = clock or SystemClock()
         self.catalog = load_catalog(config.catalog.path)
-        self.light = light or RecordingLight()
+        self.light = light
         self.observers: list[Observer] = []
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +209,11 @@ class StationDaemon:
             self.clock,
         )
         self.weight.learned = self.learning
+        self.actuators = ActuatorBank(
+            config.actuators, self.clock, self._on_health_change, self._call_soon
+        )
         self._device_names = [
+            *self.actuators.devices,
             *(device for channel in self.channels for device in channel.devices),
             *(f"scanner {c.name}" for c in config.scanners),
         ]
@@ -240,6 +252,16 @@ class StationDaemon:
             "The offset measurement's error bound (NaN: not measured).",
             lambda: self.clock_offset.uncertainty_s if self.clock_offset else math.nan,
         )
+        self.interlock = LabelInterlock(
+            self.session,
+            self.evidence,
+            self.actuators,
+            self.publisher,
+            self.clock.now_utc,
+            self._call_soon,
+            self.feed,
+        )
+        self.interlock.subscribe()
         self.api = StationApi(self) if config.api.enabled else None
         if self.api is not None:
             self.observers.append(self.api.on_effect)
@@ -260,6 +282,7 @@ class StationDaemon:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
+        self.actuators.start()
         for channel in self.channels:
             channel.start()
         for scanner in self.scanners:
@@ -314,6 +337,7 @@ class StationDaemon:
             scanner.stop()
         for channel in self.channels:
             channel.stop()
+        await asyncio.to_thread(self.actuators.stop)  # leaves every output off: fail-safe
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
         self.evidence.close()
@@ -414,7 +438,7 @@ class StationDaemon:
             self.feed(DeviceRecovered(device))
         elif not up and device not in self._down:
             self._down[device] = detail
-            self.feed(DeviceFault(device, detail))
+            self.feed(DeviceFault(device, detail, output=device in self.actuators.devices))
 
     async def _tick(self) -> None:
         while True:
@@ -496,7 +520,8 @@ class StationDaemon:
 
     def _hold(self, exc: Exception) -> None:
         with contextlib.suppress(Exception):
-            self.light.set(LightColor.AMBER, True, self.clock.monotonic())
+            self.actuators.set_route("exception")  # first: whatever happens next, no carton ships
+            self._set_light(LightColor.AMBER, True)
         self._notify(SetLight("amber", buzzer=True))
         self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
 
@@ -520,7 +545,11 @@ class StationDaemon:
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
             case SetLight(color, buzzer):
-                self.light.set(LightColor(color), buzzer, self.clock.monotonic())
+                self._set_light(LightColor(color), buzzer)
+            case SetDiverter(route):
+                self.actuators.set_route(route)
+            case WeighFinal(order_id, carton_id):
+                self._spawn(self._weigh_final(order_id, carton_id))
             case ShowMessage(level, key, params):
                 # What the packer is told; a BLOCK is business as usual, not a daemon error.
                 log.info(key, extra={"screen_level": level, "params": dict(params)})
@@ -548,6 +577,21 @@ class StationDaemon:
         else:
             captured = WeightCaptured(request.request, measured.gross_g, measured.scale_error_g)
             self._post(captured)
+
+    def _set_light(self, color: LightColor, buzzer: bool) -> None:
+        self.actuators.set(color, buzzer, self.clock.monotonic())
+        if self.light is not None:
+            self.light.set(color, buzzer, self.clock.monotonic())
+
+    async def _weigh_final(self, order_id: str, carton_id: str) -> None:
+        requested_at = self.clock.monotonic()
+        deadline = requested_at + self.config.verdict.settle_timeout_s
+        try:
+            grams = await self.weight.final_weight_g(requested_at, deadline)
+        except Exception:  # a bug must not leave the PASS standing unchecked: no weight, withdrawn
+            log.exception("final weight failed", extra={"order_id": order_id})
+            grams = None
+        self._post(FinalWeight(order_id, carton_id, grams))
 
     async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
         try:

@@ -404,6 +404,72 @@ class EpcsReturned(_Model):
         return _valid_epcs(epcs)
 
 
+LabelPurpose = Literal["print", "reprint"]
+LabelReason = Literal["not_verified", "passed", "released", "held", "not_passed", "outputs_pending"]
+
+
+class LabelPermissionRequest(_Model):
+    """The shipping software asks before it prints (or reprints) a carton's label.
+
+    Answered on this station's label/permission/response topic (never on a Response Topic the
+    requester names: the station publishes only under its own topics), with the MQTT 5
+    Correlation Data echoed and `request_id` in the payload for MQTT 3.1.1 clients.
+    """
+
+    request_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Unique per request; echoed in the response.",
+    )
+    order_id: str = Field(min_length=1, max_length=64, description="Order of the carton.")
+    carton_id: str = Field(min_length=1, max_length=64, description="Carton to be labelled.")
+    purpose: LabelPurpose = Field(
+        default="print",
+        description="print: the first label; reprint: another one (always audited).",
+    )
+    requested_by: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Who or what asks (printer, user id); recorded in the audit.",
+    )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Tracking number of the label about to be printed. When given, the station's "
+        "label scan must read one of the labels granted for the carton; any other withdraws the "
+        "PASS (label_mismatch).",
+    )
+
+
+class LabelPermissionResponse(_Model):
+    """The station's answer: `allowed` only after a PASS (its light and diverter confirmed) or
+    a reviewer's release since the last attempt; always in shadow mode, flagged `shadow`."""
+
+    request_id: str = Field(description="request_id of the request answered.")
+    station_id: str = Field(description="Station that answered.")
+    order_id: str = Field(description="Order of the carton.")
+    carton_id: str = Field(description="The carton.")
+    purpose: LabelPurpose = Field(description="As asked.")
+    allowed: bool = Field(description="May the label be printed now.")
+    shadow: bool = Field(
+        description="The station is (or the carton was verified) in shadow mode: allowed "
+        "regardless of the verdict."
+    )
+    reason: LabelReason = Field(
+        description="passed / released: allowed. not_verified: no attempt yet. held: the "
+        "carton is held at the station (BLOCK, REVIEW or a withdrawn PASS). not_passed: its last "
+        "attempt failed and it is no longer open. outputs_pending: it passed but the light or "
+        "diverter has not confirmed it yet; ask again shortly."
+    )
+    outcome: Outcome | None = Field(default=None, description="Outcome of the last attempt.")
+    attempt: int | None = Field(default=None, ge=1, description="The last attempt's number.")
+    released_by: str | None = Field(default=None, description="Reviewer badge of a release.")
+    earlier_grants: int = Field(
+        ge=0, description="Labels already allowed for this carton (a print after one is a reprint)."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The topic table
 
@@ -423,6 +489,8 @@ class TopicKey(StrEnum):
     RFID_EPCS_SHIPPED = "rfid_epcs_shipped"
     RFID_EPCS_OPEN = "rfid_epcs_open"
     RFID_RETURNS = "rfid_returns"
+    LABEL_PERMISSION_REQUEST = "label_permission_request"
+    LABEL_PERMISSION_RESPONSE = "label_permission_response"
 
 
 @dataclass(frozen=True)
@@ -564,6 +632,26 @@ TOPICS: dict[TopicKey, TopicSpec] = {
             retain=False,
             direction=Direction.SUBSCRIBE,
             description="Returns from the WMS: their EPCs leave every station's shipped ledger.",
+        ),
+        TopicSpec(
+            key=TopicKey.LABEL_PERMISSION_REQUEST,
+            pattern=f"{_STATION}/label/permission/request",
+            payload=LabelPermissionRequest,
+            qos=1,
+            retain=False,
+            direction=Direction.SUBSCRIBE,
+            description="The shipping software asks before printing or reprinting a carton's "
+            "label (also GET /api/label-permission).",
+        ),
+        TopicSpec(
+            key=TopicKey.LABEL_PERMISSION_RESPONSE,
+            pattern=f"{_STATION}/label/permission/response",
+            payload=LabelPermissionResponse,
+            qos=1,
+            retain=False,
+            direction=Direction.PUBLISH,
+            description="The station's answers to label permission requests (not events: never "
+            "queued); Correlation Data and request_id match them to the requests.",
         ),
     )
 }

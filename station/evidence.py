@@ -206,12 +206,7 @@ class EvidenceStore:
 
     def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
-        rows = self._db.execute(
-            "SELECT at, body FROM records WHERE kind = 'carton.released'"
-            " AND order_id = ? AND carton_id = ? ORDER BY seq",
-            (order_id, carton_id),
-        )
-        return [{**json.loads(body), "at": at} for at, body in rows]
+        return self.audits(order_id, carton_id, "carton.released")
 
     def carton_records(self, order_id: str, carton_id: str) -> list[ChainRecord]:
         """Every record about one carton (attempts and audit entries), in chain order."""
@@ -228,6 +223,16 @@ class EvidenceStore:
     def head(self) -> tuple[int, str]:
         """(seq, sha256) of the newest record; (last pruned seq or 0, its hash) when empty."""
         return self._head
+
+    def audits(self, order_id: str, carton_id: str, *kinds: str) -> list[dict[str, Any]]:
+        """Audit entries of `kinds` about one carton, oldest first, with `kind` and `at`."""
+        marks = ", ".join("?" for _ in kinds)
+        rows = self._db.execute(
+            f"SELECT kind, at, body FROM records WHERE kind IN ({marks})"  # only placeholders
+            " AND order_id = ? AND carton_id = ? ORDER BY seq",
+            (*kinds, order_id, carton_id),
+        )
+        return [{**json.loads(body), "kind": kind, "at": at} for kind, at, body in rows]
 
     def close(self) -> None:
         self._db.close()

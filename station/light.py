@@ -1,14 +1,12 @@
-"""The stack light the packer sees. The skeleton drives a recorded, logged light; Modbus and relay
-drivers plug in behind the same interface (see issue 5)."""
+"""The stack light the packer sees: its colours and the `Light` interface. The station drives it
+through `station.actuators` (Modbus, relay board or simulated, which also logs every change);
+`RecordingLight` keeps the changes in memory for tests and benchmarks."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
-
-log = logging.getLogger("packstation.light")
 
 
 class LightColor(StrEnum):
@@ -31,7 +29,7 @@ class Light(Protocol):
 
 
 class RecordingLight:
-    """A simulated light: keeps every change (for tests, the demo and benchmarks) and logs it."""
+    """Keeps every change with its time (tests, benchmarks); the actuators log them."""
 
     def __init__(self) -> None:
         self.changes: list[LightState] = []
@@ -44,4 +42,3 @@ class RecordingLight:
         if self.current and (self.current.color, self.current.buzzer) == (color, buzzer):
             return
         self.changes.append(LightState(color, buzzer, at_monotonic))
-        log.info("light set", extra={"color": color.value, "buzzer": buzzer})

@@ -313,9 +313,12 @@ class EventPublisher:
         if self.connected:
             self._client.subscribe(topic, qos=spec.qos)
 
-    def send(self, topic_key: TopicKey, payload: BaseModel) -> bool:
+    def send(
+        self, topic_key: TopicKey, payload: BaseModel, correlation_data: bytes | None = None
+    ) -> bool:
         """Publish a message that is not an event (no outbox, no retry) on a table topic, right
         away on this connection at the table's QoS; False when the link is down (it is dropped).
+        `correlation_data` (an answer to a request) goes out as the MQTT 5 property.
         Thread-safe; never call it from a paho callback."""
         spec = TOPICS[topic_key]
         if spec.direction is not Direction.PUBLISH or spec.event_types:
@@ -324,11 +327,17 @@ class EventPublisher:
             raise TypeError(f"{topic_key} carries {spec.payload.__name__}")
         if not self.connected:
             return False
+        properties = None
+        if self._is_v5 and correlation_data is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation_data
+            properties.ContentType = "application/json"
         info = self._client.publish(
             self._topic(topic_key),
             payload.model_dump_json().encode(),
             qos=spec.qos,
             retain=spec.retain,
+            properties=properties,
         )
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 

@@ -18,6 +18,14 @@ necessities, are:
   missing, it publishes `missing_item.shipped_short` so the backend reissues them.
 - Stale responses (a manifest for an order no longer open, evidence for an earlier attempt) are
   dropped silently: they belong to a carton the packer has already moved on from.
+- The diverter sends every carton to the exception lane unless it passed (or a reviewer released
+  it); in shadow mode it never diverts. While an output (light or diverter) is faulty no carton
+  passes: a PASS becomes REVIEW.
+- A PASS stands until the shipping label is on and checked: after a PASS (enforce mode) the label
+  scan ties the label to the carton and asks for a final weight; a weight that dropped beyond the
+  verdict's tolerance, no weight at all, a label other than the ones the shipping software was
+  allowed to print for it, or an output fault before then withdraws the PASS: the carton is held
+  again (REVIEW) and the label permission with it. The next order ends the wait.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from station.domain import (
     unknown_skus,
 )
 from station.scan_check import evaluate_scans
-from station.verification import ChannelReport, LineDelta, Outcome, Verdict
+from station.verification import ChannelReport, LineDelta, Outcome, Reason, Verdict
 
 
 class SessionState(StrEnum):
@@ -96,6 +104,12 @@ class WorkflowConfig(BaseModel):
         gt=0,
         le=86_400,
         description="Seconds without a scan after which the packer is logged out.",
+    )
+    final_weight_check: bool = Field(
+        default=True,
+        description="After a PASS, the shipping label scan weighs the carton again and withdraws "
+        "the PASS if it got lighter. Needs the label put on while the carton is on the scale; "
+        "false where labels go on elsewhere (the label scan then only ties the label).",
     )
     codes: CodePatternsConfig = Field(
         default_factory=CodePatternsConfig,
@@ -158,11 +172,31 @@ class Tick:
 class DeviceFault:
     device: str
     message: str
+    output: bool = False  # the light or the diverter: while it is down no carton passes
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecovered:
     device: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinalWeight:
+    """The settled weight after the label scan (None: the scale could not give one in time)."""
+
+    order_id: str
+    carton_id: str
+    measured_g: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelGranted:
+    """The shipping software was allowed to print `label` (its tracking number) for the carton:
+    the label scan must then read one of the labels granted."""
+
+    order_id: str
+    carton_id: str
+    label: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +258,8 @@ SessionInput = (
     | DegradedModeRequested
     | DegradedModeEnded
     | WeightCaptured
+    | FinalWeight
+    | LabelGranted
 )
 
 # Before anything is packed: SKU -> chance the carton's weight reveals one missing unit, for the
@@ -264,6 +300,22 @@ class ShowMessage:
 class SetLight:
     color: Literal["green", "amber", "red", "off"]
     buzzer: bool = False
+
+
+Route = Literal["straight", "exception"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetDiverter:
+    route: Route  # straight: on to shipping; exception: to the exception lane
+
+
+@dataclass(frozen=True, slots=True)
+class WeighFinal:
+    """Weigh the labelled carton once more; answered with `FinalWeight`."""
+
+    order_id: str
+    carton_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +383,8 @@ Effect = (
     | CollectEvidence
     | ShowMessage
     | SetLight
+    | SetDiverter
+    | WeighFinal
     | PublishEvent
     | RecordAttempt
     | RecordAudit
@@ -380,6 +434,8 @@ class _Carton:
     shipping_label: str | None = None
     last_outcome: Outcome | None = None
     last_verdict: Verdict | None = None
+    last_weight: WeightInfo | None = None
+    granted_labels: set[str] = field(default_factory=set)  # tracking numbers allowed to print
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
     serials: dict[str, set[str]] = field(default_factory=dict)  # SKU -> serials scanned
     plan: CartonPlan | None = None  # made when packing starts, made again at each close
@@ -410,6 +466,9 @@ class Session:
         self._state = SessionState.LOGGED_OUT
         self._packer: str | None = None
         self._carton: _Carton | None = None
+        # The carton that passed last, until its label is on and its final weight agrees.
+        self._unlabelled: _Carton | None = None
+        self._output_faults: dict[str, str] = {}  # output device -> why it is down
         self._last_scan_at = clock.monotonic()
         self._weigh_requests = 0  # CaptureWeight requests issued; the latest is the awaited one
         self._weigh_pending: WeighSubject | None = None
@@ -433,6 +492,11 @@ class Session:
     @property
     def degraded(self) -> DegradedMode | None:
         return self._degraded
+
+    @property
+    def awaiting_label(self) -> tuple[str, str] | None:
+        """The carton that passed and waits for its label scan and final weight, if any."""
+        return self._unlabelled.key if self._unlabelled else None
 
     def carton_view(self) -> CartonView | None:
         """A read-only copy of the open carton, for the packer's screen and the API."""
@@ -482,8 +546,8 @@ class Session:
                 return self._on_manifest_changed(event)
             case Tick(now):
                 return self._on_tick(now)
-            case DeviceFault(device, message):
-                return self._on_device_fault(device, message)
+            case DeviceFault(device, message, output):
+                return self._on_device_fault(device, message, output=output)
             case DeviceRecovered(device):
                 return self._on_device_fault(device, "recovered", cleared=True)
             case ReviewerOverride():
@@ -494,6 +558,12 @@ class Session:
                 return self._end_degraded(f"ended by {reviewer_badge}")
             case WeightCaptured():
                 return self._on_weight_captured(event)
+            case FinalWeight():
+                return self._on_final_weight(event)
+            case LabelGranted(order_id, carton_id, label):
+                if self._unlabelled is not None and self._unlabelled.key == (order_id, carton_id):
+                    self._unlabelled.granted_labels.add(label)
+                return []
         raise TypeError(f"not a session input: {event!r}")
 
     # ------------------------------------------------------------------------------ scans
@@ -516,6 +586,8 @@ class Session:
                 return self._logout("logout")
             case OrderCartonCode():
                 return self._on_order(code)
+            case ShippingLabelCode() if self._carton is None and self._unlabelled is not None:
+                return self._on_label_applied(self._unlabelled, code.value)
             case BoxCode():
                 return self._on_box(code)
             case ItemCode():
@@ -566,6 +638,7 @@ class Session:
             ShowMessage("info", f"logout.{reason}", {"packer_badge": self._packer}),
         ]
         self._packer = None
+        self._unlabelled = None
         self._state = SessionState.LOGGED_OUT
         self._weigh_pending = None
         return effects
@@ -587,9 +660,11 @@ class Session:
         if self._packer is not None:
             self._carton.packers.add(self._packer)
         self._state = SessionState.LOADING
+        self._unlabelled = None  # the packer moved on: the last carton has left the station
         return [
             FetchManifest(code.order_id, code.carton_id),
             SetLight("off"),
+            SetDiverter("straight" if self._config.mode == "shadow" else "exception"),
             ShowMessage("info", "order.loading", _key_params(self._carton)),
         ]
 
@@ -753,8 +828,13 @@ class Session:
         scans = evaluate_scans(expected, carton.scanned_units, plan.must_scan)
         reports = event.reports if scans is None else (*event.reports, scans)
         verdict = plan.policy.decide(expected, reports)
+        if verdict.passed and self._output_faults and self._config.mode == "enforce":
+            faults = "; ".join(f"{d}: {m}" for d, m in sorted(self._output_faults.items()))
+            message = f"The light or the diverter cannot be set ({faults})."
+            verdict = _review(verdict, Reason("output_fault", message))
         carton.last_outcome = verdict.outcome
         carton.last_verdict = verdict
+        carton.last_weight = event.weight
         # The event first: if it cannot be committed the daemon applies nothing after it, so no
         # evidence row (and so no label permission) exists for a verdict nobody was told about.
         effects: list[Effect] = [
@@ -777,9 +857,12 @@ class Session:
             )
         self._carton = None
         self._state = SessionState.IDLE
+        if self._config.mode == "enforce":
+            self._unlabelled = carton
         return [
             *effects,
             SetLight("green"),
+            SetDiverter("straight"),
             ShowMessage("info", "verdict.pass", _key_params(carton)),
         ]
 
@@ -847,7 +930,90 @@ class Session:
         self._carton = None
         self._state = SessionState.IDLE
         params = {**_key_params(carton), "reviewer_badge": event.reviewer_badge, "missing": lines}
-        return [*effects, SetLight("off"), ShowMessage("info", "override.released", params)]
+        return [
+            *effects,
+            SetLight("off"),
+            SetDiverter("straight"),
+            ShowMessage("info", "override.released", params),
+        ]
+
+    # ------------------------------------------------------------- label and final weight
+
+    def _on_label_applied(self, carton: _Carton, label: str) -> list[Effect]:
+        carton.shipping_label = label
+        granted = sorted(carton.granted_labels)
+        if granted and label not in granted:
+            message = (
+                f"Label {label} was not printed for this carton ({', '.join(granted)} was): "
+                "take it off and put the carton's own label on."
+            )
+            return self._withdraw(carton, Reason("label_mismatch", message))
+        params = {**_key_params(carton), "label": label}
+        labelled = self._audit("carton.labelled", {**params, "attempt": carton.attempts})
+        if not self._config.final_weight_check:
+            return [labelled, *self._seal(carton, final_g=None)]
+        return [
+            labelled,
+            WeighFinal(carton.order_id, carton.carton_id),
+            ShowMessage("info", "label.checking", params),
+        ]
+
+    def _on_final_weight(self, event: FinalWeight) -> list[Effect]:
+        carton = self._unlabelled
+        if carton is None or carton.key != (event.order_id, event.carton_id):
+            return []
+        weight = carton.last_weight
+        verdict_g = weight.measured_g if weight else None
+        tolerance_g = weight.tolerance_g if weight else None
+        if event.measured_g is None:
+            message = "The labelled carton could not be weighed again; nothing proves it is whole."
+            return self._withdraw(carton, Reason("final_weight_unknown", message, "weight"))
+        if (
+            verdict_g is not None
+            and tolerance_g is not None
+            and event.measured_g < verdict_g - tolerance_g
+        ):
+            message = (
+                f"The labelled carton weighs {event.measured_g:.0f} g, {verdict_g:.0f} g at the "
+                f"verdict (tolerance {tolerance_g:.0f} g): something was taken out."
+            )
+            return self._withdraw(carton, Reason("final_weight_low", message, "weight"))
+        return self._seal(carton, event.measured_g)
+
+    def _seal(self, carton: _Carton, final_g: float | None) -> list[Effect]:
+        """The label is on and nothing was taken out: the PASS stands for good."""
+        self._unlabelled = None
+        weight = carton.last_weight
+        params = {**_key_params(carton), "label": carton.shipping_label}
+        sealed = {**params, "attempt": carton.attempts, "final_g": final_g}
+        verdict_g = weight.measured_g if weight else None
+        return [
+            self._audit("carton.sealed", {**sealed, "verdict_g": verdict_g}),
+            ShowMessage("info", "label.confirmed", params),
+        ]
+
+    def _withdraw(self, carton: _Carton, reason: Reason) -> list[Effect]:
+        """Take back a PASS: the carton is held again (REVIEW), the light red, the diverter to
+        the exception lane. The REVIEW attempt record is what takes the label permission back;
+        the event goes first, as for any verdict."""
+        assert carton.last_verdict is not None  # it passed
+        self._unlabelled = None
+        verdict = _review(carton.last_verdict, reason)
+        carton.last_outcome, carton.last_verdict = verdict.outcome, verdict
+        self._carton = carton
+        self._state = SessionState.BLOCKED
+        params = {**_key_params(carton), "reason": reason.message}
+        return [
+            self._verdict_event(VERIFICATION_RESULT, carton, verdict, carton.last_weight),
+            RecordAttempt(self._attempt_record(carton, verdict, carton.last_weight)),
+            self._audit(
+                "carton.pass_withdrawn",
+                {**_key_params(carton), "attempt": carton.attempts, "code": reason.code},
+            ),
+            SetLight("red", buzzer=True),
+            SetDiverter("exception"),
+            ShowMessage("error", "verdict.withdrawn", params),
+        ]
 
     # ------------------------------------------------------------------- time and devices
 
@@ -860,8 +1026,16 @@ class Session:
             return []
         return self._logout("inactivity")
 
-    def _on_device_fault(self, device: str, message: str, cleared: bool = False) -> list[Effect]:
-        """A device went down (or came back): a fault event raised (or cleared) and a message."""
+    def _on_device_fault(
+        self, device: str, message: str, cleared: bool = False, output: bool = False
+    ) -> list[Effect]:
+        """A device went down (or came back): a fault event raised (or cleared) and a message.
+        An output going down also withdraws a PASS whose label is not on yet: the light or the
+        diverter may not show it."""
+        if cleared:
+            self._output_faults.pop(device, None)
+        elif output:
+            self._output_faults[device] = message
         data = {
             "fault": "device",
             "device": device,
@@ -878,7 +1052,11 @@ class Session:
             )
         if cleared:
             return [fault, ShowMessage("info", "device.recovered", {"device": device})]
-        return [fault, ShowMessage("warning", "device.fault", {"device": device})]
+        effects: list[Effect] = [fault, ShowMessage("warning", "device.fault", {"device": device})]
+        if output and self._unlabelled is not None:
+            reason = Reason("output_fault", f"The {device} failed ({message}) after the PASS.")
+            effects += self._withdraw(self._unlabelled, reason)
+        return effects
 
     # ------------------------------------------------------------ plan and degraded mode
 
@@ -1118,6 +1296,13 @@ def _line_id(manifest: Manifest | None, catalog: Catalog, sku: str) -> str:
         if line.sku == sku or sku in components:
             return line.line_id
     return ""
+
+
+def _review(verdict: Verdict, reason: Reason) -> Verdict:
+    """`verdict` made REVIEW by `reason` (findings kept: they still say what was seen)."""
+    return Verdict(
+        Outcome.REVIEW, (reason, *verdict.reasons), verdict.missing, verdict.extra, verdict.reports
+    )
 
 
 def _shortage(deltas: tuple[LineDelta, ...]) -> tuple[tuple[str, int], ...]:

@@ -61,10 +61,11 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         operation["security"] = [{"stationToken": []}]
     if route.auth == "reviewer":
         operation["description"] = "Authorised by the reviewer's badge and PIN in the body."
-    if route.query:
+    if route.query or route.optional_query:
         operation["parameters"] = [
-            {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
-            for name in route.query
+            {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
+            for names, required in ((route.query, True), (route.optional_query, False))
+            for name in names
         ]
     if route.body is not None:
         schemas[route.body.__name__] = route.body.model_json_schema()

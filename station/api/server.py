@@ -41,6 +41,7 @@ from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
 from station.carton_policy import Fallback
 from station.codes import CloseCode, OrderCartonCode
+from station.events import LabelPurpose
 from station.evidence import IMAGES_DIR, find_image, image_refs, is_sha256, to_plain
 from station.session import (
     DegradedModeEnded,
@@ -80,6 +81,7 @@ class Route:
     tag: str
     auth: Auth = "none"
     query: tuple[str, ...] = ()  # required query parameters
+    optional_query: tuple[str, ...] = ()
     body: type[BaseModel] | None = None
     responses: tuple[int, ...] = (200,)
     content_type: str = "application/json"
@@ -175,9 +177,11 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/label-permission",
         "_label_permission",
-        "May the shipping software print this carton's label?",
+        "May the shipping software print (purpose=print) or reprint (purpose=reprint) this "
+        "carton's label? Reprints and granted labels are audited.",
         "shipping",
         query=("order_id", "carton_id"),
+        optional_query=("purpose", "requested_by", "label"),
         responses=(200, 400),
     ),
     Route(
@@ -419,12 +423,14 @@ class StationApi:
 
     async def _label_permission(self, request: Request) -> Response:
         order_id, carton_id = _carton_query(request)
-        evidence = self._daemon.evidence
-        permission = label_permission(
-            evidence.attempts(order_id, carton_id),
-            evidence.releases(order_id, carton_id),
-            held=self._daemon.session.open_carton == (order_id, carton_id),
-            shadow_station=self._daemon.session.mode == "shadow",
+        asked = request.query.get("purpose", "print")
+        if asked not in ("print", "reprint"):
+            raise HttpError(HTTPStatus.BAD_REQUEST, "purpose must be print or reprint")
+        purpose: LabelPurpose = "reprint" if asked == "reprint" else "print"
+        requested_by = request.query.get("requested_by", "").strip()[:64] or None
+        label = request.query.get("label", "").strip()[:64] or None
+        permission = self._daemon.interlock.decide(
+            order_id, carton_id, purpose, "api", requested_by, label
         )
         return json_response({"order_id": order_id, "carton_id": carton_id, **permission})
 
@@ -446,6 +452,15 @@ class StationApi:
                     {"sha256": digest, "url": f"/api/evidence/image?sha256={digest}"}
                     for digest in dict.fromkeys(images)
                 ],
+                # Who was allowed to print labels, and what the label scan found (docs/mqtt.md).
+                "labels": evidence.audits(
+                    order_id,
+                    carton_id,
+                    "label.permission",
+                    "carton.labelled",
+                    "carton.sealed",
+                    "carton.pass_withdrawn",
+                ),
             }
         )
 
@@ -541,40 +556,6 @@ def _carton_query(request: Request) -> tuple[str, str]:
     if not order_id or not carton_id:
         raise HttpError(HTTPStatus.BAD_REQUEST, "order_id and carton_id are both required")
     return order_id, carton_id
-
-
-def label_permission(
-    attempts: list[dict[str, Any]],
-    releases: list[dict[str, Any]],
-    held: bool,
-    shadow_station: bool,
-) -> dict[str, Any]:
-    """Allowed after the carton's last attempt passed, or after a reviewer released it since.
-
-    A station in shadow mode never stops a parcel, so its answer is always yes, flagged `shadow`
-    so the shipping software can tell a verified carton from one that was merely recorded.
-    """
-    last = attempts[-1] if attempts else None
-    release = None
-    if last is not None:
-        release = next((r for r in reversed(releases) if r["at"] >= last["decided_at"]), None)
-    shadow = shadow_station or (last is not None and last["mode"] == "shadow")
-    if last is None:
-        reason = "not_verified"
-    elif release is not None:
-        reason = "released"
-    elif last["verdict"]["outcome"] == "PASS":
-        reason = "passed"
-    else:
-        reason = "held" if held else "not_passed"
-    return {
-        "allowed": shadow or reason in ("released", "passed"),
-        "shadow": shadow,
-        "reason": reason,
-        "outcome": last["verdict"]["outcome"] if last else None,
-        "attempt": last["attempt"] if last else None,
-        "released_by": release["reviewer_badge"] if release else None,
-    }
 
 
 def status_json(status: StationStatus) -> dict[str, Any]:

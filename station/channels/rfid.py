@@ -135,6 +135,13 @@ class RfidChannel(EvidenceChannel):
             if record.verdict.passed or record.mode == "shadow":  # shadow cartons ship anyway
                 self._ship(record.order_id, record.carton_id, record.attempt)
                 self._announce_open(None)
+        elif isinstance(effect, RecordAudit) and effect.kind == "carton.pass_withdrawn":
+            # Held again at this station: its units may be read here once more. The other
+            # stations keep them as shipped (a carton moved elsewhere goes to REVIEW there).
+            if self.ledger is not None:
+                self.ledger.forget_carton(
+                    str(effect.data["order_id"]), str(effect.data["carton_id"])
+                )
         elif isinstance(effect, RecordAudit) and effect.kind == "carton.released":
             data = effect.data
             self._ship(str(data["order_id"]), str(data["carton_id"]), int(data["attempt"]))  # type: ignore[call-overload]

@@ -146,6 +146,13 @@ class WeightChannel(EvidenceChannel):
             if at >= since
         ]
 
+    async def final_weight_g(self, requested_at: float, deadline: float) -> float | None:
+        """The settled gross weight from a reading taken after `requested_at` (the label scan),
+        or None when the scale cannot give one by `deadline` (down, drifting, never settled)."""
+        self.scale.request_reading()
+        measurement = self._measurement(await self.wait_settled(deadline, requested_at))
+        return measurement.gross_g if measurement.state is ScaleState.SETTLED else None
+
     # -- readings and health (on the loop) --------------------------------------------------------
 
     def _on_scale_health(self, health: DeviceHealth) -> None:

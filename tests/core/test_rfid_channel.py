@@ -127,7 +127,7 @@ def test_a_reader_down_or_silent_fails_closed(tmp_path: Path) -> None:
 
 
 def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: Path) -> None:
-    from station.session import AttemptRecord, RecordAttempt
+    from station.session import AttemptRecord, RecordAttempt, RecordAudit
     from station.verification import Outcome, Verdict
 
     clock = ManualClock()
@@ -160,6 +160,14 @@ def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: 
     report = collect(ch, close)
     assert report.finding_for(EAR).status is FindingStatus.UNCERTAIN
     assert [r.code for r in report.review] == ["rfid_tag_shipped"]
+
+    # The PASS is withdrawn (the label scan found it lighter): held again, its tags count again.
+    withdrawn = {"order_id": "ORD-9", "carton_id": "C1", "attempt": 1, "code": "final_weight_low"}
+    ch.on_effect(RecordAudit("carton.pass_withdrawn", withdrawn, clock.now_utc()))
+    assert len(ch.ledger) == 0
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    assert collect(ch, close).finding_for(EAR).status is FindingStatus.CONFIRMED
     ch.stop()
 
 

@@ -35,8 +35,10 @@ def test_every_topic_and_event_type_is_in_the_asyncapi_document() -> None:
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert "packstation/v1/{site}/{station}/manifest/response" in addresses
     assert len(addresses) == len(TopicKey)
-    # availability, manifest request and response, open EPCs, returns
-    assert len(document["components"]["messages"]) == len(EventType) + 5
+    # availability, manifest request and response, open EPCs, returns, label permission
+    # request and response
+    assert len(document["components"]["messages"]) == len(EventType) + 7
+    assert "packstation/v1/{site}/{station}/label/permission/request" in addresses
     # The site-wide RFID topics: no station level, sent and received by every station.
     assert "packstation/v1/{site}/rfid/epcs_shipped" in addresses
     assert "packstation/v1/{site}/wms/rfid/returns" in addresses

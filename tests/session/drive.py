@@ -57,10 +57,12 @@ def weight_report(short: dict[str, int] | None = None, state=ChannelState.OK) ->
 
 
 def new_session(
-    mode: str = "enforce", close_by: str = "either", timeout_s: float = 600.0
+    mode: str = "enforce", close_by: str = "either", timeout_s: float = 600.0, **workflow
 ) -> tuple[Session, ManualClock]:
     clock = ManualClock()
-    config = WorkflowConfig(mode=mode, close_by=close_by, inactivity_timeout_s=timeout_s)
+    config = WorkflowConfig(
+        mode=mode, close_by=close_by, inactivity_timeout_s=timeout_s, **workflow
+    )
     return Session(config, CATALOG, StationPolicy(), clock, weigh_everything), clock
 
 

@@ -25,15 +25,20 @@ from station.session import (
     VERIFICATION_RESULT,
     CollectEvidence,
     DeviceFault,
+    DeviceRecovered,
     EvidenceReady,
+    FinalWeight,
+    LabelGranted,
     ManifestChanged,
     ManifestLoaded,
     ManifestRefused,
     PublishEvent,
     Scanned,
+    SetDiverter,
     SetLight,
     Tick,
     WeightCaptured,
+    WeightInfo,
 )
 from station.verification import ChannelState
 
@@ -76,6 +81,8 @@ class SessionMachine(RuleBasedStateMachine):
         self.mode = mode
         self.collected: dict[tuple[str, str], int] = {}  # carton -> last attempt collected
         self.detected: set[tuple[str, str]] = set()
+        self.output_down = False
+        self.route: str | None = None
         self._handle(Scanned(BadgeCode("P1")))
 
     def _handle(self, event):
@@ -90,6 +97,9 @@ class SessionMachine(RuleBasedStateMachine):
             self.collected[carton] = effect.attempt
         if isinstance(effect, SetLight) and self.mode == "shadow":
             assert effect.color != "red"
+        if isinstance(effect, SetDiverter):
+            self.route = effect.route
+            assert self.mode == "enforce" or effect.route == "straight"  # shadow never diverts
         if not isinstance(effect, PublishEvent) or "order_id" not in effect.data:
             return
         key = (effect.data["order_id"], effect.data["carton_id"])
@@ -97,6 +107,7 @@ class SessionMachine(RuleBasedStateMachine):
             assert isinstance(event, EvidenceReady)
             assert event.attempt == self.collected[key] == effect.data["attempt"]
             assert all(r.state is ChannelState.OK for r in event.reports)
+            assert not (self.output_down and self.mode == "enforce")
         if effect.kind == MISSING_DETECTED:
             self.detected.add(key)
         if effect.kind == MISSING_RESOLVED:
@@ -122,9 +133,53 @@ class SessionMachine(RuleBasedStateMachine):
     def manifest_refused(self, order):
         self._handle(ManifestRefused(order.order_id, order.carton_id, "timeout", "no answer"))
 
-    @rule(attempt=st.integers(0, 4), reports=REPORTS)
-    def evidence(self, attempt, reports):
-        self._handle(EvidenceReady(attempt, reports))
+    @rule(
+        attempt=st.integers(0, 4),
+        reports=REPORTS,
+        grams=st.sampled_from([None, 1000.0]),
+    )
+    def evidence(self, attempt, reports, grams):
+        self._handle(EvidenceReady(attempt, reports, WeightInfo(grams, 1000.0, 30.0)))
+
+    @rule()
+    def pack_and_close_the_open_carton(self):
+        """Manifest, box and close for the open carton: random scans rarely line up into a close
+        attempt, and the verdict paths need them."""
+        if self.session.packer is None:
+            self._handle(Scanned(BadgeCode("P1")))
+        if self.session.open_carton is None:
+            self._handle(Scanned(ORDER))
+        if self.session.open_carton:
+            self.manifest_for_the_open_carton()
+            self._handle(Scanned(BoxCode("BOX-M")))
+            self._handle(Scanned(CloseCode()))
+
+    @rule()
+    def whole_carton_evidence(self):
+        """Answers the open attempt with a carton that is all there: random attempts and reports
+        rarely do, and the PASS paths need it."""
+        view = self.session.carton_view()
+        if view is not None:
+            weight = WeightInfo(1000.0, 1000.0, 30.0)
+            self._handle(EvidenceReady(view.attempts, (weight_report(),), weight))
+
+    @rule(grams=st.sampled_from([None, 900.0, 1000.0, 1010.0]))
+    def final_weight(self, grams):
+        carton = self.session.awaiting_label or (ORDER.order_id, ORDER.carton_id)
+        self._handle(FinalWeight(*carton, grams))
+
+    @rule(label=st.sampled_from(["1Z999AA10123456784", "1Z999AA10123456792"]))
+    def label_granted(self, label):
+        carton = self.session.awaiting_label or (ORDER.order_id, ORDER.carton_id)
+        self._handle(LabelGranted(*carton, label))
+
+    @rule(down=st.booleans())
+    def output_health(self, down):
+        if down:
+            self._handle(DeviceFault("actuator plc", "no answer", output=True))
+        else:
+            self._handle(DeviceRecovered("actuator plc"))
+        self.output_down = down
 
     @rule(order=ORDERS, kind=st.sampled_from(["cancelled", "superseded"]))
     def manifest_changed(self, order, kind):
@@ -142,6 +197,11 @@ class SessionMachine(RuleBasedStateMachine):
     @rule()
     def device_fault(self):
         self._handle(DeviceFault("scale", "timeout"))
+
+    @invariant()
+    def an_open_carton_is_diverted(self):
+        if self.mode == "enforce" and self.session.open_carton is not None:
+            assert self.route == "exception"
 
     @invariant()
     def nobody_no_carton(self):

@@ -1,0 +1,170 @@
+"""The label interlock: an agreement with the shipping software, not a relay. It asks the station
+(GET /api/label-permission, or MQTT request/response on the station's own topics) before it prints
+or reprints a carton's label, and gets a yes only after that carton passed (with its light and
+diverter confirmed) or a reviewer released it since its last attempt. Every reprint request and
+every granted label is audited, so a dispute can see how many labels a carton got and why.
+
+Runs on the loop; MQTT requests arrive on paho's thread and are handed over with `call_soon`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from station.events import (
+    LabelPermissionRequest,
+    LabelPermissionResponse,
+    LabelPurpose,
+    TopicKey,
+)
+from station.evidence import EvidenceStore
+from station.mqtt import EventPublisher, ReceivedMessage
+from station.session import LabelGranted, Session
+
+log = logging.getLogger("packstation.interlock")
+LABEL_PERMISSION = "label.permission"
+
+
+class Outputs(Protocol):
+    @property
+    def settled(self) -> bool:
+        """Every output device confirmed the state last asked of it."""
+
+
+def label_permission(
+    attempts: list[dict[str, Any]],
+    releases: list[dict[str, Any]],
+    held: bool,
+    shadow_station: bool,
+    outputs_pending: bool = False,
+) -> dict[str, Any]:
+    """Allowed after the carton's last attempt passed, or after a reviewer released it since.
+
+    A station in shadow mode never stops a parcel, so its answer is always yes, flagged `shadow`
+    so the shipping software can tell a verified carton from one that was merely recorded. A PASS
+    whose light and diverter have not confirmed it yet (`outputs_pending`) is not a yes yet: if
+    they fail, the PASS is withdrawn.
+    """
+    last = attempts[-1] if attempts else None
+    release = None
+    if last is not None:
+        release = next((r for r in reversed(releases) if r["at"] >= last["decided_at"]), None)
+    shadow = shadow_station or (last is not None and last["mode"] == "shadow")
+    if last is None:
+        reason = "not_verified"
+    elif release is not None:
+        reason = "released"
+    elif last["verdict"]["outcome"] == "PASS":
+        reason = "outputs_pending" if outputs_pending else "passed"
+    else:
+        reason = "held" if held else "not_passed"
+    return {
+        "allowed": shadow or reason in ("released", "passed"),
+        "shadow": shadow,
+        "reason": reason,
+        "outcome": last["verdict"]["outcome"] if last else None,
+        "attempt": last["attempt"] if last else None,
+        "released_by": release["reviewer_badge"] if release else None,
+    }
+
+
+class LabelInterlock:
+    def __init__(
+        self,
+        session: Session,
+        evidence: EvidenceStore,
+        outputs: Outputs,
+        publisher: EventPublisher,
+        now_utc: Callable[[], Any],
+        call_soon: Callable[[Callable[[], None]], None],
+        feed: Callable[[LabelGranted], object],
+    ) -> None:
+        """`feed` gives the session a granted label (on the loop)."""
+        self._session = session
+        self._evidence = evidence
+        self._outputs = outputs
+        self._publisher = publisher
+        self._now_utc = now_utc
+        self._call_soon = call_soon
+        self._feed = feed
+
+    def subscribe(self) -> None:
+        self._publisher.subscribe(TopicKey.LABEL_PERMISSION_REQUEST, self._on_request)
+
+    def decide(
+        self,
+        order_id: str,
+        carton_id: str,
+        purpose: LabelPurpose,
+        via: str,
+        requested_by: str | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """The answer for this carton now (on the loop); a reprint request or a granted label is
+        audited. A granted `label` (tracking number) is the one the label scan must then read."""
+        key = (order_id, carton_id)
+        session = self._session
+        permission = label_permission(
+            self._evidence.attempts(order_id, carton_id),
+            self._evidence.releases(order_id, carton_id),
+            held=session.open_carton == key,
+            shadow_station=session.mode == "shadow",
+            outputs_pending=session.awaiting_label == key and not self._outputs.settled,
+        )
+        earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
+        granted_before = sum(1 for entry in earlier if entry["allowed"])
+        answer = {**permission, "purpose": purpose, "earlier_grants": granted_before}
+        if purpose == "reprint" or permission["allowed"]:
+            self._evidence.record_audit(
+                LABEL_PERMISSION,
+                {
+                    "order_id": order_id,
+                    "carton_id": carton_id,
+                    "purpose": purpose,
+                    "allowed": permission["allowed"],
+                    "reason": permission["reason"],
+                    "attempt": permission["attempt"],
+                    "via": via,
+                    "requested_by": requested_by,
+                    "label": label,
+                    "earlier_grants": granted_before,
+                },
+                self._now_utc(),
+            )
+        if label is not None and permission["allowed"]:
+            self._feed(LabelGranted(order_id, carton_id, label))
+        return answer
+
+    # -- MQTT ------------------------------------------------------------------------------------
+
+    def _on_request(self, message: ReceivedMessage) -> None:
+        """paho's thread: hand over to the loop, which owns the session and the evidence."""
+        self._call_soon(lambda: self._answer(message))
+
+    def _answer(self, message: ReceivedMessage) -> None:
+        request = message.payload
+        assert isinstance(request, LabelPermissionRequest)  # the topic table's model
+        answer = self.decide(
+            request.order_id,
+            request.carton_id,
+            request.purpose,
+            "mqtt",
+            request.requested_by,
+            request.label,
+        )
+        response = LabelPermissionResponse(
+            request_id=request.request_id,
+            station_id=self._publisher.station_id,
+            order_id=request.order_id,
+            carton_id=request.carton_id,
+            **answer,
+        )
+        if not self._publisher.send(
+            TopicKey.LABEL_PERMISSION_RESPONSE, response, message.correlation_data
+        ):
+            log.warning(
+                "label permission answer not sent: broker link down",
+                extra={"order_id": request.order_id, "request_id": request.request_id},
+            )

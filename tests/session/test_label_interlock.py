@@ -1,0 +1,196 @@
+"""Blocking the carton: the diverter follows the verdict, a faulty output turns a PASS into REVIEW,
+and a PASS is withdrawn when an output fails, or the final weight after the label scan drops,
+before the carton leaves."""
+
+from __future__ import annotations
+
+import pytest
+
+from station.codes import CloseCode, OrderCartonCode, ShippingLabelCode
+from station.session import (
+    VERIFICATION_RESULT,
+    DeviceFault,
+    DeviceRecovered,
+    EvidenceReady,
+    FinalWeight,
+    LabelGranted,
+    PublishEvent,
+    RecordAttempt,
+    RecordAudit,
+    ReviewerOverride,
+    Scanned,
+    SessionState,
+    SetDiverter,
+    SetLight,
+    ShowMessage,
+    WeighFinal,
+    WeightInfo,
+)
+
+from .drive import ORDER, drive_to, new_session, weight_report
+
+LABEL = ShippingLabelCode("1Z999AA10123456784")
+WEIGHED = WeightInfo(measured_g=1000.0, expected_g=1005.0, tolerance_g=30.0)
+OUTPUT = "actuator plc"
+
+
+def passed(mode: str = "enforce"):
+    session, _ = new_session(mode)
+    drive_to(session, SessionState.VERIFYING)
+    effects = session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
+    return session, effects
+
+
+def of(kind, effects):
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def test_the_diverter_diverts_an_open_carton_and_lets_a_passed_one_through() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.IDLE)
+    assert SetDiverter("exception") in session.handle(Scanned(ORDER))
+    session, effects = passed()
+    assert of(SetDiverter, effects) == [SetDiverter("straight")]
+    assert session.awaiting_label == ("A-1", "1")
+
+
+def test_a_station_in_shadow_mode_never_diverts() -> None:
+    session, _ = new_session("shadow")
+    drive_to(session, SessionState.IDLE)
+    assert of(SetDiverter, session.handle(Scanned(ORDER))) == [SetDiverter("straight")]
+    session, _ = passed("shadow")
+    assert session.awaiting_label is None  # nothing to withdraw on a station on trial
+
+
+def test_while_an_output_is_down_a_pass_becomes_review_and_after_it_is_back_it_passes() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.VERIFYING)
+    session.handle(DeviceFault(OUTPUT, "no answer from 10.0.0.9:502", output=True))
+    effects = session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
+    (event,) = [e for e in of(PublishEvent, effects) if e.kind == VERIFICATION_RESULT]
+    assert event.data["outcome"] == "REVIEW"
+    assert event.data["reasons"][0]["code"] == "output_fault"
+    assert "10.0.0.9:502" in event.data["reasons"][0]["message"]
+    assert session.state is SessionState.BLOCKED
+    assert SetDiverter("straight") not in effects
+
+    session.handle(DeviceRecovered(OUTPUT))
+    session.handle(Scanned(CloseCode()))
+    effects = session.handle(EvidenceReady(2, (weight_report(),), WEIGHED))
+    assert of(RecordAttempt, effects)[0].record.verdict.passed
+
+
+def test_a_scale_fault_is_not_an_output_fault() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.VERIFYING)
+    session.handle(DeviceFault("scanner s1", "unplugged"))
+    effects = session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
+    assert of(RecordAttempt, effects)[0].record.verdict.passed
+
+
+def test_an_output_failing_after_the_pass_withdraws_it_and_holds_the_carton() -> None:
+    session, _ = passed()
+    effects = session.handle(DeviceFault(OUTPUT, "coil 4 not set", output=True))
+    kinds = [type(e).__name__ for e in effects]
+    # The fault, then the withdrawal: event before its record, as for every verdict.
+    assert kinds == [
+        "PublishEvent",
+        "ShowMessage",
+        "PublishEvent",
+        "RecordAttempt",
+        "RecordAudit",
+        "SetLight",
+        "SetDiverter",
+        "ShowMessage",
+    ]
+    withdrawn = effects[2]
+    assert withdrawn.kind == VERIFICATION_RESULT and withdrawn.data["outcome"] == "REVIEW"
+    assert withdrawn.data["attempt"] == 1
+    assert effects[3].record.verdict.outcome.value == "REVIEW"
+    assert effects[4].kind == "carton.pass_withdrawn"
+    assert effects[5:7] == [SetLight("red", buzzer=True), SetDiverter("exception")]
+    assert effects[7].key == "verdict.withdrawn"
+    assert session.state is SessionState.BLOCKED and session.open_carton == ("A-1", "1")
+    assert session.awaiting_label is None
+    # A reviewer may release it like any held carton.
+    released = session.handle(ReviewerOverride("LEAD-1", "scale_fault"))
+    assert SetDiverter("straight") in released and session.state is SessionState.IDLE
+
+
+def test_the_label_scan_ties_the_label_and_a_whole_carton_is_sealed() -> None:
+    session, _ = passed()
+    effects = session.handle(Scanned(LABEL))
+    (audit,) = of(RecordAudit, effects)
+    assert audit.kind == "carton.labelled" and audit.data["label"] == LABEL.value
+    assert of(WeighFinal, effects) == [WeighFinal("A-1", "1")]
+    effects = session.handle(FinalWeight("A-1", "1", 1004.0))  # the label adds a few grams
+    (sealed,) = of(RecordAudit, effects)
+    assert sealed.kind == "carton.sealed" and sealed.data["final_g"] == 1004.0
+    assert sealed.data["label"] == LABEL.value and sealed.data["verdict_g"] == 1000.0
+    assert session.awaiting_label is None
+    # Sealed is sealed: a later output fault is a fault, not a withdrawal.
+    later = session.handle(DeviceFault(OUTPUT, "gone", output=True))
+    assert not of(RecordAttempt, later) and session.state is SessionState.IDLE
+
+
+@pytest.mark.parametrize(
+    ("grams", "code"), [(960.0, "final_weight_low"), (None, "final_weight_unknown")]
+)
+def test_a_lighter_or_unweighable_labelled_carton_loses_its_pass(grams, code) -> None:
+    session, _ = passed()
+    session.handle(Scanned(LABEL))
+    effects = session.handle(FinalWeight("A-1", "1", grams))
+    record = of(RecordAttempt, effects)[0].record
+    assert record.verdict.outcome.value == "REVIEW" and record.verdict.reasons[0].code == code
+    assert record.shipping_label == LABEL.value
+    assert SetDiverter("exception") in effects and SetLight("red", buzzer=True) in effects
+    assert session.state is SessionState.BLOCKED
+
+
+def test_without_the_final_weight_check_the_label_scan_seals_at_once() -> None:
+    session, _ = new_session(final_weight_check=False)
+    drive_to(session, SessionState.VERIFYING)
+    session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
+    effects = session.handle(Scanned(LABEL))
+    assert [a.kind for a in of(RecordAudit, effects)] == ["carton.labelled", "carton.sealed"]
+    assert not of(WeighFinal, effects) and session.awaiting_label is None
+
+
+def test_within_tolerance_is_not_a_drop() -> None:
+    session, _ = passed()
+    session.handle(Scanned(LABEL))
+    effects = session.handle(FinalWeight("A-1", "1", 1000.0 - 29.0))
+    assert [e.kind for e in of(RecordAudit, effects)] == ["carton.sealed"]
+
+
+def test_the_next_order_ends_the_wait_and_stale_weights_are_dropped() -> None:
+    session, _ = passed()
+    session.handle(Scanned(OrderCartonCode("B-2", "1")))
+    assert session.awaiting_label is None
+    assert session.handle(FinalWeight("A-1", "1", 10.0)) == []
+    assert not of(RecordAttempt, session.handle(DeviceFault(OUTPUT, "x", output=True)))
+
+
+def test_a_label_scan_with_nothing_passed_is_still_a_close_attempt_without_an_order() -> None:
+    session, _ = new_session()
+    drive_to(session, SessionState.IDLE)
+    assert session.handle(Scanned(LABEL)) == [ShowMessage("warning", "close.no_order")]
+
+
+def test_a_label_printed_for_another_carton_withdraws_the_pass() -> None:
+    session, _ = passed()
+    session.handle(LabelGranted("B-2", "1", "1Z999AA10000000001"))  # someone else's: ignored
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    effects = session.handle(Scanned(ShippingLabelCode("1Z999AA10000000002")))
+    record = of(RecordAttempt, effects)[0].record
+    assert record.verdict.reasons[0].code == "label_mismatch"
+    assert LABEL.value in record.verdict.reasons[0].message
+    assert record.shipping_label == "1Z999AA10000000002"
+    assert not of(WeighFinal, effects) and session.state is SessionState.BLOCKED
+
+
+def test_the_label_granted_is_the_label_that_ties() -> None:
+    session, _ = passed()
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    effects = session.handle(Scanned(LABEL))
+    assert of(WeighFinal, effects) == [WeighFinal("A-1", "1")]
