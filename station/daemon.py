@@ -39,6 +39,7 @@ from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
+    STATION_FAULT,
     CollectEvidence,
     DeviceFault,
     DeviceRecovered,
@@ -54,12 +55,15 @@ from station.session import (
     Scanned,
     Session,
     SessionInput,
+    SessionSnapshot,
     SessionState,
     SetLight,
     ShowMessage,
     Tick,
 )
+from station.session_store import SessionStore, SessionUnreadable
 from station.status import DeviceStatus, StationStatus
+from station.storage import damage, set_aside
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
@@ -112,8 +116,15 @@ class StationDaemon:
         self.observers: list[Observer] = []
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(data_dir / "outbox.sqlite3", self.clock)
-        self.evidence = EvidenceStore(data_dir / "evidence.sqlite3")
+        # Damaged files found at start, moved aside: (file, moved to, why), published once running.
+        self._set_aside: list[tuple[Path, Path, str]] = []
+        self._outbox_path = self._usable(data_dir / "outbox.sqlite3")
+        self._evidence_path = self._usable(data_dir / "evidence.sqlite3")
+        self._session_path = self._usable(data_dir / "session.sqlite3")
+        self.outbox = Outbox(self._outbox_path, self.clock)
+        self.evidence = EvidenceStore(self._evidence_path)
+        self.session_store = SessionStore(self._session_path)
+        self._saved_session: SessionSnapshot | None = None
         self.publisher = EventPublisher(
             config.mqtt,
             self.outbox,
@@ -175,6 +186,19 @@ class StationDaemon:
         if self.api is not None:
             self.observers.append(self.api.on_effect)
 
+    def _usable(self, path: Path) -> Path:
+        """`path`, with a damaged file there moved aside first (never deleted: its rows are
+        evidence and unsent events); the fault is published once the publisher runs."""
+        why = damage(path)
+        if why is not None:
+            moved = set_aside(path, self.clock.now_utc())
+            log.critical(
+                "damaged station file moved aside; starting with an empty one",
+                extra={"file": str(path), "moved_to": str(moved), "why": why},
+            )
+            self._set_aside.append((path, moved, why))
+        return path
+
     def _weight_power(self, expected: Mapping[str, int], box: BoxType | None) -> dict[str, float]:
         """For the session's plan: how surely the weight would reveal each SKU missing."""
         division_g = self.config.scale.division_g
@@ -191,6 +215,8 @@ class StationDaemon:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
+        self._report_set_aside()
+        self._recover_session()
         for channel in self.channels:
             channel.start()
         for scanner in self.scanners:
@@ -244,6 +270,7 @@ class StationDaemon:
             channel.stop()
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
+        self.session_store.close()
         self.evidence.close()
         self.outbox.close()
         log.info("station stopped", extra={"station": self.config.station.id})
@@ -287,9 +314,80 @@ class StationDaemon:
 
     def feed(self, event: SessionInput) -> list[Effect]:
         """Give the session one input and carry out its effects (on the loop); returns them."""
-        effects = self.session.handle(event)
-        self._execute(effects)
+        return self._step(lambda: self.session.handle(event))
+
+    def _step(self, decide: Callable[[], list[Effect]]) -> list[Effect]:
+        """One session step: its effects carried out in order, then the session persisted. A
+        step whose records could not be written is undone (the session rolls back), so the
+        carton stays held instead of moving on without its record."""
+        before = self.session.snapshot()
+        effects = decide()
+        failure = self._execute(effects)
+        if failure is None:
+            self._save_session()
+        else:
+            self.session.roll_back(before)
+            self._hold(*failure)  # after the roll-back: its fault event describes the held state
         return effects
+
+    def _save_session(self) -> None:
+        snapshot = self.session.snapshot()
+        if snapshot.same_state(self._saved_session):
+            return
+        try:
+            self.session_store.save(snapshot)
+        except Exception as exc:  # the step is done; a restart would recover an older state
+            log.exception("session could not be saved", extra={"file": str(self._session_path)})
+            self._hold(exc, self._session_path)
+            return
+        self._saved_session = snapshot
+        self._storage_written(self._session_path)
+
+    def _recover_session(self) -> None:
+        """Carry on with the session the previous process left (see Session.recover)."""
+        try:
+            snapshot = self.session_store.load()
+        except SessionUnreadable as exc:
+            self.session_store.close()
+            moved = set_aside(self._session_path, self.clock.now_utc())
+            self.session_store = SessionStore(self._session_path)
+            log.critical(
+                "stored session unreadable, moved aside; the open carton (if any) is lost",
+                extra={"file": str(self._session_path), "moved_to": str(moved), "why": str(exc)},
+            )
+            self._publish_storage_fault(
+                "session_lost",
+                self._session_path,
+                f"{exc}. Moved to {moved}; an open carton is not recovered: the packer scans it "
+                "again from the start.",
+            )
+            return
+        if snapshot is not None:
+            log.warning("recovering the session", extra={"state": snapshot.state.value})
+            self._step(lambda: self.session.recover(snapshot))
+
+    def _report_set_aside(self) -> None:
+        for path, moved, why in self._set_aside:
+            self._publish_storage_fault(
+                "storage_set_aside",
+                path,
+                f"{path} was damaged ({why}) and was moved to {moved}; the station started "
+                "with an empty file. Rows in it (unsent events, evidence) are not lost: salvage "
+                "them as docs/reliability.md says.",
+            )
+        self._set_aside.clear()
+
+    def _publish_storage_fault(self, code: str, path: Path, message: str) -> None:
+        fault = {"fault": "storage", "code": code, "device": f"storage {path.name}"}
+        failure = self._execute([PublishEvent(STATION_FAULT, {**fault, "message": message})])
+        if failure is not None:
+            self._hold(*failure)
+
+    def _storage_written(self, path: Path) -> None:
+        """A write to `path` succeeded: a storage fault on it is over."""
+        device = f"storage {path.name}"
+        if device in self._down:
+            self._on_health_change(device, True, "written again")
 
     def status(self) -> StationStatus:
         """The station at this moment, for the screen, the API and health checks (on the loop)."""
@@ -361,18 +459,38 @@ class StationDaemon:
 
     # -- effects -----------------------------------------------------------------------------
 
-    def _execute(self, effects: list[Effect]) -> None:
+    def _execute(self, effects: list[Effect]) -> tuple[Exception, Path | None] | None:
+        """Carry out `effects` in order; on a failure the rest are not applied and the error
+        and the file that could not be written are returned."""
+        written: set[Path] = set()
         for effect in effects:
+            store = self._store_of(effect)
             try:
                 self._apply(effect)
             except Exception as exc:
                 # Fail closed: nothing after an effect that could not be carried out (an event
                 # not committed, evidence not written) is applied or shown: no verdict without
                 # its record. The session's effects are ordered with that in mind.
-                log.exception("effect failed; the rest of this step is held")
-                self._hold(exc)
-                return
+                log.exception(
+                    "effect failed; the rest of this step is held",
+                    extra={"file": str(store) if store else None},
+                )
+                return exc, store
+            if store is not None:
+                written.add(store)
             self._notify(effect)
+        for store in written:
+            self._storage_written(store)
+        return None
+
+    def _store_of(self, effect: Effect) -> Path | None:
+        """The file an effect writes to, if any."""
+        match effect:
+            case PublishEvent():
+                return self._outbox_path
+            case RecordAttempt() | RecordAudit():
+                return self._evidence_path
+        return None
 
     def _notify(self, effect: Effect) -> None:
         for observer in self.observers:
@@ -381,11 +499,22 @@ class StationDaemon:
             except Exception:  # a screen or metrics bug must not stop verification
                 log.exception("observer failed", extra={"effect": type(effect).__name__})
 
-    def _hold(self, exc: Exception) -> None:
+    def _hold(self, exc: Exception, store: Path | None) -> None:
+        """Amber, the packer told the carton is held, and (for a file) a storage fault raised:
+        it clears by itself at the next successful write to that file."""
         with contextlib.suppress(Exception):
             self.light.set(LightColor.AMBER, True, self.clock.monotonic())
         self._notify(SetLight("amber", buzzer=True))
-        self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
+        error = f"{store.name}: {exc}" if store else str(exc)
+        self._notify(ShowMessage("error", "station.storage_failed", {"error": error}))
+        if store is not None:
+            self._on_health_change(
+                f"storage {store.name}",
+                False,
+                f"{store} cannot be written ({exc}). Cartons are held until it can: free disk "
+                f"space under {store.parent}, or stop the station and move a damaged file aside "
+                "(docs/reliability.md).",
+            )
 
     def _apply(self, effect: Effect) -> None:
         match effect:
