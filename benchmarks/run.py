@@ -24,6 +24,7 @@ BENCHMARKS = (
     "benchmarks.memory_bench",
     "benchmarks.vision_bench",
     "benchmarks.rfid_bench",
+    "benchmarks.session_bench",
 )
 
 
