@@ -476,7 +476,11 @@ class StationDaemon:
                     extra={"file": str(store) if store else None},
                 )
                 return exc, store
-            if store is not None:
+            # A fault event's own commit proves little (the fault it reports would clear
+            # itself at once): the next carton event or record does.
+            if store is not None and not (
+                isinstance(effect, PublishEvent) and effect.kind == STATION_FAULT
+            ):
                 written.add(store)
             self._notify(effect)
         for store in written:

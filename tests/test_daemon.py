@@ -18,6 +18,7 @@ from station.channels.weight import WeightChannel
 from station.clock import Clock, ScaledClock
 from station.daemon import StationDaemon, load_station_config
 from station.events import EventType
+from station.evidence import EvidenceStore
 from station.outbox import Outbox
 from station.session import (
     Effect,
@@ -149,13 +150,19 @@ def test_a_failing_channel_sends_the_carton_to_review_not_limbo(
         assert running.daemon.session.state is SessionState.BLOCKED
 
 
-def test_a_verdict_whose_event_cannot_be_committed_is_not_shown(
+def storage_faults(effects: list[Effect], name: str) -> list[dict]:
+    return [f for f in faults(effects) if f.get("device") == f"storage {name}"]
+
+
+def test_a_verdict_whose_event_cannot_be_committed_holds_the_carton_until_storage_is_back(
     tmp_path: Path, broker, monkeypatch
 ) -> None:
+    full = threading.Event()
+    full.set()
     commit = Outbox.commit
 
     def full_disk(self: Outbox, event_type: EventType, *args: object, **kwargs: object):
-        if event_type is EventType.VERIFICATION_RESULT:
+        if full.is_set() and event_type is EventType.VERIFICATION_RESULT:
             raise sqlite3.OperationalError("database or disk is full")
         return commit(self, event_type, *args, **kwargs)
 
@@ -175,3 +182,37 @@ def test_a_verdict_whose_event_cannot_be_committed_is_not_shown(
         assert verdicts(effects) == []  # no evidence row, so no label permission
         assert not any(isinstance(e, SetLight) and e.color == "green" for e in effects)
         assert running.daemon.evidence.attempts("ORD-1001", "C1") == []
+        # Held, not forgotten: the carton is still open, its attempt void.
+        assert running.daemon.session.state is SessionState.PACKING
+        assert running.daemon.session.open_carton == ("ORD-1001", "C1")
+        (raised,) = storage_faults(effects, "outbox.sqlite3")
+        assert "outbox.sqlite3 cannot be written (database or disk is full)" in raised["message"]
+        assert "free disk space" in raised["message"] and not raised["cleared"]
+
+        full.clear()  # space freed: the packer closes again
+        station.close()
+        assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
+        assert [a["attempt"] for a in running.daemon.evidence.attempts("ORD-1001", "C1")] == [2]
+        assert running.wait_for(
+            lambda fx: [f["cleared"] for f in storage_faults(fx, "outbox.sqlite3")] == [False, True]
+        )
+
+
+def test_evidence_that_cannot_be_written_holds_the_carton_and_says_which_file(
+    tmp_path: Path, broker, monkeypatch
+) -> None:
+    def full_disk(*_args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EvidenceStore, "record_attempt", full_disk)
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
+        (raised,) = storage_faults(running.effects, "evidence.sqlite3")
+        data_dir = running.daemon.config.station.data_dir
+        assert str(data_dir / "evidence.sqlite3") in raised["message"]
+        assert running.daemon.session.state is SessionState.PACKING
+        assert not any(isinstance(e, SetLight) and e.color == "green" for e in running.effects)
