@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
+STORAGE_UNUSABLE = 3  # exit status: the data directory cannot hold the station's files
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,7 +630,15 @@ def run_daemon(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config.logging.level, config.logging.json_lines)
     clock = SystemClock() if args.clock_speed == 1.0 else ScaledClock(args.clock_speed)
-    daemon = StationDaemon(config, clock=clock)
+    try:
+        daemon = StationDaemon(config, clock=clock)
+    except sqlite3.Error as exc:
+        # Said once, loudly, with what to do; systemd's restart limit then stops the retries.
+        log.critical(
+            "station files cannot be opened: free disk space or fix the data directory",
+            extra={"data_dir": str(config.station.data_dir), "error": str(exc)},
+        )
+        return STORAGE_UNUSABLE
     asyncio.run(_run_until_signalled(daemon))
     return 0
 

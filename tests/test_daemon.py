@@ -4,7 +4,11 @@ and simulations on a fast clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +20,7 @@ from simulators.broker import MosquittoBroker
 from simulators.rig import SimulatedStation
 from station.channels.weight import WeightChannel
 from station.clock import Clock, ScaledClock
-from station.daemon import StationDaemon, load_station_config
+from station.daemon import STORAGE_UNUSABLE, StationDaemon, load_station_config
 from station.events import EventType
 from station.evidence import EvidenceStore
 from station.outbox import Outbox
@@ -216,3 +220,34 @@ def test_evidence_that_cannot_be_written_holds_the_carton_and_says_which_file(
         assert str(data_dir / "evidence.sqlite3") in raised["message"]
         assert running.daemon.session.state is SessionState.PACKING
         assert not any(isinstance(e, SetLight) and e.color == "green" for e in running.effects)
+
+
+def test_a_full_data_directory_at_start_is_said_loudly_and_the_daemon_exits(
+    tmp_path: Path, broker
+) -> None:
+    """A real full disk: a tiny tmpfs as the data directory, filled up before the start."""
+    with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+        data_dir = load_station_config(station.config_path).station.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data_dir)],
+            capture_output=True,
+        )
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.decode()}")
+        try:
+            with contextlib.suppress(OSError), (data_dir / "filler").open("wb", 0) as filler:
+                while True:
+                    filler.write(b"\0" * 4096)
+            run = subprocess.run(
+                [sys.executable, "-m", "station.cli", "run", str(station.config_path)],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            )
+        finally:
+            subprocess.run(["umount", str(data_dir)], check=True)
+    output = (run.stdout + run.stderr).decode()
+    assert run.returncode == STORAGE_UNUSABLE, output
+    assert "station files cannot be opened: free disk space" in output
+    assert "database or disk is full" in output and str(data_dir) in output
