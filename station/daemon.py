@@ -34,7 +34,12 @@ from station.event_shapes import to_event
 from station.evidence import EvidenceStore
 from station.light import Light, LightColor, RecordingLight
 from station.logs import configure as configure_logging
-from station.manifests import FetchedManifest, ManifestService, open_manifest_source
+from station.manifests import (
+    FetchedManifest,
+    ManifestResult,
+    ManifestService,
+    open_manifest_source,
+)
 from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
@@ -549,10 +554,7 @@ class StationDaemon:
             log.exception("manifest fetch failed", extra={"order_id": order_id})
             self._post(ManifestRefused(order_id, carton_id, "source_error", str(exc)))
             return
-        if isinstance(result, FetchedManifest):
-            self._post(ManifestLoaded(result.manifest, result.from_cache))
-        else:
-            self._post(ManifestRefused(order_id, carton_id, result.code, result.message))
+        self._post(manifest_input(result, order_id, carton_id))
 
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
@@ -600,6 +602,15 @@ class StationDaemon:
         except Exception:
             log.exception("manifest re-check failed; verdict uses the loaded version")
         return None
+
+
+def manifest_input(
+    result: ManifestResult, order_id: str, carton_id: str
+) -> ManifestLoaded | ManifestRefused:
+    """What the session is told about a fetch: the manifest, or why it was refused."""
+    if isinstance(result, FetchedManifest):
+        return ManifestLoaded(result.manifest, result.from_cache)
+    return ManifestRefused(order_id, carton_id, result.code, result.message)
 
 
 # -- command line ----------------------------------------------------------------------------
