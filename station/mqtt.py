@@ -21,6 +21,7 @@ import logging
 import math
 import queue
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class MqttConfig(BaseModel):
 class FaultCode(StrEnum):
     CONNECTION_REFUSED = "MQTT_CONNECTION_REFUSED"
     PUBLISH_REJECTED = "MQTT_PUBLISH_REJECTED"
+    OUTBOX_FAILED = "OUTBOX_FAILED"
 
 
 @dataclass(frozen=True)
@@ -549,12 +551,27 @@ class EventPublisher:
         while True:
             self._wake.wait(timeout=self._config.reconnect_min_s)
             self._wake.clear()
-            self._settle_acks()
-            if self._stopping.is_set() and self._flushed_or_out_of_time():
-                return
-            if self.connected:
-                self._announce_if_needed()
-                self._dispatch()
+            try:
+                self._settle_acks()
+                if self._stopping.is_set() and self._flushed_or_out_of_time():
+                    return
+                if self.connected:
+                    self._announce_if_needed()
+                    self._dispatch()
+            except sqlite3.Error as exc:
+                # A dead drainer would strand every event silently: say so and try again.
+                self._raise_fault(
+                    FaultCode.OUTBOX_FAILED,
+                    f"the outbox cannot be read or updated ({exc}); events wait in it and are "
+                    "sent once it can: free disk space, or stop the station and move a damaged "
+                    "outbox aside (docs/reliability.md)",
+                    None,
+                )
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(self._config.reconnect_max_s)
+                continue
+            self._clear_fault(FaultCode.OUTBOX_FAILED)
 
     def _flushed_or_out_of_time(self) -> bool:
         if self._clock.monotonic() >= self._flush_deadline:
