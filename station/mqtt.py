@@ -143,6 +143,7 @@ class FaultCode(StrEnum):
     CONNECTION_REFUSED = "MQTT_CONNECTION_REFUSED"
     PUBLISH_REJECTED = "MQTT_PUBLISH_REJECTED"
     OUTBOX_FAILED = "OUTBOX_FAILED"
+    INVALID_MESSAGE = "MQTT_INVALID_MESSAGE"
 
 
 @dataclass(frozen=True)
@@ -535,11 +536,19 @@ class EventPublisher:
                     "invalid inbound message dropped",
                     extra={"topic": message.topic, "errors": error.error_count()},
                 )
+                summary = _validation_summary(error)
+                # Raised once until a valid message arrives: a flood of bad ones is one fault.
+                self._raise_fault(
+                    FaultCode.INVALID_MESSAGE,
+                    f"invalid message on {message.topic} dropped ({summary}); check who "
+                    "publishes there (config/mosquitto ACL)",
+                    None,
+                )
                 if on_invalid is not None:
-                    summary = _validation_summary(error)
                     raw = bytes(message.payload)
                     on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, summary))
                 return
+            self._clear_fault(FaultCode.INVALID_MESSAGE)
             handler(ReceivedMessage(spec.key, message.topic, payload, correlation))
         except Exception:
             # The network thread must survive a faulty handler.
