@@ -5,13 +5,24 @@ published before the kill. The restart itself is published as a `SESSION_RECOVER
 
 from __future__ import annotations
 
+import json
+import random
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DETECTED, FAULT, RESOLVED, VERIFICATION
-from tests.reliability.conftest import Scenario, pass_without_attempt
+from tests.e2e.conftest import (
+    DETECTED,
+    FAULT,
+    RESOLVED,
+    VERIFICATION,
+    Harness,
+    query,
+    wait_until,
+)
+from tests.reliability.conftest import Scenario, carton_stream, pass_without_attempt
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +82,83 @@ def test_a_blocked_carton_survives_a_daemon_sigkill(
         resolved_events=len(harness.events(RESOLVED)),
         verdicts=len(harness.events(VERIFICATION)),
     )
+
+
+KILLED_CARTONS = 16
+KILL_SEED = 7303
+
+
+def recovered_carton(harness: Harness) -> tuple[str, str] | None:
+    """(order id, state) of the open carton in the persisted session, or None."""
+    rows = query(harness.data_dir / "session.sqlite3", "SELECT snapshot FROM session")
+    snapshot = json.loads(rows[0][0]) if rows else {}
+    carton = snapshot.get("carton")
+    return (carton["order_id"], snapshot["state"]) if carton else None
+
+
+def closes_taken(harness: Harness) -> int:
+    return sum(1 for m in harness.daemon.log_messages() if m.get("msg") == "close.verifying")
+
+
+def test_random_kill_points_never_reuse_an_attempt_or_lose_a_resolution(
+    make_harness: Scenario, figures: dict[str, Any]
+) -> None:
+    """Each carton's first close is followed, after a random 0-1.5 s, by a SIGKILL: before the
+    verdict, around it, or after it. After the restart the packer goes on from whatever the
+    recovered session says (close again; add the missing unit if it is BLOCKED) until the carton
+    is done. Attempt numbers must never repeat, every carton must end PASS, and every shortage
+    published must be resolved."""
+    rng = random.Random(KILL_SEED)
+    harness = make_harness()
+    harness.start_sink()
+    harness.start_daemon()
+    stream = carton_stream(harness, KILLED_CARTONS, KILL_SEED)
+    landed = Counter[str]()
+    for order_id, missing in stream:
+        harness.pack(order_id, leave_out=(missing,) if missing else ())
+        assert wait_until(lambda: closes_taken(harness) >= 1, timeout=5, poll=0.005)
+        time.sleep(rng.uniform(0.0, 1.5))
+        harness.daemon.kill()
+        landed["after the verdict" if harness.attempts(order_id) else "before the verdict"] += 1
+        harness.start_daemon()
+        added = missing is None
+        for _ in range(4):  # the packer carries on until the station lets the carton go
+            open_carton = recovered_carton(harness)
+            if open_carton is None or open_carton[0] != order_id:
+                break
+            count = len(harness.attempts(order_id))
+            if open_carton[1] == "blocked" and not added:
+                harness.station.add_unit(missing)
+                added = True
+                time.sleep(0.3)  # the scale sees the motion before the close
+            harness.station.close()
+            harness.wait_for_attempts(order_id, count=count + 1, timeout=15)
+        assert recovered_carton(harness) is None, order_id
+        harness.ship()
+
+    delivered = harness.wait_for_all_delivered(timeout=30)
+    wrongly_passed = pass_without_attempt(harness)
+    reused: dict[str, list[int]] = {}
+    for order_id, _ in stream:
+        attempts = harness.attempts(order_id)
+        numbers = [n for n, _ in attempts]
+        if len(set(numbers)) != len(numbers):
+            reused[order_id] = numbers
+        assert attempts[-1][1] == "PASS", (order_id, attempts)
+        detected = [e for e in harness.events(DETECTED) if e["data"]["order_id"] == order_id]
+        resolved = [e for e in harness.events(RESOLVED) if e["data"]["order_id"] == order_id]
+        assert bool(detected) <= bool(resolved), (order_id, attempts)
+    figures.update(
+        cartons=len(stream),
+        short_cartons=sum(1 for _, m in stream if m),
+        faults={f"daemon SIGKILL {where}": n for where, n in landed.items()},
+        events_produced=harness.station_seq(),
+        events_delivered=len(delivered),
+        duplicates_removed=len(harness.sink.duplicates) if harness.sink else 0,
+        gaps=len(harness.sink_gaps()),
+        wrongly_passed=wrongly_passed,
+        attempt_numbers_reused=len(reused),
+    )
+    assert reused == {}
+    assert wrongly_passed == 0
+    assert harness.sink_gaps() == []
