@@ -67,7 +67,7 @@ from station.session import (
     ShowMessage,
     Tick,
 )
-from station.session_store import SessionStore, SessionUnreadable
+from station.session_store import SessionStore
 from station.status import DeviceStatus, StationStatus
 from station.storage import damage, set_aside
 from station.systemd import notify as _sd_notify
@@ -352,26 +352,32 @@ class StationDaemon:
 
     def _recover_session(self) -> None:
         """Carry on with the session the previous process left (see Session.recover)."""
+        fresh = self.session.snapshot()
         try:
             snapshot = self.session_store.load()
-        except SessionUnreadable as exc:
+            if snapshot is None:
+                return
+            log.warning("recovering the session", extra={"state": snapshot.state.value})
+            self._step(lambda: self.session.recover(snapshot))
+        # Unreadable, or a carton this catalog cannot take back (a SKU since removed): never a
+        # reason not to start, and never dropped without a word.
+        except Exception as exc:
+            log.exception("session not recovered", extra={"file": str(self._session_path)})
+            self.session.restore(fresh)
             self.session_store.close()
             moved = set_aside(self._session_path, self.clock.now_utc())
             self.session_store = SessionStore(self._session_path)
             log.critical(
-                "stored session unreadable, moved aside; the open carton (if any) is lost",
+                "stored session not recovered, moved aside; the open carton (if any) is lost",
                 extra={"file": str(self._session_path), "moved_to": str(moved), "why": str(exc)},
             )
             self._publish_storage_fault(
                 "session_lost",
                 self._session_path,
-                f"{exc}. Moved to {moved}; an open carton is not recovered: the packer scans it "
-                "again from the start.",
+                f"The session in {self._session_path} cannot be recovered ({exc}). Moved to "
+                f"{moved}; an open carton is not recovered: the packer scans it again from the "
+                "start.",
             )
-            return
-        if snapshot is not None:
-            log.warning("recovering the session", extra={"state": snapshot.state.value})
-            self._step(lambda: self.session.recover(snapshot))
 
     def _report_set_aside(self) -> None:
         for path, moved, why in self._set_aside:

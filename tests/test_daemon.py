@@ -33,6 +33,8 @@ from station.session import (
     SetLight,
     ShowMessage,
 )
+from station.session_store import SessionStore
+from tests.session.test_session_snapshot import blocked_short_one_tea
 
 
 class InProcessDaemon:
@@ -251,3 +253,27 @@ def test_a_full_data_directory_at_start_is_said_loudly_and_the_daemon_exits(
     assert run.returncode == STORAGE_UNUSABLE, output
     assert "station files cannot be opened: free disk space" in output
     assert "database or disk is full" in output and str(data_dir) in output
+
+
+def test_a_stored_session_this_catalog_cannot_take_back_is_set_aside_not_a_crash(
+    tmp_path: Path, broker
+) -> None:
+    """The carton left open names a SKU the new catalog no longer has: the station starts
+    logged out, moves the session file aside and publishes SESSION_LOST."""
+    blocked, _ = blocked_short_one_tea()  # the session tests' catalog: MUG-1, TEA-1
+    with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+        data_dir = load_station_config(station.config_path).station.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = SessionStore(data_dir / "session.sqlite3")
+        store.save(blocked.snapshot())
+        store.close()
+        with InProcessDaemon(station.config_path) as running:
+            assert running.wait_for(
+                lambda fx: any(f.get("code") == "session_lost" for f in faults(fx))
+            )
+            (lost,) = [f for f in faults(running.effects) if f.get("code") == "session_lost"]
+            assert "MUG-1" in lost["message"] and "session.sqlite3" in lost["message"]
+            assert running.daemon.session.state is SessionState.LOGGED_OUT
+            station.pack("7", "ORD-1001", "C1", "BOX-S")  # the station works on
+            assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
+        assert len(list(data_dir.glob("session.sqlite3.damaged-*"))) == 1
