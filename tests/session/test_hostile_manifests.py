@@ -10,13 +10,11 @@ import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from station.carton_policy import Fallback, StationPolicy
-from station.catalog_file import load_catalog
 from station.clock import ManualClock
 from station.codes import BadgeCode, OrderCartonCode
 from station.daemon import manifest_input
@@ -32,10 +30,8 @@ from station.session import (
     SessionState,
     WorkflowConfig,
 )
+from tests.core.test_manifests import CATALOG, GOOD
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-CATALOG = load_catalog(CONFIG_DIR / "catalog.example.json")
-GOOD: dict[str, Any] = json.loads((CONFIG_DIR / "manifests" / "ORD-1001" / "C1.json").read_text())
 MAX_BYTES = 4_096
 
 json_values = st.recursive(
