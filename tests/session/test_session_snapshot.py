@@ -301,3 +301,23 @@ def test_same_state_ignores_only_when_it_was_taken() -> None:
     assert session.snapshot().same_state(before)
     assert not replace(before, packer="P2").same_state(before)
     assert not before.same_state(None)
+
+
+def test_a_verdict_the_station_could_not_record_is_rolled_back_and_its_attempt_void() -> None:
+    session, _ = blocked_short_one_tea()
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(CloseCode()))
+    before = session.snapshot()  # VERIFYING attempt 2
+    session.handle(EvidenceReady(2, (weight_report(),)))
+    assert session.state is SessionState.IDLE  # the PASS, whose event could not be committed
+    session.roll_back(before)
+
+    assert session.state is SessionState.BLOCKED and session.carton_view().attempts == 2
+    (collect,) = [e for e in session.handle(Scanned(CloseCode())) if isinstance(e, CollectEvidence)]
+    assert collect.attempt == 3
+    passed = session.handle(EvidenceReady(3, (weight_report(),)))
+    # The shortage published at attempt 1 is still resolved by the PASS that is recorded.
+    assert [e.kind for e in passed if isinstance(e, PublishEvent)] == [
+        VERIFICATION_RESULT,
+        MISSING_RESOLVED,
+    ]
