@@ -82,6 +82,7 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
+_INBOUND_ENVELOPE_BYTES = 64 * 1024
 STORAGE_UNUSABLE = 3  # exit status: the data directory cannot hold the station's files
 
 
@@ -139,6 +140,9 @@ class StationDaemon:
             config.station.site,
             self.clock,
             on_fault=lambda fault: self._post(_PublisherFault(fault)),
+            # The largest legitimate inbound message is a manifest answer: the manifest plus
+            # its envelope. Anything larger is dropped unread.
+            max_inbound_bytes=config.manifests.max_bytes + _INBOUND_ENVELOPE_BYTES,
         )
         self.manifests = ManifestService(
             # An MQTT source asks over the publisher's connection: built above, started in run().

@@ -219,8 +219,11 @@ class EventPublisher:
         site_id: str,
         clock: Clock | None = None,
         on_fault: Callable[[Fault], None] | None = None,
+        max_inbound_bytes: int | None = None,
     ) -> None:
+        """`max_inbound_bytes`: larger inbound messages are dropped unread (None: no bound)."""
         self._config = config
+        self._max_inbound_bytes = max_inbound_bytes
         self._outbox = outbox
         self._station_id = station_id
         self._site_id = site_id
@@ -529,30 +532,38 @@ class EventPublisher:
         spec, handler, on_invalid = subscription
         correlation = getattr(message.properties, "CorrelationData", None)
         try:
-            try:
-                payload = spec.payload.model_validate_json(message.payload)
-            except ValidationError as error:
-                log.warning(
-                    "invalid inbound message dropped",
-                    extra={"topic": message.topic, "errors": error.error_count()},
-                )
-                summary = _validation_summary(error)
-                # Raised once until a valid message arrives: a flood of bad ones is one fault.
-                self._raise_fault(
-                    FaultCode.INVALID_MESSAGE,
-                    f"invalid message on {message.topic} dropped ({summary}); check who "
-                    "publishes there (config/mosquitto ACL)",
-                    None,
-                )
-                if on_invalid is not None:
-                    raw = bytes(message.payload)
-                    on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, summary))
+            parsed = self._parse_inbound(spec, message.payload)
+            if isinstance(parsed, BaseModel):
+                self._clear_fault(FaultCode.INVALID_MESSAGE)
+                handler(ReceivedMessage(spec.key, message.topic, parsed, correlation))
                 return
-            self._clear_fault(FaultCode.INVALID_MESSAGE)
-            handler(ReceivedMessage(spec.key, message.topic, payload, correlation))
+            log.warning("invalid inbound message dropped", extra={"topic": message.topic})
+            # Raised once until a valid message arrives: a flood of bad ones is one fault.
+            self._raise_fault(
+                FaultCode.INVALID_MESSAGE,
+                f"invalid message on {message.topic} dropped ({parsed}); check who publishes "
+                "there (config/mosquitto ACL)",
+                None,
+            )
+            if on_invalid is not None:
+                # An oversize payload is not handed on either: nobody should parse it.
+                raw = b"" if self._oversize(message.payload) else bytes(message.payload)
+                on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, parsed))
         except Exception:
             # The network thread must survive a faulty handler.
             log.exception("message handler failed", extra={"topic": message.topic})
+
+    def _oversize(self, payload: bytes) -> bool:
+        return self._max_inbound_bytes is not None and len(payload) > self._max_inbound_bytes
+
+    def _parse_inbound(self, spec: TopicSpec, payload: bytes) -> BaseModel | str:
+        """The validated payload, or what is wrong with it; an oversize one is not parsed."""
+        if self._oversize(payload):
+            return f"{len(payload)} bytes, over the {self._max_inbound_bytes}-byte limit"
+        try:
+            return spec.payload.model_validate_json(payload)
+        except ValidationError as error:
+            return _validation_summary(error)
 
     # -- drainer thread ---------------------------------------------------------------------------
 

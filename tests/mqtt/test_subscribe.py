@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from simulators.broker import MosquittoBroker
 from station.events import ManifestResponse, TopicKey, topic_for
-from station.mqtt import FaultCode, ReceivedMessage
+from station.mqtt import FaultCode, InvalidMessage, ReceivedMessage
 from tests.mqtt.conftest import PublisherFactory, wait_until
 from tests.mqtt.factories import SITE, STATION
 
@@ -159,3 +159,24 @@ def test_an_invalid_inbound_message_is_one_fault_and_reaches_no_handler(
     else:
         assert [r.payload for r in received] == [valid, SENTINEL]
         assert faults == []
+
+
+def test_an_oversize_inbound_message_is_dropped_unread_and_is_a_fault(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker, responder: Responder
+) -> None:
+    received: list[ReceivedMessage] = []
+    invalid: list[InvalidMessage] = []
+    publisher = make_publisher(max_inbound_bytes=1_000)
+    publisher.subscribe(TopicKey.MANIFEST_RESPONSE, received.append, invalid.append)
+    assert wait_until(lambda: subscriptions_made(mosquitto) == 1)
+    # Valid in every other way: only its size is wrong.
+    big = RESPONSE.model_copy(update={"manifest": {"lines": [], "note": "x" * 2_000}})
+    responder.send(big.model_dump_json().encode())
+    responder.send(SENTINEL.model_dump_json().encode())
+    assert wait_until(lambda: bool(received) and received[-1].payload == SENTINEL)
+
+    assert [r.payload for r in received] == [SENTINEL]
+    (dropped,) = invalid
+    assert dropped.raw == b"" and "over the 1000-byte limit" in dropped.error
+    faults = [(f.code, f.active) for f in make_publisher.faults]
+    assert faults == [(FaultCode.INVALID_MESSAGE, True), (FaultCode.INVALID_MESSAGE, False)]
