@@ -28,6 +28,7 @@ BENCHMARKS = (
     "benchmarks.evidence_bench",
     "benchmarks.accuracy",
     "benchmarks.actuator_bench",
+    "benchmarks.session_bench",
 )
 
 

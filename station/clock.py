@@ -80,6 +80,10 @@ class ManualClock:
         self._mono += seconds
         self._wall += timedelta(seconds=seconds)
 
+    def set_wall(self, utc: datetime) -> None:
+        """Step the wall clock alone, either way (NTP correcting it, an operator setting it)."""
+        self._wall = utc
+
     def monotonic(self) -> float:
         return self._mono
 

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from station.logs import configure as configure_logging
 from station.manifests import (
     FetchedManifest,
     HttpManifestSourceConfig,
+    ManifestResult,
     ManifestService,
     open_manifest_source,
 )
@@ -55,6 +57,7 @@ from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
+    STATION_FAULT,
     VERIFICATION_RESULT,
     AttemptRecord,
     CaptureWeight,
@@ -75,6 +78,7 @@ from station.session import (
     Scanned,
     Session,
     SessionInput,
+    SessionSnapshot,
     SessionState,
     SetDiverter,
     SetLight,
@@ -83,7 +87,9 @@ from station.session import (
     WeighFinal,
     WeightCaptured,
 )
+from station.session_store import SessionStore
 from station.status import DeviceStatus, StationStatus
+from station.storage import damage, set_aside
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
@@ -97,6 +103,8 @@ _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
 CLOCK_FAULT = "clock offset"
+_INBOUND_ENVELOPE_BYTES = 64 * 1024
+STORAGE_UNUSABLE = 3  # exit status: the data directory cannot hold the station's files
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +147,15 @@ class StationDaemon:
         self.observers: list[Observer] = []
         data_dir = config.station.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(data_dir / "outbox.sqlite3", self.clock)
-        self.evidence = EvidenceStore(
-            data_dir / "evidence.sqlite3", config.station.id, config.station.site
-        )
+        # Damaged files found at start, moved aside: (file, moved to, why), published once running.
+        self._set_aside: list[tuple[Path, Path, str]] = []
+        self._outbox_path = self._usable(data_dir / "outbox.sqlite3")
+        self._evidence_path = self._usable(data_dir / "evidence.sqlite3")
+        self._session_path = self._usable(data_dir / "session.sqlite3")
+        self.outbox = Outbox(self._outbox_path, self.clock)
+        self.evidence = EvidenceStore(self._evidence_path, config.station.id, config.station.site)
+        self.session_store = SessionStore(self._session_path)
+        self._saved_session: SessionSnapshot | None = None
         self._versions = {
             "software": __version__,
             "config_sha256": hashlib.sha256(
@@ -165,6 +178,9 @@ class StationDaemon:
             config.station.site,
             self.clock,
             on_fault=lambda fault: self._post(_PublisherFault(fault)),
+            # The largest legitimate inbound message is a manifest answer: the manifest plus
+            # its envelope. Anything larger is dropped unread.
+            max_inbound_bytes=config.manifests.max_bytes + _INBOUND_ENVELOPE_BYTES,
         )
         self.manifests = ManifestService(
             # An MQTT source asks over the publisher's connection: built above, started in run().
@@ -266,6 +282,19 @@ class StationDaemon:
         if self.api is not None:
             self.observers.append(self.api.on_effect)
 
+    def _usable(self, path: Path) -> Path:
+        """`path`, with a damaged file there moved aside first (never deleted: its rows are
+        evidence and unsent events); the fault is published once the publisher runs."""
+        why = damage(path)
+        if why is not None:
+            moved = set_aside(path, self.clock.now_utc())
+            log.critical(
+                "damaged station file moved aside; starting with an empty one",
+                extra={"file": str(path), "moved_to": str(moved), "why": why},
+            )
+            self._set_aside.append((path, moved, why))
+        return path
+
     def _weight_power(self, expected: Mapping[str, int], box: BoxType | None) -> dict[str, float]:
         """For the session's plan: how surely the weight would reveal each SKU missing."""
         division_g = self.config.scale.division_g
@@ -283,6 +312,8 @@ class StationDaemon:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
         self.actuators.start()
+        self._report_set_aside()
+        self._recover_session()
         for channel in self.channels:
             channel.start()
         for scanner in self.scanners:
@@ -340,6 +371,7 @@ class StationDaemon:
         await asyncio.to_thread(self.actuators.stop)  # leaves every output off: fail-safe
         await asyncio.to_thread(self.publisher.stop, 5.0)
         self.manifests.close()
+        self.session_store.close()
         self.evidence.close()
         self.learning.close()
         self.outbox.close()
@@ -384,9 +416,86 @@ class StationDaemon:
 
     def feed(self, event: SessionInput) -> list[Effect]:
         """Give the session one input and carry out its effects (on the loop); returns them."""
-        effects = self.session.handle(event)
-        self._execute(effects)
+        return self._step(lambda: self.session.handle(event))
+
+    def _step(self, decide: Callable[[], list[Effect]]) -> list[Effect]:
+        """One session step: its effects carried out in order, then the session persisted. A
+        step whose records could not be written is undone (the session rolls back), so the
+        carton stays held instead of moving on without its record."""
+        before = self.session.snapshot()
+        effects = decide()
+        failure = self._execute(effects)
+        if failure is None:
+            self._save_session()
+        else:
+            self.session.roll_back(before)
+            self._hold(*failure)  # after the roll-back: its fault event describes the held state
         return effects
+
+    def _save_session(self) -> None:
+        snapshot = self.session.snapshot()
+        if snapshot.same_state(self._saved_session):
+            return
+        try:
+            self.session_store.save(snapshot)
+        except Exception as exc:  # the step is done; a restart would recover an older state
+            log.exception("session could not be saved", extra={"file": str(self._session_path)})
+            self._hold(exc, self._session_path)
+            return
+        self._saved_session = snapshot
+        self._storage_written(self._session_path)
+
+    def _recover_session(self) -> None:
+        """Carry on with the session the previous process left (see Session.recover)."""
+        fresh = self.session.snapshot()
+        try:
+            snapshot = self.session_store.load()
+            if snapshot is None:
+                return
+            log.warning("recovering the session", extra={"state": snapshot.state.value})
+            self._step(lambda: self.session.recover(snapshot))
+        # Unreadable, or a carton this catalog cannot take back (a SKU since removed): never a
+        # reason not to start, and never dropped without a word.
+        except Exception as exc:
+            log.exception("session not recovered", extra={"file": str(self._session_path)})
+            self.session.restore(fresh)
+            self.session_store.close()
+            moved = set_aside(self._session_path, self.clock.now_utc())
+            self.session_store = SessionStore(self._session_path)
+            log.critical(
+                "stored session not recovered, moved aside; the open carton (if any) is lost",
+                extra={"file": str(self._session_path), "moved_to": str(moved), "why": str(exc)},
+            )
+            self._publish_storage_fault(
+                "session_lost",
+                self._session_path,
+                f"The session in {self._session_path} cannot be recovered ({exc}). Moved to "
+                f"{moved}; an open carton is not recovered: the packer scans it again from the "
+                "start.",
+            )
+
+    def _report_set_aside(self) -> None:
+        for path, moved, why in self._set_aside:
+            self._publish_storage_fault(
+                "storage_set_aside",
+                path,
+                f"{path} was damaged ({why}) and was moved to {moved}; the station started "
+                "with an empty file. Rows in it (unsent events, evidence) are not lost: salvage "
+                "them as docs/reliability.md says.",
+            )
+        self._set_aside.clear()
+
+    def _publish_storage_fault(self, code: str, path: Path, message: str) -> None:
+        fault = {"fault": "storage", "code": code, "device": f"storage {path.name}"}
+        failure = self._execute([PublishEvent(STATION_FAULT, {**fault, "message": message})])
+        if failure is not None:
+            self._hold(*failure)
+
+    def _storage_written(self, path: Path) -> None:
+        """A write to `path` succeeded: a storage fault on it is over."""
+        device = f"storage {path.name}"
+        if device in self._down:
+            self._on_health_change(device, True, "written again")
 
     def status(self) -> StationStatus:
         """The station at this moment, for the screen, the API and health checks (on the loop)."""
@@ -491,12 +600,17 @@ class StationDaemon:
 
     # -- effects -----------------------------------------------------------------------------
 
-    def _execute(self, effects: list[Effect]) -> None:
-        # A verdict's record is hashed before its event goes out, so the event can carry the
-        # chain hash; it is written only after the event is committed (the session's order:
-        # no record, hence no label permission, for a verdict nobody was told about).
+    def _execute(self, effects: list[Effect]) -> tuple[Exception, Path | None] | None:
+        """Carry out `effects` in order; on a failure the rest are not applied and the error
+        and the file that could not be written are returned.
+
+        A verdict's record is hashed before its event goes out, so the event can carry the
+        chain hash; it is written only after the event is committed (the session's order: no
+        record, hence no label permission, for a verdict nobody was told about)."""
         record: ChainRecord | None = None
+        written: set[Path] = set()
         for effect in effects:
+            store = self._store_of(effect)
             try:
                 if isinstance(effect, PublishEvent) and effect.kind == VERIFICATION_RESULT:
                     attempt = next((e for e in effects if isinstance(e, RecordAttempt)), None)
@@ -506,10 +620,30 @@ class StationDaemon:
                 # Fail closed: nothing after an effect that could not be carried out (an event
                 # not committed, evidence not written) is applied or shown: no verdict without
                 # its record. The session's effects are ordered with that in mind.
-                log.exception("effect failed; the rest of this step is held")
-                self._hold(exc)
-                return
+                log.exception(
+                    "effect failed; the rest of this step is held",
+                    extra={"file": str(store) if store else None},
+                )
+                return exc, store
+            # A fault event's own commit proves little (the fault it reports would clear
+            # itself at once): the next carton event or record does.
+            if store is not None and not (
+                isinstance(effect, PublishEvent) and effect.kind == STATION_FAULT
+            ):
+                written.add(store)
             self._notify(effect)
+        for store in written:
+            self._storage_written(store)
+        return None
+
+    def _store_of(self, effect: Effect) -> Path | None:
+        """The file an effect writes to, if any."""
+        match effect:
+            case PublishEvent():
+                return self._outbox_path
+            case RecordAttempt() | RecordAudit():
+                return self._evidence_path
+        return None
 
     def _notify(self, effect: Effect) -> None:
         for observer in self.observers:
@@ -518,12 +652,23 @@ class StationDaemon:
             except Exception:  # a screen or metrics bug must not stop verification
                 log.exception("observer failed", extra={"effect": type(effect).__name__})
 
-    def _hold(self, exc: Exception) -> None:
+    def _hold(self, exc: Exception, store: Path | None) -> None:
+        """Amber, the packer told the carton is held, and (for a file) a storage fault raised:
+        it clears by itself at the next successful write to that file."""
         with contextlib.suppress(Exception):
             self.actuators.set_route("exception")  # first: whatever happens next, no carton ships
             self._set_light(LightColor.AMBER, True)
         self._notify(SetLight("amber", buzzer=True))
-        self._notify(ShowMessage("error", "station.storage_failed", {"error": str(exc)}))
+        error = f"{store.name}: {exc}" if store else str(exc)
+        self._notify(ShowMessage("error", "station.storage_failed", {"error": error}))
+        if store is not None:
+            self._on_health_change(
+                f"storage {store.name}",
+                False,
+                f"{store} cannot be written ({exc}). Cartons are held until it can: free disk "
+                f"space under {store.parent}, or stop the station and move a damaged file aside "
+                "(docs/reliability.md).",
+            )
 
     def _prepare(self, record: AttemptRecord) -> ChainRecord:
         key = (record.order_id, record.carton_id, record.attempt)
@@ -600,10 +745,7 @@ class StationDaemon:
             log.exception("manifest fetch failed", extra={"order_id": order_id})
             self._post(ManifestRefused(order_id, carton_id, "source_error", str(exc)))
             return
-        if isinstance(result, FetchedManifest):
-            self._post(ManifestLoaded(result.manifest, result.from_cache))
-        else:
-            self._post(ManifestRefused(order_id, carton_id, result.code, result.message))
+        self._post(manifest_input(result, order_id, carton_id))
 
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
@@ -668,6 +810,15 @@ class StationDaemon:
         return None
 
 
+def manifest_input(
+    result: ManifestResult, order_id: str, carton_id: str
+) -> ManifestLoaded | ManifestRefused:
+    """What the session is told about a fetch: the manifest, or why it was refused."""
+    if isinstance(result, FetchedManifest):
+        return ManifestLoaded(result.manifest, result.from_cache)
+    return ManifestRefused(order_id, carton_id, result.code, result.message)
+
+
 # -- command line ----------------------------------------------------------------------------
 
 
@@ -696,7 +847,15 @@ def run_daemon(args: argparse.Namespace) -> int:
         return 2
     configure_logging(config.logging.level, config.logging.json_lines)
     clock = SystemClock() if args.clock_speed == 1.0 else ScaledClock(args.clock_speed)
-    daemon = StationDaemon(config, clock=clock)
+    try:
+        daemon = StationDaemon(config, clock=clock)
+    except sqlite3.Error as exc:
+        # Said once, loudly, with what to do; systemd's restart limit then stops the retries.
+        log.critical(
+            "station files cannot be opened: free disk space or fix the data directory",
+            extra={"data_dir": str(config.station.data_dir), "error": str(exc)},
+        )
+        return STORAGE_UNUSABLE
     asyncio.run(_run_until_signalled(daemon))
     return 0
 

@@ -21,6 +21,7 @@ import logging
 import math
 import queue
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,8 @@ class MqttConfig(BaseModel):
 class FaultCode(StrEnum):
     CONNECTION_REFUSED = "MQTT_CONNECTION_REFUSED"
     PUBLISH_REJECTED = "MQTT_PUBLISH_REJECTED"
+    OUTBOX_FAILED = "OUTBOX_FAILED"
+    INVALID_MESSAGE = "MQTT_INVALID_MESSAGE"
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,11 @@ class EventPublisher:
         site_id: str,
         clock: Clock | None = None,
         on_fault: Callable[[Fault], None] | None = None,
+        max_inbound_bytes: int | None = None,
     ) -> None:
+        """`max_inbound_bytes`: larger inbound messages are dropped unread (None: no bound)."""
         self._config = config
+        self._max_inbound_bytes = max_inbound_bytes
         self._outbox = outbox
         self._station_id = station_id
         self._site_id = site_id
@@ -535,22 +541,38 @@ class EventPublisher:
         spec, handler, on_invalid = subscription
         correlation = getattr(message.properties, "CorrelationData", None)
         try:
-            try:
-                payload = spec.payload.model_validate_json(message.payload)
-            except ValidationError as error:
-                log.warning(
-                    "invalid inbound message dropped",
-                    extra={"topic": message.topic, "errors": error.error_count()},
-                )
-                if on_invalid is not None:
-                    summary = _validation_summary(error)
-                    raw = bytes(message.payload)
-                    on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, summary))
+            parsed = self._parse_inbound(spec, message.payload)
+            if isinstance(parsed, BaseModel):
+                self._clear_fault(FaultCode.INVALID_MESSAGE)
+                handler(ReceivedMessage(spec.key, message.topic, parsed, correlation))
                 return
-            handler(ReceivedMessage(spec.key, message.topic, payload, correlation))
+            log.warning("invalid inbound message dropped", extra={"topic": message.topic})
+            # Raised once until a valid message arrives: a flood of bad ones is one fault.
+            self._raise_fault(
+                FaultCode.INVALID_MESSAGE,
+                f"invalid message on {message.topic} dropped ({parsed}); check who publishes "
+                "there (config/mosquitto ACL)",
+                None,
+            )
+            if on_invalid is not None:
+                # An oversize payload is not handed on either: nobody should parse it.
+                raw = b"" if self._oversize(message.payload) else bytes(message.payload)
+                on_invalid(InvalidMessage(spec.key, message.topic, raw, correlation, parsed))
         except Exception:
             # The network thread must survive a faulty handler.
             log.exception("message handler failed", extra={"topic": message.topic})
+
+    def _oversize(self, payload: bytes) -> bool:
+        return self._max_inbound_bytes is not None and len(payload) > self._max_inbound_bytes
+
+    def _parse_inbound(self, spec: TopicSpec, payload: bytes) -> BaseModel | str:
+        """The validated payload, or what is wrong with it; an oversize one is not parsed."""
+        if self._oversize(payload):
+            return f"{len(payload)} bytes, over the {self._max_inbound_bytes}-byte limit"
+        try:
+            return spec.payload.model_validate_json(payload)
+        except ValidationError as error:
+            return _validation_summary(error)
 
     # -- drainer thread ---------------------------------------------------------------------------
 
@@ -558,12 +580,27 @@ class EventPublisher:
         while True:
             self._wake.wait(timeout=self._config.reconnect_min_s)
             self._wake.clear()
-            self._settle_acks()
-            if self._stopping.is_set() and self._flushed_or_out_of_time():
-                return
-            if self.connected:
-                self._announce_if_needed()
-                self._dispatch()
+            try:
+                self._settle_acks()
+                if self._stopping.is_set() and self._flushed_or_out_of_time():
+                    return
+                if self.connected:
+                    self._announce_if_needed()
+                    self._dispatch()
+            except sqlite3.Error as exc:
+                # A dead drainer would strand every event silently: say so and try again.
+                self._raise_fault(
+                    FaultCode.OUTBOX_FAILED,
+                    f"the outbox cannot be read or updated ({exc}); events wait in it and are "
+                    "sent once it can: free disk space, or stop the station and move a damaged "
+                    "outbox aside (docs/reliability.md)",
+                    None,
+                )
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(self._config.reconnect_max_s)
+                continue
+            self._clear_fault(FaultCode.OUTBOX_FAILED)
 
     def _flushed_or_out_of_time(self) -> bool:
         if self._clock.monotonic() >= self._flush_deadline:

@@ -26,13 +26,16 @@ necessities, are:
   verdict's tolerance, no weight at all, a label other than the ones the shipping software was
   allowed to print for it, or an output fault before then withdraws the PASS: the carton is held
   again (REVIEW) and the label permission with it. The next order ends the wait.
+- After a restart the session is recovered from its last snapshot (`recover`): the open carton
+  keeps its attempt numbers and published shortage; an attempt whose verdict was in flight is
+  void (the packer closes again) and a manifest being fetched is fetched again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -447,6 +450,49 @@ class _Carton:
         return (self.order_id, self.carton_id)
 
 
+@dataclass(frozen=True, slots=True)
+class CartonSnapshot:
+    """The open carton as plain data (see `SessionSnapshot`)."""
+
+    order_id: str
+    carton_id: str
+    manifest: Manifest | None
+    box: BoxType | None  # the box as it was scanned, tare included (the catalog may change)
+    attempts: int
+    scanned_units: Mapping[str, int]
+    closed_by: CloseTrigger
+    shipping_label: str | None
+    last_outcome: Outcome | None
+    last_verdict: Verdict | None
+    published_missing: tuple[LineDelta, ...]
+    serials: Mapping[str, tuple[str, ...]]  # SKU -> serials scanned, sorted
+    planned: bool  # a plan was made (it is made again from the fields here and below)
+    plan_degraded: DegradedMode | None  # the degraded mode the plan was made under
+    packers: tuple[str, ...]  # sorted
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """Everything the session knows, as plain data: `Session.restore` rebuilds the same session.
+
+    Times are on the station's monotonic clock as of `taken_at` (its own reading then):
+    `Session.recover` shifts them onto a new process's clock, so the time the station was down
+    counts neither towards the inactivity timeout nor against a degraded mode (whose end is also
+    capped by its UTC `ends_at`).
+    """
+
+    state: SessionState
+    packer: str | None
+    carton: CartonSnapshot | None
+    degraded: DegradedMode | None
+    last_scan_at: float
+    taken_at: float
+
+    def same_state(self, other: SessionSnapshot | None) -> bool:
+        """True when `other` holds the same session (the moment it was taken aside)."""
+        return other is not None and replace(other, taken_at=self.taken_at) == self
+
+
 class Session:
     def __init__(
         self,
@@ -514,6 +560,130 @@ class Session:
             last_verdict=carton.last_verdict,
             coverage=carton.plan.coverage if carton.plan else (),
         )
+
+    def snapshot(self) -> SessionSnapshot:
+        """The whole session as plain data, for the daemon to persist after each step."""
+        carton = self._carton
+        return SessionSnapshot(
+            state=self._state,
+            packer=self._packer,
+            carton=_carton_snapshot(carton) if carton else None,
+            degraded=self._degraded,
+            last_scan_at=self._last_scan_at,
+            taken_at=self._clock.monotonic(),
+        )
+
+    def restore(self, snapshot: SessionSnapshot) -> None:
+        """Become exactly the session `snapshot` was taken of (same clock, same process)."""
+        self._state = snapshot.state
+        self._packer = snapshot.packer
+        self._degraded = snapshot.degraded
+        self._last_scan_at = snapshot.last_scan_at
+        saved = snapshot.carton
+        if saved is None:
+            self._carton = None
+            return
+        carton = self._carton = _Carton(
+            order_id=saved.order_id,
+            carton_id=saved.carton_id,
+            manifest=saved.manifest,
+            box=saved.box,
+            attempts=saved.attempts,
+            scanned_units=Counter(saved.scanned_units),
+            closed_by=saved.closed_by,
+            shipping_label=saved.shipping_label,
+            last_outcome=saved.last_outcome,
+            last_verdict=saved.last_verdict,
+            published_missing=saved.published_missing,
+            serials={sku: set(serials) for sku, serials in saved.serials.items()},
+            packers=set(saved.packers),
+        )
+        if saved.planned:
+            carton.plan = self._plan(carton, saved.plan_degraded)
+
+    def recover(self, snapshot: SessionSnapshot) -> list[Effect]:
+        """Carry on after a restart from the last snapshot the previous process persisted.
+
+        Whatever was in flight died with that process: a manifest being fetched is fetched
+        again; an attempt waiting for its evidence is void and the carton goes back to where it
+        was before that close (the packer closes again; the attempt number is not reused, since
+        its verdict may have been committed just before the crash). An open carton keeps its
+        attempts and its published shortage, so a later PASS publishes `missing_item.resolved`.
+        """
+        shift = self._clock.monotonic() - snapshot.taken_at
+        self.restore(
+            replace(
+                snapshot,
+                last_scan_at=snapshot.last_scan_at + shift,
+                degraded=self._rebased(snapshot.degraded, shift),
+            )
+        )
+        carton = self._carton
+        if carton is None:
+            if self._packer is None:
+                return []
+            return [ShowMessage("info", "session.resumed", {"next": NEXT_STEP[self._state]})]
+        effects: list[Effect] = []
+        interrupted = self._void_attempt_in_flight()
+        if self._state is SessionState.LOADING:
+            effects.append(FetchManifest(carton.order_id, carton.carton_id))
+        params = {
+            **_key_params(carton),
+            "attempts": carton.attempts,
+            "interrupted_attempt": carton.attempts if interrupted else None,
+            "state": self._state.value,
+            "next": NEXT_STEP[self._state],
+        }
+        interrupted_text = (
+            f"; attempt {carton.attempts} was interrupted and is void" if interrupted else ""
+        )
+        message = (
+            f"Station restarted; carton {carton.order_id}/{carton.carton_id} recovered "
+            f"({self._state.value}, {carton.attempts} attempt(s){interrupted_text})."
+        )
+        light = "red" if self._state is SessionState.BLOCKED else "off"
+        return [
+            self._event(
+                STATION_FAULT,
+                carton,
+                fault="session_recovered",
+                code="session_recovered",
+                message=message,
+                cleared=True,
+            ),
+            self._audit("session.recovered", params),
+            *effects,
+            SetLight(light),
+            ShowMessage("warning", "session.recovered", params),
+        ]
+
+    def roll_back(self, snapshot: SessionSnapshot) -> None:
+        """Undo a step the daemon could not record (an event or evidence not written): back to
+        `snapshot`. An attempt waiting for its verdict is void, since the verdict that could not
+        be recorded was its answer: the carton is held and the packer closes it again once the
+        station can record."""
+        self.restore(snapshot)
+        self._void_attempt_in_flight()
+
+    def _void_attempt_in_flight(self) -> bool:
+        """Back to where the close found the carton (the attempt number stays used); True if an
+        attempt was in flight."""
+        carton = self._carton
+        if self._state is not SessionState.VERIFYING or carton is None:
+            return False
+        # BLOCKED needs the verdict it was blocked by; a first close came from PACKING.
+        blocked = carton.last_verdict is not None
+        self._state = SessionState.BLOCKED if blocked else SessionState.PACKING
+        return True
+
+    def _rebased(self, degraded: DegradedMode | None, shift: float) -> DegradedMode | None:
+        """A degraded mode's end on this process's clock: the monotonic end moved by `shift`,
+        but never later than its UTC end says (the station may have been down a long time)."""
+        if degraded is None:
+            return None
+        by_wall_clock = (degraded.ends_at - self._clock.now_utc()).total_seconds()
+        ends = min(degraded.ends_monotonic + shift, self._clock.monotonic() + by_wall_clock)
+        return replace(degraded, ends_monotonic=ends)
 
     def override_refusal(self, reviewer_badge: str) -> str | None:
         """Why `reviewer_badge` cannot release the open carton now (a message key), or None.
@@ -823,7 +993,7 @@ class Session:
             or event.attempt != carton.attempts
         ):
             return []
-        plan = carton.plan = self._plan(carton)
+        plan = carton.plan = self._plan(carton, self._degraded)
         expected = self._verifiable(carton)
         scans = evaluate_scans(expected, carton.scanned_units, plan.must_scan)
         reports = event.reports if scans is None else (*event.reports, scans)
@@ -1060,14 +1230,14 @@ class Session:
 
     # ------------------------------------------------------------ plan and degraded mode
 
-    def _plan(self, carton: _Carton) -> CartonPlan:
+    def _plan(self, carton: _Carton, degraded: DegradedMode | None) -> CartonPlan:
         expected = self._verifiable(carton)
         power = self._weight_power(expected, carton.box)
-        return self._policy.plan(expected, self._catalog, power, self._degraded)
+        return self._policy.plan(expected, self._catalog, power, degraded)
 
     def _start_plan(self, carton: _Carton) -> list[Effect]:
         """Packing starts: which SKUs no sensor would miss, told to the packer and recorded."""
-        plan = carton.plan = self._plan(carton)
+        plan = carton.plan = self._plan(carton, self._degraded)
         effects: list[Effect] = [
             self._audit(
                 "carton.plan",
@@ -1302,6 +1472,27 @@ def _review(verdict: Verdict, reason: Reason) -> Verdict:
     """`verdict` made REVIEW by `reason` (findings kept: they still say what was seen)."""
     return Verdict(
         Outcome.REVIEW, (reason, *verdict.reasons), verdict.missing, verdict.extra, verdict.reports
+    )
+
+
+def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
+    plan = carton.plan
+    return CartonSnapshot(
+        order_id=carton.order_id,
+        carton_id=carton.carton_id,
+        manifest=carton.manifest,
+        box=carton.box,
+        attempts=carton.attempts,
+        scanned_units={sku: n for sku, n in carton.scanned_units.items() if n},
+        closed_by=carton.closed_by,
+        shipping_label=carton.shipping_label,
+        last_outcome=carton.last_outcome,
+        last_verdict=carton.last_verdict,
+        published_missing=carton.published_missing,
+        serials={sku: tuple(sorted(serials)) for sku, serials in carton.serials.items()},
+        planned=plan is not None,
+        plan_degraded=plan.degraded if plan else None,
+        packers=tuple(sorted(carton.packers)),
     )
 
 

@@ -4,7 +4,11 @@ and simulations on a fast clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +20,9 @@ from simulators.broker import MosquittoBroker
 from simulators.rig import SimulatedStation
 from station.channels.weight import WeightChannel
 from station.clock import Clock, ScaledClock
-from station.daemon import StationDaemon, load_station_config
+from station.daemon import STORAGE_UNUSABLE, StationDaemon, load_station_config
 from station.events import EventType
+from station.evidence import EvidenceStore
 from station.outbox import Outbox
 from station.session import (
     Effect,
@@ -28,6 +33,8 @@ from station.session import (
     SetLight,
     ShowMessage,
 )
+from station.session_store import SessionStore
+from tests.session.test_session_snapshot import blocked_short_one_tea
 
 
 class InProcessDaemon:
@@ -149,13 +156,19 @@ def test_a_failing_channel_sends_the_carton_to_review_not_limbo(
         assert running.daemon.session.state is SessionState.BLOCKED
 
 
-def test_a_verdict_whose_event_cannot_be_committed_is_not_shown(
+def storage_faults(effects: list[Effect], name: str) -> list[dict]:
+    return [f for f in faults(effects) if f.get("device") == f"storage {name}"]
+
+
+def test_a_verdict_whose_event_cannot_be_committed_holds_the_carton_until_storage_is_back(
     tmp_path: Path, broker, monkeypatch
 ) -> None:
+    full = threading.Event()
+    full.set()
     commit = Outbox.commit
 
     def full_disk(self: Outbox, event_type: EventType, *args: object, **kwargs: object):
-        if event_type is EventType.VERIFICATION_RESULT:
+        if full.is_set() and event_type is EventType.VERIFICATION_RESULT:
             raise sqlite3.OperationalError("database or disk is full")
         return commit(self, event_type, *args, **kwargs)
 
@@ -175,3 +188,92 @@ def test_a_verdict_whose_event_cannot_be_committed_is_not_shown(
         assert verdicts(effects) == []  # no evidence row, so no label permission
         assert not any(isinstance(e, SetLight) and e.color == "green" for e in effects)
         assert running.daemon.evidence.attempts("ORD-1001", "C1") == []
+        # Held, not forgotten: the carton is still open, its attempt void.
+        assert running.daemon.session.state is SessionState.PACKING
+        assert running.daemon.session.open_carton == ("ORD-1001", "C1")
+        (raised,) = storage_faults(effects, "outbox.sqlite3")
+        assert "outbox.sqlite3 cannot be written (database or disk is full)" in raised["message"]
+        assert "free disk space" in raised["message"] and not raised["cleared"]
+
+        full.clear()  # space freed: the packer closes again
+        station.close()
+        assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
+        assert [a["attempt"] for a in running.daemon.evidence.attempts("ORD-1001", "C1")] == [2]
+        assert running.wait_for(
+            lambda fx: [f["cleared"] for f in storage_faults(fx, "outbox.sqlite3")] == [False, True]
+        )
+
+
+def test_evidence_that_cannot_be_written_holds_the_carton_and_says_which_file(
+    tmp_path: Path, broker, monkeypatch
+) -> None:
+    def full_disk(*_args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EvidenceStore, "append", full_disk)
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
+        (raised,) = storage_faults(running.effects, "evidence.sqlite3")
+        data_dir = running.daemon.config.station.data_dir
+        assert str(data_dir / "evidence.sqlite3") in raised["message"]
+        assert running.daemon.session.state is SessionState.PACKING
+        assert not any(isinstance(e, SetLight) and e.color == "green" for e in running.effects)
+
+
+def test_a_full_data_directory_at_start_is_said_loudly_and_the_daemon_exits(
+    tmp_path: Path, broker
+) -> None:
+    """A real full disk: a tiny tmpfs as the data directory, filled up before the start."""
+    with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+        data_dir = load_station_config(station.config_path).station.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data_dir)],
+            capture_output=True,
+        )
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.decode()}")
+        try:
+            with contextlib.suppress(OSError), (data_dir / "filler").open("wb", 0) as filler:
+                while True:
+                    filler.write(b"\0" * 4096)
+            run = subprocess.run(
+                [sys.executable, "-m", "station.cli", "run", str(station.config_path)],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            )
+        finally:
+            subprocess.run(["umount", str(data_dir)], check=True)
+    output = (run.stdout + run.stderr).decode()
+    assert run.returncode == STORAGE_UNUSABLE, output
+    assert "station files cannot be opened: free disk space" in output
+    assert "database or disk is full" in output and str(data_dir) in output
+
+
+def test_a_stored_session_this_catalog_cannot_take_back_is_set_aside_not_a_crash(
+    tmp_path: Path, broker
+) -> None:
+    """The carton left open names a SKU the new catalog no longer has: the station starts
+    logged out, moves the session file aside and publishes SESSION_LOST."""
+    blocked, _ = blocked_short_one_tea()  # the session tests' catalog: MUG-1, TEA-1
+    with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+        data_dir = load_station_config(station.config_path).station.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = SessionStore(data_dir / "session.sqlite3")
+        store.save(blocked.snapshot())
+        store.close()
+        with InProcessDaemon(station.config_path) as running:
+            assert running.wait_for(
+                lambda fx: any(f.get("code") == "session_lost" for f in faults(fx))
+            )
+            (lost,) = [f for f in faults(running.effects) if f.get("code") == "session_lost"]
+            assert "MUG-1" in lost["message"] and "session.sqlite3" in lost["message"]
+            assert running.daemon.session.state is SessionState.LOGGED_OUT
+            station.pack("7", "ORD-1001", "C1", "BOX-S")  # the station works on
+            assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
+        assert len(list(data_dir.glob("session.sqlite3.damaged-*"))) == 1

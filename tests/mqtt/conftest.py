@@ -76,10 +76,17 @@ class PublisherFactory:
         self.faults: list[Fault] = []
         self._built: list[tuple[EventPublisher, Outbox]] = []
 
-    def __call__(self, start: bool = True, **config: Any) -> EventPublisher:
+    def __call__(
+        self, start: bool = True, max_inbound_bytes: int | None = None, **config: Any
+    ) -> EventPublisher:
         outbox = Outbox(self.outbox_path)
         publisher = EventPublisher(
-            fast_config(self.broker, **config), outbox, STATION, SITE, on_fault=self.faults.append
+            fast_config(self.broker, **config),
+            outbox,
+            STATION,
+            SITE,
+            on_fault=self.faults.append,
+            max_inbound_bytes=max_inbound_bytes,
         )
         self._built.append((publisher, outbox))
         if start:

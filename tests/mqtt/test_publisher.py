@@ -5,7 +5,7 @@ from __future__ import annotations
 from simulators.broker import MosquittoBroker
 from simulators.sink import Sink
 from station.events import CLOUDEVENTS_CONTENT_TYPE, EventType, TopicKey, parse_event, topic_for
-from station.mqtt import ConnectionState, EventPublisher
+from station.mqtt import ConnectionState, EventPublisher, FaultCode
 from tests.mqtt.conftest import PublisherFactory, RawSubscriber, wait_until
 from tests.mqtt.factories import SITE, STATION, shipped_short, verification
 
@@ -95,3 +95,28 @@ def test_stop_flushes_pending_events(make_publisher: PublisherFactory, sink: Sin
     publisher.stop(timeout=10)
     assert publisher.health().outbox_depth == 0
     assert sink.wait_for_events(500, timeout=10)
+
+
+def test_an_outbox_that_cannot_be_updated_is_a_fault_and_the_drain_carries_on(
+    make_publisher: PublisherFactory, mosquitto: MosquittoBroker, sink: Sink
+) -> None:
+    """SQLite refuses the deletes after PUBACK (a read-only database, as on a disk gone bad):
+    the drainer reports OUTBOX_FAILED instead of dying, and finishes once SQLite accepts again."""
+    publisher = make_publisher()
+    mosquitto.stop()
+    publish_verifications(publisher, 5)
+    outbox = publisher._outbox
+    with outbox._lock:
+        outbox._db.execute("PRAGMA query_only = ON")  # every write now fails inside SQLite
+    mosquitto.start()
+    assert sink.wait_for_events(5, timeout=10)
+    assert wait_until(lambda: [f.code for f in make_publisher.faults] == [FaultCode.OUTBOX_FAILED])
+    assert "attempt to write a readonly database" in make_publisher.faults[0].message
+    assert publisher.health().outbox_depth == 5  # nothing deleted, nothing lost
+
+    with outbox._lock:
+        outbox._db.execute("PRAGMA query_only = OFF")
+    assert wait_until(lambda: publisher.health().outbox_depth == 0)
+    assert wait_until(lambda: [f.active for f in make_publisher.faults] == [True, False])
+    publish_verifications(publisher, 1, start=5)
+    assert sink.wait_for_events(6, timeout=10)

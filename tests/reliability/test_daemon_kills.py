@@ -5,9 +5,10 @@ committed while the broker is down, so its events are still in the outbox; (c) w
 drains after a broker outage. Afterwards: no event lost (the sink holds every committed station
 sequence number), no PASS without its attempt in the evidence store, the outbox is empty.
 
-The open session is not recovered on restart: the daemon keeps no record of a carton between the
-open scan and the verdict, so after (a) the carton has no attempt at all and the packer scans it
-again (badge, carton, box, close). No fault event is published for the lost session.
+The open session is recovered on restart from `session.sqlite3` (docs/reliability.md): after (a)
+the carton is open again with attempt 1 void (its verdict never came) and the packer closes it
+again as attempt 2; after (b) it is still BLOCKED at attempt 1, and the PASS after the fix is
+attempt 2 and publishes `missing_item.resolved`. Each recovery publishes a SESSION_RECOVERED fault.
 """
 
 from __future__ import annotations
@@ -42,19 +43,26 @@ def test_daemon_sigkill_loses_no_event_and_passes_nothing_unverified(
     faults = Counter[str]()
     recovery: list[float] = []
 
-    # (a) SIGKILL right after the close scan: the verdict waits for the scale to settle
-    # (motion + stability + settle windows, ~0.75 s), so it cannot have been taken yet.
+    # (a) SIGKILL right after the daemon took the close scan: the verdict waits for the scale to
+    # settle (motion + stability + settle windows, ~0.75 s), so it cannot have been taken yet.
     order_a, _ = stream[0]
     harness.pack(order_a)
+    assert wait_until(
+        lambda: any(m.get("msg") == "close.verifying" for m in harness.daemon.log_messages()),
+        timeout=5,
+        poll=0.005,
+    )
     harness.daemon.kill()
     faults["daemon SIGKILL before verdict"] += 1
     time.sleep(1.0)  # longer than the verdict would have taken
     assert harness.attempts(order_a) == []
     harness.ship()
     harness.start_daemon()
-    # The open session is gone: the packer scans the carton again and it is verified afresh.
-    verify_carton(harness, order_a, None)
-    assert harness.attempts(order_a) == [(1, "PASS")]
+    # The carton is recovered with attempt 1 void: packed again (the scans of an open carton
+    # are harmless), the close is attempt 2 and it is verified afresh.
+    harness.pack(order_a)
+    assert harness.wait_for_attempts(order_a, timeout=15) == [(2, "PASS")]
+    harness.ship()
 
     # (b) SIGKILL after the verdict was committed, with the broker down: events in the outbox.
     order_b, missing_b = next((o, m) for o, m in stream[1:] if m is not None)
@@ -69,13 +77,12 @@ def test_daemon_sigkill_loses_no_event_and_passes_nothing_unverified(
     harness.broker.start()
     harness.start_daemon()
     recovery.append(timed_drain(harness))
-    # Still blocked after the restart: the packer adds the unit, re-scans the carton and closes.
-    harness.ship()
-    harness.pack(order_b)
-    # The restarted daemon does not know the carton was blocked: it numbers this attempt 1
-    # again and publishes no missing_item.resolved for the shortage detected before the kill.
+    # Still blocked after the restart: the packer adds the unit and closes (attempt 2); the
+    # shortage published before the kill is resolved.
+    harness.add_and_close(missing_b)
     attempts_b = harness.wait_for_attempts(order_b, count=2)
-    assert [outcome for _, outcome in attempts_b] == ["BLOCK", "PASS"]
+    assert attempts_b == [(1, "BLOCK"), (2, "PASS")]
+    harness.wait_for_event(RESOLVED, lambda e: e["data"]["order_id"] == order_b)
     harness.ship()
 
     # (c) SIGKILL while the outbox drains after an outage.
