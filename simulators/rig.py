@@ -60,9 +60,10 @@ class SimulatedStation:
     # the carton, insertion by insertion; off by default (no camera stack loaded).
     camera: bool = False
     vision_options: str = ""  # extra keys of the [vision] section, e.g. "capture_timeout_s = 2"
-    # The catalog the station's config names (a site's own master data, which may be wrong);
-    # the rig's units always weigh what the example catalog says.
+    # The catalog the station's config names (a site's own master data, which may be wrong),
+    # and the one the rig's units really weigh (None: the same).
     catalog_path: Path = EXAMPLE_CATALOG
+    true_catalog_path: Path | None = None
     workflow_options: str = ""  # extra keys of [workflow], e.g. "inactivity_timeout_s = 60"
     # The daemon runs on a clock this many times faster (`packstation run --clock-speed`). The
     # simulated devices still move in real time, so every device timing in the config (polls,
@@ -74,7 +75,7 @@ class SimulatedStation:
         self.manifest_dir = self.workdir / "manifests"
         if not self.manifest_dir.exists():
             shutil.copytree(EXAMPLE_MANIFESTS, self.manifest_dir)
-        self.catalog: Catalog = load_catalog(self.catalog_path)
+        self.catalog: Catalog = load_catalog(self.true_catalog_path or self.catalog_path)
         self.scale = ScaleSimulator("mtsics", tcp_port=None, seed=self.seed)
         self.scanner = PtySerialScanner("cr")
         self.config_path = self.workdir / f"{self.station_id}.toml"

@@ -63,6 +63,7 @@ def test_a_site_learns_a_wrong_catalog_weight_and_then_enforces(
     h = make_harness(
         "shadow",
         catalog_path=wrong_catalog(tmp_path / "site-catalog.json"),
+        true_catalog_path=EXAMPLE_CATALOG,
         extra_config=learning("report"),
     )
     st = h.station
