@@ -86,7 +86,7 @@ def test_the_simulated_device_records_every_change_and_can_fail() -> None:
 
 def test_the_example_configs_actuator_entries_are_valid() -> None:
     text = (REPO / "config" / "station.example.toml").read_text()
-    section = text[text.index("\n[[actuators]]") : text.index("# RFID")]
+    section = text[text.index("\n[[actuators]]") : text.index("# Vision (optional")]
     active, *commented = section.split("# [[actuators]]")
     entries = [tomllib.loads(active)["actuators"][0]]
     for block in commented:
