@@ -28,6 +28,8 @@ def override(station: RunningStation, badge: str = REVIEWER, pin: str = REVIEWER
 
 
 def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> None:
+    # Every device has been up once; the broker connection may still be on its way.
+    station.wait_for(lambda: station.call("GET", "/api/status")[1]["ready"])
     code, status = station.call("GET", "/api/status")
     assert code == 200 and status["ready"] and status["state"] == "logged_out"
     names = {d["name"] for d in status["devices"]}
