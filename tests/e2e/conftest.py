@@ -105,6 +105,15 @@ class Harness:
         self._attempts_before_run = self.all_attempts()
         self.daemon.start(mqtt_up=mqtt_up)
 
+    def start_with_every_device_up(self) -> None:
+        """Sink and daemon running, and every device (camera, readers, outputs) up once."""
+        self.start_sink()
+        self.start_daemon()
+        up = wait_until(
+            lambda: any(m.get("msg") == "all devices up" for m in self.daemon.log_messages()), 30
+        )
+        assert up, self.daemon.log_tail()
+
     # -- what the sink received ----------------------------------------------------------------
 
     def events(self, type_: str | None = None) -> list[Event]:

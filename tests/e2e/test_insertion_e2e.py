@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from simulators.rig import PAPERWORK_G
-from tests.e2e.conftest import VERIFICATION, Harness, query, wait_until
+from tests.e2e.conftest import VERIFICATION, Harness, query
 
 pytestmark = pytest.mark.e2e
 
@@ -28,19 +27,10 @@ _SETTLED_S = 1.2  # rig motion 0.25 s + stability 0.3 s + settle 0.2 s, and poll
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path / "h")
-    try:
-        h.start_sink()
-        h.start_daemon()
-        up = wait_until(
-            lambda: any(m.get("msg") == "all devices up" for m in h.daemon.log_messages()), 30
-        )
-        assert up, h.daemon.log_tail()
-        yield h
-    finally:
-        print(f"--- daemon log (printed when the test fails) ---\n{h.daemon.log_tail(80)}")
-        h.close()
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    h = make_harness()
+    h.start_with_every_device_up()
+    return h
 
 
 def pack_settling(harness: Harness, order_id: str, leave_out: tuple[str, ...] = ()) -> None:

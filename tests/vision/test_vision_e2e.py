@@ -15,7 +15,7 @@ import json
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,11 @@ def api_port() -> int:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, api_port: int) -> Iterator[Harness]:
+def harness(make_harness: Callable[..., Harness], api_port: int) -> Harness:
     """A station with the overhead camera; broker, sink and daemon running, every device up."""
-    api = f'[api]\nport = {api_port}\ntoken = "{TOKEN}"\n'
-    h = Harness(tmp_path / "h", camera=True, extra_config=api)
-    try:
-        h.start_sink()
-        h.start_daemon()
-        up = wait_until(
-            lambda: any(m.get("msg") == "all devices up" for m in h.daemon.log_messages()), 30
-        )
-        assert up, h.daemon.log_tail()
-        yield h
-    finally:
-        print(f"--- daemon log (printed when the test fails) ---\n{h.daemon.log_tail(80)}")
-        h.close()
+    h = make_harness(camera=True, extra_config=f'[api]\nport = {api_port}\ntoken = "{TOKEN}"\n')
+    h.start_with_every_device_up()
+    return h
 
 
 def frames_logged(harness: Harness) -> list[dict[str, Any]]:
