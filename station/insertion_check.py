@@ -18,8 +18,8 @@ missing (the light item the total could not see) with the posterior as its confi
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,15 +59,6 @@ class _Piece:
 
 
 @dataclass(frozen=True, slots=True)
-class _Packing:
-    """One hypothesis about the whole packing so far: what went in, step by step."""
-
-    log_p: float
-    to_go: Counter[str]
-    placed: Counter[str]
-
-
-@dataclass(frozen=True, slots=True)
 class PackingExplanation:
     """The posterior over how the steps came about, as far as the report needs it."""
 
@@ -92,87 +83,96 @@ def explain_steps(
     """Every step explained jointly (a beam search over whole packings, not step by step: an 8 g
     step later settles whether the first step was box + paperwork or box + earrings). Packings
     that put any step down to "something else" are pooled into one lost mass: the report only
-    needs how likely it is that everything was explained."""
+    needs how likely it is that everything was explained.
+
+    A packing is the tuple of pieces still to go in, one count per piece (what was placed is the
+    rest), so moving a piece is one small tuple copy and equal packings meet in a dict."""
     pieces = _pieces(expected_units, catalog, box, materials)
-    to_go: Counter[str] = Counter({p: 1 for p in pieces if not pieces[p].is_unit})
-    to_go.update({sku: n for sku, n in expected_units.items() if sku in pieces})
-    beam = [_Packing(0.0, to_go, Counter())]
+    names = list(pieces)
+    index = {name: i for i, name in enumerate(names)}
+    initial = tuple(
+        expected_units[n] if pieces[n].is_unit else 1 for n in names
+    )  # every expected unit, the box and each material once
+    beam: dict[tuple[int, ...], float] = {initial: 0.0}
     lost = -math.inf  # log of the pooled mass of packings with an unexplained step
     other = math.log(_SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G)
     for step in steps:
-        noise = math.hypot(scale_error_at(step.from_g), scale_error_at(step.to_g))
+        noise = math.hypot(scale_error_at(step.from_g), scale_error_at(step.to_g)) / 3**0.5
         putting_in = step.delta_g > 0
-        union: Counter[str] = Counter()
-        for packing in beam:
-            union |= packing.to_go if putting_in else packing.placed
-        candidates = list(_hypotheses(abs(step.delta_g), union, pieces, noise / 3**0.5))
-        grown = [
-            _moved(packing, names, math.log(p), putting_in)
-            for packing in beam
-            for names, p in candidates
-            if _available(packing.to_go if putting_in else packing.placed, names)
+        # What any packing could still put in (or take out), then the few moves worth trying.
+        pool = {
+            n: max(t[i] if putting_in else initial[i] - t[i] for t in beam)
+            for n, i in index.items()
+        }
+        moves = [
+            (tuple(index[n] for n in move), math.log(p))
+            for move, p in _likely(_hypotheses(abs(step.delta_g), pool, pieces, noise))
         ]
-        lost = _log_add(lost + other, _log_sum(p.log_p for p in beam) + other)
-        beam = _merge_and_prune(grown, beam_width)
+        lost = _log_add(lost, _log_sum(beam.values())) + other
+        grown: dict[tuple[int, ...], float] = {}
+        for packing, log_p in beam.items():
+            for move, log_move in moves:
+                moved = _move(packing, initial, move, putting_in)
+                if moved is not None:
+                    grown[moved] = _log_add(grown.get(moved, -math.inf), log_p + log_move)
+        beam = dict(heapq.nlargest(beam_width, grown.items(), key=lambda kv: kv[1]))
         if not beam:
             break
-    always = {name for name, piece in pieces.items() if not piece.is_unit}
     # Each unit never seen going in is a unit missing: as unlikely as the prior says, so that
     # "the earrings went in with the mug" is weighed against "the earrings are not there".
     short = math.log(missing_prior)
-    beam = [
-        _Packing(p.log_p + short * sum(p.to_go[s] for s in expected_units), p.to_go, p.placed)
-        for p in beam
-    ]
-    return _posterior(beam, lost, list(expected_units), always)
+    units = [index[n] for n in names if pieces[n].is_unit]
+    always = [index[n] for n in names if not pieces[n].is_unit]
+    scored = {t: log_p + short * sum(t[i] for i in units) for t, log_p in beam.items()}
+    return _posterior(scored, lost, initial, index, always, list(expected_units))
 
 
-def _available(pool: Counter[str], names: tuple[str, ...]) -> bool:
-    return all(pool[name] >= count for name, count in Counter(names).items())
+def _likely(
+    hypotheses: Iterable[tuple[tuple[str, ...], float]], most: int = 12
+) -> list[tuple[tuple[str, ...], float]]:
+    """The moves worth trying: the likeliest few, none a million times less likely than the
+    best (they could never win the beam, only slow it down)."""
+    ranked = heapq.nlargest(most, hypotheses, key=lambda hp: hp[1])
+    if not ranked:
+        return []
+    floor = ranked[0][1] * 1e-6
+    return [hp for hp in ranked if hp[1] >= floor]
 
 
-def _moved(packing: _Packing, names: tuple[str, ...], log_p: float, putting_in: bool) -> _Packing:
-    moved = Counter(names)
-    to_go, placed = packing.to_go.copy(), packing.placed.copy()
-    if putting_in:
-        to_go.subtract(moved)
-        placed.update(moved)
-    else:
-        placed.subtract(moved)
-        to_go.update(moved)
-    return _Packing(packing.log_p + log_p, +to_go, +placed)
-
-
-def _merge_and_prune(packings: list[_Packing], width: int) -> list[_Packing]:
-    """Packings that reached the same state are one (their chances add); keep the likeliest."""
-    merged: dict[tuple[tuple[str, int], ...], _Packing] = {}
-    for packing in packings:
-        key = tuple(sorted(packing.placed.items()))
-        seen = merged.get(key)
-        if seen is None:
-            merged[key] = packing
-        else:
-            merged[key] = _Packing(_log_add(seen.log_p, packing.log_p), seen.to_go, seen.placed)
-    return sorted(merged.values(), key=lambda p: p.log_p, reverse=True)[:width]
+def _move(
+    to_go: tuple[int, ...], initial: tuple[int, ...], move: tuple[int, ...], putting_in: bool
+) -> tuple[int, ...] | None:
+    """`to_go` after `move` (piece indices) went in (or came out), or None if it cannot."""
+    counts = list(to_go)
+    for i in move:
+        counts[i] += -1 if putting_in else 1
+        if counts[i] < 0 or counts[i] > initial[i]:
+            return None
+    return tuple(counts)
 
 
 def _posterior(
-    beam: list[_Packing], lost: float, skus: list[str], always: set[str]
+    beam: Mapping[tuple[int, ...], float],
+    lost: float,
+    initial: tuple[int, ...],
+    index: Mapping[str, int],
+    always: list[int],
+    skus: list[str],
 ) -> PackingExplanation:
     # A packing that explained every step but left the box or the paperwork out is impossible
     # (they are in every carton); one that lost a step may have hidden them in it.
-    possible = [p for p in beam if not always & set(+p.to_go)]
+    possible = {t: log_p for t, log_p in beam.items() if not any(t[i] for i in always)}
     if not possible:
         return PackingExplanation(0.0, {})
-    explained = _log_sum(p.log_p for p in possible)
+    explained = _log_sum(possible.values())
     p_explained = 1.0 / (1.0 + math.exp(lost - explained)) if lost > -math.inf else 1.0
-    weights = [(p, math.exp(p.log_p - explained)) for p in possible]
     counts: dict[str, dict[int, float]] = {}
     for sku in skus:
         dist: dict[int, float] = {}
-        for packing, w in weights:
-            n = packing.placed.get(sku, 0)
-            dist[n] = dist.get(n, 0.0) + w
+        i = index.get(sku)
+        for to_go, log_p in possible.items():
+            n = 0 if i is None else initial[i] - to_go[i]
+            dist[n] = dist.get(n, 0.0) + math.exp(log_p - explained)
         counts[sku] = dist
     return PackingExplanation(p_explained, counts)
 
