@@ -8,6 +8,7 @@ PACKSTATION_SCREENSHOTS=1 (they are committed; CI does not rewrite them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -179,3 +180,30 @@ def test_review_is_amber_with_its_reason_in_chinese(
     assert "没有任何检测能确认 CHEESE-FARM" in browser.find_element(By.ID, "verdict-reasons").text
     assert browser.find_element(By.ID, "override-open").text == "复核放行"
     screenshot(browser, "verdict-review-zh.png")
+
+
+def test_a_must_scan_line_is_marked_and_a_degraded_mode_is_a_banner(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    rule = '\n[[policy.sku_rules]]\nskus = ["HEADPHONES-*"]\nrequire = ["scan"]\n'
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, extra=rule) as station:
+        open_screen(browser, station)
+        station.rig.scan(f"BADGE-{PACKER}")
+        station.rig.scan("ORD-1002/C2")
+        station.rig.scan("BOX-S")
+        must_scan = '#checklist tr.must-scan[data-sku="{}"]'
+        headphones = must_scan.format("HEADPHONES-X1")
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, headphones))
+        assert "scan each unit" in browser.find_element(By.CSS_SELECTOR, headphones).text
+        assert not browser.find_elements(By.CSS_SELECTOR, must_scan.format("CABLE-USBC-1M"))
+        body = {
+            "reviewer_badge": REVIEWER,
+            "pin": REVIEWER_PIN,
+            "fallback": "scan_for_weight",
+            "reason_code": "scale_fault",
+            "minutes": 15,
+        }
+        assert station.call("POST", "/api/screen/degraded", body)[0] == 200
+        wait_text(browser, "degraded-banner", "DEGRADED MODE scan_for_weight")
+        assert REVIEWER in browser.find_element(By.ID, "degraded-banner").text
