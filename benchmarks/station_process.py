@@ -176,17 +176,12 @@ def machine() -> str:
 ALL_CHANNEL_CARTONS = (("ORD-1001", "C1"), ("ORD-1002", "C2"), ("ORD-1004", "C1"))
 
 
-def pack_paced(
-    rig: SimulatedStation,
-    daemon: DaemonProcess,
-    order_id: str,
-    carton_id: str,
-    reach_s: float,
-) -> float:
-    """Open the carton, put the box and each unit in (each insertion once the camera took the
-    previous one's frame, i.e. the weight settled and the frame was counted, plus `reach_s` for
-    the next unit), then scan CLOSE. The packer is logged in. Returns the wall-clock time of the
-    CLOSE write to the scanner pty."""
+def fill_paced(
+    rig: SimulatedStation, daemon: DaemonProcess, order_id: str, carton_id: str, reach_s: float
+) -> None:
+    """Open the carton and put the box and each unit in, each insertion once the camera took the
+    previous one's frame (the weight settled and the frame was counted) plus `reach_s` for the
+    next unit. The packer is logged in; the caller scans CLOSE (the weight has settled)."""
     manifest = rig.manifest(order_id, carton_id)
     assert manifest.box_code is not None
     rig.scan(f"{order_id}/{carton_id}")
@@ -200,6 +195,3 @@ def pack_paced(
             rig.add_unit(sku)
         daemon.wait_for(is_vision_frame, after=seen)
         time.sleep(reach_s)
-    closed_at = time.time()
-    rig.close()
-    return closed_at
