@@ -156,17 +156,17 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def machine() -> str:
     """`nproc` and the CPU model, for figures that depend on them."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    return f"{len(os.sched_getaffinity(0))} x {model}"
+    return f"{len(os.sched_getaffinity(0))} x {cpu_model()}"
 
 
 # -- a packer at a person's pace ----------------------------------------------------------------
