@@ -43,6 +43,8 @@ from benchmarks.figures import Figure, summary
 from benchmarks.station_process import (
     ALL_CHANNEL_CARTONS,
     DaemonProcess,
+    DaemonSilent,
+    LogEntry,
     cpu_seconds,
     fill_paced,
     is_all_devices_up,
@@ -62,6 +64,7 @@ from station.daemon import load_station_config
 from station.events import EventType
 
 VERDICT_TARGET_MS = 100.0
+LOG_DIR = Path("bench-results") / "stations-bench"  # the daemons' logs of the last run, per N
 STATIONS_TARGET = 4
 BADGE = "BADGE-4711"
 
@@ -95,15 +98,27 @@ class _Run:
     elapsed_s: float = 0.0
     max_rss_mb: float = 0.0
     verdicts_at_sink: int = 0
+    unframed: int = 0  # placements the camera took no frame of (see fill_paced)
+    errors: list[str] = field(default_factory=list)
     load: str = ""
 
     @property
     def beyond_floor_ms(self) -> list[float]:
         return [ms - self.floor_ms for ms in self.latencies_ms]
 
+    @property
+    def sustained(self) -> bool:
+        """Every close got its verdict, every packer finished, p99 under the target."""
+        return (
+            bool(self.latencies_ms)
+            and not self.errors
+            and "none" not in self.colours
+            and summary(self.beyond_floor_ms)[1] < VERDICT_TARGET_MS
+        )
+
 
 class _Station:
-    def __init__(self, index: int, workdir: Path, broker: MosquittoBroker) -> None:
+    def __init__(self, index: int, workdir: Path, broker: MosquittoBroker, log_dir: Path) -> None:
         self.index = index
         self.rig = SimulatedStation(
             workdir / f"station-{index + 1}",
@@ -114,7 +129,7 @@ class _Station:
             rfid=True,
             camera=True,
         ).start()
-        self.daemon = DaemonProcess(self.rig.config_path, workdir / f"station-{index + 1}.log")
+        self.daemon = DaemonProcess(self.rig.config_path, log_dir / f"station-{index + 1}.log")
         self.error: BaseException | None = None
 
     def stop(self) -> None:
@@ -132,25 +147,34 @@ def _pack(station: _Station, start_at: float, pace: Pace, run: _Run, lock: threa
             rig.clear_platter()
             time.sleep(1.0)  # the last carton is carried off; the empty platter settles
             order, carton = ALL_CHANNEL_CARTONS[(station.index + k) % len(ALL_CHANNEL_CARTONS)]
-            fill_paced(rig, daemon, order, carton, pace.reach_s)
+            unframed = fill_paced(rig, daemon, order, carton, pace.reach_s)
             seen = daemon.seen()
             closed_at = time.time()
             rig.close()
-            index, _ = daemon.wait_for(is_verdict_light, after=seen)
-            light = daemon.entry(index)
+            try:
+                index, _ = daemon.wait_for(is_verdict_light, after=seen)
+            except DaemonSilent:
+                light: LogEntry = {"color": "none"}
+            else:
+                light = daemon.entry(index)
             colour = str(light.get("color"))
             with lock:
-                run.latencies_ms.append((logged_at(light) - closed_at) * 1000)
+                run.unframed += unframed
                 run.colours[colour] = run.colours.get(colour, 0) + 1
-            if colour != "green":  # held: the packer starts afresh
+                if "ts" in light:
+                    run.latencies_ms.append((logged_at(light) - closed_at) * 1000)
+            if colour != "green":  # held (or no verdict): the packer starts afresh
                 rig.scan("LOGOUT")
                 rig.scan(BADGE)
-    except BaseException as exc:  # reported by the main thread
+    except BaseException as exc:  # reported with the figures
         station.error = exc
 
 
-def measure(stations: int, pace: Pace, workdir: Path) -> _Run:
+def measure(stations: int, pace: Pace, workdir: Path, log_dir: Path) -> _Run:
     run = _Run(stations)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old_log in log_dir.glob("station-*.log"):
+        old_log.unlink()
     broker = MosquittoBroker(workdir / "broker")
     broker.start()
     sink = Sink(broker.host, broker.port)
@@ -158,7 +182,7 @@ def measure(stations: int, pace: Pace, workdir: Path) -> _Run:
     try:
         sink.start()
         for i in range(stations):
-            started.append(_Station(i, workdir, broker))
+            started.append(_Station(i, workdir, broker, log_dir))
         for station in started:
             station.daemon.wait_for(is_ready)
             station.daemon.wait_for(is_all_devices_up)
@@ -196,9 +220,7 @@ def measure(stations: int, pace: Pace, workdir: Path) -> _Run:
         run.simulators_cpu = (own_cpu_seconds() - own0) / run.elapsed_s * 100
         run.load = load_average()
         run.max_rss_mb = max(status_kb(p, "VmRSS") for p in pids) / 1024
-        for station in started:
-            if station.error is not None:
-                raise RuntimeError(f"station {station.index + 1}: {station.error}")
+        run.errors = [f"station {s.index + 1}: {s.error}" for s in started if s.error is not None]
         # Every verdict reaches the sink (over the one broker) soon after its light.
         closes = len(run.latencies_ms)
         sink.wait_for(lambda s: _verdicts(s) >= closes, timeout=30)
@@ -221,12 +243,11 @@ def run(smoke: bool) -> list[Figure]:
     for n in counts:
         _progress(f"N = {n}")
         with tempfile.TemporaryDirectory(prefix=f"stations-bench-{n}-") as work:
-            runs.append(measure(n, pace, Path(work)))
-        if summary(runs[-1].beyond_floor_ms)[1] >= VERDICT_TARGET_MS:
+            runs.append(measure(n, pace, Path(work), LOG_DIR / f"N{n}"))
+        if not runs[-1].sustained:
             break
-    figures = [f for r in runs for f in _figures(r, pace)]
-    passing = [r.stations for r in runs if summary(r.beyond_floor_ms)[1] < VERDICT_TARGET_MS]
-    best = max(passing, default=0)
+    figures = [f for r in runs if r.latencies_ms for f in _figures(r)]
+    best = max((r.stations for r in runs if r.sustained), default=0)
     tried = ", ".join(str(r.stations) for r in runs)
     figures.append(
         Figure(
@@ -242,7 +263,7 @@ def run(smoke: bool) -> list[Figure]:
     return figures
 
 
-def _figures(r: _Run, pace: Pace) -> list[Figure]:
+def _figures(r: _Run) -> list[Figure]:
     total50, total99 = summary(r.latencies_ms)
     beyond50, beyond99 = summary(r.beyond_floor_ms)
     colours = ", ".join(f"{n} {c}" for c, n in sorted(r.colours.items()))
@@ -254,7 +275,8 @@ def _figures(r: _Run, pace: Pace) -> list[Figure]:
             total99,
             note=f"{len(r.latencies_ms)} closes ({colours}); includes the RFID window "
             f"{r.floor_ms:g} ms (window_s + in-flight); {r.verdicts_at_sink} verdicts at the "
-            f"sink; max daemon VmRSS {r.max_rss_mb:.0f} MB",
+            f"sink; max daemon VmRSS {r.max_rss_mb:.0f} MB; {r.unframed} placements without a "
+            "camera frame" + "".join(f"; FAILED {e}" for e in r.errors),
         ),
         Figure(
             f"{r.stations} stations: verdict beyond the RFID window",
@@ -262,7 +284,7 @@ def _figures(r: _Run, pace: Pace) -> list[Figure]:
             beyond50,
             beyond99,
             target=f"p99 < {VERDICT_TARGET_MS:g} ms",
-            met=beyond99 < VERDICT_TARGET_MS,
+            met=r.sustained,
             note=f"close -> light minus {r.floor_ms:g} ms; CLOSE stamped before the pty write, "
             "light from the daemon's log (ms resolution)",
         ),
