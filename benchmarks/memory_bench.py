@@ -68,7 +68,8 @@ CARTONS = (
     ("ORD-1004", "C1", "BOX-M"),
 )
 BADGE = "4711"
-Packer = Callable[[SimulatedStation, DaemonProcess, int], dict[str, int]]
+# Packs cartons through a started daemon; returns the verdict lights by colour.
+Packer = Callable[[SimulatedStation, DaemonProcess], dict[str, int]]
 
 
 def _progress(message: str) -> None:
@@ -134,7 +135,7 @@ class _Measured:
 
 
 def _measure(
-    rig: SimulatedStation, log_path: Path, starts: int, idle_s: float, pack: Callable[..., dict]
+    rig: SimulatedStation, log_path: Path, starts: int, idle_s: float, pack: Packer
 ) -> _Measured:
     startup_ms: list[float] = []
     daemon = None
@@ -173,17 +174,11 @@ def _measure(
 
 def _figures(kind: str, m: _Measured, rss_target_mb: float, all_channels: bool) -> list[Figure]:
     s50, s99 = summary(m.startup_ms)
-    startup_target = {}
-    idle_target = {}
-    if all_channels:
-        startup_target = {
-            "target": f"<= {STARTUP_TARGET_MS:g} ms",
-            "met": max(m.startup_ms) <= STARTUP_TARGET_MS,
-        }
-        idle_target = {
-            "target": f"< {IDLE_CPU_TARGET_PCT:g} % of a core",
-            "met": m.idle_cpu < IDLE_CPU_TARGET_PCT,
-        }
+    # The start-up and idle CPU targets are for the all-channel station (issue 8).
+    startup_target = f"<= {STARTUP_TARGET_MS:g} ms" if all_channels else ""
+    startup_met = max(m.startup_ms) <= STARTUP_TARGET_MS if all_channels else None
+    idle_target = f"< {IDLE_CPU_TARGET_PCT:g} % of a core" if all_channels else ""
+    idle_met = m.idle_cpu < IDLE_CPU_TARGET_PCT if all_channels else None
     return [
         Figure(
             f"{kind}: daemon start-up to 'station ready'",
@@ -191,7 +186,8 @@ def _figures(kind: str, m: _Measured, rss_target_mb: float, all_channels: bool) 
             s50,
             s99 if len(m.startup_ms) > 1 else None,
             note=f"{len(m.startup_ms)} starts of python -m station.cli run against the rig",
-            **startup_target,  # type: ignore[arg-type]
+            target=startup_target,
+            met=startup_met,
         ),
         Figure(
             f"{kind}: daemon resident memory (VmRSS)",
@@ -210,7 +206,8 @@ def _figures(kind: str, m: _Measured, rss_target_mb: float, all_channels: bool) 
             note=f"utime+stime over {m.idle_s:g} s, packer logged in, no carton open"
             + ("; camera streaming 640x480 at 20 fps" if all_channels else "")
             + f"; load average {m.load}",
-            **idle_target,  # type: ignore[arg-type]
+            target=idle_target,
+            met=idle_met,
         ),
         Figure(
             f"{kind}: simulators' CPU (not on a station)",

@@ -78,7 +78,7 @@ class Pace:
 
 FULL_PACE = Pace(period_s=60.0, cartons=3, reach_s=1.0)
 SMOKE_PACE = Pace(period_s=12.0, cartons=2, reach_s=0.3)
-FULL_COUNTS = (2, 4, 6, 8)
+FULL_COUNTS = (2, 4, 8, 12, 16)
 SMOKE_COUNTS = (2,)
 
 
