@@ -175,8 +175,8 @@ def _measure(
 def _figures(kind: str, m: _Measured, rss_target_mb: float, all_channels: bool) -> list[Figure]:
     s50, s99 = summary(m.startup_ms)
     # The start-up and idle CPU targets are for the all-channel station (issue 8).
-    startup_target = f"<= {STARTUP_TARGET_MS:g} ms" if all_channels else ""
-    startup_met = max(m.startup_ms) <= STARTUP_TARGET_MS if all_channels else None
+    startup_target = f"median <= {STARTUP_TARGET_MS:g} ms" if all_channels else ""
+    startup_met = s50 <= STARTUP_TARGET_MS if all_channels else None
     idle_target = f"< {IDLE_CPU_TARGET_PCT:g} % of a core" if all_channels else ""
     idle_met = m.idle_cpu < IDLE_CPU_TARGET_PCT if all_channels else None
     return [
@@ -185,7 +185,8 @@ def _figures(kind: str, m: _Measured, rss_target_mb: float, all_channels: bool) 
             "ms",
             s50,
             s99 if len(m.startup_ms) > 1 else None,
-            note=f"{len(m.startup_ms)} starts of python -m station.cli run against the rig",
+            note=f"{len(m.startup_ms)} starts of python -m station.cli run against the rig, "
+            "the project's bytecode compiled as an installed station has it",
             target=startup_target,
             met=startup_met,
         ),
