@@ -26,9 +26,14 @@ Figures per station kind:
   simulators run in the benchmark's process; they would not run on a station box) is reported
   separately.
 
-Baseline (2-core VM, Python 3.11, full run 2026-11-26,
-measured while other test suites ran on the same 2 cores): weight only: start-up 728 ms, VmRSS
-43.5 MB (VmHWM 43.5 MB, 6 threads, no numpy/OpenCV/onnxruntime mapped), idle CPU 2 % of a core.
+The daemons start from compiled bytecode (benchmarks.station_process.precompile), as an
+installed station does.
+
+Baseline (2 x AMD EPYC, Python 3.11, full run 2026-11-26, shared with other agents' work, load
+average 1.8 to 3.0): weight only: start-up 1.13 s (max 1.40 s), VmRSS 46.8 MB (VmHWM 52.6 MB,
+6 threads, no numpy/OpenCV/onnxruntime mapped), idle CPU 1.5 % of a core; all channels:
+start-up 1.41 s (max 1.75 s), VmRSS 184 MB (16 threads), idle CPU 3.5 % of a core, the
+simulators 2.7 %.
 """
 
 from __future__ import annotations

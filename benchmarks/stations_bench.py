@@ -23,11 +23,14 @@ Figures per N:
   simulators (this process: scale, scanner and LLRP simulators, the sink, the packers and log
   readers), which would not run on a station box but share its cores here.
 
-The full run tries N = 2, 4, 6, 8 (about 3.5 minutes each: 3 cartons per station at 60 s) and
-stops after the first N that misses the target. Smoke (CI): N = 2, 2 cartons each, 12 s apart.
+The full run tries N = 2, 4, 8, 12, 16 (about 3.5 minutes each: 3 cartons per station at 60 s)
+and stops after the first N that misses the target. Smoke (CI): N = 2, 2 cartons each, 12 s
+apart (about 35 s). The daemons' logs of the last run are kept in bench-results/stations-bench/.
 
-Baseline: none in the same run; the weight-only close -> light of verdict_bench (p99 <= 50 ms)
-is the figure without RFID's window and without other stations.
+No baseline in the same run; the weight-only close -> light of verdict_bench (p99 <= 50 ms) is
+the figure without RFID's window and without other stations. Measured 2026-11-26 (2 x AMD EPYC,
+shared with other agents, load average 1.6 to 5.8): beyond the RFID window p99 48, 42, 57, 73,
+93 ms for N = 2, 4, 6, 8, 12; 141 ms at N = 16: 12 stations per box (docs/performance.md).
 """
 
 from __future__ import annotations
