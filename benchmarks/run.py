@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.figures import Figure
+from benchmarks.station_process import cpu_model, load_average
 
 # Each module has `run(smoke: bool) -> list[Figure]`.
 BENCHMARKS = (
@@ -29,6 +30,7 @@ BENCHMARKS = (
     "benchmarks.accuracy",
     "benchmarks.actuator_bench",
     "benchmarks.session_bench",
+    "benchmarks.stations_bench",  # last: minutes in the full run
 )
 
 
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {name} ...", file=sys.stderr, flush=True)
         figures += importlib.import_module(name).run(smoke=args.smoke)
     print(render_table(figures))
+    print(f"machine: {len(os.sched_getaffinity(0))} x {cpu_model()}; load average {load_average()}")
     write_json(args.json, figures, args.smoke)
     missed = [f.name for f in figures if f.met is False]
     if missed and not args.smoke:
@@ -82,6 +85,8 @@ def write_json(path: Path, figures: list[Figure], smoke: bool) -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": len(os.sched_getaffinity(0)),
+            "cpu_model": cpu_model(),
+            "load_average_at_end": load_average(),
             "python": platform.python_version(),
             "arch": platform.machine(),
         },

@@ -122,6 +122,11 @@ class MosquittoBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The mosquitto process (benchmarks read its CPU time); None before start."""
+        return None if self._process is None else self._process.pid
+
     def start(self) -> None:
         self._process = subprocess.Popen(
             [self.executable, "-c", str(self.config_path)],
