@@ -17,12 +17,14 @@ sees station events in sequence order. Under MQTT 3.1.1 a broker acknowledges a 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
 import socket
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -198,6 +200,9 @@ MessageHandler = Callable[[ReceivedMessage], None]
 InvalidMessageHandler = Callable[[InvalidMessage], None]
 
 
+_READ_AHEAD_WINDOWS = 4  # outbox rows read per query while draining, in windows
+
+
 @dataclass
 class _DrainState:
     """Owned by the drainer thread only, so it needs no lock."""
@@ -205,6 +210,9 @@ class _DrainState:
     inflight: dict[int, StoredEvent] = field(default_factory=dict)
     acked: list[int] = field(default_factory=list)  # station seqs accepted, not yet deleted
     dispatched_upto: int = 0
+    # Read ahead from the outbox, in order, not yet sent: one query per few windows instead of
+    # one per PUBACK while a backlog drains.
+    queued: deque[StoredEvent] = field(default_factory=deque)
     rejected: dict[int, StoredEvent] = field(default_factory=dict)  # by station seq
     retry_at: float = 0.0
     retry_delay_s: float = 0.0
@@ -467,7 +475,10 @@ class EventPublisher:
         properties.SessionExpiryInterval = self._config.session_expiry_s
         return properties
 
+    @functools.cached_property
     def _event_properties(self) -> Properties | None:
+        """The PUBLISH properties of every event; built once (paho packs them on each publish,
+        and building them per event was a tenth of the drainer's time)."""
         if not self._is_v5:
             return None
         properties = Properties(PacketTypes.PUBLISH)
@@ -677,14 +688,20 @@ class EventPublisher:
         room = self._window() - len(drain.inflight)
         if room <= 0:
             return
-        for event in self._outbox.pending(room, after_seq=drain.dispatched_upto):
+        if len(drain.queued) < room:
+            after = drain.queued[-1].station_seq if drain.queued else drain.dispatched_upto
+            drain.queued.extend(self._outbox.pending(_READ_AHEAD_WINDOWS * room, after_seq=after))
+        while room > 0 and drain.queued:
+            event = drain.queued[0]
             if not self._send(event):
                 return
+            drain.queued.popleft()
             drain.dispatched_upto = event.station_seq
+            room -= 1
 
     def _send(self, event: StoredEvent) -> bool:
         info = self._client.publish(
-            event.topic, event.payload, qos=1, retain=False, properties=self._event_properties()
+            event.topic, event.payload, qos=1, retain=False, properties=self._event_properties
         )
         # NO_CONN: paho keeps the message and sends it after reconnecting, so it is in flight.
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
