@@ -28,6 +28,10 @@ from station.scan_check import CHANNEL as SCAN
 from station.verification import VerificationPolicy
 
 UncoveredAction = Literal["scan", "review"]
+# Channels that notice a unit missing but confirm no SKU by themselves (a class-agnostic count
+# proves no identity): they cover a SKU's absence, yet a SKU only they cover is still unproven
+# for PASS and gets the uncovered action.
+_COUNTS_ONLY = frozenset({"vision"})
 
 
 class Fallback(StrEnum):
@@ -83,7 +87,7 @@ class Coverage:
     channels: tuple[str, ...]  # channels that would notice one unit missing, scan included
     must_scan: bool
     # True when no channel that may vouch alone covers the SKU (RFID that needs a second channel
-    # does not count): without a unit scan such a carton cannot PASS.
+    # and vision's counts do not count): without a unit scan such a carton cannot PASS.
     uncovered: bool
 
     @property
@@ -145,7 +149,7 @@ class StationPolicy:
                 replaced in self.required_channels
                 or replaced in self._covering(catalog, sku, power, frozenset({replaced}))
             )
-            alone = [c for c in covering if c not in self.corroborate]
+            alone = [c for c in covering if c not in self.corroborate and c not in _COUNTS_ONLY]
             must_scan = (
                 SCAN in require
                 or lost

@@ -274,7 +274,9 @@ def station_policy(config: StationConfig) -> StationPolicy:
         required_channels=frozenset(section.required_channels),
         advisory=frozenset(section.advisory_channels),
         min_confidence=section.min_confidence,
-        corroborate=frozenset({"rfid"} if second else ()),
+        # The insertion channel's steps can explain a light unit that is not there (it went in
+        # "together with" a heavier one): it may name a unit missing, never vouch alone.
+        corroborate=frozenset({"insertion", *(["rfid"] if second else [])}),
         rules=tuple(
             SkuRule(tuple(r.skus), frozenset(r.require), frozenset(r.ignore))
             for r in section.sku_rules

@@ -111,3 +111,12 @@ def test_in_degraded_mode_a_unit_not_scanned_never_passes(scanned, fallback) -> 
     sensors += [scans] if scans else []
     verdict = plan.policy.decide(EXPECTED, sensors)
     assert (verdict.outcome is Outcome.PASS) == (plan.must_scan <= scanned)
+
+
+def test_a_sku_only_the_camera_would_miss_is_still_unproven_and_scanned() -> None:
+    """Vision notices a unit missing (the count drops) but proves no SKU: a light untagged SKU
+    it covers still gets the uncovered action."""
+    policy = StationPolicy(channels=frozenset({"weight", "vision"}), uncovered_action="scan")
+    plan = policy.plan(EXPECTED, CATALOG, POWER)
+    assert "vision" in {c.sku: c.channels for c in plan.coverage}["CARD"]
+    assert "CARD" in plan.uncovered and "CARD" in plan.must_scan
