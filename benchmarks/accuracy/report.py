@@ -35,7 +35,7 @@ class Sizes:
     def for_run(cls, smoke: bool) -> Sizes:
         # 10,000 shorts: with a handful of misses the Wilson lower bound can still clear 99.9%.
         # Timing rounds are few: the insertion explanation of a 100-unit carton takes seconds.
-        return cls(1_500, 500, 200, 2) if smoke else cls(30_000, 10_000, 2_000, 60)
+        return cls(1_500, 500, 200, 2) if smoke else cls(30_000, 10_000, 2_000, 40)
 
 
 def measure(seed: int, smoke: bool, vision: VisionModel | None = None) -> dict[str, object]:
