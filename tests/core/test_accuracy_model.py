@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -164,7 +165,7 @@ def test_the_settled_steps_add_up_to_what_went_on_the_platter() -> None:
         )
         band = WORLD.model.division_g
         assert all(abs(s.delta_g) > band and s.delta_g % band == 0 for s in steps)
-        assert all(a.to_g == b.from_g for a, b in zip(steps, steps[1:], strict=False))
+        assert all(a.to_g == b.from_g for a, b in pairwise(steps))
         if started == 0.0:
             watched += 1
             # The last level is the whole carton, within the scale's noise and one step below
