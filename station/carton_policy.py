@@ -32,6 +32,10 @@ UncoveredAction = Literal["scan", "review"]
 # proves no identity): they cover a SKU's absence, yet a SKU only they cover is still unproven
 # for PASS and gets the uncovered action.
 _COUNTS_ONLY = frozenset({"vision"})
+# Channels that may name a unit missing but never vouch alone, at every station: the insertion
+# channel's steps can explain a light unit that is not there (it went in "together with" a
+# heavier one; measured by the accuracy benchmark, docs/accuracy.md).
+NEVER_ALONE = frozenset({"insertion"})
 
 
 class Fallback(StrEnum):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scale.config import ScaleConfig
 from station.actuators.config import ActuatorConfig, check_roles, default_actuators
 from station.api.config import ApiSection, ReviewerEntry, ReviewSection
-from station.carton_policy import SkuRule, StationPolicy
+from station.carton_policy import NEVER_ALONE, SkuRule, StationPolicy
 from station.clock_offset import ClockCheckConfig
 from station.evidence_retention import EvidenceRetentionConfig
 from station.learning.estimator import LearningConfig
@@ -274,9 +274,7 @@ def station_policy(config: StationConfig) -> StationPolicy:
         required_channels=frozenset(section.required_channels),
         advisory=frozenset(section.advisory_channels),
         min_confidence=section.min_confidence,
-        # The insertion channel's steps can explain a light unit that is not there (it went in
-        # "together with" a heavier one): it may name a unit missing, never vouch alone.
-        corroborate=frozenset({"insertion", *(["rfid"] if second else [])}),
+        corroborate=NEVER_ALONE | frozenset({"rfid"} if second else ()),
         rules=tuple(
             SkuRule(tuple(r.skus), frozenset(r.require), frozenset(r.ignore))
             for r in section.sku_rules

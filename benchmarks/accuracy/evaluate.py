@@ -1,11 +1,16 @@
-"""Run generated cartons through the channels' code and the policy; count what the policy did.
+"""Run generated cartons through the channels' code and the station's decision; count what it did.
 
-Per channel mix (the channels a station has, all of them required):
+Per channel mix, a `StationPolicy` as the station's config would build it (the mix's sensors, all
+of them required; serial-controlled SKUs scanned unit by unit). Per carton, as the session does at
+close: `absence_detection` (how surely the total weight reveals each SKU missing), the mix's
+`plan` (which SKUs the packer must scan), the packer's unit scans for those SKUs ->
+`evaluate_scans`, and `plan.policy.decide` over the mix's channel reports. Counted:
+
 - short cartons: caught (BLOCK or REVIEW: not PASS) with a 95% Wilson interval, per detectability
-  class and per error kind;
+  class of the missing SKU (`Coverage.detectability` in the mix's plan) and per error kind;
 - complete cartons: false BLOCK and REVIEW (both cost a person's time: they share one budget), and
   why (the verdicts' reason codes);
-- short cartons with a required channel forced faulty: how many PASSed (must be 0).
+- short cartons with a required sensor forced faulty: how many PASSed (must be 0).
 """
 
 from __future__ import annotations
@@ -20,27 +25,51 @@ from typing import TypeVar
 from benchmarks.accuracy.sensors import Evidence, Station
 from benchmarks.accuracy.world import Carton, CartonStream, ErrorKind
 from benchmarks.figures import summary
-from scale.weighing import scale_error_g
-from station.verification import ChannelReport, Outcome, Verdict, VerificationPolicy
-from station.weight_check import (
-    detection_power,
-    evaluate_weight,
-    expected_weight,
-    tolerance_g,
-)
+from station.carton_policy import NEVER_ALONE, CartonPlan, StationPolicy, UncoveredAction
+from station.scan_check import evaluate_scans
+from station.verification import ChannelReport, Outcome, Verdict
 
-MIXES: dict[str, tuple[str, ...]] = {
-    "weight only": ("weight",),
-    "weight + RFID": ("weight", "rfid"),
-    "weight + vision": ("weight", "vision"),
-    "all": ("weight", "rfid", "vision"),
-    # What-if: all, plus the issue's planned per-unit scan of the SKUs no channel covers
-    # (simulated: no scan channel code exists yet). Not the headline.
-    "all + scan of uncovered SKUs": ("weight", "rfid", "vision", "scan"),
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """One station set-up: the sensors it has (all required), whether it explains the weight's
+    settled steps while packing (the insertion channel), and what it does with a SKU no sensor
+    covers."""
+
+    sensors: frozenset[str]
+    insertion: bool = True
+    uncovered_action: UncoveredAction = "review"
+
+    def policy(self) -> StationPolicy:
+        return StationPolicy(
+            channels=self.sensors,
+            required_channels=self.sensors,
+            corroborate=NEVER_ALONE,  # as every station's policy (station.config.station_policy)
+            scan_serial_controlled=True,
+            uncovered_action=self.uncovered_action,
+        )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The reports this mix decides on (the unit scans come from the plan)."""
+        extra = ("insertion",) if self.insertion else ()
+        return (*sorted(self.sensors), *extra)
+
+
+_ALL = frozenset({"weight", "rfid", "vision"})
+MIXES: dict[str, Mix] = {
+    "weight only": Mix(frozenset({"weight"}), insertion=False),
+    "weight + insertion": Mix(frozenset({"weight"})),
+    "weight + insertion, uncovered SKUs scanned": Mix(
+        frozenset({"weight"}), uncovered_action="scan"
+    ),
+    "weight + insertion + RFID": Mix(frozenset({"weight", "rfid"})),
+    "weight + insertion + vision": Mix(frozenset({"weight", "vision"})),
+    "all": Mix(_ALL),
+    "all, uncovered SKUs scanned": Mix(_ALL, uncovered_action="scan"),
 }
 Z95 = 1.959964
 T = TypeVar("T")
-WEIGHT_SEES = 0.999  # detection power above which a short is in the class "weight sees it"
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -54,33 +83,17 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     return ((centre - margin) / denominator, (centre + margin) / denominator)
 
 
-def detectability(carton: Carton, station: Station) -> str:
-    """What could detect this short carton in principle, from the catalog the station has.
+def detectability(carton: Carton, plan: CartonPlan) -> str:
+    """The detectability class, in this mix's plan, of the SKU the short carton lacks."""
+    coverage = {c.sku: c for c in plan.coverage}
+    classes = [coverage[sku].detectability for sku in sorted(carton.missing) if sku in coverage]
+    return classes[0] if classes else "none"
 
-    "weight sees it": the net change (units missing minus units packed instead, catalog weights)
-    lies so far outside the carton's tolerance that the scale catches it 999 times in 1000
-    (`detection_power`); otherwise the change hides inside or at the edge of the tolerance, and
-    whether a unit involved is RFID-tagged says whether RFID can see it. A missing variable-weight
-    unit is its own class: the scale never counts those.
-    """
-    catalog, config = station.world.catalog, station.weight_config
-    items = catalog.items
-    if any(items[s].variable_weight for s in carton.missing):
-        return "variable weight"
-    box = catalog.boxes[carton.box]
-    expected = expected_weight(carton.expected, catalog, box, config.packing_materials())
-    scale = scale_error_g(expected.mean_g, station.world.model.division_g)
-    tolerance = tolerance_g(expected.sigma_g, scale, config)
-    delta = sum(
-        (items[s].unit_weight_g or 0.0) * n * sign
-        for units, sign in ((carton.missing, -1), (carton.foreign, 1))
-        for s, n in units.items()
-    )
-    if detection_power(abs(delta), tolerance, tolerance / config.z) >= WEIGHT_SEES:
-        return "weight sees it"
-    involved = [*carton.missing, *carton.foreign]
-    tagged = any(items[s].rfid_tagged for s in involved)
-    return "within weight tolerance, tagged" if tagged else "within weight tolerance, untagged"
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    plan: CartonPlan
+    verdict: Verdict
 
 
 @dataclass
@@ -175,62 +188,66 @@ def _rates(table: Mapping[str, Counter[str]]) -> dict[str, dict[str, object]]:
 class Evaluation:
     """One world, one station, every mix; feed it cartons."""
 
-    def __init__(self, station: Station, mixes: Mapping[str, tuple[str, ...]] = MIXES) -> None:
+    def __init__(self, station: Station, mixes: Mapping[str, Mix] = MIXES) -> None:
         self.station = station
         self.mixes = dict(mixes)
-        self.policies = {
-            name: VerificationPolicy(required_channels=frozenset(channels))
-            for name, channels in self.mixes.items()
-        }
+        self.policies = {name: mix.policy() for name, mix in self.mixes.items()}
         self.tallies = {name: MixTally() for name in self.mixes}
 
-    def verdicts(self, carton: Carton) -> dict[str, Verdict]:
-        evidence = self.station.evidence(carton)
-        reports = self.station.reports(carton, evidence)
-        expected = self.station.verifiable(carton)
-        return {
-            name: self.policies[name].decide(expected, _pick(reports, channels))
-            for name, channels in self.mixes.items()
-        }
+    def decisions(self, carton: Carton) -> dict[str, Decision]:
+        """Every mix's plan and verdict for `carton`, on the same evidence."""
+        station = self.station
+        evidence = station.evidence(carton)
+        reports = station.reports(carton, evidence)
+        expected = station.verifiable(carton)
+        power = station.weight_power(carton)
+        out = {}
+        for name, mix in self.mixes.items():
+            plan = self.policies[name].plan(expected, station.world.catalog, power)
+            scans = evaluate_scans(
+                expected, station.unit_scans(carton, plan.must_scan), plan.must_scan
+            )
+            decided = [reports[c] for c in mix.channels] + ([scans] if scans else [])
+            out[name] = Decision(plan, plan.policy.decide(expected, decided))
+        return out
 
     def run_complete(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
-            for name, verdict in self.verdicts(carton).items():
-                faulty = any(c in carton.faults for c in self.mixes[name])
-                self.tallies[name].record_complete(verdict, faulty)
+            for name, decision in self.decisions(carton).items():
+                faulty = any(c in carton.faults for c in self.mixes[name].sensors)
+                self.tallies[name].record_complete(decision.verdict, faulty)
 
     def run_short(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
-            klass = detectability(carton, self.station)
-            for name, verdict in self.verdicts(carton).items():
-                self.tallies[name].record_short(verdict, carton, klass)
+            for name, decision in self.decisions(carton).items():
+                klass = detectability(carton, decision.plan)
+                self.tallies[name].record_short(decision.verdict, carton, klass)
 
     def run_faulty_short(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
-            for name, verdict in self.verdicts(carton).items():
-                if any(c in carton.faults for c in self.mixes[name]):
-                    self.tallies[name].record_faulty_short(verdict)
-
-
-def _pick(reports: Mapping[str, ChannelReport], channels: tuple[str, ...]) -> list[ChannelReport]:
-    return [reports[c] for c in channels]
+            for name, decision in self.decisions(carton).items():
+                if any(c in carton.faults for c in self.mixes[name].sensors):
+                    self.tallies[name].record_faulty_short(decision.verdict)
 
 
 def decision_times(
     stream: CartonStream, station: Station, rounds: int, units: int = 100
 ) -> dict[str, dict[str, float] | int]:
-    """Milliseconds to decide cartons of `units` units (half complete, half one unit short), all
-    channels, in two parts:
+    """Milliseconds to decide cartons of `units` units (half complete, half one unit short) in
+    the mix "all, uncovered SKUs scanned", in parts:
 
-    - "decide": evaluate_weight + VerificationPolicy.decide over the three reports (what
-      benchmarks/verdict_bench.py calls the decision; the issue's 5 ms target);
+    - "decide": what the station runs at close on the loop: absence_detection + the plan,
+      evaluate_weight, evaluate_insertions (the beam search over every settled step),
+      evaluate_scans and the policy's decide over all reports (the issue's 5 ms target);
+    - "insertion": evaluate_insertions alone (part of "decide");
     - "channel reports": filter_window + rfid_report (EPC decoding included) and
-      build_vision_report, which the daemon runs at close as well.
+      build_vision_report, which the RFID and vision channels run at close as well.
 
     Both wall and thread CPU time are kept: the code is pure and CPU-bound, and on a shared
     machine the wall time's tail is the scheduler's (another process ran meanwhile).
     """
-    policy = VerificationPolicy(required_channels=frozenset(MIXES["all"]))
+    policy = MIXES["all, uncovered SKUs scanned"].policy()
+    catalog = station.world.catalog
     samples: dict[str, list[float]] = {}
 
     def timed(name: str, call: Callable[..., T], *args: object) -> T:
@@ -240,29 +257,31 @@ def decision_times(
         samples.setdefault(f"{name} wall", []).append((time.perf_counter() - started) * 1000)
         return result
 
+    def close(
+        carton: Carton,
+        evidence: Evidence,
+        scanned: Mapping[str, int],
+        sensors: Mapping[str, ChannelReport],
+    ) -> Verdict:
+        expected = station.verifiable(carton)
+        plan = policy.plan(expected, catalog, station.weight_power(carton))
+        weight = station.weight_report(carton, evidence)
+        insertion = timed("insertion", station.insertion_report, carton, evidence)
+        scans = evaluate_scans(expected, scanned, plan.must_scan)
+        reports = [weight, insertion, *sensors.values(), *([scans] if scans else [])]
+        return plan.policy.decide(expected, reports)
+
     for i in range(rounds):
         error = ErrorKind.LEFT_OUT if i % 2 else ErrorKind.NONE
         carton = stream.carton(1_000_000 + i, error, units=units)
         evidence = station.evidence(carton)
-        reports = timed("channel reports", station.reports, carton, evidence)
-        timed("decide", _decide, policy, station, carton, evidence, reports)
+        sensors = timed("channel reports", station.sensor_reports, carton, evidence)
+        # The packer's scans (the simulator, untimed) follow the plan's must-scan SKUs.
+        plan = policy.plan(station.verifiable(carton), catalog, station.weight_power(carton))
+        scanned = station.unit_scans(carton, plan.must_scan)
+        timed("decide", close, carton, evidence, scanned, sensors)
     out: dict[str, dict[str, float] | int] = {"units": units, "rounds": rounds}
     for name, values in samples.items():
         median, p99 = summary(values)
         out[name] = {"median_ms": median, "p99_ms": p99}
     return out
-
-
-def _decide(
-    policy: VerificationPolicy,
-    station: Station,
-    carton: Carton,
-    evidence: Evidence,
-    reports: Mapping[str, ChannelReport],
-) -> Verdict:
-    """The weight check and the policy, as decision_times times them."""
-    catalog = station.world.catalog
-    weight = evaluate_weight(
-        carton.expected, catalog, catalog.boxes[carton.box], evidence.weight, station.weight_config
-    )
-    return policy.decide(station.verifiable(carton), [weight, reports["rfid"], reports["vision"]])

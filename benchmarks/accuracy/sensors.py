@@ -8,7 +8,13 @@ The simulators stop where the station's own code begins:
   tags on the table) -> `rfid.window.filter_window` -> `station.rfid_check.rfid_report`;
 - vision: one `InsertionObservation` per insertion (new items counted, codes decoded) ->
   `vision.report.build_vision_report`. The count error is calibrated from the shipped model card
-  (`VisionModel.from_card`); barcodes are read from units that face up and are not yet covered.
+  (`VisionModel.from_card`); barcodes are read from units that face up and are not yet covered;
+- per-insertion weight: the settled `WeightStep`s while packing (box, units one or two at a time,
+  a unit taken out and put back, paperwork, void fill) -> `station.insertion_check.
+  evaluate_insertions`;
+- unit scans: what the packer scanned when the carton's plan says they must scan a SKU
+  (`Station.unit_scans`) -> `station.scan_check.evaluate_scans` (in evaluate.py: the plan is the
+  mix's).
 
 Every random draw comes from a generator seeded by (seed, carton, channel), so a carton's evidence
 does not depend on which other cartons or channel mixes were run.
@@ -18,27 +24,25 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.accuracy.world import Carton, Fault, Unit, World, poisson
+from benchmarks.accuracy.world import Carton, ErrorKind, Fault, Unit, World, poisson
 from rfid.config import AntennaWindow, ReadWindowConfig
 from rfid.identity import EpcSkuResolver
 from rfid.reads import TagRead
 from rfid.window import filter_window
 from scale.weighing import scale_error_g
 from station.domain import ItemKind
+from station.insertion_check import WeightStep, evaluate_insertions
 from station.rfid_check import ReaderProblem, rfid_report
-from station.verification import ChannelReport, ChannelState, FindingStatus, SkuFinding
+from station.verification import ChannelReport, ChannelState
 from station.weight_check import (
     ScaleState,
     WeightCheckConfig,
     WeightMeasurement,
-    detection_power,
+    absence_detection,
     evaluate_weight,
-    expected_weight,
-    tolerance_g,
 )
 from vision.barcodes import CodeRead
 from vision.observe import InsertionObservation
@@ -48,8 +52,8 @@ CARD = Path(__file__).resolve().parents[2] / "models" / "item_counter.card.json"
 WINDOW = ReadWindowConfig(
     antennas=(AntennaWindow(antenna=1, rssi_floor_dbm=-55),), min_seen_count=5
 )
-SCAN_BELOW_POWER = 0.999  # the what-if scans a SKU whose absence the scale sees less surely
-SCAN_CONFIDENCE = 0.99
+INSERTION_CONFIDENCE = 0.9  # the station's policy.min_confidence, as build_channels passes it
+ZERO_BAND_G = 10.0  # the scale's default zero band: packing watched from an empty platter
 _UNSURE_SCALE = (ScaleState.UNSTABLE, ScaleState.ZERO_DRIFT, ScaleState.OVER_CAPACITY)
 
 
@@ -122,7 +126,8 @@ class Evidence:
     reader_problems: tuple[ReaderProblem, ...]
     insertions: tuple[InsertionObservation, ...]
     camera_up: bool
-    scans: Mapping[str, int]  # what-if per-unit scan: units scanned per SKU
+    steps: tuple[WeightStep, ...]  # settled weight steps while packing
+    started_from_g: float | None  # the level packing started from
 
 
 class Station:
@@ -147,8 +152,10 @@ class Station:
     def evidence(self, carton: Carton) -> Evidence:
         reads, problems = self._rfid(carton)
         insertions, camera_up = self._vision(carton)
-        scans = self._scans(carton)
-        return Evidence(self._weight(carton), reads, problems, insertions, camera_up, scans)
+        steps, started_from_g = self._steps(carton)
+        return Evidence(
+            self._weight(carton), reads, problems, insertions, camera_up, steps, started_from_g
+        )
 
     def _rng(self, carton: Carton, channel: str) -> random.Random:
         return random.Random(f"{channel}:{self.seed}:{carton.index}:{carton.error.value}")
@@ -224,53 +231,125 @@ class Station:
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return tuple(observations), True
 
-    def uncovered(self, carton: Carton) -> frozenset[str]:
-        """SKUs no channel covers, known when the order starts: not tagged, and either a missing
-        unit would hide in the weight tolerance (detection power below 0.999), or the SKU is sold
-        by weight, or it has look-alike variants (sizes, colours: the WMS knows them) that the
-        scale cannot tell apart. Vision is not counted on: whether a code faces the camera is not
-        known in advance."""
-        catalog, config = self.world.catalog, self.weight_config
-        expected = expected_weight(
-            carton.expected, catalog, catalog.boxes[carton.box], config.packing_materials()
-        )
-        scale = scale_error_g(expected.mean_g, self.world.model.division_g)
-        tolerance = tolerance_g(expected.sigma_g, scale, config)
-        out = set()
-        for sku in self.verifiable(carton):
-            item = catalog.items[sku]
-            if item.rfid_tagged:
-                continue
-            power = detection_power(item.unit_weight_g or 0.0, tolerance, tolerance / config.z)
-            look_alike = self.world.truth[sku].family is not None
-            if item.variable_weight or look_alike or power < SCAN_BELOW_POWER:
-                out.add(sku)
-        return frozenset(out)
+    def _steps(self, carton: Carton) -> tuple[tuple[WeightStep, ...], float | None]:
+        """The settled steps of the platter's weight while the carton is packed, and the level
+        packing started from (None: the scale was down or stale, nothing was watched).
 
-    def _scans(self, carton: Carton) -> dict[str, int]:
-        """The packer scans every unit of an uncovered SKU as it goes in, and a unit packed in
-        error (a variant, another order's unit) when the order has uncovered SKUs: the packer
-        takes it for one of them. A left-out unit is sometimes scanned anyway."""
+        The box goes down first (with the paperwork in it half of the time), then the units in
+        packing order: one per step, sometimes two before the scale settles, sometimes one taken
+        out again and put back; the paperwork (if not in the box) and the gift note go in among
+        them, the void fill last. Each settled level is the real contents plus the scale's noise,
+        rounded to the division; a change within the motion band is no step (the weight channel's
+        rule)."""
+        rng = self._rng(carton, "insertion")
+        model = self.world.model
+        if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
+            return (), None
+        pieces: list[float] = [u.weight_g for u in carton.packed]
+        for grams in (carton.paperwork_true_g, carton.note_true_g):
+            if grams > 0:
+                pieces.insert(rng.randint(0, len(pieces)), grams)
+        moves: list[float] = []  # signed grams of each settled step, before noise
+        first = carton.box_true_g
+        if rng.random() < model.paperwork_with_box and carton.paperwork_true_g in pieces:
+            pieces.remove(carton.paperwork_true_g)
+            first += carton.paperwork_true_g
+        moves.append(first)
+        i = 0
+        while i < len(pieces):
+            grams = pieces[i]
+            if i + 1 < len(pieces) and rng.random() < model.two_at_once:
+                grams += pieces[i + 1]
+                i += 1
+            moves.append(grams)
+            if rng.random() < model.taken_out_and_back:
+                moves += [-pieces[i], pieces[i]]
+            i += 1
+        moves.append(carton.fill_true_g)
+        started = 0.0
+        if rng.random() < model.not_started_empty:
+            started = moves.pop(0)  # the box was already down when the order was scanned
+        band = model.division_g  # the scale's default motion band: one division
+        true_g = started
+        level = start_g = self._reading(rng, started) if started else 0.0
+        steps: list[WeightStep] = []
+        for at, grams in enumerate(moves, start=1):
+            true_g += grams
+            reading = self._reading(rng, true_g)
+            if abs(reading - level) > band:
+                steps.append(WeightStep(level, reading, float(at)))
+                level = reading
+        return tuple(steps), start_g
+
+    def _reading(self, rng: random.Random, true_g: float) -> float:
+        """A settled reading of `true_g`: the scale's noise, rounded to the division."""
+        division = self.world.model.division_g
+        return round((true_g + rng.gauss(0, self.world.model.scale_noise_sd_g)) / division) * (
+            division
+        )
+
+    def unit_scans(self, carton: Carton, must_scan: frozenset[str]) -> dict[str, int]:
+        """The packer's unit scans when the plan says they must scan `must_scan`, as the session
+        counts them (a serial scanned twice counts once).
+
+        The packer scans each unit they believe is of a must-scan SKU as it goes in; a unit packed
+        in error (a variant, another order's unit) stands in for the unit it replaced, so its
+        barcode is scanned in that unit's place. Mistakes: a unit scanned twice, a unit put in
+        without its scan, a left-out unit scanned anyway (scanned, then set down beside the box).
+        The draws do not depend on `must_scan`: every mix sees the same packer."""
         rng = self._rng(carton, "scan")
         model = self.world.model
-        uncovered = self.uncovered(carton)
+        items = self.world.catalog.items
+        stands_for = {
+            foreign: victim for foreign in carton.foreign for victim in carton.missing
+        }  # one thing goes wrong per carton: at most one SKU each
         scans: dict[str, int] = {}
         for unit in carton.packed:
-            if unit.sku in uncovered or (unit.sku in carton.foreign and uncovered):
-                scans[unit.sku] = scans.get(unit.sku, 0) + 1 + (rng.random() < model.double_scan)
-        for sku, n in carton.missing.items():
-            if sku in uncovered:
-                forgot = sum(rng.random() < model.scanned_but_left_out for _ in range(n))
-                scans[sku] = scans.get(sku, 0) + forgot
+            twice, forgot = rng.random() < model.double_scan, rng.random() < model.unscanned_unit
+            if stands_for.get(unit.sku, unit.sku) not in must_scan or forgot:
+                continue
+            repeat = twice and not items[unit.sku].serial_controlled
+            scans[unit.sku] = scans.get(unit.sku, 0) + 1 + repeat
+        if carton.error in (ErrorKind.LEFT_OUT, ErrorKind.LINE_LEFT_OUT):
+            for sku, n in carton.missing.items():
+                anyway = sum(rng.random() < model.scanned_but_left_out for _ in range(n))
+                if sku in must_scan and anyway:
+                    scans[sku] = scans.get(sku, 0) + anyway
         return scans
 
     # -- the channels' own code ------------------------------------------------------------------
 
     def reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:
-        """The three ChannelReports, each from the channel's real, pure code."""
+        """Every channel's report, each from the channel's real, pure code."""
+        return {
+            "weight": self.weight_report(carton, evidence),
+            "insertion": self.insertion_report(carton, evidence),
+            **self.sensor_reports(carton, evidence),
+        }
+
+    def weight_report(self, carton: Carton, evidence: Evidence) -> ChannelReport:
         catalog = self.world.catalog
         box = catalog.boxes[carton.box]
-        weight = evaluate_weight(carton.expected, catalog, box, evidence.weight, self.weight_config)
+        return evaluate_weight(carton.expected, catalog, box, evidence.weight, self.weight_config)
+
+    def insertion_report(self, carton: Carton, evidence: Evidence) -> ChannelReport:
+        catalog = self.world.catalog
+        return evaluate_insertions(
+            evidence.steps,
+            evidence.started_from_g,
+            carton.expected,  # the gift note too: it is a step as well
+            catalog,
+            catalog.boxes[carton.box],
+            self.weight_config.packing_materials(),
+            self.scale_error_at,
+            INSERTION_CONFIDENCE,
+            ZERO_BAND_G,
+            self.weight_config.missing_unit_prior,
+        )
+
+    def sensor_reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:
+        """RFID's and vision's reports."""
+        catalog = self.world.catalog
         window = filter_window(evidence.reads, WINDOW, self.resolver)
         rfid = rfid_report(
             carton.expected,
@@ -282,8 +361,22 @@ class Station:
         vision = build_vision_report(
             evidence.insertions, carton.expected, catalog, camera_up=evidence.camera_up
         )
-        scan = per_unit_scan_report(self.verifiable(carton), evidence.scans, self.uncovered(carton))
-        return {"weight": weight, "rfid": rfid, "vision": vision, "scan": scan}
+        return {"rfid": rfid, "vision": vision}
+
+    def weight_power(self, carton: Carton) -> dict[str, float]:
+        """How surely the total weight reveals each product missing, as the daemon tells the
+        session's plan (weight_check.absence_detection over the verifiable SKUs)."""
+        catalog = self.world.catalog
+        return absence_detection(
+            self.verifiable(carton),
+            catalog,
+            catalog.boxes[carton.box],
+            self.scale_error_at,
+            self.weight_config,
+        )
+
+    def scale_error_at(self, grams: float) -> float:
+        return scale_error_g(grams, self.world.model.division_g)
 
     def verifiable(self, carton: Carton) -> dict[str, int]:
         """What the policy must see confirmed: products, as the session passes them."""
@@ -328,29 +421,3 @@ def _insertions(rng: random.Random, units: list[Unit]) -> list[list[Unit]]:
 def _code_read(ean13: str) -> CodeRead:
     """An EAN-13 as the barcode reader returns it; the catalog's index maps it to its SKU."""
     return CodeRead("EAN13", ean13, "]E0", ean13.encode(), (0.0, 0.0), (), gtin="0" + ean13)
-
-
-def per_unit_scan_report(
-    expected: Mapping[str, int], scans: Mapping[str, int], scanned_skus: frozenset[str]
-) -> ChannelReport:
-    """What-if: the per-unit scan channel the issue plans (no station code exists yet), reduced
-    to its counts. Every unit of `scanned_skus` is scanned as it goes in; a scanned SKU not on
-    the order is extra."""
-    findings = []
-    for sku, n in sorted(expected.items()):
-        if sku not in scanned_skus:
-            findings.append(SkuFinding(sku, FindingStatus.NOT_APPLICABLE, n, None, 1.0))
-            continue
-        got = scans.get(sku, 0)
-        status = (
-            FindingStatus.CONFIRMED
-            if got == n
-            else FindingStatus.MISSING
-            if got < n
-            else FindingStatus.EXTRA
-        )
-        findings.append(SkuFinding(sku, status, n, got, SCAN_CONFIDENCE, f"{got} of {n} scanned"))
-    for sku, got in sorted(scans.items()):
-        if sku not in expected and got:
-            findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, got, SCAN_CONFIDENCE))
-    return ChannelReport("scan", ChannelState.OK, tuple(findings))

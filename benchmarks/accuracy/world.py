@@ -42,6 +42,7 @@ class Category:
     size_step: float  # relative weight step between neighbouring members of a family
     variable_weight: bool = False
     multi_qty: float = 0.1  # chance an order line asks for more than one unit
+    serial: float = 0.0  # chance a SKU is serial-controlled (each unit carries a serial number)
 
 
 # Share, weight and behaviour per category (docs/accuracy.md explains each choice).
@@ -53,9 +54,9 @@ CATEGORIES: tuple[Category, ...] = (
     # t-shirts, knitwear, trousers in polybags: sizes are the classic look-alike
     Category("apparel", 0.25, 250, 0.4, 80, 900, 0.04, 0.9, 0.001, 0.5, 0.8, 0.06),
     # books, mugs, toys, boxed cosmetics
-    Category("hard goods", 0.30, 300, 0.6, 60, 1500, 0.015, 0.3, 0.005, 0.5, 0.2, 0.0),
-    # shoes, small appliances, bottles (liquids and metal detune tags)
-    Category("heavy", 0.15, 1200, 0.5, 500, 5000, 0.02, 0.3, 0.01, 0.5, 0.3, 0.04),
+    Category("hard goods", 0.30, 300, 0.6, 60, 1500, 0.015, 0.3, 0.005, 0.5, 0.2, 0.0, serial=0.03),
+    # shoes, small appliances, bottles (liquids and metal detune tags); appliances carry serials
+    Category("heavy", 0.15, 1200, 0.5, 500, 5000, 0.02, 0.3, 0.01, 0.5, 0.3, 0.04, serial=0.15),
     # deli and produce sold by weight: never weight-checked per unit
     Category("sold by weight", 0.05, 400, 0.4, 100, 1500, 0.15, 0.0, 0.0, 0.3, 0.0, 0.0, True),
 )
@@ -99,9 +100,15 @@ class WorldModel:
     # Vision (count errors come from the model card; see sensors.VisionModel)
     covered_per_insertion: float = 0.15  # chance a later insertion covers an earlier unit
     code_read: float = 0.9  # chance a face-up, uncovered code is decoded in a frame
-    # What-if per-unit scan of the SKUs no channel covers (the issue's planned channel; simulated)
+    # Per-unit scans of the SKUs the carton's plan says the packer must scan
     scanned_but_left_out: float = 0.05  # a left-out unit the packer had scanned anyway
-    double_scan: float = 0.002  # a packed unit scanned twice
+    double_scan: float = 0.002  # a packed unit scanned twice (the station drops a repeated serial)
+    unscanned_unit: float = 0.001  # a unit put in without its scan
+    # Per-insertion weight: how the packer puts things on the platter
+    two_at_once: float = 0.1  # a unit goes in with the next one before the scale settles
+    taken_out_and_back: float = 0.02  # a unit is taken out again (to rearrange) and put back
+    paperwork_with_box: float = 0.5  # the paperwork goes down inside the box, in one step
+    not_started_empty: float = 0.01  # the box was on the platter before the order started
     # Sensor faults per carton (the fault-enriched set forces one on every short carton)
     scale_down: float = 0.0005
     scale_stale: float = 0.0005
@@ -170,11 +177,18 @@ class Carton:
     strays: tuple[Unit, ...]  # other orders' tagged units near the station
     box: str
     box_true_g: float
-    materials_true_g: float  # paperwork + void fill + tape actually in the box
+    paperwork_true_g: float
+    fill_true_g: float  # void fill and tape
+    note_true_g: float  # the gift note, 0 when the order has none
     error: ErrorKind
     faults: dict[str, Fault] = field(default_factory=dict)  # channel -> fault
     missing: dict[str, int] = field(default_factory=dict)  # expected SKU -> units not packed
     foreign: dict[str, int] = field(default_factory=dict)  # packed SKU not on the order -> units
+
+    @property
+    def materials_true_g(self) -> float:
+        """Paperwork, void fill, tape and the gift note actually in the box."""
+        return self.paperwork_true_g + self.fill_true_g + self.note_true_g
 
     @property
     def short(self) -> bool:
@@ -276,6 +290,8 @@ def _catalog_item(
         weight_spread_g=round(spread, 2),
         variable_weight=category.variable_weight,
         rfid_tagged=rng.random() < category.tagged,
+        # Its own generator: the catalog's other draws stay what they were before serials.
+        serial_controlled=random.Random(f"serial:{sku}").random() < category.serial,
     )
 
 
@@ -343,7 +359,7 @@ class CartonStream:
             strays=strays,
             box=box,
             box_true_g=rng.gauss(box_item.tare_g, world.box_true_sd[box]),
-            materials_true_g=self._materials(rng, GIFT_NOTE in expected),
+            **self._materials(rng, GIFT_NOTE in expected),
             error=error,
             faults=self._faults(rng, forced_fault),
             missing=dict(missing),
@@ -455,15 +471,17 @@ class CartonStream:
         answers = rng.random() >= truth.category.dead_tag
         return Unit(sku, weight, epc, answers, rng.random() < truth.category.code_up)
 
-    def _materials(self, rng: random.Random, gift_note: bool) -> float:
+    def _materials(self, rng: random.Random, gift_note: bool) -> dict[str, float]:
         """Paperwork, void fill and tape, and the gift note when the order has one."""
         model = self.world.model
-        grams = max(0.0, rng.gauss(model.paperwork_g, model.paperwork_sd_g))
-        grams += max(0.0, rng.gauss(model.fill_g, model.fill_sd_g))
         note = self.world.catalog.items[GIFT_NOTE]
-        return grams + (
-            rng.gauss(note.unit_weight_g or 0.0, note.weight_spread_g) if gift_note else 0.0
-        )
+        return {
+            "paperwork_true_g": max(0.0, rng.gauss(model.paperwork_g, model.paperwork_sd_g)),
+            "fill_true_g": max(0.0, rng.gauss(model.fill_g, model.fill_sd_g)),
+            "note_true_g": rng.gauss(note.unit_weight_g or 0.0, note.weight_spread_g)
+            if gift_note
+            else 0.0,
+        }
 
     def _faults(self, rng: random.Random, forced: bool) -> dict[str, Fault]:
         m = self.world.model

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.accuracy.evaluate import MIXES, Evaluation, detectability, wilson
+from benchmarks.accuracy.evaluate import MIXES, Evaluation, Mix, detectability, wilson
 from benchmarks.accuracy.report import VISION_AT_TARGET
 from benchmarks.accuracy.sensors import WINDOW, Station, VisionModel
 from benchmarks.accuracy.world import (
@@ -21,7 +22,7 @@ from benchmarks.accuracy.world import (
     build_world,
 )
 from rfid.window import filter_window
-from station.verification import ChannelState, FindingStatus, Outcome, VerificationPolicy
+from station.verification import ChannelState, FindingStatus, Outcome
 
 SEED = 11
 WORLD = build_world(SEED)
@@ -135,26 +136,120 @@ def test_the_vision_model_is_calibrated_from_the_card() -> None:
 
 
 def test_the_channels_report_from_their_real_code() -> None:
-    carton = next(c for c in STREAM.complete(50) if not c.faults and len(c.expected) >= 2)
+    carton = next(
+        c
+        for c in STREAM.complete(50)
+        if not c.faults
+        and len(c.expected) >= 2
+        and not any(WORLD.catalog.items[s].variable_weight for s in c.expected)
+    )
     reports = STATION.reports(carton, STATION.evidence(carton))
-    assert {r.channel for r in reports.values()} == {"weight", "rfid", "vision", "scan"}
-    for report in reports.values():
-        assert report.state is ChannelState.OK
+    assert set(reports) == {"weight", "insertion", "rfid", "vision"}
+    for channel, report in reports.items():
+        assert report.channel == channel and report.state is ChannelState.OK
     assert reports["weight"].measurements["expected_g"] > 0
+    assert reports["insertion"].measurements["steps"] >= len(carton.packed)
     assert "reads" in reports["rfid"].measurements
     assert reports["vision"].measurements["frames"] >= 1
 
 
-def test_a_generated_short_carton_caught_by_weight_is_weight_detectable() -> None:
-    policy = VerificationPolicy()
-    for carton in STREAM.short(300):
-        if carton.faults or detectability(carton, STATION) != "weight sees it":
+def test_the_settled_steps_add_up_to_what_went_on_the_platter() -> None:
+    watched = 0
+    for carton in STREAM.complete(300):
+        steps, started = STATION.evidence(carton).steps, STATION.evidence(carton).started_from_g
+        if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
+            assert steps == () and started is None
             continue
-        reports = STATION.reports(carton, STATION.evidence(carton))
-        assert policy.decide(STATION.verifiable(carton), [reports["weight"]]).outcome in (
-            Outcome.BLOCK,
-            Outcome.REVIEW,
+        true_g = (
+            carton.box_true_g + carton.materials_true_g + sum(u.weight_g for u in carton.packed)
         )
+        band = WORLD.model.division_g
+        assert all(abs(s.delta_g) > band and s.delta_g % band == 0 for s in steps)
+        assert all(a.to_g == b.from_g for a, b in pairwise(steps))
+        if started == 0.0:
+            watched += 1
+            # The last level is the whole carton, within the scale's noise and one step below
+            # the motion band (the void fill may go in unnoticed).
+            assert abs(steps[-1].to_g - true_g) <= carton.fill_true_g + 6 + band
+            assert steps[0].delta_g == pytest.approx(
+                carton.box_true_g
+                + (carton.paperwork_true_g if steps[0].delta_g > carton.box_true_g + 6 else 0),
+                abs=6,
+            )
+        else:  # the box was down before the order started: nothing to count from
+            assert started == pytest.approx(carton.box_true_g, abs=4)
+    assert watched > 280
+
+
+def test_the_insertion_channel_counts_most_complete_cartons() -> None:
+    counted = confirmed = 0
+    for carton in STREAM.complete(300):
+        if carton.faults or any(WORLD.catalog.items[s].variable_weight for s in carton.expected):
+            continue  # a unit sold by weight is a step nothing explains: UNSURE, by design
+        report = STATION.insertion_report(carton, STATION.evidence(carton))
+        counted += 1
+        confirmed += report.state is ChannelState.OK and all(
+            f.status is FindingStatus.CONFIRMED for f in report.findings
+        )
+    assert 0.9 * counted < confirmed <= counted
+
+
+def test_unit_scans_follow_the_plan_and_the_packers_mistakes() -> None:
+    exact = considered = 0
+    for carton in STREAM.complete(400):
+        expected = STATION.verifiable(carton)
+        assert STATION.unit_scans(carton, frozenset()) == {}
+        scans = STATION.unit_scans(carton, frozenset(expected))
+        assert set(scans) <= set(expected)
+        for sku, n in scans.items():
+            ceiling = 1 if WORLD.catalog.items[sku].serial_controlled else 2
+            assert n <= ceiling * expected[sku]  # a serial scanned twice counts once
+        considered += 1
+        exact += scans == expected
+    assert 0.97 * considered < exact < considered  # a few double or forgotten scans
+    variants = 0
+    for carton in STREAM.short(600):
+        if carton.error not in (ErrorKind.WRONG_VARIANT, ErrorKind.SWAPPED_OTHER_ORDER):
+            continue
+        ((victim, _),) = carton.missing.items()
+        ((stranger, _),) = carton.foreign.items()
+        scans = STATION.unit_scans(carton, frozenset({victim}))
+        # The unit packed in the victim's place is scanned in its place: its own barcode.
+        variants += scans.get(stranger, 0) >= 1
+        assert scans.get(victim, 0) <= 2 * (carton.expected[victim] - 1)
+    assert variants > 0
+
+
+def test_a_left_out_unit_the_packer_must_scan_is_caught_unless_scanned_anyway() -> None:
+    mix = {"scan": Mix(frozenset({"weight"}), insertion=False, uncovered_action="scan")}
+    evaluation = Evaluation(STATION, mix)
+    caught = 0
+    for carton in STREAM.short(400):
+        if carton.faults or carton.error is not ErrorKind.LEFT_OUT:
+            continue
+        decision = evaluation.decisions(carton)["scan"]
+        ((victim, _),) = carton.missing.items()
+        if victim not in decision.plan.must_scan:
+            continue
+        scans = STATION.unit_scans(carton, decision.plan.must_scan)
+        if scans.get(victim, 0) < carton.expected[victim]:
+            assert decision.verdict.outcome is Outcome.BLOCK
+            assert any(d.sku == victim for d in decision.verdict.missing)
+            caught += 1
+    assert caught > 0
+
+
+def test_a_short_carton_the_weight_surely_sees_is_not_passed() -> None:
+    evaluation = Evaluation(STATION, {"weight": MIXES["weight only"]})
+    for carton in STREAM.short(300):
+        if carton.faults or carton.error not in (ErrorKind.LEFT_OUT, ErrorKind.LINE_LEFT_OUT):
+            continue
+        decision = evaluation.decisions(carton)["weight"]
+        ((victim, _),) = carton.missing.items()
+        if STATION.weight_power(carton)[victim] < 0.999:
+            continue
+        assert detectability(carton, decision.plan) == "weight"
+        assert decision.verdict.outcome is not Outcome.PASS
 
 
 def test_wilson_interval() -> None:
@@ -179,8 +274,9 @@ def test_a_required_channel_that_is_down_stale_or_unsure_never_passes(
     carton = STREAM.carton(index, kind)
     carton = replace(carton, faults={**carton.faults, faulty: fault})
     evaluation = Evaluation(STATION)
-    for mix, verdict in evaluation.verdicts(carton).items():
-        if faulty in MIXES[mix]:
+    for mix, decision in evaluation.decisions(carton).items():
+        if faulty in MIXES[mix].sensors:
+            verdict = decision.verdict
             assert verdict.outcome is Outcome.REVIEW, (mix, verdict.reasons)
             assert any(r.channel == faulty for r in verdict.reasons)
 
@@ -189,34 +285,17 @@ def test_a_required_channel_that_is_down_stale_or_unsure_never_passes(
 @given(index=st.integers(0, 10**6), kind=st.sampled_from(list(ErrorKind)))
 def test_a_pass_means_every_product_was_vouched_for(index, kind) -> None:
     """Fail-closed invariant: a PASS has every required channel OK and every ordered product
-    confirmed by at least one channel that is OK."""
+    confirmed by at least one channel (the insertion channel is optional: it may be UNSURE)."""
     carton = STREAM.carton(index, kind)
-    for mix, verdict in Evaluation(STATION).verdicts(carton).items():
+    for mix, decision in Evaluation(STATION).decisions(carton).items():
+        verdict = decision.verdict
         if verdict.outcome is not Outcome.PASS:
             continue
-        assert all(r.state is ChannelState.OK for r in verdict.reports), mix
+        required = [r for r in verdict.reports if r.channel in MIXES[mix].sensors]
+        assert len(required) == len(MIXES[mix].sensors), mix
+        assert all(r.state is ChannelState.OK for r in required), mix
         for sku in STATION.verifiable(carton):
             assert any(
                 (f := r.finding_for(sku)) is not None and f.status is FindingStatus.CONFIRMED
                 for r in verdict.reports
             ), (mix, sku)
-
-
-def test_the_what_if_scan_covers_what_no_channel_covers_and_reports_counts() -> None:
-    shorts_scanned = 0
-    for carton in STREAM.short(300):
-        uncovered = STATION.uncovered(carton)
-        for sku in uncovered:
-            item = WORLD.catalog.items[sku]
-            assert not item.rfid_tagged
-        report = STATION.reports(carton, STATION.evidence(carton))["scan"]
-        for sku in STATION.verifiable(carton):
-            finding = report.finding_for(sku)
-            assert (finding.status is FindingStatus.NOT_APPLICABLE) is (sku not in uncovered)
-        for sku in set(carton.missing) & uncovered:
-            shorts_scanned += 1
-            assert report.finding_for(sku).status in (
-                FindingStatus.MISSING,
-                FindingStatus.CONFIRMED,
-            )
-    assert shorts_scanned > 0
