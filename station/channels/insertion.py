@@ -3,6 +3,8 @@ explained at close by what the manifest says went in (station.insertion_check)."
 
 from __future__ import annotations
 
+import asyncio
+
 from scale.weighing import scale_error_g
 from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
 from station.channels.weight import WeightChannel
@@ -59,8 +61,10 @@ class InsertionChannel(EvidenceChannel):
         await self._weight.wait_settled(deadline, requested_at)  # the last step has come in
         catalog = self._context.catalog
         division_g = self._weight.scale_config.division_g
-        return evaluate_insertions(
-            self._steps,
+        # CPU-bound (about 0.1 s for a 100-unit carton): off the loop, on a copy of the steps.
+        return await asyncio.to_thread(
+            evaluate_insertions,
+            tuple(self._steps),
             self._started_from_g,
             expected_units(request.manifest, catalog),  # inserts too: they are steps as well
             catalog,
