@@ -264,29 +264,16 @@ def build_vision_report(
                 CHANNEL,
             )
         )
-        for sku in unproven:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.UNCERTAIN,
-                    expected[sku],
-                    None,
-                    count_confidence,
-                    "more items than ordered",
-                )
-            )
-    else:
-        for sku in unproven:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.UNCERTAIN,
-                    expected[sku],
-                    None,
-                    count_confidence,
-                    "the item count agrees; vision did not identify the units",
-                )
-            )
+    if deficit <= 0:  # a count cannot say which of the unproven SKUs it saw
+        detail = (
+            "more items than ordered"
+            if deficit < 0
+            else "the item count agrees; vision did not identify the units"
+        )
+        findings += [
+            SkuFinding(sku, FindingStatus.UNCERTAIN, expected[sku], None, count_confidence, detail)
+            for sku in unproven
+        ]
     if unknown_codes:
         measurements["unknown_codes"] = float(len(unknown_codes))
     return ChannelReport(
