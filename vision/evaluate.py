@@ -2,7 +2,8 @@
 
     python -m vision.evaluate [--model models/item_counter.onnx] [--n 400]
 
-Sets (seeds disjoint from training's, never used for tuning):
+Sets (seeds disjoint from training's, never used for tuning; drawn afresh for each model family
+once a set has informed a design choice: 202/303/404/505 until item_counter-2026-11-26-s7):
     holdout  item designs never seen in training (textures dots/waves/plaid, odd hue grid)
     hard     the same unseen designs under stronger lighting, blur, noise, JPEG and colour shifts
     hands    unseen designs with a hand over the carton: the model must say "not applicable"
@@ -30,10 +31,10 @@ from vision.config import DEFAULT_MODEL, CounterDetectorConfig
 from vision.detectors import CounterDetector
 
 SETS: dict[str, dict[str, object]] = {
-    "holdout": {"seed": 202, "family": "holdout", "level": "normal", "hand_rate": 0.0},
-    "hard": {"seed": 303, "family": "holdout", "level": "hard", "hand_rate": 0.0},
-    "hands": {"seed": 404, "family": "holdout", "level": "normal", "hand_rate": 1.0},
-    "train": {"seed": 505, "family": "train", "level": "normal", "hand_rate": 0.0},
+    "holdout": {"seed": 2202, "family": "holdout", "level": "normal", "hand_rate": 0.0},
+    "hard": {"seed": 3303, "family": "holdout", "level": "hard", "hand_rate": 0.0},
+    "hands": {"seed": 4404, "family": "holdout", "level": "normal", "hand_rate": 1.0},
+    "train": {"seed": 5505, "family": "train", "level": "normal", "hand_rate": 0.0},
 }
 RENDER = (512, 384)
 
