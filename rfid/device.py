@@ -14,6 +14,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -33,6 +34,7 @@ ReaderHealth = DeviceHealth
 log = logging.getLogger("packstation.rfid")
 
 READ_SLICE_S = 0.05  # longest a blocking read takes: bounds tick latency and stop()
+GOODBYE_WAIT_S = 0.5  # longest wait for an LLRP reader to close the session after our goodbye
 _LINK_ERRORS = (serial.SerialException, OSError, ValueError)
 
 
@@ -233,8 +235,19 @@ class RfidReader(Supervisor):
         try:
             engine.stop()
             self._write(link, engine.take_output())
+            if engine.closed_by_reader:
+                self._await_close(link)
         except _LINK_ERRORS:
             log.debug("saying goodbye to reader %s failed", self.config.name, exc_info=True)
+
+    @staticmethod
+    def _await_close(link: Link) -> None:
+        """Read until the reader closes the session (or a short deadline). Closing first, with
+        reports still unread in our socket, makes the kernel reset the connection, and a reset
+        can discard our goodbye before the reader has read it: its ROSpec would keep running."""
+        deadline = time.monotonic() + GOODBYE_WAIT_S
+        while time.monotonic() < deadline:
+            link.read(4096)  # ConnectionError once the reader has closed
 
     @staticmethod
     def _write(link: Link, data: bytes) -> None:

@@ -135,6 +135,7 @@ class Engine(Protocol):
     last_problem: str | None  # the latest bad frame or error status, for logs and `rfid watch`
     failure: str | None  # set when the session cannot go on: the device reconnects
     ready: bool  # inventory is running
+    closed_by_reader: bool  # after stop() the reader answers and closes the session (LLRP)
 
     @property
     def dropped_bytes(self) -> int: ...
@@ -159,6 +160,7 @@ class EngineBase:
         self.last_problem: str | None = None
         self.failure: str | None = None
         self.ready = False
+        self.closed_by_reader = False
         self._output = bytearray()
 
     def take_output(self) -> bytes:

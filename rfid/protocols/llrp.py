@@ -516,6 +516,7 @@ def set_reader_config_body(config: LlrpReaderConfig) -> bytes:
 class LlrpEngine(EngineBase):
     def __init__(self, config: LlrpReaderConfig) -> None:
         super().__init__()
+        self.closed_by_reader = True  # CLOSE_CONNECTION_RESPONSE, then the reader closes
         self.config = config
         self.framer = MessageFramer()
         self.capabilities = Capabilities()
