@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
-import selectors
-import socket
 import sys
-import tempfile
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Literal
 
 from rfid.epc import encode_sgtin96, normalise_gtin
 from rfid.protocols import chafon, thingmagic
 from rfid.protocols.framing import LengthFramer, crc16_mcrf4xx
 from rfid.reads import TagReport
+from simulators.endpoints import Endpoint, EndpointServer
 
 SerialSimProtocol = Literal["chafon", "thingmagic", "ascii"]
-_IDLE_WAIT_S = 0.01
 _MAX_PENDING = 4096
 
 
@@ -145,194 +140,6 @@ def stray_tags(epcs: Iterable[bytes], antenna: int = 1, rssi_dbm: float = -72.0)
     return [SimTag(epc, antenna, rssi_dbm, 3.0, 0.4) for epc in epcs]
 
 
-# --- endpoints: a pty and TCP clients ----------------------------------------------------------
-
-
-class Endpoint:
-    def __init__(
-        self,
-        read: Callable[[], bytes | None],
-        write: Callable[[bytes], bool],
-        close: Callable[[], None],
-    ) -> None:
-        self.read = read  # None: nothing now; b"": the peer left
-        self.write = write  # False: the peer is gone
-        self.close = close
-        self.state: dict[str, object] = {}
-
-
-class EndpointServer:
-    """A selector loop over a pty and/or a TCP listener in one thread; subclasses speak the
-    protocol in `on_data` and `on_tick` (called about every 10 ms)."""
-
-    name = "rfid-sim"
-
-    def __init__(self, *, serve_pty: bool = True, tcp_port: int | None = 0) -> None:
-        self._serve_pty = serve_pty
-        self._tcp_port = tcp_port
-        self._selector = selectors.DefaultSelector()
-        self.endpoints: dict[int, Endpoint] = {}
-        self._listener: socket.socket | None = None
-        self._pty_fds: tuple[int, int] | None = None
-        self._link_dir = tempfile.mkdtemp(prefix="rfid-sim-")
-        self.lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pty_device: str | None = None
-        self.silent = False
-
-    def start(self) -> Self:
-        if self._serve_pty:
-            self._open_pty()
-        if self._tcp_port is not None:
-            listener = socket.create_server(("127.0.0.1", self._tcp_port))
-            listener.setblocking(False)
-            self._tcp_port = listener.getsockname()[1]
-            self._listener = listener
-            self._selector.register(listener.fileno(), selectors.EVENT_READ, None)
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        with self.lock:
-            for fd, endpoint in list(self.endpoints.items()):
-                self.drop(fd, endpoint)
-            if self._listener is not None:
-                self._listener.close()
-            # The link before the pty (see simulators/scale_sim.py: pty numbers are reused).
-            with contextlib.suppress(OSError):
-                os.unlink(self.pty_path)
-            if self._pty_fds is not None:
-                for fd in self._pty_fds:
-                    os.close(fd)
-        self._selector.close()
-        with contextlib.suppress(OSError):
-            os.rmdir(self._link_dir)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def pty_path(self) -> str:
-        return os.path.join(self._link_dir, "tty")
-
-    @property
-    def tcp_port(self) -> int | None:
-        return self._tcp_port
-
-    @property
-    def tcp_url(self) -> str:
-        return f"socket://127.0.0.1:{self._tcp_port}"
-
-    def drop_clients(self) -> None:
-        """Close every TCP connection (a network blip); the listener stays."""
-        with self.lock:
-            for fd, endpoint in list(self.endpoints.items()):
-                if endpoint.state.get("tcp"):
-                    self.drop(fd, endpoint)
-
-    def _open_pty(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._pty_fds = (master, slave)
-        self.pty_device = os.ttyname(slave)
-        temporary = self.pty_path + ".new"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        os.symlink(self.pty_device, temporary)
-        os.replace(temporary, self.pty_path)
-
-        def read() -> bytes | None:
-            try:
-                return os.read(master, 4096)
-            except OSError:
-                return None
-
-        def write(data: bytes) -> bool:
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(master, data)
-            return True
-
-        self._register(master, Endpoint(read, write, lambda: None))
-
-    def _register(self, fd: int, endpoint: Endpoint) -> None:
-        self.endpoints[fd] = endpoint
-        self._selector.register(fd, selectors.EVENT_READ, endpoint)
-        self.on_connect(endpoint)
-
-    def drop(self, fd: int, endpoint: Endpoint) -> None:
-        if self.endpoints.pop(fd, None) is not None:
-            self._selector.unregister(fd)
-            endpoint.close()
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        try:
-            client, _ = self._listener.accept()
-        except BlockingIOError:
-            return
-        client.settimeout(0.5)
-
-        def read() -> bytes | None:
-            try:
-                return client.recv(65536)
-            except TimeoutError:
-                return None
-            except OSError:
-                return b""
-
-        def write(data: bytes) -> bool:
-            try:
-                client.sendall(data)
-            except OSError:
-                return False
-            return True
-
-        endpoint = Endpoint(read, write, client.close)
-        endpoint.state["tcp"] = True
-        self._register(client.fileno(), endpoint)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for key, _ in self._selector.select(timeout=_IDLE_WAIT_S):
-                with self.lock:
-                    if key.data is None:
-                        self._accept()
-                        continue
-                    endpoint: Endpoint = key.data
-                    if self.endpoints.get(key.fd) is not endpoint:
-                        continue
-                    data = endpoint.read()
-                    if data == b"":
-                        self.drop(key.fd, endpoint)
-                    elif data and not self.silent:
-                        self.on_data(endpoint, data)
-            with self.lock:
-                for fd, endpoint in list(self.endpoints.items()):
-                    if not self.silent and not self.on_tick(endpoint):
-                        self.drop(fd, endpoint)
-
-    # -- protocol hooks -------------------------------------------------------------------------
-
-    def on_connect(self, endpoint: Endpoint) -> None:
-        """A new pty or TCP client."""
-
-    def on_data(self, endpoint: Endpoint, data: bytes) -> None:
-        raise NotImplementedError
-
-    def on_tick(self, endpoint: Endpoint) -> bool:
-        """Periodic work; False drops the endpoint."""
-        return True
-
-
 # --- serial readers ----------------------------------------------------------------------------
 
 
@@ -347,6 +154,8 @@ def _chafon_request_framer() -> LengthFramer:
 
 class SerialReaderSimulator(EndpointServer):
     """A Chafon, ThingMagic or ASCII-line reader over a pty (and TCP)."""
+
+    name = "rfid-sim"
 
     def __init__(
         self,

@@ -11,12 +11,15 @@ import struct
 import time
 
 from rfid.protocols import llrp
-from simulators.rfid_sim import Endpoint, EndpointServer, TagField
+from simulators.endpoints import Endpoint, EndpointServer
+from simulators.rfid_sim import TagField
 
 POWER_TABLE = [(i + 1, 1000 + 25 * i) for i in range(81)]  # 10.00 .. 30.00 dBm in 0.25 dB
 
 
 class LlrpReaderSimulator(EndpointServer):
+    name = "rfid-sim-llrp"
+
     def __init__(
         self,
         field: TagField | None = None,
@@ -26,7 +29,6 @@ class LlrpReaderSimulator(EndpointServer):
         round_s: float = 0.05,
     ) -> None:
         super().__init__(serve_pty=False, tcp_port=tcp_port)
-        self.name = "rfid-sim-llrp"
         self.field = field or TagField()
         self.max_antennas = max_antennas
         self.round_s = round_s

@@ -10,21 +10,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import random
 import re
-import selectors
-import socket
 import sys
-import tempfile
-import threading
-import tty
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from scale.protocols import toledo
 from scale.readings import GRAMS_PER_UNIT
+from simulators.endpoints import Endpoint, EndpointServer
 from station.clock import Clock, ScaledClock, SystemClock
 
 SimProtocol = Literal["mtsics", "nci", "toledo"]
@@ -37,7 +32,6 @@ DEFAULT_DISPLAY: dict[str, tuple[str, int]] = {
     "toledo": ("lb", 2),
 }
 _MAX_COMMAND_BYTES = 256
-_IDLE_WAIT_S = 0.02  # longest real-time sleep of the simulator loop: bounds stop() latency
 _SERIAL_NUMBER = "SIM0000001"
 
 
@@ -129,25 +123,23 @@ class _Load:
         return self.start_g + (self.target_g - self.start_g) * progress + wobble, True
 
 
-class _Endpoint:
-    """One connection: the pty or one TCP client, with its command buffer and SIR state."""
+@dataclass(slots=True)
+class _Conversation:
+    """One connection's protocol state: the command buffer and what the host asked for."""
 
-    def __init__(
-        self,
-        read: Callable[[], bytes | None],
-        write: Callable[[bytes], bool],
-        close: Callable[[], None],
-    ) -> None:
-        self.read = read  # None: nothing to read now; b"": the peer left
-        self.write = write  # False: the peer is gone
-        self.close = close
-        self.commands = bytearray()
-        self.streaming = False  # MT-SICS SIR
-        self.awaiting_stable = False  # MT-SICS S waits for a stable weight
+    commands: bytearray = field(default_factory=bytearray)
+    streaming: bool = False  # MT-SICS SIR
+    awaiting_stable: bool = False  # MT-SICS S waits for a stable weight
 
 
-class ScaleSimulator:
+def _conversation(endpoint: Endpoint) -> _Conversation:
+    return endpoint.state["scale"]  # type: ignore[return-value]  # set in on_connect
+
+
+class ScaleSimulator(EndpointServer):
     """A scale on a pseudo-terminal and/or a TCP port, in its own thread."""
+
+    name = "scale-sim"
 
     def __init__(
         self,
@@ -173,107 +165,43 @@ class ScaleSimulator:
         self.decimals = default_decimals if decimals is None else decimals
         self.stream_period_s = 1.0 / stream_hz
         self.clock = clock or SystemClock()
-        self._serve_pty = serve_pty
-        self._tcp_port = tcp_port
         self._rng = random.Random(seed)
         self._noise_g = noise_g
         self._load = _Load(weight_g, weight_g)
         self._zero_offset_g = 0.0
         self._tare_g = 0.0
-        self._silent = False
-        self._lock = threading.Lock()
-        self._selector = selectors.DefaultSelector()
-        self._endpoints: dict[int, _Endpoint] = {}
-        self._pty_fds: tuple[int, int] | None = None
-        self._listener: socket.socket | None = None
-        self._link_dir = tempfile.mkdtemp(prefix="scale-sim-")
-        self._want_connected = True
-        self._connected = False
-        self._applied = threading.Condition(self._lock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pty_device: str | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> ScaleSimulator:
-        with self._lock:
-            self._open_endpoints()
-        self._thread = threading.Thread(target=self._run, name=f"scale-sim-{self.protocol}")
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        with self._lock:
-            self._close_endpoints()
-        self._selector.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.pty_path)
-            os.rmdir(self._link_dir)
-
-    def __enter__(self) -> ScaleSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def pty_path(self) -> str:
-        """A stable path to the pty (a symlink, like /dev/serial/by-id) that survives reconnects."""
-        return os.path.join(self._link_dir, "tty")
-
-    @property
-    def tcp_port(self) -> int | None:
-        return self._tcp_port
-
-    @property
-    def tcp_url(self) -> str:
-        return f"socket://127.0.0.1:{self._tcp_port}"
+        self._next_stream = self.clock.monotonic()
+        super().__init__(serve_pty=serve_pty, tcp_port=tcp_port)
+        self.name = f"scale-sim-{protocol}"
 
     # -- controls (any thread) ------------------------------------------------------------------
 
     def set_weight(self, grams: float, motion_s: float = 0.0) -> None:
         """Put `grams` on the platter; the scale reports motion for `motion_s`, then settles."""
-        with self._lock:
+        with self.lock:
             now = self.clock.monotonic()
             current, _ = self._load.at(now)
             self._load = _Load(current, grams, now, motion_s)
 
     def set_noise(self, sigma_g: float) -> None:
-        with self._lock:
+        with self.lock:
             self._noise_g = sigma_g
 
     def set_silent(self, silent: bool) -> None:
         """Go quiet while the port stays open, like a scale switched off behind a converter."""
-        with self._lock:
-            self._silent = silent
+        with self.lock:
+            self.silent = silent
 
     def reset(self) -> None:
         """Power cycle: the device tare is gone and streams stop."""
-        with self._lock:
+        with self.lock:
             self._reset_device()
 
-    def disconnect(self) -> None:
-        """Close the pty and drop TCP clients (the cable is pulled); refuse until reconnect()."""
-        self._set_connected(False)
-
-    def reconnect(self) -> None:
-        self._set_connected(True)
-
     def display(self) -> Display:
-        with self._lock:
+        with self.lock:
             return self._display()
 
     # -- internals (simulator thread, or under the lock) ----------------------------------------
-
-    def _set_connected(self, connected: bool) -> None:
-        with self._lock:
-            self._want_connected = connected
-            self._applied.wait_for(lambda: self._connected == connected, timeout=2.0)
 
     def _display(self) -> Display:
         grams, moving = self._load.at(self.clock.monotonic())
@@ -295,161 +223,57 @@ class ScaleSimulator:
 
     def _reset_device(self) -> None:
         self._tare_g = 0.0
-        for endpoint in self._endpoints.values():
-            endpoint.streaming = endpoint.awaiting_stable = False
+        for endpoint in self.endpoints.values():
+            conversation = _conversation(endpoint)
+            conversation.streaming = conversation.awaiting_stable = False
 
-    def _run(self) -> None:
-        next_stream = self.clock.monotonic()
-        while not self._stop.is_set():
-            with self._lock:
-                self._apply_connection_state()
-            wait = self.clock.real_seconds(next_stream - self.clock.monotonic())
-            for key, _ in self._selector.select(timeout=min(max(wait, 0.0), _IDLE_WAIT_S)):
-                with self._lock:
-                    self._on_readable(key.fd, key.data)
-            with self._lock:
-                self._answer_waiting_stable()
-                if self.clock.monotonic() >= next_stream:
-                    next_stream += self.stream_period_s
-                    next_stream = max(next_stream, self.clock.monotonic())
-                    self._send_stream_frames()
+    # -- protocol (simulator thread, under the lock) ------------------------------------------
 
-    def _apply_connection_state(self) -> None:
-        if self._want_connected and not self._connected:
-            self._open_endpoints()
-        elif not self._want_connected and self._connected:
-            self._close_endpoints()
-        self._applied.notify_all()
+    def on_connect(self, endpoint: Endpoint) -> None:
+        endpoint.state["scale"] = _Conversation()
 
-    def _open_endpoints(self) -> None:
-        if self._serve_pty:
-            self._open_pty()
-        if self._tcp_port is not None:
-            listener = socket.create_server(("127.0.0.1", self._tcp_port))
-            listener.setblocking(False)
-            self._tcp_port = listener.getsockname()[1]
-            self._listener = listener
-            self._selector.register(listener.fileno(), selectors.EVENT_READ, None)
-        self._connected = True
+    def on_data(self, endpoint: Endpoint, data: bytes) -> None:
+        _conversation(endpoint).commands += data
+        self._handle_commands(endpoint)
 
-    def _open_pty(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no CR/LF translation: bytes pass untouched
-        os.set_blocking(master, False)
-        self._pty_fds = (master, slave)
-        self.pty_device = os.ttyname(slave)
-        # Re-point the stable symlink atomically, as udev does when a USB adapter comes back.
-        temporary = self.pty_path + ".new"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        os.symlink(self.pty_device, temporary)
-        os.replace(temporary, self.pty_path)
+    def wait_s(self) -> float:
+        return min(self.clock.real_seconds(self._next_stream - self.clock.monotonic()), 0.02)
 
-        def read() -> bytes | None:
-            try:
-                return os.read(master, 4096)
-            except OSError:
-                return None  # nobody has the slave open: the pty stays, so does the scale
+    def on_loop(self) -> None:
+        self._answer_waiting_stable()
+        if self.clock.monotonic() >= self._next_stream:
+            self._next_stream = max(
+                self._next_stream + self.stream_period_s, self.clock.monotonic()
+            )
+            self._send_stream_frames()
 
-        def write(data: bytes) -> bool:
-            # A real scale streams into a cable nobody listens to: drop what does not fit.
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.write(master, data)
-            return True
-
-        self._register(master, _Endpoint(read, write, lambda: None))
-
-    def _register(self, fd: int, endpoint: _Endpoint) -> None:
-        self._endpoints[fd] = endpoint
-        self._selector.register(fd, selectors.EVENT_READ, endpoint)
-
-    def _close_endpoints(self) -> None:
-        for fd, endpoint in list(self._endpoints.items()):
-            self._drop(fd, endpoint)
-        if self._pty_fds is not None:
-            # The link goes first, as udev's does when the adapter is pulled: the kernel reuses
-            # the pty's number at once, and a daemon reconnecting through a link to a closed
-            # /dev/pts/N would open another simulator's pty and steal its bytes.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.pty_path)
-            for fd in self._pty_fds:
-                os.close(fd)
-            self._pty_fds = None
-        if self._listener is not None:
-            self._selector.unregister(self._listener.fileno())
-            self._listener.close()
-            self._listener = None
-        self._connected = False
-
-    def _drop(self, fd: int, endpoint: _Endpoint) -> None:
-        self._selector.unregister(fd)
-        del self._endpoints[fd]
-        endpoint.close()
-
-    def _on_readable(self, fd: int, endpoint: _Endpoint | None) -> None:
-        if endpoint is None:
-            self._accept()
-            return
-        if self._endpoints.get(fd) is not endpoint:
-            return  # dropped earlier in this round
-        data = endpoint.read()
-        if data == b"":
-            self._drop(fd, endpoint)
-        elif data:
-            endpoint.commands += data
-            self._handle_commands(endpoint)
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        try:
-            client, _ = self._listener.accept()
-        except BlockingIOError:
-            return
-        client.settimeout(0.5)  # a client that stops reading is dropped, not waited for
-
-        def read() -> bytes | None:
-            try:
-                return client.recv(4096)
-            except TimeoutError:
-                return None
-            except OSError:
-                return b""
-
-        def write(data: bytes) -> bool:
-            try:
-                client.sendall(data)
-            except OSError:
-                return False
-            return True
-
-        self._register(client.fileno(), _Endpoint(read, write, client.close))
-
-    def _handle_commands(self, endpoint: _Endpoint) -> None:
-        *lines, rest = re.split(rb"[\r\n]", bytes(endpoint.commands))
-        endpoint.commands = bytearray(rest[-_MAX_COMMAND_BYTES:])
+    def _handle_commands(self, endpoint: Endpoint) -> None:
+        conversation = _conversation(endpoint)
+        *lines, rest = re.split(rb"[\r\n]", bytes(conversation.commands))
+        conversation.commands = bytearray(rest[-_MAX_COMMAND_BYTES:])
         for line in lines:
             command = line.decode("ascii", "replace").strip()
-            if command and not self._silent:
+            if command:
                 reply = self._reply(command, endpoint)
                 if reply:
                     endpoint.write(reply)
 
-    def _reply(self, command: str, endpoint: _Endpoint) -> bytes | None:
+    def _reply(self, command: str, endpoint: Endpoint) -> bytes | None:
         if self.protocol == "mtsics":
             return self._reply_mtsics(command, endpoint)
         if self.protocol == "nci":
             return self._reply_nci(command)
         return None  # Toledo continuous output ignores the host
 
-    def _reply_mtsics(self, command: str, endpoint: _Endpoint) -> bytes | None:
+    def _reply_mtsics(self, command: str, endpoint: Endpoint) -> bytes | None:
         name = command.split()[0].upper()
         display = self._display()
         if name in ("S", "SI", "SIR", "@"):
-            endpoint.streaming = name == "SIR"
+            _conversation(endpoint).streaming = name == "SIR"
         if name == "SI":
             return encode_mtsics(display)
         if name == "S":
-            endpoint.awaiting_stable = True
+            _conversation(endpoint).awaiting_stable = True
             return None
         if name == "SIR":
             return None  # the stream starts with the next tick
@@ -481,25 +305,24 @@ class ScaleSimulator:
 
     def _answer_waiting_stable(self) -> None:
         display = self._display()
-        if display.moving or self._silent:
+        if display.moving:
             return
-        for endpoint in self._endpoints.values():
-            if endpoint.awaiting_stable:
-                endpoint.awaiting_stable = False
+        for endpoint in self.endpoints.values():
+            conversation = _conversation(endpoint)
+            if conversation.awaiting_stable:
+                conversation.awaiting_stable = False
                 endpoint.write(encode_mtsics(display))
 
     def _send_stream_frames(self) -> None:
-        if self._silent:
-            return
-        for fd, endpoint in list(self._endpoints.items()):
+        for fd, endpoint in list(self.endpoints.items()):
             frame = self._stream_frame(endpoint)
             if frame is not None and not endpoint.write(frame):
-                self._drop(fd, endpoint)
+                self.drop(fd, endpoint)
 
-    def _stream_frame(self, endpoint: _Endpoint) -> bytes | None:
+    def _stream_frame(self, endpoint: Endpoint) -> bytes | None:
         if self.protocol == "toledo":
             return encode_toledo(self._display())
-        if self.protocol == "mtsics" and endpoint.streaming:
+        if self.protocol == "mtsics" and _conversation(endpoint).streaming:
             return encode_mtsics(self._display())
         return None
 
