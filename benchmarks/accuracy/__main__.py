@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.accuracy.report import VISION_AT_TARGET, measure, render, write
+from benchmarks.accuracy.report import measure, render, write
 from benchmarks.accuracy.sensors import VisionModel
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     vision = VisionModel.from_card()
     if args.vision_at_target:
-        vision = vision.scaled(VISION_AT_TARGET, f"{vision.name} x{VISION_AT_TARGET:g} (target)")
+        vision = vision.at_target()
     document = measure(args.seed, args.smoke, vision)
     print(render(document))
     write(document, args.json)

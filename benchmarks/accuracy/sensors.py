@@ -57,19 +57,27 @@ ZERO_BAND_G = 10.0  # the scale's default zero band: packing watched from an emp
 _UNSURE_SCALE = (ScaleState.UNSTABLE, ScaleState.ZERO_DRIFT, ScaleState.OVER_CAPACITY)
 
 
+# Issue 4's target is 98% exact counts on held-out scenes of up to 8 items.
+TARGET_MEAN_EXACT = 0.98
+
+
 @dataclass(frozen=True, slots=True)
 class VisionModel:
     """The counter's per-insertion error, calibrated from the model card.
 
-    The card measures exact-count accuracy per true item count N on single scenes. A carton is
-    packed insertion by insertion and the accumulator counts the new items of each frame, so an
-    item the model cannot see (a confident miss, the card's dominant error) is lost once, when it
-    goes in; a phantom peak is counted once. Packing N units one by one with nothing covered then
-    gives an exact carton count with probability prod over v = 1..N of (1 - hazard(v)), which the
-    card says is acc(N): hazard(v) = 1 - acc(v) / acc(v - 1), with acc made non-increasing (pooled
-    adjacent violators) because per-count figures rest on ~50 scenes each. Crowding above the
-    card's largest count keeps its last hazard. An error is an under-count or an over-count of one
-    or two items in the card's error histogram's proportions.
+    Where the card has it (`evaluation.insertions`, written by `python -m vision.evaluate`), the
+    error is measured directly: cartons of unseen designs packed one unit per insertion and
+    counted by the station's own InsertionAccumulator, tallied per insertion by the number of
+    items visible v. hazard(v) is the share of those insertions not counted as exactly one new
+    item, made non-decreasing in v (pooled adjacent violators: a few dozen insertions per v).
+
+    Older cards have only single-scene figures: exact-count accuracy acc(N) per true item count.
+    An item the model cannot see is then assumed lost once, when it goes in, so packing N units
+    one by one counts exactly with probability prod over v = 1..N of (1 - hazard(v)) = acc(N):
+    hazard(v) = 1 - acc(v) / acc(v - 1), acc made non-increasing first.
+
+    Crowding above the largest measured count keeps its last hazard. An error is an under-count
+    or an over-count of one or two items in the measured proportions.
     """
 
     name: str
@@ -79,6 +87,9 @@ class VisionModel:
     @classmethod
     def from_card(cls, path: Path = CARD, evaluation_set: str = "holdout") -> VisionModel:
         card = json.loads(path.read_text())
+        insertions = card["evaluation"].get("insertions")
+        if insertions and evaluation_set == "holdout":
+            return cls._from_insertions(f"{card['version']} insertions", insertions)
         figures = card["evaluation"]["sets"][evaluation_set]
         by_count = {int(n): a for n, a in figures["accuracy_by_true_count"].items() if int(n) > 0}
         accuracy = _non_increasing([by_count[n] for n in sorted(by_count)])
@@ -87,13 +98,47 @@ class VisionModel:
             hazard.append(0.0 if previous <= 0 else max(0.0, 1 - acc / previous))
             previous = acc
         histogram = {int(e): n for e, n in figures["error_histogram"].items() if int(e) != 0}
-        total = sum(histogram.values())
-        errors = tuple((e, n / total) for e, n in sorted(histogram.items()) if abs(e) <= 2)
-        return cls(f"{card['version']} {evaluation_set}", tuple(hazard), errors)
+        return cls(f"{card['version']} {evaluation_set}", tuple(hazard), _shares(histogram))
+
+    @classmethod
+    def _from_insertions(cls, name: str, insertions: dict) -> VisionModel:
+        by_visible = {
+            int(v): {int(e): n for e, n in errors.items()}
+            for v, errors in insertions["insertion_errors_by_visible"].items()
+            if int(v) > 0
+        }
+        survival = [
+            by_visible[v].get(0, 0) / sum(by_visible[v].values()) for v in sorted(by_visible)
+        ]
+        hazard = tuple(1 - s for s in _non_increasing(survival))
+        pooled: dict[int, int] = {}
+        for errors in by_visible.values():
+            for error, n in errors.items():
+                if error:
+                    pooled[error] = pooled.get(error, 0) + n
+        return cls(name, hazard, _shares(pooled))
 
     def scaled(self, factor: float, name: str) -> VisionModel:
         """The same error shape with every hazard times `factor` (what-if for a better model)."""
         return VisionModel(name, tuple(min(1.0, h * factor) for h in self.hazard), self.errors)
+
+    def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
+        """The same error shape scaled so that cartons of 1-8 units count exactly `mean_exact`
+        of the time on average: a what-if for the counter at its issue-4 target."""
+        low, high = 0.0, 1.0
+        if self.mean_exact() >= mean_exact:
+            return self
+        for _ in range(60):  # bisection on the hazard factor
+            factor = (low + high) / 2
+            if self.scaled(factor, "").mean_exact() >= mean_exact:
+                low = factor
+            else:
+                high = factor
+        return self.scaled(low, f"{self.name} x{low:.3g} (at target)")
+
+    def mean_exact(self) -> float:
+        """Mean exact-count rate over cartons of 1-8 units packed one by one."""
+        return sum(self.exact_accuracy(n) for n in range(1, 9)) / 8
 
     def exact_accuracy(self, items: int) -> float:
         """Chance a carton of `items` units packed one by one, nothing covered, counts exactly."""
@@ -104,6 +149,13 @@ class VisionModel:
 
     def hazard_at(self, visible: int) -> float:
         return self.hazard[min(visible, len(self.hazard)) - 1] if visible > 0 else 0.0
+
+
+def _shares(histogram: dict[int, int]) -> tuple[tuple[int, float], ...]:
+    """(error, share) of the miscounts of one or two items."""
+    kept = {e: n for e, n in histogram.items() if e and abs(e) <= 2}
+    total = sum(kept.values())
+    return tuple((e, n / total) for e, n in sorted(kept.items())) if total else ((-1, 1.0),)
 
 
 def _non_increasing(values: list[float]) -> list[float]:
