@@ -529,11 +529,12 @@ class EventPublisher:
         # overtake it and have its answer dropped by the broker.
         for topic, (spec, _handler, _on_invalid) in list(self._subscriptions.items()):
             client.subscribe(topic, qos=spec.qos)
+        # Before the link counts as up: the drainer must not forget what the replay needs.
+        self._replay_due = self._lost_at > 0
         self._state = ConnectionState.UP
         self._clear_fault(FaultCode.CONNECTION_REFUSED)
         log.info("connected", extra={"client_id": self.client_id, "session": self._session})
         self._announce_online = True
-        self._replay_due = self._lost_at > 0
         self._wake.set()
 
     def _on_disconnect(
@@ -662,11 +663,12 @@ class EventPublisher:
                 drain.acked.append(event.station_seq)
                 drain.rejected.pop(event.station_seq, None)
                 drain.recently_acked.append((self._clock.monotonic(), event))
-        # Forget only while the link is up: after a loss, what was acked just before it must
-        # wait for the reconnect, however long that takes.
-        horizon = self._clock.monotonic() - self._config.replay_acked_s
-        while self.connected and drain.recently_acked and drain.recently_acked[0][0] < horizon:
-            drain.recently_acked.popleft()
+        # Forget only while the link is up and no replay is due: what was acked just before a
+        # loss must wait for the reconnect, however long that takes.
+        if self.connected and not self._replay_due:
+            horizon = self._clock.monotonic() - self._config.replay_acked_s
+            while drain.recently_acked and drain.recently_acked[0][0] < horizon:
+                drain.recently_acked.popleft()
         # One delete per half window (or when idle) instead of one per PUBACK.
         if drain.acked and (len(drain.acked) >= self._batch() or not drain.inflight):
             self._outbox.ack(*drain.acked)
