@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from simulators.rig import PAPERWORK_G, RigTiming
-from tests.e2e.conftest import Harness
+from tests.e2e.conftest import Event, Harness
+from tests.reliability.conftest import Scenario, carton_stream, save_on_every_change
 
 # The daemon polls the scale every 20 ms; a verdict needs 30 ms of motion to pass, then 60 ms
 # still and 30 ms settled (about 0.15 s from the placement with the polls).
@@ -137,3 +138,30 @@ class FastPacker:
         """Scan CLOSE, once the scale has had time to report the last placement."""
         time.sleep(max(0.0, self._placed_at + CLOSE_AFTER_PLACEMENT_S - time.monotonic()))
         self.harness.station.close()
+
+
+def brisk_station(
+    make_harness: Scenario, cartons: int, seed: int, *, broker_saves_every_change: bool = False
+) -> tuple[Harness, list[tuple[str, str | None]], FastPacker]:
+    """A station on `BRISK_TIMING` with its sink and daemon running, `cartons` manifests written
+    (`carton_stream`), and a packer logged in."""
+    harness = make_harness(timing=BRISK_TIMING)
+    if broker_saves_every_change:
+        save_on_every_change(harness)
+    harness.start_sink()  # the sink's persistent session exists from here on
+    harness.start_daemon()
+    stream = carton_stream(harness, cartons, seed)
+    packer = FastPacker(harness)
+    packer.log_in()
+    return harness, stream, packer
+
+
+def delivery_figures(harness: Harness, delivered: list[Event]) -> dict[str, int]:
+    """What the station committed and what the sink made of it, for the suite's summary."""
+    assert harness.sink is not None, "no sink running"
+    return {
+        "events_produced": harness.station_seq(),
+        "events_delivered": len(delivered),
+        "duplicates_removed": len(harness.sink.duplicates),
+        "gaps": len(harness.sink_gaps()),
+    }
