@@ -184,7 +184,7 @@ def test_a_broker_killed_while_the_backlog_drains_loses_nothing(
     for _ in range(2):
         queued = publisher.health().outbox_depth
         mosquitto.start()
-        assert wait_until(lambda: publisher.health().outbox_depth < queued, timeout=20)
+        assert wait_until(lambda q=queued: publisher.health().outbox_depth < q, timeout=20)
         sigkill_broker(mosquitto)
         assert wait_until(lambda: not publisher.connected)
         time.sleep(2.5)  # longer than replay_acked_s: the replay must not depend on a quick return
