@@ -89,7 +89,7 @@ from station.session import (
 )
 from station.session_store import SessionStore
 from station.status import DeviceStatus, StationStatus
-from station.storage import damage, set_aside
+from station.storage import damage, set_aside, takes_writes
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
@@ -407,6 +407,9 @@ class StationDaemon:
                 self.feed(Scanned(self.session.classify(raw)))
             case _Health(device, up, detail):
                 self._on_health_change(device, up, detail)
+            case Tick():
+                self._probe_storage()
+                self.feed(item)
             case _PublisherFault(fault):
                 # A broker refusing our events (or the connection) is a station fault the packer
                 # and the supervisor see; the events wait in the outbox meanwhile.
@@ -426,21 +429,28 @@ class StationDaemon:
         effects = decide()
         failure = self._execute(effects)
         if failure is None:
-            self._save_session()
+            self._save_session(announce=bool(effects))
         else:
             self.session.roll_back(before)
             self._hold(*failure)  # after the roll-back: its fault event describes the held state
         return effects
 
-    def _save_session(self) -> None:
+    def _save_session(self, *, announce: bool) -> None:
+        """Persist the session if it changed. A failure holds the station; `announce=False` (a
+        step that did nothing, such as most ticks, retrying an earlier failure) does not tell
+        the packer again what the screen already says."""
         snapshot = self.session.snapshot()
         if snapshot.same_state(self._saved_session):
             return
         try:
             self.session_store.save(snapshot)
         except Exception as exc:  # the step is done; a restart would recover an older state
-            log.exception("session could not be saved", extra={"file": str(self._session_path)})
-            self._hold(exc, self._session_path)
+            # Retried at every step (the tick's too) until it works: said once, not every second.
+            already_down = f"storage {self._session_path.name}" in self._down
+            if not already_down:
+                log.exception("session could not be saved", extra={"file": str(self._session_path)})
+            if announce or not already_down:
+                self._hold(exc, self._session_path)
             return
         self._saved_session = snapshot
         self._storage_written(self._session_path)
@@ -490,6 +500,14 @@ class StationDaemon:
         failure = self._execute([PublishEvent(STATION_FAULT, {**fault, "message": message})])
         if failure is not None:
             self._hold(*failure)
+
+    def _probe_storage(self) -> None:
+        """A file that could not be written (a full disk) is tried again at every tick, so its
+        fault clears as soon as it takes writes, not only at the packer's next close. On the loop:
+        one small fsynced write per faulty file per tick, and only while a fault is up."""
+        for path in (self._outbox_path, self._evidence_path):
+            if f"storage {path.name}" in self._down and takes_writes(path) is None:
+                self._storage_written(path)
 
     def _storage_written(self, path: Path) -> None:
         """A write to `path` succeeded: a storage fault on it is over."""
@@ -660,7 +678,9 @@ class StationDaemon:
             self._set_light(LightColor.AMBER, True)
         self._notify(SetLight("amber", buzzer=True))
         error = f"{store.name}: {exc}" if store else str(exc)
-        self._notify(ShowMessage("error", "station.storage_failed", {"error": error}))
+        held = ShowMessage("error", "station.storage_failed", {"error": error})
+        self._apply(held, None)  # logged like every message the packer is shown
+        self._notify(held)
         if store is not None:
             self._on_health_change(
                 f"storage {store.name}",

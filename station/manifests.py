@@ -459,6 +459,10 @@ class ManifestCache:
                 " version INTEGER, body TEXT, stored_at TEXT, PRIMARY KEY (order_id, carton_id))"
             )
 
+    @property
+    def directory(self) -> Path:
+        return self._path.parent
+
     def store(self, manifest: Manifest, stored_at: datetime) -> None:
         """Keep `manifest` unless a newer version is already stored."""
         with self._connect() as db:
@@ -561,7 +565,7 @@ class ManifestService:
         if isinstance(parsed, ManifestRefusal):
             return parsed
         now = self._clock.now_utc()
-        self._cache.store(parsed, now)
+        self._keep(parsed, now)
         return _cancelled_refusal(parsed) or FetchedManifest(
             parsed, from_cache=False, fetched_at=now
         )
@@ -587,7 +591,7 @@ class ManifestService:
         if isinstance(current, ManifestRefusal):
             log.warning("cannot re-check %s before closing: %s", name, current.message)
             return None
-        self._cache.store(current, self._clock.now_utc())
+        self._keep(current, self._clock.now_utc())
         if current.status is ManifestStatus.CANCELLED:
             return ManifestChange(
                 ChangeKind.CANCELLED,
@@ -603,6 +607,19 @@ class ManifestService:
                 current,
             )
         return None
+
+    def _keep(self, manifest: Manifest, now: datetime) -> None:
+        """Cache a good manifest; a cache that cannot be written (a full disk) costs only the
+        fallback for a later outage, never this carton, which has its manifest."""
+        try:
+            self._cache.store(manifest, now)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning(
+                "manifest of %s not cached (%s): free disk space under %s",
+                _carton_name(*manifest.key),
+                exc,
+                self._cache.directory,
+            )
 
     def _from_cache(
         self, order_id: str, carton_id: str, outage: ManifestSourceError

@@ -120,6 +120,15 @@ class MqttConfig(BaseModel):
         description="Events published and awaiting PUBACK at once (capped by the broker's"
         " Receive Maximum).",
     )
+    replay_acked_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Events the broker acknowledged this many seconds or less before the"
+        " connection was lost are published again after the reconnect (consumers drop repeats"
+        " by id): mosquitto acknowledges before it saves, so a broker killed right after an"
+        " acknowledgement loses the event. 0: never.",
+    )
     reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(
         default=60.0, gt=0, description="Reconnect delay cap (the delay doubles per failure)."
@@ -214,6 +223,8 @@ class _DrainState:
     # one per PUBACK while a backlog drains.
     queued: deque[StoredEvent] = field(default_factory=deque)
     rejected: dict[int, StoredEvent] = field(default_factory=dict)  # by station seq
+    # (when, event) for every event the broker accepted within the last `replay_acked_s`.
+    recently_acked: deque[tuple[float, StoredEvent]] = field(default_factory=deque)
     retry_at: float = 0.0
     retry_delay_s: float = 0.0
 
@@ -244,6 +255,10 @@ class EventPublisher:
         self._state = ConnectionState.DOWN
         self._server_receive_maximum: int | None = None
         self._announce_online = False
+        # Set by paho's thread: when the connection was lost, and whether the events acknowledged
+        # just before that are still to be published again.
+        self._lost_at = 0.0
+        self._replay_due = False
         self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -514,6 +529,8 @@ class EventPublisher:
         # overtake it and have its answer dropped by the broker.
         for topic, (spec, _handler, _on_invalid) in list(self._subscriptions.items()):
             client.subscribe(topic, qos=spec.qos)
+        # Before the link counts as up: the drainer must not forget what the replay needs.
+        self._replay_due = self._lost_at > 0
         self._state = ConnectionState.UP
         self._clear_fault(FaultCode.CONNECTION_REFUSED)
         log.info("connected", extra={"client_id": self.client_id, "session": self._session})
@@ -531,6 +548,7 @@ class EventPublisher:
         stopping = self._stopping.is_set()
         if self._state is ConnectionState.UP and not stopping:
             log.warning("disconnected", extra={"reason": str(reason_code)})
+            self._lost_at = self._clock.monotonic()
         self._state = ConnectionState.DOWN if stopping else ConnectionState.CONNECTING
         self._wake.set()
 
@@ -644,6 +662,13 @@ class EventPublisher:
             else:
                 drain.acked.append(event.station_seq)
                 drain.rejected.pop(event.station_seq, None)
+                drain.recently_acked.append((self._clock.monotonic(), event))
+        # Forget only while the link is up and no replay is due: what was acked just before a
+        # loss must wait for the reconnect, however long that takes.
+        if self.connected and not self._replay_due:
+            horizon = self._clock.monotonic() - self._config.replay_acked_s
+            while drain.recently_acked and drain.recently_acked[0][0] < horizon:
+                drain.recently_acked.popleft()
         # One delete per half window (or when idle) instead of one per PUBACK.
         if drain.acked and (len(drain.acked) >= self._batch() or not drain.inflight):
             self._outbox.ack(*drain.acked)
@@ -674,8 +699,27 @@ class EventPublisher:
     def _batch(self) -> int:
         return max(1, self._window() // 2)
 
+    def _replay_recently_acked(self) -> None:
+        """After a reconnect, publish again what the broker accepted just before the link went:
+        mosquitto sends its PUBACK before it saves (even with `autosave_on_changes`), so a broker
+        killed within that moment restarts without those events (docs/reliability.md)."""
+        drain = self._drain
+        self._replay_due = False
+        since = self._lost_at - self._config.replay_acked_s
+        replay = [event for at, event in drain.recently_acked if at >= since]
+        drain.recently_acked.clear()
+        if replay:
+            log.info(
+                "republishing events acknowledged just before the connection was lost",
+                extra={"from_seq": replay[0].station_seq, "count": len(replay)},
+            )
+        for event in replay:
+            self._send(event)
+
     def _dispatch(self) -> None:
         drain = self._drain
+        if self._replay_due:
+            self._replay_recently_acked()
         if drain.rejected:
             # Newer events wait until every refused one is accepted, so the backend sees them in
             # order; the refused ones are retried once nothing else is in flight.

@@ -5,6 +5,9 @@ every start (a silent crash loop under systemd) or, worse, lose rows quietly. Th
 moves it (with its -wal and -shm) to `<name>.damaged-<UTC time>`, starts with a fresh file, logs
 the move and publishes a fault naming both files. The events or records in the damaged file are
 still in it: docs/reliability.md says how to salvage them.
+
+At run time, `takes_writes` tells whether a file that could not be written (a full disk) takes a
+write again, so its storage fault clears by itself once space is freed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,26 @@ def damage(path: Path) -> str | None:
     if problems == ["ok"]:
         return None
     return "; ".join(problems[:3])
+
+
+def takes_writes(path: Path) -> str | None:
+    """None if `path` takes a write again, else SQLite's error. The write is one fsynced row in
+    a table of its own (`storage_probe`), so it needs free space just as a record does and
+    changes nothing the station reads."""
+    try:
+        with closing(sqlite3.connect(path, isolation_level=None, timeout=1.0)) as db:
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS storage_probe (id INTEGER PRIMARY KEY, n INTEGER)"
+            )
+            db.execute(
+                "INSERT INTO storage_probe VALUES (1, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1"
+            )
+            db.execute("COMMIT")  # on a full disk this fails and SQLite rolls back by itself
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None
 
 
 def set_aside(path: Path, now: datetime) -> Path:

@@ -149,6 +149,22 @@ def test_outage_without_a_cached_copy_is_refused(service, source) -> None:
     assert "simulated outage" in result.message and "pack another order" in result.message
 
 
+def test_a_cache_that_cannot_be_written_costs_no_carton(
+    service, manifests_dir, tmp_path, caplog
+) -> None:
+    """A full disk (here: the cache file replaced by a directory, so SQLite cannot open it):
+    the manifest that arrived is used all the same; only the offline fallback misses it."""
+    cache = tmp_path / "cache" / "manifests.sqlite3"
+    cache.unlink()
+    cache.mkdir()
+    fetched = service.fetch("ORD-1001", "C1")
+    assert isinstance(fetched, FetchedManifest) and not fetched.from_cache
+    put(manifests_dir, "ORD-1001", "C1", manifest_bytes(version=2, lines=GOOD["lines"][:2]))
+    assert service.check_current(fetched.manifest).kind is ChangeKind.SUPERSEDED
+    warned = [r.getMessage() for r in caplog.records if "not cached" in r.getMessage()]
+    assert len(warned) == 2 and "free disk space under" in warned[0], warned
+
+
 def test_a_cancellation_seen_once_survives_an_outage(service, source, manifests_dir) -> None:
     service.fetch("ORD-1001", "C1")
     put(manifests_dir, "ORD-1001", "C1", manifest_bytes(version=2, status="cancelled"))

@@ -109,6 +109,16 @@ def pass_without_attempt(harness: Harness) -> int:
     )
 
 
+def assert_delivered_exactly_once(harness: Harness, delivered: list[dict[str, Any]]) -> None:
+    """The sink holds one copy of every event the station committed (after de-duplication by
+    id), with no gap in the station sequence, and the station's outbox is empty."""
+    committed = harness.station_seq()
+    assert sorted(e["stationseq"] for e in delivered) == list(range(1, committed + 1))
+    assert len({e["id"] for e in delivered}) == len(delivered) == committed
+    assert harness.sink_gaps() == []
+    assert harness.outbox_depth() == 0
+
+
 def timed_drain(harness: Harness, timeout: float = 30.0) -> float:
     """Seconds until the outbox is empty (call right after the broker is back)."""
     started = time.monotonic()
