@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,9 +41,20 @@ def audits(harness: Harness, order_id: str, kind: str) -> list[dict[str, Any]]:
     return [json.loads(body) for (body,) in rows]
 
 
-def kill_and_restart(harness: Harness) -> float:
-    """SIGKILL and start again; returns the monotonic time of the restart."""
+def passed_carton(make_harness: Scenario, order_id: str) -> Harness:
+    """A station (sink and daemon running) whose packer has just packed `order_id`: it passed."""
+    harness = make_harness()
+    harness.start_sink()
+    harness.start_daemon()
+    harness.pack(order_id)
+    assert harness.wait_for_attempts(order_id) == [(1, "PASS")]
+    return harness
+
+
+def kill_and_restart(harness: Harness, while_down: Callable[[], object] = lambda: None) -> float:
+    """SIGKILL, `while_down`, start again; returns the monotonic time of the restart."""
     harness.daemon.kill()
+    while_down()
     restarted_at = time.monotonic()
     harness.start_daemon()
     return restarted_at
@@ -83,17 +95,13 @@ def test_a_carton_waiting_for_its_label_is_still_weighed_after_a_sigkill(
     """Before the fix the label scan after a restart found no carton ("close.no_order"): the
     final weight check was skipped, and a unit taken out while the station was down went out."""
     order = "ORD-1001"
-    harness = make_harness()
-    harness.start_sink()
-    harness.start_daemon()
-    harness.pack(order)
-    assert harness.wait_for_attempts(order) == [(1, "PASS")]
+    harness = passed_carton(make_harness, order)
     assert wait_until(lambda: awaiting_label(harness) is not None), stored_session(harness)
 
-    harness.daemon.kill()
-    harness.station.place(-harness.station.unit_weight(MUG))  # taken out while it is down
-    restarted_at = time.monotonic()
-    harness.start_daemon()
+    # A mug is taken out while the daemon is down.
+    restarted_at = kill_and_restart(
+        harness, lambda: harness.station.place(-harness.station.unit_weight(MUG))
+    )
     fault = recovered_fault(harness, f"{order}/C1")
     recovery_s = round(time.monotonic() - restarted_at, 3)
     assert "awaiting_label" in fault["data"]["message"]
@@ -127,11 +135,7 @@ def test_a_final_weight_being_read_at_a_sigkill_is_read_again(
     make_harness: Scenario, figures: dict[str, Any]
 ) -> None:
     order = "ORD-1002"
-    harness = make_harness()
-    harness.start_sink()
-    harness.start_daemon()
-    harness.pack(order)
-    assert harness.wait_for_attempts(order) == [(1, "PASS")]
+    harness = passed_carton(make_harness, order)
     # The table is bumped as the label goes on: the final weight waits for the scale to settle.
     harness.station.jostle(4.0)
     harness.station.scan(LABEL)
