@@ -521,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         dumped = asdict(result)
-        dumped["verdicts"] = {f"{k[0]} {k[1]}": v for k, v in result.verdicts.items()}
+        for name in ("verdicts", "recorded"):
+            dumped[name] = {f"{k[0]} {k[1]}": v for k, v in getattr(result, name).items()}
         dumped["checks"] = [asdict(c) for c in checks]
         args.json.write_text(json.dumps(dumped, indent=1) + "\n")
     failed = [c.name for c in checks if not c.met]
