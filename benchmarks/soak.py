@@ -24,7 +24,9 @@ flight and read ahead; and mosquitto's VmRSS. Pass criteria, from the samples af
   carton's events until their PUBACK) and the outbox empty once the packers stop.
 - no lost event: for every station the sink's unique `stationseq`s are exactly 1..committed (the
   station's own counter), no gap; duplicates are counted (removed by the sink's de-duplication);
-  every carton's verdicts are PASS, or BLOCK then PASS for a short one.
+  every carton's verdicts at the sink are the station's own attempt records, and no short carton
+  passed at its first close. A complete carton the weight's noise holds is counted (a false
+  hold, docs/accuracy.md) and aborted by the packer logging out, not failed.
 
 python -m benchmarks.soak                 # 20 stations, 2 minutes after the warm-up (CI size)
 python -m benchmarks.soak --minutes 30    # longer, on demand
