@@ -36,6 +36,7 @@ def test_twenty_stations_keep_memory_flat_queues_short_and_every_event(
         minutes=round(result.elapsed_s / 60, 2),
         cartons=sum(len(s.cartons) for s in result.stations),
         held_by_weight_noise=sum(len(s.held) for s in result.stations),
+        closes_refused_as_too_early=sum(s.closes_refused for s in result.stations),
         events_produced=committed,
         events_delivered=sum(len(seqs) for seqs in unique.values()),
         duplicates_removed=result.duplicates,
