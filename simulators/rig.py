@@ -239,6 +239,11 @@ formats = ["EAN13"]
         self._on_platter_g = max(0.0, self._on_platter_g + grams)
         self.scale.set_weight(self._on_platter_g, motion_s=self.timing.motion_s)
 
+    def jostle(self, motion_s: float) -> None:
+        """Someone leans on the table: the scale shows motion for `motion_s`, the load unchanged
+        (a weighing asked for meanwhile waits for it to settle)."""
+        self.scale.set_weight(self._on_platter_g, motion_s=motion_s)
+
     def clear_platter(self) -> None:
         self._on_platter_g = 0.0
         self.scale.set_weight(0.0, motion_s=self.timing.motion_s)

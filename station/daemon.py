@@ -258,6 +258,27 @@ class StationDaemon:
         )
         self.clock_offset: ClockOffset | None = None
         self._clock_unknown_logged = False
+        # The station's internal queues, so a soak (benchmarks/soak.py) can see one grow.
+        self.metrics.gauge(
+            "packstation_loop_inbox_depth",
+            "Inputs (scans, readings, results) waiting for the loop.",
+            lambda: self._inbox.qsize(),
+        )
+        self.metrics.gauge(
+            "packstation_loop_tasks",
+            "Background tasks on the loop (manifest fetches, evidence collection, timers).",
+            lambda: len(self._tasks),
+        )
+        self.metrics.gauge(
+            "packstation_mqtt_inflight",
+            "Events published and waiting for the broker's PUBACK.",
+            lambda: self.publisher.inflight,
+        )
+        self.metrics.gauge(
+            "packstation_mqtt_read_ahead",
+            "Events read from the outbox ahead of sending.",
+            lambda: self.publisher.read_ahead,
+        )
         self.metrics.gauge(
             "packstation_clock_offset_seconds",
             "Wall clock minus the reference clock (NaN: not measured); docs/evidence.md.",
@@ -329,7 +350,12 @@ class StationDaemon:
             self._spawn(self._watchdog(watchdog))
         log.info(
             "station ready",
-            extra={"station": self.config.station.id, "mode": self.config.workflow.mode},
+            extra={
+                "station": self.config.station.id,
+                "mode": self.config.workflow.mode,
+                # The bound port, so `[api] port = 0` (a free one) can still be found.
+                "api_port": self.api.port if self.api is not None else None,
+            },
         )
         _sd_notify("READY=1")
         if ready:

@@ -442,13 +442,24 @@ class EventPublisher:
     def connected(self) -> bool:
         return self._state is ConnectionState.UP
 
+    # Read from any thread (the daemon's metrics): a length is a consistent snapshot under the GIL.
+    @property
+    def inflight(self) -> int:
+        """Events published and not yet acknowledged (bounded by the window)."""
+        return len(self._drain.inflight)
+
+    @property
+    def read_ahead(self) -> int:
+        """Events read from the outbox ahead of sending (bounded: a few windows)."""
+        return len(self._drain.queued)
+
     def health(self) -> PublisherHealth:
         with self._lock:
             faults = tuple(self._faults.values())
         return PublisherHealth(
             state=self._state,
             outbox_depth=self._outbox.depth(),
-            inflight=len(self._drain.inflight),
+            inflight=self.inflight,
             session=self._session,
             faults=faults,
             last_ack_monotonic=self._last_ack_monotonic,

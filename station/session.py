@@ -406,6 +406,9 @@ NEXT_STEP: Mapping[SessionState, str] = {
     SessionState.BLOCKED: "fix_and_close",
     SessionState.WEIGHING: "weigh_unit",
 }
+# A next step outside NEXT_STEP: a recovered carton that passed waits for its label scan.
+SCAN_LABEL = "scan_label"
+OTHER_NEXT_STEPS = (SCAN_LABEL,)
 _OPEN_FOR_ITEMS = frozenset({SessionState.PACKING, SessionState.BLOCKED})
 _BOX_STATES = frozenset({SessionState.LOADING, SessionState.AWAITING_BOX, *_OPEN_FOR_ITEMS})
 
@@ -439,6 +442,7 @@ class _Carton:
     last_verdict: Verdict | None = None
     last_weight: WeightInfo | None = None
     granted_labels: set[str] = field(default_factory=set)  # tracking numbers allowed to print
+    final_weight_pending: bool = False  # the label was scanned; its final weight is being read
     published_missing: tuple[LineDelta, ...] = ()  # last missing_item.detected, () if none
     serials: dict[str, set[str]] = field(default_factory=dict)  # SKU -> serials scanned
     plan: CartonPlan | None = None  # made when packing starts, made again at each close
@@ -469,6 +473,10 @@ class CartonSnapshot:
     planned: bool  # a plan was made (it is made again from the fields here and below)
     plan_degraded: DegradedMode | None  # the degraded mode the plan was made under
     packers: tuple[str, ...]  # sorted
+    # Defaults: a row written before these fields existed (format 1) reads as "none".
+    last_weight: WeightInfo | None = None  # the verdict's weight (the final weight's reference)
+    granted_labels: tuple[str, ...] = ()  # sorted
+    final_weight_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +495,12 @@ class SessionSnapshot:
     degraded: DegradedMode | None
     last_scan_at: float
     taken_at: float
+    # The carton that passed and waits for its label scan and final weight (enforce mode).
+    awaiting_label: CartonSnapshot | None = None
+    # Weigh-one-unit mode: what is being weighed (a capture in flight), and how many captures
+    # this session has asked for (an answer to an older one is stale).
+    weighing: WeighSubject | None = None
+    weigh_requests: int = 0
 
     def same_state(self, other: SessionSnapshot | None) -> bool:
         """True when `other` holds the same session (the moment it was taken aside)."""
@@ -571,6 +585,9 @@ class Session:
             degraded=self._degraded,
             last_scan_at=self._last_scan_at,
             taken_at=self._clock.monotonic(),
+            awaiting_label=_carton_snapshot(self._unlabelled) if self._unlabelled else None,
+            weighing=self._weigh_pending,
+            weigh_requests=self._weigh_requests,
         )
 
     def restore(self, snapshot: SessionSnapshot) -> None:
@@ -579,11 +596,15 @@ class Session:
         self._packer = snapshot.packer
         self._degraded = snapshot.degraded
         self._last_scan_at = snapshot.last_scan_at
-        saved = snapshot.carton
-        if saved is None:
-            self._carton = None
-            return
-        carton = self._carton = _Carton(
+        self._weigh_pending = snapshot.weighing
+        # Never backwards: an answer to a capture asked for after the snapshot stays stale.
+        self._weigh_requests = max(self._weigh_requests, snapshot.weigh_requests)
+        self._carton = self._restored(snapshot.carton) if snapshot.carton else None
+        unlabelled = snapshot.awaiting_label
+        self._unlabelled = self._restored(unlabelled) if unlabelled else None
+
+    def _restored(self, saved: CartonSnapshot) -> _Carton:
+        carton = _Carton(
             order_id=saved.order_id,
             carton_id=saved.carton_id,
             manifest=saved.manifest,
@@ -597,9 +618,13 @@ class Session:
             published_missing=saved.published_missing,
             serials={sku: set(serials) for sku, serials in saved.serials.items()},
             packers=set(saved.packers),
+            last_weight=saved.last_weight,
+            granted_labels=set(saved.granted_labels),
+            final_weight_pending=saved.final_weight_pending,
         )
         if saved.planned:
             carton.plan = self._plan(carton, saved.plan_degraded)
+        return carton
 
     def recover(self, snapshot: SessionSnapshot) -> list[Effect]:
         """Carry on after a restart from the last snapshot the previous process persisted.
@@ -609,6 +634,8 @@ class Session:
         was before that close (the packer closes again; the attempt number is not reused, since
         its verdict may have been committed just before the crash). An open carton keeps its
         attempts and its published shortage, so a later PASS publishes `missing_item.resolved`.
+        A carton that passed keeps waiting for its label scan, and a final weight that was being
+        read is read again; a weigh-one-unit capture that was being read is read again.
         """
         shift = self._clock.monotonic() - snapshot.taken_at
         self.restore(
@@ -618,30 +645,72 @@ class Session:
                 degraded=self._rebased(snapshot.degraded, shift),
             )
         )
-        carton = self._carton
-        if carton is None:
-            if self._packer is None:
-                return []
-            return [ShowMessage("info", "session.resumed", {"next": NEXT_STEP[self._state]})]
+        effects: list[Effect] = []
+        if self._carton is not None:
+            effects += self._recover_open_carton(self._carton)
+        if self._unlabelled is not None:
+            effects += self._recover_awaiting_label(self._unlabelled)
+        if self._weigh_pending is not None:
+            effects += self._recover_capture(self._weigh_pending)
+        if not effects and self._packer is not None:
+            effects.append(ShowMessage("info", "session.resumed", {"next": NEXT_STEP[self._state]}))
+        return effects
+
+    def _recover_open_carton(self, carton: _Carton) -> list[Effect]:
         effects: list[Effect] = []
         interrupted = self._void_attempt_in_flight()
         if self._state is SessionState.LOADING:
             effects.append(FetchManifest(carton.order_id, carton.carton_id))
-        params = {
-            **_key_params(carton),
-            "attempts": carton.attempts,
-            "interrupted_attempt": carton.attempts if interrupted else None,
-            "state": self._state.value,
-            "next": NEXT_STEP[self._state],
-        }
         interrupted_text = (
             f"; attempt {carton.attempts} was interrupted and is void" if interrupted else ""
         )
+        light = "red" if self._state is SessionState.BLOCKED else "off"
+        return self._recovered(
+            carton,
+            self._state.value,
+            NEXT_STEP[self._state],
+            interrupted_text,
+            [*effects, SetLight(light)],
+            interrupted_attempt=carton.attempts if interrupted else None,
+        )
+
+    def _recover_awaiting_label(self, carton: _Carton) -> list[Effect]:
+        """The PASS stands (its record still grants the label): its light and route are set
+        again, since the outputs started afresh; a final weight being read is read again on
+        what is on the platter now (a carton taken off meanwhile weighs too little: withdrawn)."""
+        pending = carton.final_weight_pending
+        again: list[Effect] = [WeighFinal(carton.order_id, carton.carton_id)] if pending else []
+        text = "; its final weight is read again" if pending else ""
+        return self._recovered(
+            carton,
+            "awaiting_label",
+            "wait_for_verification" if pending else SCAN_LABEL,
+            text,
+            [SetLight("green"), SetDiverter("straight"), *again],
+        )
+
+    def _recovered(
+        self,
+        carton: _Carton,
+        state: str,
+        next_step: str,
+        detail: str,
+        effects: list[Effect],
+        interrupted_attempt: int | None = None,
+    ) -> list[Effect]:
+        """The restart told about `carton`: a cleared SESSION_RECOVERED fault, an audit entry,
+        `effects`, and the packer's message."""
+        params = {
+            **_key_params(carton),
+            "attempts": carton.attempts,
+            "interrupted_attempt": interrupted_attempt,
+            "state": state,
+            "next": next_step,
+        }
         message = (
             f"Station restarted; carton {carton.order_id}/{carton.carton_id} recovered "
-            f"({self._state.value}, {carton.attempts} attempt(s){interrupted_text})."
+            f"({state}, {carton.attempts} attempt(s){detail})."
         )
-        light = "red" if self._state is SessionState.BLOCKED else "off"
         return [
             self._event(
                 STATION_FAULT,
@@ -653,9 +722,15 @@ class Session:
             ),
             self._audit("session.recovered", params),
             *effects,
-            SetLight(light),
             ShowMessage("warning", "session.recovered", params),
         ]
+
+    def _recover_capture(self, subject: WeighSubject) -> list[Effect]:
+        """The unit (box, unknown item) is still on the platter: weigh it again. Nothing is
+        published: a capture is master data, not a carton."""
+        self._weigh_pending = None
+        resumed = ShowMessage("info", "session.resumed", {"next": NEXT_STEP[self._state]})
+        return [resumed, *self._capture(subject)]
 
     def roll_back(self, snapshot: SessionSnapshot) -> None:
         """Undo a step the daemon could not record (an event or evidence not written): back to
@@ -1122,6 +1197,7 @@ class Session:
         labelled = self._audit("carton.labelled", {**params, "attempt": carton.attempts})
         if not self._config.final_weight_check:
             return [labelled, *self._seal(carton, final_g=None)]
+        carton.final_weight_pending = True
         return [
             labelled,
             WeighFinal(carton.order_id, carton.carton_id),
@@ -1153,6 +1229,7 @@ class Session:
     def _seal(self, carton: _Carton, final_g: float | None) -> list[Effect]:
         """The label is on and nothing was taken out: the PASS stands for good."""
         self._unlabelled = None
+        carton.final_weight_pending = False
         weight = carton.last_weight
         params = {**_key_params(carton), "label": carton.shipping_label}
         sealed = {**params, "attempt": carton.attempts, "final_g": final_g}
@@ -1168,6 +1245,7 @@ class Session:
         the event goes first, as for any verdict."""
         assert carton.last_verdict is not None  # it passed
         self._unlabelled = None
+        carton.final_weight_pending = False
         verdict = _review(carton.last_verdict, reason)
         carton.last_outcome, carton.last_verdict = verdict.outcome, verdict
         self._carton = carton
@@ -1493,6 +1571,9 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         planned=plan is not None,
         plan_degraded=plan.degraded if plan else None,
         packers=tuple(sorted(carton.packers)),
+        last_weight=carton.last_weight,
+        granted_labels=tuple(sorted(carton.granted_labels)),
+        final_weight_pending=carton.final_weight_pending,
     )
 
 

@@ -21,8 +21,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from station.session import SessionSnapshot
 
-# Bumped when SessionSnapshot changes shape: an older row is then reported, not misread.
-FORMAT = 1
+# Bumped when SessionSnapshot changes shape: a row of a format not in READABLE is then reported,
+# not misread. Format 2 added the carton waiting for its label and the weigh-one-unit capture in
+# flight, with defaults, so a format 1 row reads as a format 2 row with neither.
+FORMAT = 2
+READABLE = frozenset({1, 2})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS session (
@@ -67,9 +70,10 @@ class SessionStore:
         if row is None:
             return None
         stored_format, text = row
-        if stored_format != FORMAT:
+        if stored_format not in READABLE:
             raise SessionUnreadable(
-                f"{self.path}: session format {stored_format}, this version reads {FORMAT}"
+                f"{self.path}: session format {stored_format}, this version reads "
+                f"{sorted(READABLE)}"
             )
         try:
             return _SNAPSHOT.validate_json(text)

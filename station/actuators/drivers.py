@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from station.actuators.config import (
 )
 
 log = logging.getLogger("packstation.actuators")
+_KEPT_CHANGES = 1000  # SimulatedOutputs: the changes a test or a benchmark looks back on
 
 
 class ActuatorError(Exception):
@@ -167,12 +169,14 @@ class SerialRelayBoard:
 
 
 class SimulatedOutputs:
-    """No hardware: keeps every change (address, state) in order and can be told to fail."""
+    """No hardware: keeps the recent changes (address, state) in order and can be told to fail."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
-        self.changes: list[tuple[int, bool]] = []
+        # Bounded: a simulated station runs for hours in the load soak (benchmarks/soak.py),
+        # where a list of every change was the one thing in the daemon that grew per carton.
+        self.changes: deque[tuple[int, bool]] = deque(maxlen=_KEPT_CHANGES)
         self.states: dict[int, bool] = {}
         self._failure: str | None = None
 

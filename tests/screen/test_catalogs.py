@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from station.api.config import ReviewSection
-from station.session import NEXT_STEP, SessionState
+from station.session import NEXT_STEP, OTHER_NEXT_STEPS, SessionState
 
 REPO = Path(__file__).resolve().parents[2]
 I18N = REPO / "station" / "web" / "i18n"
@@ -41,7 +41,7 @@ def test_every_message_state_step_and_reason_has_a_string() -> None:
     keys = set(catalog("en"))
     needed = message_keys_in_code()
     needed |= {f"state.{state.value}" for state in SessionState}
-    needed |= {f"next.{step}" for step in NEXT_STEP.values()}
+    needed |= {f"next.{step}" for step in (*NEXT_STEP.values(), *OTHER_NEXT_STEPS)}
     needed |= {f"reason.{code}" for code in ReviewSection().reason_codes}
     assert len(needed) > 40
     assert needed <= keys, sorted(needed - keys)

@@ -27,6 +27,8 @@ from station.session import (
     DeviceFault,
     EvidenceReady,
     FetchManifest,
+    FinalWeight,
+    LabelGranted,
     ManifestChanged,
     ManifestLoaded,
     PublishEvent,
@@ -35,6 +37,7 @@ from station.session import (
     SessionState,
     SetLight,
     Tick,
+    WeightCaptured,
     WorkflowConfig,
 )
 from station.session_store import FORMAT, SessionStore, SessionUnreadable
@@ -121,6 +124,21 @@ class TwinSessions(RuleBasedStateMachine):
     @rule()
     def device_fault(self):
         self._both(DeviceFault("scale", "timeout"))
+
+    @rule(grams=st.sampled_from([None, 0.5, 350.0]))
+    def weight_captured(self, grams):
+        latest = self.original.snapshot().weigh_requests
+        self._both(WeightCaptured(latest, grams, problem="" if grams else "unstable"))
+
+    @rule(grams=st.sampled_from([None, 10.0, 900.0]))
+    def final_weight(self, grams):
+        if self.original.awaiting_label:
+            self._both(FinalWeight(*self.original.awaiting_label, grams))
+
+    @rule(label=st.sampled_from(["1Z999AA10123456784", "1Z999AA10123456999"]))
+    def label_granted(self, label):
+        if self.original.awaiting_label:
+            self._both(LabelGranted(*self.original.awaiting_label, label))
 
     @invariant()
     def same_session(self):
