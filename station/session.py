@@ -67,7 +67,7 @@ from station.domain import (
     expected_units,
     unknown_skus,
 )
-from station.scan_check import evaluate_scans
+from station.scan_check import UnitScan, evaluate_scans
 from station.verification import ChannelReport, LineDelta, Outcome, Reason, Verdict
 
 
@@ -290,6 +290,9 @@ class CollectEvidence:
     attempt: int
     box: BoxType
     manifest: Manifest
+    # Every unit scan while the carton was packed, with its time (for the per-insertion channel
+    # to pair each weight step with the unit scanned just before it).
+    unit_scans: tuple[UnitScan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +436,7 @@ class _Carton:
     box: BoxType | None = None
     attempts: int = 0
     scanned_units: Counter[str] = field(default_factory=Counter)
+    unit_scans: list[UnitScan] = field(default_factory=list)  # the same scans, in order, timed
     closed_by: CloseTrigger = "code"
     shipping_label: str | None = None
     last_outcome: Outcome | None = None
@@ -469,6 +473,7 @@ class CartonSnapshot:
     planned: bool  # a plan was made (it is made again from the fields here and below)
     plan_degraded: DegradedMode | None  # the degraded mode the plan was made under
     packers: tuple[str, ...]  # sorted
+    unit_scans: tuple[UnitScan, ...] = ()  # times on the monotonic clock as of `taken_at`
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +602,7 @@ class Session:
             published_missing=saved.published_missing,
             serials={sku: set(serials) for sku, serials in saved.serials.items()},
             packers=set(saved.packers),
+            unit_scans=list(saved.unit_scans),
         )
         if saved.planned:
             carton.plan = self._plan(carton, saved.plan_degraded)
@@ -611,9 +617,14 @@ class Session:
         attempts and its published shortage, so a later PASS publishes `missing_item.resolved`.
         """
         shift = self._clock.monotonic() - snapshot.taken_at
+        carton = snapshot.carton
+        if carton is not None:
+            shifted = tuple(replace(scan, at=scan.at + shift) for scan in carton.unit_scans)
+            carton = replace(carton, unit_scans=shifted)
         self.restore(
             replace(
                 snapshot,
+                carton=carton,
                 last_scan_at=snapshot.last_scan_at + shift,
                 degraded=self._rebased(snapshot.degraded, shift),
             )
@@ -867,6 +878,7 @@ class Session:
                 ]
             seen.add(code.serial)
         carton.scanned_units[code.sku] += code.units
+        carton.unit_scans.append(UnitScan(code.sku, code.units, self._last_scan_at))
         expected = self._expected(carton)
         params |= {
             "units": code.units,
@@ -894,7 +906,7 @@ class Session:
         carton.closed_by, carton.shipping_label = trigger, label
         self._state = SessionState.VERIFYING
         return [
-            CollectEvidence(carton.attempts, carton.box, carton.manifest),
+            CollectEvidence(carton.attempts, carton.box, carton.manifest, tuple(carton.unit_scans)),
             ShowMessage("info", "close.verifying", {"attempt": carton.attempts}),
         ]
 
@@ -1493,6 +1505,7 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         planned=plan is not None,
         plan_degraded=plan.degraded if plan else None,
         packers=tuple(sorted(carton.packers)),
+        unit_scans=tuple(carton.unit_scans),
     )
 
 

@@ -26,7 +26,7 @@ from benchmarks.accuracy.sensors import Evidence, Station
 from benchmarks.accuracy.world import Carton, CartonStream, ErrorKind
 from benchmarks.figures import summary
 from station.carton_policy import NEVER_ALONE, CartonPlan, StationPolicy, UncoveredAction
-from station.scan_check import evaluate_scans
+from station.scan_check import UnitScan, evaluate_scans, units_scanned
 from station.verification import ChannelReport, Outcome, Verdict
 
 
@@ -201,13 +201,18 @@ class Evaluation:
         reports = station.reports(carton, evidence)
         expected = station.verifiable(carton)
         power = station.weight_power(carton)
+        # The insertion channel pairs its steps with the unit scans, which follow the mix's
+        # plan: one report per set of must-scan SKUs (most mixes share one).
+        insertion: dict[frozenset[str], ChannelReport] = {}
         out = {}
         for name, mix in self.mixes.items():
             plan = self.policies[name].plan(expected, station.world.catalog, power)
-            scans = evaluate_scans(
-                expected, station.unit_scans(carton, plan.must_scan), plan.must_scan
-            )
-            decided = [reports[c] for c in mix.channels] + ([scans] if scans else [])
+            timed = station.unit_scans(carton, evidence, plan.must_scan)
+            scans = evaluate_scans(expected, units_scanned(timed), plan.must_scan)
+            if mix.insertion and plan.must_scan not in insertion:
+                insertion[plan.must_scan] = station.insertion_report(carton, evidence, timed)
+            mixed = {**reports, "insertion": insertion.get(plan.must_scan, reports["insertion"])}
+            decided = [mixed[c] for c in mix.channels] + ([scans] if scans else [])
             out[name] = Decision(plan, plan.policy.decide(expected, decided))
         return out
 
@@ -261,14 +266,14 @@ def decision_times(
     def close(
         carton: Carton,
         evidence: Evidence,
-        scanned: Mapping[str, int],
+        scanned: tuple[UnitScan, ...],
         sensors: Mapping[str, ChannelReport],
     ) -> Verdict:
         expected = station.verifiable(carton)
         plan = policy.plan(expected, catalog, station.weight_power(carton))
         weight = station.weight_report(carton, evidence)
-        insertion = timed("insertion", station.insertion_report, carton, evidence)
-        scans = evaluate_scans(expected, scanned, plan.must_scan)
+        insertion = timed("insertion", station.insertion_report, carton, evidence, scanned)
+        scans = evaluate_scans(expected, units_scanned(scanned), plan.must_scan)
         reports = [weight, insertion, *sensors.values(), *([scans] if scans else [])]
         return plan.policy.decide(expected, reports)
 
@@ -279,7 +284,7 @@ def decision_times(
         sensors = timed("channel reports", station.sensor_reports, carton, evidence)
         # The packer's scans (the simulator, untimed) follow the plan's must-scan SKUs.
         plan = policy.plan(station.verifiable(carton), catalog, station.weight_power(carton))
-        scanned = station.unit_scans(carton, plan.must_scan)
+        scanned = station.unit_scans(carton, evidence, plan.must_scan)
         timed("decide", close, carton, evidence, scanned, sensors)
         # The decision proper: the insertion channel's explanation is that channel's own work
         # (the daemon runs it in a thread at close, beside the RFID and vision reports).
