@@ -471,12 +471,14 @@ def pair_scans(
                 for sku in in_hand:
                     odd.setdefault(sku, grams)
             pool = {n: min(to_go.get(n, 2), 2) for n in possible}
-            fitting = (
+            fitting = [
                 move
                 for move, _ in _likely(_hypotheses(grams, pool, possible, noise))
                 if _fits(grams, tuple(possible[n] for n in move), noise)
-            )
-            move = next(fitting, ())
+            ]
+            # The box goes down before anything goes in (item scans come after the box's).
+            boxed = [m for m in fitting if "box" in m] if to_go.get("box") else []
+            move = (boxed or fitting or [()])[0]
         else:
             _take(in_hand, move)
             moves[i] = move

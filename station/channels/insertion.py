@@ -6,6 +6,7 @@ keep them until the verdict."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from scale.weighing import scale_error_g
@@ -38,6 +39,7 @@ class InsertionChannel(EvidenceChannel):
         self._carton: Carton | None = None
         self._started_from_g: float | None = None
         self._steps: list[WeightStep] = []
+        self._observed: Mapping[str, object] = {}
         self.learned: LearnedWeights | None = None  # set by the daemon: where clean steps go
         weight.on_settled_step(self._on_step)
 
@@ -69,9 +71,10 @@ class InsertionChannel(EvidenceChannel):
         catalog = self._context.catalog
         division_g = self._weight.scale_config.division_g
         # CPU-bound (about 0.1 s for a 100-unit carton): off the loop, on a copy of the steps.
+        steps = tuple(self._steps)
         checked = await asyncio.to_thread(
             evaluate_insertions,
-            tuple(self._steps),
+            steps,
             self._started_from_g,
             expected_units(request.manifest, catalog),  # inserts too: they are steps as well
             catalog,
@@ -85,4 +88,13 @@ class InsertionChannel(EvidenceChannel):
         )
         if self.learned is not None:
             self.learned.offer_insertion_samples(request, checked.samples)
+        # For the evidence record: what the steps were paired with, on the station's clock.
+        self._observed = {
+            "steps": [[s.from_g, s.to_g, s.at] for s in steps],
+            "unit_scans": [[s.sku, s.units, s.at] for s in request.unit_scans],
+            "clean_samples": [[s.sku, s.grams, s.at] for s in checked.samples],
+        }
         return checked.report
+
+    def observations(self) -> Mapping[str, object]:
+        return self._observed

@@ -200,8 +200,6 @@ class LearnedWeights:
         self._learn(record, confirmed_by=None)
         if record.verdict.passed:
             self._learn_insertions(record, "unit_scan")
-        elif record.mode == "shadow":
-            self._insertions.pop(key, None)  # the carton left the station unverified
 
     def _on_release(self, data: Mapping[str, object]) -> None:
         key = (str(data.get("order_id")), str(data.get("carton_id")))
@@ -216,8 +214,10 @@ class LearnedWeights:
         attempt, samples = self._insertions.pop(key, (None, ()))
         if attempt != record.attempt:
             return  # the steps of another attempt: the carton may have changed since
-        ref = f"{record.order_id}/{record.carton_id}"
-        for sample in samples:
+        # One sample per step (the store keeps one per SKU and ref): a later attempt of the same
+        # carton replaces these rather than adding to them.
+        for k, sample in enumerate(samples, 1):
+            ref = f"{record.order_id}/{record.carton_id}/step {k}"
             self.record_insertion_sample(sample.sku, sample.grams, confirmed_by, ref)
 
     def _learn(self, record: AttemptRecord, confirmed_by: str | None) -> None:
