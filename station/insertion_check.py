@@ -50,6 +50,10 @@ _SCANNED_PRIOR = 0.9
 # weights "fits" them, for pairing a step with the scanned units.
 _FITS_Z = 5.0
 
+# A clean sample's step may not be this likely (relative to the scanned unit) to be a packing
+# material's: the scan says which unit went in, but says nothing against the void fill.
+_MATERIAL_RIVAL = 0.05
+
 SCANNED_WEIGHT_MISMATCH = "insertion_scanned_weight_mismatch"
 SCANNED_NOT_PLACED = "insertion_scanned_not_placed"
 
@@ -655,7 +659,8 @@ def _clean_samples(
     confirmed: frozenset[str],
 ) -> tuple[InsertionSample, ...]:
     """Steps that were one unit scanned just before them, with at least `min_confidence` given
-    the step's weight against every one or two pieces of the carton (and something else)."""
+    the step's weight against every one or two pieces of the carton (and something else), and
+    that no packing material could have made."""
     samples = []
     pool = dict.fromkeys(pieces, 2)
     other = _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
@@ -664,6 +669,12 @@ def _clean_samples(
         if len(move) != 1 or move[0] not in confirmed:
             continue
         grams, noise = steps[i].delta_g, noises[i]
+        own = _likelihood(grams, (pieces[move[0]],), noise)
+        if any(
+            not p.is_unit and _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
+            for p in pieces.values()
+        ):
+            continue  # the void fill or the paperwork could have made it: nobody scans those
         hypotheses = _with_scanned(
             _hypotheses(grams, pool, pieces, noise), move, grams, pieces, noise
         )

@@ -35,7 +35,7 @@ from rfid.reads import TagRead
 from rfid.window import filter_window
 from scale.weighing import scale_error_g
 from station.domain import ItemKind
-from station.insertion_check import WeightStep, evaluate_insertions
+from station.insertion_check import InsertionCheck, WeightStep, evaluate_insertions
 from station.rfid_check import ReaderProblem, rfid_report
 from station.scan_check import UnitScan
 from station.verification import ChannelReport, ChannelState
@@ -380,6 +380,12 @@ class Station:
         self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...] = ()
     ) -> ChannelReport:
         """The per-insertion channel's report, its steps paired with `scans`."""
+        return self.insertion(carton, evidence, scans).report
+
+    def insertion(
+        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...]
+    ) -> InsertionCheck:
+        """The per-insertion channel's report and the clean weight samples it found."""
         catalog = self.world.catalog
         return evaluate_insertions(
             evidence.steps,
@@ -393,7 +399,7 @@ class Station:
             ZERO_BAND_G,
             self.weight_config.missing_unit_prior,
             scans,
-        ).report
+        )
 
     def sensor_reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:
         """RFID's and vision's reports."""
