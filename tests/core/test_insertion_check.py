@@ -235,7 +235,8 @@ def test_the_scans_say_which_of_two_same_weight_skus_is_missing() -> None:
 
 def test_clean_samples_are_single_scanned_units_of_a_whole_carton() -> None:
     """Each step that was one unit scanned just before it is a sample of that unit's weight;
-    the box's step (nothing scanned) is not, a step of two units is not, and a carton the
+    the box's step (nothing scanned) is not, nor the earrings' (8 g: the 12 g paperwork could
+    have made it, and nobody scans paperwork), nor a step of two units, and a carton the
     channel finds short gives none."""
     rng = random.Random(11)
     sequence = [192.0, "MUG", "SOCKS", "EAR", "SOCKS", "TEA", "CABLE"]
@@ -243,7 +244,7 @@ def test_clean_samples_are_single_scanned_units_of_a_whole_carton() -> None:
     found = check(steps, scans=scans)
     assert found.report.state is ChannelState.OK
     assert [(s.sku, s.at) for s in found.samples] == [
-        (sku, float(t)) for t, sku in enumerate(sequence) if isinstance(sku, str)
+        (sku, float(t)) for t, sku in enumerate(sequence) if sku not in (192.0, "EAR")
     ]
     assert all(s.grams == steps[int(s.at)].delta_g for s in found.samples)
     assert check(steps).samples == ()  # no scans, no samples
@@ -254,7 +255,7 @@ def test_clean_samples_are_single_scanned_units_of_a_whole_carton() -> None:
     both = [*scans, UnitScan("MUG", 1, 6.5), UnitScan("CABLE", 1, 6.6)]
     paired = check(pair, extra, scans=both)
     assert paired.report.state is ChannelState.OK
-    assert [s.at for s in paired.samples] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [s.at for s in paired.samples] == [1.0, 2.0, 4.0, 5.0, 6.0]
     steps, scans = packed(sequence[:-1], rng)  # the cable scanned, then set down beside it
     short = check(steps, scans=[*scans, UnitScan("CABLE", 1, 5.5)])
     assert short.report.finding_for("CABLE").status is FindingStatus.MISSING
