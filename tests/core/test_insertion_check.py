@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,7 +120,8 @@ def test_a_complete_carton_is_never_called_short(rng) -> None:
     assert not wrong
 
 
-def test_a_hundred_unit_carton_is_explained_quickly() -> None:
+@pytest.mark.parametrize("scanned", [False, True], ids=["no scans", "every unit scanned"])
+def test_a_hundred_unit_carton_is_explained_quickly(scanned: bool) -> None:
     skus = {f"SKU-{i}": 1 + i % 3 for i in range(50)}
     catalog = Catalog.from_lists(
         [
@@ -132,12 +134,14 @@ def test_a_hundred_unit_carton_is_explained_quickly() -> None:
     units = [s for s, n in skus.items() for _ in range(n)]
     rng.shuffle(units)
     steps = steps_for([180.0, *(catalog.items[s].unit_weight_g for s in units)], rng)
+    scans = [UnitScan(s, 1, t + 0.5) for t, s in enumerate(units)] if scanned else []
     started = time.perf_counter()
     result = evaluate_insertions(
-        steps, 0.0, skus, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01
+        steps, 0.0, skus, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01, scans
     ).report
     elapsed = time.perf_counter() - started
     assert result.state is ChannelState.OK, result.reasons
+    assert result.measurements["steps_paired_with_scans"] == (len(units) if scanned else 0)
     assert elapsed < 2.0  # generous: measured in benchmarks, this only catches a blow-up
 
 
@@ -299,27 +303,3 @@ def test_a_scanned_unit_never_followed_by_its_step_is_flagged(rng, left_out) -> 
     finding = result.finding_for(left_out)
     assert finding.status is FindingStatus.MISSING and finding.confidence >= 0.9, finding
     assert {r.code for r in result.reasons} & {SCANNED_NOT_PLACED, SCANNED_WEIGHT_MISMATCH}
-
-
-def test_a_hundred_unit_carton_with_every_unit_scanned_is_explained_quickly() -> None:
-    skus = {f"SKU-{i}": 1 + i % 3 for i in range(50)}
-    catalog = Catalog.from_lists(
-        [
-            CatalogItem(sku=s, name=s, unit_weight_g=20 + 37 * i, weight_spread_g=1)
-            for i, s in enumerate(skus)
-        ],
-        [BOX],
-    )
-    rng = random.Random(12)
-    units = [s for s, n in skus.items() for _ in range(n)]
-    rng.shuffle(units)
-    steps = steps_for([180.0, *(catalog.items[s].unit_weight_g for s in units)], rng)
-    scans = [UnitScan(s, 1, t + 0.5) for t, s in enumerate(units)]
-    started = time.perf_counter()
-    result = evaluate_insertions(
-        steps, 0.0, skus, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01, scans
-    )
-    elapsed = time.perf_counter() - started
-    assert result.report.state is ChannelState.OK, result.report.reasons
-    assert result.report.measurements["steps_paired_with_scans"] == len(units)
-    assert elapsed < 2.0  # generous: measured in benchmarks, this only catches a blow-up
