@@ -334,7 +334,8 @@ def evaluate_insertions(
     # then no step can contradict a scan.
     weighed = all(sku in pieces for sku, n in expected_units.items() if n > 0)
     conflicts = pairing.conflicts if weighed else ()
-    conflicted, conflict_reasons = _conflict_findings(conflicts, expected_units, scans)
+    scanned = _conflict_findings(conflicts, expected_units, scans)
+    conflicted = scanned.findings
     measurements = {
         "steps": float(len(steps)),
         "p_explained": explained.p_explained,
@@ -355,7 +356,8 @@ def evaluate_insertions(
             CHANNEL,
             ChannelState.OK,
             tuple(conflicted[sku] for sku in sorted(conflicted)),
-            reasons=(*conflict_reasons, unexplained),
+            reasons=(*scanned.reasons, unexplained),
+            review=scanned.review,
             measurements=measurements,
         )
         return InsertionCheck(report)
@@ -368,7 +370,8 @@ def evaluate_insertions(
         CHANNEL,
         ChannelState.OK,
         tuple(findings[sku] for sku in sorted(findings)),
-        reasons=conflict_reasons,
+        reasons=scanned.reasons,
+        review=scanned.review,
         measurements=measurements,
     )
     # Samples only from a carton the channel found whole (a blocked one never teaches anyway).
@@ -623,12 +626,23 @@ def _unplaced(sku: str, piece: _Piece, odd_g: float | None, confidence: float) -
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ScanFindings:
+    findings: dict[str, SkuFinding]
+    reasons: tuple[Reason, ...]  # why a SKU is named missing
+    review: tuple[Reason, ...]  # what a person must look at
+
+
 def _conflict_findings(
     conflicts: Iterable[ScanConflict], expected_units: Mapping[str, int], scans: Iterable[UnitScan]
-) -> tuple[dict[str, SkuFinding], tuple[Reason, ...]]:
-    """Per expected SKU, the units its scans claim but the steps deny, as a missing finding.
-    Scans beyond the ordered units (a unit scanned twice) are not claims: a SKU is short only
-    when fewer of its scanned units went in than were ordered."""
+) -> _ScanFindings:
+    """Per expected SKU, the units its scans claim but the steps deny. Scans beyond the ordered
+    units (a unit scanned twice) are not claims: a SKU is short only when fewer of its scanned
+    units went in than were ordered.
+
+    A unit no step carried is missing. A unit whose step weighed something else is held for a
+    person instead: a look-alike put in its place, or the catalog's weight for it is wrong (a
+    new site's master data often is, and learned weights must still learn from such cartons)."""
     scanned = units_scanned(scans)
     by_sku: dict[str, list[ScanConflict]] = {}
     for conflict in conflicts:
@@ -636,6 +650,7 @@ def _conflict_findings(
             by_sku.setdefault(conflict.sku, []).append(conflict)
     findings: dict[str, SkuFinding] = {}
     reasons: list[Reason] = []
+    review: list[Reason] = []
     for sku, found in sorted(by_sku.items()):
         expected = expected_units[sku]
         short = len(found) - max(0, scanned.get(sku, 0) - expected)
@@ -643,11 +658,16 @@ def _conflict_findings(
             continue
         confidence = min(c.confidence for c in found)
         detail = "; ".join(c.message for c in found)
-        findings[sku] = SkuFinding(
-            sku, FindingStatus.MISSING, expected, max(expected - short, 0), confidence, detail
-        )
-        reasons += [Reason(c.code, c.message, CHANNEL, sku) for c in found]
-    return findings, tuple(reasons)
+        said = [Reason(c.code, c.message, CHANNEL, sku) for c in found]
+        observed = max(expected - short, 0)
+        if any(c.code == SCANNED_NOT_PLACED for c in found):
+            status = FindingStatus.MISSING
+            reasons += said
+        else:
+            status = FindingStatus.UNCERTAIN
+            review += said
+        findings[sku] = SkuFinding(sku, status, expected, observed, confidence, detail)
+    return _ScanFindings(findings, tuple(reasons), tuple(review))
 
 
 def _clean_samples(
@@ -671,7 +691,9 @@ def _clean_samples(
         grams, noise = steps[i].delta_g, noises[i]
         own = _likelihood(grams, (pieces[move[0]],), noise)
         if any(
-            not p.is_unit and _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
+            not p.is_unit
+            and p.name != "box"  # down before any unit was scanned
+            and _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
             for p in pieces.values()
         ):
             continue  # the void fill or the paperwork could have made it: nobody scans those

@@ -156,7 +156,10 @@ def test_a_passed_cartons_scanned_steps_become_learned_weight_samples(harness: H
             " WHERE source = 'insertion' ORDER BY id",
         )
 
-    assert wait_until(lambda: len(insertion_samples()) == len(SCANNED_ORDER))
+    assert wait_until(lambda: len(insertion_samples()) == len(SCANNED_ORDER)), (
+        insertion_samples(),
+        observed,
+    )
     kept = insertion_samples()
     assert [sku for sku, *_ in kept] == list(SCANNED_ORDER)
     for (sku, measured, confirmed_by, ref), put_in in zip(kept, grams, strict=True):

@@ -19,7 +19,7 @@ from station.domain import (
     ManifestLine,
     expected_units,
 )
-from station.insertion_check import InsertionSample
+from station.insertion_check import SCANNED_WEIGHT_MISMATCH, InsertionSample
 from station.learning.estimator import LearningConfig, SampleSource, WeightSample
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME, LearnedWeightStore, Subject
@@ -36,6 +36,7 @@ from station.verification import (
     ChannelReport,
     ChannelState,
     FindingStatus,
+    Reason,
     SkuFinding,
     VerificationPolicy,
 )
@@ -341,3 +342,21 @@ def test_mode_off_keeps_no_steps(tmp_path):
     learned = learner(tmp_path, mode="off")
     Packer(learned).carton({"TEA": 1}, mug_steps=(411.0,))
     assert learned.store.keys(Subject.SKU) == []
+
+
+def test_a_scanned_units_step_off_its_catalog_weight_does_not_stop_learning(tmp_path):
+    """The steps say the scanned mugs weigh other than the catalog's 380 g: that is what a wrong
+    catalog weight looks like, so the scanned count still confirms the carton; any other
+    reason a channel holds the carton for a person does not."""
+    learned = learner(tmp_path)
+
+    def held(code: str) -> ChannelReport:
+        reason = Reason(code, "held", "insertion", "MUG")
+        finding = SkuFinding("MUG", FindingStatus.UNCERTAIN, 2, 2, 1.0)
+        return ChannelReport("insertion", ChannelState.OK, (finding,), review=(reason,))
+
+    packer = Packer(learned)
+    packer.carton({"MUG": 2}, scanned={"MUG": 2}, extra_reports=(held(SCANNED_WEIGHT_MISMATCH),))
+    assert len(learned.store.samples(Subject.SKU, "MUG")) == 1
+    packer.carton({"MUG": 2}, scanned={"MUG": 2}, extra_reports=(held("rfid_unknown_tag"),))
+    assert len(learned.store.samples(Subject.SKU, "MUG")) == 1
