@@ -448,11 +448,13 @@ def pair_scans(
         return {n: p for n, p in known.items() if to_go.get(n, 1) > 0 or n in in_hand}
 
     def pair_late(candidates: Sequence[int]) -> None:
-        """Units in hand matched to steps nothing was scanned for, latest first."""
+        """Units in hand matched to steps nothing was scanned for, latest first (what the walk
+        read into such a step is on offer again: it is being read anew)."""
         for j in reversed(candidates):
             if not in_hand:
                 return
-            move = _scanned_move(steps[j].delta_g, in_hand, offered(), noises[j])
+            possible = {**offered(), **{n: known[n] for n in assigned[j]}}
+            move = _scanned_move(steps[j].delta_g, in_hand, possible, noises[j])
             if move is not None:
                 _take(in_hand, move)
                 unpaired.remove(j)
@@ -468,7 +470,16 @@ def pair_scans(
         if any(to_go.get(sku) == 0 for sku in in_hand):
             pair_late(unpaired)
         if step.delta_g <= 0:
-            continue  # a unit taken out (to rearrange): it was scanned when it first went in
+            # A unit taken out (to rearrange; it was scanned when it first went in): it is to
+            # go in again.
+            out = _best_piece(
+                -step.delta_g,
+                {n: p for n, p in pieces.items() if to_go[n] < expected_units.get(n, 1)},
+                noises[i],
+            )
+            if out is not None:
+                to_go[out.name] += 1
+            continue
         grams, noise = step.delta_g, noises[i]
         possible = offered()
         move = _scanned_move(grams, in_hand, possible, noise) if in_hand else None
@@ -537,7 +548,8 @@ def _scanned_move(
         candidates += [
             ((sku, other), _TWO_AT_ONCE * _unscanned_weight(pieces[sku], pieces[other]))
             for other in pieces
-            if other not in held
+            # another SKU not in hand, or a second unit of this one that was not scanned
+            if other not in held or (other == sku and in_hand.count(sku) == 1)
         ]
     best: tuple[tuple[str, ...], float] | None = None
     for move, prior in candidates:
