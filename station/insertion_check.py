@@ -691,8 +691,9 @@ def _clean_samples(
     confirmed: frozenset[str],
 ) -> tuple[InsertionSample, ...]:
     """Steps that were one unit scanned just before them, with at least `min_confidence` given
-    the step's weight against every one or two pieces of the carton (and something else), and
-    that no packing material could have made."""
+    the step's weight against every one or two pieces of the carton (and something else), that
+    no packing material could have made or gone in with (a unit whose spread hides the
+    paperwork gives no samples: its step cannot say whether the paperwork was in it)."""
     samples = []
     pool = dict.fromkeys(pieces, 2)
     other = _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
@@ -701,14 +702,15 @@ def _clean_samples(
         if len(move) != 1 or move[0] not in confirmed:
             continue
         grams, noise = steps[i].delta_g, noises[i]
-        own = _likelihood(grams, (pieces[move[0]],), noise)
+        unit = pieces[move[0]]
+        own = _likelihood(grams, (unit,), noise)
         if any(
-            not p.is_unit
-            and p.name != "box"  # down before any unit was scanned
-            and _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
+            max(_likelihood(grams, (p,), noise), _likelihood(grams, (unit, p), noise))
+            >= _MATERIAL_RIVAL * own
             for p in pieces.values()
+            if not p.is_unit and p.name != "box"  # the box was down before any unit's scan
         ):
-            continue  # the void fill or the paperwork could have made it: nobody scans those
+            continue  # the fill or the paperwork made it, or went in with it: nobody scans those
         hypotheses = _with_scanned(
             _hypotheses(grams, pool, pieces, noise), move, grams, pieces, noise
         )

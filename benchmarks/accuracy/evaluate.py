@@ -270,9 +270,11 @@ class Evaluation:
 def _made(
     carton: Carton, evidence: Evidence, sample: InsertionSample
 ) -> tuple[str | None, float | None]:
-    """What really went in at the sample's step: one unit's SKU and grams, or (None, None)."""
+    """What really went in at the sample's step: one unit's SKU and grams, or (None, None) when
+    it was not one unit alone."""
     units = [u for u, at in zip(carton.packed, evidence.went_in_at, strict=True) if at == sample.at]
-    return (units[0].sku, units[0].weight_g) if len(units) == 1 else (None, None)
+    alone = len(units) == 1 and sample.at not in evidence.shared_moves
+    return (units[0].sku, units[0].weight_g) if alone else (None, None)
 
 
 def decision_times(

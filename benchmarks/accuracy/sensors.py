@@ -133,6 +133,8 @@ class Evidence:
     # Per packed unit (carton.packed's order): when it went in, the time of the move that held it
     # (the steps' clock; a move within the motion band makes no step but keeps its time).
     went_in_at: tuple[float, ...]
+    # Times of the moves that put in more than one piece (two units, a unit and the paperwork).
+    shared_moves: frozenset[float] = frozenset()
 
 
 class Station:
@@ -157,7 +159,7 @@ class Station:
     def evidence(self, carton: Carton) -> Evidence:
         reads, problems = self._rfid(carton)
         insertions, camera_up = self._vision(carton)
-        steps, started_from_g, went_in_at = self._steps(carton)
+        steps, started_from_g, went_in_at, shared_moves = self._steps(carton)
         return Evidence(
             self._weight(carton),
             reads,
@@ -167,6 +169,7 @@ class Station:
             steps,
             started_from_g,
             went_in_at,
+            shared_moves,
         )
 
     def _rng(self, carton: Carton, channel: str) -> random.Random:
@@ -245,10 +248,11 @@ class Station:
 
     def _steps(
         self, carton: Carton
-    ) -> tuple[tuple[WeightStep, ...], float | None, tuple[float, ...]]:
+    ) -> tuple[tuple[WeightStep, ...], float | None, tuple[float, ...], frozenset[float]]:
         """The settled steps of the platter's weight while the carton is packed, the level
         packing started from (None: the scale was down or stale, nothing was watched) and when
-        each packed unit went in (the move's time, step or no step).
+        each packed unit went in (the move's time, step or no step), and the times of the moves
+        that put in more than one piece.
 
         The box goes down first (with the paperwork in it half of the time), then the units in
         packing order: one per step, sometimes two before the scale settles, sometimes one taken
@@ -259,7 +263,7 @@ class Station:
         rng = self._rng(carton, "insertion")
         model = self.world.model
         if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
-            return (), None, tuple(0.0 for _ in carton.packed)
+            return (), None, tuple(0.0 for _ in carton.packed), frozenset()
         # (grams, index in carton.packed or None for the paperwork and the note)
         pieces: list[tuple[float, int | None]] = [
             (u.weight_g, k) for k, u in enumerate(carton.packed)
@@ -269,6 +273,7 @@ class Station:
                 pieces.insert(rng.randint(0, len(pieces)), (grams, None))
         moves: list[float] = []  # signed grams of each settled step, before noise
         holding: list[tuple[int, ...]] = []  # per move, the packed units it put in
+        shared: list[bool] = []  # per move, whether it put in more than one piece
         first = carton.box_true_g
         paperwork = (carton.paperwork_true_g, None)
         if rng.random() < model.paperwork_with_box and paperwork in pieces:
@@ -276,26 +281,32 @@ class Station:
             first += carton.paperwork_true_g
         moves.append(first)
         holding.append(())
+        shared.append(False)
         i = 0
         while i < len(pieces):
             grams, unit = pieces[i]
             units = () if unit is None else (unit,)
-            if i + 1 < len(pieces) and rng.random() < model.two_at_once:
+            two = i + 1 < len(pieces) and rng.random() < model.two_at_once
+            if two:
                 grams += pieces[i + 1][0]
                 units += () if pieces[i + 1][1] is None else (pieces[i + 1][1],)
                 i += 1
             moves.append(grams)
             holding.append(units)
+            shared.append(two)
             if rng.random() < model.taken_out_and_back:
                 moves += [-pieces[i][0], pieces[i][0]]
                 holding += [(), ()]
+                shared += [False, False]
             i += 1
         moves.append(carton.fill_true_g)
         holding.append(())
+        shared.append(False)
         started = 0.0
         if rng.random() < model.not_started_empty:
             started = moves.pop(0)  # the box was already down when the order was scanned
             holding.pop(0)
+            shared.pop(0)
         band = model.division_g  # the scale's default motion band: one division
         true_g = started
         level = start_g = self._reading(rng, started) if started else 0.0
@@ -309,7 +320,8 @@ class Station:
             if abs(reading - level) > band:
                 steps.append(WeightStep(level, reading, float(at)))
                 level = reading
-        return tuple(steps), start_g, tuple(went_in_at)
+        together = frozenset(float(at) for at, two in enumerate(shared, start=1) if two)
+        return tuple(steps), start_g, tuple(went_in_at), together
 
     def _reading(self, rng: random.Random, true_g: float) -> float:
         """A settled reading of `true_g`: the scale's noise, rounded to the division."""
