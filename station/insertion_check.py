@@ -28,7 +28,7 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from station.domain import BoxType, Catalog
 from station.scan_check import UnitScan, units_scanned
@@ -108,6 +108,9 @@ class ScanPairing:
     moves: Mapping[int, tuple[str, ...]]
     scanned_before: frozenset[int]  # paired steps whose scan came before them (not after)
     conflicts: tuple[ScanConflict, ...]
+    # Paired step index -> the packing materials (paperwork, fill) the walk had not yet seen go
+    # in by then: what could have gone in with the scanned unit.
+    materials_to_go: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +441,7 @@ def pair_scans(
     assigned: dict[int, tuple[str, ...]] = {}  # every step: paired, or the likeliest that fits
     unpaired: list[int] = []  # steps that went in with nothing scanned for them
     late: set[int] = set()  # steps paired with units scanned after them
+    materials_to_go: dict[int, frozenset[str]] = {}
     odd: dict[str, float] = {}  # SKU in hand -> a step that fitted nothing expected meanwhile
     # What is still to go in, followed greedily, so that the paperwork that went down with the
     # box (or a unit already in) is not offered again as what went in with a scanned unit.
@@ -500,6 +504,9 @@ def pair_scans(
         else:
             _take(in_hand, move)
             moves[i] = move
+            materials_to_go[i] = frozenset(
+                n for n, p in pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
+            )
         assigned[i] = move
         for name in move:
             if name in to_go:
@@ -523,7 +530,7 @@ def pair_scans(
         )
         confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
         conflicts.append(_unplaced(sku, piece, odd.get(sku), confidence))
-    return ScanPairing(moves, frozenset(moves) - late, tuple(conflicts))
+    return ScanPairing(moves, frozenset(moves) - late, tuple(conflicts), materials_to_go)
 
 
 def _take(in_hand: list[str], move: tuple[str, ...]) -> None:
@@ -692,8 +699,9 @@ def _clean_samples(
 ) -> tuple[InsertionSample, ...]:
     """Steps that were one unit scanned just before them, with at least `min_confidence` given
     the step's weight against every one or two pieces of the carton (and something else), that
-    no packing material could have made or gone in with (a unit whose spread hides the
-    paperwork gives no samples: its step cannot say whether the paperwork was in it)."""
+    no packing material could have made, nor gone in with while the walk had not seen it go in
+    (a unit whose spread hides the paperwork gives no sample then: its step cannot say whether
+    the paperwork was in it)."""
     samples = []
     pool = dict.fromkeys(pieces, 2)
     other = _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
@@ -704,13 +712,16 @@ def _clean_samples(
         grams, noise = steps[i].delta_g, noises[i]
         unit = pieces[move[0]]
         own = _likelihood(grams, (unit,), noise)
+        # The fill or the paperwork alone (the walk is unsure where they went), or one still
+        # to go in going in with the unit: nobody scans those.
+        to_go = pairing.materials_to_go.get(i, frozenset())
         if any(
-            max(_likelihood(grams, (p,), noise), _likelihood(grams, (unit, p), noise))
-            >= _MATERIAL_RIVAL * own
+            _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
+            or (p.name in to_go and _likelihood(grams, (unit, p), noise) >= _MATERIAL_RIVAL * own)
             for p in pieces.values()
             if not p.is_unit and p.name != "box"  # the box was down before any unit's scan
         ):
-            continue  # the fill or the paperwork made it, or went in with it: nobody scans those
+            continue
         hypotheses = _with_scanned(
             _hypotheses(grams, pool, pieces, noise), move, grams, pieces, noise
         )
