@@ -107,6 +107,10 @@ class ScanPairing:
     # unscanned piece that went in with a scanned unit (the paperwork, another SKU's unit).
     moves: Mapping[int, tuple[str, ...]]
     scanned_before: frozenset[int]  # paired steps whose scan came before them (not after)
+    # Paired steps whose every piece was scanned: the beam search's strong priors. A step read
+    # as a scanned unit with an unscanned piece is no such hint: that is how a light unit
+    # scanned and then set aside would be "explained" as gone in with the next one.
+    hints: Mapping[int, tuple[str, ...]]
     conflicts: tuple[ScanConflict, ...]
     # Paired step index -> the packing materials (paperwork, fill) the walk had not yet seen go
     # in by then: what could have gone in with the scanned unit.
@@ -331,7 +335,7 @@ def evaluate_insertions(
         materials,
         scale_error_at,
         missing_prior,
-        scanned_moves=pairing.moves,
+        scanned_moves=pairing.hints,
     )
     # A unit the channel cannot weigh (sold by weight, no catalog weight) may be in any step:
     # then no step can contradict a scan.
@@ -441,6 +445,7 @@ def pair_scans(
     assigned: dict[int, tuple[str, ...]] = {}  # every step: paired, or the likeliest that fits
     unpaired: list[int] = []  # steps that went in with nothing scanned for them
     late: set[int] = set()  # steps paired with units scanned after them
+    hints: dict[int, tuple[str, ...]] = {}
     materials_to_go: dict[int, frozenset[str]] = {}
     odd: dict[str, float] = {}  # SKU in hand -> a step that fitted nothing expected meanwhile
     # What is still to go in, followed greedily, so that the paperwork that went down with the
@@ -460,7 +465,8 @@ def pair_scans(
             possible = {**offered(), **{n: known[n] for n in assigned[j]}}
             move = _scanned_move(steps[j].delta_g, in_hand, possible, noises[j])
             if move is not None:
-                _take(in_hand, move)
+                if len(_take(in_hand, move)) == len(move):
+                    hints[j] = move
                 unpaired.remove(j)
                 moves[j] = assigned[j] = move
                 late.add(j)
@@ -502,7 +508,8 @@ def pair_scans(
             boxed = [m for m in fitting if "box" in m] if to_go.get("box") else []
             move = (boxed or fitting or [()])[0]
         else:
-            _take(in_hand, move)
+            if len(_take(in_hand, move)) == len(move):
+                hints[i] = move
             moves[i] = move
             materials_to_go[i] = frozenset(
                 n for n, p in pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
@@ -530,14 +537,18 @@ def pair_scans(
         )
         confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
         conflicts.append(_unplaced(sku, piece, odd.get(sku), confidence))
-    return ScanPairing(moves, frozenset(moves) - late, tuple(conflicts), materials_to_go)
+    return ScanPairing(moves, frozenset(moves) - late, hints, tuple(conflicts), materials_to_go)
 
 
-def _take(in_hand: list[str], move: tuple[str, ...]) -> None:
-    """The scanned units of `move` leave the packer's hand (the other piece was not in it)."""
+def _take(in_hand: list[str], move: tuple[str, ...]) -> list[str]:
+    """The scanned units of `move` leave the packer's hand (an unscanned piece was not in it);
+    returns those that did."""
+    taken = []
     for name in move:
         if name in in_hand:
             in_hand.remove(name)
+            taken.append(name)
+    return taken
 
 
 def _scanned_move(
