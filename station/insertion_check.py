@@ -16,8 +16,9 @@ missing (the light item the total could not see) with the posterior as its confi
 
 When the packer scans units, each step is first paired with the unit(s) scanned since the steps
 before it (`pair_scans`): a paired step puts most of its prior on the scanned unit(s) in the beam
-search, a step that contradicts the scanned unit's weight, or a scanned unit no step ever matched,
-names that SKU missing (`SCANNED_WEIGHT_MISMATCH`, `SCANNED_NOT_PLACED`), and a step that was one
+search; a scanned unit no step ever matched names that SKU missing (`SCANNED_NOT_PLACED`), or,
+when a step that fits nothing expected came in its place, holds the carton for review
+(`SCANNED_WEIGHT_MISMATCH`: a look-alike, or a wrong catalog weight); and a step that was one
 scanned unit beyond doubt is a clean sample of that SKU's weight (`InsertionSample`).
 """
 
@@ -426,11 +427,10 @@ def pair_scans(
     likelier than its being some other piece of the carton, with `_SCANNED_PRIOR` of the prior
     on the scanned units; otherwise they stay in hand (the packer scanned, then set something
     else down first). At the end a unit still in hand is matched to a step nothing was scanned
-    for that fits it (scanned after it went in); failing that its step never came: the unit is
-    named missing (`SCANNED_WEIGHT_MISMATCH` when a step that fitted nothing expected came
-    while it was in hand, a look-alike variant or another order's unit put in its place;
-    `SCANNED_NOT_PLACED` otherwise), as surely as it could not have gone in unseen together
-    with another step's pieces."""
+    for that fits it (scanned after it went in); failing that its step never came, a conflict
+    (`SCANNED_WEIGHT_MISMATCH` when a step that fitted nothing expected came while it was in
+    hand: a look-alike put in its place, or a wrong catalog weight; `SCANNED_NOT_PLACED`
+    otherwise), as sure as the unit could not have gone in unseen with another step's pieces."""
     known = dict(pieces)  # a scanned SKU not on this carton is paired too (its step is its own)
     for scan in scans:
         item = catalog.items.get(scan.sku)
