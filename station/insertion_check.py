@@ -234,12 +234,15 @@ def _with_scanned(
     pieces: Mapping[str, _Piece],
     noise_sigma_g: float,
 ) -> list[tuple[tuple[str, ...], float]]:
-    """The step's hypotheses with `_SCANNED_PRIOR` of the prior moved onto the scanned pieces."""
+    """The step's hypotheses with `_SCANNED_PRIOR` of prior added to the scanned pieces. Added,
+    not taken from the other moves: when the walk paired the wrong step, the step's true move
+    keeps its prior and the packing stays explained (taking 90% from every other move sent
+    such cartons to "unexplained" and lost their missing light unit)."""
     key = tuple(sorted(scanned))
     mixed: dict[tuple[str, ...], float] = {}
     for move, p in hypotheses:
         sorted_move = tuple(sorted(move))
-        mixed[sorted_move] = mixed.get(sorted_move, 0.0) + (1 - _SCANNED_PRIOR) * p
+        mixed[sorted_move] = mixed.get(sorted_move, 0.0) + p
     likelihood = _likelihood(grams, tuple(pieces[n] for n in scanned), noise_sigma_g)
     mixed[key] = mixed.get(key, 0.0) + _SCANNED_PRIOR * likelihood
     return list(mixed.items())
@@ -373,7 +376,15 @@ def evaluate_insertions(
     for sku, n in sorted(expected_units.items()):
         counted, p = explained.likeliest(sku)
         findings[sku] = _finding(sku, n, counted, p * explained.p_explained)
-    findings |= conflicted
+    for sku, finding in conflicted.items():
+        # The scans add a conflict; they never weaken the steps' own surer missing finding.
+        joint = findings.get(sku)
+        if not (
+            joint is not None
+            and joint.status is FindingStatus.MISSING
+            and joint.confidence >= finding.confidence
+        ):
+            findings[sku] = finding
     report = ChannelReport(
         CHANNEL,
         ChannelState.OK,

@@ -230,8 +230,9 @@ def test_scanned_earrings_that_may_hide_in_the_mugs_spread_are_not_called_missin
 
 def test_the_scans_say_which_of_two_same_weight_skus_is_missing() -> None:
     """Two shirt sizes of the same weight, one S and two M ordered, two steps of a shirt: the
-    steps alone cannot say which size is missing (and lean the wrong way, not acted on); with
-    the two M scanned before their steps, the S is named missing."""
+    steps alone lean the wrong way (an M missing); with the two M scanned before their steps the
+    likeliest reading is the S missing. Not surely enough to act on: a scan is a prior, not a
+    certainty (the scan channel, which counts the S unscanned, is what names it)."""
     catalog = Catalog.from_lists(
         [
             CatalogItem(sku="SHIRT-M", name="Shirt M", unit_weight_g=300, weight_spread_g=6),
@@ -242,14 +243,17 @@ def test_the_scans_say_which_of_two_same_weight_skus_is_missing() -> None:
     expected = {"SHIRT-M": 2, "SHIRT-S": 1}
     steps = steps_for([180.0, 301.0, 298.0], random.Random(10))
 
-    def missing(scans):
+    def short(scans) -> tuple[str, float]:
         result = evaluate_insertions(
             steps, 0.0, expected, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01, scans
         ).report
-        return acted_on(result, FindingStatus.MISSING)
+        (missing,) = [f for f in result.findings if f.status is FindingStatus.MISSING]
+        return missing.sku, missing.confidence
 
-    assert missing([]) == set()
-    assert missing([UnitScan("SHIRT-M", 1, 0.5), UnitScan("SHIRT-M", 1, 1.5)]) == {"SHIRT-S"}
+    sku, unscanned = short([])
+    assert sku == "SHIRT-M" and unscanned < 0.9
+    sku, scanned = short([UnitScan("SHIRT-M", 1, 0.5), UnitScan("SHIRT-M", 1, 1.5)])
+    assert sku == "SHIRT-S" and 0.5 < scanned < 0.9
 
 
 def test_clean_samples_are_single_scanned_units_of_a_whole_carton() -> None:
