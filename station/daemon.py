@@ -30,6 +30,7 @@ from station.api.server import StationApi
 from station.catalog_file import load_catalog
 from station.channels.base import ChannelContext, EvidenceChannel
 from station.channels.build import build_channels
+from station.channels.insertion import InsertionChannel
 from station.channels.weight import WeightChannel, weight_info
 from station.clock import Clock, ScaledClock, SystemClock
 from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http_reference
@@ -225,6 +226,9 @@ class StationDaemon:
             self.clock,
         )
         self.weight.learned = self.learning
+        for channel in self.channels:
+            if isinstance(channel, InsertionChannel):
+                channel.learned = self.learning  # its scan-confirmed steps, until the verdict
         self.actuators = ActuatorBank(
             config.actuators, self.clock, self._on_health_change, self._call_soon
         )

@@ -13,6 +13,13 @@ The report fails safe: it counts units only when packing was watched from an emp
 steps are explained with at least `min_confidence`; otherwise it is UNSURE and (unless a station
 requires the channel) changes nothing. When it counts, a SKU with fewer units than the manifest is
 missing (the light item the total could not see) with the posterior as its confidence.
+
+When the packer scans units, each step is first paired with the unit(s) scanned since the steps
+before it (`pair_scans`): a paired step puts most of its prior on the scanned unit(s) in the beam
+search; a scanned unit no step ever matched names that SKU missing (`SCANNED_NOT_PLACED`), or,
+when a step that fits nothing expected came in its place, holds the carton for review
+(`SCANNED_WEIGHT_MISMATCH`: a look-alike, or a wrong catalog weight); and a step that was one
+scanned unit beyond doubt is a clean sample of that SKU's weight (`InsertionSample`).
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from station.domain import BoxType, Catalog
+from station.scan_check import UnitScan, units_scanned
 from station.verification import ChannelReport, ChannelState, FindingStatus, Reason, SkuFinding
 from station.weight_check import PackingMaterial
 
@@ -35,6 +44,19 @@ _BOX_WITH_MATERIAL = 4.0
 _BOX_WITH_UNIT = 0.05
 _SOMETHING_ELSE = 0.01  # prior chance a step is none of the pieces (fill, a hand, a stray unit)
 _SOMETHING_ELSE_SPAN_G = 2_000.0  # ...spread evenly over this many grams
+# Share of a step's prior on the unit(s) scanned just before it. Not 1: packers scan and then set
+# something else down first, or scan two and insert them one by one.
+_SCANNED_PRIOR = 0.9
+# A step within this many standard deviations (scale noise and the pieces' spread) of pieces'
+# weights "fits" them, for pairing a step with the scanned units.
+_FITS_Z = 5.0
+
+# A clean sample's step may not be this likely (relative to the scanned unit) to be a packing
+# material's: the scan says which unit went in, but says nothing against the void fill.
+_MATERIAL_RIVAL = 0.05
+
+SCANNED_WEIGHT_MISMATCH = "insertion_scanned_weight_mismatch"
+SCANNED_NOT_PLACED = "insertion_scanned_not_placed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +81,52 @@ class _Piece:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertionSample:
+    """A step that was exactly one unit of `sku`, scanned just before it and explained with at
+    least `min_confidence`: a clean sample of the unit's weight (once the carton passes)."""
+
+    sku: str
+    grams: float
+    at: float  # the step's time
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConflict:
+    """A scanned unit the steps contradict: its step weighed something else, or never came."""
+
+    sku: str
+    code: str  # SCANNED_WEIGHT_MISMATCH or SCANNED_NOT_PLACED
+    message: str
+    confidence: float  # that the scanned unit is not in the carton
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPairing:
+    """Steps matched to the unit scans before them (`pair_scans`)."""
+
+    # Step index -> the pieces it was matched to: the scanned unit(s) first, then at most one
+    # unscanned piece that went in with a scanned unit (the paperwork, another SKU's unit).
+    moves: Mapping[int, tuple[str, ...]]
+    scanned_before: frozenset[int]  # paired steps whose scan came before them (not after)
+    # Paired steps whose every piece was scanned: the beam search's strong priors. A step read
+    # as a scanned unit with an unscanned piece is no such hint: that is how a light unit
+    # scanned and then set aside would be "explained" as gone in with the next one.
+    hints: Mapping[int, tuple[str, ...]]
+    conflicts: tuple[ScanConflict, ...]
+    # Paired step index -> the packing materials (paperwork, fill) the walk had not yet seen go
+    # in by then: what could have gone in with the scanned unit.
+    materials_to_go: Mapping[int, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionCheck:
+    """The channel's report and the clean weight samples it found (kept until the verdict)."""
+
+    report: ChannelReport
+    samples: tuple[InsertionSample, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PackingExplanation:
     """The posterior over how the steps came about, as far as the report needs it."""
 
@@ -79,6 +147,7 @@ def explain_steps(
     scale_error_at: Callable[[float], float],
     missing_prior: float,
     beam_width: int = 24,
+    scanned_moves: Mapping[int, tuple[str, ...]] | None = None,
 ) -> PackingExplanation:
     """Every step explained jointly (a beam search over whole packings, not step by step: an 8 g
     step later settles whether the first step was box + paperwork or box + earrings). Packings
@@ -86,8 +155,12 @@ def explain_steps(
     needs how likely it is that everything was explained.
 
     A packing is the tuple of pieces still to go in, one count per piece (what was placed is the
-    rest), so moving a piece is one small tuple copy and equal packings meet in a dict."""
+    rest), so moving a piece is one small tuple copy and equal packings meet in a dict.
+
+    `scanned_moves` (step index -> pieces, from `pair_scans`) puts `_SCANNED_PRIOR` of that
+    step's prior on those pieces."""
     pieces = _pieces(expected_units, catalog, box, materials)
+    scanned_moves = scanned_moves or {}
     names = list(pieces)
     index = {name: i for i, name in enumerate(names)}
     initial = tuple(
@@ -96,17 +169,23 @@ def explain_steps(
     beam: dict[tuple[int, ...], float] = {initial: 0.0}
     lost = -math.inf  # log of the pooled mass of packings with an unexplained step
     other = math.log(_SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G)
-    for step in steps:
-        noise = math.hypot(scale_error_at(step.from_g), scale_error_at(step.to_g)) / 3**0.5
+    for at, step in enumerate(steps):
+        noise = _step_noise(step, scale_error_at)
         putting_in = step.delta_g > 0
         # What any packing could still put in (or take out), then the few moves worth trying.
         pool = {
             n: max(t[i] if putting_in else initial[i] - t[i] for t in beam)
             for n, i in index.items()
         }
+        hypotheses = _hypotheses(abs(step.delta_g), pool, pieces, noise)
+        scanned = scanned_moves.get(at)
+        if scanned is not None and putting_in and all(n in pieces for n in scanned):
+            hypotheses = _with_scanned(hypotheses, scanned, step.delta_g, pieces, noise)
+        else:
+            scanned = None
         moves = [
             (tuple(index[n] for n in move), math.log(p))
-            for move, p in _likely(_hypotheses(abs(step.delta_g), pool, pieces, noise))
+            for move, p in _likely(hypotheses, keep=scanned)
         ]
         lost = _log_add(lost, _log_sum(beam.values())) + other
         grown: dict[tuple[int, ...], float] = {}
@@ -128,15 +207,51 @@ def explain_steps(
 
 
 def _likely(
-    hypotheses: Iterable[tuple[tuple[str, ...], float]], most: int = 12
+    hypotheses: Iterable[tuple[tuple[str, ...], float]],
+    most: int = 12,
+    keep: tuple[str, ...] | None = None,
 ) -> list[tuple[tuple[str, ...], float]]:
     """The moves worth trying: the likeliest few, none a million times less likely than the
-    best (they could never win the beam, only slow it down)."""
-    ranked = heapq.nlargest(most, hypotheses, key=lambda hp: hp[1])
+    best (they could never win the beam, only slow it down), and the scanned move `keep`
+    whatever its rank (the beam must be able to follow the scan)."""
+    everything = list(hypotheses)
+    ranked = heapq.nlargest(most, everything, key=lambda hp: hp[1])
     if not ranked:
         return []
     floor = ranked[0][1] * 1e-6
-    return [hp for hp in ranked if hp[1] >= floor]
+    likely = [hp for hp in ranked if hp[1] >= floor]
+    if keep is not None:
+        wanted = sorted(keep)
+        scanned = [hp for hp in everything if sorted(hp[0]) == wanted and hp[1] > 0]
+        likely += [hp for hp in scanned if hp not in likely]
+    return likely
+
+
+def _with_scanned(
+    hypotheses: Iterable[tuple[tuple[str, ...], float]],
+    scanned: tuple[str, ...],
+    grams: float,
+    pieces: Mapping[str, _Piece],
+    noise_sigma_g: float,
+) -> list[tuple[tuple[str, ...], float]]:
+    """The step's hypotheses with `_SCANNED_PRIOR` of prior added to the scanned pieces. Added,
+    not taken from the other moves: when the walk paired the wrong step, the step's true move
+    keeps its prior and the packing stays explained (taking 90% from every other move sent
+    such cartons to "unexplained" and lost their missing light unit)."""
+    key = tuple(sorted(scanned))
+    mixed: dict[tuple[str, ...], float] = {}
+    for move, p in hypotheses:
+        sorted_move = tuple(sorted(move))
+        mixed[sorted_move] = mixed.get(sorted_move, 0.0) + p
+    likelihood = _likelihood(grams, tuple(pieces[n] for n in scanned), noise_sigma_g)
+    mixed[key] = mixed.get(key, 0.0) + _SCANNED_PRIOR * likelihood
+    return list(mixed.items())
+
+
+def _step_noise(step: WeightStep, scale_error_at: Callable[[float], float]) -> float:
+    """One step's standard deviation from the scale: two readings, each within its maximum
+    permissible error (uniform: error / sqrt(3))."""
+    return math.hypot(scale_error_at(step.from_g), scale_error_at(step.to_g)) / 3**0.5
 
 
 def _move(
@@ -202,32 +317,94 @@ def evaluate_insertions(
     min_confidence: float,
     empty_band_g: float,
     missing_prior: float,
-) -> ChannelReport:
-    """The per-insertion channel's report for a carton packed on the platter."""
+    scans: Sequence[UnitScan] = (),
+) -> InsertionCheck:
+    """The per-insertion channel's report for a carton packed on the platter, given the unit
+    scans made while it was packed (none: the packer did not scan units)."""
     if started_from_g is None or abs(started_from_g) > empty_band_g:
-        return _unsure("insertion_not_watched", "Packing did not start on an empty platter.")
+        return InsertionCheck(
+            _unsure("insertion_not_watched", "Packing did not start on an empty platter.")
+        )
     if not steps:
-        return _unsure("insertion_none", "No insertion was seen on the scale.")
+        return InsertionCheck(_unsure("insertion_none", "No insertion was seen on the scale."))
     materials = tuple(m for m in materials if m.mean_g > 0)
+    pieces = _pieces(expected_units, catalog, box, materials)
+    noises = [_step_noise(step, scale_error_at) for step in steps]
+    pairing = pair_scans(steps, scans, pieces, catalog, noises, missing_prior, expected_units)
     explained = explain_steps(
-        steps, expected_units, catalog, box, materials, scale_error_at, missing_prior
+        steps,
+        expected_units,
+        catalog,
+        box,
+        materials,
+        scale_error_at,
+        missing_prior,
+        scanned_moves=pairing.hints,
     )
+    # A unit the channel cannot weigh (sold by weight, no catalog weight) may be in any step:
+    # then no step can contradict a scan.
+    weighed = all(sku in pieces for sku, n in expected_units.items() if n > 0)
+    conflicts = pairing.conflicts if weighed else ()
+    scanned = _conflict_findings(conflicts, expected_units, scans)
+    conflicted = scanned.findings
+    measurements = {
+        "steps": float(len(steps)),
+        "p_explained": explained.p_explained,
+        "steps_paired_with_scans": float(len(pairing.scanned_before)),
+    }
     if explained.p_explained < min_confidence:
-        return _unsure(
+        unexplained = Reason(
             "insertion_unexplained",
             f"Some of the {len(steps)} steps on the scale match nothing expected in this carton "
             f"(explained with {explained.p_explained:.0%} confidence).",
+            CHANNEL,
         )
-    findings = []
+        if not conflicted:
+            return InsertionCheck(_unsure(unexplained.code, unexplained.message))
+        # The steps as a whole are not explained, but a scanned unit's own step contradicts
+        # it: that much the channel stands by (the wrong variant's step is the unexplained one).
+        report = ChannelReport(
+            CHANNEL,
+            ChannelState.OK,
+            tuple(conflicted[sku] for sku in sorted(conflicted)),
+            reasons=(*scanned.reasons, unexplained),
+            review=scanned.review,
+            measurements=measurements,
+        )
+        return InsertionCheck(report)
+    findings = {}
     for sku, n in sorted(expected_units.items()):
         counted, p = explained.likeliest(sku)
-        findings.append(_finding(sku, n, counted, p * explained.p_explained))
-    return ChannelReport(
+        findings[sku] = _finding(sku, n, counted, p * explained.p_explained)
+    for sku, finding in conflicted.items():
+        # The scans add a conflict; they never weaken the steps' own surer missing finding.
+        joint = findings.get(sku)
+        if not (
+            joint is not None
+            and joint.status is FindingStatus.MISSING
+            and joint.confidence >= finding.confidence
+        ):
+            findings[sku] = finding
+    report = ChannelReport(
         CHANNEL,
         ChannelState.OK,
-        tuple(findings),
-        measurements={"steps": float(len(steps)), "p_explained": explained.p_explained},
+        tuple(findings[sku] for sku in sorted(findings)),
+        reasons=scanned.reasons,
+        review=scanned.review,
+        measurements=measurements,
     )
+    # Samples only from a carton the channel found whole (a blocked one never teaches anyway).
+    confirmed = frozenset(
+        sku
+        for sku, f in findings.items()
+        if f.status is FindingStatus.CONFIRMED and f.confidence >= min_confidence
+    )
+    samples = (
+        ()
+        if conflicted
+        else _clean_samples(steps, pairing, pieces, noises, min_confidence, confirmed)
+    )
+    return InsertionCheck(report, samples)
 
 
 def _finding(sku: str, expected: int, counted: int, confidence: float) -> SkuFinding:
@@ -240,6 +417,341 @@ def _finding(sku: str, expected: int, counted: int, confidence: float) -> SkuFin
 
 def _unsure(code: str, message: str) -> ChannelReport:
     return ChannelReport(CHANNEL, ChannelState.UNSURE, reasons=(Reason(code, message, CHANNEL),))
+
+
+# -- unit scans ------------------------------------------------------------------------------
+
+
+def pair_scans(
+    steps: Sequence[WeightStep],
+    scans: Sequence[UnitScan],
+    pieces: Mapping[str, _Piece],
+    catalog: Catalog,
+    noises: Sequence[float],
+    missing_prior: float,
+    expected_units: Mapping[str, int],
+) -> ScanPairing:
+    """Each step matched to the units scanned before it and not yet matched (the way a
+    checkweighing line checks the gain after each part), walking the steps in time order.
+
+    A step takes the units in hand it fits (one, two, or one with one other piece) when that is
+    likelier than its being some other piece of the carton, with `_SCANNED_PRIOR` of the prior
+    on the scanned units; otherwise they stay in hand (the packer scanned, then set something
+    else down first). At the end a unit still in hand is matched to a step nothing was scanned
+    for that fits it (scanned after it went in); failing that its step never came, a conflict
+    (`SCANNED_WEIGHT_MISMATCH` when a step that fitted nothing expected came while it was in
+    hand: a look-alike put in its place, or a wrong catalog weight; `SCANNED_NOT_PLACED`
+    otherwise), as sure as the unit could not have gone in unseen with another step's pieces."""
+    known = dict(pieces)  # a scanned SKU not on this carton is paired too (its step is its own)
+    for scan in scans:
+        item = catalog.items.get(scan.sku)
+        if scan.sku not in known and item and item.weighable and item.unit_weight_g is not None:
+            known[scan.sku] = _Piece(scan.sku, item.unit_weight_g, item.weight_spread_g, True)
+    queue = sorted(
+        ((scan.at, scan.sku) for scan in scans if scan.sku in known for _ in range(scan.units)),
+        key=lambda scan: scan[0],
+    )
+    in_hand: list[str] = []
+    moves: dict[int, tuple[str, ...]] = {}
+    assigned: dict[int, tuple[str, ...]] = {}  # every step: paired, or the likeliest that fits
+    unpaired: list[int] = []  # steps that went in with nothing scanned for them
+    late: set[int] = set()  # steps paired with units scanned after them
+    hints: dict[int, tuple[str, ...]] = {}
+    materials_to_go: dict[int, frozenset[str]] = {}
+    odd: dict[str, float] = {}  # SKU in hand -> a step that fitted nothing expected meanwhile
+    # What is still to go in, followed greedily, so that the paperwork that went down with the
+    # box (or a unit already in) is not offered again as what went in with a scanned unit.
+    to_go = {name: expected_units.get(name, 1) for name in pieces}
+
+    def offered() -> dict[str, _Piece]:
+        """What a step may be: the units in hand and whatever is still to go in."""
+        return {n: p for n, p in known.items() if to_go.get(n, 1) > 0 or n in in_hand}
+
+    def pair_late(candidates: Sequence[int]) -> None:
+        """Units in hand matched to steps nothing was scanned for, latest first (what the walk
+        read into such a step is on offer again: it is being read anew)."""
+        for j in reversed(candidates):
+            if not in_hand:
+                return
+            possible = {**offered(), **{n: known[n] for n in assigned[j]}}
+            move = _scanned_move(steps[j].delta_g, in_hand, possible, noises[j])
+            if move is not None:
+                if len(_take(in_hand, move)) == len(move):
+                    hints[j] = move
+                unpaired.remove(j)
+                moves[j] = assigned[j] = move
+                late.add(j)
+
+    taken = 0
+    for i, step in enumerate(steps):
+        while taken < len(queue) and queue[taken][0] <= step.at:
+            in_hand.append(queue[taken][1])
+            taken += 1
+        # A unit in hand whose units all went in already was scanned after it went in.
+        if any(to_go.get(sku) == 0 for sku in in_hand):
+            pair_late(unpaired)
+        if step.delta_g <= 0:
+            # A unit taken out (to rearrange; it was scanned when it first went in): it is to
+            # go in again.
+            out = _best_piece(
+                -step.delta_g,
+                {n: p for n, p in pieces.items() if to_go[n] < expected_units.get(n, 1)},
+                noises[i],
+            )
+            if out is not None:
+                to_go[out.name] += 1
+            continue
+        grams, noise = step.delta_g, noises[i]
+        possible = offered()
+        move = _scanned_move(grams, in_hand, possible, noise) if in_hand else None
+        if move is None:
+            unpaired.append(i)
+            if in_hand and _best_piece(grams, known, noise) is None:
+                for sku in in_hand:
+                    odd.setdefault(sku, grams)
+            pool = {n: min(to_go.get(n, 2), 2) for n in possible}
+            fitting = [
+                move
+                for move, _ in _likely(_hypotheses(grams, pool, possible, noise))
+                if _fits(grams, tuple(possible[n] for n in move), noise)
+            ]
+            # The box goes down before anything goes in (item scans come after the box's).
+            boxed = [m for m in fitting if "box" in m] if to_go.get("box") else []
+            move = (boxed or fitting or [()])[0]
+        else:
+            if len(_take(in_hand, move)) == len(move):
+                hints[i] = move
+            moves[i] = move
+            materials_to_go[i] = frozenset(
+                n for n, p in pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
+            )
+        assigned[i] = move
+        for name in move:
+            if name in to_go:
+                to_go[name] = max(0, to_go[name] - 1)
+    in_hand += [sku for _, sku in queue[taken:]]
+    pair_late(unpaired)
+    # A unit still in hand whose SKU went in as often as it was scanned (up to the order) went
+    # in without lining up with its scan (in a pair the walk read otherwise): no conflict.
+    placed = Counter(name for move in assigned.values() for name in move)
+    scanned = Counter(sku for _, sku in queue)
+    conflicts = []
+    for sku in in_hand:
+        if sku not in expected_units or placed[sku] >= min(scanned[sku], expected_units[sku]):
+            continue
+        placed[sku] += 1
+        piece = known[sku]
+        hidden = sum(
+            _hiding_odds(piece, step.delta_g, moves.get(j), known, noises[j])
+            for j, step in enumerate(steps)
+            if step.delta_g > 0
+        )
+        confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
+        conflicts.append(_unplaced(sku, piece, odd.get(sku), confidence))
+    return ScanPairing(moves, frozenset(moves) - late, hints, tuple(conflicts), materials_to_go)
+
+
+def _take(in_hand: list[str], move: tuple[str, ...]) -> list[str]:
+    """The scanned units of `move` leave the packer's hand (an unscanned piece was not in it);
+    returns those that did."""
+    taken = []
+    for name in move:
+        if name in in_hand:
+            in_hand.remove(name)
+            taken.append(name)
+    return taken
+
+
+def _scanned_move(
+    grams: float, in_hand: Sequence[str], pieces: Mapping[str, _Piece], noise_sigma_g: float
+) -> tuple[str, ...] | None:
+    """The likeliest move that fits the step and holds a unit in hand (one of them, two of
+    them, or one of them with one other piece), or None when none fits or the step is likelier
+    one piece of the carton that was not scanned."""
+    held = list(dict.fromkeys(in_hand))
+    candidates: list[tuple[tuple[str, ...], float]] = [((sku,), 1 - _TWO_AT_ONCE) for sku in held]
+    for i, first in enumerate(in_hand):
+        for second in in_hand[i + 1 :]:
+            candidates.append(((first, second), _TWO_AT_ONCE))
+    for sku in held:
+        candidates += [
+            ((sku, other), _TWO_AT_ONCE * _unscanned_weight(pieces[sku], pieces[other]))
+            for other in pieces
+            # another SKU not in hand, or a second unit of this one that was not scanned
+            if other not in held or (other == sku and in_hand.count(sku) == 1)
+        ]
+    best: tuple[tuple[str, ...], float] | None = None
+    for move, prior in candidates:
+        chosen = tuple(pieces[n] for n in move)
+        if not _fits(grams, chosen, noise_sigma_g):
+            continue
+        score = _SCANNED_PRIOR * prior * _likelihood(grams, chosen, noise_sigma_g)
+        if best is None or score > best[1]:
+            best = (move, score)
+    if best is None:
+        return None
+    unscanned = _best_piece(
+        grams, {n: p for n, p in pieces.items() if n not in held}, noise_sigma_g
+    )
+    if unscanned is not None:
+        one = (1 - _SCANNED_PRIOR) * (1 - _TWO_AT_ONCE) / len(pieces)
+        if one * _likelihood(grams, (unscanned,), noise_sigma_g) > best[1]:
+            return None
+    return best[0]
+
+
+def _unscanned_weight(scanned: _Piece, other: _Piece) -> float:
+    """Prior weight of a scanned unit going in with a piece nothing was scanned for: the
+    paperwork as often as with any unit, another unit only as often as a unit goes unscanned
+    while the packer scans (a unit in hand is likelier)."""
+    weight = _pair_weight(scanned, other)
+    return weight * (1 - _SCANNED_PRIOR) if other.is_unit else weight
+
+
+def _best_piece(grams: float, pieces: Mapping[str, _Piece], noise_sigma_g: float) -> _Piece | None:
+    """The one piece that fits the step best, if any fits."""
+    fitting = [p for p in pieces.values() if _fits(grams, (p,), noise_sigma_g)]
+    return max(fitting, key=lambda p: _likelihood(grams, (p,), noise_sigma_g), default=None)
+
+
+def _hiding_odds(
+    piece: _Piece,
+    grams: float,
+    move: tuple[str, ...] | None,
+    pieces: Mapping[str, _Piece],
+    noise_sigma_g: float,
+) -> float:
+    """Odds that `piece` went in unseen in this step, against the step being what the walk
+    read: with what made it (a light unit hides in a heavy one's spread), or in place of one of
+    its units (the walk matched the wrong one of two that fit); a heavy unit hides nowhere."""
+    if move is None:
+        best = _best_piece(grams, pieces, noise_sigma_g)
+        if best is None:
+            return 0.0
+        read = (best,)
+    else:
+        read = tuple(pieces[n] for n in move)
+    without = _likelihood(grams, read, noise_sigma_g)
+    if without <= 0:
+        return 0.0
+    odds = _TWO_AT_ONCE / (1 - _TWO_AT_ONCE) * _likelihood(grams, (*read, piece), noise_sigma_g)
+    for i, other in enumerate(read):
+        if other.is_unit and other.name != piece.name:
+            swapped = (*read[:i], piece, *read[i + 1 :])
+            odds += _likelihood(grams, swapped, noise_sigma_g)
+    return odds / without
+
+
+def _fits(grams: float, pieces: Sequence[_Piece], noise_sigma_g: float) -> bool:
+    mean = sum(p.mean_g for p in pieces)
+    sigma = math.sqrt(noise_sigma_g**2 + sum(p.sigma_g**2 for p in pieces)) or 1e-6
+    return abs(grams - mean) <= _FITS_Z * sigma
+
+
+def _unplaced(sku: str, piece: _Piece, odd_g: float | None, confidence: float) -> ScanConflict:
+    if odd_g is None:
+        return ScanConflict(
+            sku,
+            SCANNED_NOT_PLACED,
+            f"{sku} was scanned but no step on the scale weighed like it "
+            f"({piece.mean_g:.0f} ± {piece.sigma_g:.0f} g): scanned, then not put in?",
+            confidence,
+        )
+    return ScanConflict(
+        sku,
+        SCANNED_WEIGHT_MISMATCH,
+        f"After {sku} was scanned the scale rose {odd_g:.0f} g, and no step weighed like "
+        f"{sku} ({piece.mean_g:.0f} ± {piece.sigma_g:.0f} g): a look-alike variant or another "
+        "unit put in its place?",
+        confidence,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ScanFindings:
+    findings: dict[str, SkuFinding]
+    reasons: tuple[Reason, ...]  # why a SKU is named missing
+    review: tuple[Reason, ...]  # what a person must look at
+
+
+def _conflict_findings(
+    conflicts: Iterable[ScanConflict], expected_units: Mapping[str, int], scans: Iterable[UnitScan]
+) -> _ScanFindings:
+    """Per expected SKU, the units its scans claim but the steps deny. Scans beyond the ordered
+    units (a unit scanned twice) are not claims: a SKU is short only when fewer of its scanned
+    units went in than were ordered.
+
+    A unit no step carried is missing. A unit whose step weighed something else is held for a
+    person instead: a look-alike put in its place, or the catalog's weight for it is wrong (a
+    new site's master data often is, and learned weights must still learn from such cartons)."""
+    scanned = units_scanned(scans)
+    by_sku: dict[str, list[ScanConflict]] = {}
+    for conflict in conflicts:
+        if conflict.sku in expected_units:
+            by_sku.setdefault(conflict.sku, []).append(conflict)
+    findings: dict[str, SkuFinding] = {}
+    reasons: list[Reason] = []
+    review: list[Reason] = []
+    for sku, found in sorted(by_sku.items()):
+        expected = expected_units[sku]
+        short = len(found) - max(0, scanned.get(sku, 0) - expected)
+        if short <= 0:
+            continue
+        confidence = min(c.confidence for c in found)
+        detail = "; ".join(c.message for c in found)
+        said = [Reason(c.code, c.message, CHANNEL, sku) for c in found]
+        observed = max(expected - short, 0)
+        if any(c.code == SCANNED_NOT_PLACED for c in found):
+            status = FindingStatus.MISSING
+            reasons += said
+        else:
+            status = FindingStatus.UNCERTAIN
+            review += said
+        findings[sku] = SkuFinding(sku, status, expected, observed, confidence, detail)
+    return _ScanFindings(findings, tuple(reasons), tuple(review))
+
+
+def _clean_samples(
+    steps: Sequence[WeightStep],
+    pairing: ScanPairing,
+    pieces: Mapping[str, _Piece],
+    noises: Sequence[float],
+    min_confidence: float,
+    confirmed: frozenset[str],
+) -> tuple[InsertionSample, ...]:
+    """Steps that were one unit scanned just before them, with at least `min_confidence` given
+    the step's weight against every one or two pieces of the carton (and something else), that
+    no packing material could have made, nor gone in with while the walk had not seen it go in
+    (a unit whose spread hides the paperwork gives no sample then: its step cannot say whether
+    the paperwork was in it)."""
+    samples = []
+    pool = dict.fromkeys(pieces, 2)
+    other = _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
+    for i in sorted(pairing.scanned_before):
+        move = pairing.moves[i]
+        if len(move) != 1 or move[0] not in confirmed:
+            continue
+        grams, noise = steps[i].delta_g, noises[i]
+        unit = pieces[move[0]]
+        own = _likelihood(grams, (unit,), noise)
+        # The fill or the paperwork alone (the walk is unsure where they went), or one still
+        # to go in going in with the unit: nobody scans those.
+        to_go = pairing.materials_to_go.get(i, frozenset())
+        if any(
+            _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
+            or (p.name in to_go and _likelihood(grams, (unit, p), noise) >= _MATERIAL_RIVAL * own)
+            for p in pieces.values()
+            if not p.is_unit and p.name != "box"  # the box was down before any unit's scan
+        ):
+            continue
+        hypotheses = _with_scanned(
+            _hypotheses(grams, pool, pieces, noise), move, grams, pieces, noise
+        )
+        total = sum(p for _, p in hypotheses) + other
+        own = sum(p for m, p in hypotheses if m == move)
+        if total > 0 and own / total >= min_confidence:
+            samples.append(InsertionSample(move[0], grams, steps[i].at))
+    return tuple(samples)
 
 
 def _pieces(

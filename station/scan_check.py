@@ -10,11 +10,31 @@ variant, a unit of another order) is an extra unit whatever the SKU.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from station.verification import ChannelReport, ChannelState, FindingStatus, SkuFinding
 
 CHANNEL = "scan"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitScan:
+    """One accepted item scan while packing: which SKU, how many units the code stands for, and
+    when (the station's monotonic clock, as the weight steps are), so the per-insertion channel
+    can pair it with the step that followed."""
+
+    sku: str
+    units: int
+    at: float
+
+
+def units_scanned(scans: Iterable[UnitScan]) -> dict[str, int]:
+    """Units scanned per SKU, as the scan channel counts them."""
+    counted: dict[str, int] = {}
+    for scan in scans:
+        counted[scan.sku] = counted.get(scan.sku, 0) + scan.units
+    return counted
 
 
 def evaluate_scans(

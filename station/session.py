@@ -67,7 +67,7 @@ from station.domain import (
     expected_units,
     unknown_skus,
 )
-from station.scan_check import evaluate_scans
+from station.scan_check import UnitScan, evaluate_scans
 from station.verification import ChannelReport, LineDelta, Outcome, Reason, Verdict
 
 
@@ -290,6 +290,9 @@ class CollectEvidence:
     attempt: int
     box: BoxType
     manifest: Manifest
+    # Every unit scan while the carton was packed, with its time (for the per-insertion channel
+    # to pair each weight step with the unit scanned just before it).
+    unit_scans: tuple[UnitScan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +439,7 @@ class _Carton:
     box: BoxType | None = None
     attempts: int = 0
     scanned_units: Counter[str] = field(default_factory=Counter)
+    unit_scans: list[UnitScan] = field(default_factory=list)  # the same scans, in order, timed
     closed_by: CloseTrigger = "code"
     shipping_label: str | None = None
     last_outcome: Outcome | None = None
@@ -477,6 +481,7 @@ class CartonSnapshot:
     last_weight: WeightInfo | None = None  # the verdict's weight (the final weight's reference)
     granted_labels: tuple[str, ...] = ()  # sorted
     final_weight_pending: bool = False
+    unit_scans: tuple[UnitScan, ...] = ()  # times on the monotonic clock as of `taken_at`
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,6 +626,7 @@ class Session:
             last_weight=saved.last_weight,
             granted_labels=set(saved.granted_labels),
             final_weight_pending=saved.final_weight_pending,
+            unit_scans=list(saved.unit_scans),
         )
         if saved.planned:
             carton.plan = self._plan(carton, saved.plan_degraded)
@@ -638,9 +644,14 @@ class Session:
         read is read again; a weigh-one-unit capture that was being read is read again.
         """
         shift = self._clock.monotonic() - snapshot.taken_at
+        carton = snapshot.carton
+        if carton is not None:
+            shifted = tuple(replace(scan, at=scan.at + shift) for scan in carton.unit_scans)
+            carton = replace(carton, unit_scans=shifted)
         self.restore(
             replace(
                 snapshot,
+                carton=carton,
                 last_scan_at=snapshot.last_scan_at + shift,
                 degraded=self._rebased(snapshot.degraded, shift),
             )
@@ -942,6 +953,7 @@ class Session:
                 ]
             seen.add(code.serial)
         carton.scanned_units[code.sku] += code.units
+        carton.unit_scans.append(UnitScan(code.sku, code.units, self._last_scan_at))
         expected = self._expected(carton)
         params |= {
             "units": code.units,
@@ -969,7 +981,7 @@ class Session:
         carton.closed_by, carton.shipping_label = trigger, label
         self._state = SessionState.VERIFYING
         return [
-            CollectEvidence(carton.attempts, carton.box, carton.manifest),
+            CollectEvidence(carton.attempts, carton.box, carton.manifest, tuple(carton.unit_scans)),
             ShowMessage("info", "close.verifying", {"attempt": carton.attempts}),
         ]
 
@@ -1574,6 +1586,7 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         last_weight=carton.last_weight,
         granted_labels=tuple(sorted(carton.granted_labels)),
         final_weight_pending=carton.final_weight_pending,
+        unit_scans=tuple(carton.unit_scans),
     )
 
 

@@ -26,7 +26,8 @@ from benchmarks.accuracy.sensors import Evidence, Station
 from benchmarks.accuracy.world import Carton, CartonStream, ErrorKind
 from benchmarks.figures import summary
 from station.carton_policy import NEVER_ALONE, CartonPlan, StationPolicy, UncoveredAction
-from station.scan_check import evaluate_scans
+from station.insertion_check import InsertionSample
+from station.scan_check import UnitScan, evaluate_scans, units_scanned
 from station.verification import ChannelReport, Outcome, Verdict
 
 
@@ -94,6 +95,9 @@ def detectability(carton: Carton, plan: CartonPlan) -> str:
 class Decision:
     plan: CartonPlan
     verdict: Verdict
+    # The insertion channel's clean weight samples, each with what really made its step: the
+    # one unit's SKU and grams, or None when the step was not one unit.
+    samples: tuple[tuple[InsertionSample, str | None, float | None], ...] = ()
 
 
 @dataclass
@@ -109,10 +113,22 @@ class MixTally:
     missed: list[dict[str, object]] = field(default_factory=list)  # a few, for diagnosis
     faulty_short: int = 0  # short cartons with a required channel faulty
     faulty_short_passed: int = 0
+    # Clean weight samples the station would have kept (passed complete cartons): how many,
+    # how many were one unit of the SKU they name, and |sample - that unit's true weight|.
+    samples: int = 0
+    samples_right: int = 0
+    sample_errors_g: list[float] = field(default_factory=list)
 
-    def record_complete(self, verdict: Verdict, faulty: bool) -> None:
+    def record_complete(self, decision: Decision, faulty: bool) -> None:
+        verdict = decision.verdict
         self.complete[verdict.outcome.value] += 1
-        if verdict.outcome is not Outcome.PASS:
+        if verdict.outcome is Outcome.PASS:
+            for sample, true_sku, true_g in decision.samples:
+                self.samples += 1
+                if true_sku == sample.sku and true_g is not None:
+                    self.samples_right += 1
+                    self.sample_errors_g.append(abs(sample.grams - true_g))
+        else:
             self.complete_faulty += faulty
             for code in sorted({_cause(r.code, r.channel) for r in verdict.reasons}):
                 self.complete_causes[code] += 1
@@ -162,6 +178,18 @@ class MixTally:
             "complete_causes": dict(self.complete_causes.most_common()),
             "catch_by_class": _rates(self.by_class),
             "catch_by_error": _rates(self.by_kind),
+            "clean_samples": {
+                "samples": self.samples,
+                "per_passed_complete_carton": self.samples / self.complete["PASS"]
+                if self.complete["PASS"]
+                else None,
+                "one_unit_of_the_named_sku": self.samples_right / self.samples
+                if self.samples
+                else None,
+                "abs_error_g_median_p99": list(summary(self.sample_errors_g))
+                if self.sample_errors_g
+                else None,
+            },
             "faulty_short_cartons": self.faulty_short,
             "faulty_short_passed": self.faulty_short_passed,
             "missed_examples": self.missed,
@@ -201,21 +229,30 @@ class Evaluation:
         reports = station.reports(carton, evidence)
         expected = station.verifiable(carton)
         power = station.weight_power(carton)
+        # The insertion channel pairs its steps with the unit scans, which follow the mix's
+        # plan: one report per set of must-scan SKUs (most mixes share one).
+        insertion: dict[frozenset[str], ChannelReport] = {}
         out = {}
         for name, mix in self.mixes.items():
             plan = self.policies[name].plan(expected, station.world.catalog, power)
-            scans = evaluate_scans(
-                expected, station.unit_scans(carton, plan.must_scan), plan.must_scan
+            timed = station.unit_scans(carton, evidence, plan.must_scan)
+            scans = evaluate_scans(expected, units_scanned(timed), plan.must_scan)
+            if mix.insertion and plan.must_scan not in insertion:
+                insertion[plan.must_scan] = station.insertion(carton, evidence, timed)
+            checked = insertion.get(plan.must_scan)
+            mixed = {**reports, "insertion": checked.report if checked else reports["insertion"]}
+            decided = [mixed[c] for c in mix.channels] + ([scans] if scans else [])
+            samples = (
+                tuple((s, *_made(carton, evidence, s)) for s in checked.samples) if checked else ()
             )
-            decided = [reports[c] for c in mix.channels] + ([scans] if scans else [])
-            out[name] = Decision(plan, plan.policy.decide(expected, decided))
+            out[name] = Decision(plan, plan.policy.decide(expected, decided), samples)
         return out
 
     def run_complete(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
             for name, decision in self.decisions(carton).items():
                 faulty = any(c in carton.faults for c in self.mixes[name].sensors)
-                self.tallies[name].record_complete(decision.verdict, faulty)
+                self.tallies[name].record_complete(decision, faulty)
 
     def run_short(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
@@ -228,6 +265,16 @@ class Evaluation:
             for name, decision in self.decisions(carton).items():
                 if any(c in carton.faults for c in self.mixes[name].sensors):
                     self.tallies[name].record_faulty_short(decision.verdict)
+
+
+def _made(
+    carton: Carton, evidence: Evidence, sample: InsertionSample
+) -> tuple[str | None, float | None]:
+    """What really went in at the sample's step: one unit's SKU and grams, or (None, None) when
+    it was not one unit alone."""
+    units = [u for u, at in zip(carton.packed, evidence.went_in_at, strict=True) if at == sample.at]
+    alone = len(units) == 1 and sample.at not in evidence.shared_moves
+    return (units[0].sku, units[0].weight_g) if alone else (None, None)
 
 
 def decision_times(
@@ -261,14 +308,14 @@ def decision_times(
     def close(
         carton: Carton,
         evidence: Evidence,
-        scanned: Mapping[str, int],
+        scanned: tuple[UnitScan, ...],
         sensors: Mapping[str, ChannelReport],
     ) -> Verdict:
         expected = station.verifiable(carton)
         plan = policy.plan(expected, catalog, station.weight_power(carton))
         weight = station.weight_report(carton, evidence)
-        insertion = timed("insertion", station.insertion_report, carton, evidence)
-        scans = evaluate_scans(expected, scanned, plan.must_scan)
+        insertion = timed("insertion", station.insertion_report, carton, evidence, scanned)
+        scans = evaluate_scans(expected, units_scanned(scanned), plan.must_scan)
         reports = [weight, insertion, *sensors.values(), *([scans] if scans else [])]
         return plan.policy.decide(expected, reports)
 
@@ -279,7 +326,7 @@ def decision_times(
         sensors = timed("channel reports", station.sensor_reports, carton, evidence)
         # The packer's scans (the simulator, untimed) follow the plan's must-scan SKUs.
         plan = policy.plan(station.verifiable(carton), catalog, station.weight_power(carton))
-        scanned = station.unit_scans(carton, plan.must_scan)
+        scanned = station.unit_scans(carton, evidence, plan.must_scan)
         timed("decide", close, carton, evidence, scanned, sensors)
         # The decision proper: the insertion channel's explanation is that channel's own work
         # (the daemon runs it in a thread at close, beside the RFID and vision reports).

@@ -104,6 +104,16 @@ def render(document: dict[str, object]) -> str:
         for name, r in results.items():
             rows.append((name, *(_cell(r[field].get(k)) for k in keys)))
         lines += _table(rows)
+    lines += ["", "clean weight samples the station would keep (steps that were one scanned unit)"]
+    for name, r in results.items():
+        kept = r["clean_samples"]
+        if kept["samples"]:
+            median, p99 = kept["abs_error_g_median_p99"]
+            lines.append(
+                f"  {name}: {kept['samples']} ({kept['per_passed_complete_carton']:.2f} per "
+                f"passed carton), {_pct(kept['one_unit_of_the_named_sku'])} one unit of the SKU "
+                f"named, |sample - unit| median {median:.2f} g, p99 {p99:.2f} g"
+            )
     lines += ["", "why complete cartons did not pass (cartons per reason code)"]
     for name, r in results.items():
         causes = ", ".join(f"{code} {n}" for code, n in list(r["complete_causes"].items())[:6])

@@ -12,9 +12,10 @@ The simulators stop where the station's own code begins:
 - per-insertion weight: the settled `WeightStep`s while packing (box, units one or two at a time,
   a unit taken out and put back, paperwork, void fill) -> `station.insertion_check.
   evaluate_insertions`;
-- unit scans: what the packer scanned when the carton's plan says they must scan a SKU
-  (`Station.unit_scans`) -> `station.scan_check.evaluate_scans` (in evaluate.py: the plan is the
-  mix's).
+- unit scans: what the packer scanned when the carton's plan says they must scan a SKU, each at
+  its time among the insertion steps (`Station.unit_scans`) -> `station.scan_check.
+  evaluate_scans` (counted as the session counts them) and `evaluate_insertions`, which pairs
+  each step with the units scanned before it (in evaluate.py: the plan is the mix's).
 
 Every random draw comes from a generator seeded by (seed, carton, channel), so a carton's evidence
 does not depend on which other cartons or channel mixes were run.
@@ -34,8 +35,9 @@ from rfid.reads import TagRead
 from rfid.window import filter_window
 from scale.weighing import scale_error_g
 from station.domain import ItemKind
-from station.insertion_check import WeightStep, evaluate_insertions
+from station.insertion_check import InsertionCheck, WeightStep, evaluate_insertions
 from station.rfid_check import ReaderProblem, rfid_report
+from station.scan_check import UnitScan
 from station.verification import ChannelReport, ChannelState
 from station.weight_check import (
     ScaleState,
@@ -180,6 +182,11 @@ class Evidence:
     camera_up: bool
     steps: tuple[WeightStep, ...]  # settled weight steps while packing
     started_from_g: float | None  # the level packing started from
+    # Per packed unit (carton.packed's order): when it went in, the time of the move that held it
+    # (the steps' clock; a move within the motion band makes no step but keeps its time).
+    went_in_at: tuple[float, ...]
+    # Times of the moves that put in more than one piece (two units, a unit and the paperwork).
+    shared_moves: frozenset[float] = frozenset()
 
 
 class Station:
@@ -204,9 +211,17 @@ class Station:
     def evidence(self, carton: Carton) -> Evidence:
         reads, problems = self._rfid(carton)
         insertions, camera_up = self._vision(carton)
-        steps, started_from_g = self._steps(carton)
+        steps, started_from_g, went_in_at, shared_moves = self._steps(carton)
         return Evidence(
-            self._weight(carton), reads, problems, insertions, camera_up, steps, started_from_g
+            self._weight(carton),
+            reads,
+            problems,
+            insertions,
+            camera_up,
+            steps,
+            started_from_g,
+            went_in_at,
+            shared_moves,
         )
 
     def _rng(self, carton: Carton, channel: str) -> random.Random:
@@ -283,9 +298,13 @@ class Station:
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return tuple(observations), True
 
-    def _steps(self, carton: Carton) -> tuple[tuple[WeightStep, ...], float | None]:
-        """The settled steps of the platter's weight while the carton is packed, and the level
-        packing started from (None: the scale was down or stale, nothing was watched).
+    def _steps(
+        self, carton: Carton
+    ) -> tuple[tuple[WeightStep, ...], float | None, tuple[float, ...], frozenset[float]]:
+        """The settled steps of the platter's weight while the carton is packed, the level
+        packing started from (None: the scale was down or stale, nothing was watched) and when
+        each packed unit went in (the move's time, step or no step), and the times of the moves
+        that put in more than one piece.
 
         The box goes down first (with the paperwork in it half of the time), then the units in
         packing order: one per step, sometimes two before the scale settles, sometimes one taken
@@ -296,42 +315,65 @@ class Station:
         rng = self._rng(carton, "insertion")
         model = self.world.model
         if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
-            return (), None
-        pieces: list[float] = [u.weight_g for u in carton.packed]
+            return (), None, tuple(0.0 for _ in carton.packed), frozenset()
+        # (grams, index in carton.packed or None for the paperwork and the note)
+        pieces: list[tuple[float, int | None]] = [
+            (u.weight_g, k) for k, u in enumerate(carton.packed)
+        ]
         for grams in (carton.paperwork_true_g, carton.note_true_g):
             if grams > 0:
-                pieces.insert(rng.randint(0, len(pieces)), grams)
+                pieces.insert(rng.randint(0, len(pieces)), (grams, None))
         moves: list[float] = []  # signed grams of each settled step, before noise
+        holding: list[tuple[int, ...]] = []  # per move, the packed units it put in
+        shared: list[bool] = []  # per move, whether it put in more than one piece
         first = carton.box_true_g
-        if rng.random() < model.paperwork_with_box and carton.paperwork_true_g in pieces:
-            pieces.remove(carton.paperwork_true_g)
+        paperwork = (carton.paperwork_true_g, None)
+        if rng.random() < model.paperwork_with_box and paperwork in pieces:
+            pieces.remove(paperwork)
             first += carton.paperwork_true_g
         moves.append(first)
+        holding.append(())
+        shared.append(False)
         i = 0
         while i < len(pieces):
-            grams = pieces[i]
-            if i + 1 < len(pieces) and rng.random() < model.two_at_once:
-                grams += pieces[i + 1]
+            grams, unit = pieces[i]
+            units = () if unit is None else (unit,)
+            two = i + 1 < len(pieces) and rng.random() < model.two_at_once
+            if two:
+                grams += pieces[i + 1][0]
+                units += () if pieces[i + 1][1] is None else (pieces[i + 1][1],)
                 i += 1
             moves.append(grams)
+            holding.append(units)
+            shared.append(two)
             if rng.random() < model.taken_out_and_back:
-                moves += [-pieces[i], pieces[i]]
+                moves += [-pieces[i][0], pieces[i][0]]
+                holding += [(), ()]
+                shared += [False, False]
             i += 1
         moves.append(carton.fill_true_g)
+        holding.append(())
+        shared.append(False)
         started = 0.0
         if rng.random() < model.not_started_empty:
             started = moves.pop(0)  # the box was already down when the order was scanned
+            holding.pop(0)
+            shared.pop(0)
         band = model.division_g  # the scale's default motion band: one division
         true_g = started
         level = start_g = self._reading(rng, started) if started else 0.0
         steps: list[WeightStep] = []
-        for at, grams in enumerate(moves, start=1):
+        went_in_at = [0.0] * len(carton.packed)
+        for at, (grams, units) in enumerate(zip(moves, holding, strict=True), start=1):
             true_g += grams
             reading = self._reading(rng, true_g)
+            for unit in units:
+                went_in_at[unit] = float(at)
             if abs(reading - level) > band:
                 steps.append(WeightStep(level, reading, float(at)))
                 level = reading
-        return tuple(steps), start_g
+        together = frozenset(float(at) for at, two in enumerate(shared, start=1) if two)
+        return tuple(steps), start_g, tuple(went_in_at), together
 
     def _reading(self, rng: random.Random, true_g: float) -> float:
         """A settled reading of `true_g`: the scale's noise, rounded to the division."""
@@ -340,42 +382,56 @@ class Station:
             division
         )
 
-    def unit_scans(self, carton: Carton, must_scan: frozenset[str]) -> dict[str, int]:
-        """The packer's unit scans when the plan says they must scan `must_scan`, as the session
-        counts them (a serial scanned twice counts once).
+    def unit_scans(
+        self, carton: Carton, evidence: Evidence, must_scan: frozenset[str]
+    ) -> tuple[UnitScan, ...]:
+        """The packer's unit scans when the plan says they must scan `must_scan`, each at its
+        time among the insertion steps (a serial scanned twice is dropped, as the session does).
 
-        The packer scans each unit they believe is of a must-scan SKU as it goes in; a unit packed
-        in error (a variant, another order's unit) stands in for the unit it replaced, so its
-        barcode is scanned in that unit's place. Mistakes: a unit scanned twice, a unit put in
-        without its scan, a left-out unit scanned anyway (scanned, then set down beside the box).
-        The draws do not depend on `must_scan`: every mix sees the same packer."""
+        The packer scans each unit they believe is of a must-scan SKU as it goes in: just before
+        the move that puts it in (two scans before a move of two units), or now and then just
+        after it. A unit packed in error (a variant, another order's unit) stands in for the unit
+        it replaced, so its barcode is scanned in that unit's place. Mistakes: a unit scanned
+        twice, a unit put in without its scan, a left-out unit scanned anyway (scanned at some
+        point while packing, then set down beside the box). The draws do not depend on
+        `must_scan`: every mix sees the same packer."""
         rng = self._rng(carton, "scan")
+        timing = self._rng(carton, "scan time")  # its own draws: the counts stay as they were
         model = self.world.model
         items = self.world.catalog.items
         stands_for = {
             foreign: victim for foreign in carton.foreign for victim in carton.missing
         }  # one thing goes wrong per carton: at most one SKU each
-        scans: dict[str, int] = {}
-        for unit in carton.packed:
+        scans: list[UnitScan] = []
+        for unit, went_in in zip(carton.packed, evidence.went_in_at, strict=True):
             twice, forgot = rng.random() < model.double_scan, rng.random() < model.unscanned_unit
+            after = timing.random() < model.scanned_after_insert
+            at = went_in + timing.uniform(0.05, 0.95) * (1 if after else -1)
             if stands_for.get(unit.sku, unit.sku) not in must_scan or forgot:
                 continue
             repeat = twice and not items[unit.sku].serial_controlled
-            scans[unit.sku] = scans.get(unit.sku, 0) + 1 + repeat
+            scans += [UnitScan(unit.sku, 1, at)] * (1 + repeat)
         if carton.error in (ErrorKind.LEFT_OUT, ErrorKind.LINE_LEFT_OUT):
+            # Units are scanned once the box is down (the session takes item scans after the
+            # box's), so between the box's move (the first) and the end of packing.
+            packing_ends = max(evidence.went_in_at, default=1.0) + 1
             for sku, n in carton.missing.items():
                 anyway = sum(rng.random() < model.scanned_but_left_out for _ in range(n))
                 if sku in must_scan and anyway:
-                    scans[sku] = scans.get(sku, 0) + anyway
-        return scans
+                    at = timing.uniform(1.0, packing_ends)
+                    scans += [UnitScan(sku, 1, at)] * anyway
+        return tuple(sorted(scans, key=lambda scan: scan.at))
 
     # -- the channels' own code ------------------------------------------------------------------
 
-    def reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:
-        """Every channel's report, each from the channel's real, pure code."""
+    def reports(
+        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...] = ()
+    ) -> dict[str, ChannelReport]:
+        """Every channel's report, each from the channel's real, pure code (the insertion
+        channel's paired with the packer's `scans`)."""
         return {
             "weight": self.weight_report(carton, evidence),
-            "insertion": self.insertion_report(carton, evidence),
+            "insertion": self.insertion_report(carton, evidence, scans),
             **self.sensor_reports(carton, evidence),
         }
 
@@ -384,7 +440,16 @@ class Station:
         box = catalog.boxes[carton.box]
         return evaluate_weight(carton.expected, catalog, box, evidence.weight, self.weight_config)
 
-    def insertion_report(self, carton: Carton, evidence: Evidence) -> ChannelReport:
+    def insertion_report(
+        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...] = ()
+    ) -> ChannelReport:
+        """The per-insertion channel's report, its steps paired with `scans`."""
+        return self.insertion(carton, evidence, scans).report
+
+    def insertion(
+        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...]
+    ) -> InsertionCheck:
+        """The per-insertion channel's report and the clean weight samples it found."""
         catalog = self.world.catalog
         return evaluate_insertions(
             evidence.steps,
@@ -397,6 +462,7 @@ class Station:
             INSERTION_CONFIDENCE,
             ZERO_BAND_G,
             self.weight_config.missing_unit_prior,
+            scans,
         )
 
     def sensor_reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:

@@ -104,6 +104,7 @@ class WorldModel:
     scanned_but_left_out: float = 0.05  # a left-out unit the packer had scanned anyway
     double_scan: float = 0.002  # a packed unit scanned twice (the station drops a repeated serial)
     unscanned_unit: float = 0.001  # a unit put in without its scan
+    scanned_after_insert: float = 0.05  # a unit scanned just after it went in, not just before
     # Per-insertion weight: how the packer puts things on the platter
     two_at_once: float = 0.1  # a unit goes in with the next one before the scale settles
     taken_out_and_back: float = 0.02  # a unit is taken out again (to rearrange) and put back

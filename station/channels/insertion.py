@@ -1,9 +1,13 @@
 """The per-insertion weight channel: the weight channel's settled steps while a carton is packed,
-explained at close by what the manifest says went in (station.insertion_check)."""
+explained at close by what the manifest says went in and paired with the unit scans the close
+carries (station.insertion_check). Steps that were one scanned unit go to learned weights, which
+keep them until the verdict."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from scale.weighing import scale_error_g
 from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
@@ -13,6 +17,9 @@ from station.insertion_check import CHANNEL, WeightStep, evaluate_insertions
 from station.session import CollectEvidence, Effect
 from station.verification import ChannelReport
 from station.weight_check import WeightCheckConfig
+
+if TYPE_CHECKING:
+    from station.learning.service import LearnedWeights
 
 
 class InsertionChannel(EvidenceChannel):
@@ -32,6 +39,8 @@ class InsertionChannel(EvidenceChannel):
         self._carton: Carton | None = None
         self._started_from_g: float | None = None
         self._steps: list[WeightStep] = []
+        self._observed: Mapping[str, object] = {}
+        self.learned: LearnedWeights | None = None  # set by the daemon: where clean steps go
         weight.on_settled_step(self._on_step)
 
     @property
@@ -62,9 +71,10 @@ class InsertionChannel(EvidenceChannel):
         catalog = self._context.catalog
         division_g = self._weight.scale_config.division_g
         # CPU-bound (about 0.1 s for a 100-unit carton): off the loop, on a copy of the steps.
-        return await asyncio.to_thread(
+        steps = tuple(self._steps)
+        checked = await asyncio.to_thread(
             evaluate_insertions,
-            tuple(self._steps),
+            steps,
             self._started_from_g,
             expected_units(request.manifest, catalog),  # inserts too: they are steps as well
             catalog,
@@ -74,4 +84,17 @@ class InsertionChannel(EvidenceChannel):
             self._min_confidence,
             self._weight.scale_config.zero_band_g,
             self._check.missing_unit_prior,
+            request.unit_scans,
         )
+        if self.learned is not None:
+            self.learned.offer_insertion_samples(request, checked.samples)
+        # For the evidence record: what the steps were paired with, on the station's clock.
+        self._observed = {
+            "steps": [[s.from_g, s.to_g, s.at] for s in steps],
+            "unit_scans": [[s.sku, s.units, s.at] for s in request.unit_scans],
+            "clean_samples": [[s.sku, s.grams, s.at] for s in checked.samples],
+        }
+        return checked.report
+
+    def observations(self) -> Mapping[str, object]:
+        return self._observed

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from station.domain import BoxType, Catalog, ItemKind
+from station.insertion_check import SCANNED_WEIGHT_MISMATCH
 from station.learning.estimator import SampleSource, WeightSample
 from station.verification import ChannelReport, ChannelState, FindingStatus, Verdict
 from station.weight_check import CHANNEL as WEIGHT_CHANNEL
@@ -75,8 +76,11 @@ def count_confirmation(
 
 
 def _any_doubt(reports: Iterable[ChannelReport]) -> bool:
+    """Whether a channel saw something extra or missing, or holds something for a person. A
+    scanned unit whose step weighed other than its catalog weight is no doubt about the count:
+    it is what a wrong catalog weight looks like, which is what learning is for."""
     return any(
-        r.review
+        any(reason.code != SCANNED_WEIGHT_MISMATCH for reason in r.review)
         or any(f.status in (FindingStatus.MISSING, FindingStatus.EXTRA) for f in r.findings)
         for r in reports
     )

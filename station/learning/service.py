@@ -1,7 +1,8 @@
 """The station's learned weights: fed from the daemon's effects, read by the weight channel.
 
 Runs on the daemon's loop (an observer of every effect; `record_capture` is the effect
-`RecordWeightSample` carried out). SQLite writes take a fraction of a millisecond (figures in
+`RecordWeightSample` carried out; `offer_insertion_samples` is the per-insertion channel's clean
+steps at close, kept until the verdict). SQLite writes take a fraction of a millisecond (figures in
 docs/master-data.md), so they stay on the loop like the evidence store's.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from station.clock import Clock
 from station.domain import BoxType, Catalog, expected_units
+from station.insertion_check import InsertionSample
 from station.learning.estimator import (
     Estimate,
     LearningConfig,
@@ -78,6 +80,10 @@ class LearnedWeights:
         self._estimates: dict[tuple[Subject, str], Estimate | None] = {}
         self._collected: OrderedDict[tuple[str, str], CollectEvidence] = OrderedDict()
         self._held: OrderedDict[tuple[str, str], AttemptRecord] = OrderedDict()
+        # Per carton: (attempt, steps that were one scanned unit), until that attempt's verdict.
+        self._insertions: OrderedDict[tuple[str, str], tuple[int, tuple[InsertionSample, ...]]] = (
+            OrderedDict()
+        )
 
     # -- estimates -------------------------------------------------------------------------------
 
@@ -122,17 +128,27 @@ class LearnedWeights:
 
     # -- samples in ------------------------------------------------------------------------------
 
-    def record_insertion_sample(self, sku: str, grams: float, confirmed_by: str) -> bool:
+    def record_insertion_sample(
+        self, sku: str, grams: float, confirmed_by: str, ref: str | None = None
+    ) -> bool:
         """One unit's weight step while packing, confirmed by a unit scan or an RFID read
         (`confirmed_by`: "unit_scan", "rfid"). Returns whether it was kept: an unknown SKU, a
         variable-weight one or a non-positive step is not a unit weight."""
         item = self._catalog.items.get(sku)
         if item is None or item.variable_weight or not (math.isfinite(grams) and grams > 0):
             return False
-        self._add(
-            Subject.SKU, sku, WeightSample(grams, 1, 0.0, SampleSource.INSERTION), confirmed_by
-        )
+        sample = WeightSample(grams, 1, 0.0, SampleSource.INSERTION)
+        self._add(Subject.SKU, sku, sample, confirmed_by, ref)
         return True
+
+    def offer_insertion_samples(
+        self, request: CollectEvidence, samples: tuple[InsertionSample, ...]
+    ) -> None:
+        """The per-insertion channel's clean steps for the attempt being closed (on the loop).
+        Kept until its verdict: recorded at a PASS or when a reviewer releases the carton whole,
+        dropped otherwise (a blocked carton's steps may be the wrong units)."""
+        if self.config.mode != "off":
+            _remember(self._insertions, request.manifest.key, (request.attempt, samples))
 
     def record_capture(self, effect: RecordWeightSample) -> None:
         """The weigh-one-unit flow's capture (the daemon's handling of the effect)."""
@@ -182,12 +198,27 @@ class LearnedWeights:
         if not record.verdict.passed:
             _remember(self._held, key, record)
         self._learn(record, confirmed_by=None)
+        if record.verdict.passed:
+            self._learn_insertions(record, "unit_scan")
 
     def _on_release(self, data: Mapping[str, object]) -> None:
         key = (str(data.get("order_id")), str(data.get("carton_id")))
         record = self._held.pop(key, None)
         if record is not None and not data.get("missing") and not record.verdict.extra:
             self._learn(record, confirmed_by="reviewer")
+            self._learn_insertions(record, "unit_scan, released by reviewer")
+        self._insertions.pop(key, None)
+
+    def _learn_insertions(self, record: AttemptRecord, confirmed_by: str) -> None:
+        key = (record.order_id, record.carton_id)
+        attempt, samples = self._insertions.pop(key, (None, ()))
+        if attempt != record.attempt:
+            return  # the steps of another attempt: the carton may have changed since
+        # One sample per step (the store keeps one per SKU and ref): a later attempt of the same
+        # carton replaces these rather than adding to them.
+        for k, sample in enumerate(samples, 1):
+            ref = f"{record.order_id}/{record.carton_id}/step {k}"
+            self.record_insertion_sample(sample.sku, sample.grams, confirmed_by, ref)
 
     def _learn(self, record: AttemptRecord, confirmed_by: str | None) -> None:
         collect = self._collected.get((record.order_id, record.carton_id))

@@ -23,6 +23,7 @@ from benchmarks.accuracy.world import (
     build_world,
 )
 from rfid.window import filter_window
+from station.scan_check import units_scanned
 from station.verification import ChannelState, FindingStatus, Outcome
 
 SEED = 11
@@ -228,8 +229,10 @@ def test_unit_scans_follow_the_plan_and_the_packers_mistakes() -> None:
     exact = considered = 0
     for carton in STREAM.complete(400):
         expected = STATION.verifiable(carton)
-        assert STATION.unit_scans(carton, frozenset()) == {}
-        scans = STATION.unit_scans(carton, frozenset(expected))
+        evidence = STATION.evidence(carton)
+        assert STATION.unit_scans(carton, evidence, frozenset()) == ()
+        timed = STATION.unit_scans(carton, evidence, frozenset(expected))
+        scans = units_scanned(timed)
         assert set(scans) <= set(expected)
         for sku, n in scans.items():
             ceiling = 1 if WORLD.catalog.items[sku].serial_controlled else 2
@@ -243,7 +246,9 @@ def test_unit_scans_follow_the_plan_and_the_packers_mistakes() -> None:
             continue
         ((victim, _),) = carton.missing.items()
         ((stranger, _),) = carton.foreign.items()
-        scans = STATION.unit_scans(carton, frozenset({victim}))
+        scans = units_scanned(
+            STATION.unit_scans(carton, STATION.evidence(carton), frozenset({victim}))
+        )
         # The unit packed in the victim's place is scanned in its place: its own barcode.
         variants += scans.get(stranger, 0) >= 1
         assert scans.get(victim, 0) <= 2 * (carton.expected[victim] - 1)
@@ -261,7 +266,8 @@ def test_a_left_out_unit_the_packer_must_scan_is_caught_unless_scanned_anyway() 
         ((victim, _),) = carton.missing.items()
         if victim not in decision.plan.must_scan:
             continue
-        scans = STATION.unit_scans(carton, decision.plan.must_scan)
+        timed = STATION.unit_scans(carton, STATION.evidence(carton), decision.plan.must_scan)
+        scans = units_scanned(timed)
         if scans.get(victim, 0) < carton.expected[victim]:
             assert decision.verdict.outcome is Outcome.BLOCK
             assert any(d.sku == victim for d in decision.verdict.missing)
@@ -329,3 +335,23 @@ def test_a_pass_means_every_product_was_vouched_for(index, kind) -> None:
                 (f := r.finding_for(sku)) is not None and f.status is FindingStatus.CONFIRMED
                 for r in verdict.reports
             ), (mix, sku)
+
+
+def test_unit_scans_interleave_with_the_steps_they_belong_to() -> None:
+    """Each scan of a packed unit lies within a move of the step that put the unit in: mostly
+    just before it, now and then just after it (the pairing must cope with both)."""
+    before = after = 0
+    for carton in STREAM.complete(200):
+        if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
+            continue
+        evidence = STATION.evidence(carton)
+        timed = STATION.unit_scans(carton, evidence, frozenset(carton.expected))
+        went_in = {}
+        for unit, at in zip(carton.packed, evidence.went_in_at, strict=True):
+            went_in.setdefault(unit.sku, []).append(at)
+        for scan in timed:
+            gap = min((at - scan.at for at in went_in[scan.sku]), key=abs)
+            assert 0 < abs(gap) < 1
+            before += gap > 0
+            after += gap < 0
+    assert after > 0 and before > 4 * after  # (a SKU in two moves in a row reads as after)

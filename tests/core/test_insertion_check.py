@@ -5,12 +5,27 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from station.carton_policy import NEVER_ALONE
 from station.domain import BoxType, Catalog, CatalogItem
-from station.insertion_check import WeightStep, evaluate_insertions
-from station.verification import ChannelState, FindingStatus
+from station.insertion_check import (
+    SCANNED_NOT_PLACED,
+    SCANNED_WEIGHT_MISMATCH,
+    WeightStep,
+    evaluate_insertions,
+)
+from station.scan_check import UnitScan
+from station.verification import (
+    ChannelReport,
+    ChannelState,
+    FindingStatus,
+    Outcome,
+    SkuFinding,
+    VerificationPolicy,
+)
 from station.weight_check import PackingMaterial
 
 CATALOG = Catalog.from_lists(
@@ -38,15 +53,21 @@ def steps_for(pieces: list[float], rng: random.Random) -> list[WeightStep]:
     return steps
 
 
-def report(steps, expected=EXPECTED, started_from=0.0):
+def check(steps, expected=EXPECTED, started_from=0.0, scans=()):
     return evaluate_insertions(
-        steps, started_from, expected, CATALOG, BOX, PAPER, lambda g: MPE_G, 0.9, 2.0, 0.01
+        steps, started_from, expected, CATALOG, BOX, PAPER, lambda g: MPE_G, 0.9, 2.0, 0.01, scans
     )
 
 
+def report(steps, expected=EXPECTED, started_from=0.0, scans=()):
+    return check(steps, expected, started_from, scans).report
+
+
 def unit(sku: str, rng: random.Random) -> float:
+    """One unit's weight: the catalog's spread, within 3 of them as 99.7 % of units are
+    (hypothesis's random draws its Gaussians at the extremes: 1e250 is no unit of anything)."""
     item = CATALOG.items[sku]
-    return rng.gauss(item.unit_weight_g, item.weight_spread_g)
+    return item.unit_weight_g + item.weight_spread_g * max(-3.0, min(3.0, rng.gauss(0, 1)))
 
 
 def test_a_missing_light_unit_the_total_cannot_see_is_named() -> None:
@@ -106,7 +127,8 @@ def test_a_complete_carton_is_never_called_short(rng) -> None:
     assert not wrong
 
 
-def test_a_hundred_unit_carton_is_explained_quickly() -> None:
+@pytest.mark.parametrize("scanned", [False, True], ids=["no scans", "every unit scanned"])
+def test_a_hundred_unit_carton_is_explained_quickly(scanned: bool) -> None:
     skus = {f"SKU-{i}": 1 + i % 3 for i in range(50)}
     catalog = Catalog.from_lists(
         [
@@ -119,10 +141,184 @@ def test_a_hundred_unit_carton_is_explained_quickly() -> None:
     units = [s for s, n in skus.items() for _ in range(n)]
     rng.shuffle(units)
     steps = steps_for([180.0, *(catalog.items[s].unit_weight_g for s in units)], rng)
+    scans = [UnitScan(s, 1, t + 0.5) for t, s in enumerate(units)] if scanned else []
     started = time.perf_counter()
     result = evaluate_insertions(
-        steps, 0.0, skus, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01
-    )
+        steps, 0.0, skus, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01, scans
+    ).report
     elapsed = time.perf_counter() - started
     assert result.state is ChannelState.OK, result.reasons
+    assert result.measurements["steps_paired_with_scans"] == (len(units) if scanned else 0)
     assert elapsed < 2.0  # generous: measured in benchmarks, this only catches a blow-up
+
+
+# -- steps paired with the unit scans before them ------------------------------------------------
+
+
+def packed(sequence: list[str | float], rng: random.Random, lead: float = 0.5):
+    """Steps and unit scans of a carton packed in `sequence`: a SKU is one unit scanned `lead`
+    seconds before its step (negative: after it), grams are a step nothing was scanned for."""
+    pieces, scans = [], []
+    for t, entry in enumerate(sequence):
+        if isinstance(entry, str):
+            pieces.append(unit(entry, rng))
+            scans.append(UnitScan(entry, 1, t - lead))
+        else:
+            pieces.append(entry)
+    return steps_for(pieces, rng), scans
+
+
+def paired_report(sequence, rng, expected=EXPECTED, lead=0.5, extra_scans=()):
+    steps, scans = packed(sequence, rng, lead)
+    return check(steps, expected, scans=[*scans, *extra_scans])
+
+
+def acted_on(result, status: FindingStatus) -> set[str]:
+    return {f.sku for f in result.findings if f.status is status and f.confidence >= 0.9}
+
+
+def test_a_look_alike_put_in_for_the_scanned_unit_is_held_for_review() -> None:
+    """The packer scanned the tea (268 +- 3 g) but put in its look-alike 6 % heavier: the step
+    contradicts the scan, so the tea is not confirmed and the carton is held for a person
+    (a look-alike, or a catalog weight that is wrong: one step cannot tell which)."""
+    rng = random.Random(7)
+    units = ["MUG", "SOCKS", "EAR", "SOCKS", "CABLE"]
+    steps, scans = packed([192.0, *units, 268 * 1.06], rng)
+    scans.append(UnitScan("TEA", 1, len(units) + 0.5))  # scanned just before the last step
+    result = check(steps, scans=scans).report
+    assert result.state is ChannelState.OK
+    tea = result.finding_for("TEA")
+    assert tea.status is FindingStatus.UNCERTAIN and tea.confidence >= 0.9, tea
+    assert [r.code for r in result.review] == [SCANNED_WEIGHT_MISMATCH]
+    assert "284 g" in result.review[0].message
+    policy = VerificationPolicy(required_channels=frozenset(), corroborate=NEVER_ALONE)
+    scan = ChannelReport(
+        "scan",
+        ChannelState.OK,
+        tuple(SkuFinding(sku, FindingStatus.CONFIRMED, n, n, 1.0) for sku, n in EXPECTED.items()),
+    )
+    verdict = policy.decide(EXPECTED, [result, scan])  # every unit scanned: the scans vouch
+    assert verdict.outcome is Outcome.REVIEW
+    assert SCANNED_WEIGHT_MISMATCH in [r.code for r in verdict.reasons]
+
+
+def test_a_scanned_unit_no_step_followed_is_named_missing() -> None:
+    """The cable was scanned, then set down beside the box: no step ever weighed 38 g."""
+    rng = random.Random(8)
+    result = paired_report(
+        [192.0, "MUG", "SOCKS", "EAR", "SOCKS", "TEA"],
+        rng,
+        extra_scans=[UnitScan("CABLE", 1, 6.5)],
+    ).report
+    cable = result.finding_for("CABLE")
+    assert cable.status is FindingStatus.MISSING and cable.confidence >= 0.9
+    assert SCANNED_NOT_PLACED in {r.code for r in result.reasons}
+
+
+def test_scanned_earrings_that_may_hide_in_the_mugs_spread_are_not_called_missing() -> None:
+    """Earrings scanned, then in with the mug: no step of their own, but 8 g hides in the mug's
+    4 g spread, so their absence is not asserted (the weight cannot tell)."""
+    rng = random.Random(9)
+    steps, scans = packed([192.0, "SOCKS", "SOCKS", "TEA", "CABLE"], rng)
+    mug_and_earrings = unit("MUG", rng) + unit("EAR", rng)
+    level = steps[-1].to_g
+    steps.append(WeightStep(level, level + mug_and_earrings, 5.0))
+    scans += [UnitScan("MUG", 1, 4.5), UnitScan("EAR", 1, 4.6)]
+    result = check(steps, scans=scans).report
+    assert "EAR" not in acted_on(result, FindingStatus.MISSING)
+
+
+def test_the_scans_say_which_of_two_same_weight_skus_is_missing() -> None:
+    """Two shirt sizes of the same weight, one S and two M ordered, two steps of a shirt: the
+    steps alone lean the wrong way (an M missing); with the two M scanned before their steps the
+    likeliest reading is the S missing. Not surely enough to act on: a scan is a prior, not a
+    certainty (the scan channel, which counts the S unscanned, is what names it)."""
+    catalog = Catalog.from_lists(
+        [
+            CatalogItem(sku="SHIRT-M", name="Shirt M", unit_weight_g=300, weight_spread_g=6),
+            CatalogItem(sku="SHIRT-S", name="Shirt S", unit_weight_g=300, weight_spread_g=6),
+        ],
+        [BOX],
+    )
+    expected = {"SHIRT-M": 2, "SHIRT-S": 1}
+    steps = steps_for([180.0, 301.0, 298.0], random.Random(10))
+
+    def short(scans) -> tuple[str, float]:
+        result = evaluate_insertions(
+            steps, 0.0, expected, catalog, BOX, (), lambda g: MPE_G, 0.9, 2.0, 0.01, scans
+        ).report
+        (missing,) = [f for f in result.findings if f.status is FindingStatus.MISSING]
+        return missing.sku, missing.confidence
+
+    sku, unscanned = short([])
+    assert sku == "SHIRT-M" and unscanned < 0.9
+    sku, scanned = short([UnitScan("SHIRT-M", 1, 0.5), UnitScan("SHIRT-M", 1, 1.5)])
+    assert sku == "SHIRT-S" and 0.5 < scanned < 0.9
+
+
+def test_clean_samples_are_single_scanned_units_of_a_whole_carton() -> None:
+    """Each step that was one unit scanned just before it is a sample of that unit's weight;
+    the box's step (nothing scanned) is not, nor the earrings' (8 g: the 12 g paperwork could
+    have made it, and nobody scans paperwork), nor a step of two units, and a carton the
+    channel finds short gives none."""
+    rng = random.Random(11)
+    sequence = [192.0, "MUG", "SOCKS", "EAR", "SOCKS", "TEA", "CABLE"]
+    steps, scans = packed(sequence, rng)
+    found = check(steps, scans=scans)
+    assert found.report.state is ChannelState.OK
+    assert [(s.sku, s.at) for s in found.samples] == [
+        (sku, float(t)) for t, sku in enumerate(sequence) if sku not in (192.0, "EAR")
+    ]
+    assert all(s.grams == steps[int(s.at)].delta_g for s in found.samples)
+    assert check(steps).samples == ()  # no scans, no samples
+    # The mug and the cable in one step, both scanned before it: not one unit's weight.
+    level = steps[-1].to_g
+    pair = [*steps, WeightStep(level, level + unit("MUG", rng) + unit("CABLE", rng), 7.0)]
+    extra = {**EXPECTED, "MUG": 2, "CABLE": 2}
+    both = [*scans, UnitScan("MUG", 1, 6.5), UnitScan("CABLE", 1, 6.6)]
+    paired = check(pair, extra, scans=both)
+    assert paired.report.state is ChannelState.OK
+    assert [s.at for s in paired.samples] == [1.0, 2.0, 4.0, 5.0, 6.0]
+    steps, scans = packed(sequence[:-1], rng)  # the cable scanned, then set down beside it
+    short = check(steps, scans=[*scans, UnitScan("CABLE", 1, 5.5)])
+    assert short.report.finding_for("CABLE").status is FindingStatus.MISSING
+    assert short.samples == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.randoms(use_true_random=False),
+    st.floats(min_value=-0.4, max_value=0.9),
+    st.booleans(),
+)
+def test_a_complete_carton_packed_as_scanned_is_never_called_short(rng, lead, in_pairs) -> None:
+    """Every unit scanned, a little before its step or a little after it, one or two at a time
+    (both scanned before the pair goes in): nothing is confidently missing or extra."""
+    units = [sku for sku, n in EXPECTED.items() for _ in range(n)]
+    rng.shuffle(units)
+    pieces, scans, t = [192.0], [], 1
+    i = 0
+    while i < len(units):
+        group = units[i : i + 2] if in_pairs and rng.random() < 0.3 else units[i : i + 1]
+        pieces.append(sum(unit(sku, rng) for sku in group))
+        scans += [UnitScan(sku, 1, t - lead) for sku in group]
+        i += len(group)
+        t += 1
+    result = check(steps_for(pieces, rng), scans=scans).report
+    assert not acted_on(result, FindingStatus.MISSING) | acted_on(result, FindingStatus.EXTRA)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False), st.sampled_from(["MUG", "SOCKS", "TEA", "CABLE"]))
+def test_a_scanned_unit_never_followed_by_its_step_is_flagged(rng, left_out) -> None:
+    """One unit of a SKU heavy enough to make its own step is scanned and set aside: whatever
+    the packing order, the channel names it missing with the scan-pairing reason."""
+    units = [sku for sku, n in EXPECTED.items() for _ in range(n)]
+    units.remove(left_out)
+    rng.shuffle(units)
+    steps, scans = packed([192.0, *units], rng)
+    when = rng.uniform(0.2, len(units) + 0.8)  # scanned at any time while packing
+    result = check(steps, scans=[*scans, UnitScan(left_out, 1, when)]).report
+    finding = result.finding_for(left_out)
+    assert finding.status is FindingStatus.MISSING and finding.confidence >= 0.9, finding
+    assert {r.code for r in result.reasons} & {SCANNED_NOT_PLACED, SCANNED_WEIGHT_MISMATCH}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from station.domain import (
     ManifestLine,
     expected_units,
 )
+from station.insertion_check import SCANNED_WEIGHT_MISMATCH, InsertionSample
 from station.learning.estimator import LearningConfig, SampleSource, WeightSample
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME, LearnedWeightStore, Subject
@@ -34,6 +36,7 @@ from station.verification import (
     ChannelReport,
     ChannelState,
     FindingStatus,
+    Reason,
     SkuFinding,
     VerificationPolicy,
 )
@@ -89,7 +92,10 @@ class Packer:
         scanned: dict[str, int] | None = None,
         extra_reports: tuple[ChannelReport, ...] = (),
         tared: bool = False,
+        mug_steps: tuple[float, ...] = (),
     ) -> tuple[Manifest, AttemptRecord]:
+        """`mug_steps`: the per-insertion channel's clean steps of single scanned mugs, offered
+        at close (after the close's evidence request, before the verdict, as the daemon does)."""
         self.orders += 1
         m = manifest(f"ORD-{self.orders}", lines)
         units = expected_units(m, CATALOG)
@@ -123,7 +129,10 @@ class Packer:
             weight=WeightInfo(gross, None, None),
             decided_at=NOW,
         )
-        self.learned.on_effect(CollectEvidence(1, box, m))
+        collect = CollectEvidence(1, box, m)
+        self.learned.on_effect(collect)
+        samples = tuple(InsertionSample("MUG", g, float(i)) for i, g in enumerate(mug_steps))
+        self.learned.offer_insertion_samples(collect, samples)
         self.learned.on_effect(RecordAttempt(record))
         return m, record
 
@@ -280,3 +289,74 @@ def test_a_carton_weighed_with_its_box_tared_away_is_not_a_sample(tmp_path):
     _, record = Packer(learned).carton({"TEA": 2}, tared=True)
     assert record.verdict.passed
     assert learned.store.keys(Subject.SKU) == []
+
+
+def test_scan_confirmed_steps_are_kept_only_once_the_carton_passes(tmp_path):
+    learned = learner(tmp_path)
+    packer = Packer(learned)
+
+    def insertion_samples() -> list[float]:
+        return [
+            s.grams_per_unit
+            for s in learned.store.samples(Subject.SKU, "MUG")
+            if s.source is SampleSource.INSERTION
+        ]
+
+    rfid = ChannelReport(
+        "rfid", ChannelState.OK, (SkuFinding("TEA", FindingStatus.CONFIRMED, 1, 1, 0.99),)
+    )
+    # Tea's catalog weight is right: the carton passes, its two mug steps are kept...
+    _, passed = packer.carton({"TEA": 1}, extra_reports=(rfid,), mug_steps=(411.0, 413.5))
+    assert passed.verdict.passed
+    assert insertion_samples() == [411.0, 413.5]
+    # ...a blocked carton's are not (its steps may be the wrong units)...
+    _, blocked = packer.carton({"MUG": 2}, mug_steps=(409.0, 414.0))
+    assert not blocked.verdict.passed
+    assert insertion_samples() == [411.0, 413.5]
+    # ...unless a reviewer releases it whole.
+    release = {"order_id": blocked.order_id, "carton_id": "C1", "missing": []}
+    learned.on_effect(RecordAudit("carton.released", release, NOW))
+    assert insertion_samples() == [411.0, 413.5, 409.0, 414.0]
+    # Released short: nothing. Reopened from its file: the same samples.
+    _, short = packer.carton({"MUG": 2}, short=1, mug_steps=(412.0,))
+    release = {"order_id": short.order_id, "carton_id": "C1", "missing": [{"sku": "MUG"}]}
+    learned.on_effect(RecordAudit("carton.released", release, NOW))
+    assert insertion_samples() == [411.0, 413.5, 409.0, 414.0]
+    learned.close()
+    reopened = LearnedWeightStore(tmp_path / FILE_NAME, "dc-1", "pack-01", 100)
+    assert reopened.sources(Subject.SKU, "MUG")["insertion"] == 4
+
+
+def test_steps_of_an_earlier_attempt_are_not_kept_at_a_later_pass(tmp_path):
+    learned = learner(tmp_path)
+    packer = Packer(learned)
+    m, record = packer.carton({"TEA": 1})
+    box = CATALOG.boxes["BOX-S"]
+    steps = (InsertionSample("MUG", 412.0, 1.0),)
+    learned.offer_insertion_samples(CollectEvidence(2, box, m), steps)  # attempt 2's steps
+    learned.on_effect(RecordAttempt(replace(record, attempt=3)))  # attempt 3 passes
+    assert learned.store.samples(Subject.SKU, "MUG") == []
+
+
+def test_mode_off_keeps_no_steps(tmp_path):
+    learned = learner(tmp_path, mode="off")
+    Packer(learned).carton({"TEA": 1}, mug_steps=(411.0,))
+    assert learned.store.keys(Subject.SKU) == []
+
+
+def test_a_scanned_units_step_off_its_catalog_weight_does_not_stop_learning(tmp_path):
+    """The steps say the scanned mugs weigh other than the catalog's 380 g: that is what a wrong
+    catalog weight looks like, so the scanned count still confirms the carton; any other
+    reason a channel holds the carton for a person does not."""
+    learned = learner(tmp_path)
+
+    def held(code: str) -> ChannelReport:
+        reason = Reason(code, "held", "insertion", "MUG")
+        finding = SkuFinding("MUG", FindingStatus.UNCERTAIN, 2, 2, 1.0)
+        return ChannelReport("insertion", ChannelState.OK, (finding,), review=(reason,))
+
+    packer = Packer(learned)
+    packer.carton({"MUG": 2}, scanned={"MUG": 2}, extra_reports=(held(SCANNED_WEIGHT_MISMATCH),))
+    assert len(learned.store.samples(Subject.SKU, "MUG")) == 1
+    packer.carton({"MUG": 2}, scanned={"MUG": 2}, extra_reports=(held("rfid_unknown_tag"),))
+    assert len(learned.store.samples(Subject.SKU, "MUG")) == 1

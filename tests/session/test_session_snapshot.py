@@ -339,3 +339,23 @@ def test_a_verdict_the_station_could_not_record_is_rolled_back_and_its_attempt_v
         VERIFICATION_RESULT,
         MISSING_RESOLVED,
     ]
+
+
+def test_the_timed_unit_scans_reach_the_close_and_survive_a_restart(tmp_path: Path) -> None:
+    """Each accepted item scan is kept with its monotonic time and handed to the close (the
+    per-insertion channel pairs them with its steps); a restart moves the times onto the new
+    process's clock, as it does the other times."""
+    session, clock = new_session()
+    for code in (BadgeCode("P1"), ORDER):
+        session.handle(Scanned(code))
+    session.handle(ManifestLoaded(manifest()))
+    session.handle(Scanned(BoxCode("BOX-M")))
+    clock.advance(2.0)
+    session.handle(Scanned(ItemCode("MUG-1", 1)))
+    clock.advance(1.5)
+    session.handle(Scanned(ItemCode("TEA-1", 2)))
+    scanned_at = [1002.0, 1003.5]  # ManualClock starts at 1000.0
+    fresh, _ = restarted(session, tmp_path)  # the new clock starts at 5.0: times move by -998.5
+    (collect,) = [e for e in fresh.handle(Scanned(CloseCode())) if isinstance(e, CollectEvidence)]
+    assert [(s.sku, s.units) for s in collect.unit_scans] == [("MUG-1", 1), ("TEA-1", 2)]
+    assert [s.at for s in collect.unit_scans] == pytest.approx([t - 998.5 for t in scanned_at])
