@@ -6,6 +6,9 @@ daemon takes a frame at each settled weight step and one at close, counts with t
 reports. Scenes are rendered from the rig's seed, so each carton here always looks the same: the
 model's accuracy over many cartons is measured in test_vision_model.py (and the model card); these
 tests are about the wiring: frames per insertion, the verdict, the record and the evidence files.
+They use seed 8 (SCENE_SEED): with the shipped model (item_counter-2026-11-26-s7-w24-n4000), 34
+of rig seeds 1-39 count both cartons exactly, offline; seed 7, the rig's default, is one of the
+five it does not (the third unit is missed).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import pytest
 from simulators.rig import PAPERWORK_G
 from tests.e2e.conftest import VERIFICATION, Harness, query, wait_until
 from vision.config import DEFAULT_MODEL
+
+SCENE_SEED = 8  # see the module docstring
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,7 +50,9 @@ def api_port() -> int:
 @pytest.fixture
 def harness(make_harness: Callable[..., Harness], api_port: int) -> Harness:
     """A station with the overhead camera; broker, sink and daemon running, every device up."""
-    h = make_harness(camera=True, extra_config=f'[api]\nport = {api_port}\ntoken = "{TOKEN}"\n')
+    h = make_harness(
+        camera=True, seed=SCENE_SEED, extra_config=f'[api]\nport = {api_port}\ntoken = "{TOKEN}"\n'
+    )
     h.start_with_every_device_up()
     return h
 

@@ -5,10 +5,10 @@ at 640x480. The model does not meet the issue's accuracy targets yet (see models
 so per-carton assertions on single seeds would only test which seeds we picked. These tests run a
 fixed batch of 20 cartons and assert the behaviour in aggregate, with floors a little under what
 the committed model measured (a regression guard, not the target). Measured with
-item_counter sha256 1efa69c5 and one-to-one pairing of insertion frames: complete cartons
-counted exactly 16/20, short ones 18/20, short reads fewer than its complete twin 18/20, short
-carton BLOCKed 19/20 (never PASS), complete carton not blocked 16/20 (a false block rate of
-20 %: see docs/vision.md), hand -> NA 18/20.
+item_counter-2026-11-26-s7-w24-n4000 (sha256 3a5c9d29) and one-to-one pairing of insertion
+frames: complete cartons counted exactly 17/20, short ones 19/20, short reads fewer than its
+complete twin 19/20, short carton BLOCKed 20/20 (never PASS), complete carton not blocked 17/20
+(a false block rate of 15 %: see docs/vision.md), hand -> NA 20/20.
 
 * a complete carton's accumulated count is exact, and one light item missing reads one short;
 * the vision report BLOCKs the short carton where the weight channel cannot tell (8 g item);
@@ -90,13 +90,13 @@ def rate(flags: list[bool]) -> float:
 def test_complete_and_short_cartons_count_differently(cartons) -> None:
     complete = [a.total() for a in cartons["complete"]]
     short = [a.total() for a in cartons["short"]]
-    assert rate([t == 5 for t in complete]) >= 0.7, complete
-    assert rate([t == 4 for t in short]) >= 0.8, short
+    assert rate([t == 5 for t in complete]) >= 0.75, complete
+    assert rate([t == 4 for t in short]) >= 0.85, short
     # Per carton twin (same seed), the short one reads fewer items.
     fewer = [
         s is not None and c is not None and s < c for s, c in zip(short, complete, strict=True)
     ]
-    assert rate(fewer) >= 0.8, list(zip(short, complete, strict=True))
+    assert rate(fewer) >= 0.85, list(zip(short, complete, strict=True))
 
 
 def test_vision_blocks_a_missing_light_item_the_weight_cannot_see(cartons) -> None:
@@ -108,7 +108,7 @@ def test_vision_blocks_a_missing_light_item_the_weight_cannot_see(cartons) -> No
         if report.discrepancy is Discrepancy.DEFICIT:
             assert verdict.outcome is Outcome.BLOCK
             assert any(r.code == "vision_count_deficit" for r in verdict.reasons)
-    assert rate([o is Outcome.BLOCK for o in outcomes]) >= 0.85, outcomes
+    assert rate([o is Outcome.BLOCK for o in outcomes]) >= 0.9, outcomes
     # A short carton never PASSes: at worst vision's count agrees and the SKU stays unverified.
     assert Outcome.PASS not in outcomes
 
@@ -119,12 +119,12 @@ def test_a_complete_carton_is_not_blocked_by_vision(cartons) -> None:
         report = build_vision_report(acc.observations, ORDER, CATALOG)
         outcomes.append(POLICY.decide(ORDER, [weight_report(), report]).outcome)
     # REVIEW, not PASS: vision counts but proves no identity for the 8 g item.
-    assert rate([o is Outcome.REVIEW for o in outcomes]) >= 0.7, outcomes
+    assert rate([o is Outcome.REVIEW for o in outcomes]) >= 0.75, outcomes
 
 
 def test_a_hand_over_the_carton_is_not_applicable(cartons) -> None:
     na = [a.observations[2].new_items is None for a in cartons["hand"]]
-    assert rate(na) >= 0.8, na
+    assert rate(na) >= 0.9, na
     for acc in cartons["hand"]:
         report = build_vision_report(acc.observations, ORDER, CATALOG)
         if acc.observations[2].new_items is None:
