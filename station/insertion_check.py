@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,14 @@ _SCANNED_PRIOR = 0.9
 # A step within this many standard deviations (scale noise and the pieces' spread) of pieces'
 # weights "fits" them, for pairing a step with the scanned units.
 _FITS_Z = 5.0
+# A fast packer drops units before the scale settles: one step may carry up to this many units
+# of the hand (each beyond the first as unlikely as `_TWO_AT_ONCE`), the first step also the box.
+_MOST_AT_ONCE = 4
+_HAND_SUBSETS_FROM = 8  # moves of three or more units are drawn from the oldest scans in hand
+_HINT_FLOOR = 1e-3  # a scanned move this much less likely than the best is no hint
+
+# The moves the scans allow for one step, each with its share of `_SCANNED_PRIOR`.
+Hint = tuple[tuple[tuple[str, ...], float], ...]
 
 # A clean sample's step may not be this likely (relative to the scanned unit) to be a packing
 # material's: the scan says which unit went in, but says nothing against the void fill.
@@ -108,10 +117,12 @@ class ScanPairing:
     # unscanned piece that went in with a scanned unit (the paperwork, another SKU's unit).
     moves: Mapping[int, tuple[str, ...]]
     scanned_before: frozenset[int]  # paired steps whose scan came before them (not after)
-    # Paired steps whose every piece was scanned: the beam search's strong priors. A step read
-    # as a scanned unit with an unscanned piece is no such hint: that is how a light unit
-    # scanned and then set aside would be "explained" as gone in with the next one.
-    hints: Mapping[int, tuple[str, ...]]
+    # Paired steps whose every unit was scanned: the beam search's strong priors, with every
+    # move of units in hand that fits the step (the scan says which units were in hand, not how
+    # many went in at once). A step read as a scanned unit with an unscanned one is no such
+    # hint: that is how a light unit scanned and then set aside would be "explained" as gone in
+    # with the next one.
+    hints: Mapping[int, Hint]
     conflicts: tuple[ScanConflict, ...]
     # Paired step index -> the packing materials (paperwork, fill) the walk had not yet seen go
     # in by then: what could have gone in with the scanned unit.
@@ -147,7 +158,7 @@ def explain_steps(
     scale_error_at: Callable[[float], float],
     missing_prior: float,
     beam_width: int = 24,
-    scanned_moves: Mapping[int, tuple[str, ...]] | None = None,
+    scanned_moves: Mapping[int, Hint] | None = None,
 ) -> PackingExplanation:
     """Every step explained jointly (a beam search over whole packings, not step by step: an 8 g
     step later settles whether the first step was box + paperwork or box + earrings). Packings
@@ -157,8 +168,8 @@ def explain_steps(
     A packing is the tuple of pieces still to go in, one count per piece (what was placed is the
     rest), so moving a piece is one small tuple copy and equal packings meet in a dict.
 
-    `scanned_moves` (step index -> pieces, from `pair_scans`) puts `_SCANNED_PRIOR` of that
-    step's prior on those pieces."""
+    `scanned_moves` (step index -> the moves of scanned units, from `pair_scans`) puts
+    `_SCANNED_PRIOR` of that step's prior on those moves."""
     pieces = _pieces(expected_units, catalog, box, materials)
     scanned_moves = scanned_moves or {}
     names = list(pieces)
@@ -179,7 +190,7 @@ def explain_steps(
         }
         hypotheses = _hypotheses(abs(step.delta_g), pool, pieces, noise)
         scanned = scanned_moves.get(at)
-        if scanned is not None and putting_in and all(n in pieces for n in scanned):
+        if scanned and putting_in and all(n in pieces for move, _ in scanned for n in move):
             hypotheses = _with_scanned(hypotheses, scanned, step.delta_g, pieces, noise)
         else:
             scanned = None
@@ -209,11 +220,11 @@ def explain_steps(
 def _likely(
     hypotheses: Iterable[tuple[tuple[str, ...], float]],
     most: int = 12,
-    keep: tuple[str, ...] | None = None,
+    keep: Hint | None = None,
 ) -> list[tuple[tuple[str, ...], float]]:
     """The moves worth trying: the likeliest few, none a million times less likely than the
-    best (they could never win the beam, only slow it down), and the scanned move `keep`
-    whatever its rank (the beam must be able to follow the scan)."""
+    best (they could never win the beam, only slow it down), and the scanned moves `keep`
+    whatever their rank (the beam must be able to follow the scans)."""
     everything = list(hypotheses)
     ranked = heapq.nlargest(most, everything, key=lambda hp: hp[1])
     if not ranked:
@@ -221,30 +232,32 @@ def _likely(
     floor = ranked[0][1] * 1e-6
     likely = [hp for hp in ranked if hp[1] >= floor]
     if keep is not None:
-        wanted = sorted(keep)
-        scanned = [hp for hp in everything if sorted(hp[0]) == wanted and hp[1] > 0]
+        wanted = {tuple(sorted(move)) for move, _ in keep}
+        scanned = [hp for hp in everything if tuple(sorted(hp[0])) in wanted and hp[1] > 0]
         likely += [hp for hp in scanned if hp not in likely]
     return likely
 
 
 def _with_scanned(
     hypotheses: Iterable[tuple[tuple[str, ...], float]],
-    scanned: tuple[str, ...],
+    scanned: Hint,
     grams: float,
     pieces: Mapping[str, _Piece],
     noise_sigma_g: float,
 ) -> list[tuple[tuple[str, ...], float]]:
-    """The step's hypotheses with `_SCANNED_PRIOR` of prior added to the scanned pieces. Added,
+    """The step's hypotheses with `_SCANNED_PRIOR` of prior added to the scanned moves (shared
+    as the hint says). Added,
     not taken from the other moves: when the walk paired the wrong step, the step's true move
     keeps its prior and the packing stays explained (taking 90% from every other move sent
     such cartons to "unexplained" and lost their missing light unit)."""
-    key = tuple(sorted(scanned))
     mixed: dict[tuple[str, ...], float] = {}
     for move, p in hypotheses:
         sorted_move = tuple(sorted(move))
         mixed[sorted_move] = mixed.get(sorted_move, 0.0) + p
-    likelihood = _likelihood(grams, tuple(pieces[n] for n in scanned), noise_sigma_g)
-    mixed[key] = mixed.get(key, 0.0) + _SCANNED_PRIOR * likelihood
+    for move, share in scanned:
+        key = tuple(sorted(move))
+        likelihood = _likelihood(grams, tuple(pieces[n] for n in move), noise_sigma_g)
+        mixed[key] = mixed.get(key, 0.0) + _SCANNED_PRIOR * share * likelihood
     return list(mixed.items())
 
 
@@ -456,7 +469,7 @@ def pair_scans(
     assigned: dict[int, tuple[str, ...]] = {}  # every step: paired, or the likeliest that fits
     unpaired: list[int] = []  # steps that went in with nothing scanned for them
     late: set[int] = set()  # steps paired with units scanned after them
-    hints: dict[int, tuple[str, ...]] = {}
+    hints: dict[int, Hint] = {}
     materials_to_go: dict[int, frozenset[str]] = {}
     odd: dict[str, float] = {}  # SKU in hand -> a step that fitted nothing expected meanwhile
     # What is still to go in, followed greedily, so that the paperwork that went down with the
@@ -467,6 +480,33 @@ def pair_scans(
         """What a step may be: the units in hand and whatever is still to go in."""
         return {n: p for n, p in known.items() if to_go.get(n, 1) > 0 or n in in_hand}
 
+    # The platter started empty: the first step that put something in holds the box.
+    first_in = next((i for i, step in enumerate(steps) if step.delta_g > 0), None)
+
+    def fitting_moves(
+        j: int, possible: Mapping[str, _Piece], late: bool = False
+    ) -> list[tuple[tuple[str, ...], float]]:
+        """The moves of units in hand that fit step `j`, likeliest first."""
+        return _scanned_moves(
+            steps[j].delta_g, in_hand, possible, noises[j], box_first(j, possible, late)
+        )
+
+    def box_first(j: int, possible: Mapping[str, _Piece], late: bool) -> bool:
+        # Units scanned before the first step may have gone down with the box; a unit scanned
+        # after it is not read into the box's step (that would hide one set aside).
+        return j == first_in and "box" in possible and not late
+
+    def take(
+        j: int, fitting: list[tuple[tuple[str, ...], float]], with_box: bool
+    ) -> tuple[str, ...]:
+        """The likeliest move leaves the hand; the step's hint if its units were all in it."""
+        hand = Counter(in_hand)
+        move = fitting[0][0]
+        _take(in_hand, move)
+        if with_box or _all_in(move, hand):
+            hints[j] = _hint(fitting, hand, with_box)
+        return move
+
     def pair_late(candidates: Sequence[int]) -> None:
         """Units in hand matched to steps nothing was scanned for, latest first (what the walk
         read into such a step is on offer again: it is being read anew)."""
@@ -474,12 +514,10 @@ def pair_scans(
             if not in_hand:
                 return
             possible = {**offered(), **{n: known[n] for n in assigned[j]}}
-            move = _scanned_move(steps[j].delta_g, in_hand, possible, noises[j])
-            if move is not None:
-                if len(_take(in_hand, move)) == len(move):
-                    hints[j] = move
+            fitting = fitting_moves(j, possible, late=True)
+            if fitting:
                 unpaired.remove(j)
-                moves[j] = assigned[j] = move
+                moves[j] = assigned[j] = take(j, fitting, with_box=False)
                 late.add(j)
 
     taken = 0
@@ -503,8 +541,8 @@ def pair_scans(
             continue
         grams, noise = step.delta_g, noises[i]
         possible = offered()
-        move = _scanned_move(grams, in_hand, possible, noise) if in_hand else None
-        if move is None:
+        fitting = fitting_moves(i, possible) if in_hand else []
+        if not fitting:
             unpaired.append(i)
             if in_hand and _best_piece(grams, known, noise) is None:
                 for sku in in_hand:
@@ -519,9 +557,7 @@ def pair_scans(
             boxed = [m for m in fitting if "box" in m] if to_go.get("box") else []
             move = (boxed or fitting or [()])[0]
         else:
-            if len(_take(in_hand, move)) == len(move):
-                hints[i] = move
-            moves[i] = move
+            move = moves[i] = take(i, fitting, box_first(i, possible, late=False))
             materials_to_go[i] = frozenset(
                 n for n, p in pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
             )
@@ -562,42 +598,85 @@ def _take(in_hand: list[str], move: tuple[str, ...]) -> list[str]:
     return taken
 
 
-def _scanned_move(
-    grams: float, in_hand: Sequence[str], pieces: Mapping[str, _Piece], noise_sigma_g: float
-) -> tuple[str, ...] | None:
-    """The likeliest move that fits the step and holds a unit in hand (one of them, two of
-    them, or one of them with one other piece), or None when none fits or the step is likelier
-    one piece of the carton that was not scanned."""
+def _scanned_moves(
+    grams: float,
+    in_hand: Sequence[str],
+    pieces: Mapping[str, _Piece],
+    noise_sigma_g: float,
+    box_first: bool,
+) -> list[tuple[tuple[str, ...], float]]:
+    """The moves that fit the step and hold units in hand, likeliest first, each with its
+    prior; none when none fits or the step is likelier one piece of the carton that was not
+    scanned. `box_first`: the step is the first to put anything in, so every move holds the box
+    (a fast packer's first units may go in before the scale settled on the box)."""
     held = list(dict.fromkeys(in_hand))
-    candidates: list[tuple[tuple[str, ...], float]] = [((sku,), 1 - _TWO_AT_ONCE) for sku in held]
-    for i, first in enumerate(in_hand):
-        for second in in_hand[i + 1 :]:
-            candidates.append(((first, second), _TWO_AT_ONCE))
-    for sku in held:
-        candidates += [
-            ((sku, other), _TWO_AT_ONCE * _unscanned_weight(pieces[sku], pieces[other]))
-            for other in pieces
-            # another SKU not in hand, or a second unit of this one that was not scanned
-            if other not in held or (other == sku and in_hand.count(sku) == 1)
-        ]
-    best: tuple[tuple[str, ...], float] | None = None
-    for move, prior in candidates:
+    scored = []
+    for move, prior in _hand_moves(in_hand, pieces, box_first):
         chosen = tuple(pieces[n] for n in move)
-        if not _fits(grams, chosen, noise_sigma_g):
-            continue
-        score = _SCANNED_PRIOR * prior * _likelihood(grams, chosen, noise_sigma_g)
-        if best is None or score > best[1]:
-            best = (move, score)
-    if best is None:
-        return None
+        if _fits(grams, chosen, noise_sigma_g):
+            scored.append(
+                (move, prior, _SCANNED_PRIOR * prior * _likelihood(grams, chosen, noise_sigma_g))
+            )
+    if not scored:
+        return []
+    scored.sort(key=lambda c: c[2], reverse=True)
     unscanned = _best_piece(
         grams, {n: p for n, p in pieces.items() if n not in held}, noise_sigma_g
     )
     if unscanned is not None:
         one = (1 - _SCANNED_PRIOR) * (1 - _TWO_AT_ONCE) / len(pieces)
-        if one * _likelihood(grams, (unscanned,), noise_sigma_g) > best[1]:
-            return None
-    return best[0]
+        if one * _likelihood(grams, (unscanned,), noise_sigma_g) > scored[0][2]:
+            return []
+    floor = scored[0][2] * _HINT_FLOOR
+    return [(move, prior) for move, prior, score in scored if score >= floor]
+
+
+def _hand_moves(
+    in_hand: Sequence[str], pieces: Mapping[str, _Piece], box_first: bool
+) -> Iterable[tuple[tuple[str, ...], float]]:
+    """Every move of units in hand a step may be, with its prior: one unit, several at once
+    (each beyond the first as unlikely as `_TWO_AT_ONCE`), or one with one piece nothing was
+    scanned for; on the first step, the box (and perhaps a packing material) with units."""
+    seen: set[tuple[str, ...]] = set()
+    for size in range(1, _MOST_AT_ONCE + 1):
+        pool = in_hand if size <= 2 else in_hand[:_HAND_SUBSETS_FROM]
+        prior = 1 - _TWO_AT_ONCE if size == 1 else _TWO_AT_ONCE ** (size - 1)
+        for units in itertools.combinations(pool, size):
+            key = tuple(sorted(units))
+            if key in seen:
+                continue
+            seen.add(key)
+            if not box_first:
+                yield units, prior
+                continue
+            # The packer scans the box and sets it down empty, almost always.
+            yield ("box", *units), prior * _BOX_WITH_UNIT
+            for material in pieces:
+                if not pieces[material].is_unit and material != "box":
+                    yield ("box", material, *units), prior * _BOX_WITH_UNIT * _TWO_AT_ONCE
+    if box_first:
+        return
+    held = list(dict.fromkeys(in_hand))
+    for sku in held:
+        for other in pieces:
+            # another SKU not in hand, or a second unit of this one that was not scanned
+            if other not in held or (other == sku and in_hand.count(sku) == 1):
+                yield (sku, other), _TWO_AT_ONCE * _unscanned_weight(pieces[sku], pieces[other])
+
+
+def _all_in(move: tuple[str, ...], hand: Counter[str]) -> bool:
+    """Every piece of `move` was in the packer's hand (scanned)."""
+    return all(hand[n] >= count for n, count in Counter(move).items())
+
+
+def _hint(
+    fitting: Sequence[tuple[tuple[str, ...], float]], hand: Counter[str], with_box: bool
+) -> Hint:
+    """The fitting moves of scanned units (with the box: every move of the first step holds
+    it), each with its prior's share."""
+    scanned = [(move, prior) for move, prior in fitting if with_box or _all_in(move, hand)]
+    total = sum(prior for _, prior in scanned)
+    return tuple((move, prior / total) for move, prior in scanned)
 
 
 def _unscanned_weight(scanned: _Piece, other: _Piece) -> float:
@@ -745,7 +824,7 @@ def _clean_samples(
         ):
             continue
         hypotheses = _with_scanned(
-            _hypotheses(grams, pool, pieces, noise), move, grams, pieces, noise
+            _hypotheses(grams, pool, pieces, noise), ((move, 1.0),), grams, pieces, noise
         )
         total = sum(p for _, p in hypotheses) + other
         own = sum(p for m, p in hypotheses if m == move)

@@ -66,8 +66,18 @@ def report(steps, expected=EXPECTED, started_from=0.0, scans=()):
 def unit(sku: str, rng: random.Random) -> float:
     """One unit's weight: the catalog's spread, within 3 of them as 99.7 % of units are
     (hypothesis's random draws its Gaussians at the extremes: 1e250 is no unit of anything)."""
-    item = CATALOG.items[sku]
-    return item.unit_weight_g + item.weight_spread_g * max(-3.0, min(3.0, rng.gauss(0, 1)))
+    return units_together([sku], rng)
+
+
+def units_together(skus: list[str], rng: random.Random) -> float:
+    """What units put in at once weigh together: within 3 of their joint spread, as 99.7 % of
+    such steps are (two units each at its own 3-spread extreme are a 4-spread step: 8 g
+    earrings in with a 268 +- 3 g tea at both extremes weigh as the tea alone, and no scale
+    can say the earrings went in)."""
+    items = [CATALOG.items[sku] for sku in skus]
+    spread = sum(item.weight_spread_g**2 for item in items) ** 0.5
+    mean = sum(item.unit_weight_g for item in items)
+    return mean + spread * max(-3.0, min(3.0, rng.gauss(0, 1)))
 
 
 def test_a_missing_light_unit_the_total_cannot_see_is_named() -> None:
@@ -228,6 +238,31 @@ def test_scanned_earrings_that_may_hide_in_the_mugs_spread_are_not_called_missin
     assert "EAR" not in acted_on(result, FindingStatus.MISSING)
 
 
+def test_units_dropped_faster_than_the_scale_settles_are_read_as_one_step() -> None:
+    """A fast packer scans the box, then three cables and the socks, and drops them all in
+    before the scale settles on anything: one step of box + paperwork + units. The scans say
+    what was in hand, so the step is read as all of it, not as one or two of the units with
+    the rest "scanned, then not put in"; the tea scanned afterwards and never put in is named."""
+    rng = random.Random(12)
+    expected = {"CABLE": 3, "SOCKS": 1, "TEA": 1}
+    dropped = 192.0 + sum(unit(sku, rng) for sku in ["CABLE", "CABLE", "CABLE", "SOCKS"])
+    steps = steps_for([dropped], rng)
+    scans = [UnitScan(sku, 1, -0.4 + 0.1 * i) for i, sku in enumerate(["CABLE"] * 3 + ["SOCKS"])]
+    whole = check(steps, expected, scans=scans).report
+    assert SCANNED_NOT_PLACED not in {r.code for r in whole.reasons}
+    assert "CABLE" not in acted_on(whole, FindingStatus.MISSING)
+    short = check(steps, expected, scans=[*scans, UnitScan("TEA", 1, 0.5)]).report
+    assert acted_on(short, FindingStatus.MISSING) == {"TEA"}
+    # A later fast drop of three units (no box in it) is read the same way.
+    level = steps[-1].to_g
+    later = WeightStep(level, level + sum(unit(s, rng) for s in ["MUG", "SOCKS", "SOCKS"]), 1.0)
+    more = {**expected, "MUG": 1, "SOCKS": 3}
+    three = [UnitScan(sku, 1, 0.6 + 0.1 * i) for i, sku in enumerate(["MUG", "SOCKS", "SOCKS"])]
+    both = check([*steps, later], more, scans=[*scans, *three, UnitScan("TEA", 1, 0.5)]).report
+    assert acted_on(both, FindingStatus.MISSING) == {"TEA"}
+    assert {r.sku for r in both.reasons if r.code == SCANNED_NOT_PLACED} == {"TEA"}
+
+
 def test_the_scans_say_which_of_two_same_weight_skus_is_missing() -> None:
     """Two shirt sizes of the same weight, one S and two M ordered, two steps of a shirt: the
     steps alone lean the wrong way (an M missing); with the two M scanned before their steps the
@@ -300,7 +335,7 @@ def test_a_complete_carton_packed_as_scanned_is_never_called_short(rng, lead, in
     i = 0
     while i < len(units):
         group = units[i : i + 2] if in_pairs and rng.random() < 0.3 else units[i : i + 1]
-        pieces.append(sum(unit(sku, rng) for sku in group))
+        pieces.append(units_together(group, rng))
         scans += [UnitScan(sku, 1, t - lead) for sku in group]
         i += len(group)
         t += 1
