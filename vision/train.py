@@ -2,6 +2,9 @@
 
     pip install -e '.[train]'       # torch 2.13 CPU, onnx
     python -m vision.train --out models/ --steps 4000 --width 24 --seed 7   # ~85 min, 1 thread
+    # then on from its weights, on scenes it never saw, with a warm restart of the schedule:
+    python -m vision.train --out models/ --continue-from w.pt --earlier-steps 4000 \
+        --first-scene 15000 --steps 2500 --lr 1e-3
 
 Deterministic for a seed on one thread (`torch.set_num_threads(1)`, deterministic algorithms,
 scenes rendered from (seed, index)). Training uses only the `train` design family; thresholds are
@@ -65,9 +68,16 @@ def to_input(image_bgr: np.ndarray) -> np.ndarray:
 class ScenePool:
     """Pre-rendered training scenes; a slice is re-rendered from new indices as training runs."""
 
-    def __init__(self, seed: int, size: int, hand_rate: float = 0.25, max_items: int = 10):
+    def __init__(
+        self,
+        seed: int,
+        size: int,
+        hand_rate: float = 0.25,
+        max_items: int = 10,
+        first_index: int = 0,
+    ):
         self.seed, self.size, self.hand_rate, self.max_items = seed, size, hand_rate, max_items
-        self.next_index = 0
+        self.next_index = self.first_index = first_index
         h, w = INPUT_HW
         self.images = np.zeros((size, h, w, 3), np.uint8)
         self.heat = np.zeros((size, h // STRIDE, w // STRIDE), np.float32)
@@ -233,6 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val", type=int, default=400)
     ap.add_argument("--save-weights", type=Path, help="also save the torch state dict here")
     ap.add_argument("--from-weights", type=Path, help="skip training: load this state dict")
+    ap.add_argument(
+        "--continue-from",
+        type=Path,
+        help="train on from this state dict (a warm restart of the schedule) on scenes never "
+        "rendered before: --steps more steps; the model card records the earlier run",
+    )
+    ap.add_argument(
+        "--earlier-steps", type=int, default=0, help="steps the --continue-from run had trained"
+    )
+    ap.add_argument(
+        "--first-scene",
+        type=int,
+        default=0,
+        help="first training scene index (the earlier run's scenes_rendered when continuing)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -250,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_weights:
         net.load_state_dict(torch.load(args.from_weights))
         args.steps = 0
-    log(f"rendering {args.pool} training scenes")
-    pool = ScenePool(args.seed, args.pool if args.steps else 1)
+    if args.continue_from:
+        net.load_state_dict(torch.load(args.continue_from))
+        log(f"continuing from {args.continue_from} ({args.earlier_steps} steps trained)")
+    log(f"rendering {args.pool} training scenes from scene {args.first_scene}")
+    pool = ScenePool(args.seed, args.pool if args.steps else 1, first_index=args.first_scene)
     params = sum(p.numel() for p in net.parameters())
     log(f"model: {params} parameters; {args.steps} steps of {args.batch}")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -294,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{MODEL_NAME}.onnx"
     trained_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    version = f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}-n{args.steps}"
+    total_steps = args.earlier_steps + args.steps
+    version = f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}-n{total_steps}"
     metadata = {
         "packstation.model": MODEL_NAME,
         "packstation.version": version,
@@ -323,9 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         "outputs": ["peaks (1,1,48,64)", "sizes (1,2,48,64)", "unreadable (1,1)"],
         "training": {
             "seed": args.seed,
-            "steps": args.steps,
+            "steps": total_steps,
             "batch": args.batch,
             "scenes_rendered": pool.next_index,
+            **(
+                {
+                    "continued_from": {
+                        "weights_sha256": sha256(args.continue_from),
+                        "steps": args.earlier_steps,
+                        "scenes_from": args.first_scene,
+                        "lr": args.lr,
+                    }
+                }
+                if args.continue_from
+                else {}
+            ),
             "design_family": "train (solid, stripes, checker, noise textures; even hue grid)",
             "levels": "3/4 normal, 1/4 hard photometrics",
             "hand_rate": pool.hand_rate,
