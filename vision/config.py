@@ -100,6 +100,13 @@ class CounterDetectorConfig(_DetectorBase):
     unreadable_threshold: float | None = Field(
         default=None, gt=0, lt=1, description="Override the 'scene unreadable' threshold."
     )
+    split_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Override the calibrated split-peak merge: a weaker peak closer than this "
+        "fraction of the item's size to a stronger one is the same item (0: no merge).",
+    )
 
 
 class YoloDetectorConfig(_DetectorBase):

@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from simulators.camera import SceneTruth, dataset_scene
+from vision.detectors.counter import split_peaks
 from vision.netdef import INPUT_HW, STRIDE, Counter, Exported
 
 MODEL_NAME = "item_counter"
@@ -145,10 +146,11 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def calibrate(net: Counter, seed: int, n: int, tta: bool = False) -> dict[str, float]:
-    """Pick the count threshold and the "unsure" band on a validation set of the train family."""
+    """Pick the count threshold, the split-peak merge and the "unsure" band on a validation set
+    of the train family."""
     net.eval()
     model = Exported(net, tta)
-    peak_values: list[np.ndarray] = []
+    candidates: list[tuple[np.ndarray, ...]] = []  # per scene: xs, ys, widths, heights, scores
     counts: list[int] = []
     flags: list[float] = []
     unreadable: list[bool] = []
@@ -162,36 +164,46 @@ def calibrate(net: Counter, seed: int, n: int, tta: bool = False) -> dict[str, f
                 height=INPUT_HW[0],
                 hand_rate=0.1,
             )
-            peaks, _, flag = model(torch.from_numpy(to_input(image))[None])
-            p = peaks.numpy().ravel()
-            peak_values.append(np.sort(p[p > 0.05])[::-1])
+            peaks, sizes, flag = model(torch.from_numpy(to_input(image))[None])
+            p, wh = peaks.numpy()[0, 0], sizes.numpy()[0]
+            ys, xs = np.nonzero(p > 0.05)
+            # Sizes are fractions of the frame; in cells, as the peaks' positions are.
+            widths, heights = wh[0, ys, xs] * p.shape[1], wh[1, ys, xs] * p.shape[0]
+            candidates.append((xs, ys, widths, heights, p[ys, xs]))
             counts.append(truth.count)
             flags.append(float(flag))
             unreadable.append(truth.unreadable)
     readable = [i for i in range(n) if not unreadable[i]]
 
-    def exact(thr: float) -> float:
-        return float(np.mean([(peak_values[i] >= thr).sum() == counts[i] for i in readable]))
+    def whole(i: int, thr: float, fraction: float) -> np.ndarray:
+        """Scene i's peak scores from `thr` up, split peaks merged."""
+        xs, ys, widths, heights, scores = (a[candidates[i][4] >= thr] for a in candidates[i])
+        return scores[~split_peaks(xs, ys, widths, heights, scores, fraction)]
 
-    grid = np.round(np.arange(0.15, 0.71, 0.025), 3)
-    best = max(grid, key=lambda t: (exact(t), -abs(t - 0.4)))
+    def exact(thr: float, fraction: float) -> float:
+        return float(np.mean([len(whole(i, thr, fraction)) == counts[i] for i in readable]))
+
+    grid = [
+        (float(t), float(f))
+        for t in np.round(np.arange(0.15, 0.71, 0.025), 3)
+        for f in (0.0, 0.15, 0.25, 0.35)
+    ]
+    best, fraction = max(grid, key=lambda tf: (exact(*tf), -abs(tf[0] - 0.4), -tf[1]))
     # The unsure band: a peak this close to the threshold makes the count "not applicable". Widest
     # band that keeps validation NA (band + flag) within 3 %.
     flag_thr = 0.5
     chosen = 0.0
     for margin in np.arange(0.0, 0.21, 0.01):
         lo, hi = best - margin, best + margin
-        na = [
-            flags[i] >= flag_thr or bool(((peak_values[i] >= lo) & (peak_values[i] < hi)).any())
-            for i in range(n)
-        ]
+        na = [flags[i] >= flag_thr or bool((whole(i, lo, fraction) < hi).any()) for i in range(n)]
         if np.mean(na) <= 0.03:
             chosen = float(margin)
     return {
         "peak_threshold": float(best),
+        "split_fraction": fraction,
         "unsure_margin": round(chosen, 3),
         "unreadable_threshold": flag_thr,
-        "val_exact_accuracy": exact(float(best)),
+        "val_exact_accuracy": exact(best, fraction),
         "val_unreadable_recall": float(
             np.mean([flags[i] >= flag_thr for i in range(n) if unreadable[i]] or [0.0])
         ),
@@ -331,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "packstation.stride": str(STRIDE),
         "packstation.peak_threshold": str(calib["peak_threshold"]),
         "packstation.unsure_margin": str(calib["unsure_margin"]),
+        "packstation.split_fraction": str(calib["split_fraction"]),
         "packstation.unreadable_threshold": str(calib["unreadable_threshold"]),
         "packstation.trained_at": trained_at,
         "packstation.tta": str(calib["tta"]),
