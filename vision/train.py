@@ -333,9 +333,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{MODEL_NAME}.onnx"
-    trained_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    card_path = args.out / f"{MODEL_NAME}.card.json"
+    previous = json.loads(card_path.read_text()) if card_path.exists() else {}
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    # --from-weights over the card of the run that trained them: the same model recalibrated
+    # (a new postprocessing step, say), so its training record and version stand.
+    recalibrating = bool(args.from_weights) and "training" in previous
+    trained_at = previous["trained_at"] if recalibrating else now
     total_steps = args.earlier_steps + args.steps
-    version = f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}-n{total_steps}"
+    version = (
+        previous["version"]
+        if recalibrating
+        else f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}-n{total_steps}"
+    )
     metadata = {
         "packstation.model": MODEL_NAME,
         "packstation.version": version,
@@ -391,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         "thresholds": calib,
         "calibration_alternatives": {"plain": plain, "flip_averaged": mirrored},
     }
-    card_path = args.out / f"{MODEL_NAME}.card.json"
-    previous = json.loads(card_path.read_text()) if card_path.exists() else {}
+    if recalibrating:
+        card["training"] = previous["training"]
+        card["recalibrated"] = {"at": now, "weights_sha256": sha256(args.from_weights)}
     if "evaluation" in previous and previous.get("sha256") == card["sha256"]:
         card["evaluation"] = previous["evaluation"]
     card_path.write_text(json.dumps(card, indent=2) + "\n")
