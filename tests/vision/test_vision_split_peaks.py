@@ -65,7 +65,9 @@ def test_kept_peaks_are_apart_and_every_split_lies_on_a_stronger_kept_one(rows, 
 
 def test_the_detector_counts_a_split_item_once() -> None:
     detector = CounterDetector(
-        CounterDetectorConfig(type="counter", model=DEFAULT_MODEL, unsure_margin=0.0)
+        CounterDetectorConfig(
+            type="counter", model=DEFAULT_MODEL, unsure_margin=0.0, split_fraction=0.25
+        )
     )
     heat = np.zeros((1, 1, 48, 64), np.float32)
     sizes = np.zeros((1, 2, 48, 64), np.float32)
