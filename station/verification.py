@@ -148,6 +148,10 @@ class VerificationPolicy:
     # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
     # another channel confirms each of those SKUs at least `overrule_confidence` surely (the
     # scale's detection power for every unit the count could have lost): the count miscounted.
+    # Their surplus ("one item more", naming no SKU) is set aside when every ordered SKU is so
+    # confirmed and no other channel sees anything extra: an extra item the scale cannot see is
+    # lighter than its tolerance (an over-shipment the other order's station catches as short),
+    # a split or moved item far likelier.
     overrulable_counts: frozenset[str] = frozenset({"vision"})
     # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
     # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
@@ -166,8 +170,8 @@ class VerificationPolicy:
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
-        overruled = {r.channel for r in reports if self._count_overruled(r, reports)}
-        weighed = tuple(_without_deficit(r) if r.channel in overruled else r for r in reports)
+        overruled = {r.channel for r in reports if self._count_overruled(r, reports, expected)}
+        weighed = tuple(_set_aside(r) if r.channel in overruled else r for r in reports)
         missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
         discrepancies = [r for r in weighed if r.discrepancy is not Discrepancy.NONE]
         if missing or extra or discrepancies:
@@ -190,22 +194,34 @@ class VerificationPolicy:
         kept = tuple(f for f in report.findings if f.sku not in ignored)
         return replace(report, findings=kept)
 
-    def _count_overruled(self, report: ChannelReport, reports: tuple[ChannelReport, ...]) -> bool:
-        """A count channel's deficit that other channels refute SKU by SKU (see the field)."""
-        if report.channel not in self.overrulable_counts or report.discrepancy is not (
-            Discrepancy.DEFICIT
-        ):
+    def _count_overruled(
+        self, report: ChannelReport, reports: tuple[ChannelReport, ...], expected: Mapping[str, int]
+    ) -> bool:
+        """A count channel's deficit that other channels refute SKU by SKU, or its surplus that
+        they refute for the whole carton (see the field)."""
+        if report.channel not in self.overrulable_counts:
             return False
+        others = tuple(r for r in reports if r.channel != report.channel)
         doubtful = {FindingStatus.MISSING, FindingStatus.UNCERTAIN}
         concerned = [f for f in report.findings if f.status in doubtful]
-        skus = {f.sku for f in concerned} | {
-            sku for e in report.explanations for sku, n in e.delta_units.items() if n < 0
-        }
+        if report.discrepancy is Discrepancy.SURPLUS:
+            skus = {sku for sku, n in expected.items() if n > 0}
+            if any(
+                r.discrepancy is not Discrepancy.NONE
+                or any(f.status is FindingStatus.EXTRA for f in r.findings)
+                for r in others
+            ):
+                return False
+        elif report.discrepancy is Discrepancy.DEFICIT:
+            skus = {f.sku for f in concerned} | {
+                sku for e in report.explanations for sku, n in e.delta_units.items() if n < 0
+            }
+        else:
+            return False
         if not skus:
             return False
         claim = max((f.confidence for f in concerned), default=0.0)
         surest = max(claim, self.overrule_confidence, self.min_confidence)
-        others = tuple(r for r in reports if r.channel != report.channel)
         return all(
             any(
                 (finding := other.finding_for(sku)) is not None
@@ -310,9 +326,9 @@ class VerificationPolicy:
         return frozenset(channels)
 
 
-def _without_deficit(report: ChannelReport) -> ChannelReport:
-    """The report with its (overruled) deficit and missing findings set aside; its confirmations
-    and extras still count."""
+def _set_aside(report: ChannelReport) -> ChannelReport:
+    """The report with its (overruled) deficit or surplus and missing findings set aside; its
+    confirmations and extras still count."""
     kept = tuple(f for f in report.findings if f.status is not FindingStatus.MISSING)
     return replace(
         report,

@@ -1,5 +1,6 @@
 """A class-agnostic count's deficit (vision) is set aside only when other channels vouch, more
-surely than the count, for every SKU the count could have lost."""
+surely than the count, for every SKU the count could have lost; its surplus only when they vouch
+so for the whole carton and see nothing extra."""
 
 from __future__ import annotations
 
@@ -109,10 +110,44 @@ def test_a_weight_deficit_is_never_overruled() -> None:
     assert POLICY.decide(EXPECTED, [deficit, vision]).outcome is Outcome.BLOCK
 
 
-def test_a_surplus_count_is_not_overruled() -> None:
-    surplus = ChannelReport("vision", ChannelState.OK, (), Discrepancy.SURPLUS)
-    verdict = POLICY.decide(EXPECTED, [weight({"MUG": 1.0, "SOCKS": 1.0}), surplus])
+def vision_surplus() -> ChannelReport:
+    """Vision counted one item more than ordered (a count names no SKU)."""
+    reason = Reason("vision_count_surplus", "Vision counted 4 items, 3 expected.", "vision")
+    unproven = tuple(
+        SkuFinding(sku, FindingStatus.UNCERTAIN, n, None, 0.95) for sku, n in EXPECTED.items()
+    )
+    return ChannelReport("vision", ChannelState.OK, unproven, Discrepancy.SURPLUS, (), (reason,))
+
+
+def test_a_surplus_count_is_set_aside_when_the_scale_vouches_for_the_whole_carton() -> None:
+    # A split peak or an item moved between insertions: the scale saw nothing extra and would
+    # have seen any unit of this carton missing.
+    verdict = POLICY.decide(EXPECTED, [weight({"MUG": 1.0, "SOCKS": 1.0}), vision_surplus()])
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.reports[1].discrepancy is Discrepancy.SURPLUS  # the evidence keeps the claim
+
+
+def test_a_surplus_count_stands_when_a_unit_is_not_vouched_for_or_something_extra_is_seen() -> None:
+    # The socks hide in the tolerance: "one more" may be "one other in place of the socks".
+    unsure = [weight({"MUG": 1.0}), vision_surplus()]
+    assert POLICY.decide(EXPECTED, unsure).outcome is Outcome.BLOCK
+    heavy = ChannelReport(
+        "weight",
+        ChannelState.OK,
+        tuple(SkuFinding(s, FindingStatus.CONFIRMED, n, n, 1.0) for s, n in EXPECTED.items()),
+        Discrepancy.SURPLUS,
+    )
+    assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, [heavy, vision_surplus()]))
+    tag = ChannelReport(
+        "rfid", ChannelState.OK, (SkuFinding("EAR", FindingStatus.EXTRA, 0, 1, 0.98),)
+    )
+    reports = [weight({"MUG": 1.0, "SOCKS": 1.0}), vision_surplus(), tag]
+    assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, reports))
+
+
+def codes(verdict) -> set[str]:
     assert verdict.outcome is Outcome.BLOCK
+    return {reason.code for reason in verdict.reasons}
 
 
 @given(
