@@ -6,9 +6,10 @@ unreadable head over its threshold makes it unreadable. Both mean "not applicabl
 
 A split peak: one item seen as two maxima a few cells apart (a long pouch, a label dividing a
 box). A weaker peak whose centre is within `split_fraction` of the smaller item's size from a
-stronger one's, on both axes, is the same item. The fraction is calibrated with the threshold on
-the training family's validation scenes (0.25 for run 3: exact counts 0.89 -> 0.90-0.92 on two
-validation seeds and a development seed of the held-out family, over-counts down a third).
+stronger one's, on both axes, is the same item. The trainer calibrates the fraction with the
+threshold on the training family's validation scenes and stores it in the model's metadata (run 5:
+0.25); models without it get 0.25, which lifted run 3's exact counts 0.89 -> 0.90-0.92 on
+development scenes and left its test-set figures within noise (docs/vision.md).
 """
 
 from __future__ import annotations
