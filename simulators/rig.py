@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,8 @@ class SimulatedStation:
         self._next_serial = 100_000 * self.seed + 1
         self.carton_epcs: list[bytes] = []  # tags of the units in the carton on the platter
         self.beside_epcs: dict[str, bytes] = {}  # SKU -> tag of a unit left beside the box
+        # SKU -> how many of its next units carry a tag that never answers (dead, detuned)
+        self.dead_tags: Counter[str] = Counter()
         self.scene_path = self.workdir / "camera-scene.json"
         self.scene = CameraScene()  # what the camera sees in the carton on the platter
 
@@ -272,7 +275,9 @@ formats = ["EAN13"]
 
     def _tag_in_carton(self, sku: str) -> None:
         epc = self.new_tag(sku) if self.rfid_reader is not None else None
-        if epc is not None:
+        if epc is not None and self.dead_tags[sku] > 0:
+            self.dead_tags[sku] -= 1  # the unit goes in, its tag stays silent
+        elif epc is not None:
             self.tag_field.add(SimTag(epc, 1, IN_CARTON_DBM, 2.0, 0.95))
             self.carton_epcs.append(epc)
 

@@ -953,7 +953,12 @@ class Session:
                 ]
             seen.add(code.serial)
         carton.scanned_units[code.sku] += code.units
-        carton.unit_scans.append(UnitScan(code.sku, code.units, self._last_scan_at))
+        if self._state is SessionState.PACKING:
+            # Only while packing is a scan a unit in hand for the insertion steps: after a
+            # verdict the packer scans units already in the carton as often as new ones (the
+            # station asked for a scan of units whose tag did not answer), and the steps are
+            # explained without pairing.
+            carton.unit_scans.append(UnitScan(code.sku, code.units, self._last_scan_at))
         expected = self._expected(carton)
         params |= {
             "units": code.units,

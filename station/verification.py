@@ -156,6 +156,16 @@ class VerificationPolicy:
     # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
     # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
     overrule_confidence: float = 0.999
+    # Channels whose units are proven by a tag answering (RFID). A unit missing by such a
+    # channel while the scale confirms every unit of the SKU `overrule_confidence` surely (a
+    # unit left out or beside the box would be missing from the weight) is likelier a tag that
+    # does not answer, or answers too weakly to count (dead, detuned by foil, liquid or
+    # orientation): the carton is held for a unit scan of that SKU instead of blocked, and a
+    # scan of every unit (channel `tag_settled_by`) settles it. Something of the same weight
+    # packed instead (a look-alike, another order's unit) is then scanned by its own code: an
+    # extra line, BLOCK.
+    tag_channels: frozenset[str] = frozenset({"rfid"})
+    tag_settled_by: str = "scan"
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         kept = tuple(reports)
@@ -172,6 +182,8 @@ class VerificationPolicy:
 
         overruled = {r.channel for r in reports if self._count_overruled(r, reports, expected)}
         weighed = tuple(_set_aside(r) if r.channel in overruled else r for r in reports)
+        unread = self._unread_tags(weighed)
+        weighed = tuple(_without_missing(r, unread.get(r.channel, ())) for r in weighed)
         missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
         discrepancies = [r for r in weighed if r.discrepancy is not Discrepancy.NONE]
         if missing or extra or discrepancies:
@@ -181,6 +193,7 @@ class VerificationPolicy:
             )
 
         held = [reason for r in reports if r.state is ChannelState.OK for reason in r.review]
+        held += self._scans_wanted(unread, weighed)
         reasons = held + [self._unverified(sku, reports) for sku in sorted(expected)]
         reasons = [reason for reason in reasons if reason is not None]
         if reasons:
@@ -232,6 +245,73 @@ class VerificationPolicy:
             )
             for sku in skus
         )
+
+    def _unread_tags(self, reports: tuple[ChannelReport, ...]) -> dict[str, tuple[SkuFinding, ...]]:
+        """Per tag channel, its missing findings that look like tags not answering (see
+        `tag_channels`): every unit vouched for by a channel that may vouch alone (the scale),
+        surer than the tag channel's own claim, and nothing extra seen by any channel."""
+        unread: dict[str, tuple[SkuFinding, ...]] = {}
+        if any(self._sees_more(r) for r in reports):
+            return unread  # something else is in the carton: the unit may truly be missing
+        for report in reports:
+            if report.channel not in self.tag_channels or report.state is not ChannelState.OK:
+                continue
+            vouching = tuple(
+                r
+                for r in reports
+                if r.channel not in self.tag_channels | self.corroborate | self.overrulable_counts
+                and r.channel != self.tag_settled_by
+            )
+            found = tuple(
+                f
+                for f in report.findings
+                if f.status is FindingStatus.MISSING
+                and self._vouched(f.sku, vouching, max(f.confidence, self.overrule_confidence))
+            )
+            if found:
+                unread[report.channel] = found
+        return unread
+
+    def _sees_more(self, report: ChannelReport) -> bool:
+        return report.discrepancy is not Discrepancy.NONE or any(
+            f.status is FindingStatus.EXTRA and f.confidence >= self.min_confidence
+            for f in report.findings
+        )
+
+    def _vouched(self, sku: str, reports: Iterable[ChannelReport], surest: float) -> bool:
+        return any(
+            (finding := r.finding_for(sku)) is not None
+            and r.state is ChannelState.OK
+            and finding.status is FindingStatus.CONFIRMED
+            and finding.confidence >= max(surest, self.min_confidence)
+            for r in reports
+        )
+
+    def _scans_wanted(
+        self, unread: Mapping[str, tuple[SkuFinding, ...]], reports: tuple[ChannelReport, ...]
+    ) -> list[Reason]:
+        """A hold per SKU whose tags did not all answer and whose units are not all scanned."""
+        scans = next((r for r in reports if r.channel == self.tag_settled_by), None)
+        wanted = []
+        for channel, findings in sorted(unread.items()):
+            for f in findings:
+                if self._vouched(f.sku, (scans,) if scans else (), self.min_confidence):
+                    continue
+                scanned = scans.finding_for(f.sku) if scans else None
+                so_far = scanned.observed if scanned and scanned.observed is not None else 0
+                weak = f" ({len(f.evidence)} more read too weakly to count)" if f.evidence else ""
+                wanted.append(
+                    Reason(
+                        "tag_unread",
+                        f"{f.sku}: {channel} read {f.observed} of {f.expected} tags{weak}, but "
+                        f"the scale confirms all {f.expected}: a tag may not answer. Scan each "
+                        f"unit of {f.sku} in the carton ({so_far} of {f.expected} scanned so "
+                        "far), then close again.",
+                        channel,
+                        f.sku,
+                    )
+                )
+        return wanted
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)
@@ -337,6 +417,14 @@ def _set_aside(report: ChannelReport) -> ChannelReport:
         explanations=(),
         reasons=(),  # they explained the deficit; the verdict keeps the original report
     )
+
+
+def _without_missing(report: ChannelReport, unread: tuple[SkuFinding, ...]) -> ChannelReport:
+    """The report without the missing findings `unread` (tags that may not have answered)."""
+    if not unread:
+        return report
+    kept = tuple(f for f in report.findings if f not in unread)
+    return replace(report, findings=kept)
 
 
 def _dedupe(reasons: Iterable[Reason]) -> list[Reason]:

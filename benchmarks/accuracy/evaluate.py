@@ -70,6 +70,7 @@ MIXES: dict[str, Mix] = {
     "all, uncovered SKUs scanned": Mix(_ALL, uncovered_action="scan"),
 }
 Z95 = 1.959964
+TAG_UNREAD = "tag_unread"  # the policy's hold for a unit scan (station.verification)
 T = TypeVar("T")
 
 
@@ -98,6 +99,9 @@ class Decision:
     # The insertion channel's clean weight samples, each with what really made its step: the
     # one unit's SKU and grams, or None when the step was not one unit.
     samples: tuple[tuple[InsertionSample, str | None, float | None], ...] = ()
+    # The first close was held for a unit scan of SKUs whose tags may not answer; `verdict` is
+    # the second close's, after the packer scanned them.
+    rescanned: bool = False
 
 
 @dataclass
@@ -107,6 +111,10 @@ class MixTally:
     complete: Counter[str] = field(default_factory=Counter)  # outcome -> cartons
     complete_causes: Counter[str] = field(default_factory=Counter)  # reason code -> cartons
     complete_faulty: int = 0  # non-PASS complete cartons with a channel of the mix faulty
+    # Complete cartons held at the first close for a unit scan (tags that may not answer), and
+    # of those how many passed once the packer scanned: no reviewer, a few seconds' work.
+    complete_rescanned: int = 0
+    complete_rescanned_passed: int = 0
     short: Counter[str] = field(default_factory=Counter)  # outcome -> cartons
     by_class: dict[str, Counter[str]] = field(default_factory=dict)  # class -> caught/total
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
@@ -122,6 +130,8 @@ class MixTally:
     def record_complete(self, decision: Decision, faulty: bool) -> None:
         verdict = decision.verdict
         self.complete[verdict.outcome.value] += 1
+        self.complete_rescanned += decision.rescanned
+        self.complete_rescanned_passed += decision.rescanned and verdict.passed
         if verdict.outcome is Outcome.PASS:
             for sample, true_sku, true_g in decision.samples:
                 self.samples += 1
@@ -175,6 +185,11 @@ class MixTally:
             if complete_n
             else None,
             "complete_not_passed_with_a_faulty_channel": self.complete_faulty,
+            "complete_held_for_a_unit_scan": self.complete_rescanned,
+            "complete_held_for_a_unit_scan_then_passed": self.complete_rescanned_passed,
+            "held_for_a_unit_scan_rate": self.complete_rescanned / complete_n
+            if complete_n
+            else None,
             "complete_causes": dict(self.complete_causes.most_common()),
             "catch_by_class": _rates(self.by_class),
             "catch_by_error": _rates(self.by_kind),
@@ -245,7 +260,16 @@ class Evaluation:
             samples = (
                 tuple((s, *_made(carton, evidence, s)) for s in checked.samples) if checked else ()
             )
-            out[name] = Decision(plan, plan.policy.decide(expected, decided), samples)
+            verdict = plan.policy.decide(expected, decided)
+            wanted = frozenset(r.sku for r in verdict.reasons if r.code == TAG_UNREAD and r.sku)
+            if wanted:
+                # The packer does what the screen asks (scan each unit of those SKUs) and closes
+                # again: the same evidence, the scans added.
+                rescanned = timed + station.rescans(carton, evidence, wanted)
+                scans = evaluate_scans(expected, units_scanned(rescanned), plan.must_scan)
+                decided = [mixed[c] for c in mix.channels] + ([scans] if scans else [])
+                verdict = plan.policy.decide(expected, decided)
+            out[name] = Decision(plan, verdict, samples, rescanned=bool(wanted))
         return out
 
     def run_complete(self, cartons: Iterable[Carton]) -> None:

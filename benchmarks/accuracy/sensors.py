@@ -422,6 +422,32 @@ class Station:
                     scans += [UnitScan(sku, 1, at)] * anyway
         return tuple(sorted(scans, key=lambda scan: scan.at))
 
+    def rescans(
+        self, carton: Carton, evidence: Evidence, skus: frozenset[str]
+    ) -> tuple[UnitScan, ...]:
+        """The packer's scans when a verdict asks them to scan each unit of `skus` in the carton
+        (a tag that may not answer), after packing: each packed unit that is, or stands in for,
+        one of `skus` is scanned by its own code, with the same slips as while packing (a unit
+        missed, one scanned twice, a left-out unit lying beside the box scanned anyway)."""
+        rng = self._rng(carton, "rescan")
+        model = self.world.model
+        items = self.world.catalog.items
+        stands_for = {foreign: victim for foreign in carton.foreign for victim in carton.missing}
+        after = max(evidence.went_in_at, default=1.0) + 2  # the close came first
+        scans: list[UnitScan] = []
+        for unit in carton.packed:
+            twice, forgot = rng.random() < model.double_scan, rng.random() < model.unscanned_unit
+            if stands_for.get(unit.sku, unit.sku) not in skus or forgot:
+                continue
+            repeat = twice and not items[unit.sku].serial_controlled
+            scans += [UnitScan(unit.sku, 1, after)] * (1 + repeat)
+        if carton.error in (ErrorKind.LEFT_OUT, ErrorKind.LINE_LEFT_OUT):
+            for sku, n in carton.missing.items():
+                anyway = sum(rng.random() < model.scanned_but_left_out for _ in range(n))
+                if sku in skus and anyway:
+                    scans += [UnitScan(sku, 1, after)] * anyway
+        return tuple(scans)
+
     # -- the channels' own code ------------------------------------------------------------------
 
     def reports(

@@ -130,6 +130,11 @@ class StrayTags(_Strict):
     count: Count = Field(default=3, description="How many of its units lie near the station.")
 
 
+class DeadTags(_Strict):
+    sku: Sku = Field(description="Tagged SKU of this carton.")
+    count: Count = Field(default=1, description="How many of its units carry a silent tag.")
+
+
 class Sensors(_Strict):
     scale_noise_g: float = Field(
         default=0.0, ge=0, le=50, description="Standard deviation of the scale's reading noise."
@@ -138,6 +143,11 @@ class Sensors(_Strict):
         default=[],
         max_length=20,
         description="Tags of another station's order: weak on our antenna, strong on theirs.",
+    )
+    dead_tags: list[DeadTags] = Field(
+        default=[],
+        max_length=20,
+        description="Units packed here whose tag never answers (dead, or detuned by foil).",
     )
 
 
@@ -444,8 +454,9 @@ class Scenario(_Strict):
         if not any(isinstance(step, Close) for step in self.steps):
             raise ValueError("steps: a scenario needs at least one close with its expected outcome")
         rfid_steps = [s.do for s in self.steps if isinstance(s, RfidDown | AddStrayTags)]
-        if (rfid_steps or self.sensors.stray_tags) and Channel.RFID not in self.station.channels:
-            raise ValueError("RFID steps and stray tags need rfid in station.channels")
+        tags = self.sensors.stray_tags or self.sensors.dead_tags
+        if (rfid_steps or tags) and Channel.RFID not in self.station.channels:
+            raise ValueError("RFID steps, stray and dead tags need rfid in station.channels")
         return self
 
 

@@ -225,6 +225,8 @@ class ScenarioRun:
         self.rig.scale.set_noise(self.scenario.sensors.scale_noise_g)
         for strays in self.scenario.sensors.stray_tags:
             self.rig.add_strays(strays.sku, strays.count)
+        for dead in self.scenario.sensors.dead_tags:
+            self.rig.dead_tags[dead.sku] += dead.count
         self.sink = Sink(self.broker.host, self.broker.port, client_id="scenario-sink")
         self.sink.start()
         cleanup.callback(self.sink.close)
