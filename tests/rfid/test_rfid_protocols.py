@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rfid.config import rfid_reader_config_from
 from rfid.protocols import chafon, llrp, thingmagic
@@ -52,9 +54,11 @@ def test_thingmagic_reference_frames(frame, opcode, data):
 def test_chafon_captured_reply_parses_by_its_length_fields():
     frames = chafon.new_framer().feed(b"\x00\x99" + CAPTURED)  # garbage first
     assert frames == [CAPTURED]
-    tags = chafon.parse_inventory_tags(CAPTURED[4:-2], "negative_dbm")
-    assert tags == [TagReport(EPC, 1, -93.0)]
-    assert chafon.parse_inventory_tags(CAPTURED[4:-2])[0].rssi_dbm is None
+    assert chafon.parse_inventory_tags(CAPTURED[4:-2], "negative_dbm") == (
+        [TagReport(EPC, 1, -93.0)],
+        True,
+    )
+    assert chafon.parse_inventory_tags(CAPTURED[4:-2]) == ([TagReport(EPC, 1, None)], True)
 
 
 def inventory_reply(status: int, ant: int, tags: list[bytes], extra: bool) -> bytes:
@@ -68,7 +72,8 @@ def inventory_reply(status: int, ant: int, tags: list[bytes], extra: bool) -> by
 def test_chafon_multi_tag_replies_with_and_without_the_extra_byte(extra):
     epcs = [EPC, bytes(range(12)), bytes.fromhex("3074257BF7194E4000001A85") + b"\x01\x02\x03\x04"]
     frame = inventory_reply(0x01, 0x04, epcs, extra)
-    tags = chafon.parse_inventory_tags(frame[4:-2], "raw")
+    tags, had_extra = chafon.parse_inventory_tags(frame[4:-2], "raw")  # type: ignore[misc]
+    assert had_extra is extra
     assert [t.epc for t in tags] == epcs
     assert {t.antenna for t in tags} == {3}  # 0x04 is the bit of port 3
     assert {t.rssi_dbm for t in tags} == ({64.0} if extra else {None})
@@ -79,6 +84,46 @@ def test_chafon_wrong_counts_are_named():
     data = bytearray(frame[4:-2])
     data[1] = 3
     assert "does not match" in chafon.parse_inventory_tags(bytes(data))
+
+
+def test_chafon_reply_that_fits_both_layouts_is_read_by_the_one_the_reader_showed():
+    # Without the extra byte, a second EPC starting 0x0A (its length 12 minus 2) also walks as
+    # "12-byte EPC, extra byte 0x0C, 10-byte EPC, extra byte": never guess between the two.
+    second = bytes([0x0A, *range(1, 12)])
+    plain = inventory_reply(0x01, 1, [EPC, second], extra=False)
+    assert "fits both layouts" in chafon.parse_inventory_tags(plain[4:-2])
+    assert chafon.parse_inventory_tags(plain[4:-2], extra_byte=False) == (
+        [TagReport(EPC, 1, None), TagReport(second, 1, None)],
+        False,
+    )
+    engine = chafon.ChafonEngine(config("chafon"))
+    assert engine.feed(plain, 0.0) == [] and engine.bad_frames == 1  # layout not known yet
+    alone = inventory_reply(0x03, 1, [EPC], extra=False)  # one tag: only one layout fits
+    assert engine.feed(alone + plain, 0.1) == [
+        TagReport(EPC, 1, None),
+        TagReport(EPC, 1, None),
+        TagReport(second, 1, None),
+    ]
+    assert engine.extra_byte is False and engine.bad_frames == 1
+    # A reader configured to send the byte reads an ambiguous reply with it.
+    told = chafon.ChafonEngine(config("chafon", rssi_byte="negative_dbm"))
+    assert told.extra_byte is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    epcs=st.lists(st.binary(min_size=1, max_size=62), min_size=1, max_size=6),
+    extra=st.booleans(),
+    antenna=st.sampled_from([1, 2, 4, 8]),
+)
+def test_chafon_multi_tag_replies_never_yield_a_wrong_epc(epcs, extra, antenna):
+    data = inventory_reply(0x01, antenna, epcs, extra)[4:-2]
+    known = chafon.parse_inventory_tags(data, "raw", extra_byte=extra)
+    assert not isinstance(known, str)
+    assert [t.epc for t in known[0]] == epcs and known[1] is extra
+    assert {t.antenna for t in known[0]} == {chafon.antenna_number(antenna)}
+    unknown = chafon.parse_inventory_tags(data, "raw")
+    assert unknown == known or "fits both layouts" in unknown
 
 
 def test_chafon_engine_polls_sets_power_and_handles_statuses():
