@@ -251,6 +251,27 @@ def test_llrp_tag_report_round_trip_epc96_and_epcdata():
     ]
 
 
+def test_llrp_report_bytes_written_from_the_standard_parse():
+    # Hand-assembled from LLRP 1.0.1, not by our encoder: RO_ACCESS_REPORT (type 61, version 1),
+    # one TagReportData (TLV 240, 43 bytes) of TVs: EPC-96 (13), AntennaID (1), PeakRSSI (6),
+    # FirstSeenTimestampUTC (2), LastSeenTimestampUTC (4), TagSeenCount (8).
+    wire = bytes.fromhex(
+        "043D 00000035 0000002A"
+        "00F0 002B"
+        "8D E28068940000400A9D22A9EB"
+        "81 0002"
+        "86 C9"
+        "82 00000000000F4240"
+        "84 000000000013D620"
+        "88 0009".replace(" ", "")
+    )
+    (msg,) = llrp.MessageFramer().feed(wire)
+    assert (msg.type, msg.id) == (llrp.RO_ACCESS_REPORT, 42)
+    # antenna 2, -55 dBm, seen 9 times between 1.0 s and 1.3 s on the reader's clock
+    assert llrp.parse_tag_reports(msg.body) == [TagReport(EPC, 2, -55.0, 9, pytest.approx(0.3))]
+    assert llrp.message(61, 42, llrp.tag_report_data(EPC, 2, -55, 10**6, 1_300_000, 9)) == wire
+
+
 def test_llrp_framer_handles_split_and_glued_messages():
     one = llrp.message(llrp.KEEPALIVE, 7)
     two = llrp.message(llrp.RO_ACCESS_REPORT, 8, llrp.tag_report_data(EPC, 1, -40, 0, 0, 1))
@@ -302,6 +323,63 @@ def test_llrp_rospec_carries_antennas_power_and_gen2_settings():
     (action,) = singulation.children(7)
     assert action.body[0] & 0x80  # state B
     assert struct.unpack(">BH", report.body[:3]) == (2, 3)
+
+
+def inventory_command(rospec: llrp.Param, antenna_index: int = 0) -> llrp.Param:
+    _boundary, aispec, _report = rospec.children(6)
+    count = struct.unpack(">H", aispec.body[:2])[0]
+    _, inventory = aispec.children(2 + 2 * count)
+    antenna = inventory.children(3)[antenna_index]
+    return next(p for p in antenna.children(2) if p.type == llrp.P_C1G2_INVENTORY_COMMAND)
+
+
+def test_llrp_impinj_search_mode_is_an_impinj_custom_parameter_after_singulation():
+    cfg = config("llrp", impinj_search_mode="single_target_with_suppression", session=1)
+    (rospec,) = llrp.parse_params(llrp.build_rospec(cfg, llrp.Capabilities()))
+    command = inventory_command(rospec)
+    assert command.body[0] == 0x00  # not state aware: Impinj readers do not do that
+    singulation, custom = command.children(1)
+    assert singulation.type == llrp.P_C1G2_SINGULATION_CONTROL
+    assert custom.type == 1023
+    assert custom.body == bytes.fromhex("0000651A 00000017 0003".replace(" ", ""))  # 25882, 23, 3
+    (plain,) = llrp.parse_params(llrp.build_rospec(config("llrp"), llrp.Capabilities()))
+    assert [p.type for p in inventory_command(plain).children(1)] == [336]  # nothing vendor's
+
+
+def scripted_setup(engine: llrp.LlrpEngine, refuse: int | None = None) -> list[int]:
+    """Answer each request of the engine's setup as a reader would (`refuse`: with an
+    M_UnsupportedMessage ERROR_MESSAGE to that type); returns the types it sent."""
+    engine.start(0.0)
+    engine.feed(llrp.reader_event(1, 0, llrp.connection_attempt_event(0)), 0.0)
+    sent: list[int] = []
+    while engine.failure is None and not engine.ready:
+        (msg,) = llrp.MessageFramer().feed(engine.take_output())
+        sent.append(msg.type)
+        if msg.type == refuse:
+            error = llrp.llrp_status(109, "unsupported")
+            engine.feed(llrp.message(llrp.ERROR_MESSAGE, msg.id, error), 0.1)
+        elif msg.type == llrp.GET_READER_CAPABILITIES:
+            engine.feed(llrp.capabilities_response(msg.id, 4, [(1, 1000)]), 0.1)
+        elif msg.type == llrp.CUSTOM_MESSAGE:
+            assert msg.body == bytes.fromhex("0000651A 15 00000000".replace(" ", ""))
+            body = llrp.impinj_message_body(22) + llrp.llrp_status()
+            engine.feed(llrp.message(llrp.CUSTOM_MESSAGE, msg.id, body), 0.1)
+        else:
+            response = llrp.RESPONSE_TO[msg.type]
+            engine.feed(llrp.message(response, msg.id, llrp.llrp_status()), 0.1)
+    return sent
+
+
+def test_llrp_engine_enables_impinj_extensions_only_for_a_search_mode():
+    impinj = llrp.LlrpEngine(config("llrp", impinj_search_mode="dual_target"))
+    assert scripted_setup(impinj) == [1, 21, 3, 1023, 20, 24, 22]
+    assert impinj.ready
+    assert scripted_setup(llrp.LlrpEngine(config("llrp"))) == [1, 21, 3, 20, 24, 22]
+    zebra = llrp.LlrpEngine(config("llrp", impinj_search_mode="dual_target"))
+    scripted_setup(zebra, refuse=llrp.CUSTOM_MESSAGE)
+    assert zebra.failure == (
+        "reader refused IMPINJ_ENABLE_EXTENSIONS: M_UnsupportedMessage: unsupported"
+    )
 
 
 def test_llrp_engine_session_against_scripted_replies():
