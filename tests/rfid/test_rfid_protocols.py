@@ -202,6 +202,33 @@ def test_thingmagic_engine_cycle_and_status_words():
     assert "antenna not connected" in (engine.failure or "")
 
 
+def sent_opcode(engine: thingmagic.ThingMagicEngine) -> int | None:
+    out = engine.take_output()
+    return out[2] if out else None
+
+
+@pytest.mark.parametrize(("mode", "next_at"), [("continuous", 0.5), ("timed", 1.0)])
+def test_thingmagic_reads_the_tag_buffer_in_batches_then_cycles_by_mode(mode, next_at):
+    engine = thingmagic.ThingMagicEngine(config("thingmagic", mode=mode, poll_interval_s=1.0))
+    engine.start(0.0)
+    while (opcode := sent_opcode(engine)) != 0x22:  # the setup commands
+        assert opcode is not None
+        engine.feed(thingmagic.reply(opcode, 0), 0.0)
+    tags = [TagReport(bytes([i]) * 12, 1, -50.0, 2) for i in range(3)]
+    engine.feed(thingmagic.reply(0x22, 0, b"\x03"), 0.3)  # 3 tags in the module's buffer
+    assert sent_opcode(engine) == 0x29
+    first = engine.feed(thingmagic.reply(0x29, 0, thingmagic.encode_tag_buffer(tags[:2])), 0.4)
+    assert first == tags[:2] and sent_opcode(engine) == 0x29  # one more to fetch
+    assert engine.feed(thingmagic.reply(0x29, 0, thingmagic.encode_tag_buffer(tags[2:])), 0.45)
+    assert sent_opcode(engine) == 0x2A  # all 3 read: clear the buffer
+    engine.feed(thingmagic.reply(0x2A, 0), 0.5)
+    # continuous: the next inventory at once; timed: poll_interval_s after the last one began
+    assert sent_opcode(engine) == (0x22 if mode == "continuous" else None)
+    engine.tick(next_at)
+    assert sent_opcode(engine) == (None if mode == "continuous" else 0x22)
+    assert engine.failure is None and engine.bad_frames == 0
+
+
 # --- ASCII -------------------------------------------------------------------------------------
 
 
