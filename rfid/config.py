@@ -157,10 +157,12 @@ class LlrpReaderConfig(_ReaderBase):
     channel_index: int = Field(1, ge=0, le=65535, description="RFTransmitter ChannelIndex.")
     report_every_n_tags: int = Field(
         1,
-        ge=0,
+        ge=1,
         le=65535,
-        description="RO_ACCESS_REPORT after this many tag reports (0: only at the end of the "
-        "ROSpec). 1 gives every read at once, with its own seen count.",
+        description="RO_ACCESS_REPORT after this many tag reports. 1 gives every read at once, "
+        "with its own seen count; more batches them (a read then reaches the station later, so "
+        "keep the batch well inside window_s). LLRP's 0 (report only when the ROSpec ends) is "
+        "refused: our ROSpec runs until stopped, so no read would ever arrive.",
     )
 
     connect_timeout_s: float = Field(5.0, gt=0, le=60, description="TCP connect timeout.")
