@@ -18,8 +18,9 @@ from station.clock import ManualClock
 from station.domain import Manifest
 from station.metrics import Metrics
 from station.rfid_check import RfidCheckConfig
-from station.session import AttemptRecord, CollectEvidence
-from station.verification import ChannelState, FindingStatus, Outcome, Verdict
+from station.session import CollectEvidence
+from station.verification import ChannelState, FindingStatus, Outcome
+from tests.evidence.factories import attempt
 
 CATALOG = load_catalog(EXAMPLE_CATALOG)
 EAR = "EAR-SILVER"
@@ -72,25 +73,6 @@ def up(ch: RfidChannel, clock: ManualClock) -> None:
 def collect(ch: RfidChannel, at: float) -> object:
     request = CollectEvidence(1, CATALOG.boxes["BOX-S"], MANIFEST)
     return asyncio.run(ch.collect(request, at, at + 5.0))
-
-
-def attempt_record(outcome: Outcome, clock: ManualClock) -> AttemptRecord:
-    """Attempt 1 of ORD-9/C1, decided `outcome` in enforce mode."""
-    return AttemptRecord(
-        order_id="ORD-9",
-        carton_id="C1",
-        manifest_version=1,
-        attempt=1,
-        packer_badge="A1",
-        box_code="BOX-S",
-        closed_by="scan",
-        shipping_label=None,
-        mode="enforce",
-        verdict=Verdict(outcome, ()),
-        scanned_units={},
-        weight=None,
-        decided_at=clock.now_utc(),
-    )
 
 
 def test_only_reads_of_the_decisive_window_count(tmp_path: Path) -> None:
@@ -155,7 +137,7 @@ def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: 
     close = clock.monotonic()
     ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
     collect(ch, close)
-    ch.on_effect(RecordAttempt(attempt_record(Outcome.PASS, clock)))
+    ch.on_effect(RecordAttempt(attempt(9, Outcome.PASS, order="ORD-9")))
     assert ch.ledger is not None and len(ch.ledger) == 1
 
     close = clock.monotonic()
@@ -184,7 +166,7 @@ def test_a_blocked_carton_ships_nothing_until_a_reviewer_releases_it(tmp_path: P
     close = clock.monotonic()
     ch._reads_from_thread([TagRead(ear_tag(4), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
     collect(ch, close)
-    ch.on_effect(RecordAttempt(attempt_record(Outcome.BLOCK, clock)))
+    ch.on_effect(RecordAttempt(attempt(9, Outcome.BLOCK, order="ORD-9")))
     assert ch.ledger is not None and len(ch.ledger) == 0  # a BLOCK does not leave the station
     released = {"order_id": "ORD-9", "carton_id": "C1", "attempt": 1, "outcome": "BLOCK"}
     ch.on_effect(RecordAudit("carton.released", released, clock.now_utc()))
