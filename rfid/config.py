@@ -11,6 +11,13 @@ _URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "hwgrep", "alt")
 Baudrate = Literal[9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
 AntennaId = Annotated[int, Field(ge=1, le=64)]
 Gen2Session = Literal[0, 1, 2, 3]
+ImpinjSearchMode = Literal[
+    "single_target",
+    "dual_target",
+    "single_target_with_suppression",
+    "single_target_b_to_a",
+    "dual_target_b_to_a_select",
+]
 
 
 class _Strict(BaseModel):
@@ -129,6 +136,14 @@ class LlrpReaderConfig(_ReaderBase):
         description="Single-target inventory of tags in state A or B (C1G2 state-aware "
         "singulation); None leaves the reader's default. Dual target needs a vendor extension.",
     )
+    impinj_search_mode: ImpinjSearchMode | None = Field(
+        None,
+        description="Impinj readers only: the Octane inventory search mode (single_target, "
+        "dual_target, single_target_with_suppression = TagFocus, single_target_b_to_a, "
+        "dual_target_b_to_a_select), sent as the ImpinjInventorySearchMode extension after "
+        "IMPINJ_ENABLE_EXTENSIONS. Impinj readers do not do standard state-aware singulation, so "
+        "use this instead of `target` there. None: nothing vendor-specific is sent.",
+    )
     tag_population: int = Field(32, ge=1, le=65535, description="Expected tags in the field.")
     mode_index: int | None = Field(
         None, ge=0, le=65535, description="C1G2 RF mode index from the capabilities; None: default."
@@ -142,10 +157,12 @@ class LlrpReaderConfig(_ReaderBase):
     channel_index: int = Field(1, ge=0, le=65535, description="RFTransmitter ChannelIndex.")
     report_every_n_tags: int = Field(
         1,
-        ge=0,
+        ge=1,
         le=65535,
-        description="RO_ACCESS_REPORT after this many tag reports (0: only at the end of the "
-        "ROSpec). 1 gives every read at once, with its own seen count.",
+        description="RO_ACCESS_REPORT after this many tag reports. 1 gives every read at once, "
+        "with its own seen count; more batches them (a read then reaches the station later, so "
+        "keep the batch well inside window_s). LLRP's 0 (report only when the ROSpec ends) is "
+        "refused: our ROSpec runs until stopped, so no read would ever arrive.",
     )
 
     connect_timeout_s: float = Field(5.0, gt=0, le=60, description="TCP connect timeout.")
@@ -154,6 +171,11 @@ class LlrpReaderConfig(_ReaderBase):
     def _llrp_consistent(self) -> LlrpReaderConfig:
         if self.stale_after_s is not None and self.stale_after_s <= self.keepalive_s:
             raise ValueError("stale_after_s must be longer than keepalive_s")
+        if self.target is not None and self.impinj_search_mode is not None:
+            raise ValueError(
+                "set target (standard state-aware singulation) or impinj_search_mode (Impinj "
+                "readers), not both"
+            )
         unknown = set(self.antenna_power_dbm) - set(self.antennas)
         if unknown:
             raise ValueError(f"antenna_power_dbm names antennas not in antennas: {sorted(unknown)}")

@@ -1,8 +1,10 @@
 """An LLRP fixed reader over TCP, built from the same encoders and parsers as the client.
 
 It greets each connection with a ConnectionAttemptEvent (refusing a second client, as readers
-do), answers capabilities, config and ROSpec messages, sends KEEPALIVE at the configured period,
-and while the ROSpec runs sends RO_ACCESS_REPORTs from the tag field every `round_s`.
+do), answers capabilities, config and ROSpec messages (and, like an Impinj reader,
+IMPINJ_ENABLE_EXTENSIONS, without which it refuses an Impinj parameter in a ROSpec), sends
+KEEPALIVE at the configured period, and while the ROSpec runs sends RO_ACCESS_REPORTs from the tag
+field every `round_s`. Each ROSpec's per-antenna settings are kept in `rospecs` for tests.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class LlrpReaderSimulator(EndpointServer):
         self.rospecs: dict[int, dict[str, object]] = {}
         self.keepalive_acks = 0
         self.refuse_add_rospec: str | None = None  # answer ADD_ROSPEC with this error
+        self.impinj_extensions = True  # False: a reader of another make (no Octane extensions)
         self._next_id = 1000
 
     def _id(self) -> int:
@@ -54,6 +57,7 @@ class LlrpReaderSimulator(EndpointServer):
             next_keepalive=0.0,
             next_round=0.0,
             running=None,
+            extensions=False,
         )
 
     def on_data(self, endpoint: Endpoint, data: bytes) -> None:
@@ -82,7 +86,12 @@ class LlrpReaderSimulator(EndpointServer):
                     state["keepalive_s"] = period / 1000 if kind == 1 else None
             return self._ok(msg)
         if msg.type == llrp.ADD_ROSPEC:
-            return self._add_rospec(msg)
+            return self._add_rospec(endpoint, msg)
+        enable = llrp.impinj_message_body(llrp.IMPINJ_ENABLE_EXTENSIONS, bytes(4))
+        if msg.type == llrp.CUSTOM_MESSAGE and self.impinj_extensions and msg.body == enable:
+            state["extensions"] = True
+            reply = llrp.impinj_message_body(llrp.IMPINJ_ENABLE_EXTENSIONS_RESPONSE)
+            return llrp.message(llrp.CUSTOM_MESSAGE, msg.id, reply + llrp.llrp_status())
         if msg.type in (
             llrp.DELETE_ROSPEC,
             llrp.ENABLE_ROSPEC,
@@ -97,7 +106,7 @@ class LlrpReaderSimulator(EndpointServer):
         error = llrp.llrp_status(109, f"message type {msg.type} not supported")
         return llrp.message(llrp.ERROR_MESSAGE, msg.id, error)
 
-    def _add_rospec(self, msg: llrp.Message) -> bytes:
+    def _add_rospec(self, endpoint: Endpoint, msg: llrp.Message) -> bytes:
         if self.refuse_add_rospec:
             return self._ok(msg, self.refuse_add_rospec)
         (rospec,) = [p for p in llrp.parse_params(msg.body) if p.type == llrp.P_ROSPEC]
@@ -113,7 +122,17 @@ class LlrpReaderSimulator(EndpointServer):
         if bad:
             return self._ok(msg, f"antenna {bad[0]} does not exist")
         _, every_n = struct.unpack(">BH", report.body[:3])
-        self.rospecs[rospec_id] = {"antennas": antennas, "every_n": every_n, "enabled": False}
+        inventory = llrp.find(aispec.children(2 + 2 * count), llrp.P_INVENTORY_PARAMETER_SPEC)
+        settings = {} if inventory is None else _antenna_settings(inventory)
+        searching = any(s["search_mode"] is not None for s in settings.values())
+        if searching and not endpoint.state["extensions"]:
+            return self._ok(msg, "ImpinjInventorySearchMode without IMPINJ_ENABLE_EXTENSIONS", 111)
+        self.rospecs[rospec_id] = {
+            "antennas": antennas,
+            "every_n": every_n,
+            "enabled": False,
+            "settings": settings,
+        }
         return self._ok(msg)
 
     def _rospec_command(self, endpoint: Endpoint, msg: llrp.Message) -> bytes:
@@ -169,3 +188,26 @@ class LlrpReaderSimulator(EndpointServer):
             if not endpoint.write(report):
                 return False
         return True
+
+
+def _antenna_settings(inventory: llrp.Param) -> dict[int, dict[str, int | None]]:
+    """Antenna -> the transmit power index, Gen2 session and Impinj search mode that its
+    AntennaConfiguration asks for (None: the reader's own setting)."""
+    settings: dict[int, dict[str, int | None]] = {}
+    for config in inventory.children(3):
+        if config.type != llrp.P_ANTENNA_CONFIGURATION:
+            continue
+        found: dict[str, int | None] = {"power_index": None, "session": None, "search_mode": None}
+        for part in config.children(2):
+            if part.type == llrp.P_RF_TRANSMITTER:
+                found["power_index"] = struct.unpack(">HHH", part.body[:6])[2]
+            elif part.type == llrp.P_C1G2_INVENTORY_COMMAND:
+                for command in part.children(1):
+                    if command.type == llrp.P_C1G2_SINGULATION_CONTROL:
+                        found["session"] = command.body[0] >> 6
+                    elif command.type == llrp.P_CUSTOM and command.body[:8] == struct.pack(
+                        ">II", llrp.IMPINJ_VENDOR, llrp.IMPINJ_INVENTORY_SEARCH_MODE
+                    ):
+                        found["search_mode"] = struct.unpack(">H", command.body[8:10])[0]
+        settings[struct.unpack(">H", config.body[:2])[0]] = found
+    return settings

@@ -4,8 +4,13 @@ Command `Len Adr Cmd Data CRC-lo CRC-hi`, reply `Len Adr reCmd Status Data CRC-l
 counts the bytes after itself; CRC-16/MCRF4XX over everything before it (so over a whole frame it
 is 0). Inventory (0x01) replies carry `Ant Num` and per tag `EPCLen EPC`, on some firmwares
 followed by one more byte (read as RSSI by some); we tell the two layouts apart by the length
-fields alone, never by fixed offsets. Status 0x01 inventory done, 0x02 scan time overflowed
-(done, some tags may be missing), 0x03 more frames follow, 0x04 the reader's buffer is full.
+fields alone, never by fixed offsets. A multi-tag reply can fit both (without the byte, the next
+EPC's first byte can pass for a length): the engine then reads it by the layout an unambiguous
+reply of this reader showed (a one-tag reply always is), or by `rssi_byte` when that says the
+byte is there, and otherwise refuses it rather than guess a wrong EPC.
+
+Status 0x01 inventory done, 0x02 scan time overflowed (done, some tags may be missing), 0x03 more
+frames follow, 0x04 the reader's buffer is full.
 """
 
 from __future__ import annotations
@@ -87,32 +92,47 @@ def antenna_number(ant: int) -> int:
     return ant
 
 
-def parse_inventory_tags(data: bytes, rssi_byte: RssiByte = "ignore") -> list[TagReport] | str:
-    """`Ant Num (EPCLen EPC [extra])*` -> tag reports, or a string naming the problem."""
+def parse_inventory_tags(
+    data: bytes, rssi_byte: RssiByte = "ignore", extra_byte: bool | None = None
+) -> tuple[list[TagReport], bool] | str:
+    """`Ant Num (EPCLen EPC [extra])*` -> (tag reports, whether each EPC had the extra byte), or
+    a string naming the problem. `extra_byte` is the reader's layout when known: a reply that
+    fits both layouts is read by it, and refused while it is unknown."""
     if len(data) < 2:
         return f"inventory data too short ({len(data)} bytes)"
     antenna, count, body = antenna_number(data[0]), data[1], data[2:]
-    for extra in (1, 0):
-        tags = _walk(body, count, extra)
-        if tags is not None:
-            return [
-                TagReport(epc, antenna, _rssi(rest, rssi_byte) if extra else None)
-                for epc, rest in tags
-            ]
-    return f"inventory of {count} tags does not match its {len(body)} bytes of tag data"
+    layouts = {
+        extra: tags for extra in (True, False) if (tags := _walk(body, count, extra)) is not None
+    }
+    if not layouts:
+        return f"inventory of {count} tags does not match its {len(body)} bytes of tag data"
+    if len(layouts) == 1:
+        (extra,) = layouts
+    elif extra_byte is None:
+        return (
+            f"inventory of {count} tags fits both layouts (with and without a byte after each "
+            "EPC): skipped until a reply shows which this reader uses"
+        )
+    else:
+        extra = extra_byte
+    reports = [
+        TagReport(epc, antenna, _rssi(rest, rssi_byte) if extra else None)
+        for epc, rest in layouts[extra]
+    ]
+    return reports, extra
 
 
-def _walk(body: bytes, count: int, extra: int) -> list[tuple[bytes, int]] | None:
-    tags, offset = [], 0
+def _walk(body: bytes, count: int, extra: bool) -> list[tuple[bytes, int]] | None:
+    tags, offset, after = [], 0, 1 if extra else 0
     for _ in range(count):
         if offset >= len(body):
             return None
         length = body[offset]
         end = offset + 1 + length
-        if length == 0 or end + extra > len(body):
+        if length == 0 or end + after > len(body):
             return None
         tags.append((body[offset + 1 : end], body[end] if extra else 0))
-        offset = end + extra
+        offset = end + after
     return tags if offset == len(body) else None
 
 
@@ -141,6 +161,9 @@ class ChafonEngine(EngineBase):
         self._next_poll = 0.0
         self.missed_replies = 0
         self.overflows = 0
+        # Whether this reader puts a byte after each EPC: known from `rssi_byte`, else learned
+        # from the first reply that only one layout fits.
+        self.extra_byte: bool | None = None if config.rssi_byte == "ignore" else True
 
     @property
     def dropped_bytes(self) -> int:
@@ -221,10 +244,11 @@ class ChafonEngine(EngineBase):
             else:
                 self._bad(f"inventory status 0x{status:02X} ({text})")
             return []
-        tags = parse_inventory_tags(data, self.config.rssi_byte)
-        if isinstance(tags, str):
+        parsed = parse_inventory_tags(data, self.config.rssi_byte, self.extra_byte)
+        if isinstance(parsed, str):
             self.frames -= 1
-            self._bad(tags)
+            self._bad(parsed)
             return []
+        tags, self.extra_byte = parsed
         self.ready = True
         return tags

@@ -6,10 +6,11 @@ the whole parameter) or TV (1 bit set, 7-bit type, a value whose size the type f
 strictly by these lengths; an unknown TV type cannot be skipped, so it makes the message bad.
 
 The session: wait for READER_EVENT_NOTIFICATION (ConnectionAttemptEvent success), read the
-capabilities (antenna count, transmit power table), delete every ROSpec, set the keepalive, add
-our ROSpec (antennas, per-antenna power, Gen2 session / target / population / mode, report
-trigger), enable and start it. Then RO_ACCESS_REPORTs carry the tags and each KEEPALIVE is
-answered with KEEPALIVE_ACK. On stop: STOP_ROSPEC, DELETE_ROSPEC, CLOSE_CONNECTION.
+capabilities (antenna count, transmit power table), delete every ROSpec, set the keepalive, (for
+an Impinj search mode: IMPINJ_ENABLE_EXTENSIONS), add our ROSpec (antennas, per-antenna power,
+Gen2 session / target or Impinj search mode / population / mode, report trigger), enable and
+start it. Then RO_ACCESS_REPORTs carry the tags and each KEEPALIVE is answered with
+KEEPALIVE_ACK. On stop: STOP_ROSPEC, DELETE_ROSPEC, CLOSE_CONNECTION.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ KEEPALIVE = 62
 READER_EVENT_NOTIFICATION = 63
 KEEPALIVE_ACK = 72
 ERROR_MESSAGE = 100
+CUSTOM_MESSAGE = 1023
 RESPONSE_TO = {
+    CUSTOM_MESSAGE: CUSTOM_MESSAGE,  # the only one we send: IMPINJ_ENABLE_EXTENSIONS
     GET_READER_CAPABILITIES: GET_READER_CAPABILITIES_RESPONSE,
     SET_READER_CONFIG: SET_READER_CONFIG_RESPONSE,
     ADD_ROSPEC: ADD_ROSPEC_RESPONSE,
@@ -65,6 +68,7 @@ RESPONSE_TO = {
     CLOSE_CONNECTION: CLOSE_CONNECTION_RESPONSE,
 }
 MESSAGE_NAMES = {
+    CUSTOM_MESSAGE: "IMPINJ_ENABLE_EXTENSIONS",
     GET_READER_CAPABILITIES: "GET_READER_CAPABILITIES",
     SET_READER_CONFIG: "SET_READER_CONFIG",
     ADD_ROSPEC: "ADD_ROSPEC",
@@ -142,6 +146,21 @@ P_C1G2_INVENTORY_COMMAND = 330
 P_C1G2_RF_CONTROL = 335
 P_C1G2_SINGULATION_CONTROL = 336
 P_C1G2_STATE_AWARE_ACTION = 337
+P_CUSTOM = 1023
+
+# Impinj Octane extensions (IANA private enterprise number 25882): the custom message that
+# switches them on for this connection, its response, and the inventory search mode parameter.
+IMPINJ_VENDOR = 25882
+IMPINJ_ENABLE_EXTENSIONS = 21
+IMPINJ_ENABLE_EXTENSIONS_RESPONSE = 22
+IMPINJ_INVENTORY_SEARCH_MODE = 23
+IMPINJ_SEARCH_MODES = {
+    "single_target": 1,
+    "dual_target": 2,
+    "single_target_with_suppression": 3,
+    "single_target_b_to_a": 5,
+    "dual_target_b_to_a_select": 6,
+}
 
 PROTOCOL_C1G2 = 1
 RO_REPORT_UPON_N_TAGS_OR_END_OF_ROSPEC = 2
@@ -501,8 +520,21 @@ def _antenna_configuration(config: LlrpReaderConfig, caps: Capabilities, antenna
         inventoried = 0x80 if config.target == "B" else 0x00
         singulation.append(tlv(P_C1G2_STATE_AWARE_ACTION, bytes([inventoried | 0x40])))
     command_parts.append(tlv(P_C1G2_SINGULATION_CONTROL, *singulation))
+    if config.impinj_search_mode is not None:
+        mode = IMPINJ_SEARCH_MODES[config.impinj_search_mode]
+        command_parts.append(impinj_custom(IMPINJ_INVENTORY_SEARCH_MODE, struct.pack(">H", mode)))
     parts.append(tlv(P_C1G2_INVENTORY_COMMAND, *command_parts))
     return tlv(P_ANTENNA_CONFIGURATION, *parts)
+
+
+def impinj_custom(subtype: int, value: bytes) -> bytes:
+    """An Impinj Custom parameter (TLV 1023: vendor, subtype, value)."""
+    return tlv(P_CUSTOM, struct.pack(">II", IMPINJ_VENDOR, subtype), value)
+
+
+def impinj_message_body(subtype: int, rest: bytes = b"") -> bytes:
+    """The body of an Impinj CUSTOM_MESSAGE: vendor (32 bits), message subtype (8 bits), data."""
+    return struct.pack(">IB", IMPINJ_VENDOR, subtype) + rest
 
 
 def set_reader_config_body(config: LlrpReaderConfig) -> bytes:
@@ -541,6 +573,14 @@ class LlrpEngine(EngineBase):
                 (GET_READER_CAPABILITIES, lambda: b"\x00"),
                 (DELETE_ROSPEC, lambda: struct.pack(">I", 0)),
                 (SET_READER_CONFIG, lambda: set_reader_config_body(self.config)),
+            ]
+        )
+        if self.config.impinj_search_mode is not None:
+            # A reader without the extensions refuses this: the error names the message.
+            enable = impinj_message_body(IMPINJ_ENABLE_EXTENSIONS, struct.pack(">I", 0))
+            self._steps.append((CUSTOM_MESSAGE, lambda: enable))
+        self._steps.extend(
+            [
                 (ADD_ROSPEC, lambda: build_rospec(self.config, self.capabilities)),
                 (ENABLE_ROSPEC, lambda: rospec_id),
                 (START_ROSPEC, lambda: rospec_id),
@@ -622,7 +662,13 @@ class LlrpEngine(EngineBase):
         assert self._awaiting is not None
         _, _, name = self._awaiting
         self._awaiting = None
-        params = parse_params(msg.body)
+        body = msg.body
+        if msg.type == CUSTOM_MESSAGE:
+            if body[:5] != impinj_message_body(IMPINJ_ENABLE_EXTENSIONS_RESPONSE):
+                self._fail(f"unexpected custom reply to {name}: {body[:5].hex(' ')}")
+                return
+            body = body[5:]
+        params = parse_params(body)
         code, description = parse_status(find(params, P_LLRP_STATUS))
         if msg.type == ERROR_MESSAGE or code != 0:
             problem = f"reader refused {name}: {status_text(code, description)}"

@@ -19,7 +19,8 @@ from station.domain import Manifest
 from station.metrics import Metrics
 from station.rfid_check import RfidCheckConfig
 from station.session import CollectEvidence
-from station.verification import ChannelState, FindingStatus
+from station.verification import ChannelState, FindingStatus, Outcome
+from tests.evidence.factories import attempt
 
 CATALOG = load_catalog(EXAMPLE_CATALOG)
 EAR = "EAR-SILVER"
@@ -127,8 +128,7 @@ def test_a_reader_down_or_silent_fails_closed(tmp_path: Path) -> None:
 
 
 def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: Path) -> None:
-    from station.session import AttemptRecord, RecordAttempt, RecordAudit
-    from station.verification import Outcome, Verdict
+    from station.session import RecordAttempt, RecordAudit
 
     clock = ManualClock()
     ch, _ = channel(tmp_path, clock)
@@ -137,22 +137,7 @@ def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: 
     close = clock.monotonic()
     ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
     collect(ch, close)
-    record = AttemptRecord(
-        order_id="ORD-9",
-        carton_id="C1",
-        manifest_version=1,
-        attempt=1,
-        packer_badge="A1",
-        box_code="BOX-S",
-        closed_by="scan",
-        shipping_label=None,
-        mode="enforce",
-        verdict=Verdict(Outcome.PASS, ()),
-        scanned_units={},
-        weight=None,
-        decided_at=clock.now_utc(),
-    )
-    ch.on_effect(RecordAttempt(record))
+    ch.on_effect(RecordAttempt(attempt(9, Outcome.PASS, order="ORD-9")))
     assert ch.ledger is not None and len(ch.ledger) == 1
 
     close = clock.monotonic()
@@ -168,6 +153,24 @@ def test_a_passed_carton_ships_its_epcs_and_they_are_denied_next_time(tmp_path: 
     close = clock.monotonic()
     ch._reads_from_thread([TagRead(ear_tag(1), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
     assert collect(ch, close).finding_for(EAR).status is FindingStatus.CONFIRMED
+    ch.stop()
+
+
+def test_a_blocked_carton_ships_nothing_until_a_reviewer_releases_it(tmp_path: Path) -> None:
+    from station.session import RecordAttempt, RecordAudit
+
+    clock = ManualClock()
+    ch, _ = channel(tmp_path, clock)
+    up(ch, clock)
+    clock.advance(1)
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(4), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    collect(ch, close)
+    ch.on_effect(RecordAttempt(attempt(9, Outcome.BLOCK, order="ORD-9")))
+    assert ch.ledger is not None and len(ch.ledger) == 0  # a BLOCK does not leave the station
+    released = {"order_id": "ORD-9", "carton_id": "C1", "attempt": 1, "outcome": "BLOCK"}
+    ch.on_effect(RecordAudit("carton.released", released, clock.now_utc()))
+    assert ch.ledger.denials([ear_tag(4).hex().upper()]) == {ear_tag(4).hex().upper(): "shipped"}
     ch.stop()
 
 

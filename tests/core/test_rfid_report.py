@@ -244,7 +244,8 @@ def test_the_ledger_denies_shipped_epcs_forgets_returns_and_expires(tmp_path: Pa
     reopened.close()
 
 
-def test_the_example_configs_commented_rfid_section_is_valid(tmp_path: Path):
+def example_config_with_rfid(tmp_path: Path, second_channel: bool = False):
+    """The example station config with its commented [rfid] section switched on."""
     import re
 
     from station.config import StationConfig
@@ -254,8 +255,25 @@ def test_the_example_configs_commented_rfid_section_is_valid(tmp_path: Path):
     text = example.read_text()
     block = text[text.index("# [rfid]") :]
     uncommented = "\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines())
+    if second_channel:
+        uncommented = uncommented.replace(
+            "require_second_channel = false", "require_second_channel = true"
+        )
     (tmp_path / "epc-table.csv").write_text("match,epc,sku\n")
     (tmp_path / "station.toml").write_text(text + "\n" + uncommented)
-    config = load_config(StationConfig, tmp_path / "station.toml", {})
+    return load_config(StationConfig, tmp_path / "station.toml", {})
+
+
+def test_the_example_configs_commented_rfid_section_is_valid(tmp_path: Path):
+    config = example_config_with_rfid(tmp_path)
     assert config.rfid is not None and config.rfid.readers[0].name == "platter"
     assert config.rfid.window.min_seen_count == 5
+
+
+def test_require_second_channel_makes_the_station_policy_corroborate_rfid(tmp_path: Path):
+    from station.config import station_policy
+
+    alone = station_policy(example_config_with_rfid(tmp_path))
+    assert "rfid" in alone.channels and "rfid" not in alone.corroborate
+    strict = station_policy(example_config_with_rfid(tmp_path, second_channel=True))
+    assert "rfid" in strict.corroborate

@@ -41,23 +41,27 @@ def test_an_earring_left_beside_the_box_is_blocked_by_rfid_where_weight_cannot_t
     make_harness: Callable[..., Harness],
 ) -> None:
     harness = rfid_harness(make_harness)
+    harness.station.add_strays(PHONES, 4)  # the neighbour's order, read too
     harness.station.pack("A1", "ORD-1004", "C1", "BOX-M", beside=(EAR,))
 
     verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1004")
     detected = harness.wait_for_event(DETECTED)
     data = verdict["data"]
     assert data["outcome"] == "BLOCK", data
+    assert data["extra_lines"] == []  # the neighbour's headphones are not in this carton
     weight = data["weight"]
     assert abs(weight["measured_g"] - weight["expected_g"]) <= weight["tolerance_g"]
     [line] = detected["data"]["missing_lines"]
     assert (line["sku"], line["quantity_missing"], line["line_id"]) == (EAR, 1, "2")
     # EPC-level evidence: the earring's tag, read beside the box below the floor, is named.
-    [beside_epc] = [e for e in harness.station.tag_field.tags() if e.rssi_dbm < -60]
+    beside_epc = harness.station.beside_epcs[EAR].hex().upper()
     reasons = " ".join(r["message"] for r in detected["data"]["reasons"])
-    assert beside_epc.epc.hex().upper() in reasons
-    assert line["epcs"] == [beside_epc.epc.hex().upper()]
+    assert beside_epc in reasons
+    assert line["epcs"] == [beside_epc]
     [window] = rfid_windows(harness)
-    assert window["rejected_reads"].get("below_rssi_floor", 0) > 0
+    assert window["units_by_sku"] == {}
+    rejected = window["rejected_reads"]
+    assert rejected.get("below_rssi_floor", 0) > 0 and rejected.get("wrong_antenna", 0) > 0
     assert window["rssi_histograms"] and window["rssi_histograms"][0]["antenna"] == 1
 
 

@@ -41,6 +41,12 @@ def test_protocol_picks_the_model_and_its_defaults():
         ({"protocol": "llrp", "host": "h", "keepalive_s": 20}, "longer than keepalive_s"),
         ({"protocol": "llrp", "host": "h", "antenna_power_dbm": {3: 20}}, "not in antennas"),
         ({"protocol": "llrp", "host": "h", "session": 4}, "session"),
+        ({"protocol": "llrp", "host": "h", "report_every_n_tags": 0}, "report_every_n_tags"),
+        (
+            {"protocol": "llrp", "host": "h", "target": "A", "impinj_search_mode": "dual_target"},
+            "not both",
+        ),
+        ({"protocol": "llrp", "host": "h", "impinj_search_mode": "tagfocus"}, "impinj_search_mode"),
         ({"protocol": "chafon", "port": "socket://h"}, "needs host:port"),
         ({"protocol": "chafon", "port": "sockt://h:1"}, "unknown pyserial URL scheme"),
         ({"protocol": "chafon", "port": "/dev/x", "power_dbm": 31}, "less than or equal to 30"),

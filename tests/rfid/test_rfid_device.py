@@ -124,6 +124,44 @@ def test_llrp_reader_against_the_simulator(recorder, run_reader):
         recorder.wait_for(lambda: [t for t in sim.received if t != 72][-3:] == [23, 21, 14])
 
 
+def test_llrp_rospec_settings_reach_the_reader(recorder, run_reader):
+    """Per-antenna power, the Gen2 session and an Impinj search mode, as the reader parsed them
+    out of the ROSpec (after IMPINJ_ENABLE_EXTENSIONS, which it demands for the latter)."""
+    with LlrpReaderSimulator(field()) as sim:
+        run_reader(
+            protocol="llrp",
+            host="127.0.0.1",
+            tcp_port=sim.tcp_port,
+            antennas=[1, 2],
+            antenna_power_dbm={1: 27},
+            session=2,
+            impinj_search_mode="single_target_with_suppression",
+        )
+        recorder.wait_for(lambda: recorder.epcs() >= set(CARTON))
+        assert [t for t in sim.received if t != 72][:7] == [1, 21, 3, 1023, 20, 24, 22]
+        settings = sim.rospecs[1234]["settings"]
+        # The simulator's power table: index i is 10 dBm + 0.25 dB x (i - 1); 27 dBm is 69.
+        assert settings == {
+            1: {"power_index": 69, "session": 2, "search_mode": 3},
+            2: {"power_index": None, "session": 2, "search_mode": 3},
+        }
+
+
+def test_llrp_reader_without_impinj_extensions_refuses_a_search_mode(recorder, run_reader):
+    with LlrpReaderSimulator(field()) as sim:
+        sim.impinj_extensions = False
+        run_reader(
+            protocol="llrp",
+            host="127.0.0.1",
+            tcp_port=sim.tcp_port,
+            impinj_search_mode="dual_target",
+        )
+        recorder.wait_for(lambda: "down" in recorder.states())
+        down = next(h for h in recorder.health if h.state == "down")
+        assert "reader refused IMPINJ_ENABLE_EXTENSIONS: M_UnsupportedMessage" in down.detail
+        assert recorder.reads == []
+
+
 def test_llrp_refusal_is_reported_as_down_with_the_reason(recorder, run_reader):
     with LlrpReaderSimulator(field()) as sim:
         sim.refuse_add_rospec = "antenna 3 not connected"

@@ -103,6 +103,16 @@ def test_any_corrupted_chafon_byte_is_rejected_not_misread(position, flip):
 
 
 @settings(max_examples=200, deadline=None)
+@given(position=st.integers(0, len(TM_TAGS) - 1), flip=st.integers(1, 255))
+def test_any_corrupted_thingmagic_byte_is_rejected_not_misread(position, flip):
+    broken = bytearray(TM_TAGS)
+    broken[position] ^= flip
+    framer = thingmagic.new_reply_framer()
+    assert framer.feed(bytes(broken)) == []  # SOH gone, length wrong or ThingMagic's CRC fails
+    assert framer.feed(TM_TAGS) == [TM_TAGS]  # and the next good frame is still found
+
+
+@settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=300))
 def test_llrp_param_parser_only_raises_llrp_error(data):
     try:

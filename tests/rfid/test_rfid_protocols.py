@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rfid.config import rfid_reader_config_from
 from rfid.protocols import chafon, llrp, thingmagic
@@ -52,9 +54,11 @@ def test_thingmagic_reference_frames(frame, opcode, data):
 def test_chafon_captured_reply_parses_by_its_length_fields():
     frames = chafon.new_framer().feed(b"\x00\x99" + CAPTURED)  # garbage first
     assert frames == [CAPTURED]
-    tags = chafon.parse_inventory_tags(CAPTURED[4:-2], "negative_dbm")
-    assert tags == [TagReport(EPC, 1, -93.0)]
-    assert chafon.parse_inventory_tags(CAPTURED[4:-2])[0].rssi_dbm is None
+    assert chafon.parse_inventory_tags(CAPTURED[4:-2], "negative_dbm") == (
+        [TagReport(EPC, 1, -93.0)],
+        True,
+    )
+    assert chafon.parse_inventory_tags(CAPTURED[4:-2]) == ([TagReport(EPC, 1, None)], True)
 
 
 def inventory_reply(status: int, ant: int, tags: list[bytes], extra: bool) -> bytes:
@@ -68,7 +72,8 @@ def inventory_reply(status: int, ant: int, tags: list[bytes], extra: bool) -> by
 def test_chafon_multi_tag_replies_with_and_without_the_extra_byte(extra):
     epcs = [EPC, bytes(range(12)), bytes.fromhex("3074257BF7194E4000001A85") + b"\x01\x02\x03\x04"]
     frame = inventory_reply(0x01, 0x04, epcs, extra)
-    tags = chafon.parse_inventory_tags(frame[4:-2], "raw")
+    tags, had_extra = chafon.parse_inventory_tags(frame[4:-2], "raw")  # type: ignore[misc]
+    assert had_extra is extra
     assert [t.epc for t in tags] == epcs
     assert {t.antenna for t in tags} == {3}  # 0x04 is the bit of port 3
     assert {t.rssi_dbm for t in tags} == ({64.0} if extra else {None})
@@ -79,6 +84,46 @@ def test_chafon_wrong_counts_are_named():
     data = bytearray(frame[4:-2])
     data[1] = 3
     assert "does not match" in chafon.parse_inventory_tags(bytes(data))
+
+
+def test_chafon_reply_that_fits_both_layouts_is_read_by_the_one_the_reader_showed():
+    # Without the extra byte, a second EPC starting 0x0A (its length 12 minus 2) also walks as
+    # "12-byte EPC, extra byte 0x0C, 10-byte EPC, extra byte": never guess between the two.
+    second = bytes([0x0A, *range(1, 12)])
+    plain = inventory_reply(0x01, 1, [EPC, second], extra=False)
+    assert "fits both layouts" in chafon.parse_inventory_tags(plain[4:-2])
+    assert chafon.parse_inventory_tags(plain[4:-2], extra_byte=False) == (
+        [TagReport(EPC, 1, None), TagReport(second, 1, None)],
+        False,
+    )
+    engine = chafon.ChafonEngine(config("chafon"))
+    assert engine.feed(plain, 0.0) == [] and engine.bad_frames == 1  # layout not known yet
+    alone = inventory_reply(0x03, 1, [EPC], extra=False)  # one tag: only one layout fits
+    assert engine.feed(alone + plain, 0.1) == [
+        TagReport(EPC, 1, None),
+        TagReport(EPC, 1, None),
+        TagReport(second, 1, None),
+    ]
+    assert engine.extra_byte is False and engine.bad_frames == 1
+    # A reader configured to send the byte reads an ambiguous reply with it.
+    told = chafon.ChafonEngine(config("chafon", rssi_byte="negative_dbm"))
+    assert told.extra_byte is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    epcs=st.lists(st.binary(min_size=1, max_size=62), min_size=1, max_size=6),
+    extra=st.booleans(),
+    antenna=st.sampled_from([1, 2, 4, 8]),
+)
+def test_chafon_multi_tag_replies_never_yield_a_wrong_epc(epcs, extra, antenna):
+    data = inventory_reply(0x01, antenna, epcs, extra)[4:-2]
+    known = chafon.parse_inventory_tags(data, "raw", extra_byte=extra)
+    assert not isinstance(known, str)
+    assert [t.epc for t in known[0]] == epcs and known[1] is extra
+    assert {t.antenna for t in known[0]} == {chafon.antenna_number(antenna)}
+    unknown = chafon.parse_inventory_tags(data, "raw")
+    assert unknown == known or "fits both layouts" in unknown
 
 
 def test_chafon_engine_polls_sets_power_and_handles_statuses():
@@ -157,6 +202,33 @@ def test_thingmagic_engine_cycle_and_status_words():
     assert "antenna not connected" in (engine.failure or "")
 
 
+def sent_opcode(engine: thingmagic.ThingMagicEngine) -> int | None:
+    out = engine.take_output()
+    return out[2] if out else None
+
+
+@pytest.mark.parametrize(("mode", "next_at"), [("continuous", 0.5), ("timed", 1.0)])
+def test_thingmagic_reads_the_tag_buffer_in_batches_then_cycles_by_mode(mode, next_at):
+    engine = thingmagic.ThingMagicEngine(config("thingmagic", mode=mode, poll_interval_s=1.0))
+    engine.start(0.0)
+    while (opcode := sent_opcode(engine)) != 0x22:  # the setup commands
+        assert opcode is not None
+        engine.feed(thingmagic.reply(opcode, 0), 0.0)
+    tags = [TagReport(bytes([i]) * 12, 1, -50.0, 2) for i in range(3)]
+    engine.feed(thingmagic.reply(0x22, 0, b"\x03"), 0.3)  # 3 tags in the module's buffer
+    assert sent_opcode(engine) == 0x29
+    first = engine.feed(thingmagic.reply(0x29, 0, thingmagic.encode_tag_buffer(tags[:2])), 0.4)
+    assert first == tags[:2] and sent_opcode(engine) == 0x29  # one more to fetch
+    assert engine.feed(thingmagic.reply(0x29, 0, thingmagic.encode_tag_buffer(tags[2:])), 0.45)
+    assert sent_opcode(engine) == 0x2A  # all 3 read: clear the buffer
+    engine.feed(thingmagic.reply(0x2A, 0), 0.5)
+    # continuous: the next inventory at once; timed: poll_interval_s after the last one began
+    assert sent_opcode(engine) == (0x22 if mode == "continuous" else None)
+    engine.tick(next_at)
+    assert sent_opcode(engine) == (None if mode == "continuous" else 0x22)
+    assert engine.failure is None and engine.bad_frames == 0
+
+
 # --- ASCII -------------------------------------------------------------------------------------
 
 
@@ -204,6 +276,27 @@ def test_llrp_tag_report_round_trip_epc96_and_epcdata():
         TagReport(EPC, 2, -55.0, 9, 0.25),
         TagReport(bytes(range(16)), 1, None, 1, 0.0),
     ]
+
+
+def test_llrp_report_bytes_written_from_the_standard_parse():
+    # Hand-assembled from LLRP 1.0.1, not by our encoder: RO_ACCESS_REPORT (type 61, version 1),
+    # one TagReportData (TLV 240, 43 bytes) of TVs: EPC-96 (13), AntennaID (1), PeakRSSI (6),
+    # FirstSeenTimestampUTC (2), LastSeenTimestampUTC (4), TagSeenCount (8).
+    wire = bytes.fromhex(
+        "043D 00000035 0000002A"
+        "00F0 002B"
+        "8D E28068940000400A9D22A9EB"
+        "81 0002"
+        "86 C9"
+        "82 00000000000F4240"
+        "84 000000000013D620"
+        "88 0009".replace(" ", "")
+    )
+    (msg,) = llrp.MessageFramer().feed(wire)
+    assert (msg.type, msg.id) == (llrp.RO_ACCESS_REPORT, 42)
+    # antenna 2, -55 dBm, seen 9 times between 1.0 s and 1.3 s on the reader's clock
+    assert llrp.parse_tag_reports(msg.body) == [TagReport(EPC, 2, -55.0, 9, pytest.approx(0.3))]
+    assert llrp.message(61, 42, llrp.tag_report_data(EPC, 2, -55, 10**6, 1_300_000, 9)) == wire
 
 
 def test_llrp_framer_handles_split_and_glued_messages():
@@ -257,6 +350,63 @@ def test_llrp_rospec_carries_antennas_power_and_gen2_settings():
     (action,) = singulation.children(7)
     assert action.body[0] & 0x80  # state B
     assert struct.unpack(">BH", report.body[:3]) == (2, 3)
+
+
+def inventory_command(rospec: llrp.Param, antenna_index: int = 0) -> llrp.Param:
+    _boundary, aispec, _report = rospec.children(6)
+    count = struct.unpack(">H", aispec.body[:2])[0]
+    _, inventory = aispec.children(2 + 2 * count)
+    antenna = inventory.children(3)[antenna_index]
+    return next(p for p in antenna.children(2) if p.type == llrp.P_C1G2_INVENTORY_COMMAND)
+
+
+def test_llrp_impinj_search_mode_is_an_impinj_custom_parameter_after_singulation():
+    cfg = config("llrp", impinj_search_mode="single_target_with_suppression", session=1)
+    (rospec,) = llrp.parse_params(llrp.build_rospec(cfg, llrp.Capabilities()))
+    command = inventory_command(rospec)
+    assert command.body[0] == 0x00  # not state aware: Impinj readers do not do that
+    singulation, custom = command.children(1)
+    assert singulation.type == llrp.P_C1G2_SINGULATION_CONTROL
+    assert custom.type == 1023
+    assert custom.body == bytes.fromhex("0000651A 00000017 0003".replace(" ", ""))  # 25882, 23, 3
+    (plain,) = llrp.parse_params(llrp.build_rospec(config("llrp"), llrp.Capabilities()))
+    assert [p.type for p in inventory_command(plain).children(1)] == [336]  # nothing vendor's
+
+
+def scripted_setup(engine: llrp.LlrpEngine, refuse: int | None = None) -> list[int]:
+    """Answer each request of the engine's setup as a reader would (`refuse`: with an
+    M_UnsupportedMessage ERROR_MESSAGE to that type); returns the types it sent."""
+    engine.start(0.0)
+    engine.feed(llrp.reader_event(1, 0, llrp.connection_attempt_event(0)), 0.0)
+    sent: list[int] = []
+    while engine.failure is None and not engine.ready:
+        (msg,) = llrp.MessageFramer().feed(engine.take_output())
+        sent.append(msg.type)
+        if msg.type == refuse:
+            error = llrp.llrp_status(109, "unsupported")
+            engine.feed(llrp.message(llrp.ERROR_MESSAGE, msg.id, error), 0.1)
+        elif msg.type == llrp.GET_READER_CAPABILITIES:
+            engine.feed(llrp.capabilities_response(msg.id, 4, [(1, 1000)]), 0.1)
+        elif msg.type == llrp.CUSTOM_MESSAGE:
+            assert msg.body == bytes.fromhex("0000651A 15 00000000".replace(" ", ""))
+            body = llrp.impinj_message_body(22) + llrp.llrp_status()
+            engine.feed(llrp.message(llrp.CUSTOM_MESSAGE, msg.id, body), 0.1)
+        else:
+            response = llrp.RESPONSE_TO[msg.type]
+            engine.feed(llrp.message(response, msg.id, llrp.llrp_status()), 0.1)
+    return sent
+
+
+def test_llrp_engine_enables_impinj_extensions_only_for_a_search_mode():
+    impinj = llrp.LlrpEngine(config("llrp", impinj_search_mode="dual_target"))
+    assert scripted_setup(impinj) == [1, 21, 3, 1023, 20, 24, 22]
+    assert impinj.ready
+    assert scripted_setup(llrp.LlrpEngine(config("llrp"))) == [1, 21, 3, 20, 24, 22]
+    zebra = llrp.LlrpEngine(config("llrp", impinj_search_mode="dual_target"))
+    scripted_setup(zebra, refuse=llrp.CUSTOM_MESSAGE)
+    assert zebra.failure == (
+        "reader refused IMPINJ_ENABLE_EXTENSIONS: M_UnsupportedMessage: unsupported"
+    )
 
 
 def test_llrp_engine_session_against_scripted_replies():
