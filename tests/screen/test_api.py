@@ -135,12 +135,27 @@ def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> Non
     assert station.state() is SessionState.IDLE
 
 
-def test_metrics_count_verdicts(station: RunningStation) -> None:
+def test_metrics_count_verdicts_reasons_latency_and_reconnects(station: RunningStation) -> None:
     station.pack_short()
     code, text = station.call("GET", "/metrics")
     assert code == 200
     assert 'packstation_verdicts_total{mode="enforce",outcome="REVIEW"} 1' in text
-    assert "packstation_outbox_depth" in text and "packstation_channel_latency_seconds" in text
+    reason = 'packstation_verdict_reasons_total{outcome="REVIEW",reason="sku_unverified"} 1'
+    assert reason in text
+    assert 'packstation_channel_latency_seconds_count{channel="weight"} 1' in text
+    assert "packstation_outbox_depth " in text
+
+    def scale_is(state: str) -> bool:
+        devices = station.call("GET", "/api/status")[1]["devices"]
+        return any(d["name"] == "scale" and d["state"] == state for d in devices)
+
+    reconnects = 'packstation_device_reconnects_total{device="scale"} 1'
+    assert reconnects not in text
+    station.rig.scale.set_silent(True)  # the scale stops answering: down after stale_after_s
+    station.wait_for(lambda: scale_is("down"), timeout=20)
+    station.rig.scale.set_silent(False)
+    station.wait_for(lambda: scale_is("up"), timeout=20)
+    assert reconnects in station.call("GET", "/metrics")[1]
 
 
 def test_openapi_is_valid_served_and_committed() -> None:
