@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from simulators.systemd_notify import NotifySocket
 from station.events import Availability, AvailabilityState, TopicKey, topic_for
 from tests.e2e.conftest import VERIFICATION, Harness, wait_until
 from tests.mqtt.conftest import retained_payload
@@ -23,43 +23,27 @@ pytestmark = pytest.mark.e2e
 WATCHDOG_USEC = 400_000  # pings every 0.2 s
 
 
-class NotifySocket:
-    """The datagram socket systemd gives a Type=notify service; keeps what arrives, in order."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(str(path))
-        self._socket.setblocking(False)
-        self.messages: list[str] = []
-
-    def received(self) -> list[str]:
-        while True:
-            try:
-                self.messages.append(self._socket.recv(256).decode())
-            except BlockingIOError:
-                return self.messages
-
-    def close(self) -> None:
-        self._socket.close()
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    listener = NotifySocket(tmp_path / "notify")
-    yield listener
-    listener.close()
-
-
 def test_sigterm_flushes_the_outbox_publishes_offline_and_tells_systemd(
-    make_harness: Callable[..., Harness], notify_socket: NotifySocket
+    make_harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
     harness = make_harness()
+    with NotifySocket(tmp_path / "notify") as notify_socket:
+        stop_under_systemd(harness, notify_socket)
+    topic = topic_for(TopicKey.AVAILABILITY, harness.station.site_id, harness.station.station_id)
+    payload = retained_payload(harness.broker, topic)
+    assert payload is not None
+    assert Availability.model_validate_json(payload).state is AvailabilityState.OFFLINE
+    assert '"msg": "station stopped"' in harness.daemon.log_path.read_text()
+
+
+def stop_under_systemd(harness: Harness, notify_socket: NotifySocket) -> None:
+    """Start the daemon as systemd would, let the broker hang while a carton is verified, send
+    SIGTERM, and check the outbox was flushed once the broker answered again."""
     harness.start_sink()
     environment = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     harness.daemon.start(environment=environment)
-    pings = lambda: notify_socket.received().count("WATCHDOG=1")  # noqa: E731
-    assert wait_until(lambda: pings() >= 3, 10), notify_socket.received()
+    pinged = wait_until(lambda: notify_socket.received().count("WATCHDOG=1") >= 3, 10)
+    assert pinged, notify_socket.received()
     assert notify_socket.received()[0] == "READY=1"
 
     # The broker hangs (stopped, its connections open): the verdict's events wait in the outbox,
@@ -84,9 +68,3 @@ def test_sigterm_flushes_the_outbox_publishes_offline_and_tells_systemd(
     assert notify_socket.received()[-1] == "STOPPING=1"
     assert harness.outbox_depth() == 0, harness.daemon.log_tail()
     harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
-    topic = topic_for(TopicKey.AVAILABILITY, harness.station.site_id, harness.station.station_id)
-    payload = retained_payload(harness.broker, topic)
-    assert payload is not None
-    assert Availability.model_validate_json(payload).state is AvailabilityState.OFFLINE
-    log = harness.daemon.log_path.read_text()
-    assert '"msg": "station stopped"' in log
