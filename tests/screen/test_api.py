@@ -9,6 +9,7 @@ import socket
 import urllib.request
 from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 
 from station.api.openapi import openapi_document, render
@@ -75,6 +76,16 @@ def test_bad_input_is_rejected_with_a_message(station: RunningStation) -> None:
         "POST", "/api/session/close", {}, token=TOKEN, content_type="text/plain"
     )
     assert code == 415 and "application/json" in answer["message"]
+
+
+def test_the_api_listens_on_localhost_only_by_default(station: RunningStation) -> None:
+    port = int(station.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    # Another address of this host (Linux routes all of 127/8 to lo): a wildcard bind would
+    # answer it, a localhost bind refuses.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", port), timeout=5).close()
 
 
 def test_malformed_http_gets_a_400(station: RunningStation) -> None:
