@@ -147,7 +147,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/camera/latest.jpg",
         "_camera_frame",
-        "The camera's newest annotated, masked frame (the last close's)",
+        "The camera's newest annotated, masked frame of the current or last carton",
         "screen",
         responses=(200, 404),
         content_type="image/jpeg",
