@@ -190,6 +190,26 @@ def test_a_picture_the_station_cannot_reach_leaves_the_name_and_sku(
         assert "The Weeknight Cookbook" in text and "BOOK-COOK" in text
 
 
+def test_rfid_ticks_its_column_and_marks_the_earring_left_beside_the_box(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, rfid=True) as station:
+        open_screen(browser, station)
+        station.rig.pack(PACKER, "ORD-1004", "C1", "BOX-M", beside=("EAR-SILVER",))
+        wait_outcome(browser, "BLOCK")
+        head = browser.find_element(By.ID, "checklist-head").get_attribute("textContent")
+        assert "RFID" in head, head
+        ticks = {
+            (
+                cell.find_element(By.XPATH, "..").get_attribute("data-sku"),
+                cell.get_attribute("class"),
+            )
+            for cell in browser.find_elements(By.CSS_SELECTOR, 'td[data-channel="rfid"]')
+        }
+        assert ("EAR-SILVER", "tick missing") in ticks, ticks
+
+
 def test_complete_carton_shows_green_pass(browser: WebDriver, station: RunningStation) -> None:
     open_screen(browser, station)
     station.rig.write_manifest(SHORT_ORDER)
