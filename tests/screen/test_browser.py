@@ -210,6 +210,28 @@ def test_rfid_ticks_its_column_and_marks_the_earring_left_beside_the_box(
         assert ("EAR-SILVER", "tick missing") in ticks, ticks
 
 
+def test_shadow_mode_is_a_banner_its_verdict_a_note_and_a_silent_scale_shows_down(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, mode="shadow") as station:
+        station.rig.write_manifest(SHORT_ORDER)
+        open_screen(browser, station)
+        wait_text(browser, "shadow-banner", "SHADOW MODE")
+        wait_text(browser, "devices", "scale: OK")
+        station.rig.pack(PACKER, "ORD-2001", "C1", "BOX-S", leave_out=("BOOK-COOK",))
+        wait_text(browser, "shadow-verdict", "ORD-2001 / C1: BLOCK (not enforced)")
+        assert not browser.find_element(By.ID, "verdict").is_displayed()  # the packer goes on
+
+        station.rig.scale.set_silent(True)
+        WebDriverWait(browser, 20).until(
+            lambda b: "scale: DOWN" in b.find_element(By.ID, "devices").text,
+            "the silent scale never showed DOWN",
+        )
+        down = browser.find_element(By.CSS_SELECTOR, '#devices li[data-device="scale"]')
+        assert down.get_attribute("class") == "down"
+
+
 def test_complete_carton_shows_green_pass(browser: WebDriver, station: RunningStation) -> None:
     open_screen(browser, station)
     station.rig.write_manifest(SHORT_ORDER)
