@@ -37,6 +37,10 @@ def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> N
     assert names == {"actuator simulated", "scale", "scanner handheld", "mqtt"}
     assert station.call("GET", "/api/health/live") == (200, {"status": "alive"})
     assert station.call("GET", "/api/health/ready")[1] == {"ready": True, "problems": []}
+    # The screen is open to the station PC, so nothing it loads may carry the API token.
+    for path in ("/screen/", "/screen/screen.js", "/api/screen", "/api/status", "/api/session"):
+        code, body = station.call("GET", path)
+        assert code == 200 and TOKEN not in (body if isinstance(body, str) else json.dumps(body))
 
 
 def test_changing_actions_need_the_token(station: RunningStation) -> None:
