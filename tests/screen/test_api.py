@@ -37,6 +37,7 @@ def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> N
     assert names == {"actuator simulated", "scale", "scanner handheld", "mqtt"}
     assert station.call("GET", "/api/health/live") == (200, {"status": "alive"})
     assert station.call("GET", "/api/health/ready")[1] == {"ready": True, "problems": []}
+    assert station.call("GET", "/api/openapi.json") == (200, openapi_document(ROUTES))
     # The screen is open to the station PC, so nothing it loads may carry the API token.
     for path in ("/screen/", "/screen/screen.js", "/api/screen", "/api/status", "/api/session"):
         code, body = station.call("GET", path)
