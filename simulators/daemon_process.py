@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,20 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
-    def start(self, *, mqtt_up: bool = True, timeout: float = TIMEOUT_S) -> None:
-        """Start and return once the scanner and the scale are up (and MQTT, if `mqtt_up`)."""
+    def start(
+        self,
+        *,
+        mqtt_up: bool = True,
+        timeout: float = TIMEOUT_S,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start and return once the scanner and the scale are up (and MQTT, if `mqtt_up`).
+        `environment`: more variables for the daemon, e.g. systemd's NOTIFY_SOCKET."""
         assert self.process is None, "daemon already running"
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("NOTIFY_SOCKET", None)
+        env.pop("NOTIFY_SOCKET", None)  # never the test runner's own systemd
+        env.update(environment or {})
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [

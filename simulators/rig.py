@@ -66,6 +66,7 @@ class SimulatedStation:
     catalog_path: Path = EXAMPLE_CATALOG
     true_catalog_path: Path | None = None
     workflow_options: str = ""  # extra keys of [workflow], e.g. "inactivity_timeout_s = 60"
+    catalog_options: str = ""  # extra keys of [catalog], e.g. 'pictures_dir = "pictures"'
     # The daemon runs on a clock this many times faster (`packstation run --clock-speed`). The
     # simulated devices still move in real time, so every device timing in the config (polls,
     # windows, staleness, settle timeout) is written in station seconds: real seconds x speed.
@@ -128,6 +129,7 @@ data_dir = "{self.workdir / "data"}"
 
 [catalog]
 path = "{self.catalog_path}"
+{self.catalog_options}
 
 [manifests.source]
 type = "directory"

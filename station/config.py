@@ -46,6 +46,12 @@ class StationSection(Strict):
 
 class CatalogSection(Strict):
     path: Path = Field(description="Catalog JSON file (items and box types). Relative to config.")
+    pictures_dir: Path | None = Field(
+        default=None,
+        description="Folder of product pictures the daemon serves to the packer's screen (no "
+        "network needed): <SKU>.jpg/.png/.webp/.gif, or the file an item's image_url names. "
+        "Relative to the config; read at start.",
+    )
 
 
 class ManifestsSection(Strict):
@@ -247,7 +253,13 @@ class StationConfig(Strict):
     def resolve_paths(self, base: Path) -> StationConfig:
         """Make relative paths relative to the config file's folder."""
         station = self.station.model_copy(update={"data_dir": base / self.station.data_dir})
-        catalog = self.catalog.model_copy(update={"path": base / self.catalog.path})
+        pictures = self.catalog.pictures_dir
+        catalog = self.catalog.model_copy(
+            update={
+                "path": base / self.catalog.path,
+                "pictures_dir": None if pictures is None else base / pictures,
+            }
+        )
         source = self.manifests.source
         for field in ("path", "token_file"):
             value = getattr(source, field, None)

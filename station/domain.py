@@ -62,7 +62,11 @@ class CatalogItem(Frozen):
     lot_controlled: bool = Field(default=False, description="Units carry a lot/batch number.")
     rfid_tagged: bool = Field(default=False, description="Units carry a UHF RFID tag.")
     vision_visible: bool = Field(default=True, description="The overhead camera can see the unit.")
-    image_url: str | None = Field(default=None, description="Picture shown to the packer.")
+    image_url: str | None = Field(
+        default=None,
+        description="Picture shown to the packer: a file (path or file: URL) the daemon serves, "
+        "or an http(s) URL the kiosk loads itself.",
+    )
 
     @property
     def is_kit(self) -> bool:

@@ -158,14 +158,31 @@ class VisionChannel:
         """Every counted frame of the carton: masked, annotated, JPEG-encoded (CPU-bound: call
         from a thread), written to `directory` (default: the config's `evidence_dir`)."""
         return [
-            evidence_jpeg(
-                t.frame,
-                t.observation,
-                self.config.privacy_masks,
-                caption=f"insertion {t.insertion + 1} {caption}".strip(),
-                quality=self.config.evidence_jpeg_quality,
-                directory=directory or self.config.evidence_dir,
-                name=f"insertion-{t.insertion + 1}",
+            self._jpeg(
+                t.frame, t.observation, t.insertion, caption, directory or self.config.evidence_dir
             )
             for t in self._taken
         ]
+
+    def preview_image(self, taken: TakenFrame, insertion: int) -> EvidenceImage:
+        """One frame masked and annotated for the packer's screen as it is counted; no file (the
+        evidence copies are made at close). CPU-bound: call from a thread."""
+        return self._jpeg(taken.frame, taken.observation, insertion, "", None)
+
+    def _jpeg(
+        self,
+        frame: np.ndarray,
+        observation: FrameObservation,
+        insertion: int,
+        caption: str,
+        directory: Path | None,
+    ) -> EvidenceImage:
+        return evidence_jpeg(
+            frame,
+            observation,
+            self.config.privacy_masks,
+            caption=f"insertion {insertion + 1} {caption}".strip(),
+            quality=self.config.evidence_jpeg_quality,
+            directory=directory,
+            name=f"insertion-{insertion + 1}",
+        )

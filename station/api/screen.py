@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scale.weighing import scale_error_g
+from station.api.pictures import ProductPictures
 from station.domain import Catalog, CatalogItem, ItemKind
 from station.evidence import to_plain
 from station.session import (
@@ -50,11 +51,13 @@ class ScreenModel:
     def __init__(
         self,
         catalog: Catalog,
+        pictures: ProductPictures,
         weight_config: WeightCheckConfig,
         division_g: float,
         reason_codes: list[str],
     ) -> None:
         self._catalog = catalog
+        self._pictures = pictures
         self._weight_config = weight_config
         self._division_g = division_g
         self._reason_codes = reason_codes
@@ -138,7 +141,7 @@ class ScreenModel:
         return {
             "sku": sku,
             "name": item.name if item else sku,
-            "image_url": item.image_url if item else None,
+            "image_url": self._pictures.url(sku),
             "insert": bool(item and item.kind is ItemKind.INSERT),
         }
 

@@ -37,6 +37,7 @@ from station.api.models import (
     StartCarton,
     TokenOverride,
 )
+from station.api.pictures import PICTURE_PATH, ProductPictures
 from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
 from station.carton_policy import Fallback
@@ -102,6 +103,16 @@ ROUTES: tuple[Route, ...] = (
         content_type="text/plain",
     ),
     *_STATIC_ROUTES,
+    Route(
+        "GET",
+        PICTURE_PATH,
+        "_picture",
+        "A product's picture held at the station (catalog image_url file or pictures_dir)",
+        "screen",
+        query=("sku",),
+        responses=(200, 400, 404),
+        content_type="image/*",
+    ),
     Route("GET", "/api/screen", "_screen", "Everything the screen shows, once", "screen"),
     Route(
         "GET",
@@ -136,7 +147,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/camera/latest.jpg",
         "_camera_frame",
-        "The camera's newest annotated, masked frame (the last close's)",
+        "The camera's newest annotated, masked frame of the current or last carton",
         "screen",
         responses=(200, 404),
         content_type="image/jpeg",
@@ -241,8 +252,15 @@ class StationApi:
         self._reviewers = {r.badge: r for r in config.reviewers}
         self._reason_codes = list(config.review.reason_codes)
         self._limiter = AttemptLimiter(config.review.max_failed_pins, config.review.lockout_s)
+        self._pictures = ProductPictures.find(
+            daemon.catalog, config.catalog.path.parent, config.catalog.pictures_dir
+        )
         self.screen = ScreenModel(
-            daemon.catalog, config.weight, config.scale.division_g, self._reason_codes
+            daemon.catalog,
+            self._pictures,
+            config.weight,
+            config.scale.division_g,
+            self._reason_codes,
         )
         self._changed = asyncio.Event()
         routes = {(r.method, r.path): getattr(self, r.handler) for r in ROUTES}
@@ -271,6 +289,16 @@ class StationApi:
     async def _static(self, request: Request) -> Response:
         name, kind = STATIC_FILES[request.path]
         return Response(200, (WEB / name).read_bytes(), kind)
+
+    async def _picture(self, request: Request) -> Response:
+        sku = request.query.get("sku", "").strip()
+        if not sku:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "sku is required")
+        found = await asyncio.to_thread(self._pictures.read, sku)
+        if found is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no picture of {sku} at this station")
+        # Pictures change only with a restart: the page need not fetch one per verdict.
+        return Response(200, found[0], found[1], {"Cache-Control": "max-age=3600"})
 
     async def _screen(self, request: Request) -> Response:
         return json_response(self._screen_view())

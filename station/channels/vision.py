@@ -84,7 +84,9 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics: Metrics | None = None
-        self.latest_image: EvidenceImage | None = None  # the last close's final frame (screen)
+        # The packer's screen: the newest counted frame of the current carton, annotated and
+        # masked; after a close, its final evidence frame (kept until the next carton opens).
+        self.latest_image: EvidenceImage | None = None
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -121,6 +123,8 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._carton = carton
         self._generation += 1
         self.camera.begin_carton()
+        if carton is not None:  # the last carton's frame must not pass for this one's
+            self.latest_image = None
 
     # -- insertions (on the loop; frames on threads) ----------------------------------------------
 
@@ -160,7 +164,11 @@ class VisionEvidenceChannel(EvidenceChannel):
             if taken is None:
                 self._logged(kind, self.camera.add_not_applicable(failure), took_s)
                 return
-            self._logged(kind, self.camera.add_taken(taken), took_s, taken)
+            counted = self.camera.add_taken(taken)
+            self._logged(kind, counted, took_s, taken)
+            preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
+            if generation == self._generation:
+                self.latest_image = preview
 
     def _logged(
         self,

@@ -15,18 +15,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from simulators.broker import MosquittoBroker, MosquittoNotFound
 from simulators.rig import SimulatedStation
 from station.api.pins import hash_pin
 from station.daemon import StationDaemon, load_station_config
+from station.domain import Manifest, ManifestLine
 from station.session import SessionState
 
 TOKEN = "test-token-0123456789"
 PACKER = "7"
 REVIEWER, REVIEWER_PIN = "R1", "2468"
 PIN_HASH = hash_pin(REVIEWER_PIN)
+# Weighable products only, so a missing cookbook is a certain BLOCK (not a REVIEW).
+SHORT_ORDER = Manifest(
+    order_id="ORD-2001",
+    carton_id="C1",
+    version=1,
+    lines=(
+        ManifestLine(line_id="1", sku="MUG-BLUE", quantity=1),
+        ManifestLine(line_id="2", sku="BOOK-COOK", quantity=1),
+    ),
+)
+
+
+def picture_png(colour: tuple[int, int, int] = (40, 120, 200)) -> bytes:
+    ok, encoded = cv2.imencode(".png", np.full((48, 64, 3), colour, np.uint8))
+    assert ok
+    return encoded.tobytes()
+
+
+def with_cookbook_picture(workdir: Path) -> dict[str, Any]:
+    """Rig options for a station whose pictures_dir (relative to the config, which the rig
+    writes into `workdir`) holds the cookbook's picture."""
+    (workdir / "pictures").mkdir(parents=True)
+    (workdir / "pictures" / "BOOK-COOK.png").write_bytes(picture_png())
+    return {"catalog_options": 'pictures_dir = "pictures"'}
 
 
 def station_toml() -> str:
@@ -111,10 +138,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
 
 
 def run_station(
-    workdir: Path, broker: MosquittoBroker, mode: str = "enforce", extra: str = ""
+    workdir: Path,
+    broker: MosquittoBroker,
+    mode: str = "enforce",
+    extra: str = "",
+    **rig_options: Any,
 ) -> Iterator[RunningStation]:
+    """`rig_options`: more SimulatedStation fields (e.g. catalog_path, catalog_options)."""
     rig = SimulatedStation(
-        workdir, broker.host, broker.port, mode=mode, extra_config=station_toml() + extra
+        workdir,
+        broker.host,
+        broker.port,
+        mode=mode,
+        extra_config=station_toml() + extra,
+        **rig_options,
     )
     rig.start()
     daemon = StationDaemon(load_station_config(rig.config_path))

@@ -9,6 +9,7 @@ import socket
 import urllib.request
 from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 
 from station.api.openapi import openapi_document, render
@@ -36,6 +37,11 @@ def test_reads_are_open_and_health_reports_devices(station: RunningStation) -> N
     assert names == {"actuator simulated", "scale", "scanner handheld", "mqtt"}
     assert station.call("GET", "/api/health/live") == (200, {"status": "alive"})
     assert station.call("GET", "/api/health/ready")[1] == {"ready": True, "problems": []}
+    assert station.call("GET", "/api/openapi.json") == (200, openapi_document(ROUTES))
+    # The screen is open to the station PC, so nothing it loads may carry the API token.
+    for path in ("/screen/", "/screen/screen.js", "/api/screen", "/api/status", "/api/session"):
+        code, body = station.call("GET", path)
+        assert code == 200 and TOKEN not in (body if isinstance(body, str) else json.dumps(body))
 
 
 def test_changing_actions_need_the_token(station: RunningStation) -> None:
@@ -75,6 +81,16 @@ def test_bad_input_is_rejected_with_a_message(station: RunningStation) -> None:
         "POST", "/api/session/close", {}, token=TOKEN, content_type="text/plain"
     )
     assert code == 415 and "application/json" in answer["message"]
+
+
+def test_the_api_listens_on_localhost_only_by_default(station: RunningStation) -> None:
+    port = int(station.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    # Another address of this host (Linux routes all of 127/8 to lo): a wildcard bind would
+    # answer it, a localhost bind refuses.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", port), timeout=5).close()
 
 
 def test_malformed_http_gets_a_400(station: RunningStation) -> None:
@@ -135,12 +151,27 @@ def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> Non
     assert station.state() is SessionState.IDLE
 
 
-def test_metrics_count_verdicts(station: RunningStation) -> None:
+def test_metrics_count_verdicts_reasons_latency_and_reconnects(station: RunningStation) -> None:
     station.pack_short()
     code, text = station.call("GET", "/metrics")
     assert code == 200
     assert 'packstation_verdicts_total{mode="enforce",outcome="REVIEW"} 1' in text
-    assert "packstation_outbox_depth" in text and "packstation_channel_latency_seconds" in text
+    reason = 'packstation_verdict_reasons_total{outcome="REVIEW",reason="sku_unverified"} 1'
+    assert reason in text
+    assert 'packstation_channel_latency_seconds_count{channel="weight"} 1' in text
+    assert "packstation_outbox_depth " in text
+
+    def scale_is(state: str) -> bool:
+        devices = station.call("GET", "/api/status")[1]["devices"]
+        return any(d["name"] == "scale" and d["state"] == state for d in devices)
+
+    reconnects = 'packstation_device_reconnects_total{device="scale"} 1'
+    assert reconnects not in text
+    station.rig.scale.set_silent(True)  # the scale stops answering: down after stale_after_s
+    station.wait_for(lambda: scale_is("down"), timeout=20)
+    station.rig.scale.set_silent(False)
+    station.wait_for(lambda: scale_is("up"), timeout=20)
+    assert reconnects in station.call("GET", "/metrics")[1]
 
 
 def test_openapi_is_valid_served_and_committed() -> None:

@@ -9,6 +9,7 @@ PACKSTATION_SCREENSHOTS=1 (they are committed; CI does not rewrite them).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -23,24 +24,22 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from simulators.broker import MosquittoBroker
-from station.domain import Manifest, ManifestLine
+from simulators.rig import EXAMPLE_CATALOG
 from station.session import SessionState
 
-from .conftest import PACKER, REVIEWER, REVIEWER_PIN, RunningStation, run_station
+from .conftest import (
+    PACKER,
+    REVIEWER,
+    REVIEWER_PIN,
+    SHORT_ORDER,
+    RunningStation,
+    run_station,
+    with_cookbook_picture,
+)
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WAIT_S = 10
-# Weighable products only, so a missing cookbook is a certain BLOCK (not a REVIEW).
-SHORT_ORDER = Manifest(
-    order_id="ORD-2001",
-    carton_id="C1",
-    version=1,
-    lines=(
-        ManifestLine(line_id="1", sku="MUG-BLUE", quantity=1),
-        ManifestLine(line_id="2", sku="BOOK-COOK", quantity=1),
-    ),
-)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,9 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 def station(tmp_path: Path, broker: MosquittoBroker) -> Iterator[RunningStation]:
-    yield from run_station(tmp_path / "station", broker)
+    """A station whose cookbook has a picture in pictures_dir (served by the daemon)."""
+    workdir = tmp_path / "station"
+    yield from run_station(workdir, broker, **with_cookbook_picture(workdir))
 
 
 def open_screen(browser: WebDriver, station: RunningStation, lang: str = "en") -> None:
@@ -146,6 +147,11 @@ def test_short_carton_blocks_red_and_a_reviewer_releases_it(
     wait_outcome(browser, "BLOCK")
     missing = browser.find_element(By.ID, "verdict-missing").text
     assert "The Weeknight Cookbook" in missing and "BOOK-COOK" in missing
+    picture = '#verdict-missing li[data-sku="BOOK-COOK"] img'
+    WebDriverWait(browser, WAIT_S).until(
+        lambda b: b.execute_script(f"return document.querySelector('{picture}')?.naturalWidth"),
+        "the cookbook's picture never loaded from the station",
+    )
     weight_tick = '#checklist tr[data-sku="BOOK-COOK"] td[data-channel="weight"].missing'
     assert browser.find_elements(By.CSS_SELECTOR, weight_tick)
     screenshot(browser, "verdict-block.png")
@@ -158,6 +164,72 @@ def test_short_carton_blocks_red_and_a_reviewer_releases_it(
     release(browser, REVIEWER, REVIEWER_PIN)
     wait_text(browser, "verdict-detail", f"Released by reviewer {REVIEWER}")
     assert station.state() is SessionState.IDLE
+
+
+def test_a_picture_the_station_cannot_reach_leaves_the_name_and_sku(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    document = json.loads(EXAMPLE_CATALOG.read_text())
+    for item in document["items"]:
+        if item["sku"] == "BOOK-COOK":  # a closed port: refused at once, like a station offline
+            item["image_url"] = "http://127.0.0.1:9/book-cook.jpg"
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(document))
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, catalog_path=catalog) as station:
+        station.rig.write_manifest(SHORT_ORDER)
+        open_screen(browser, station)
+        station.pack_short("ORD-2001", "BOOK-COOK")
+        wait_outcome(browser, "BLOCK")
+        row = '#verdict-missing li[data-sku="BOOK-COOK"]'
+        WebDriverWait(browser, WAIT_S).until(
+            lambda b: not b.find_elements(By.CSS_SELECTOR, row + " img"),
+            "the unreachable picture was never dropped",
+        )
+        text = browser.find_element(By.CSS_SELECTOR, row).text
+        assert "The Weeknight Cookbook" in text and "BOOK-COOK" in text
+
+
+def test_rfid_ticks_its_column_and_marks_the_earring_left_beside_the_box(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, rfid=True) as station:
+        open_screen(browser, station)
+        station.rig.pack(PACKER, "ORD-1004", "C1", "BOX-M", beside=("EAR-SILVER",))
+        wait_outcome(browser, "BLOCK")
+        head = browser.find_element(By.ID, "checklist-head").get_attribute("textContent")
+        assert "RFID" in head, head
+        ticks = {
+            (
+                cell.find_element(By.XPATH, "..").get_attribute("data-sku"),
+                cell.get_attribute("class"),
+            )
+            for cell in browser.find_elements(By.CSS_SELECTOR, 'td[data-channel="rfid"]')
+        }
+        assert ("EAR-SILVER", "tick missing") in ticks, ticks
+
+
+def test_shadow_mode_is_a_banner_its_verdict_a_note_and_a_silent_scale_shows_down(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, mode="shadow") as station:
+        station.rig.write_manifest(SHORT_ORDER)
+        open_screen(browser, station)
+        wait_text(browser, "shadow-banner", "SHADOW MODE")
+        wait_text(browser, "devices", "scale: OK")
+        station.rig.pack(PACKER, "ORD-2001", "C1", "BOX-S", leave_out=("BOOK-COOK",))
+        wait_text(browser, "shadow-verdict", "ORD-2001 / C1: BLOCK (not enforced)")
+        assert not browser.find_element(By.ID, "verdict").is_displayed()  # the packer goes on
+
+        station.rig.scale.set_silent(True)
+        WebDriverWait(browser, 20).until(
+            lambda b: "scale: DOWN" in b.find_element(By.ID, "devices").text,
+            "the silent scale never showed DOWN",
+        )
+        down = browser.find_element(By.CSS_SELECTOR, '#devices li[data-device="scale"]')
+        assert down.get_attribute("class") == "down"
 
 
 def test_complete_carton_shows_green_pass(browser: WebDriver, station: RunningStation) -> None:

@@ -3,20 +3,26 @@ exposition, and `packstation status` reading a station's API."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from simulators.broker import MosquittoBroker
+from simulators.systemd_notify import NotifySocket
 from station.api.pins import AttemptLimiter, hash_pin, is_pin_hash, verify_pin
 from station.api.status_cli import describe
 from station.cli import main
+from station.daemon import _Health
 from station.metrics import Metrics
 from station.systemd import notify, watchdog_interval_s
 
-from .conftest import RunningStation
+from .conftest import RunningStation, run_station
 
 
 def test_notify_reaches_the_socket_systemd_gives(
@@ -36,6 +42,35 @@ def test_watchdog_pings_at_half_the_interval_and_only_for_us() -> None:
     mine = {"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
     assert watchdog_interval_s(mine) == 2.0
     assert watchdog_interval_s({}) is None
+
+
+def test_the_watchdog_is_not_pinged_while_the_loop_is_behind_its_inbox(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    with NotifySocket(tmp_path / "notify") as systemd:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(systemd.path))
+        running = contextlib.contextmanager(run_station)
+        with running(tmp_path / "station", broker) as station:
+            station.wait_for(lambda: systemd.received().count("WATCHDOG=1") >= 3)
+            # Hold the loop while 1,500 inputs pile up in its inbox (a device's health as it
+            # already is: no effect), as a burst the loop cannot keep up with would. The
+            # daemon's own thread-to-loop hand-over is used, as a device thread would use it.
+            daemon, held = station.daemon, threading.Event()
+            assert daemon._loop is not None
+            daemon._loop.call_soon_threadsafe(held.wait, 10)
+            for _ in range(1_500):
+                daemon._post(_Health("scale", up=True, detail=""))
+            time.sleep(0.5)  # past the next ping: the watchdog checks as soon as the loop runs
+            held.set()
+            station.wait_for(lambda: "loop unhealthy; watchdog not pinged" in caplog.messages)
+            # Once the backlog is worked off, the pings come back.
+            pings = systemd.received().count("WATCHDOG=1")
+            station.wait_for(lambda: systemd.received().count("WATCHDOG=1") > pings + 2)
 
 
 def test_pins_are_salted_slow_hashes() -> None:

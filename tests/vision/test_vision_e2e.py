@@ -125,11 +125,25 @@ def assert_evidence_kept(harness: Harness, vision: dict[str, Any], frames: int) 
 
 
 def test_a_missing_light_item_is_blocked_by_vision_where_the_weight_cannot_tell(
-    harness: Harness,
+    harness: Harness, api_port: int
 ) -> None:
     pack_insertion_by_insertion(harness, "ORD-1004", leave_out=(EAR,))
 
     verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1004")
+    # The packer's checklist carries vision's tick per line beside the weight's.
+    screen = json.loads(
+        urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/screen", timeout=5).read()
+    )
+    ticks = {line["sku"]: line["channels"] for line in screen["carton"]["lines"]}
+    vision = {sku: channels["vision"]["status"] for sku, channels in ticks.items()}
+    # A count one short cannot say which visible unit is missing; the gift note is not visible.
+    assert vision == {
+        "EAR-SILVER": "uncertain",
+        "MUG-BLUE": "uncertain",
+        "TEA-GREEN-250": "uncertain",
+        "NOTE-GIFT": "not_applicable",
+    }, ticks
+    assert ticks["MUG-BLUE"]["weight"]["status"] == "confirmed"
     data = verdict["data"]
     assert data["outcome"] == "BLOCK", data
     weight = data["weight"]

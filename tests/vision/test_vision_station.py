@@ -4,6 +4,7 @@ channel adapter in-process with the real model (insertions, an item taken out, c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -224,6 +225,40 @@ def test_insertions_are_counted_and_the_record_carries_model_and_frames(tmp_path
     latest = channel.latest_frame()
     assert latest is not None and latest[1] == report.files[1].sha256
     assert f"{INFERENCE_SECONDS}_count 2" in station.metrics.render()
+
+
+@needs_model
+def test_the_screen_frame_follows_each_insertion_and_never_outlives_into_the_next_carton(
+    tmp_path: Path,
+) -> None:
+    shown: dict[str, tuple[bytes, str] | None] = {}
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        channel = station.channel
+        channel.on_effect(FetchManifest("ORD-9", "C1"))
+        shown["opened"] = channel.latest_frame()
+        source.sequence.insert(MUG)
+        channel.on_weight_step(step(712, 300))
+        for _ in range(300):  # the insertion's frame, counted and encoded for the screen
+            if channel.latest_frame() is not None:
+                break
+            await asyncio.sleep(0.02)
+        shown["insertion"] = channel.latest_frame()
+        report = await station.close("ORD-9")
+        shown["closed"] = channel.latest_frame()
+        channel.on_effect(FetchManifest("ORD-10", "C1"))
+        shown["next carton"] = channel.latest_frame()
+        return report
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert shown["opened"] is None
+    insertion = shown["insertion"]
+    assert insertion is not None and insertion[0][:3] == b"\xff\xd8\xff"  # a JPEG
+    assert insertion[1] == hashlib.sha256(insertion[0]).hexdigest()
+    # At close: the close's evidence frame (captioned with vision's conclusion), not a preview.
+    assert shown["closed"] is not None and shown["closed"][1] == report.files[-1].sha256
+    assert shown["closed"][1] != insertion[1]
+    assert shown["next carton"] is None
 
 
 @needs_model
