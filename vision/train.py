@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from simulators.camera import SceneTruth, dataset_scene
 from vision.detectors.counter import split_peaks
 from vision.netdef import INPUT_HW, STRIDE, Counter, Exported
+from vision.widen import widen, width_of
 
 MODEL_NAME = "item_counter"
 TRAIN_SEED_BASE = 10_000  # scene seeds for training: TRAIN_SEED_BASE + k (test sets use < 1000)
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         "--continue-from",
         type=Path,
         help="train on from this state dict (a warm restart of the schedule) on scenes never "
-        "rendered before: --steps more steps; the model card records the earlier run",
+        "rendered before: --steps more steps; the model card records the earlier run. A "
+        "narrower earlier net is first widened to --width, computing what it did",
     )
     ap.add_argument(
         "--earlier-steps", type=int, default=0, help="steps the --continue-from run had trained"
@@ -287,9 +289,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_weights:
         net.load_state_dict(torch.load(args.from_weights))
         args.steps = 0
+    earlier_width = args.width
     if args.continue_from:
-        net.load_state_dict(torch.load(args.continue_from))
-        log(f"continuing from {args.continue_from} ({args.earlier_steps} steps trained)")
+        state = torch.load(args.continue_from)
+        earlier_width = width_of(state)
+        if earlier_width > args.width:
+            ap.error(f"--width {args.width} is narrower than the earlier run's {earlier_width}")
+        net = Counter(earlier_width)
+        net.load_state_dict(state)
+        if earlier_width < args.width:
+            net = widen(net, args.width, args.seed)  # computes what the narrow net did
+        log(
+            f"continuing from {args.continue_from} ({args.earlier_steps} steps trained, "
+            f"width {earlier_width} -> {args.width})"
+        )
     log(f"rendering {args.pool} training scenes from scene {args.first_scene}")
     pool = ScenePool(args.seed, args.pool if args.steps else 1, first_index=args.first_scene)
     params = sum(p.numel() for p in net.parameters())
@@ -385,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                         "steps": args.earlier_steps,
                         "scenes_from": args.first_scene,
                         "lr": args.lr,
+                        "width": earlier_width,
                     }
                 }
                 if args.continue_from
