@@ -137,3 +137,41 @@ def test_an_advisory_channel_is_kept_but_never_changes_the_verdict(data, expecte
 def test_a_channel_cannot_be_required_and_advisory() -> None:
     with pytest.raises(ValueError, match="vision"):
         VerificationPolicy(required_channels=frozenset({"vision"}), advisory=frozenset({"vision"}))
+
+
+@given(st.data(), expectations)
+def test_an_rfid_shortfall_passes_only_on_a_sure_scale_and_every_unit_scanned(
+    data, expected
+) -> None:
+    """The tag_unread rule: the scale alone, or the scans alone, never outvote RFID."""
+    policy = VerificationPolicy(required_channels=frozenset({"weight", "rfid"}))
+    sku = data.draw(st.sampled_from(sorted(expected)))
+    short = data.draw(st.integers(1, expected[sku]))
+    sure = data.draw(st.floats(policy.min_confidence, 1))
+    missing = SkuFinding(sku, FindingStatus.MISSING, expected[sku], expected[sku] - short, sure)
+    rfid = ChannelReport("rfid", ChannelState.OK, (missing,))
+    vouch = data.draw(st.sampled_from([0.99, 0.999, 0.9995, 1.0]) | st.floats(0, 1))
+    weight = ChannelReport(
+        "weight",
+        ChannelState.OK,
+        tuple(
+            SkuFinding(s, FindingStatus.CONFIRMED, n, n, vouch if s == sku else 1.0)
+            for s, n in sorted(expected.items())
+        ),
+    )
+    scanned = SkuFinding(
+        sku,
+        data.draw(st.sampled_from(FindingStatus)),
+        expected[sku],
+        data.draw(st.integers(0, 6)),
+        data.draw(st.floats(0, 1)),
+    )
+    scans = ChannelReport("scan", ChannelState.OK, (scanned,))
+
+    verdict = policy.decide(expected, [weight, rfid, scans])
+
+    scans_confirm = (
+        scanned.status is FindingStatus.CONFIRMED and scanned.confidence >= policy.min_confidence
+    )
+    sure_scale = vouch >= max(policy.overrule_confidence, sure)
+    assert (verdict.outcome is Outcome.PASS) == (sure_scale and scans_confirm)
