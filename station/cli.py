@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import os
+import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +39,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a broken socket or pipe of the command's own, not its output
+        # `packstation config-schema | head`: the reader has what it wanted. Stop quietly, and
+        # keep the interpreter's final flush from failing on the same pipe (Python's idiom).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe whose reading end was closed (poll reports an error on it)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(mask & select.POLLERR for _fd, mask in poller.poll(0))
 
 
 def _modules_for(command: str | None) -> list[str]:

@@ -24,6 +24,7 @@ from station.logs import is_secret
 ENV_PREFIX = "PACKSTATION__"
 
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +67,26 @@ def load_config(model: type[M], path: Path, environ: Mapping[str, str] | None = 
         line = _toml_error_line(str(exc))
         problem = ConfigProblem("", line, f"not valid TOML: {exc}")
         raise ConfigError(source, [problem]) from exc
-    apply_env_overrides(data, environ or {})
+    overridden = apply_env_overrides(data, environ or {})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         lines = key_lines(text)
-        problems = [_problem(model, err, lines) for err in exc.errors()]
+        problems = [_problem(model, err, lines, overridden) for err in exc.errors()]
         raise ConfigError(source, problems) from None
 
 
-def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Set each PACKSTATION__ variable's key in `data`; return dotted key path -> variable name,
+    so a bad value is blamed on the variable and not on the file line it replaced."""
+    overridden: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         _set_path(data, path, _parse_scalar(raw))
+        overridden[".".join(path)] = name
+    return overridden
 
 
 def _set_path(data: Any, path: list[str], value: Any) -> None:
@@ -152,11 +158,15 @@ def _resolve_arrays(name: str, array_counts: dict[str, int]) -> str:
 
 
 def _problem(
-    model: type[BaseModel], err: Mapping[str, Any], lines: dict[str, int]
+    model: type[BaseModel],
+    err: Mapping[str, Any],
+    lines: dict[str, int],
+    overridden: Mapping[str, str],
 ) -> ConfigProblem:
     loc, parent = _walk(model, [str(p) for p in err["loc"]])
     path = ".".join(loc)
-    line = _nearest_line(loc, lines)
+    variable = _nearest(loc, overridden)  # the key or a table above it came from the environment
+    line = None if variable else _nearest(loc, lines)
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         fields = list(getattr(parent, "model_fields", {}))
@@ -166,6 +176,8 @@ def _problem(
         message = "this key is required but missing"
     elif "input" in err and not isinstance(err["input"], dict | list):
         message = f"{message} (got {_shown(loc, err['input'])})"
+    if variable:
+        message = f"{message}; set by the environment variable {variable}, not by the file"
     return ConfigProblem(path, line, message)
 
 
@@ -212,9 +224,10 @@ def _member_tagged(members: list[type[BaseModel]], tag: str) -> type[BaseModel] 
     return None
 
 
-def _nearest_line(loc: list[str], lines: dict[str, int]) -> int | None:
+def _nearest(loc: list[str], by_path: Mapping[str, V]) -> V | None:
+    """The entry for the key path or its closest enclosing table."""
     for i in range(len(loc), 0, -1):
-        found = lines.get(".".join(loc[:i]))
+        found = by_path.get(".".join(loc[:i]))
         if found:
             return found
     return None

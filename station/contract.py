@@ -128,7 +128,7 @@ def asyncapi_document(prefix: str = DEFAULT_TOPIC_PREFIX) -> dict[str, Any]:
                 "description": "The site broker (MQTT 5 recommended; 3.1.1 supported).",
                 "bindings": {
                     "mqtt": {
-                        "clientId": "packstation-<station_id>",
+                        "clientId": "packstation-<site>.<station>",
                         "cleanSession": False,
                         "keepAlive": 30,
                         "sessionExpiryInterval": 300,

@@ -91,7 +91,8 @@ class MqttConfig(BaseModel):
     )
     client_id: str | None = Field(
         default=None,
-        description="Unique per station; default packstation-<station_id>. Duplicates flap.",
+        description="Unique per station; default packstation-<site_id>.<station_id> (station ids "
+        "repeat across sites that share a broker). Duplicates flap.",
     )
     username: str | None = Field(default=None, description="Broker user name.")
     password: SecretStr | None = Field(default=None, description="Broker password (secret).")
@@ -229,6 +230,13 @@ class _DrainState:
     retry_delay_s: float = 0.0
 
 
+def default_client_id(site_id: str, station_id: str) -> str:
+    """Unique on a broker several sites share: station ids are unique only within their site, and
+    two clients with one id take the session from each other in turn. The dot cannot occur in
+    either id, so no two (site, station) pairs give the same client id."""
+    return f"packstation-{site_id}.{station_id}"
+
+
 class EventPublisher:
     def __init__(
         self,
@@ -248,7 +256,7 @@ class EventPublisher:
         self._site_id = site_id
         self._clock = clock or SystemClock()
         self._on_fault = on_fault
-        self.client_id = config.client_id or f"packstation-{station_id}"
+        self.client_id = config.client_id or default_client_id(site_id, station_id)
         self.source = event_source(site_id, station_id)
         self._is_v5 = config.protocol == "5"
         self._session = 0

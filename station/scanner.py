@@ -309,7 +309,10 @@ class _SupervisedInput(ABC):
     def _run(self) -> None:
         delay = self._config.reconnect_min_s
         while not self._stop.is_set():
-            self._set_health(HealthState.CONNECTING)
+            # A retry while down stays down: a scanner unplugged all night logs one line, not two
+            # per attempt.
+            if self._health is not HealthState.DOWN:
+                self._set_health(HealthState.CONNECTING)
             try:
                 handle = self._open()
             except (OSError, serial.SerialException) as exc:

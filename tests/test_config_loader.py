@@ -111,6 +111,20 @@ def test_env_overrides_nested_keys_and_list_entries(tmp_path: Path) -> None:
     assert config.scanners[0].port == "/dev/ttyUSB9"
 
 
+def test_a_bad_value_from_the_environment_names_the_variable_not_the_file_line(
+    tmp_path: Path,
+) -> None:
+    env = {"PACKSTATION__BROKER__PORT": "99999", "PACKSTATION__SCANNERS__1__DEVICE": "7"}
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, GOOD), env)
+    problems = {p.key_path: p for p in info.value.problems}
+    assert problems["broker.port"].line is None  # line 3 holds the file's valid 1883
+    assert problems["broker.port"].message.endswith(
+        "(got 99999); set by the environment variable PACKSTATION__BROKER__PORT, not by the file"
+    )
+    assert "PACKSTATION__SCANNERS__1__DEVICE" in problems["scanners.1.device"].message
+
+
 def test_env_override_of_missing_list_entry_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         apply_env_overrides({"scanners": []}, {"PACKSTATION__SCANNERS__3__PORT": "x"})

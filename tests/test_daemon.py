@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from simulators.broker import MosquittoBroker
-from simulators.rig import SimulatedStation
+from simulators.rig import PAPERWORK_G, SimulatedStation
 from station.channels.weight import WeightChannel
 from station.clock import Clock, ScaledClock
 from station.daemon import STORAGE_UNUSABLE, StationDaemon, load_station_config
+from station.domain import ManifestLine, ManifestStatus
 from station.events import EventType
 from station.evidence import EvidenceStore
 from station.outbox import Outbox
@@ -277,3 +278,64 @@ def test_a_stored_session_this_catalog_cannot_take_back_is_set_aside_not_a_crash
             station.pack("7", "ORD-1001", "C1", "BOX-S")  # the station works on
             assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
         assert len(list(data_dir.glob("session.sqlite3.damaged-*"))) == 1
+
+
+def messages(effects: list[Effect]) -> list[str]:
+    return [e.key for e in effects if isinstance(e, ShowMessage)]
+
+
+def open_and_fill(station: SimulatedStation, running: InProcessDaemon, order_id: str) -> None:
+    """Log in, open the carton, put the box and every unit of its current manifest in."""
+    station.scan("BADGE-7")
+    station.scan(f"{order_id}/C1")
+    assert running.wait_for(lambda _: running.daemon.session.state is SessionState.AWAITING_BOX)
+    station.scan("BOX-S")
+    station.place(station.box_weight("BOX-S") + PAPERWORK_G)
+    for sku in station.units_of(station.manifest(order_id, "C1")):
+        station.add_unit(sku)
+
+
+def test_an_order_cancelled_mid_pack_stops_the_carton_at_close(tmp_path: Path, broker) -> None:
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        open_and_fill(station, running, "ORD-1001")
+        current = station.manifest("ORD-1001", "C1")
+        station.write_manifest(
+            current.model_copy(update={"version": 2, "status": ManifestStatus.CANCELLED})
+        )
+        station.close()
+
+        assert running.wait_for(lambda fx: "order.cancelled" in messages(fx))
+        assert running.daemon.session.state is SessionState.IDLE
+        assert verdicts(running.effects) == []  # no verdict on a cancelled order
+        audits = [
+            (e.kind, e.data.get("reason")) for e in running.effects if isinstance(e, RecordAudit)
+        ]
+        assert ("carton.aborted", "order_cancelled") in audits
+
+
+def test_a_manifest_changed_mid_pack_is_fetched_again_and_checked_anew(
+    tmp_path: Path, broker
+) -> None:
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        open_and_fill(station, running, "ORD-1001")
+        current = station.manifest("ORD-1001", "C1")
+        added = ManifestLine(line_id="9", sku="MUG-BLUE", quantity=1)
+        station.write_manifest(
+            current.model_copy(update={"version": 2, "lines": (*current.lines, added)})
+        )
+        station.close()
+
+        assert running.wait_for(lambda fx: "order.superseded" in messages(fx))
+        assert running.wait_for(lambda _: running.daemon.session.state is SessionState.PACKING)
+        assert verdicts(running.effects) == []  # the first close was void: it used old lines
+        station.add_unit("MUG-BLUE")
+        station.close()
+        assert running.wait_for(lambda fx: verdicts(fx) == ["PASS"])
+        [attempt] = [e for e in running.effects if isinstance(e, RecordAttempt)]
+        assert attempt.record.manifest_version == 2

@@ -108,6 +108,8 @@ def test_every_shipped_manifest_is_accepted_and_expands(service: ManifestService
         (manifest_bytes(lines=[line("MUG-GREEN", 1)]), RefusalCode.UNKNOWN_SKU),
         (manifest_bytes(order_id="ORD-1002"), RefusalCode.ID_MISMATCH),
         (manifest_bytes(status="cancelled"), RefusalCode.CANCELLED),
+        # Customer personal data never enters the station (so no event can carry it).
+        (manifest_bytes(ship_to={"name": "A. Customer"}), RefusalCode.INVALID_MANIFEST),
     ],
 )  # fmt: skip
 def test_bad_manifests_are_refused_with_their_code(service, manifests_dir, body, code) -> None:

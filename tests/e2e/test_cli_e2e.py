@@ -63,3 +63,22 @@ def test_config_schema_is_a_valid_json_schema_the_example_satisfies() -> None:
     jsonschema.Draft202012Validator(schema).validate(example)
     typo = {**example, "scale": {**example["scale"], "pol_interval_s": 0.1}}
     assert not jsonschema.Draft202012Validator(schema).is_valid(typo)
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    """`packstation config-schema | head`: the schema (over 100 kB) outgrows the pipe's buffer,
+    so the reader closing after a few bytes breaks the write; no traceback on the terminal."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    schema = subprocess.Popen(
+        [sys.executable, "-m", "station.cli", "config-schema"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert schema.stdout is not None and schema.stderr is not None
+    assert schema.stdout.read(1) == b"{"
+    schema.stdout.close()
+    err = schema.stderr.read().decode()
+    assert schema.wait(timeout=30) == 1
+    assert err == ""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from simulators.broker import MosquittoBroker
 from station.events import Availability, AvailabilityState, TopicKey, topic_for
-from tests.mqtt.conftest import PublisherFactory, retained_payload, wait_until
+from station.mqtt import EventPublisher
+from station.outbox import Outbox
+from tests.mqtt.conftest import PublisherFactory, fast_config, retained_payload, wait_until
 from tests.mqtt.factories import SITE, STATION
 
 AVAILABILITY = topic_for(TopicKey.AVAILABILITY, SITE, STATION)
@@ -37,7 +40,7 @@ def test_online_after_connect_offline_after_clean_stop(
 ) -> None:
     publisher = make_publisher()
     online = wait_for_state(mosquitto, AvailabilityState.ONLINE)
-    assert online.client_id == f"packstation-{STATION}" and online.session == 1
+    assert online.client_id == f"packstation-{SITE}.{STATION}" and online.session == 1
 
     publisher.stop(timeout=1)
     offline = wait_for_state(mosquitto, AvailabilityState.OFFLINE)
@@ -93,3 +96,25 @@ def test_a_stale_offline_is_told_apart_by_session(
     make_publisher()
     current = wait_for_state(mosquitto, AvailabilityState.ONLINE)
     assert current.session == stale.session + 1
+
+
+def test_the_same_station_id_at_two_sites_sharing_a_broker_does_not_flap(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Station ids are unique only within a site; one client id for both would have the broker
+    hand the connection back and forth between them."""
+    started: list[tuple[EventPublisher, Outbox]] = []
+    try:
+        for site in ("dc-north", "dc-south"):
+            outbox = Outbox(tmp_path / f"{site}.db")
+            publisher = EventPublisher(fast_config(mosquitto), outbox, "pack-01", site)
+            started.append((publisher, outbox))
+            publisher.start()
+        assert wait_until(lambda: all(p.connected for p, _ in started)), mosquitto.log_tail()
+        time.sleep(1.5)  # three reconnect cycles of fast_config, were they taking turns
+        assert all(p.connected for p, _ in started)
+        assert "already connected" not in mosquitto.log_path.read_text()
+    finally:
+        for publisher, outbox in started:
+            publisher.stop(timeout=1)
+            outbox.close()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 
 from station.contract import add_commands, contract_files, drift, write
-from station.events import EventType, TopicKey, event_source, topic_for
+from station.events import TOPICS, EventType, TopicKey, event_source, topic_for
 from station.outbox import Outbox
 from tests.mqtt.factories import SITE, STATION, shipped_short
 
-CONTRACT_DIR = Path(__file__).resolve().parents[2] / "docs" / "contract"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CONTRACT_DIR = DOCS / "contract"
 
 
 def test_committed_contract_matches_the_models() -> None:
@@ -68,3 +70,22 @@ def test_contract_subcommand_checks_a_directory(tmp_path: Path) -> None:
     assert written.func(written) == 0
     checked = parser.parse_args(["contract", "--check", str(tmp_path)])
     assert checked.func(checked) == 0
+
+
+def test_the_topic_table_in_mqtt_md_is_the_topic_table_in_the_code() -> None:
+    """docs/mqtt.md is read by people; its table must say what TOPICS does."""
+    row = re.compile(r"^\| `(\{prefix\}/[^`]+)` \| ([a-z +]+) \| (\d) \| (yes|no) \|", re.M)
+    documented = {
+        (pattern, direction, int(qos), retain == "yes")
+        for pattern, direction, qos, retain in row.findall((DOCS / "mqtt.md").read_text())
+    }
+    in_code = {
+        (
+            spec.pattern,
+            "publish + subscribe" if spec.shared else spec.direction.value,
+            spec.qos,
+            spec.retain,
+        )
+        for spec in TOPICS.values()
+    }
+    assert documented == in_code

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -11,7 +16,10 @@ from simulators.broker import MosquittoBroker
 from simulators.sink import Gap, Sink
 from station.events import EventType, event_source, topic_for
 from station.outbox import Outbox, StoredEvent
+from tests.mqtt.conftest import wait_until
 from tests.mqtt.factories import SITE, STATION, verification
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def stored_events(path: Path, count: int) -> list[StoredEvent]:
@@ -81,3 +89,42 @@ def test_persistent_session_queues_events_while_the_sink_is_away(
     finally:
         sink.stop()
         sink.close()
+
+
+def test_simulate_sink_command_stores_prints_and_reports_duplicates_and_gaps(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`packstation simulate sink` standalone, as QA starts it: a fresh interpreter."""
+    db = tmp_path / "sink.db"
+    command = [sys.executable, "-m", "station.cli", "simulate", "sink", "--db", str(db)]
+    command += ["--host", mosquitto.host, "--port", str(mosquitto.port)]
+    sink = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None
+        assert "sink subscribed" in sink.stdout.readline()
+        events = stored_events(tmp_path / "o.db", 4)
+        publish_raw(mosquitto, [events[0], events[1], events[0], events[3]])
+        with sqlite3.connect(db) as stored:  # the sink's own SQLite file, as a backend reads it
+
+            def stored_count() -> int:
+                return stored.execute("SELECT count(*) FROM events").fetchone()[0]
+
+            assert wait_until(lambda: stored_count() == 3)
+        sink.send_signal(signal.SIGINT)
+        out, err = sink.communicate(timeout=20)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    assert sink.returncode == 0, err
+    source = event_source(SITE, STATION)
+    assert f"DUPLICATE seq=1 source={source} type=com.packstation.verification.result.v1" in out
+    assert f"new seq=4 source={source}" in out
+    assert f"GAP source={source} missing seq 3..3" in out
+    assert out.rstrip().endswith("3 events, 1 duplicates, 1 gaps, 0 invalid")

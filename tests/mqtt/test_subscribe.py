@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from simulators.broker import MosquittoBroker
 from station.events import ManifestResponse, TopicKey, topic_for
-from station.mqtt import FaultCode, InvalidMessage, ReceivedMessage
+from station.mqtt import FaultCode, InvalidMessage, ReceivedMessage, default_client_id
 from tests.mqtt.conftest import PublisherFactory, wait_until
 from tests.mqtt.factories import SITE, STATION
 
@@ -36,7 +36,8 @@ def respond(broker: MosquittoBroker, payload: bytes) -> None:
 
 
 def subscriptions_made(broker: MosquittoBroker) -> int:
-    return broker.log_path.read_text().count(f"Received SUBSCRIBE from packstation-{STATION}")
+    client_id = default_client_id(SITE, STATION)
+    return broker.log_path.read_text().count(f"Received SUBSCRIBE from {client_id}")
 
 
 def test_manifest_responses_reach_the_handler_typed_and_after_a_broker_restart(

@@ -182,6 +182,18 @@ def test_zero_command_reaches_the_scale(recorder, run_device):
         assert not run_device("toledo", simulator.pty_path).zero()  # streaming, no commands
 
 
+def test_tare_command_reaches_an_mtsics_scale_and_only_mtsics_has_one(recorder, run_device):
+    with ScaleSimulator("mtsics", weight_g=250.0) as simulator:
+        device = run_device("mtsics", simulator.pty_path)
+        recorder.wait_for(lambda: recorder.last_grams() == 250.0)
+        assert device.tare()
+        recorder.wait_for(lambda: recorder.last_grams() == 0.0)  # SI now answers net
+        simulator.set_weight(400.0)
+        recorder.wait_for(lambda: recorder.last_grams() == 150.0)
+    with ScaleSimulator("nci", weight_g=250.0) as simulator:
+        assert not run_device("nci", simulator.pty_path).tare()
+
+
 @pytest.mark.parametrize("protocol", ["mtsics", "nci"])
 def test_request_reading_polls_at_once_between_poll_cycles(protocol, recorder, run_device):
     with ScaleSimulator(protocol, weight_g=500.0) as simulator:

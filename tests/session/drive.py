@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from station.carton_policy import StationPolicy
 from station.clock import ManualClock
-from station.codes import BadgeCode, BoxCode, CloseCode, OrderCartonCode
+from station.codes import BadgeCode, BoxCode, CloseCode, OrderCartonCode, WeighUnitCode
 from station.domain import Manifest, ManifestLine, expected_units
 from station.session import (
     CollectEvidence,
@@ -83,6 +83,11 @@ _PATH = [
 
 
 def drive_to(session: Session, target: SessionState) -> None:
+    if target is SessionState.WEIGHING:  # a branch off IDLE, not a step of the packing path
+        drive_to(session, SessionState.IDLE)
+        session.handle(Scanned(WeighUnitCode()))
+        assert session.state is target
+        return
     for state, step in _PATH:
         if session.state is target:
             return

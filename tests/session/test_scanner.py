@@ -189,17 +189,26 @@ def test_serial_scanner_reads_a_real_pty():
     assert not scanner._thread.is_alive()
 
 
-def test_serial_scanner_reports_a_missing_port_as_down_and_keeps_trying():
+def test_serial_scanner_reports_a_missing_port_once_and_keeps_trying(tmp_path: Path) -> None:
     recorder = Recorder()
+    port = tmp_path / "ttyACM0"  # a by-id style link, absent until the scanner is plugged in
     config = SerialScannerConfig(
-        type="serial", port="/dev/does-not-exist", reconnect_min_s=0.01, reconnect_max_s=0.02
+        type="serial", port=str(port), reconnect_min_s=0.01, reconnect_max_s=0.02
     )
     scanner = SerialScanner(config, recorder.on_scan, recorder.on_health, SystemClock())
     scanner.start()
-    recorder.wait_for_health(HealthState.DOWN)
-    time.sleep(0.1)
-    scanner.stop()
-    assert recorder.health.count(HealthState.DOWN) > 1  # reconnect attempts, each one a change
+    try:
+        recorder.wait_for_health(HealthState.DOWN)
+        time.sleep(0.3)  # a dozen failed attempts
+        with PtySerialScanner("cr") as pty:
+            port.symlink_to(pty.slave_path)
+            recorder.wait_for_health(HealthState.UP)
+            pty.send("CLOSE")
+            assert recorder.next_codes(1) == ["CLOSE"]
+    finally:
+        scanner.stop()
+    # Health (and its log line) only on a change: not once per failed attempt.
+    assert recorder.health[:3] == [HealthState.CONNECTING, HealthState.DOWN, HealthState.UP]
 
 
 class FakeKeyboard:
