@@ -75,8 +75,14 @@ class ScreenModel:
             elif effect.key == "override.released" and self._verdict is not None:
                 self._verdict = {**self._verdict, "released_by": effect.params["reviewer_badge"]}
 
-    def view(self, status: StationStatus, camera: dict[str, Any] | None = None) -> dict[str, Any]:
-        """`camera`: the camera panel (None: the station has no camera)."""
+    def view(
+        self,
+        status: StationStatus,
+        camera: dict[str, Any] | None = None,
+        live: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> dict[str, Any]:
+        """`camera`: the camera panel (None: the station has no camera). `live`: per channel,
+        the units per SKU it has seen go in so far (ticks while packing, until a verdict)."""
         carton = status.carton
         return {
             "station": {
@@ -87,7 +93,7 @@ class ScreenModel:
             },
             "state": status.state.value,
             "packer": status.packer,
-            "carton": self._carton_view(carton) if carton else None,
+            "carton": self._carton_view(carton, live or {}) if carton else None,
             "weight": {
                 "grams": status.weight.grams,
                 "state": status.weight.state.value,
@@ -107,23 +113,35 @@ class ScreenModel:
             return None
         return {"level": message.level, "key": message.key, "params": to_plain(message.params)}
 
-    def _carton_view(self, carton: CartonView) -> dict[str, Any]:
+    def _carton_view(
+        self, carton: CartonView, live: Mapping[str, Mapping[str, int]]
+    ) -> dict[str, Any]:
         return {
             "order_id": carton.order_id,
             "carton_id": carton.carton_id,
             "box": carton.box.code if carton.box else None,
             "suggested_box": carton.manifest.box_code if carton.manifest else None,
             "attempts": carton.attempts,
-            "lines": self._checklist(carton),
+            "lines": self._checklist(carton, live),
         }
 
-    def _checklist(self, carton: CartonView) -> list[dict[str, Any]]:
-        """One row per expected SKU (kits expanded) with a tick per channel that spoke about it."""
+    def _checklist(
+        self, carton: CartonView, live: Mapping[str, Mapping[str, int]]
+    ) -> list[dict[str, Any]]:
+        """One row per expected SKU (kits expanded) with a tick per channel that spoke about it:
+        what each channel has seen so far while packing ("seen", with its units), then, once
+        the carton was closed, what each decided."""
         rows = []
         must_scan = {c.sku for c in carton.coverage if c.must_scan}
         for sku, expected in sorted(carton.expected_units.items()):
             scanned = carton.scanned_units.get(sku, 0)
             channels = {SCAN_CHANNEL: {"status": "confirmed" if scanned >= expected else "pending"}}
+            if carton.last_verdict is None:
+                channels |= {
+                    name: {"status": "seen", "units": units[sku]}
+                    for name, units in live.items()
+                    if units.get(sku)
+                }
             channels |= _findings_for(carton.last_verdict, sku)
             rows.append(
                 {

@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from importlib import resources
@@ -304,7 +304,16 @@ class StationApi:
         return json_response(self._screen_view())
 
     def _screen_view(self) -> dict[str, Any]:
-        return self.screen.view(self._daemon.status(), self._camera())
+        status = self._daemon.status()
+        return self.screen.view(status, self._camera(), self._live_units(status))
+
+    def _live_units(self, status: StationStatus) -> dict[str, Mapping[str, int]]:
+        """Per channel, the units it has seen go into the open carton so far (while packing)."""
+        carton = status.carton
+        if carton is None:
+            return {}
+        seen = {c.name: c.live_units(carton) for c in self._daemon.channels}
+        return {name: units for name, units in seen.items() if units}
 
     def _camera(self) -> dict[str, Any] | None:
         """The camera panel: None without a camera channel; the frame's URL changes with the

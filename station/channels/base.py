@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 from station.clock import Clock
 from station.domain import Catalog
 from station.metrics import Metrics
-from station.session import CollectEvidence, Effect, FetchManifest, RecordAttempt, RecordAudit
+from station.session import (
+    CartonView,
+    CollectEvidence,
+    Effect,
+    FetchManifest,
+    RecordAttempt,
+    RecordAudit,
+)
 from station.verification import ChannelReport
 
 if TYPE_CHECKING:
@@ -95,3 +102,9 @@ class EvidenceChannel(ABC):
         """The newest annotated image to show the packer, as (JPEG, SHA-256) (camera channels;
         optional)."""
         return None
+
+    def live_units(self, carton: CartonView) -> Mapping[str, int]:
+        """Units per SKU this channel has seen go into the open carton so far, for the packer's
+        checklist while packing (optional). Provisional: every channel decides again at close.
+        Called on the loop at each screen refresh, so it must be cheap."""
+        return {}

@@ -6,20 +6,25 @@ keep them until the verdict."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from scale.weighing import scale_error_g
 from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
 from station.channels.weight import WeightChannel
-from station.domain import expected_units
-from station.insertion_check import CHANNEL, WeightStep, evaluate_insertions
-from station.session import CollectEvidence, Effect
+from station.domain import BoxType, Manifest, expected_units
+from station.insertion_check import CHANNEL, InsertionCheck, WeightStep, evaluate_insertions
+from station.scan_check import UnitScan
+from station.session import CartonView, CollectEvidence, Effect
 from station.verification import ChannelReport
 from station.weight_check import WeightCheckConfig
 
 if TYPE_CHECKING:
     from station.learning.service import LearnedWeights
+
+
+log = logging.getLogger(__name__)
 
 
 class InsertionChannel(EvidenceChannel):
@@ -40,6 +45,11 @@ class InsertionChannel(EvidenceChannel):
         self._started_from_g: float | None = None
         self._steps: list[WeightStep] = []
         self._observed: Mapping[str, object] = {}
+        # The checklist's live ticks: the steps so far explained again in a thread after each
+        # step (one run at a time; the latest steps win), keyed by what they were explained from.
+        self._live: Mapping[str, int] = {}
+        self._live_key: tuple[object, ...] | None = None
+        self._live_task: asyncio.Task[None] | None = None
         self.learned: LearnedWeights | None = None  # set by the daemon: where clean steps go
         weight.on_settled_step(self._on_step)
 
@@ -59,33 +69,74 @@ class InsertionChannel(EvidenceChannel):
             self._carton = carton
             self._started_from_g = self._weight.level_g if carton else None
             self._steps = []
+            self._live, self._live_key = {}, None
 
     def _on_step(self, step: WeightStep) -> None:
         if self._carton is not None:
             self._steps.append(step)
 
-    async def collect(
-        self, request: CollectEvidence, requested_at: float, deadline: float
-    ) -> ChannelReport:
-        await self._weight.wait_settled(deadline, requested_at)  # the last step has come in
+    def live_units(self, carton: CartonView) -> Mapping[str, int]:
+        """Units per SKU the settled steps so far are best explained by (no scans paired)."""
+        if self._carton is None or carton.manifest is None or carton.box is None:
+            return {}
+        key = (self._carton, len(self._steps), carton.manifest.version, carton.box.code)
+        if key != self._live_key and self._live_task is None:
+            steps = tuple(self._steps)
+            self._live_task = asyncio.get_running_loop().create_task(
+                self._explain_live(key, steps, carton.manifest, carton.box)
+            )
+        return self._live
+
+    async def _explain_live(
+        self,
+        key: tuple[object, ...],
+        steps: tuple[WeightStep, ...],
+        manifest: Manifest,
+        box: BoxType,
+    ) -> None:
+        try:
+            checked = await self._explain(steps, manifest, box, ())
+        except Exception:  # the live ticks are a courtesy: the close explains again
+            log.exception("live insertion explanation failed")
+        else:
+            if key[0] == self._carton:
+                self._live = {f.sku: f.observed for f in checked.report.findings if f.observed}
+                self._live_key = key
+        finally:
+            self._live_task = None
+
+    async def _explain(
+        self,
+        steps: tuple[WeightStep, ...],
+        manifest: Manifest,
+        box: BoxType,
+        scans: tuple[UnitScan, ...],
+    ) -> InsertionCheck:
+        """The steps explained by what the manifest says went in; CPU-bound (about 0.1 s for a
+        100-unit carton), so off the loop, on a copy of the steps."""
         catalog = self._context.catalog
         division_g = self._weight.scale_config.division_g
-        # CPU-bound (about 0.1 s for a 100-unit carton): off the loop, on a copy of the steps.
-        steps = tuple(self._steps)
-        checked = await asyncio.to_thread(
+        return await asyncio.to_thread(
             evaluate_insertions,
             steps,
             self._started_from_g,
-            expected_units(request.manifest, catalog),  # inserts too: they are steps as well
+            expected_units(manifest, catalog),  # inserts too: they are steps as well
             catalog,
-            request.box,
+            box,
             self._check.packing_materials(),
             lambda grams: scale_error_g(grams, division_g),
             self._min_confidence,
             self._weight.scale_config.zero_band_g,
             self._check.missing_unit_prior,
-            request.unit_scans,
+            scans,
         )
+
+    async def collect(
+        self, request: CollectEvidence, requested_at: float, deadline: float
+    ) -> ChannelReport:
+        await self._weight.wait_settled(deadline, requested_at)  # the last step has come in
+        steps = tuple(self._steps)
+        checked = await self._explain(steps, request.manifest, request.box, request.unit_scans)
         if self.learned is not None:
             self.learned.offer_insertion_samples(request, checked.samples)
         # For the evidence record: what the steps were paired with, on the station's clock.

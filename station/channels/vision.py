@@ -26,7 +26,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -37,13 +37,13 @@ from station.domain import expected_units
 from station.evidence import IMAGES_DIR
 from station.insertion_check import WeightStep
 from station.metrics import Metrics
-from station.session import CollectEvidence, Effect
+from station.session import CartonView, CollectEvidence, Effect
 from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
 from vision.observe import InsertionObservation
-from vision.report import CHANNEL, build_vision_report
+from vision.report import CHANNEL, barcode_units, build_vision_report
 from vision.sources import CameraHealth, FrameSource
 
 log = logging.getLogger("packstation.vision")
@@ -111,6 +111,14 @@ class VisionEvidenceChannel(EvidenceChannel):
     def latest_frame(self) -> tuple[bytes, str] | None:
         image = self.latest_image
         return None if image is None else (image.jpeg, image.sha256)
+
+    def live_units(self, carton: CartonView) -> Mapping[str, int]:
+        """Units proven so far by codes read in the insertion frames (a count alone names no
+        SKU)."""
+        if carton.manifest is None or carton.manifest.key != self._carton:
+            return {}
+        proven, _ = barcode_units(self.camera.accumulator.observations, self._context.catalog)
+        return {sku: n for sku, n in proven.items() if sku in carton.expected_units}
 
     # -- the carton's life (effects, on the loop) -------------------------------------------------
 

@@ -88,8 +88,11 @@ function checklistRow(line, channels) {
   name.append(el("span", "sku", line.sku + tag));
   row.append(name, el("td", "qty", String(line.expected)), el("td", "scanned", String(line.scanned)));
   for (const channel of channels) {
-    const status = line.channels[channel]?.status ?? "pending";
-    const cell = el("td", `tick ${status}`, t("ui.tick." + status));
+    const found = line.channels[channel];
+    const status = found?.status ?? "pending";
+    // "seen": units a channel has seen go in while packing (units/expected), before the verdict.
+    const params = { ...found, expected: line.expected };
+    const cell = el("td", `tick ${status}`, t("ui.tick." + status, params));
     cell.dataset.channel = channel;
     row.append(cell);
   }

@@ -140,9 +140,20 @@ def test_short_carton_blocks_red_and_a_reviewer_releases_it(
     tick = '#checklist tr[data-sku="MUG-BLUE"] td[data-channel="scan"].confirmed'
     WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, tick))
 
+    def weighs(grams: float) -> bool:
+        weight = station.call("GET", "/api/status")[1]["weight"]
+        return weight["state"] == "settled" and (weight["grams"] or 0) > grams
+
     station.rig.place(station.rig.box_weight("BOX-S") + 6.0)
+    station.wait_for(lambda: weighs(150))  # the box's step settles before the mug goes in
     station.rig.add_unit("MUG-BLUE")  # the cookbook stays on the shelf
-    station.wait_for(lambda: (station.call("GET", "/api/status")[1]["weight"]["grams"] or 0) > 400)
+    station.wait_for(lambda: weighs(400))
+    # Before the close, the scale's steps tick the mug in live ("seen": units of those ordered).
+    seen = '#checklist tr[data-sku="MUG-BLUE"] td[data-channel="insertion"].seen'
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, seen))
+    assert browser.find_element(By.CSS_SELECTOR, seen).text == "1/1"
+    book = '#checklist tr[data-sku="BOOK-COOK"] td[data-channel="insertion"]'
+    assert "seen" not in browser.find_element(By.CSS_SELECTOR, book).get_attribute("class")
     station.rig.close()
     wait_outcome(browser, "BLOCK")
     missing = browser.find_element(By.ID, "verdict-missing").text
