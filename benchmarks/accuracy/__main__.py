@@ -1,4 +1,5 @@
-"""python -m benchmarks.accuracy [--smoke] [--seed N] [--vision-at-target] [--json PATH]"""
+"""python -m benchmarks.accuracy [--smoke] [--seed N] [--vision-at-target] [--learned-weights N]
+[--json PATH]"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from benchmarks.accuracy.report import measure, render, write
 from benchmarks.accuracy.sensors import VisionModel
+from benchmarks.accuracy.world import WorldModel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,12 +24,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="what-if: the counter at its issue-4 target (~98%% exact) instead of as shipped",
     )
+    parser.add_argument(
+        "--learned-weights",
+        type=int,
+        default=0,
+        metavar="N",
+        help="what-if: every unit weight learned from N confirmed units (a site past shadow "
+        "mode) instead of the catalog's, stale ones included",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench-results/accuracy.json"))
     args = parser.parse_args(argv)
     vision = VisionModel.from_card()
     if args.vision_at_target:
         vision = vision.at_target()
-    document = measure(args.seed, args.smoke, vision)
+    model = WorldModel(learned_samples=args.learned_weights)
+    document = measure(args.seed, args.smoke, vision, model)
     print(render(document))
     write(document, args.json)
     print(f"\nwritten to {args.json}", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.accuracy.evaluate import MIXES, Evaluation, decision_times
 from benchmarks.accuracy.sensors import Station, VisionModel
-from benchmarks.accuracy.world import CartonStream, build_world
+from benchmarks.accuracy.world import CartonStream, WorldModel, build_world
 from benchmarks.figures import Figure
 
 CATCH_TARGET = 0.999  # lower bound of the 95% interval, all channels
@@ -34,10 +34,12 @@ class Sizes:
         return cls(1_500, 500, 200, 2) if smoke else cls(30_000, 10_000, 2_000, 40)
 
 
-def measure(seed: int, smoke: bool, vision: VisionModel | None = None) -> dict[str, object]:
+def measure(
+    seed: int, smoke: bool, vision: VisionModel | None = None, model: WorldModel | None = None
+) -> dict[str, object]:
     """One full accuracy run: every mix over the same generated cartons."""
     sizes = Sizes.for_run(smoke)
-    world = build_world(seed)
+    world = build_world(seed, model)
     vision = vision or VisionModel.from_card()
     station = Station(world, seed, vision)
     stream = CartonStream(world, seed)

@@ -73,6 +73,10 @@ class WorldModel:
     stale_weight_share: float = 0.03  # SKUs whose catalog weight is stale or a vendor guess
     stale_weight_sd: float = 0.06
     catalog_spread_factor: tuple[float, float] = (0.8, 1.25)  # recorded spread / true spread
+    # What-if: a site past its shadow weeks whose every per-unit weight is learned from this many
+    # units another channel confirmed (0: the catalog as above). A learned mean is off by the
+    # unit spread / sqrt(n), its spread by the sampling error of a standard deviation.
+    learned_samples: int = 0
     # The carton
     paperwork_g: float = 12.0
     paperwork_sd_g: float = 3.0
@@ -280,9 +284,16 @@ def _catalog_item(
     model: WorldModel,
     rng: random.Random,
 ) -> CatalogItem:
+    # The same draws with or without learned weights: the what-if changes sizes, not luck.
     stale = rng.random() < model.stale_weight_share
-    error = rng.gauss(0, model.stale_weight_sd if stale else model.catalog_error_sd)
-    spread = sd * rng.uniform(*model.catalog_spread_factor)
+    n = model.learned_samples
+    if n > 1:
+        error = rng.gauss(0, sd / mean / math.sqrt(n))
+        within = math.sqrt(3 / (2 * (n - 1)))  # a uniform with a std. deviation's sampling sd
+        spread = sd * rng.uniform(1 - within, 1 + within)
+    else:
+        error = rng.gauss(0, model.stale_weight_sd if stale else model.catalog_error_sd)
+        spread = sd * rng.uniform(*model.catalog_spread_factor)
     return CatalogItem(
         sku=sku,
         name=f"{category.name} {sku}",

@@ -20,6 +20,7 @@ from benchmarks.accuracy.world import (
     CartonStream,
     ErrorKind,
     Fault,
+    WorldModel,
     build_world,
 )
 from rfid.window import filter_window
@@ -47,6 +48,27 @@ def test_the_same_seed_gives_the_same_world_and_cartons() -> None:
     assert STATION.evidence(STREAM.carton(5, ErrorKind.NONE)) == Station(
         again, SEED, VISION
     ).evidence(stream.carton(5, ErrorKind.NONE))
+
+
+def test_learned_weights_are_closer_to_the_truth_with_everything_else_the_same() -> None:
+    learned = build_world(SEED, WorldModel(learned_samples=20))
+
+    def relative_errors(world) -> list[float]:
+        items = world.catalog.items
+        return sorted(
+            abs(items[sku].unit_weight_g / t.true_mean_g - 1)
+            for sku, t in world.truth.items()
+            if not t.category.variable_weight
+        )
+
+    catalog, taught = relative_errors(WORLD), relative_errors(learned)
+    median, p99 = len(taught) // 2, len(taught) * 99 // 100
+    assert taught[median] < catalog[median]
+    assert taught[p99] < catalog[p99]  # the stale vendor figures are gone
+    assert taught[-1] < 0.05 < catalog[-1]
+    assert learned.truth == WORLD.truth
+    for sku, item in learned.catalog.items.items():
+        assert item.rfid_tagged == WORLD.catalog.items[sku].rfid_tagged
 
 
 def test_another_seed_gives_other_cartons() -> None:
