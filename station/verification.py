@@ -235,16 +235,7 @@ class VerificationPolicy:
             return False
         claim = max((f.confidence for f in concerned), default=0.0)
         surest = max(claim, self.overrule_confidence, self.min_confidence)
-        return all(
-            any(
-                (finding := other.finding_for(sku)) is not None
-                and other.state is ChannelState.OK
-                and finding.status is FindingStatus.CONFIRMED
-                and finding.confidence >= surest
-                for other in others
-            )
-            for sku in skus
-        )
+        return all(self._vouched(sku, others, surest) for sku in skus)
 
     def _unread_tags(self, reports: tuple[ChannelReport, ...]) -> dict[str, tuple[SkuFinding, ...]]:
         """Per tag channel, its missing findings that look like tags not answering (see
