@@ -8,6 +8,11 @@ than its tolerance, RFID for tagged units, the camera for visible ones, a unit s
 packer must scan. A SKU no independent channel covers gets the configured action: a unit scan, or
 REVIEW at close. The plan is made again at close, so a degraded mode authorised meanwhile counts.
 
+Look-alikes: a SKU whose catalog look-alike group has other members (sizes, colours) may be
+swapped for one of them, which leaves the count unchanged. The plan says which channels would
+notice (the weight when the difference is beyond its tolerance, RFID, a unit scan); where none
+would, the packer is warned, or must scan each unit (`lookalike_action`).
+
 Degraded mode: a reviewer may authorise, for a limited time, per-unit scanning in place of a
 channel whose device is down (`scan_for_weight` while the scale is down). The replaced channel is
 no longer required, every SKU it covered must be scanned instead, and every event in that time
@@ -28,6 +33,7 @@ from station.scan_check import CHANNEL as SCAN
 from station.verification import VerificationPolicy
 
 UncoveredAction = Literal["scan", "review"]
+LookalikeAction = Literal["warn", "scan"]
 # Channels that notice a unit missing but confirm no SKU by themselves (a class-agnostic count
 # proves no identity): they cover a SKU's absence, yet a SKU only they cover is still unproven
 # for PASS and gets the uncovered action.
@@ -93,6 +99,13 @@ class Coverage:
     # True when no channel that may vouch alone covers the SKU (RFID that needs a second channel
     # and vision's counts do not count): without a unit scan such a carton cannot PASS.
     uncovered: bool
+    # Channels that would notice a unit replaced by one of its catalog look-alikes (a size or
+    # colour packed instead): the weight when the difference is beyond its tolerance, RFID (the
+    # EPC names the SKU), a unit scan. Empty for a SKU without look-alikes.
+    lookalikes_told_by: tuple[str, ...] = ()
+    # True when the SKU has look-alikes and no channel tells them apart: a variant packed in its
+    # place would PASS. The station warns the packer, or makes them scan it (`lookalike_action`).
+    lookalikes_unproven: bool = False
 
     @property
     def detectability(self) -> str:
@@ -117,6 +130,10 @@ class CartonPlan:
     def uncovered(self) -> tuple[str, ...]:
         return tuple(c.sku for c in self.coverage if c.uncovered)
 
+    @property
+    def lookalikes_unproven(self) -> tuple[str, ...]:
+        return tuple(c.sku for c in self.coverage if c.lookalikes_unproven)
+
 
 @dataclass(frozen=True, slots=True)
 class StationPolicy:
@@ -130,6 +147,7 @@ class StationPolicy:
     rules: tuple[SkuRule, ...] = ()
     scan_serial_controlled: bool = False
     uncovered_action: UncoveredAction = "review"
+    lookalike_action: LookalikeAction = "warn"
 
     def plan(
         self,
@@ -137,8 +155,13 @@ class StationPolicy:
         catalog: Catalog,
         weight_power: Mapping[str, float],
         degraded: DegradedMode | None = None,
+        lookalike_power: Mapping[str, float] | None = None,
     ) -> CartonPlan:
-        """The plan for a carton expecting `expected` (verifiable SKUs -> units)."""
+        """The plan for a carton expecting `expected` (verifiable SKUs -> units).
+
+        `weight_power`: per SKU, how surely the total reveals one unit missing;
+        `lookalike_power`: how surely it reveals one unit replaced by its nearest look-alike
+        (`weight_check.lookalike_detection`; absent: the weight tells no look-alike apart)."""
         replaced = degraded.fallback.replaces if degraded else None
         channels = self.channels - self.advisory - {replaced}
         required = self.required_channels - {replaced}
@@ -147,27 +170,22 @@ class StationPolicy:
         coverage = []
         for sku in sorted(expected):
             require, ignore = self._rules_for(sku)
-            power = weight_power.get(sku, 0.0)
-            covering = self._covering(catalog, sku, power, channels - ignore)
-            lost = replaced is not None and (
-                replaced in self.required_channels
-                or replaced in self._covering(catalog, sku, power, frozenset({replaced}))
+            covered = self._cover(
+                catalog,
+                sku,
+                weight_power.get(sku, 0.0),
+                (lookalike_power or {}).get(sku, 0.0),
+                channels - ignore,
+                replaced,
+                scan_required=SCAN in require,
             )
-            alone = [c for c in covering if c not in self.corroborate and c not in _COUNTS_ONLY]
-            must_scan = (
-                SCAN in require
-                or lost
-                or (self.scan_serial_controlled and catalog.items[sku].serial_controlled)
-                or (not alone and self.uncovered_action == "scan")
-            )
-            if must_scan:
+            if covered.must_scan:
                 require |= {SCAN}
-                covering.append(SCAN)
             if require:
                 sku_required[sku] = frozenset(require)
             if ignore:
                 sku_ignored[sku] = frozenset(ignore)
-            coverage.append(Coverage(sku, power, tuple(covering), must_scan, not alone))
+            coverage.append(covered)
         policy = VerificationPolicy(
             required_channels=required,
             min_confidence=self.min_confidence,
@@ -177,6 +195,66 @@ class StationPolicy:
             sku_ignored=sku_ignored,
         )
         return CartonPlan(policy, tuple(coverage), degraded)
+
+    def _cover(
+        self,
+        catalog: Catalog,
+        sku: str,
+        power: float,
+        lookalike_power: float,
+        channels: frozenset[str],
+        replaced: str | None,
+        scan_required: bool,
+    ) -> Coverage:
+        """How one SKU's absence, and a look-alike in its place, would be noticed."""
+        covering = self._covering(catalog, sku, power, channels)
+        lost = replaced is not None and (
+            replaced in self.required_channels
+            or replaced in self._covering(catalog, sku, power, frozenset({replaced}))
+        )
+        alone = [c for c in covering if c not in self.corroborate and c not in _COUNTS_ONLY]
+        must_scan = (
+            scan_required
+            or lost
+            or (self.scan_serial_controlled and catalog.items[sku].serial_controlled)
+            or (not alone and self.uncovered_action == "scan")
+        )
+        told_by = self._telling_lookalikes(catalog, sku, lookalike_power, channels, must_scan)
+        unproven = bool(catalog.lookalikes(sku)) and not told_by
+        if unproven and self.lookalike_action == "scan":
+            must_scan, told_by = True, [SCAN]
+        if must_scan:
+            covering.append(SCAN)
+        return Coverage(
+            sku,
+            power,
+            tuple(covering),
+            must_scan,
+            uncovered=not alone,
+            lookalikes_told_by=tuple(told_by),
+            lookalikes_unproven=unproven and not must_scan,
+        )
+
+    def _telling_lookalikes(
+        self,
+        catalog: Catalog,
+        sku: str,
+        lookalike_power: float,
+        channels: frozenset[str],
+        scanned: bool,
+    ) -> list[str]:
+        """Channels that would notice a look-alike packed in the SKU's place (none without
+        look-alikes). The camera's counts cannot: a look-alike is one item as well."""
+        if not catalog.lookalikes(sku):
+            return []
+        told_by = []
+        if "weight" in channels and lookalike_power >= self.min_confidence:
+            told_by.append("weight")
+        if "rfid" in channels and catalog.items[sku].rfid_tagged:
+            told_by.append("rfid")
+        if scanned:
+            told_by.append(SCAN)
+        return told_by
 
     def _rules_for(self, sku: str) -> tuple[set[str], frozenset[str]]:
         require: set[str] = set()

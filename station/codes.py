@@ -1,8 +1,9 @@
 """What a scanned string means at the packing table. Pure: no I/O, never raises on input.
 
 A scan is one of: a packer badge, an order/carton label, a box code from the catalog, the close
-code, a carrier shipping label, an item barcode, the logout code, the weigh-one-unit code, or
-something unknown. Station codes (badge, order, close, logout, weigh-unit, tracking labels) are
+code, a carrier shipping label, an item barcode, the logout code, the weigh-one-unit code, the
+remove-unit code, or something unknown. Station codes (badge, order, close, logout, weigh-unit,
+remove-unit, tracking labels) are
 regexes in `CodePatternsConfig`; boxes and
 items come from the catalog.
 
@@ -92,6 +93,11 @@ class WeighUnitCode:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoveUnitCode:
+    """The next item scanned is taken out of the carton: its earlier scan is taken back."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCode:
     raw: str
 
@@ -105,6 +111,7 @@ ScannedCode = (
     | ItemCode
     | LogoutCode
     | WeighUnitCode
+    | RemoveUnitCode
     | UnknownCode
 )
 
@@ -148,6 +155,11 @@ class CodePatternsConfig(BaseModel):
         description="Regex for the code that enters and leaves the weigh-one-unit mode "
         "(master data capture, only while no carton is open).",
     )
+    remove_unit: str = Field(
+        default=r"^REMOVE$",
+        description="Regex for the code the packer scans before the barcode of a unit they "
+        "take out of the carton again (a wrong item scanned in): that unit's scan is taken back.",
+    )
     shipping_label: str = Field(
         default=r"^(?:1Z[0-9A-Z]{16}|JJD[0-9]{16,20})$",
         description=(
@@ -186,7 +198,7 @@ class CodePatternsConfig(BaseModel):
         _compile(pattern, frozenset({"order"}))
         return pattern
 
-    @field_validator("close", "logout", "shipping_label", "weigh_unit")
+    @field_validator("close", "logout", "shipping_label", "weigh_unit", "remove_unit")
     @classmethod
     def _check_plain(cls, pattern: str) -> str:
         _compile(pattern, frozenset())
@@ -201,10 +213,10 @@ class CodePatternsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_control_codes(self) -> Self:
-        controls = [self.close, self.logout, self.weigh_unit]
+        controls = [self.close, self.logout, self.weigh_unit, self.remove_unit]
         if len(set(controls)) != len(controls):
             raise ValueError(
-                "the close, logout and weigh_unit patterns must differ from each other"
+                "the close, logout, weigh_unit and remove_unit patterns must differ from each other"
             )
         return self
 
@@ -276,6 +288,7 @@ class CodeClassifier:
         self._close = re.compile(patterns.close)
         self._logout = re.compile(patterns.logout)
         self._weigh_unit = re.compile(patterns.weigh_unit)
+        self._remove_unit = re.compile(patterns.remove_unit)
         self._shipping_label = re.compile(patterns.shipping_label)
         self._boxes = frozenset(catalog.boxes)
         self._barcodes = catalog.barcode_index()
@@ -300,6 +313,8 @@ class CodeClassifier:
             return CloseCode()
         if self._weigh_unit.fullmatch(text):
             return WeighUnitCode()
+        if self._remove_unit.fullmatch(text):
+            return RemoveUnitCode()
         if badge := self._badge.fullmatch(text):
             return BadgeCode(badge.group("badge"))
         if order := self._order_carton.fullmatch(text):

@@ -100,6 +100,12 @@ class PolicySection(Strict):
         "tolerance, untagged, unseen): scan = the packer must scan each unit; review = the "
         "carton goes to REVIEW at close. The packer is told when the order starts.",
     )
+    lookalike_action: Literal["warn", "scan"] = Field(
+        default="warn",
+        description="For a SKU with catalog look-alikes (`lookalike_group`) that no channel "
+        "tells apart (weight difference within tolerance, untagged, not scanned): warn = the "
+        "packer is told to check size and colour; scan = the packer must scan each unit.",
+    )
     scan_serial_controlled: bool = Field(
         default=False,
         description="Serial-controlled SKUs must be scanned unit by unit (each serial once).",
@@ -293,6 +299,7 @@ def station_policy(config: StationConfig) -> StationPolicy:
         ),
         scan_serial_controlled=section.scan_serial_controlled,
         uncovered_action=section.uncovered_action,
+        lookalike_action=section.lookalike_action,
     )
 
 

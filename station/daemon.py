@@ -94,7 +94,7 @@ from station.storage import damage, set_aside, takes_writes
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
-from station.weight_check import ScaleState, absence_detection
+from station.weight_check import ScaleState, absence_detection, lookalike_detection
 
 log = logging.getLogger("packstation.daemon")
 
@@ -197,6 +197,7 @@ class StationDaemon:
             station_policy(config),
             self.clock,
             weight_power=self._weight_power,
+            lookalike_power=self._lookalike_power,
         )
         self.scanners = [
             make_scanner(c, self._on_scan, self._on_scanner_health, self.clock)
@@ -322,14 +323,18 @@ class StationDaemon:
 
     def _weight_power(self, expected: Mapping[str, int], box: BoxType | None) -> dict[str, float]:
         """For the session's plan: how surely the weight would reveal each SKU missing."""
-        division_g = self.config.scale.division_g
-        return absence_detection(
-            expected,
-            self.catalog,
-            box,
-            lambda grams: scale_error_g(grams, division_g),
-            self.config.weight,
+        return absence_detection(expected, self.catalog, box, self._scale_error, self.config.weight)
+
+    def _lookalike_power(
+        self, expected: Mapping[str, int], box: BoxType | None
+    ) -> dict[str, float]:
+        """For the session's plan: how surely the weight would reveal a look-alike swapped in."""
+        return lookalike_detection(
+            expected, self.catalog, box, self._scale_error, self.config.weight
         )
+
+    def _scale_error(self, grams: float) -> float:
+        return scale_error_g(grams, self.config.scale.division_g)
 
     # -- life cycle ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -62,6 +63,13 @@ class CatalogItem(Frozen):
     lot_controlled: bool = Field(default=False, description="Units carry a lot/batch number.")
     rfid_tagged: bool = Field(default=False, description="Units carry a UHF RFID tag.")
     vision_visible: bool = Field(default=True, description="The overhead camera can see the unit.")
+    lookalike_group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Family of look-alikes (sizes, colours of one product) a packer may put in "
+        "for each other; the plan checks that some channel tells them apart.",
+    )
     image_url: str | None = Field(
         default=None,
         description="Picture shown to the packer: a file (path or file: URL) the daemon serves, "
@@ -113,6 +121,21 @@ class Catalog(Frozen):
     @classmethod
     def from_lists(cls, items: list[CatalogItem], boxes: list[BoxType] = ()) -> Catalog:
         return cls(items={i.sku: i for i in items}, boxes={b.code: b for b in boxes})
+
+    @cached_property
+    def _lookalike_groups(self) -> dict[str, tuple[str, ...]]:
+        groups: dict[str, list[str]] = {}
+        for item in self.items.values():
+            if item.lookalike_group is not None:
+                groups.setdefault(item.lookalike_group, []).append(item.sku)
+        return {name: tuple(skus) for name, skus in groups.items()}
+
+    def lookalikes(self, sku: str) -> tuple[str, ...]:
+        """The other SKUs of `sku`'s look-alike group (none when it has no group)."""
+        group = self.items[sku].lookalike_group
+        if group is None:
+            return ()
+        return tuple(other for other in self._lookalike_groups[group] if other != sku)
 
     def barcode_index(self) -> dict[str, tuple[str, int]]:
         """code -> (sku, units per scan)."""

@@ -53,6 +53,7 @@ from station.codes import (
     ItemCode,
     LogoutCode,
     OrderCartonCode,
+    RemoveUnitCode,
     ScannedCode,
     ShippingLabelCode,
     UnknownCode,
@@ -265,8 +266,9 @@ SessionInput = (
     | LabelGranted
 )
 
-# Before anything is packed: SKU -> chance the carton's weight reveals one missing unit, for the
-# expected units and box (None: the box is not known yet). See weight_check.absence_detection.
+# Before anything is packed: SKU -> chance the carton's weight reveals one missing unit (or one
+# unit replaced by its nearest look-alike), for the expected units and box (None: the box is not
+# known yet). See weight_check.absence_detection and lookalike_detection.
 WeightPower = Callable[[Mapping[str, int], BoxType | None], Mapping[str, float]]
 
 # --------------------------------------------------------------------------------------- effects
@@ -452,6 +454,9 @@ class _Carton:
     plan: CartonPlan | None = None  # made when packing starts, made again at each close
     # Everyone who packed it (hand-overs included): none of them may release it as reviewer.
     packers: set[str] = field(default_factory=set)
+    # REMOVE was scanned: the next item scan takes a unit's scan back. Any other scan disarms it;
+    # a restart forgets it (the packer scans REMOVE again).
+    removing: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -520,12 +525,14 @@ class Session:
         policy: StationPolicy,
         clock: Clock,
         weight_power: WeightPower | None = None,
+        lookalike_power: WeightPower | None = None,
     ) -> None:
         self._config = config
         self._catalog = catalog
         self._policy = policy
         self._clock = clock
         self._weight_power = weight_power or (lambda expected, box: {})
+        self._lookalike_power = lookalike_power or (lambda expected, box: {})
         self._degraded: DegradedMode | None = None
         self._classifier = CodeClassifier(config.codes, catalog)
         self._state = SessionState.LOGGED_OUT
@@ -835,6 +842,8 @@ class Session:
                 return self._login(code.badge_id)
             return self._not_now(code)
         self._last_scan_at = self._clock.monotonic()
+        if self._carton is not None and not isinstance(code, ItemCode | RemoveUnitCode):
+            self._carton.removing = False
         match code:
             case BadgeCode():
                 return self._on_badge(code)
@@ -852,6 +861,8 @@ class Session:
                 return self._on_close(code)
             case WeighUnitCode():
                 return self._enter_weighing(code)
+            case RemoveUnitCode():
+                return self._arm_removal(code)
         raise TypeError(f"not a scanned code: {code!r}")
 
     def _not_now(self, code: ScannedCode) -> list[Effect]:
@@ -945,6 +956,9 @@ class Session:
         if carton is None or self._state not in _OPEN_FOR_ITEMS:
             return self._not_now(code)
         params: dict[str, object] = {"sku": code.sku, "name": self._catalog.items[code.sku].name}
+        if carton.removing:
+            carton.removing = False
+            return self._take_back(carton, code, params)
         if code.serial is not None:
             seen = carton.serials.setdefault(code.sku, set())
             if code.serial in seen:
@@ -970,6 +984,35 @@ class Session:
         if carton.scanned_units[code.sku] > expected[code.sku]:
             return [ShowMessage("warning", "item.too_many", params)]
         return [ShowMessage("info", "item.recorded", params)]
+
+    def _arm_removal(self, code: RemoveUnitCode) -> list[Effect]:
+        carton = self._carton
+        if carton is None or self._state not in _OPEN_FOR_ITEMS:
+            return self._not_now(code)
+        carton.removing = True
+        return [ShowMessage("info", "item.remove_armed", {})]
+
+    def _take_back(
+        self, carton: _Carton, code: ItemCode, params: dict[str, object]
+    ) -> list[Effect]:
+        """REMOVE then an item: the packer took a unit they had scanned out of the carton (a
+        wrong variant, a unit scanned twice). Its scan no longer counts."""
+        serials = carton.serials.get(code.sku, set())
+        if carton.scanned_units[code.sku] < code.units or (
+            code.serial is not None and code.serial not in serials
+        ):
+            return [ShowMessage("warning", "item.remove_unscanned", params)]
+        carton.scanned_units[code.sku] -= code.units
+        if code.serial is not None:
+            serials.discard(code.serial)
+        # The insertion steps pair scans with units in hand: the latest scan of it goes too.
+        for index in range(len(carton.unit_scans) - 1, -1, -1):
+            if carton.unit_scans[index].sku == code.sku:
+                del carton.unit_scans[index]
+                break
+        expected = self._expected(carton).get(code.sku, 0)
+        params |= {"total": carton.scanned_units[code.sku], "expected": expected}
+        return [ShowMessage("info", "item.removed", params)]
 
     def _on_close(self, code: CloseCode | ShippingLabelCode) -> list[Effect]:
         carton = self._carton
@@ -1328,7 +1371,8 @@ class Session:
     def _plan(self, carton: _Carton, degraded: DegradedMode | None) -> CartonPlan:
         expected = self._verifiable(carton)
         power = self._weight_power(expected, carton.box)
-        return self._policy.plan(expected, self._catalog, power, degraded)
+        lookalike_power = self._lookalike_power(expected, carton.box)
+        return self._policy.plan(expected, self._catalog, power, degraded, lookalike_power)
 
     def _start_plan(self, carton: _Carton) -> list[Effect]:
         """Packing starts: which SKUs no sensor would miss, told to the packer and recorded."""
@@ -1349,6 +1393,14 @@ class Session:
             effects.append(ShowMessage("warning", "order.scan_units", self._skus_params(must_scan)))
         if unproven:
             effects.append(ShowMessage("warning", "order.unproven", self._skus_params(unproven)))
+        if plan.lookalikes_unproven:
+            effects.append(
+                ShowMessage(
+                    "warning",
+                    "order.check_lookalikes",
+                    self._skus_params(list(plan.lookalikes_unproven)),
+                )
+            )
         return effects
 
     def _skus_params(self, skus: list[str]) -> dict[str, object]:

@@ -269,19 +269,65 @@ def absence_detection(
     than the tolerance). `scale_error_at(grams)` is the scale's error at a load. The same rule
     `evaluate_weight` applies at close, so what the packer is told at the start holds at the end."""
     present = {sku: n for sku, n in expected_units.items() if n > 0}
+    band = _tolerance_band(present, catalog, box, scale_error_at, config)
+    return {sku: _power(catalog.items[sku], 0.0, band) for sku in present}
+
+
+def lookalike_detection(
+    expected_units: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    scale_error_at: Callable[[float], float],
+    config: WeightCheckConfig,
+) -> dict[str, float]:
+    """For each expected SKU with look-alikes in the catalog, the chance that the total weight
+    would reveal one unit replaced by its nearest look-alike (a size or colour packed instead):
+    the power over the weight difference, 0 when either weight is unknown or variable. SKUs
+    without look-alikes are left out. Same tolerance as `absence_detection`."""
+    present = {sku: n for sku, n in expected_units.items() if n > 0}
+    band = _tolerance_band(present, catalog, box, scale_error_at, config)
+    powers = {}
+    for sku in present:
+        others = [catalog.items[other] for other in catalog.lookalikes(sku)]
+        if others:
+            item = catalog.items[sku]
+            powers[sku] = min(_power(item, _unit_g(other), band) for other in others)
+    return powers
+
+
+class _Band(NamedTuple):
+    tolerance: float
+    sigma: float
+
+
+def _tolerance_band(
+    present: Mapping[str, int],
+    catalog: Catalog,
+    box: BoxType | None,
+    scale_error_at: Callable[[float], float],
+    config: WeightCheckConfig,
+) -> _Band | None:
+    """The close's tolerance on the carton's total, or None when the total cannot be predicted."""
     try:
         expected = expected_weight(present, catalog, box, config.packing_materials())
     except UnpredictableWeight:
-        return dict.fromkeys(present, 0.0)
+        return None
     tolerance = tolerance_g(expected.sigma_g, scale_error_at(expected.mean_g), config)
-    sigma = tolerance / config.z
-    powers = {}
-    for sku in present:
-        item = catalog.items[sku]
-        unit_g = item.unit_weight_g or 0.0
-        weighable = item.weighable and unit_g > tolerance
-        powers[sku] = detection_power(unit_g, tolerance, sigma) if weighable else 0.0
-    return powers
+    return _Band(tolerance, tolerance / config.z)
+
+
+def _unit_g(item: CatalogItem) -> float | None:
+    return item.unit_weight_g if item.weighable else None
+
+
+def _power(item: CatalogItem, replaced_by_g: float | None, band: _Band | None) -> float:
+    """The chance the total reveals one unit of `item` replaced by `replaced_by_g` grams
+    (0.0: left out; None: something of unknown weight)."""
+    unit_g = _unit_g(item)
+    if band is None or unit_g is None or replaced_by_g is None:
+        return 0.0
+    change = abs(unit_g - replaced_by_g)
+    return detection_power(change, band.tolerance, band.sigma) if change > band.tolerance else 0.0
 
 
 def evaluate_weight(

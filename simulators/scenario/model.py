@@ -83,6 +83,11 @@ class StationOptions(_Strict):
         description="An RFID confirmation alone does not verify a SKU ([rfid] "
         "require_second_channel).",
     )
+    lookalike_action: Literal["warn", "scan"] = Field(
+        default="warn",
+        description="Look-alikes no channel tells apart: warn the packer, or make them scan each "
+        "unit ([policy] lookalike_action).",
+    )
     catalog: str | None = Field(
         default=None,
         min_length=1,

@@ -251,7 +251,8 @@ class ScenarioRun:
         self.api = StationClient(f"http://127.0.0.1:{self.api_port}")
         return (
             f'[api]\nport = {self.api_port}\ntoken = "{API_TOKEN}"\n'
-            f"\n[policy]\nrequired_channels = {json.dumps(required)}\n{reviewers}"
+            f"\n[policy]\nrequired_channels = {json.dumps(required)}\n"
+            f'lookalike_action = "{options.lookalike_action}"\n{reviewers}'
         )
 
     def _daemon_log_tail(self) -> str:

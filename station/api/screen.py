@@ -133,6 +133,7 @@ class ScreenModel:
         the carton was closed, what each decided."""
         rows = []
         must_scan = {c.sku for c in carton.coverage if c.must_scan}
+        check = {c.sku for c in carton.coverage if c.lookalikes_unproven}
         for sku, expected in sorted(carton.expected_units.items()):
             scanned = carton.scanned_units.get(sku, 0)
             channels = {SCAN_CHANNEL: {"status": "confirmed" if scanned >= expected else "pending"}}
@@ -149,6 +150,7 @@ class ScreenModel:
                     "expected": expected,
                     "scanned": scanned,
                     "must_scan": sku in must_scan,
+                    "check_lookalikes": sku in check,
                     "channels": channels,
                 }
             )

@@ -84,7 +84,13 @@ function checklistRow(line, channels) {
   const row = el("tr", [line.insert ? "insert" : "", line.must_scan ? "must-scan" : ""].join(" ").trim());
   row.dataset.sku = line.sku;
   const name = el("td", "name", line.name);
-  const tag = line.insert ? ` · ${t("ui.insert")}` : line.must_scan ? ` · ${t("ui.must_scan")}` : "";
+  const tag = line.insert
+    ? ` · ${t("ui.insert")}`
+    : line.must_scan
+      ? ` · ${t("ui.must_scan")}`
+      : line.check_lookalikes
+        ? ` · ${t("ui.check_lookalikes")}`
+        : "";
   name.append(el("span", "sku", line.sku + tag));
   row.append(name, el("td", "qty", String(line.expected)), el("td", "scanned", String(line.scanned)));
   for (const channel of channels) {

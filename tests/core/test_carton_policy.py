@@ -120,3 +120,75 @@ def test_a_sku_only_the_camera_would_miss_is_still_unproven_and_scanned() -> Non
     plan = policy.plan(EXPECTED, CATALOG, POWER)
     assert "vision" in {c.sku: c.channels for c in plan.coverage}["CARD"]
     assert "CARD" in plan.uncovered and "CARD" in plan.must_scan
+
+
+# Look-alikes: a T-shirt in two sizes 6% apart (the weight tells them apart in a light carton),
+# two colours of the same cable (tagged), two colours of socks (untagged, same weight).
+LOOKALIKES = Catalog.from_lists(
+    [
+        CatalogItem(sku="TEE-M", name="T-shirt M", unit_weight_g=250, lookalike_group="TEE"),
+        CatalogItem(sku="TEE-L", name="T-shirt L", unit_weight_g=265, lookalike_group="TEE"),
+        CatalogItem(
+            sku="CABLE-W",
+            name="Cable white",
+            unit_weight_g=30,
+            rfid_tagged=True,
+            lookalike_group="CABLE",
+        ),
+        CatalogItem(
+            sku="CABLE-B",
+            name="Cable black",
+            unit_weight_g=30,
+            rfid_tagged=True,
+            lookalike_group="CABLE",
+        ),
+        CatalogItem(sku="SOCK-R", name="Socks red", unit_weight_g=60, lookalike_group="SOCK"),
+        CatalogItem(sku="SOCK-B", name="Socks blue", unit_weight_g=60, lookalike_group="SOCK"),
+        CatalogItem(sku="MUG", name="Mug", unit_weight_g=350),
+    ]
+)
+ORDER = {"TEE-M": 1, "CABLE-W": 1, "SOCK-R": 1, "MUG": 1}
+ORDER_POWER = dict.fromkeys(ORDER, 1.0)
+# The weight tells the T-shirt from its other size, not the socks from their other colour.
+ORDER_LOOKALIKE_POWER = {"TEE-M": 0.95, "CABLE-W": 0.0, "SOCK-R": 0.0}
+
+
+def told_by(plan) -> dict[str, tuple[str, ...]]:
+    return {c.sku: c.lookalikes_told_by for c in plan.coverage}
+
+
+def test_the_plan_names_the_channels_that_tell_look_alikes_apart() -> None:
+    policy = StationPolicy(channels=frozenset({"weight", "rfid", "vision"}))
+    plan = policy.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
+    assert told_by(plan) == {"TEE-M": ("weight",), "CABLE-W": ("rfid",), "SOCK-R": (), "MUG": ()}
+    # The camera counts a look-alike as one item too: it tells nothing apart.
+    assert plan.lookalikes_unproven == ("SOCK-R",)
+    assert plan.must_scan == frozenset()
+
+
+def test_without_the_weights_power_over_look_alikes_the_weight_tells_none_apart() -> None:
+    plan = StationPolicy().plan(ORDER, LOOKALIKES, ORDER_POWER)
+    assert plan.lookalikes_unproven == ("CABLE-W", "SOCK-R", "TEE-M")
+
+
+def test_look_alikes_no_channel_tells_apart_are_scanned_when_configured() -> None:
+    policy = StationPolicy(channels=frozenset({"weight", "rfid"}), lookalike_action="scan")
+    plan = policy.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
+    assert plan.must_scan == {"SOCK-R"} and plan.lookalikes_unproven == ()
+    assert told_by(plan)["SOCK-R"] == ("scan",)
+    assert plan.policy.sku_required == {"SOCK-R": frozenset({"scan"})}
+
+
+def test_a_sku_scanned_anyway_has_its_look_alikes_told_apart_by_the_scan() -> None:
+    policy = StationPolicy(rules=(SkuRule(("SOCK-*",), require=frozenset({"scan"})),))
+    plan = policy.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
+    assert told_by(plan)["SOCK-R"] == ("scan",) and "SOCK-R" not in plan.lookalikes_unproven
+
+
+def test_an_ignored_rfid_tells_no_look_alike_apart() -> None:
+    policy = StationPolicy(
+        channels=frozenset({"weight", "rfid"}),
+        rules=(SkuRule(("CABLE-*",), ignore=frozenset({"rfid"})),),
+    )
+    plan = policy.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
+    assert "CABLE-W" in plan.lookalikes_unproven

@@ -21,6 +21,7 @@ from station.weight_check import (
     WeightCheckConfig,
     WeightMeasurement,
     absence_detection,
+    lookalike_detection,
     evaluate_weight,
     expected_weight,
     tolerance_g,
@@ -328,3 +329,67 @@ def test_the_explanations_scored_are_capped_and_the_carton_still_blocks() -> Non
         assert unlisted is not None
         assert int(unlisted.group(1)) == cap - config.max_explanations
         assert VerificationPolicy().decide(units, [report]).outcome is Outcome.BLOCK
+
+
+def sizes_and_colours(*extra: CatalogItem) -> Catalog:
+    """A T-shirt whose other size weighs 80 g more, socks whose other colour weighs the same."""
+    return Catalog.from_lists(
+        [
+            CatalogItem(
+                sku="TEE-M",
+                name="T-shirt M",
+                unit_weight_g=250,
+                weight_spread_g=4,
+                lookalike_group="TEE",
+            ),
+            CatalogItem(
+                sku="TEE-XL",
+                name="T-shirt XL",
+                unit_weight_g=330,
+                weight_spread_g=4,
+                lookalike_group="TEE",
+            ),
+            CatalogItem(
+                sku="SOCK-R",
+                name="Socks red",
+                unit_weight_g=60,
+                weight_spread_g=2,
+                lookalike_group="SOCK",
+            ),
+            CatalogItem(
+                sku="SOCK-B",
+                name="Socks blue",
+                unit_weight_g=61,
+                weight_spread_g=2,
+                lookalike_group="SOCK",
+            ),
+            CatalogItem(sku="MUG", name="Mug", unit_weight_g=350, weight_spread_g=3),
+            *extra,
+        ],
+        [BoxType(code="BOX-S", name="Small box", tare_g=200, tare_spread_g=5)],
+    )
+
+
+def test_the_weight_tells_a_look_alike_apart_when_the_close_would_see_it_swapped() -> None:
+    """lookalike_detection (the plan) and evaluate_weight (the close) agree: the XL packed for
+    the M reads outside the tolerance, the other colour of socks inside it."""
+    catalog = sizes_and_colours()
+    box, units = catalog.boxes["BOX-S"], {"TEE-M": 1, "SOCK-R": 2, "MUG": 1}
+    power = lookalike_detection(units, catalog, box, lambda grams: SCALE_MPE_G, CONFIG)
+    assert set(power) == {"TEE-M", "SOCK-R"}  # the mug has no look-alike
+    assert power["TEE-M"] > 0.999 and power["SOCK-R"] == 0.0
+    mean = _mean(catalog, box, units, CONFIG)
+    xl_for_m = evaluate_weight(units, catalog, box, settled(mean + 80), CONFIG)
+    assert xl_for_m.discrepancy is Discrepancy.SURPLUS
+    blue_for_red = evaluate_weight(units, catalog, box, settled(mean + 1), CONFIG)
+    assert blue_for_red.discrepancy is Discrepancy.NONE
+
+
+def test_the_nearest_look_alike_decides_and_an_unknown_weight_tells_nothing() -> None:
+    large = CatalogItem(sku="TEE-L", name="T-shirt L", unit_weight_g=262, lookalike_group="TEE")
+    units = {"TEE-M": 1, "MUG": 1}
+    for extra in (large, large.model_copy(update={"unit_weight_g": None})):
+        catalog = sizes_and_colours(extra)
+        box = catalog.boxes["BOX-S"]
+        power = lookalike_detection(units, catalog, box, lambda grams: SCALE_MPE_G, CONFIG)
+        assert power == {"TEE-M": 0.0}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from station.carton_policy import Fallback, SkuRule, StationPolicy
 from station.clock import ManualClock
-from station.codes import BoxCode, CloseCode, ItemCode
+from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode
+from station.domain import Catalog
 from station.session import (
     STATION_FAULT,
     VERIFICATION_RESULT,
@@ -63,6 +64,31 @@ def test_a_sku_no_sensor_proves_is_named_when_packing_starts() -> None:
     drive_to(session, SessionState.AWAITING_BOX)
     effects = session.handle(Scanned(BoxCode("BOX-S")))
     assert messages(effects)["order.unproven"]["skus"] == ["TEA-1"]
+
+
+def test_a_look_alike_no_channel_tells_apart_is_named_when_packing_starts() -> None:
+    """Green tea has a jasmine look-alike of its weight: the packer is told to check it; with
+    `lookalike_action = "scan"` they must scan it instead."""
+    jasmine = CATALOG.items["TEA-1"].model_copy(
+        update={"sku": "TEA-2", "name": "Jasmine tea", "barcodes": ()}
+    )
+    catalog = Catalog.from_lists(
+        [
+            *(i for i in CATALOG.items.values() if i.sku != "TEA-1"),
+            CATALOG.items["TEA-1"].model_copy(update={"lookalike_group": "TEA"}),
+            jasmine.model_copy(update={"lookalike_group": "TEA"}),
+        ],
+        list(CATALOG.boxes.values()),
+    )
+    for action, key in (("warn", "order.check_lookalikes"), ("scan", "order.scan_units")):
+        policy = StationPolicy(lookalike_action=action)
+        session = Session(WorkflowConfig(), catalog, policy, ManualClock(), weigh_everything)
+        drive_to(session, SessionState.AWAITING_BOX)
+        effects = session.handle(Scanned(BoxCode("BOX-S")))
+        assert messages(effects)[key] == {"skus": ["TEA-1"], "names": "Green tea"}
+        (plan,) = [e for e in effects if isinstance(e, RecordAudit) and e.kind == "carton.plan"]
+        tea = {c["sku"]: c for c in plan.data["coverage"]}["TEA-1"]
+        assert tea["lookalikes_unproven"] is (action == "warn")
 
 
 def test_a_must_scan_sku_not_scanned_blocks_and_scanning_it_passes() -> None:
@@ -156,3 +182,36 @@ def test_without_a_degraded_mode_a_down_scale_never_passes_even_when_all_is_scan
             session.handle(Scanned(ItemCode(sku, 1)))
     effects = close(session, ChannelReport("weight", ChannelState.DOWN))
     assert published(effects, VERIFICATION_RESULT)[0]["outcome"] == Outcome.REVIEW.value
+
+
+def test_a_wrong_unit_scanned_in_and_taken_out_with_remove_no_longer_counts() -> None:
+    """The packer scans a tea they then take out again: REMOVE + its barcode takes the scan
+    back, so the must-scan count is right and the carton passes once the right unit is in."""
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    for _ in range(3):
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert published(close(session, weight_report()), VERIFICATION_RESULT)[0]["extra"]
+    session.handle(Scanned(RemoveUnitCode()))
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert messages(effects)["item.removed"] == {
+        "sku": "TEA-1",
+        "name": "Green tea",
+        "total": 2,
+        "expected": 2,
+    }
+    assert published(close(session, weight_report()), VERIFICATION_RESULT)[0]["outcome"] == "PASS"
+
+
+def test_remove_takes_back_only_what_was_scanned_and_any_other_scan_disarms_it() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(RemoveUnitCode()))
+    effects = session.handle(Scanned(ItemCode("MUG-1", 1)))
+    assert "item.remove_unscanned" in messages(effects)
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(RemoveUnitCode()))
+    session.handle(Scanned(BoxCode("BOX-M")))  # disarms
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert messages(effects)["item.recorded"]["total"] == 2
+    assert session.carton_view().scanned_units["TEA-1"] == 2

@@ -15,6 +15,7 @@ from station.codes import (
     ItemCode,
     LogoutCode,
     OrderCartonCode,
+    RemoveUnitCode,
     ShippingLabelCode,
     UnknownCode,
     WeighUnitCode,
@@ -61,6 +62,7 @@ CODES = st.one_of(
     st.just(LogoutCode()),
     st.just(UnknownCode("junk")),
     st.just(WeighUnitCode()),
+    st.just(RemoveUnitCode()),
 )
 REPORTS = st.tuples(
     st.builds(
@@ -202,6 +204,12 @@ class SessionMachine(RuleBasedStateMachine):
     def an_open_carton_is_diverted(self):
         if self.mode == "enforce" and self.session.open_carton is not None:
             assert self.route == "exception"
+
+    @invariant()
+    def a_scan_taken_back_never_leaves_fewer_than_none(self):
+        view = self.session.carton_view()
+        if view is not None:
+            assert all(units >= 0 for units in view.scanned_units.values())
 
     @invariant()
     def nobody_no_carton(self):
