@@ -25,7 +25,13 @@ from typing import TypeVar
 from benchmarks.accuracy.sensors import Evidence, Station
 from benchmarks.accuracy.world import Carton, CartonStream, ErrorKind
 from benchmarks.figures import summary
-from station.carton_policy import NEVER_ALONE, CartonPlan, StationPolicy, UncoveredAction
+from station.carton_policy import (
+    NEVER_ALONE,
+    CartonPlan,
+    LookalikeAction,
+    StationPolicy,
+    UncoveredAction,
+)
 from station.insertion_check import InsertionSample
 from station.scan_check import UnitScan, evaluate_scans, units_scanned
 from station.verification import ChannelReport, Outcome, Verdict
@@ -40,6 +46,7 @@ class Mix:
     sensors: frozenset[str]
     insertion: bool = True
     uncovered_action: UncoveredAction = "review"
+    lookalike_action: LookalikeAction = "warn"
 
     def policy(self) -> StationPolicy:
         return StationPolicy(
@@ -48,6 +55,7 @@ class Mix:
             corroborate=NEVER_ALONE,  # as every station's policy (station.config.station_policy)
             scan_serial_controlled=True,
             uncovered_action=self.uncovered_action,
+            lookalike_action=self.lookalike_action,
         )
 
     @property
@@ -64,10 +72,16 @@ MIXES: dict[str, Mix] = {
     "weight + insertion, uncovered SKUs scanned": Mix(
         frozenset({"weight"}), uncovered_action="scan"
     ),
+    "weight + insertion, uncovered and look-alike SKUs scanned": Mix(
+        frozenset({"weight"}), uncovered_action="scan", lookalike_action="scan"
+    ),
     "weight + insertion + RFID": Mix(frozenset({"weight", "rfid"})),
     "weight + insertion + vision": Mix(frozenset({"weight", "vision"})),
     "all": Mix(_ALL),
     "all, uncovered SKUs scanned": Mix(_ALL, uncovered_action="scan"),
+    "all, uncovered and look-alike SKUs scanned": Mix(
+        _ALL, uncovered_action="scan", lookalike_action="scan"
+    ),
 }
 Z95 = 1.959964
 TAG_UNREAD = "tag_unread"  # the policy's hold for a unit scan (station.verification)
@@ -244,12 +258,15 @@ class Evaluation:
         reports = station.reports(carton, evidence)
         expected = station.verifiable(carton)
         power = station.weight_power(carton)
+        lookalike_power = station.lookalike_power(carton)
         # The insertion channel pairs its steps with the unit scans, which follow the mix's
         # plan: one report per set of must-scan SKUs (most mixes share one).
         insertion: dict[frozenset[str], ChannelReport] = {}
         out = {}
         for name, mix in self.mixes.items():
-            plan = self.policies[name].plan(expected, station.world.catalog, power)
+            plan = self.policies[name].plan(
+                expected, station.world.catalog, power, lookalike_power=lookalike_power
+            )
             timed = station.unit_scans(carton, evidence, plan.must_scan)
             scans = evaluate_scans(expected, units_scanned(timed), plan.must_scan)
             if mix.insertion and plan.must_scan not in insertion:
@@ -336,7 +353,12 @@ def decision_times(
         sensors: Mapping[str, ChannelReport],
     ) -> Verdict:
         expected = station.verifiable(carton)
-        plan = policy.plan(expected, catalog, station.weight_power(carton))
+        plan = policy.plan(
+            expected,
+            catalog,
+            station.weight_power(carton),
+            lookalike_power=station.lookalike_power(carton),
+        )
         weight = station.weight_report(carton, evidence)
         insertion = timed("insertion", station.insertion_report, carton, evidence, scanned)
         scans = evaluate_scans(expected, units_scanned(scanned), plan.must_scan)
@@ -349,7 +371,12 @@ def decision_times(
         evidence = station.evidence(carton)
         sensors = timed("channel reports", station.sensor_reports, carton, evidence)
         # The packer's scans (the simulator, untimed) follow the plan's must-scan SKUs.
-        plan = policy.plan(station.verifiable(carton), catalog, station.weight_power(carton))
+        plan = policy.plan(
+            station.verifiable(carton),
+            catalog,
+            station.weight_power(carton),
+            lookalike_power=station.lookalike_power(carton),
+        )
         scanned = station.unit_scans(carton, evidence, plan.must_scan)
         timed("decide", close, carton, evidence, scanned, sensors)
         # The decision proper: the insertion channel's explanation is that channel's own work

@@ -63,6 +63,7 @@ def measure(
                 "required": sorted(mix.sensors),
                 "insertion": mix.insertion,
                 "uncovered_action": mix.uncovered_action,
+                "lookalike_action": mix.lookalike_action,
             }
             for name, mix in MIXES.items()
         },

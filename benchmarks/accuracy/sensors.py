@@ -45,6 +45,7 @@ from station.weight_check import (
     WeightMeasurement,
     absence_detection,
     evaluate_weight,
+    lookalike_detection,
 )
 from vision.barcodes import CodeRead
 from vision.observe import InsertionObservation
@@ -512,6 +513,18 @@ class Station:
         session's plan (weight_check.absence_detection over the verifiable SKUs)."""
         catalog = self.world.catalog
         return absence_detection(
+            self.verifiable(carton),
+            catalog,
+            catalog.boxes[carton.box],
+            self.scale_error_at,
+            self.weight_config,
+        )
+
+    def lookalike_power(self, carton: Carton) -> dict[str, float]:
+        """How surely the total weight reveals a product swapped for its nearest look-alike, as
+        the daemon tells the plan (weight_check.lookalike_detection)."""
+        catalog = self.world.catalog
+        return lookalike_detection(
             self.verifiable(carton),
             catalog,
             catalog.boxes[carton.box],

@@ -242,7 +242,7 @@ def build_world(seed: int, model: WorldModel | None = None) -> World:
             truth[sku] = SkuTruth(sku, category, mean, sd, family, gtin)
             if family is not None:
                 families.setdefault(family, []).append(sku)
-            items.append(_catalog_item(sku, category, mean, sd, gtin, model, rng))
+            items.append(_catalog_item(sku, category, mean, sd, gtin, family, model, rng))
     items.append(
         CatalogItem(
             sku=GIFT_NOTE,
@@ -281,6 +281,7 @@ def _catalog_item(
     mean: float,
     sd: float,
     gtin: str,
+    family: str | None,
     model: WorldModel,
     rng: random.Random,
 ) -> CatalogItem:
@@ -302,6 +303,7 @@ def _catalog_item(
         weight_spread_g=round(spread, 2),
         variable_weight=category.variable_weight,
         rfid_tagged=rng.random() < category.tagged,
+        lookalike_group=family,  # the site's catalog knows its sizes and colours
         # Its own generator: the catalog's other draws stay what they were before serials.
         serial_controlled=random.Random(f"serial:{sku}").random() < category.serial,
     )

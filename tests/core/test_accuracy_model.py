@@ -377,3 +377,43 @@ def test_unit_scans_interleave_with_the_steps_they_belong_to() -> None:
             before += gap > 0
             after += gap < 0
     assert after > 0 and before > 4 * after  # (a SKU in two moves in a row reads as after)
+
+
+def test_the_catalog_knows_its_look_alike_families() -> None:
+    for family, skus in WORLD.families.items():
+        for sku in skus:
+            assert WORLD.catalog.lookalikes(sku) == tuple(s for s in skus if s != sku)
+            assert WORLD.catalog.items[sku].lookalike_group == family
+
+
+def test_a_wrong_variant_the_packer_must_scan_is_named() -> None:
+    """With look-alikes scanned, a variant packed in the ordered SKU's place that no channel
+    tells apart is scanned by its own code: BLOCK naming the ordered SKU missing (the benchmark's
+    packer scans the unit in hand; a slip could still hide it, so only scanned cartons count)."""
+    mix = {
+        "scan": Mix(
+            frozenset({"weight"}),
+            insertion=False,
+            uncovered_action="scan",
+            lookalike_action="scan",
+        )
+    }
+    evaluation = Evaluation(STATION, mix)
+    named = 0
+    for carton in STREAM.short(600):
+        if carton.faults or carton.error is not ErrorKind.WRONG_VARIANT or not carton.foreign:
+            continue
+        decision = evaluation.decisions(carton)["scan"]
+        ((victim, _),) = carton.missing.items()
+        ((variant, _),) = carton.foreign.items()
+        assert victim in decision.plan.must_scan or STATION.lookalike_power(carton)[victim] >= 0.9
+        if victim not in decision.plan.must_scan:
+            continue
+        scans = units_scanned(
+            STATION.unit_scans(carton, STATION.evidence(carton), decision.plan.must_scan)
+        )
+        if scans.get(variant, 0) and scans.get(victim, 0) < carton.expected[victim]:
+            assert decision.verdict.outcome is Outcome.BLOCK
+            assert any(d.sku == victim for d in decision.verdict.missing)
+            named += 1
+    assert named > 0
