@@ -146,8 +146,9 @@ class VerificationPolicy:
 
     # Channels whose deficit is a class-agnostic count that lists every SKU it could concern
     # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
-    # another channel confirms each of those SKUs at least `overrule_confidence` surely (the
-    # scale's detection power for every unit the count could have lost): the count miscounted.
+    # another sensor confirms each of those SKUs at least `overrule_confidence` surely (the
+    # scale's detection power for every unit the count could have lost; never the unit scans,
+    # see `_vouching`): the count miscounted.
     # Their surplus ("one item more", naming no SKU) is set aside when every ordered SKU is so
     # confirmed and no other channel sees anything extra: an extra item the scale cannot see is
     # lighter than its tolerance (an over-shipment the other order's station catches as short),
@@ -215,6 +216,7 @@ class VerificationPolicy:
         if report.channel not in self.overrulable_counts:
             return False
         others = tuple(r for r in reports if r.channel != report.channel)
+        vouching = self._vouching(reports, besides=frozenset())
         doubtful = {FindingStatus.MISSING, FindingStatus.UNCERTAIN}
         concerned = [f for f in report.findings if f.status in doubtful]
         if report.discrepancy is Discrepancy.SURPLUS:
@@ -235,7 +237,7 @@ class VerificationPolicy:
             return False
         claim = max((f.confidence for f in concerned), default=0.0)
         surest = max(claim, self.overrule_confidence, self.min_confidence)
-        return all(self._vouched(sku, others, surest) for sku in skus)
+        return all(self._vouched(sku, vouching, surest) for sku in skus)
 
     def _unread_tags(self, reports: tuple[ChannelReport, ...]) -> dict[str, tuple[SkuFinding, ...]]:
         """Per tag channel, its missing findings that look like tags not answering (see
@@ -247,12 +249,7 @@ class VerificationPolicy:
         for report in reports:
             if report.channel not in self.tag_channels or report.state is not ChannelState.OK:
                 continue
-            vouching = tuple(
-                r
-                for r in reports
-                if r.channel not in self.tag_channels | self.corroborate | self.overrulable_counts
-                and r.channel != self.tag_settled_by
-            )
+            vouching = self._vouching(reports, besides=self.tag_channels)
             found = tuple(
                 f
                 for f in report.findings
@@ -262,6 +259,17 @@ class VerificationPolicy:
             if found:
                 unread[report.channel] = found
         return unread
+
+    def _vouching(
+        self, reports: tuple[ChannelReport, ...], besides: frozenset[str]
+    ) -> tuple[ChannelReport, ...]:
+        """The reports whose confirmations may set another channel's finding aside: sensors
+        that may vouch alone, not those `besides`. Never the unit scans: a scan is the packer's
+        word, and a unit scanned and then set down beside the box is the very mistake a count or
+        a tag catches (measured: docs/accuracy.md). Never a channel that needs a second one, nor
+        a count (it names no SKU)."""
+        barred = besides | self.corroborate | self.overrulable_counts | {self.tag_settled_by}
+        return tuple(r for r in reports if r.channel not in barred)
 
     def _sees_more(self, report: ChannelReport) -> bool:
         return report.discrepancy is not Discrepancy.NONE or any(

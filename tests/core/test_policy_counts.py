@@ -89,6 +89,20 @@ def test_every_candidate_vouched_for_surely_overrules_the_count() -> None:
     assert POLICY.decide(EXPECTED, reports).outcome is Outcome.PASS
 
 
+def test_a_unit_scan_never_overrules_the_count() -> None:
+    """The packer scanned the socks, then set them down beside the box: the scan confirms them
+    fully, yet it is the packer's word, not a sensor's, and the count stands."""
+    scanned = SkuFinding("SOCKS", FindingStatus.CONFIRMED, 1, 1, 1.0)
+    reports = [
+        weight({"MUG": 1.0}),
+        vision_deficit(["MUG", "SOCKS"]),
+        ChannelReport("scan", ChannelState.OK, (scanned,)),
+    ]
+    verdict = POLICY.decide(EXPECTED, reports)
+    assert verdict.outcome is Outcome.BLOCK
+    assert "vision_count_deficit" in {r.code for r in verdict.reasons}
+
+
 def test_a_weak_weight_confirmation_does_not_overrule_the_count() -> None:
     # A 62 g unit just outside a 50 g tolerance: the scale would catch its absence 90% of times.
     reports = [weight({"MUG": 0.9, "SOCKS": 1.0}), vision_deficit(["MUG"], confidence=0.6)]
