@@ -21,9 +21,9 @@ from station.weight_check import (
     WeightCheckConfig,
     WeightMeasurement,
     absence_detection,
-    lookalike_detection,
     evaluate_weight,
     expected_weight,
+    lookalike_detection,
     tolerance_g,
 )
 
