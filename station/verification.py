@@ -249,7 +249,7 @@ class VerificationPolicy:
         for report in reports:
             if report.channel not in self.tag_channels or report.state is not ChannelState.OK:
                 continue
-            vouching = self._vouching(reports, besides=self.tag_channels)
+            vouching = self._vouching(reports, besides=self.tag_channels | self.corroborate)
             found = tuple(
                 f
                 for f in report.findings
@@ -263,12 +263,11 @@ class VerificationPolicy:
     def _vouching(
         self, reports: tuple[ChannelReport, ...], besides: frozenset[str]
     ) -> tuple[ChannelReport, ...]:
-        """The reports whose confirmations may set another channel's finding aside: sensors
-        that may vouch alone, not those `besides`. Never the unit scans: a scan is the packer's
-        word, and a unit scanned and then set down beside the box is the very mistake a count or
-        a tag catches (measured: docs/accuracy.md). Never a channel that needs a second one, nor
-        a count (it names no SKU)."""
-        barred = besides | self.corroborate | self.overrulable_counts | {self.tag_settled_by}
+        """The reports whose confirmations may set another channel's finding aside: sensors,
+        not those `besides`. Never the unit scans: a scan is the packer's word, and a unit
+        scanned and then set down beside the box is the very mistake a count or a tag catches
+        (measured: docs/accuracy.md). Never a count (it names no SKU)."""
+        barred = besides | self.overrulable_counts | {self.tag_settled_by}
         return tuple(r for r in reports if r.channel not in barred)
 
     def _sees_more(self, report: ChannelReport) -> bool:

@@ -265,6 +265,23 @@ def test_review_is_amber_with_its_reason_in_chinese(
     screenshot(browser, "verdict-review-zh.png")
 
 
+def test_a_look_alike_no_sensor_tells_apart_is_marked_to_check(
+    browser: WebDriver, station: RunningStation
+) -> None:
+    """Wool socks M and L weigh 62 and 66 g: the weight cannot tell them apart and they carry no
+    tag, so the packer is told to check the size (lookalike_action = "warn", the default)."""
+    open_screen(browser, station)
+    station.rig.scan(f"BADGE-{PACKER}")
+    station.rig.scan("ORD-1001/C1")
+    station.rig.scan("BOX-S")
+    socks = '#checklist tr[data-sku="SOCKS-WOOL-M"]'
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, socks))
+    wait_text(browser, "message", "No sensor tells Wool Socks, pair, size M from its look-alikes")
+    assert "check size and colour" in browser.find_element(By.CSS_SELECTOR, socks).text
+    mug = browser.find_element(By.CSS_SELECTOR, '#checklist tr[data-sku="MUG-BLUE"]')
+    assert "check size" not in mug.text
+
+
 def test_a_must_scan_line_is_marked_and_a_degraded_mode_is_a_banner(
     browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
 ) -> None:
