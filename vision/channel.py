@@ -125,9 +125,11 @@ class VisionChannel:
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
 
-    def add_not_applicable(self, reason: str) -> InsertionObservation:
-        """An insertion vision could not see: the carton's count becomes 'not applicable'."""
-        obs = InsertionObservation(len(self.accumulator.observations), None, None, {}, (), reason)
+    def add_not_applicable(self, reason: str, carried_over: bool) -> InsertionObservation:
+        """An insertion vision could not see: counted by the next readable frame when
+        `carried_over`, otherwise the carton's count becomes 'not applicable'."""
+        index = len(self.accumulator.observations)
+        obs = InsertionObservation(index, None, None, {}, (), reason, carried_over)
         self.accumulator.observations.append(obs)
         return obs
 
@@ -135,7 +137,9 @@ class VisionChannel:
         """Take this insertion's frame (still, readable) and add it to the carton's count."""
         taken = await self.take_frame(timeout_s)
         if taken is None:
-            return self.add_not_applicable("no still frame from the camera in time")
+            return self.add_not_applicable(
+                "no still frame from the camera in time", carried_over=True
+            )
         return self.add_taken(taken)
 
     def add_frame(self, frame: np.ndarray) -> InsertionObservation:

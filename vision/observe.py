@@ -7,6 +7,9 @@ to one with a detection of the previous frame). Items that a later insertion cov
 an item the packer moves far enough reads as new (documented limitation; the weight channel
 catches that surplus).
 A frame the model cannot read confidently makes that insertion "not applicable" - never a count.
+Its items are not lost: the next readable frame is compared with the last readable one, so they
+are new in it (`carried_over`). An item taken out is different: no later frame can undo its
+count, so that insertion stays uncounted.
 """
 
 from __future__ import annotations
@@ -67,10 +70,25 @@ class InsertionObservation:
     new_labels: dict[str, int]
     codes: tuple[CodeRead, ...]
     reason: str = ""
+    # Not applicable, and its items are counted by the next readable frame (a hand or motion
+    # kept the camera from a readable frame). False for an item taken out, which no later frame
+    # can undo.
+    carried_over: bool = False
 
     @property
     def applicable(self) -> bool:
         return self.new_items is not None
+
+
+def uncounted(observations: Sequence[InsertionObservation]) -> list[InsertionObservation]:
+    """The insertions no readable frame counted: a not applicable one that is not carried over
+    (an item taken out), or one that nothing readable follows (the carton's last frames)."""
+    last_readable = max((o.index for o in observations if o.applicable), default=-1)
+    return [
+        o
+        for o in observations
+        if not o.applicable and (not o.carried_over or o.index > last_readable)
+    ]
 
 
 def _side(d: Detection) -> float:
@@ -116,7 +134,9 @@ class InsertionAccumulator:
     def add(self, frame: FrameObservation) -> InsertionObservation:
         index = len(self.observations)
         if not frame.readable:
-            obs = InsertionObservation(index, None, None, {}, frame.codes, frame.result.reason)
+            obs = InsertionObservation(
+                index, None, None, {}, frame.codes, frame.result.reason, carried_over=True
+            )
         else:
             current = tuple(d for d in frame.result.detections if not d.unsure)
             new = new_detections(current, self._previous)
@@ -130,7 +150,7 @@ class InsertionAccumulator:
         return obs
 
     def total(self) -> int | None:
-        if not self.observations or not all(o.applicable for o in self.observations):
+        if not self.observations or uncounted(self.observations):
             return None
         return sum(o.new_items or 0 for o in self.observations)
 

@@ -7,10 +7,13 @@ What vision can say about a carton:
   site model's class that names a SKU. A class naming a look-alike group (or a SKU inside one)
   proves the group, never one member.
 - SKUs the camera cannot see (catalog `vision_visible=False`, inserts) are NOT_APPLICABLE.
-- Any insertion it could not read confidently makes the whole count NOT_APPLICABLE and the
-  channel UNSURE: it reports no count rather than a guess, and a required vision channel that
-  could not count fails closed. A count that agrees but proves no identity is UNCERTAIN, not
-  CONFIRMED: the count alone cannot tell a swapped item.
+- An insertion it could not read confidently is counted by the next readable frame (the
+  accumulator compares each readable frame with the last readable one; the close frame is the
+  last). An insertion no readable frame counted (an item taken out, or unreadable frames up to the
+  close) makes the whole count NOT_APPLICABLE and the channel UNSURE: it reports no count rather
+  than a guess, and a required vision channel that could not count fails closed. A count that
+  agrees but proves no identity is UNCERTAIN, not CONFIRMED: the count alone cannot tell a
+  swapped item.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from station.verification import (
     SkuFinding,
 )
 from vision.barcodes import code_index, sku_for
-from vision.observe import InsertionObservation
+from vision.observe import InsertionObservation, uncounted
 
 CHANNEL = "vision"
 
@@ -120,7 +123,10 @@ def build_vision_report(
         "expected_visible": expected_visible,
     }
 
-    not_applicable = [o for o in observations if not o.applicable]
+    not_applicable = uncounted(observations)
+    carried = sum(1 for o in observations if not o.applicable) - len(not_applicable)
+    if carried:
+        measurements["carried_over_frames"] = float(carried)
     if not_applicable:
         why = not_applicable[0].reason or "scene unreadable"
         for sku in seen:

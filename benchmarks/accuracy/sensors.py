@@ -277,10 +277,15 @@ class Station:
         observations: list[InsertionObservation] = []
         placed: list[Unit] = []
         covered: set[int] = set()
+        # Units of unreadable insertions: the next readable frame sees them as new unless a
+        # later insertion has covered them (vision.observe.InsertionAccumulator).
+        carried: list[int] = []
+        reason = "a hand stayed over the carton"
         for index, group in enumerate(groups):
             for i in range(len(placed)):  # what goes in now may cover what is already there
                 if i not in covered and rng.random() < model.covered_per_insertion:
                     covered.add(i)
+            first = len(placed)
             placed += group
             visible = [u for i, u in enumerate(placed) if i not in covered]
             codes = tuple(
@@ -288,16 +293,33 @@ class Station:
                 for u in visible
                 if u.code_up and rng.random() < model.code_read
             )
-            if rng.random() < model.insertion_unreadable or (index == 0 and fault is Fault.UNSURE):
-                reason = "a hand stayed over the carton"
-                observations.append(InsertionObservation(index, None, None, {}, codes, reason))
+            last = index == len(groups) - 1
+            if rng.random() < model.insertion_unreadable or (last and fault is Fault.UNSURE):
+                observations.append(
+                    InsertionObservation(index, None, None, {}, codes, reason, carried_over=True)
+                )
+                carried += range(first, len(placed))
                 continue
-            new = len(group)
-            if rng.random() < self.vision.hazard_at(len(visible)):
-                errors, shares = zip(*self.vision.errors, strict=True)
-                new = max(0, new + rng.choices(errors, shares)[0])
+            new = self._counted(rng, len(group) + _uncovered(carried, covered), len(visible))
+            carried = []
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
+        if carried:  # the last insertions went unread: the close frame counts them, if it can
+            index, visible_n = len(groups), len(placed) - len(covered)
+            if fault is Fault.UNSURE or rng.random() < model.insertion_unreadable:
+                observations.append(
+                    InsertionObservation(index, None, None, {}, (), reason, carried_over=True)
+                )
+            else:
+                new = self._counted(rng, _uncovered(carried, covered), visible_n)
+                observations.append(InsertionObservation(index, new, visible_n, {}, ()))
         return tuple(observations), True
+
+    def _counted(self, rng: random.Random, new: int, visible: int) -> int:
+        """The new items one readable frame counts: right, or off by the card's errors."""
+        if rng.random() < self.vision.hazard_at(visible):
+            errors, shares = zip(*self.vision.errors, strict=True)
+            new = max(0, new + rng.choices(errors, shares)[0])
+        return new
 
     def _steps(
         self, carton: Carton
@@ -578,3 +600,7 @@ def _insertions(rng: random.Random, units: list[Unit]) -> list[list[Unit]]:
 def _code_read(ean13: str) -> CodeRead:
     """An EAN-13 as the barcode reader returns it; the catalog's index maps it to its SKU."""
     return CodeRead("EAN13", ean13, "]E0", ean13.encode(), (0.0, 0.0), (), gtin="0" + ean13)
+
+
+def _uncovered(units: list[int], covered: set[int]) -> int:
+    return sum(1 for i in units if i not in covered)

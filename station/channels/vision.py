@@ -143,7 +143,8 @@ class VisionEvidenceChannel(EvidenceChannel):
         if step.delta_g < 0:
             self.camera.add_not_applicable(
                 f"an item was taken out ({step.delta_g:.0f} g): insertion counting cannot tell "
-                "which"
+                "which",
+                carried_over=False,
             )
             return
         self._spawn(self._capture("insertion", self.config.capture_timeout_s))
@@ -170,7 +171,8 @@ class VisionEvidenceChannel(EvidenceChannel):
                 return
             took_s = time.monotonic() - started
             if taken is None:
-                self._logged(kind, self.camera.add_not_applicable(failure), took_s)
+                unseen = self.camera.add_not_applicable(failure, carried_over=True)
+                self._logged(kind, unseen, took_s)
                 return
             counted = self.camera.add_taken(taken)
             self._logged(kind, counted, took_s, taken)
@@ -222,7 +224,9 @@ class VisionEvidenceChannel(EvidenceChannel):
                     self._capture("close", min(self.config.capture_timeout_s, budget)), budget
                 )
             except TimeoutError:
-                camera.add_not_applicable("no frame at close before the verdict was due")
+                camera.add_not_applicable(
+                    "no frame at close before the verdict was due", carried_over=True
+                )
         catalog = self._context.catalog
         report = build_vision_report(
             camera.accumulator.observations,

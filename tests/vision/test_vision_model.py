@@ -80,6 +80,7 @@ def cartons(pipeline: Pipeline) -> dict[str, list[InsertionAccumulator]]:
         "complete": [pack(pipeline, s) for s in SEEDS],
         "short": [pack(pipeline, s, skip="EAR") for s in SEEDS],
         "hand": [pack(pipeline, s, hand_at=2) for s in SEEDS],
+        "hand at the end": [pack(pipeline, s, hand_at=4) for s in SEEDS],
     }
 
 
@@ -122,14 +123,27 @@ def test_a_complete_carton_is_not_blocked_by_vision(cartons) -> None:
     assert rate([o is Outcome.REVIEW for o in outcomes]) >= 0.75, outcomes
 
 
-def test_a_hand_over_the_carton_is_not_applicable(cartons) -> None:
+def test_a_hand_over_the_carton_is_not_applicable_and_the_next_frame_counts_it(cartons) -> None:
     na = [a.observations[2].new_items is None for a in cartons["hand"]]
     assert rate(na) >= 0.9, na
-    for acc in cartons["hand"]:
+    hidden = [a for a in cartons["hand"] if a.observations[2].new_items is None]
+    # The next frame is compared with the last readable one: what the hand hid is new in it.
+    totals = [a.total() for a in hidden]
+    assert rate([t == 5 for t in totals]) >= 0.75, totals
+    for acc in hidden:
         report = build_vision_report(acc.observations, ORDER, CATALOG)
-        if acc.observations[2].new_items is None:
-            assert report.discrepancy is Discrepancy.NONE
-            assert {f.status for f in report.findings} == {FindingStatus.NOT_APPLICABLE}
+        assert report.state is ChannelState.OK
+        assert report.measurements["carried_over_frames"] == 1
+
+
+def test_a_hand_over_the_last_insertion_leaves_the_count_not_applicable(cartons) -> None:
+    hidden = [a for a in cartons["hand at the end"] if a.observations[-1].new_items is None]
+    assert len(hidden) >= 0.9 * len(cartons["hand at the end"])
+    for acc in hidden:
+        assert acc.total() is None
+        report = build_vision_report(acc.observations, ORDER, CATALOG)
+        assert report.state is ChannelState.UNSURE and report.discrepancy is Discrepancy.NONE
+        assert {f.status for f in report.findings} == {FindingStatus.NOT_APPLICABLE}
 
 
 def test_model_card_matches_the_committed_file(pipeline: Pipeline) -> None:

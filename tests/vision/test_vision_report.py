@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +96,30 @@ def test_an_unreadable_insertion_is_never_a_count(expected, split, bad) -> None:
     assert report.state is ChannelState.UNSURE
     required = VerificationPolicy(required_channels=frozenset({"vision"}))
     assert required.decide(expected, [report]).outcome is Outcome.REVIEW
+
+
+@given(
+    expected=expected_st,
+    split=st.lists(st.integers(0, 3), min_size=2, max_size=6),
+    bad=st.integers(0, 5),
+)
+@settings(max_examples=100, deadline=None)
+def test_an_unreadable_insertion_is_counted_by_the_next_readable_frame(expected, split, bad):
+    """A hand kept insertion i from a readable frame: the next readable frame sees its items as
+    new (it is compared with the last readable frame), so the carton's count is the same as if
+    every frame had been read. Unreadable frames up to the last leave the count not applicable."""
+    i = bad % (len(split) - 1)
+    read = build_vision_report(sequence(split), expected, CATALOG)
+    merged = sequence(split)
+    merged[i] = replace(obs(i, None), carried_over=True)
+    merged[i + 1] = obs(i + 1, split[i] + split[i + 1])
+    report = build_vision_report(merged, expected, CATALOG)
+    assert report.state is ChannelState.OK
+    assert report.discrepancy is read.discrepancy
+    assert report.measurements["items_counted"] == read.measurements["items_counted"]
+    assert report.measurements["carried_over_frames"] == 1
+    merged[-1] = replace(obs(len(split) - 1, None), carried_over=True)
+    assert build_vision_report(merged, expected, CATALOG).state is ChannelState.UNSURE
 
 
 @given(expected=expected_st, split=st.lists(st.integers(0, 3), min_size=1, max_size=6))
