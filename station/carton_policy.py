@@ -100,8 +100,9 @@ class Coverage:
     # and vision's counts do not count): without a unit scan such a carton cannot PASS.
     uncovered: bool
     # Channels that would notice a unit replaced by one of its catalog look-alikes (a size or
-    # colour packed instead): the weight when the difference is beyond its tolerance, RFID (the
-    # EPC names the SKU), a unit scan. Empty for a SKU without look-alikes.
+    # colour packed instead): the weight when the difference is beyond its tolerance, RFID when
+    # the SKU and all its look-alikes are tagged (the EPC names the SKU), a unit scan. Empty for
+    # a SKU without look-alikes.
     lookalikes_told_by: tuple[str, ...] = ()
     # True when the SKU has look-alikes and no channel tells them apart: a variant packed in its
     # place would PASS. The station warns the packer, or makes them scan it (`lookalike_action`).
@@ -245,12 +246,16 @@ class StationPolicy:
     ) -> list[str]:
         """Channels that would notice a look-alike packed in the SKU's place (none without
         look-alikes). The camera's counts cannot: a look-alike is one item as well."""
-        if not catalog.lookalikes(sku):
+        lookalikes = catalog.lookalikes(sku)
+        if not lookalikes:
             return []
         told_by = []
         if "weight" in channels and lookalike_power >= self.min_confidence:
             told_by.append("weight")
-        if "rfid" in channels and catalog.items[sku].rfid_tagged:
+        # Only when every look-alike is tagged too: an untagged one in the SKU's place reads as
+        # the SKU's tag not answering, which the scale (same weight) and a scan settle.
+        tagged = [catalog.items[s].rfid_tagged for s in (sku, *lookalikes)]
+        if "rfid" in channels and all(tagged):
             told_by.append("rfid")
         if scanned:
             told_by.append(SCAN)

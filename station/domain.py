@@ -123,7 +123,8 @@ class Catalog(Frozen):
         return cls(items={i.sku: i for i in items}, boxes={b.code: b for b in boxes})
 
     @cached_property
-    def _lookalike_groups(self) -> dict[str, tuple[str, ...]]:
+    def lookalike_groups(self) -> dict[str, tuple[str, ...]]:
+        """Look-alike group -> its SKUs (items' `lookalike_group`)."""
         groups: dict[str, list[str]] = {}
         for item in self.items.values():
             if item.lookalike_group is not None:
@@ -135,7 +136,7 @@ class Catalog(Frozen):
         group = self.items[sku].lookalike_group
         if group is None:
             return ()
-        return tuple(other for other in self._lookalike_groups[group] if other != sku)
+        return tuple(other for other in self.lookalike_groups[group] if other != sku)
 
     def barcode_index(self) -> dict[str, tuple[str, int]]:
         """code -> (sku, units per scan)."""

@@ -832,6 +832,8 @@ class Session:
     # ------------------------------------------------------------------------------ scans
 
     def _on_scan(self, code: ScannedCode) -> list[Effect]:
+        if self._carton is not None and not isinstance(code, ItemCode | RemoveUnitCode):
+            self._carton.removing = False  # any other scan, a misread too, disarms REMOVE
         if self._state is SessionState.WEIGHING:
             self._last_scan_at = self._clock.monotonic()
             return self._on_weigh_scan(code)
@@ -842,8 +844,6 @@ class Session:
                 return self._login(code.badge_id)
             return self._not_now(code)
         self._last_scan_at = self._clock.monotonic()
-        if self._carton is not None and not isinstance(code, ItemCode | RemoveUnitCode):
-            self._carton.removing = False
         match code:
             case BadgeCode():
                 return self._on_badge(code)
@@ -998,6 +998,9 @@ class Session:
         """REMOVE then an item: the packer took a unit they had scanned out of the carton (a
         wrong variant, a unit scanned twice). Its scan no longer counts."""
         serials = carton.serials.get(code.sku, set())
+        if serials and code.serial is None:
+            # Serials were scanned for it: only the unit's own serial says which one came out.
+            return [ShowMessage("warning", "item.remove_serial", params)]
         if carton.scanned_units[code.sku] < code.units or (
             code.serial is not None and code.serial not in serials
         ):
@@ -1005,11 +1008,10 @@ class Session:
         carton.scanned_units[code.sku] -= code.units
         if code.serial is not None:
             serials.discard(code.serial)
-        # The insertion steps pair scans with units in hand: the latest scan of it goes too.
-        for index in range(len(carton.unit_scans) - 1, -1, -1):
-            if carton.unit_scans[index].sku == code.sku:
-                del carton.unit_scans[index]
-                break
+        if self._state is SessionState.PACKING:
+            # Only scans made while packing pair with the insertion steps: take back as many
+            # units from the latest of them.
+            _drop_latest_scans(carton.unit_scans, code.sku, code.units)
         expected = self._expected(carton).get(code.sku, 0)
         params |= {"total": carton.scanned_units[code.sku], "expected": expected}
         return [ShowMessage("info", "item.removed", params)]
@@ -1592,7 +1594,7 @@ class Session:
             shipping_label=carton.shipping_label,
             mode=self._config.mode,
             verdict=verdict,
-            scanned_units=dict(carton.scanned_units),
+            scanned_units={sku: n for sku, n in carton.scanned_units.items() if n},
             weight=weight,
             decided_at=self._clock.now_utc(),
             coverage=carton.plan.coverage if carton.plan else (),
@@ -1653,3 +1655,19 @@ def _shortage(deltas: tuple[LineDelta, ...]) -> tuple[tuple[str, int], ...]:
 
 def _key_params(carton: _Carton) -> dict[str, object]:
     return {"order_id": carton.order_id, "carton_id": carton.carton_id}
+
+
+def _drop_latest_scans(scans: list[UnitScan], sku: str, units: int) -> None:
+    """Take `units` of `sku` back from the latest scans of it (a pack's scan may be split)."""
+    for index in range(len(scans) - 1, -1, -1):
+        if units <= 0:
+            return
+        scan = scans[index]
+        if scan.sku != sku:
+            continue
+        if scan.units <= units:
+            units -= scan.units
+            del scans[index]
+        else:
+            scans[index] = replace(scan, units=scan.units - units)
+            units = 0

@@ -46,13 +46,17 @@ def barcode_units(
     """Units per SKU proven by codes: (known SKUs, unknown codes).
 
     Serialised codes count distinct serials over the whole carton; a code without a serial can't
-    be told apart from another unit's, so it counts the most copies seen in any one frame.
+    be told apart from another unit's, so it counts the most copies seen in any one frame. Codes
+    of a frame the model could not read prove nothing: a hand over the carton may hold the very
+    unit whose code was read, and set it down beside the box.
     """
     index = code_index(catalog.barcode_index())
     serials: dict[str, set[str]] = {}
     per_frame_max: dict[str, int] = {}
     unknown: dict[str, int] = {}
     for obs in observations:
+        if not obs.applicable:
+            continue
         in_frame: dict[str, int] = {}
         for code in obs.codes:
             hit = sku_for(code, index)
@@ -95,7 +99,9 @@ def build_vision_report(
             ChannelState.STALE,
             reasons=(Reason("no_frames", "No frame was taken of this carton.", CHANNEL),),
         )
-    groups = {k: tuple(v) for k, v in (lookalike_groups or {}).items()}
+    # The catalog's families, and the vision config's groups (named by a site model's classes).
+    configured = {k: tuple(v) for k, v in (lookalike_groups or {}).items()}
+    groups = {**catalog.lookalike_groups, **configured}
     group_of = _group_of(groups)
 
     def visible(sku: str) -> bool:

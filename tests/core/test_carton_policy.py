@@ -192,3 +192,13 @@ def test_an_ignored_rfid_tells_no_look_alike_apart() -> None:
     )
     plan = policy.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
     assert "CABLE-W" in plan.lookalikes_unproven
+
+
+def test_rfid_tells_look_alikes_apart_only_when_they_are_all_tagged() -> None:
+    """An untagged look-alike in a tagged SKU's place reads as the SKU's tag not answering,
+    which the scale (same weight) and a scan would settle: RFID does not tell them apart."""
+    untagged = LOOKALIKES.items["CABLE-B"].model_copy(update={"rfid_tagged": False})
+    catalog = Catalog.from_lists([*LOOKALIKES.items.values(), untagged])
+    policy = StationPolicy(channels=frozenset({"weight", "rfid"}))
+    plan = policy.plan(ORDER, catalog, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
+    assert told_by(plan)["CABLE-W"] == () and "CABLE-W" in plan.lookalikes_unproven

@@ -27,6 +27,9 @@ def write(tmp_path: Path, document) -> Path:
     return path
 
 
+EXAMPLE_ITEMS = len(json.loads(EXAMPLE.read_text())["items"])  # an appended item's index
+
+
 def broken(mutate) -> dict:
     document = json.loads(EXAMPLE.read_text())
     mutate(document)
@@ -56,7 +59,7 @@ def _dup_barcode(d):
         ),
         (lambda d: d["boxes"][1].pop("tare_g"), "$.boxes[1].tare_g", "Field required"),
         (lambda d: d.update(format="catalog/2"), "$.format", "packstation-catalog/1"),
-        (_dup_sku, "$.items[13]", "SKU MUG-BLUE is already defined at $.items[0]"),
+        (_dup_sku, f"$.items[{EXAMPLE_ITEMS}]", "SKU MUG-BLUE is already defined at $.items[0]"),
         (
             lambda d: d["items"][10]["components"][0].update(sku="MUG-GREEN"),
             "$",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from station.carton_policy import Fallback, SkuRule, StationPolicy
 from station.clock import ManualClock
-from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode
+from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode, UnknownCode
 from station.domain import Catalog
 from station.session import (
     STATION_FAULT,
@@ -215,3 +215,36 @@ def test_remove_takes_back_only_what_was_scanned_and_any_other_scan_disarms_it()
     effects = session.handle(Scanned(ItemCode("TEA-1", 1)))
     assert messages(effects)["item.recorded"]["total"] == 2
     assert session.carton_view().scanned_units["TEA-1"] == 2
+
+
+def test_remove_with_a_pack_code_takes_back_as_many_units_from_the_latest_scans() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    for _ in range(7):
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(RemoveUnitCode()))
+    effects = session.handle(Scanned(ItemCode("TEA-1", 6)))
+    assert messages(effects)["item.removed"]["total"] == 1
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    effects = close(session, weight_report())
+    assert published(effects, VERIFICATION_RESULT)[0]["outcome"] == "PASS"
+    (record,) = [e.record for e in effects if isinstance(e, RecordAttempt)]
+    assert record.scanned_units == {"TEA-1": 2}
+
+
+def test_a_serial_scanned_unit_is_taken_back_by_its_serial_and_a_misread_disarms_remove() -> None:
+    session, _ = session_with(MUST_SCAN_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))
+    session.handle(Scanned(RemoveUnitCode()))
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert "item.remove_serial" in messages(effects)
+    session.handle(Scanned(RemoveUnitCode()))
+    session.handle(Scanned(UnknownCode("???")))  # disarms
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial="S2")))
+    assert messages(effects)["item.recorded"]["total"] == 2
+    session.handle(Scanned(RemoveUnitCode()))
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))
+    assert messages(effects)["item.removed"]["total"] == 1
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))  # back in: no double
+    assert messages(effects)["item.recorded"]["total"] == 2

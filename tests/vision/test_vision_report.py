@@ -98,6 +98,17 @@ def test_an_unreadable_insertion_is_never_a_count(expected, split, bad) -> None:
     assert required.decide(expected, [report]).outcome is Outcome.REVIEW
 
 
+def test_a_code_read_in_a_frame_a_hand_hid_proves_nothing() -> None:
+    """The packer holds the mug over the carton, its code up, while the tea goes in: the frame is
+    unreadable (carried over) and the code may be on a unit that never goes in."""
+    expected = {"MUG": 1, "TEA": 1}
+    hidden = replace(obs(0, None, (code("MUG"),)), carried_over=True)
+    report = build_vision_report([hidden, obs(1, 1)], expected, CATALOG)
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.DEFICIT
+    mug = report.finding_for("MUG")
+    assert mug is None or mug.status is not FindingStatus.CONFIRMED
+
+
 @given(
     expected=expected_st,
     split=st.lists(st.integers(0, 3), min_size=2, max_size=6),
