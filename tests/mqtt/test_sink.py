@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.broker import MosquittoBroker
@@ -91,10 +92,12 @@ def test_persistent_session_queues_events_while_the_sink_is_away(
         sink.close()
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
 def test_simulate_sink_command_stores_prints_and_reports_duplicates_and_gaps(
-    mosquitto: MosquittoBroker, tmp_path: Path
+    mosquitto: MosquittoBroker, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    """`packstation simulate sink` standalone, as QA starts it: a fresh interpreter."""
+    """`packstation simulate sink` standalone, as QA starts it: a fresh interpreter, stopped by
+    Ctrl-C or by a service manager's SIGTERM."""
     db = tmp_path / "sink.db"
     command = [sys.executable, "-m", "station.cli", "simulate", "sink", "--db", str(db)]
     command += ["--host", mosquitto.host, "--port", str(mosquitto.port)]
@@ -117,7 +120,7 @@ def test_simulate_sink_command_stores_prints_and_reports_duplicates_and_gaps(
                 return stored.execute("SELECT count(*) FROM events").fetchone()[0]
 
             assert wait_until(lambda: stored_count() == 3)
-        sink.send_signal(signal.SIGINT)
+        sink.send_signal(stop_signal)
         out, err = sink.communicate(timeout=20)
     finally:
         if sink.poll() is None:
