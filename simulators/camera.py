@@ -855,11 +855,10 @@ class InsertionSequence:
 
     def frame(self, hand: bool = False) -> tuple[np.ndarray, SceneTruth]:
         self._frame_no += 1
-        scene = self.scene
-        if hand:
-            scene = Scene(
-                scene.carton, scene.items, scene.look, [random_hand(self.rng, scene.carton)]
-            )
+        # A copy of the items: the camera's thread renders while the test's thread inserts.
+        items = list(self.scene.items)
+        hands = [random_hand(self.rng, self.scene.carton)] if hand else list(self.scene.hands)
+        scene = Scene(self.scene.carton, items, self.scene.look, hands)
         return render(scene, self.width, self.height, seed=self._frame_no)
 
 

@@ -119,9 +119,10 @@ class VisionChannel:
                 break
         return taken
 
-    def add_taken(self, taken: TakenFrame) -> InsertionObservation:
-        """Count a taken frame as this carton's next insertion (keeps it for the evidence)."""
-        obs = self.accumulator.add(taken.observation)
+    def add_taken(self, taken: TakenFrame, put_back: bool = False) -> InsertionObservation:
+        """Count a taken frame as this carton's next insertion (keeps it for the evidence); a
+        `put_back` frame adds no item (`vision.observe.TakeOuts`)."""
+        obs = self.accumulator.add(taken.observation, put_back)
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -74,6 +74,9 @@ class InsertionObservation:
     # kept the camera from a readable frame). False for an item taken out, which no later frame
     # can undo.
     carried_over: bool = False
+    # The frame after an item taken out came back (`TakeOuts`): no unit went in, so it adds
+    # none, wherever the item was set down again.
+    put_back: bool = False
 
     @property
     def applicable(self) -> bool:
@@ -131,7 +134,9 @@ class InsertionAccumulator:
     observations: list[InsertionObservation] = field(default_factory=list)
     _previous: tuple[Detection, ...] = ()
 
-    def add(self, frame: FrameObservation) -> InsertionObservation:
+    def add(self, frame: FrameObservation, put_back: bool = False) -> InsertionObservation:
+        """Count `frame` as the next insertion; a `put_back` frame adds no item (`TakeOuts`)
+        but is the one the next frame is compared with."""
         index = len(self.observations)
         if not frame.readable:
             obs = InsertionObservation(
@@ -139,12 +144,14 @@ class InsertionAccumulator:
             )
         else:
             current = tuple(d for d in frame.result.detections if not d.unsure)
-            new = new_detections(current, self._previous)
+            new = [] if put_back else new_detections(current, self._previous)
             labels: dict[str, int] = {}
             for d in new:
                 if d.label is not None:
                     labels[d.label] = labels.get(d.label, 0) + 1
-            obs = InsertionObservation(index, len(new), len(current), labels, frame.codes)
+            obs = InsertionObservation(
+                index, len(new), len(current), labels, frame.codes, put_back=put_back
+            )
             self._previous = current
         self.observations.append(obs)
         return obs
@@ -157,6 +164,35 @@ class InsertionAccumulator:
     def reset(self) -> None:
         self.observations.clear()
         self._previous = ()
+
+
+@dataclass
+class TakeOuts:
+    """Items taken out while a carton is packed, until they come back.
+
+    A settled step down is an item taken out: insertion counting cannot tell which, and the
+    item set down again elsewhere would read as new. Packers take a unit out to rearrange and
+    put it back all the time, so a step up that brings the weight back to its level before the
+    latest take-out (within twice the scale's error there) is that item coming back: its frame
+    adds no unit. Something else of the same weight put in instead leaves the count as right
+    as the item would. A take-out never matched leaves the carton's count not applicable.
+    """
+
+    scale_error_g: Callable[[float], float]
+    pending: list[tuple[float, float]] = field(default_factory=list)  # (level before, grams out)
+
+    def taken_out(self, from_g: float, to_g: float) -> None:
+        self.pending.append((from_g, from_g - to_g))
+
+    def puts_back(self, to_g: float) -> bool:
+        """Whether a step up to `to_g` brings the latest item taken out back (forgets it)."""
+        if not self.pending:
+            return False
+        level, _ = self.pending[-1]
+        if abs(to_g - level) > 2 * self.scale_error_g(level):
+            return False
+        self.pending.pop()
+        return True
 
 
 class StillnessGate:

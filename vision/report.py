@@ -133,6 +133,9 @@ def build_vision_report(
     carried = sum(1 for o in observations if not o.applicable) - len(not_applicable)
     if carried:
         measurements["carried_over_frames"] = float(carried)
+    put_back = sum(1 for o in observations if o.put_back)
+    if put_back:
+        measurements["put_back_frames"] = float(put_back)
     if not_applicable:
         why = not_applicable[0].reason or "scene unreadable"
         for sku in seen:

@@ -7,8 +7,10 @@ The camera side (grabber thread, inference worker with its watchdog, the accumul
   station (passed, shadow-recorded, released, aborted, replaced).
 - Each settled weight step up (the weight channel's `on_settled_step`) is an insertion: the
   camera waits for a still frame the model can read and counts the items new since the previous
-  frame. A step down is an item taken out, which insertion counting cannot undo: the carton's
-  count becomes "not applicable" (the weight still decides).
+  frame. A step down is an item taken out; a step up that brings the weight back to its level
+  before is the item put back, and its frame adds no item (`vision.observe.TakeOuts`). An item
+  taken out and not put back by the close leaves the carton's count "not applicable" (the
+  weight still decides).
 - At close one more frame is taken (an item too light to step the scale still shows), then the
   report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
   frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
@@ -31,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from scale.weighing import scale_error_g
 from station.channels.base import ChannelContext, EvidenceChannel, carton_after
 from station.channels.weight import WeightChannel
 from station.domain import expected_units
@@ -42,7 +45,7 @@ from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
-from vision.observe import InsertionObservation
+from vision.observe import InsertionObservation, TakeOuts
 from vision.report import CHANNEL, barcode_units, build_vision_report
 from vision.sources import CameraHealth, FrameSource
 
@@ -52,7 +55,7 @@ CAMERA = "camera"
 INFERENCE_SECONDS = "packstation_inference_seconds"
 CAPTURE_SECONDS = "packstation_vision_capture_seconds"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-FrameKind = Literal["insertion", "close"]
+FrameKind = Literal["insertion", "put back", "close"]
 
 
 class VisionEvidenceChannel(EvidenceChannel):
@@ -79,6 +82,9 @@ class VisionEvidenceChannel(EvidenceChannel):
             )
         self.camera = VisionChannel(config, on_health=self._health_from_thread, source=source)
         weight.on_settled_step(self.on_weight_step)
+        division_g = weight.scale_config.division_g
+        self._scale_error_g = lambda grams: scale_error_g(grams, division_g)
+        self._take_outs = TakeOuts(self._scale_error_g)
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -131,6 +137,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._carton = carton
         self._generation += 1
         self.camera.begin_carton()
+        self._take_outs = TakeOuts(self._scale_error_g)
         if carton is not None:  # the last carton's frame must not pass for this one's
             self.latest_image = None
 
@@ -141,13 +148,10 @@ class VisionEvidenceChannel(EvidenceChannel):
         if self._carton is None:
             return  # the empty platter, a box put down before its order, a carton going out
         if step.delta_g < 0:
-            self.camera.add_not_applicable(
-                f"an item was taken out ({step.delta_g:.0f} g): insertion counting cannot tell "
-                "which",
-                carried_over=False,
-            )
+            self._take_outs.taken_out(step.from_g, step.to_g)
             return
-        self._spawn(self._capture("insertion", self.config.capture_timeout_s))
+        kind: FrameKind = "put back" if self._take_outs.puts_back(step.to_g) else "insertion"
+        self._spawn(self._capture(kind, self.config.capture_timeout_s))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -174,7 +178,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 unseen = self.camera.add_not_applicable(failure, carried_over=True)
                 self._logged(kind, unseen, took_s)
                 return
-            counted = self.camera.add_taken(taken)
+            counted = self.camera.add_taken(taken, put_back=kind == "put back")
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
@@ -229,7 +233,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 )
         catalog = self._context.catalog
         report = build_vision_report(
-            camera.accumulator.observations,
+            [*camera.accumulator.observations, *self._not_put_back()],
             expected_units(manifest, catalog),
             catalog,
             lookalike_groups=self.config.lookalike_groups,
@@ -261,6 +265,23 @@ class VisionEvidenceChannel(EvidenceChannel):
             },
         )
         return report
+
+    def _not_put_back(self) -> list[InsertionObservation]:
+        """An insertion no frame can count per item taken out and not (yet) put back. Not kept:
+        the packer may still put it back before the next close."""
+        first = len(self.camera.accumulator.observations)
+        return [
+            InsertionObservation(
+                first + i,
+                None,
+                None,
+                {},
+                (),
+                f"an item was taken out ({-grams:.0f} g) and not put back: insertion counting "
+                "cannot tell which",
+            )
+            for i, (_, grams) in enumerate(self._take_outs.pending)
+        ]
 
     def _folder(self, request: CollectEvidence) -> Path:
         m = request.manifest

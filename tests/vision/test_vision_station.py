@@ -279,6 +279,32 @@ def test_an_item_taken_out_makes_the_count_not_applicable(tmp_path: Path) -> Non
 
 
 @needs_model
+def test_an_item_taken_out_and_put_back_leaves_the_count_applicable(tmp_path: Path) -> None:
+    """Packers take a unit out to rearrange it: when the weight comes back to its level the
+    count goes on (it used to stay not applicable, and a station requiring vision held the
+    carton). A close while the item is out is not applicable; put back, the next close counts.
+    (That the item set down elsewhere adds nothing: tests/vision/test_take_outs.py.)"""
+    closes: list[ChannelReport] = []
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        station.channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        station.channel.on_weight_step(step(712, 300))
+        station.channel.on_weight_step(step(300, 712))  # the mug comes out...
+        closes.append(await station.close("ORD-9"))
+        station.channel.on_weight_step(step(713, 300))  # ...and goes back (within the error)
+        return await station.close("ORD-9")  # the earring never went in
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert closes[0].state is ChannelState.UNSURE
+    assert "taken out (-412 g) and not put back" in closes[0].reasons[0].message
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.DEFICIT
+    assert report.measurements["put_back_frames"] == 1
+    assert report.measurements["frames"] == 4  # insertion, close, put back, close
+    assert report.measurements["items_counted"] == 1
+
+
+@needs_model
 def test_a_camera_that_is_down_reports_down_at_once_and_fails_closed_only_if_required(
     tmp_path: Path,
 ) -> None:
