@@ -15,8 +15,8 @@ of the error distribution go to models/.
 
 Insertions: cartons of 1-8 units packed one unit per insertion (unseen designs, 640x480, seed
 6606) and counted by the station's InsertionAccumulator: the per-insertion new-item error by the
-number of items visible (the accuracy benchmark's vision model is calibrated from it) and exact
-carton totals by number of units.
+number of items visible (the accuracy benchmark's vision model is calibrated from it), exact
+carton totals by number of units, and what a close frame with nothing new in it counts.
 """
 
 from __future__ import annotations
@@ -100,10 +100,12 @@ def evaluate_set(detector: CounterDetector, name: str, n: int, max_items: int = 
 def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
     """Pack `cartons` cartons of 1..8 units one unit per insertion; count each with the station's
     InsertionAccumulator. Per insertion (exactly one unit went in), the new-item error by the
-    number of items truly visible in its frame; per carton, exact totals by number of units."""
+    number of items truly visible in its frame; per carton, exact totals by number of units
+    (before the close frame), and the items the close frame (nothing new) counts as new."""
     pipeline = Pipeline(detector)
     by_visible: dict[int, dict[int, int]] = {}
     exact_by_units: dict[int, list[int]] = {}
+    close_errors: dict[int, int] = {}
     na = 0
     for i in range(cartons):
         units = 1 + i % int(INSERTIONS["max_units"])
@@ -131,6 +133,10 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
         total = accumulator.total()
         if total is not None:
             exact_by_units.setdefault(placed, []).append(int(total == placed))
+        # The station's close frame: the same carton again, nothing new in it.
+        close = accumulator.add(pipeline.observe(sequence.frame()[0]))
+        if close.new_items is not None:
+            close_errors[close.new_items] = close_errors.get(close.new_items, 0) + 1
     insertions = sum(sum(e.values()) for e in by_visible.values())
     return {
         "cartons": cartons,
@@ -148,6 +154,8 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
             str(v): {str(e): n for e, n in sorted(errors.items())}
             for v, errors in sorted(by_visible.items())
         },
+        # Frames with nothing new (the close frame): what the model adds by itself.
+        "repeat_frame_errors": {str(e): n for e, n in sorted(close_errors.items())},
         "definition": INSERTIONS,
     }
 
@@ -256,6 +264,12 @@ def write_markdown(card: dict, path: Path) -> None:
             f"{json.dumps(packed['exact_carton_rate_by_units'])}; not applicable "
             f"{packed['not_applicable_rate']}.",
         ]
+        repeat = packed.get("repeat_frame_errors")
+        if repeat:
+            lines.append(
+                f"A close frame after the last insertion (nothing new in it) counted new items "
+                f"{json.dumps(repeat)} (new items: cartons)."
+            )
     lines += [
         "",
         "Targets (issue 4): exact >= 0.98 on unseen designs (holdout), >= 0.95 on the harder set,",

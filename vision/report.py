@@ -9,9 +9,11 @@ What vision can say about a carton:
 - SKUs the camera cannot see (catalog `vision_visible=False`, inserts) are NOT_APPLICABLE.
 - An insertion it could not read confidently is counted by the next readable frame (the
   accumulator compares each readable frame with the last readable one; the close frame is the
-  last). An insertion no readable frame counted (an item taken out, or unreadable frames up to the
-  close) makes the whole count NOT_APPLICABLE and the channel UNSURE: it reports no count rather
-  than a guess, and a required vision channel that could not count fails closed. A count that
+  last). An insertion no readable frame counted (an item taken out and not put back, or
+  unreadable frames up to the close) makes the whole count NOT_APPLICABLE and the channel UNSURE:
+  it reports no count rather than a guess, and a required vision channel that could not count
+  fails closed. Unreadable last frames only hide items, so a count that already reaches the
+  expected units without them stands. A count that
   agrees but proves no identity is UNCERTAIN, not CONFIRMED: the count alone cannot tell a
   swapped item.
 """
@@ -77,6 +79,11 @@ def barcode_units(
     return proven, unknown
 
 
+def counted(observations: Sequence[InsertionObservation]) -> int:
+    """The items the readable frames counted as new."""
+    return sum(o.new_items or 0 for o in observations)
+
+
 def build_vision_report(
     observations: Sequence[InsertionObservation],
     expected: Mapping[str, int],
@@ -133,6 +140,13 @@ def build_vision_report(
     carried = sum(1 for o in observations if not o.applicable) - len(not_applicable)
     if carried:
         measurements["carried_over_frames"] = float(carried)
+    # Only the last frames hidden (a hand over the carton at the close): their items could only
+    # add to the count, so a count that already reaches the expected units stands; a shortfall
+    # might be in them, so it does not.
+    hidden_last = all(o.carried_over for o in not_applicable)
+    if not_applicable and hidden_last and counted(observations) >= expected_visible:
+        measurements["hidden_last_frames"] = float(len(not_applicable))
+        not_applicable = []
     put_back = sum(1 for o in observations if o.put_back)
     if put_back:
         measurements["put_back_frames"] = float(put_back)
@@ -164,7 +178,7 @@ def build_vision_report(
             measurements=measurements,
         )
 
-    total = sum(o.new_items or 0 for o in observations)
+    total = counted(observations)
     measurements["items_counted"] = float(total)
     coded, unknown_codes = barcode_units(observations, catalog)
     labels: dict[str, int] = {}

@@ -48,7 +48,7 @@ from station.weight_check import (
     lookalike_detection,
 )
 from vision.barcodes import CodeRead
-from vision.observe import InsertionObservation
+from vision.observe import InsertionObservation, TakeOuts
 from vision.report import build_vision_report
 
 CARD = Path(__file__).resolve().parents[2] / "models" / "item_counter.card.json"
@@ -86,6 +86,9 @@ class VisionModel:
     name: str
     hazard: tuple[float, ...]  # index v - 1: chance the insertion seen with v items miscounts
     errors: tuple[tuple[int, float], ...]  # (error, share) among miscounted insertions
+    # (items counted, share) in a frame with nothing new (the card's close frames; the paperwork,
+    # the fill and a unit put back are assumed to count like it). Older cards: none.
+    repeat: tuple[tuple[int, float], ...] = ((0, 1.0),)
 
     @classmethod
     def from_card(cls, path: Path = CARD, evaluation_set: str = "holdout") -> VisionModel:
@@ -119,11 +122,19 @@ class VisionModel:
             for error, n in errors.items():
                 if error:
                     pooled[error] = pooled.get(error, 0) + n
-        return cls(name, hazard, _shares(pooled))
+        repeat = {int(n): k for n, k in insertions.get("repeat_frame_errors", {"0": 1}).items()}
+        frames = sum(repeat.values())
+        return cls(
+            name, hazard, _shares(pooled), tuple((n, k / frames) for n, k in sorted(repeat.items()))
+        )
 
     def scaled(self, factor: float, name: str) -> VisionModel:
-        """The same error shape with every hazard times `factor` (what-if for a better model)."""
-        return VisionModel(name, tuple(min(1.0, h * factor) for h in self.hazard), self.errors)
+        """The same error shape with every hazard (and every miscount of a frame with nothing
+        new) times `factor` (what-if for a better model)."""
+        wrong = [(n, min(1.0, share * factor)) for n, share in self.repeat if n]
+        repeat = ((0, max(0.0, 1 - sum(share for _, share in wrong))), *wrong)
+        hazard = tuple(min(1.0, h * factor) for h in self.hazard)
+        return VisionModel(name, hazard, self.errors, repeat)
 
     def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
         """The same error shape scaled so that cartons of 1-8 units count exactly `mean_exact`
@@ -190,6 +201,18 @@ class Evidence:
     shared_moves: frozenset[float] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Packing:
+    """How one carton was packed, as the scale saw it (Station._steps)."""
+
+    steps: tuple[WeightStep, ...]  # settled weight steps while packing
+    started_from_g: float | None  # the level packing started from
+    went_in_at: tuple[float, ...]  # per packed unit, the time of the move that held it
+    shared_moves: frozenset[float]  # times of the moves that put in more than one piece
+    step_units: tuple[tuple[int, ...], ...]  # per step, the packed units put in since the last
+    after_last_step: tuple[int, ...]  # packed units put in after the last step (the close sees)
+
+
 class Station:
     """One simulated station: the world's catalog, the site's configuration, the channel code."""
 
@@ -211,18 +234,18 @@ class Station:
 
     def evidence(self, carton: Carton) -> Evidence:
         reads, problems = self._rfid(carton)
-        insertions, camera_up = self._vision(carton)
-        steps, started_from_g, went_in_at, shared_moves = self._steps(carton)
+        packing = self._steps(carton)
+        insertions, camera_up = self._vision(carton, packing)
         return Evidence(
             self._weight(carton),
             reads,
             problems,
             insertions,
             camera_up,
-            steps,
-            started_from_g,
-            went_in_at,
-            shared_moves,
+            packing.steps,
+            packing.started_from_g,
+            packing.went_in_at,
+            packing.shared_moves,
         )
 
     def _rng(self, carton: Carton, channel: str) -> random.Random:
@@ -264,70 +287,103 @@ class Station:
             reads += _tag_reads(rng, unit, model.stray_rssi_dbm, 6, (1, 2))
         return tuple(reads), ()
 
-    def _vision(self, carton: Carton) -> tuple[tuple[InsertionObservation, ...], bool]:
+    def _vision(
+        self, carton: Carton, packing: Packing
+    ) -> tuple[tuple[InsertionObservation, ...], bool]:
+        """The camera's frames as the daemon takes them: one per settled step up, then the
+        close frame. A frame's new units are those put in since the last frame (a unit too light
+        to step the scale shows in the next one). A step down is an item taken out; a step back
+        to the level before it is the item put back, whose frame adds nothing
+        (vision.observe.TakeOuts, the daemon's own rule); one never put back leaves the count
+        not applicable. With the scale down or stale no step triggers a frame: the close's only."""
         rng = self._rng(carton, "vision")
         fault = carton.faults.get("vision")
         if fault is Fault.DOWN:
             return (), False
         if fault is Fault.STALE:
             return (), True
-        model = self.world.model
         items = self.world.catalog.items
-        groups = _insertions(rng, [u for u in carton.packed if items[u.sku].vision_visible])
-        observations: list[InsertionObservation] = []
-        placed: list[Unit] = []
-        covered: set[int] = set()
-        # Units of unreadable insertions: the next readable frame sees them as new unless a
-        # later insertion has covered them (vision.observe.InsertionAccumulator).
-        carried: list[int] = []
-        reason = "a hand stayed over the carton"
-        for index, group in enumerate(groups):
-            for i in range(len(placed)):  # what goes in now may cover what is already there
-                if i not in covered and rng.random() < model.covered_per_insertion:
-                    covered.add(i)
-            first = len(placed)
-            placed += group
-            visible = [u for i, u in enumerate(placed) if i not in covered]
-            codes = tuple(
-                _code_read(self.world.truth[u.sku].gtin)
-                for u in visible
-                if u.code_up and rng.random() < model.code_read
+        seen = [items[u.sku].vision_visible for u in carton.packed]
+        take_outs = TakeOuts(self.scale_error_at)
+        frames: list[tuple[list[int], bool]] = []  # (packed units new in it, put back)
+        waiting: list[int] = []
+        for step, units in zip(packing.steps, packing.step_units, strict=True):
+            waiting += [k for k in units if seen[k]]
+            if step.delta_g < 0:
+                take_outs.taken_out(step.from_g, step.to_g)
+                continue
+            frames.append((waiting, take_outs.puts_back(step.to_g)))
+            waiting = []
+        frames.append((waiting + [k for k in packing.after_last_step if seen[k]], False))
+        observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
+        for _ in take_outs.pending:  # the daemon's _not_put_back
+            observations.append(
+                InsertionObservation(len(observations), None, None, {}, (), "taken out")
             )
-            last = index == len(groups) - 1
-            if rng.random() < model.insertion_unreadable or (last and fault is Fault.UNSURE):
+        return tuple(observations), True
+
+    def _frames(
+        self,
+        rng: random.Random,
+        carton: Carton,
+        frames: list[tuple[list[int], bool]],
+        unsure: bool,
+    ) -> list[InsertionObservation]:
+        """Each frame counted as the station's InsertionAccumulator counts it (the last frame is
+        the close; `unsure`: a camera forced UNSURE reads none of them)."""
+        model = self.world.model
+        observations: list[InsertionObservation] = []
+        placed: list[int] = []  # packed units in the order they went in
+        covered: set[int] = set()  # positions in `placed`
+        # Units of unreadable frames: the next readable frame sees them as new unless a later
+        # insertion has covered them (vision.observe.InsertionAccumulator).
+        carried: list[int] = []
+        for index, (units, put_back) in enumerate(frames):
+            close = index == len(frames) - 1
+            if not close:  # what goes in now (a unit, the paperwork, the fill) may cover others
+                for i in range(len(placed)):
+                    if i not in covered and rng.random() < model.covered_per_insertion:
+                        covered.add(i)
+            first = len(placed)
+            placed += units
+            visible = [placed[i] for i in range(len(placed)) if i not in covered]
+            codes = tuple(
+                _code_read(self.world.truth[carton.packed[k].sku].gtin)
+                for k in visible
+                if carton.packed[k].code_up and rng.random() < model.code_read
+            )
+            if rng.random() < model.insertion_unreadable or unsure:
+                reason = "a hand stayed over the carton"
                 observations.append(
                     InsertionObservation(index, None, None, {}, codes, reason, carried_over=True)
                 )
                 carried += range(first, len(placed))
                 continue
-            new = self._counted(rng, len(group) + _uncovered(carried, covered), len(visible))
+            new = 0 if put_back else len(units) + _uncovered(carried, covered)
+            if not put_back:  # a put-back frame adds nothing, whatever it shows
+                new = self._counted(rng, new, len(visible))
             carried = []
-            observations.append(InsertionObservation(index, new, len(visible), {}, codes))
-        if carried:  # the last insertions went unread: the close frame counts them, if it can
-            index, visible_n = len(groups), len(placed) - len(covered)
-            if fault is Fault.UNSURE or rng.random() < model.insertion_unreadable:
-                observations.append(
-                    InsertionObservation(index, None, None, {}, (), reason, carried_over=True)
-                )
-            else:
-                new = self._counted(rng, _uncovered(carried, covered), visible_n)
-                observations.append(InsertionObservation(index, new, visible_n, {}, ()))
-        return tuple(observations), True
+            observations.append(
+                InsertionObservation(index, new, len(visible), {}, codes, put_back=put_back)
+            )
+        return observations
 
     def _counted(self, rng: random.Random, new: int, visible: int) -> int:
-        """The new items one readable frame counts: right, or off by the card's errors."""
+        """The new items one readable frame counts: right, or off by the card's errors (a frame
+        with nothing new in it: the card's close frames)."""
+        if new == 0:
+            counts, shares = zip(*self.vision.repeat, strict=True)
+            return rng.choices(counts, shares)[0]
         if rng.random() < self.vision.hazard_at(visible):
             errors, shares = zip(*self.vision.errors, strict=True)
             new = max(0, new + rng.choices(errors, shares)[0])
         return new
 
-    def _steps(
-        self, carton: Carton
-    ) -> tuple[tuple[WeightStep, ...], float | None, tuple[float, ...], frozenset[float]]:
+    def _steps(self, carton: Carton) -> Packing:
         """The settled steps of the platter's weight while the carton is packed, the level
-        packing started from (None: the scale was down or stale, nothing was watched) and when
-        each packed unit went in (the move's time, step or no step), and the times of the moves
-        that put in more than one piece.
+        packing started from (None: the scale was down or stale, nothing was watched), when
+        each packed unit went in (the move's time, step or no step), the times of the moves
+        that put in more than one piece, and which units each step and the close brought.
 
         The box goes down first (with the paperwork in it half of the time), then the units in
         packing order: one per step, sometimes two before the scale settles, sometimes one taken
@@ -338,7 +394,8 @@ class Station:
         rng = self._rng(carton, "insertion")
         model = self.world.model
         if carton.faults.get("weight") in (Fault.DOWN, Fault.STALE):
-            return (), None, tuple(0.0 for _ in carton.packed), frozenset()
+            everything = tuple(range(len(carton.packed)))
+            return Packing((), None, tuple(0.0 for _ in carton.packed), frozenset(), (), everything)
         # (grams, index in carton.packed or None for the paperwork and the note)
         pieces: list[tuple[float, int | None]] = [
             (u.weight_g, k) for k, u in enumerate(carton.packed)
@@ -386,17 +443,24 @@ class Station:
         true_g = started
         level = start_g = self._reading(rng, started) if started else 0.0
         steps: list[WeightStep] = []
+        step_units: list[tuple[int, ...]] = []
+        since_step: list[int] = []  # units put in since the last step (moves within the band)
         went_in_at = [0.0] * len(carton.packed)
         for at, (grams, units) in enumerate(zip(moves, holding, strict=True), start=1):
             true_g += grams
             reading = self._reading(rng, true_g)
             for unit in units:
                 went_in_at[unit] = float(at)
+            since_step += units
             if abs(reading - level) > band:
                 steps.append(WeightStep(level, reading, float(at)))
+                step_units.append(tuple(since_step))
+                since_step = []
                 level = reading
         together = frozenset(float(at) for at, two in enumerate(shared, start=1) if two)
-        return tuple(steps), start_g, tuple(went_in_at), together
+        return Packing(
+            tuple(steps), start_g, tuple(went_in_at), together, tuple(step_units), tuple(since_step)
+        )
 
     def _reading(self, rng: random.Random, true_g: float) -> float:
         """A settled reading of `true_g`: the scale's noise, rounded to the division."""
@@ -584,17 +648,6 @@ def _tag_reads(
                 TagRead(bytes.fromhex(unit.epc), antenna, rssi_dbm, 0.2, 0.9, seen, "platter")
             )
     return reads
-
-
-def _insertions(rng: random.Random, units: list[Unit]) -> list[list[Unit]]:
-    """The packer's insertions: one unit at a time, but two of the same SKU often go in together."""
-    groups: list[list[Unit]] = []
-    for unit in units:
-        if groups and groups[-1][-1].sku == unit.sku and rng.random() < 0.5:
-            groups[-1].append(unit)
-        else:
-            groups.append([unit])
-    return groups
 
 
 def _code_read(ean13: str) -> CodeRead:

@@ -35,7 +35,7 @@ from station.verification import (
 from vision.config import DEFAULT_MODEL, CounterDetectorConfig
 from vision.detectors import CounterDetector
 from vision.observe import InsertionAccumulator, Pipeline
-from vision.report import build_vision_report
+from vision.report import build_vision_report, counted
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not committed")
 
@@ -137,13 +137,22 @@ def test_a_hand_over_the_carton_is_not_applicable_and_the_next_frame_counts_it(c
 
 
 def test_a_hand_over_the_last_insertion_leaves_the_count_not_applicable(cartons) -> None:
+    """The last unit's frame hidden: the count before it falls short of the order, and the
+    shortfall may be in the hidden frame. (Only an earlier over-count reaches the order: then
+    the count stands, since the hidden frame could only add.)"""
     hidden = [a for a in cartons["hand at the end"] if a.observations[-1].new_items is None]
     assert len(hidden) >= 0.9 * len(cartons["hand at the end"])
+    short = 0
     for acc in hidden:
         assert acc.total() is None
         report = build_vision_report(acc.observations, ORDER, CATALOG)
+        if counted(acc.observations) >= report.measurements["expected_visible"]:
+            assert report.state is ChannelState.OK
+            continue
+        short += 1
         assert report.state is ChannelState.UNSURE and report.discrepancy is Discrepancy.NONE
         assert {f.status for f in report.findings} == {FindingStatus.NOT_APPLICABLE}
+    assert short >= 0.8 * len(hidden)
 
 
 def test_model_card_matches_the_committed_file(pipeline: Pipeline) -> None:
