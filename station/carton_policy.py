@@ -149,6 +149,7 @@ class StationPolicy:
     scan_serial_controlled: bool = False
     uncovered_action: UncoveredAction = "review"
     lookalike_action: LookalikeAction = "warn"
+    recount_scan_slips: bool = False  # VerificationPolicy.recount_scan_slips
 
     def plan(
         self,
@@ -194,6 +195,7 @@ class StationPolicy:
             advisory=self.advisory,
             sku_required=sku_required,
             sku_ignored=sku_ignored,
+            recount_scan_slips=self.recount_scan_slips,
         )
         return CartonPlan(policy, tuple(coverage), degraded)
 

@@ -106,6 +106,13 @@ class PolicySection(Strict):
         "tells apart (weight difference within tolerance, untagged, not scanned): warn = the "
         "packer is told to check size and colour; scan = the packer must scan each unit.",
     )
+    scan_mismatch_action: Literal["recount", "block"] = Field(
+        default="recount",
+        description="A must-scan SKU scanned more or fewer times than ordered while no other "
+        "channel sees anything wrong (a shortfall only where a sensor vouches the units are "
+        "there): recount = the carton is held and the packer scans every unit of it again "
+        "(counted afresh; a second mismatch BLOCKs); block = BLOCK at once.",
+    )
     scan_serial_controlled: bool = Field(
         default=False,
         description="Serial-controlled SKUs must be scanned unit by unit (each serial once).",
@@ -300,6 +307,7 @@ def station_policy(config: StationConfig) -> StationPolicy:
         scan_serial_controlled=section.scan_serial_controlled,
         uncovered_action=section.uncovered_action,
         lookalike_action=section.lookalike_action,
+        recount_scan_slips=section.scan_mismatch_action == "recount",
     )
 
 

@@ -69,7 +69,14 @@ from station.domain import (
     unknown_skus,
 )
 from station.scan_check import UnitScan, evaluate_scans
-from station.verification import ChannelReport, LineDelta, Outcome, Reason, Verdict
+from station.verification import (
+    SCAN_RECOUNT,
+    ChannelReport,
+    LineDelta,
+    Outcome,
+    Reason,
+    Verdict,
+)
 
 
 class SessionState(StrEnum):
@@ -457,6 +464,9 @@ class _Carton:
     # REMOVE was scanned: the next item scan takes a unit's scan back. Any other scan disarms it;
     # a restart forgets it (the packer scans REMOVE again).
     removing: bool = False
+    # SKUs a verdict asked the packer to recount (`scan_recount`): their scans were counted
+    # afresh from then on, and a second mismatch stands.
+    recounted: set[str] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -487,6 +497,7 @@ class CartonSnapshot:
     granted_labels: tuple[str, ...] = ()  # sorted
     final_weight_pending: bool = False
     unit_scans: tuple[UnitScan, ...] = ()  # times on the monotonic clock as of `taken_at`
+    recounted: tuple[str, ...] = ()  # sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,6 +645,7 @@ class Session:
             granted_labels=set(saved.granted_labels),
             final_weight_pending=saved.final_weight_pending,
             unit_scans=list(saved.unit_scans),
+            recounted=set(saved.recounted),
         )
         if saved.planned:
             carton.plan = self._plan(carton, saved.plan_degraded)
@@ -1134,7 +1146,8 @@ class Session:
         expected = self._verifiable(carton)
         scans = evaluate_scans(expected, carton.scanned_units, plan.must_scan)
         reports = event.reports if scans is None else (*event.reports, scans)
-        verdict = plan.policy.decide(expected, reports)
+        policy = replace(plan.policy, recounted=frozenset(carton.recounted))
+        verdict = policy.decide(expected, reports)
         if verdict.passed and self._output_faults and self._config.mode == "enforce":
             faults = "; ".join(f"{d}: {m}" for d, m in sorted(self._output_faults.items()))
             message = f"The light or the diverter cannot be set ({faults})."
@@ -1187,6 +1200,12 @@ class Session:
         if verdict.missing and _shortage(verdict.missing) != _shortage(carton.published_missing):
             carton.published_missing = verdict.missing
             effects.append(self._verdict_event(MISSING_DETECTED, carton, verdict, weight))
+        for reason in verdict.reasons:
+            if reason.code == SCAN_RECOUNT and reason.sku:
+                # The packer scans every unit of it again: those scans are its count now.
+                carton.scanned_units[reason.sku] = 0
+                carton.serials.pop(reason.sku, None)
+                carton.recounted.add(reason.sku)
         key = "verdict.block" if verdict.outcome is Outcome.BLOCK else "verdict.review"
         params = {
             "missing": self._lines(carton, verdict.missing),
@@ -1646,6 +1665,7 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         granted_labels=tuple(sorted(carton.granted_labels)),
         final_weight_pending=carton.final_weight_pending,
         unit_scans=tuple(carton.unit_scans),
+        recounted=tuple(sorted(carton.recounted)),
     )
 
 

@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+# The reason a carton is held for a recount of a SKU's unit scans (`recount_scan_slips`).
+SCAN_RECOUNT = "scan_recount"
+
 
 class Outcome(StrEnum):
     PASS = "PASS"
@@ -167,6 +170,15 @@ class VerificationPolicy:
     # extra line, BLOCK.
     tag_channels: frozenset[str] = frozenset({"rfid"})
     tag_settled_by: str = "scan"
+    # A must-scan SKU whose unit scans (channel `tag_settled_by`) are off the order while no
+    # other channel sees anything missing, extra or off is far likelier a scan slip (a unit
+    # scanned twice, one put in unscanned) than a wrong carton: it is held for a recount of that
+    # SKU (REVIEW, `scan_recount`: the session counts its scans afresh) instead of blocked. A
+    # shortfall only when a sensor vouches the units are there (the scale, RFID, a camera count
+    # that agrees): where the scan is the only channel that would notice the unit missing, its
+    # count stands. Once a SKU is `recounted`, its count stands too.
+    recount_scan_slips: bool = False
+    recounted: frozenset[str] = frozenset()
 
     def decide(self, expected: Mapping[str, int], reports: Iterable[ChannelReport]) -> Verdict:
         kept = tuple(reports)
@@ -188,6 +200,9 @@ class VerificationPolicy:
         missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
         discrepancies = [r for r in weighed if r.discrepancy is not Discrepancy.NONE]
         if missing or extra or discrepancies:
+            recounts = self._recounts(expected, weighed)
+            if recounts:  # no missing line: nothing is published as missing for a slip
+                return Verdict(Outcome.REVIEW, tuple(recounts), reports=reports)
             reasons = sure_reasons + [reason for r in weighed for reason in r.reasons]
             return Verdict(
                 Outcome.BLOCK, tuple(_dedupe(reasons)), tuple(missing), tuple(extra), reports
@@ -310,6 +325,67 @@ class VerificationPolicy:
                     )
                 )
         return wanted
+
+    def _recounts(
+        self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]
+    ) -> list[Reason]:
+        """A recount per must-scan SKU whose scans are off the order, when they are all that
+        stands between the carton and a PASS (see `recount_scan_slips`); else none."""
+        scans = next((r for r in reports if r.channel == self.tag_settled_by), None)
+        if not self.recount_scan_slips or scans is None or scans.state is not ChannelState.OK:
+            return []
+        if any(self._objects(r) for r in reports if r is not scans):
+            return []
+        vouching = self._vouching(reports, besides=self.corroborate)
+        recounts = []
+        for f in scans.findings:
+            if not self._acts_on(f):
+                continue
+            slip = f.sku in expected and f.sku not in self.recounted
+            if not slip or (
+                f.status is FindingStatus.MISSING and not self._present(f.sku, reports, vouching)
+            ):
+                return []
+            recounts.append(
+                Reason(
+                    SCAN_RECOUNT,
+                    f"{f.sku}: {f.observed} of {f.expected} scanned, and no sensor sees a unit "
+                    f"{'missing' if f.status is FindingStatus.MISSING else 'extra'}. Scan every "
+                    f"unit of {f.sku} in the carton again ({f.expected} ordered), then close "
+                    "again.",
+                    scans.channel,
+                    f.sku,
+                )
+            )
+        return recounts
+
+    def _acts_on(self, finding: SkuFinding) -> bool:
+        """A missing or extra finding sure enough to block on."""
+        doubtful = finding.status not in (FindingStatus.MISSING, FindingStatus.EXTRA)
+        return not doubtful and finding.confidence >= self.min_confidence
+
+    def _objects(self, report: ChannelReport) -> bool:
+        """The report sees something missing, extra or off."""
+        return report.discrepancy is not Discrepancy.NONE or any(
+            self._acts_on(f) for f in report.findings
+        )
+
+    def _present(
+        self, sku: str, reports: tuple[ChannelReport, ...], vouching: tuple[ChannelReport, ...]
+    ) -> bool:
+        """A sensor vouches for every unit of `sku`: one that may vouch alone confirms it, or a
+        count that sees it agrees with the order."""
+        if self._vouched(sku, vouching, self.min_confidence):
+            return True
+        counted = {FindingStatus.CONFIRMED, FindingStatus.UNCERTAIN}
+        return any(
+            r.channel in self.overrulable_counts
+            and r.state is ChannelState.OK
+            and r.discrepancy is Discrepancy.NONE
+            and (finding := r.finding_for(sku)) is not None
+            and finding.status in counted
+            for r in reports
+        )
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:
         confirming = self._confirming(sku, reports)

@@ -19,7 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from benchmarks.accuracy.sensors import Evidence, Station
@@ -34,7 +34,7 @@ from station.carton_policy import (
 )
 from station.insertion_check import InsertionSample
 from station.scan_check import UnitScan, evaluate_scans, units_scanned
-from station.verification import ChannelReport, Outcome, Verdict
+from station.verification import SCAN_RECOUNT, ChannelReport, Outcome, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class Mix:
     insertion: bool = True
     uncovered_action: UncoveredAction = "review"
     lookalike_action: LookalikeAction = "warn"
+    recount_scan_slips: bool = True  # the station's default ([policy] scan_mismatch_action)
 
     def policy(self) -> StationPolicy:
         return StationPolicy(
@@ -56,6 +57,7 @@ class Mix:
             scan_serial_controlled=True,
             uncovered_action=self.uncovered_action,
             lookalike_action=self.lookalike_action,
+            recount_scan_slips=self.recount_scan_slips,
         )
 
     @property
@@ -113,9 +115,10 @@ class Decision:
     # The insertion channel's clean weight samples, each with what really made its step: the
     # one unit's SKU and grams, or None when the step was not one unit.
     samples: tuple[tuple[InsertionSample, str | None, float | None], ...] = ()
-    # The first close was held for a unit scan of SKUs whose tags may not answer; `verdict` is
-    # the second close's, after the packer scanned them.
-    rescanned: bool = False
+    # What the closes before held the carton for and the packer then did at the table (the
+    # reason codes TAG_UNREAD: a unit scan of SKUs whose tags may not answer, SCAN_RECOUNT: a
+    # recount); `verdict` is the last close's.
+    held_for: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -125,10 +128,11 @@ class MixTally:
     complete: Counter[str] = field(default_factory=Counter)  # outcome -> cartons
     complete_causes: Counter[str] = field(default_factory=Counter)  # reason code -> cartons
     complete_faulty: int = 0  # non-PASS complete cartons with a channel of the mix faulty
-    # Complete cartons held at the first close for a unit scan (tags that may not answer), and
-    # of those how many passed once the packer scanned: no reviewer, a few seconds' work.
-    complete_rescanned: int = 0
-    complete_rescanned_passed: int = 0
+    # Complete cartons held at a close for a unit scan (tags that may not answer) or a recount
+    # of a SKU's scans, and of those how many passed once the packer scanned: no reviewer, a
+    # few seconds' work. Per reason code.
+    complete_held: Counter[str] = field(default_factory=Counter)
+    complete_held_passed: Counter[str] = field(default_factory=Counter)
     short: Counter[str] = field(default_factory=Counter)  # outcome -> cartons
     by_class: dict[str, Counter[str]] = field(default_factory=dict)  # class -> caught/total
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
@@ -144,8 +148,9 @@ class MixTally:
     def record_complete(self, decision: Decision, faulty: bool) -> None:
         verdict = decision.verdict
         self.complete[verdict.outcome.value] += 1
-        self.complete_rescanned += decision.rescanned
-        self.complete_rescanned_passed += decision.rescanned and verdict.passed
+        for code in decision.held_for:
+            self.complete_held[code] += 1
+            self.complete_held_passed[code] += verdict.passed
         if verdict.outcome is Outcome.PASS:
             for sample, true_sku, true_g in decision.samples:
                 self.samples += 1
@@ -199,9 +204,14 @@ class MixTally:
             if complete_n
             else None,
             "complete_not_passed_with_a_faulty_channel": self.complete_faulty,
-            "complete_held_for_a_unit_scan": self.complete_rescanned,
-            "complete_held_for_a_unit_scan_then_passed": self.complete_rescanned_passed,
-            "held_for_a_unit_scan_rate": self.complete_rescanned / complete_n
+            "complete_held_for_a_unit_scan": self.complete_held[TAG_UNREAD],
+            "complete_held_for_a_unit_scan_then_passed": self.complete_held_passed[TAG_UNREAD],
+            "held_for_a_unit_scan_rate": self.complete_held[TAG_UNREAD] / complete_n
+            if complete_n
+            else None,
+            "complete_held_for_a_recount": self.complete_held[SCAN_RECOUNT],
+            "complete_held_for_a_recount_then_passed": self.complete_held_passed[SCAN_RECOUNT],
+            "held_for_a_recount_rate": self.complete_held[SCAN_RECOUNT] / complete_n
             if complete_n
             else None,
             "complete_causes": dict(self.complete_causes.most_common()),
@@ -268,25 +278,18 @@ class Evaluation:
                 expected, station.world.catalog, power, lookalike_power=lookalike_power
             )
             timed = station.unit_scans(carton, evidence, plan.must_scan)
-            scans = evaluate_scans(expected, units_scanned(timed), plan.must_scan)
             if mix.insertion and plan.must_scan not in insertion:
                 insertion[plan.must_scan] = station.insertion(carton, evidence, timed)
             checked = insertion.get(plan.must_scan)
             mixed = {**reports, "insertion": checked.report if checked else reports["insertion"]}
-            decided = [mixed[c] for c in mix.channels] + ([scans] if scans else [])
             samples = (
                 tuple((s, *_made(carton, evidence, s)) for s in checked.samples) if checked else ()
             )
-            verdict = plan.policy.decide(expected, decided)
-            wanted = frozenset(r.sku for r in verdict.reasons if r.code == TAG_UNREAD and r.sku)
-            if wanted:
-                # The packer does what the screen asks (scan each unit of those SKUs) and closes
-                # again: the same evidence, the scans added.
-                rescanned = timed + station.rescans(carton, evidence, wanted)
-                scans = evaluate_scans(expected, units_scanned(rescanned), plan.must_scan)
-                decided = [mixed[c] for c in mix.channels] + ([scans] if scans else [])
-                verdict = plan.policy.decide(expected, decided)
-            out[name] = Decision(plan, verdict, samples, rescanned=bool(wanted))
+            sensors = [mixed[c] for c in mix.channels]
+            verdict, held_for = _at_the_table(
+                station, carton, evidence, expected, plan, sensors, timed
+            )
+            out[name] = Decision(plan, verdict, samples, held_for)
         return out
 
     def run_complete(self, cartons: Iterable[Carton]) -> None:
@@ -306,6 +309,45 @@ class Evaluation:
             for name, decision in self.decisions(carton).items():
                 if any(c in carton.faults for c in self.mixes[name].sensors):
                     self.tallies[name].record_faulty_short(decision.verdict)
+
+
+def _at_the_table(
+    station: Station,
+    carton: Carton,
+    evidence: Evidence,
+    expected: Mapping[str, int],
+    plan: CartonPlan,
+    sensors: list[ChannelReport],
+    timed: tuple[UnitScan, ...],
+) -> tuple[Verdict, frozenset[str]]:
+    """Close, and while the verdict asks for scans at the table, do as the screen says and close
+    again (the same sensors' evidence, the scans changed): a unit scan of each unit of SKUs whose
+    tags may not answer adds scans; a recount replaces the SKU's scans, as the session counts
+    them afresh. Two requests at most (a recount's second mismatch stands). The final verdict,
+    and the reason codes the packer acted on."""
+    scans = timed
+    recounted: frozenset[str] = frozenset()
+    held_for: set[str] = set()
+    for round_ in range(1, 4):
+        report = evaluate_scans(expected, units_scanned(scans), plan.must_scan)
+        policy = replace(plan.policy, recounted=recounted)
+        verdict = policy.decide(expected, sensors + ([report] if report else []))
+        wanted, recount = _asked(verdict, TAG_UNREAD), _asked(verdict, SCAN_RECOUNT)
+        if round_ == 3 or not (wanted or recount):
+            break
+        if wanted:
+            held_for.add(TAG_UNREAD)
+            scans += station.rescans(carton, evidence, wanted, round_)
+        if recount:
+            held_for.add(SCAN_RECOUNT)
+            again = station.rescans(carton, evidence, recount, round_)
+            scans = tuple(s for s in scans if s.sku not in recount) + again
+            recounted |= recount
+    return verdict, frozenset(held_for)
+
+
+def _asked(verdict: Verdict, code: str) -> frozenset[str]:
+    return frozenset(r.sku for r in verdict.reasons if r.code == code and r.sku)
 
 
 def _made(

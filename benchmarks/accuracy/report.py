@@ -88,6 +88,7 @@ def render(document: dict[str, object]) -> str:
         "REVIEW",
         "BLOCK+REVIEW",
         "scan asked",
+        "recount",
         "faulty PASS",
     )
     rows = [head]
@@ -102,14 +103,15 @@ def render(document: dict[str, object]) -> str:
                 _pct(r["review_rate"]),
                 _pct(r["false_block_plus_review_rate"]),
                 _pct(r["held_for_a_unit_scan_rate"]),
+                _pct(r["held_for_a_recount_rate"]),
                 f"{r['faulty_short_passed']}/{r['faulty_short_cartons']}",
             )
         )
     lines += _table(rows)
     lines += [
         "(BLOCK and REVIEW after the packer did what a first close asked: 'scan asked' counts "
-        "complete cartons held for a unit scan of a SKU whose tag may not answer; they pass when "
-        "every unit is scanned)"
+        "complete cartons held for a unit scan of a SKU whose tag may not answer, 'recount' those "
+        "held for a recount of a SKU's scans; they pass when the scans agree)"
     ]
     classes = sorted({k for r in results.values() for k in r["catch_by_class"]})
     kinds = sorted({k for r in results.values() for k in r["catch_by_error"]})

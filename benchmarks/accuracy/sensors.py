@@ -510,13 +510,14 @@ class Station:
         return tuple(sorted(scans, key=lambda scan: scan.at))
 
     def rescans(
-        self, carton: Carton, evidence: Evidence, skus: frozenset[str]
+        self, carton: Carton, evidence: Evidence, skus: frozenset[str], round_: int = 1
     ) -> tuple[UnitScan, ...]:
         """The packer's scans when a verdict asks them to scan each unit of `skus` in the carton
-        (a tag that may not answer), after packing: each packed unit that is, or stands in for,
-        one of `skus` is scanned by its own code, with the same slips as while packing (a unit
-        missed, one scanned twice, a left-out unit lying beside the box scanned anyway)."""
-        rng = self._rng(carton, "rescan")
+        (a tag that may not answer, a recount), after packing: each packed unit that is, or
+        stands in for, one of `skus` is scanned by its own code, with the same slips as while
+        packing (a unit missed, one scanned twice, a left-out unit lying beside the box scanned
+        anyway). Each `round_` (a later close's request) draws afresh."""
+        rng = self._rng(carton, "rescan" if round_ == 1 else f"rescan {round_}")
         model = self.world.model
         items = self.world.catalog.items
         stands_for = {foreign: victim for foreign in carton.foreign for victim in carton.missing}

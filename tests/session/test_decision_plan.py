@@ -7,6 +7,7 @@ from station.clock import ManualClock
 from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode, UnknownCode
 from station.domain import Catalog
 from station.session import (
+    MISSING_DETECTED,
     STATION_FAULT,
     VERIFICATION_RESULT,
     DegradedModeEnded,
@@ -248,3 +249,51 @@ def test_a_serial_scanned_unit_is_taken_back_by_its_serial_and_a_misread_disarms
     assert messages(effects)["item.removed"]["total"] == 1
     effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial="S1")))  # back in: no double
     assert messages(effects)["item.recorded"]["total"] == 2
+
+
+RECOUNT_TEA = StationPolicy(
+    rules=(SkuRule(("TEA-*",), require=frozenset({"scan"})),), recount_scan_slips=True
+)
+
+
+def test_a_double_scan_the_sensors_refute_is_recounted_not_blocked() -> None:
+    """Tea scanned three times for two ordered while the scale confirms the order: a REVIEW
+    asking for a recount (no missing or extra line, so no missing-item event), the tea's scans
+    counted afresh; two scans then PASS."""
+    session, _ = session_with(RECOUNT_TEA)
+    drive_to(session, SessionState.PACKING)
+    for _ in range(3):
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    effects = close(session, weight_report())
+    (result,) = published(effects, VERIFICATION_RESULT)
+    assert result["outcome"] == "REVIEW" and not result["missing"] and not result["extra"]
+    assert [r["code"] for r in result["reasons"]] == ["scan_recount"]
+    assert "Scan every unit of TEA-1 in the carton again" in result["reasons"][0]["message"]
+    assert not published(effects, MISSING_DETECTED)
+    assert session.carton_view().scanned_units.get("TEA-1", 0) == 0
+    for _ in range(2):
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert published(close(session, weight_report()), VERIFICATION_RESULT)[0]["outcome"] == "PASS"
+
+
+def test_a_second_mismatch_after_a_recount_blocks_even_after_a_restart() -> None:
+    session, clock = session_with(RECOUNT_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(ItemCode("TEA-1", 1)))  # one of two: the scale says both are in
+    (first,) = published(close(session, weight_report()), VERIFICATION_RESULT)
+    assert first["outcome"] == "REVIEW" and first["reasons"][0]["code"] == "scan_recount"
+    restarted = Session(WorkflowConfig(), CATALOG, RECOUNT_TEA, clock, weigh_everything)
+    restarted.restore(session.snapshot())
+    restarted.handle(Scanned(ItemCode("TEA-1", 1)))
+    (second,) = published(close(restarted, weight_report()), VERIFICATION_RESULT)
+    assert second["outcome"] == "BLOCK"
+    assert second["missing"][0]["sku"] == "TEA-1" and second["missing"][0]["quantity"] == 1
+
+
+def test_a_scan_shortfall_blocks_at_once_when_a_sensor_sees_it_too() -> None:
+    session, _ = session_with(RECOUNT_TEA)
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    (result,) = published(close(session, weight_report({"TEA-1": 1})), VERIFICATION_RESULT)
+    assert result["outcome"] == "BLOCK" and result["missing"][0]["sku"] == "TEA-1"
+    assert session.carton_view().scanned_units == {"TEA-1": 1}  # nothing to recount
