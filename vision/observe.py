@@ -135,10 +135,15 @@ class InsertionAccumulator:
     _previous: tuple[Detection, ...] = ()
 
     def add(self, frame: FrameObservation, put_back: bool = False) -> InsertionObservation:
-        """Count `frame` as the next insertion; a `put_back` frame adds no item (`TakeOuts`)
-        but is the one the next frame is compared with."""
+        """Count `frame` as the next insertion. A `put_back` frame (`TakeOuts`) adds no item
+        when it shows as many items as the last readable frame; otherwise (or unreadable) the
+        item that came back cannot be told from what else changed, and the carton's count is
+        not applicable."""
         index = len(self.observations)
-        if not frame.readable:
+        if put_back and not self._same_count(frame):
+            reason = f"an item taken out came back, but {self._change(frame)}"
+            obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
+        elif not frame.readable:
             obs = InsertionObservation(
                 index, None, None, {}, frame.codes, frame.result.reason, carried_over=True
             )
@@ -156,6 +161,19 @@ class InsertionAccumulator:
         self.observations.append(obs)
         return obs
 
+    def _same_count(self, frame: FrameObservation) -> bool:
+        return frame.readable and self._live(frame) == len(self._previous)
+
+    def _change(self, frame: FrameObservation) -> str:
+        if not frame.readable:
+            return f"the frame after it could not be read ({frame.result.reason})"
+        before = len(self._previous)
+        return f"the frame after it shows {self._live(frame)} items where {before} were"
+
+    @staticmethod
+    def _live(frame: FrameObservation) -> int:
+        return sum(1 for d in frame.result.detections if not d.unsure)
+
     def total(self) -> int | None:
         if not self.observations or uncounted(self.observations):
             return None
@@ -166,33 +184,55 @@ class InsertionAccumulator:
         self._previous = ()
 
 
+@dataclass(frozen=True, slots=True)
+class TakeOut:
+    """One settled step down while packing: the levels before and after it."""
+
+    level_before_g: float
+    level_after_g: float
+    # False when a frame was still to be taken as it happened: that frame may already show the
+    # item moved, so its coming back cannot be told apart from something new.
+    matchable: bool = True
+
+    @property
+    def grams(self) -> float:
+        return self.level_before_g - self.level_after_g
+
+
 @dataclass
 class TakeOuts:
     """Items taken out while a carton is packed, until they come back.
 
     A settled step down is an item taken out: insertion counting cannot tell which, and the
     item set down again elsewhere would read as new. Packers take a unit out to rearrange and
-    put it back all the time, so a step up that brings the weight back to its level before the
-    latest take-out (within twice the scale's error there) is that item coming back: its frame
-    adds no unit. Something else of the same weight put in instead leaves the count as right
-    as the item would. A take-out never matched leaves the carton's count not applicable.
+    put it back all the time, so the very next settled step, when it goes from the level the
+    take-out left back to the level before it (each within twice the scale's error there), is
+    that item coming back, and its frame adds no item if it shows as many items as the frame
+    before (`InsertionAccumulator.add(put_back=True)`). Anything else (another step first, a
+    different weight, a frame with more or fewer items) leaves the take-out unmatched, and the
+    carton's count not applicable: a light unit lifted out with the item and left out, or
+    void fill put in instead, must not pass for the item coming back.
     """
 
     scale_error_g: Callable[[float], float]
-    pending: list[tuple[float, float]] = field(default_factory=list)  # (level before, grams out)
+    pending: list[TakeOut] = field(default_factory=list)
 
-    def taken_out(self, from_g: float, to_g: float) -> None:
-        self.pending.append((from_g, from_g - to_g))
+    def taken_out(self, from_g: float, to_g: float, matchable: bool = True) -> None:
+        self.pending.append(TakeOut(from_g, to_g, matchable))
 
-    def puts_back(self, to_g: float) -> bool:
-        """Whether a step up to `to_g` brings the latest item taken out back (forgets it)."""
-        if not self.pending:
+    def puts_back(self, from_g: float, to_g: float) -> bool:
+        """Whether a settled step up from `from_g` to `to_g` brings the latest item taken out
+        back (then forgotten)."""
+        if not self.pending or not self.pending[-1].matchable:
             return False
-        level, _ = self.pending[-1]
-        if abs(to_g - level) > 2 * self.scale_error_g(level):
+        out = self.pending[-1]
+        if not (self._near(from_g, out.level_after_g) and self._near(to_g, out.level_before_g)):
             return False
         self.pending.pop()
         return True
+
+    def _near(self, grams: float, level_g: float) -> bool:
+        return abs(grams - level_g) <= 2 * self.scale_error_g(level_g)  # NaN: never near
 
 
 class StillnessGate:

@@ -122,7 +122,8 @@ class VisionModel:
             for error, n in errors.items():
                 if error:
                     pooled[error] = pooled.get(error, 0) + n
-        repeat = {int(n): k for n, k in insertions.get("repeat_frame_errors", {"0": 1}).items()}
+        counts = insertions.get("repeat_frame_errors") or {"0": 1}  # none measured: no error
+        repeat = {int(n): k for n, k in counts.items()}
         frames = sum(repeat.values())
         return cls(
             name, hazard, _shares(pooled), tuple((n, k / frames) for n, k in sorted(repeat.items()))
@@ -292,10 +293,12 @@ class Station:
     ) -> tuple[tuple[InsertionObservation, ...], bool]:
         """The camera's frames as the daemon takes them: one per settled step up, then the
         close frame. A frame's new units are those put in since the last frame (a unit too light
-        to step the scale shows in the next one). A step down is an item taken out; a step back
-        to the level before it is the item put back, whose frame adds nothing
-        (vision.observe.TakeOuts, the daemon's own rule); one never put back leaves the count
-        not applicable. With the scale down or stale no step triggers a frame: the close's only."""
+        to step the scale shows in the next one). A step down is an item taken out; the next
+        step, straight back to the level before it, is the item put back (vision.observe.
+        TakeOuts, the daemon's own rule), whose frame adds nothing if it shows as many items as
+        the last readable one; any other take-out leaves the count not applicable. Frames are
+        taken before the next step (a take-out while a frame is due would not be matched). With
+        the scale down or stale no step triggers a frame: the close's only."""
         rng = self._rng(carton, "vision")
         fault = carton.faults.get("vision")
         if fault is Fault.DOWN:
@@ -312,7 +315,7 @@ class Station:
             if step.delta_g < 0:
                 take_outs.taken_out(step.from_g, step.to_g)
                 continue
-            frames.append((waiting, take_outs.puts_back(step.to_g)))
+            frames.append((waiting, take_outs.puts_back(step.from_g, step.to_g)))
             waiting = []
         frames.append((waiting + [k for k in packing.after_last_step if seen[k]], False))
         observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
@@ -338,6 +341,7 @@ class Station:
         # Units of unreadable frames: the next readable frame sees them as new unless a later
         # insertion has covered them (vision.observe.InsertionAccumulator).
         carried: list[int] = []
+        last_visible = 0  # items the last readable frame showed
         for index, (units, put_back) in enumerate(frames):
             close = index == len(frames) - 1
             if not close:  # what goes in now (a unit, the paperwork, the fill) may cover others
@@ -352,20 +356,31 @@ class Station:
                 for k in visible
                 if carton.packed[k].code_up and rng.random() < model.code_read
             )
-            if rng.random() < model.insertion_unreadable or unsure:
+            readable = not (rng.random() < model.insertion_unreadable or unsure)
+            if put_back:
+                # Adds nothing if it shows, read right, as many items as the last readable frame;
+                # otherwise (the item covers another, a unit slipped in, unreadable) no frame
+                # can tell what came back (InsertionAccumulator.add).
+                same = readable and len(visible) == last_visible
+                if same and rng.random() >= self.vision.hazard_at(len(visible)):
+                    observations.append(
+                        InsertionObservation(index, 0, len(visible), {}, codes, put_back=True)
+                    )
+                else:
+                    reason = "an item taken out came back, but the frame after it differs"
+                    observations.append(InsertionObservation(index, None, None, {}, codes, reason))
+                carried, last_visible = [], len(visible)
+                continue
+            if not readable:
                 reason = "a hand stayed over the carton"
                 observations.append(
                     InsertionObservation(index, None, None, {}, codes, reason, carried_over=True)
                 )
                 carried += range(first, len(placed))
                 continue
-            new = 0 if put_back else len(units) + _uncovered(carried, covered)
-            if not put_back:  # a put-back frame adds nothing, whatever it shows
-                new = self._counted(rng, new, len(visible))
-            carried = []
-            observations.append(
-                InsertionObservation(index, new, len(visible), {}, codes, put_back=put_back)
-            )
+            new = self._counted(rng, len(units) + _uncovered(carried, covered), len(visible))
+            carried, last_visible = [], len(visible)
+            observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return observations
 
     def _counted(self, rng: random.Random, new: int, visible: int) -> int:

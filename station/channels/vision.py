@@ -7,10 +7,10 @@ The camera side (grabber thread, inference worker with its watchdog, the accumul
   station (passed, shadow-recorded, released, aborted, replaced).
 - Each settled weight step up (the weight channel's `on_settled_step`) is an insertion: the
   camera waits for a still frame the model can read and counts the items new since the previous
-  frame. A step down is an item taken out; a step up that brings the weight back to its level
-  before is the item put back, and its frame adds no item (`vision.observe.TakeOuts`). An item
-  taken out and not put back by the close leaves the carton's count "not applicable" (the
-  weight still decides).
+  frame. A step down is an item taken out; the next step, when it brings the weight straight
+  back to its level before, is the item put back, and its frame adds no item if it shows as
+  many items as before (`vision.observe.TakeOuts`). An item taken out and not so put back
+  leaves the carton's count "not applicable" (the weight still decides).
 - At close one more frame is taken (an item too light to step the scale still shows), then the
   report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
   frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
@@ -55,7 +55,7 @@ CAMERA = "camera"
 INFERENCE_SECONDS = "packstation_inference_seconds"
 CAPTURE_SECONDS = "packstation_vision_capture_seconds"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-FrameKind = Literal["insertion", "put back", "close"]
+FrameKind = Literal["insertion", "put_back", "close"]
 
 
 class VisionEvidenceChannel(EvidenceChannel):
@@ -85,6 +85,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         division_g = weight.scale_config.division_g
         self._scale_error_g = lambda grams: scale_error_g(grams, division_g)
         self._take_outs = TakeOuts(self._scale_error_g)
+        self._frames_asked = 0
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -138,6 +139,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._generation += 1
         self.camera.begin_carton()
         self._take_outs = TakeOuts(self._scale_error_g)
+        self._frames_asked = 0  # frames asked for this carton; each adds one observation
         if carton is not None:  # the last carton's frame must not pass for this one's
             self.latest_image = None
 
@@ -148,9 +150,14 @@ class VisionEvidenceChannel(EvidenceChannel):
         if self._carton is None:
             return  # the empty platter, a box put down before its order, a carton going out
         if step.delta_g < 0:
-            self._take_outs.taken_out(step.from_g, step.to_g)
+            # A frame still to be taken may already show the item set down elsewhere: then its
+            # coming back cannot be matched.
+            due = self._frames_asked > len(self.camera.accumulator.observations)
+            self._take_outs.taken_out(step.from_g, step.to_g, matchable=not due)
             return
-        kind: FrameKind = "put back" if self._take_outs.puts_back(step.to_g) else "insertion"
+        back = self._take_outs.puts_back(step.from_g, step.to_g)
+        kind: FrameKind = "put_back" if back else "insertion"
+        self._frames_asked += 1
         self._spawn(self._capture(kind, self.config.capture_timeout_s))
 
     def _spawn(self, work: Awaitable[None]) -> None:
@@ -175,10 +182,11 @@ class VisionEvidenceChannel(EvidenceChannel):
                 return
             took_s = time.monotonic() - started
             if taken is None:
-                unseen = self.camera.add_not_applicable(failure, carried_over=True)
+                # A put-back frame nobody saw cannot tell the item from anything else.
+                unseen = self.camera.add_not_applicable(failure, carried_over=kind != "put_back")
                 self._logged(kind, unseen, took_s)
                 return
-            counted = self.camera.add_taken(taken, put_back=kind == "put back")
+            counted = self.camera.add_taken(taken, put_back=kind == "put_back")
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
@@ -222,6 +230,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         camera = self.camera
         budget = clock.real_seconds(deadline - clock.monotonic())
         if camera.camera_up:  # a camera that is down reports DOWN without waiting for it
+            self._frames_asked += 1
             try:
                 # Earlier insertions' frames first (the lock), then the close frame.
                 await asyncio.wait_for(
@@ -277,10 +286,10 @@ class VisionEvidenceChannel(EvidenceChannel):
                 None,
                 {},
                 (),
-                f"an item was taken out ({-grams:.0f} g) and not put back: insertion counting "
+                f"an item was taken out ({out.grams:.0f} g) and not put back: insertion counting "
                 "cannot tell which",
             )
-            for i, (_, grams) in enumerate(self._take_outs.pending)
+            for i, out in enumerate(self._take_outs.pending)
         ]
 
     def _folder(self, request: CollectEvidence) -> Path:
