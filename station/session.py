@@ -464,8 +464,10 @@ class _Carton:
     # REMOVE was scanned: the next item scan takes a unit's scan back. Any other scan disarms it;
     # a restart forgets it (the packer scans REMOVE again).
     removing: bool = False
-    # SKUs a verdict asked the packer to recount (`scan_recount`): their scans were counted
-    # afresh from then on, and a second mismatch stands.
+    # SKUs a verdict asked the packer to recount (`scan_recount`), until the first scan of one
+    # starts its recount; then recounted: its scans counted afresh from there, and a second
+    # mismatch stands. A close before any recount scan asks again (nothing is lost).
+    recount_asked: set[str] = field(default_factory=set)
     recounted: set[str] = field(default_factory=set)
 
     @property
@@ -497,6 +499,7 @@ class CartonSnapshot:
     granted_labels: tuple[str, ...] = ()  # sorted
     final_weight_pending: bool = False
     unit_scans: tuple[UnitScan, ...] = ()  # times on the monotonic clock as of `taken_at`
+    recount_asked: tuple[str, ...] = ()  # sorted
     recounted: tuple[str, ...] = ()  # sorted
 
 
@@ -645,6 +648,7 @@ class Session:
             granted_labels=set(saved.granted_labels),
             final_weight_pending=saved.final_weight_pending,
             unit_scans=list(saved.unit_scans),
+            recount_asked=set(saved.recount_asked),
             recounted=set(saved.recounted),
         )
         if saved.planned:
@@ -801,6 +805,11 @@ class Session:
         carton = self._carton
         if reviewer_badge == self._packer or (carton and reviewer_badge in carton.packers):
             return "override.own_carton"
+        verdict = carton.last_verdict if carton else None
+        if verdict and any(r.code == SCAN_RECOUNT for r in verdict.reasons):
+            # The hold names no missing line: released now, a real shortfall would ship with no
+            # shipped-short event. The packer recounts and closes first.
+            return "override.recount_pending"
         return None
 
     def classify(self, raw: str) -> ScannedCode:
@@ -971,11 +980,13 @@ class Session:
         if carton.removing:
             carton.removing = False
             return self._take_back(carton, code, params)
+        recount = self._start_recount(carton, code.sku)
         if code.serial is not None:
             seen = carton.serials.setdefault(code.sku, set())
             if code.serial in seen:
                 return [
-                    ShowMessage("warning", "item.double_scan", {**params, "serial": code.serial})
+                    *recount,
+                    ShowMessage("warning", "item.double_scan", {**params, "serial": code.serial}),
                 ]
             seen.add(code.serial)
         carton.scanned_units[code.sku] += code.units
@@ -992,10 +1003,23 @@ class Session:
             "expected": expected.get(code.sku, 0),
         }
         if code.sku not in expected:
-            return [ShowMessage("warning", "item.not_on_order", params)]
+            return [*recount, ShowMessage("warning", "item.not_on_order", params)]
         if carton.scanned_units[code.sku] > expected[code.sku]:
-            return [ShowMessage("warning", "item.too_many", params)]
-        return [ShowMessage("info", "item.recorded", params)]
+            return [*recount, ShowMessage("warning", "item.too_many", params)]
+        return [*recount, ShowMessage("info", "item.recorded", params)]
+
+    def _start_recount(self, carton: _Carton, sku: str) -> list[Effect]:
+        """The first scan of a SKU the verdict asked to recount: its earlier scans are set aside
+        (recorded) and the recount is its count from here."""
+        if sku not in carton.recount_asked:
+            return []
+        carton.recount_asked.discard(sku)
+        carton.recounted.add(sku)
+        set_aside = carton.scanned_units[sku]
+        carton.scanned_units[sku] = 0
+        carton.serials.pop(sku, None)
+        data = {**_key_params(carton), "sku": sku, "scans_set_aside": set_aside}
+        return [self._audit("carton.recount", data)]
 
     def _arm_removal(self, code: RemoveUnitCode) -> list[Effect]:
         carton = self._carton
@@ -1200,12 +1224,8 @@ class Session:
         if verdict.missing and _shortage(verdict.missing) != _shortage(carton.published_missing):
             carton.published_missing = verdict.missing
             effects.append(self._verdict_event(MISSING_DETECTED, carton, verdict, weight))
-        for reason in verdict.reasons:
-            if reason.code == SCAN_RECOUNT and reason.sku:
-                # The packer scans every unit of it again: those scans are its count now.
-                carton.scanned_units[reason.sku] = 0
-                carton.serials.pop(reason.sku, None)
-                carton.recounted.add(reason.sku)
+        asked = {r.sku for r in verdict.reasons if r.code == SCAN_RECOUNT and r.sku}
+        carton.recount_asked = asked  # what the latest verdict asks; recounts started stay
         key = "verdict.block" if verdict.outcome is Outcome.BLOCK else "verdict.review"
         params = {
             "missing": self._lines(carton, verdict.missing),
@@ -1665,6 +1685,7 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         granted_labels=tuple(sorted(carton.granted_labels)),
         final_weight_pending=carton.final_weight_pending,
         unit_scans=tuple(carton.unit_scans),
+        recount_asked=tuple(sorted(carton.recount_asked)),
         recounted=tuple(sorted(carton.recounted)),
     )
 

@@ -171,12 +171,12 @@ class VerificationPolicy:
     tag_channels: frozenset[str] = frozenset({"rfid"})
     tag_settled_by: str = "scan"
     # A must-scan SKU whose unit scans (channel `tag_settled_by`) are off the order while no
-    # other channel sees anything missing, extra or off is far likelier a scan slip (a unit
-    # scanned twice, one put in unscanned) than a wrong carton: it is held for a recount of that
-    # SKU (REVIEW, `scan_recount`: the session counts its scans afresh) instead of blocked. A
-    # shortfall only when a sensor vouches the units are there (the scale, RFID, a camera count
-    # that agrees): where the scan is the only channel that would notice the unit missing, its
-    # count stands. Once a SKU is `recounted`, its count stands too.
+    # other channel sees anything missing, extra or off (or holds the carton for a look) is
+    # likelier a scan slip (a unit scanned twice, one put in unscanned) than a wrong carton: it
+    # is held for a recount of that SKU (REVIEW, `scan_recount`: the session counts its scans
+    # afresh) instead of blocked. A shortfall only when the scale vouches for every unit of the
+    # SKU `overrule_confidence` surely: where the scans are the only channel that would notice
+    # the unit missing, their count stands. Once a SKU is `recounted`, its count stands too.
     recount_scan_slips: bool = False
     recounted: frozenset[str] = frozenset()
 
@@ -336,23 +336,23 @@ class VerificationPolicy:
             return []
         if any(self._objects(r) for r in reports if r is not scans):
             return []
-        vouching = self._vouching(reports, besides=self.corroborate)
+        # Only the scale vouches for a unit the scans lack, and as surely as it refutes a tag:
+        # a tag or a count also "sees" the unit lying beside the box (`_vouching`).
+        scale = self._vouching(reports, besides=self.tag_channels | self.corroborate)
         recounts = []
         for f in scans.findings:
             if not self._acts_on(f):
                 continue
             slip = f.sku in expected and f.sku not in self.recounted
-            if not slip or (
-                f.status is FindingStatus.MISSING and not self._present(f.sku, reports, vouching)
-            ):
+            short = f.status is FindingStatus.MISSING
+            if not slip or (short and not self._vouched(f.sku, scale, self.overrule_confidence)):
                 return []
+            weighed = " and the scale weighs them all" if short else ""
             recounts.append(
                 Reason(
                     SCAN_RECOUNT,
-                    f"{f.sku}: {f.observed} of {f.expected} scanned, and no sensor sees a unit "
-                    f"{'missing' if f.status is FindingStatus.MISSING else 'extra'}. Scan every "
-                    f"unit of {f.sku} in the carton again ({f.expected} ordered), then close "
-                    "again.",
+                    f"{f.sku}: {f.observed} of {f.expected} scanned{weighed}. Scan every unit "
+                    f"of {f.sku} in the carton again ({f.expected} ordered), then close again.",
                     scans.channel,
                     f.sku,
                 )
@@ -365,26 +365,11 @@ class VerificationPolicy:
         return not doubtful and finding.confidence >= self.min_confidence
 
     def _objects(self, report: ChannelReport) -> bool:
-        """The report sees something missing, extra or off."""
-        return report.discrepancy is not Discrepancy.NONE or any(
-            self._acts_on(f) for f in report.findings
-        )
-
-    def _present(
-        self, sku: str, reports: tuple[ChannelReport, ...], vouching: tuple[ChannelReport, ...]
-    ) -> bool:
-        """A sensor vouches for every unit of `sku`: one that may vouch alone confirms it, or a
-        count that sees it agrees with the order."""
-        if self._vouched(sku, vouching, self.min_confidence):
-            return True
-        counted = {FindingStatus.CONFIRMED, FindingStatus.UNCERTAIN}
-        return any(
-            r.channel in self.overrulable_counts
-            and r.state is ChannelState.OK
-            and r.discrepancy is Discrepancy.NONE
-            and (finding := r.finding_for(sku)) is not None
-            and finding.status in counted
-            for r in reports
+        """The report sees something missing, extra or off, or wants a person to look."""
+        return (
+            report.discrepancy is not Discrepancy.NONE
+            or any(self._acts_on(f) for f in report.findings)
+            or (report.state is ChannelState.OK and bool(report.review))
         )
 
     def _unverified(self, sku: str, reports: tuple[ChannelReport, ...]) -> Reason | None:

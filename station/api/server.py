@@ -71,6 +71,15 @@ STATIC_FILES = {
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# Why a release was refused, for the API's caller (the screen shows the i18n key).
+_REFUSALS = {
+    "override.own_carton": "a packer cannot release their own carton",
+    "override.nothing_blocked": "no carton is held at this station",
+    "override.recount_pending": "the station asked the packer to recount a SKU's scans: "
+    "recount and close again first",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One endpoint and what the OpenAPI document says about it."""
@@ -437,12 +446,7 @@ class StationApi:
             self._refused(reviewer_badge, refusal.removeprefix("override."))
             own = refusal == "override.own_carton"
             status = HTTPStatus.FORBIDDEN if own else HTTPStatus.CONFLICT
-            message = (
-                "a packer cannot release their own carton"
-                if own
-                else "no carton is held at this station"
-            )
-            return error_response(status, message)
+            return error_response(status, _REFUSALS[refusal])
         self._daemon.feed(ReviewerOverride(reviewer_badge, reason_code))
         self._daemon.metrics.overridden(reason_code)
         return json_response(status_json(self._daemon.status()))

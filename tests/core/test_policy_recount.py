@@ -5,6 +5,8 @@ objecting blocks (VerificationPolicy.recount_scan_slips)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +17,7 @@ from station.verification import (
     Discrepancy,
     FindingStatus,
     Outcome,
+    Reason,
     SkuFinding,
     VerificationPolicy,
 )
@@ -95,11 +98,40 @@ def test_a_shortfall_only_the_scans_can_see_blocks() -> None:
     assert [(line.sku, line.quantity) for line in verdict.missing] == [("EARRING", 1)]
 
 
-def test_a_shortfall_is_recounted_where_a_sensor_vouches_for_the_units() -> None:
-    confirmed = weight(FindingStatus.CONFIRMED, 0.95)  # a must-scan SKU the scale does weigh
-    for sensors in ([confirmed], [weight(), vision()]):
+def test_a_shortfall_is_recounted_only_where_the_scale_vouches_for_every_unit() -> None:
+    """A must-scan SKU the scale does weigh (a high-value or look-alike rule), 0.999 surely:
+    the unit scanned short is in the carton. RFID (a tag beside the box reads), a count that
+    agrees (it proves no identity) or a scale less sure do not vouch: the scans' count stands."""
+    sure = weight(FindingStatus.CONFIRMED, 0.9995)
+    verdict = POLICY.decide(EXPECTED, [sure, scans(1)])
+    assert verdict.outcome is Outcome.REVIEW and codes(verdict) == [SCAN_RECOUNT]
+    assert "and the scale weighs them all" in verdict.reasons[0].message
+    tags = ChannelReport(
+        "rfid",
+        ChannelState.OK,
+        (
+            SkuFinding("EARRING", FindingStatus.CONFIRMED, 2, 2, 0.98),
+            SkuFinding("MUG", FindingStatus.CONFIRMED, 1, 1, 0.98),
+        ),
+    )
+    for sensors in (
+        [weight(), tags],
+        [weight(), vision()],
+        [weight(FindingStatus.CONFIRMED, 0.92)],
+    ):
         verdict = POLICY.decide(EXPECTED, [*sensors, scans(1)])
-        assert verdict.outcome is Outcome.REVIEW and codes(verdict) == [SCAN_RECOUNT]
+        assert verdict.outcome is Outcome.BLOCK, sensors
+
+
+def test_a_channel_holding_the_carton_for_a_look_stops_a_recount() -> None:
+    """A tag of a unit already shipped (RFID's review list): the carton is blocked on the scans
+    as before, so the reviewer sees every reason."""
+    shipped = ChannelReport(
+        "rfid",
+        ChannelState.OK,
+        review=(Reason("rfid_already_shipped", "a tag of a unit already shipped", "rfid"),),
+    )
+    assert POLICY.decide(EXPECTED, [weight(), shipped, scans(3)]).outcome is Outcome.BLOCK
 
 
 def test_a_unit_not_on_the_order_or_a_sensor_objecting_blocks() -> None:
@@ -137,7 +169,10 @@ def test_a_recount_is_asked_only_when_the_scans_alone_stand_in_the_way(
     order and not yet recounted, and never comes when the carton would otherwise PASS, or when
     any channel but the scans sees something missing, extra or off."""
     policy = VerificationPolicy(
-        required_channels=frozenset(), recount_scan_slips=True, recounted=recounted
+        required_channels=frozenset(),
+        corroborate=frozenset({"insertion"}),  # as at every station
+        recount_scan_slips=True,
+        recounted=recounted,
     )
     verdict = policy.decide(EXPECTED, generated)
     if SCAN_RECOUNT not in codes(verdict):
@@ -145,7 +180,7 @@ def test_a_recount_is_asked_only_when_the_scans_alone_stand_in_the_way(
     assert verdict.outcome is Outcome.REVIEW and not verdict.missing and not verdict.extra
     assert all(r.code == SCAN_RECOUNT for r in verdict.reasons)
     assert {r.sku for r in verdict.reasons} <= set(EXPECTED) - recounted
-    without = VerificationPolicy(required_channels=frozenset(), recounted=recounted)
+    without = replace(policy, recount_scan_slips=False)
     assert without.decide(EXPECTED, generated).outcome is Outcome.BLOCK
     for report in generated:  # (a count another sensor refutes is set aside first)
         if report.channel not in ("scan", "vision"):

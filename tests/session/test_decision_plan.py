@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from station.carton_policy import Fallback, SkuRule, StationPolicy
 from station.clock import ManualClock
 from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode, UnknownCode
@@ -256,10 +258,16 @@ RECOUNT_TEA = StationPolicy(
 )
 
 
-def test_a_double_scan_the_sensors_refute_is_recounted_not_blocked() -> None:
+def sure_weight() -> ChannelReport:
+    """The scale vouches for every unit 0.999 surely (the recount of a shortfall needs it)."""
+    report = weight_report()
+    return replace(report, findings=tuple(replace(f, confidence=0.9995) for f in report.findings))
+
+
+def test_a_double_scan_the_sensors_agree_with_is_recounted_not_blocked() -> None:
     """Tea scanned three times for two ordered while the scale confirms the order: a REVIEW
-    asking for a recount (no missing or extra line, so no missing-item event), the tea's scans
-    counted afresh; two scans then PASS."""
+    asking for a recount (no missing or extra line, so no missing-item event); the first tea
+    scanned then sets the earlier scans aside (audited) and two scans PASS."""
     session, _ = session_with(RECOUNT_TEA)
     drive_to(session, SessionState.PACKING)
     for _ in range(3):
@@ -270,30 +278,71 @@ def test_a_double_scan_the_sensors_refute_is_recounted_not_blocked() -> None:
     assert [r["code"] for r in result["reasons"]] == ["scan_recount"]
     assert "Scan every unit of TEA-1 in the carton again" in result["reasons"][0]["message"]
     assert not published(effects, MISSING_DETECTED)
-    assert session.carton_view().scanned_units.get("TEA-1", 0) == 0
-    for _ in range(2):
-        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    assert session.carton_view().scanned_units["TEA-1"] == 3  # until the recount starts
+    effects = session.handle(Scanned(ItemCode("TEA-1", 1)))
+    (audit,) = [e for e in effects if isinstance(e, RecordAudit) and e.kind == "carton.recount"]
+    assert audit.data["sku"] == "TEA-1" and audit.data["scans_set_aside"] == 3
+    assert session.carton_view().scanned_units["TEA-1"] == 1
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
     assert published(close(session, weight_report()), VERIFICATION_RESULT)[0]["outcome"] == "PASS"
+
+
+def test_closing_again_before_recounting_asks_again_and_publishes_nothing_missing() -> None:
+    session, _ = session_with(RECOUNT_TEA)
+    drive_to(session, SessionState.PACKING)
+    for _ in range(3):
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+    close(session, weight_report())
+    effects = close(session, weight_report())
+    (result,) = published(effects, VERIFICATION_RESULT)
+    assert result["outcome"] == "REVIEW" and result["reasons"][0]["code"] == "scan_recount"
+    assert not published(effects, MISSING_DETECTED)
 
 
 def test_a_second_mismatch_after_a_recount_blocks_even_after_a_restart() -> None:
     session, clock = session_with(RECOUNT_TEA)
     drive_to(session, SessionState.PACKING)
     session.handle(Scanned(ItemCode("TEA-1", 1)))  # one of two: the scale says both are in
-    (first,) = published(close(session, weight_report()), VERIFICATION_RESULT)
+    (first,) = published(close(session, sure_weight()), VERIFICATION_RESULT)
     assert first["outcome"] == "REVIEW" and first["reasons"][0]["code"] == "scan_recount"
     restarted = Session(WorkflowConfig(), CATALOG, RECOUNT_TEA, clock, weigh_everything)
     restarted.restore(session.snapshot())
-    restarted.handle(Scanned(ItemCode("TEA-1", 1)))
-    (second,) = published(close(restarted, weight_report()), VERIFICATION_RESULT)
+    restarted.handle(Scanned(ItemCode("TEA-1", 1)))  # the recount: one again
+    (second,) = published(close(restarted, sure_weight()), VERIFICATION_RESULT)
     assert second["outcome"] == "BLOCK"
     assert second["missing"][0]["sku"] == "TEA-1" and second["missing"][0]["quantity"] == 1
 
 
-def test_a_scan_shortfall_blocks_at_once_when_a_sensor_sees_it_too() -> None:
+def test_a_scan_shortfall_blocks_at_once_unless_the_scale_vouches_surely() -> None:
+    for weight in (weight_report({"TEA-1": 1}), weight_report()):  # short; vouching at 0.97
+        session, _ = session_with(RECOUNT_TEA)
+        drive_to(session, SessionState.PACKING)
+        session.handle(Scanned(ItemCode("TEA-1", 1)))
+        (result,) = published(close(session, weight), VERIFICATION_RESULT)
+        assert result["outcome"] == "BLOCK" and result["missing"][0]["sku"] == "TEA-1"
+
+
+def test_a_recount_hold_cannot_be_released_until_the_packer_recounts_and_closes() -> None:
+    """The hold names no missing line: released, a real shortfall would ship with no
+    shipped-short event."""
     session, _ = session_with(RECOUNT_TEA)
     drive_to(session, SessionState.PACKING)
     session.handle(Scanned(ItemCode("TEA-1", 1)))
-    (result,) = published(close(session, weight_report({"TEA-1": 1})), VERIFICATION_RESULT)
-    assert result["outcome"] == "BLOCK" and result["missing"][0]["sku"] == "TEA-1"
-    assert session.carton_view().scanned_units == {"TEA-1": 1}  # nothing to recount
+    close(session, sure_weight())
+    assert session.override_refusal("LEAD-1") == "override.recount_pending"
+    session.handle(Scanned(ItemCode("TEA-1", 1)))  # the recount: still one
+    (result,) = published(close(session, sure_weight()), VERIFICATION_RESULT)
+    assert result["outcome"] == "BLOCK"
+    assert session.override_refusal("LEAD-1") is None  # now a release ships it short, said so
+
+
+def test_a_recount_of_serials_starts_the_serials_afresh() -> None:
+    session, _ = session_with(RECOUNT_TEA)
+    drive_to(session, SessionState.PACKING)
+    for serial in ("S1", "S2", "S3"):  # three distinct serials for two teas: a misread one
+        session.handle(Scanned(ItemCode("TEA-1", 1, serial=serial)))
+    close(session, weight_report())
+    for serial in ("S1", "S2"):  # the same units again: not refused as repeats
+        effects = session.handle(Scanned(ItemCode("TEA-1", 1, serial=serial)))
+        assert "item.double_scan" not in messages(effects)
+    assert published(close(session, weight_report()), VERIFICATION_RESULT)[0]["outcome"] == "PASS"
