@@ -1,12 +1,14 @@
 """python -m benchmarks.accuracy [--smoke] [--seed N] [--vision-at-target] [--learned-weights N]
-[--json PATH]"""
+[--scan-mismatch recount|block] [--json PATH]"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.accuracy.evaluate import MIXES
 from benchmarks.accuracy.report import measure, render, write
 from benchmarks.accuracy.sensors import VisionModel
 from benchmarks.accuracy.world import WorldModel
@@ -32,13 +34,22 @@ def main(argv: list[str] | None = None) -> int:
         help="what-if: every unit weight learned from N confirmed units (a site past shadow "
         "mode) instead of the catalog's, stale ones included",
     )
+    parser.add_argument(
+        "--scan-mismatch",
+        choices=["recount", "block"],
+        default="recount",
+        help="what a station does with a scan count off the order that the sensors refute "
+        "([policy] scan_mismatch_action; block: the rule before 2026-11-27)",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench-results/accuracy.json"))
     args = parser.parse_args(argv)
     vision = VisionModel.from_card()
     if args.vision_at_target:
         vision = vision.at_target()
     model = WorldModel(learned_samples=args.learned_weights)
-    document = measure(args.seed, args.smoke, vision, model)
+    recount = args.scan_mismatch == "recount"
+    mixes = {name: replace(mix, recount_scan_slips=recount) for name, mix in MIXES.items()}
+    document = measure(args.seed, args.smoke, vision, model, mixes)
     print(render(document))
     write(document, args.json)
     print(f"\nwritten to {args.json}", file=sys.stderr)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.accuracy.evaluate import MIXES, Evaluation, decision_times
+from benchmarks.accuracy.evaluate import MIXES, Evaluation, Mix, decision_times
 from benchmarks.accuracy.sensors import Station, VisionModel
 from benchmarks.accuracy.world import CartonStream, WorldModel, build_world
 from benchmarks.figures import Figure
@@ -35,7 +36,11 @@ class Sizes:
 
 
 def measure(
-    seed: int, smoke: bool, vision: VisionModel | None = None, model: WorldModel | None = None
+    seed: int,
+    smoke: bool,
+    vision: VisionModel | None = None,
+    model: WorldModel | None = None,
+    mixes: Mapping[str, Mix] = MIXES,
 ) -> dict[str, object]:
     """One full accuracy run: every mix over the same generated cartons."""
     sizes = Sizes.for_run(smoke)
@@ -43,7 +48,7 @@ def measure(
     vision = vision or VisionModel.from_card()
     station = Station(world, seed, vision)
     stream = CartonStream(world, seed)
-    evaluation = Evaluation(station)
+    evaluation = Evaluation(station, mixes)
     started = time.perf_counter()
     evaluation.run_complete(stream.complete(sizes.complete))
     evaluation.run_short(stream.short(sizes.short))

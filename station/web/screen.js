@@ -169,10 +169,16 @@ function renderVerdict(m) {
   const reasons = verdict.outcome === "PASS" ? [] : verdict.reasons;
   $("verdict-reasons").replaceChildren(...reasons.map((r) => el("li", "", reasonText(r))));
   const held = m.state === "blocked" && !verdict.released_by;
-  $("verdict-todo").textContent = !held ? "" :
-    t(verdict.outcome === "BLOCK" ? "ui.block_todo" : "ui.review_todo");
-  $("override-open").hidden = !held;
+  // A recount hold is the packer's to settle: no reviewer can release it.
+  const recount = reasons.length > 0 && reasons.every((r) => r.code === "scan_recount");
+  $("verdict-todo").textContent = !held ? "" : t(todoKey(verdict.outcome, recount));
+  $("override-open").hidden = !held || recount;
   if (!held) closeOverride();
+}
+
+function todoKey(outcome, recount) {
+  if (recount) return "ui.recount_todo";
+  return outcome === "BLOCK" ? "ui.block_todo" : "ui.review_todo";
 }
 
 function reasonText(reason) {

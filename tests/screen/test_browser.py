@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from simulators.broker import MosquittoBroker
-from simulators.rig import EXAMPLE_CATALOG
+from simulators.rig import EXAMPLE_CATALOG, PAPERWORK_G
 from station.session import SessionState
 
 from .conftest import (
@@ -307,3 +308,36 @@ def test_a_must_scan_line_is_marked_and_a_degraded_mode_is_a_banner(
         assert station.call("POST", "/api/screen/degraded", body)[0] == 200
         wait_text(browser, "degraded-banner", "DEGRADED MODE scan_for_weight")
         assert REVIEWER in browser.find_element(By.ID, "degraded-banner").text
+
+
+def test_a_double_scan_asks_the_packer_to_recount_and_no_reviewer_can_release_it(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """The mug must be scanned and is scanned twice; the scale weighs the order right: the
+    screen asks for a recount (no release button), and one scan of the mug then passes."""
+    rule = '\n[[policy.sku_rules]]\nskus = ["MUG-*"]\nrequire = ["scan"]\n'
+    running = contextlib.contextmanager(run_station)
+    with running(tmp_path / "station", broker, extra=rule) as station:
+        open_screen(browser, station)
+        rig = station.rig
+        mug = rig.catalog.items["MUG-BLUE"].barcodes[0].code
+        rig.scan(f"BADGE-{PACKER}")
+        rig.scan("ORD-1001/C1")
+        rig.scan("BOX-S")
+        wait_text(browser, "instruction", "Pack the items")
+        rig.place(rig.box_weight("BOX-S") + PAPERWORK_G)
+        for sku in rig.units_of(rig.manifest("ORD-1001", "C1")):
+            if sku == "MUG-BLUE":
+                rig.scan(mug)
+                rig.scan(mug)
+            rig.add_unit(sku)
+            time.sleep(0.05)
+        rig.close()
+        wait_outcome(browser, "REVIEW")
+        wait_text(browser, "verdict-todo", "Scan every unit named below again")
+        assert "Scan every unit of MUG-BLUE" in browser.find_element(By.ID, "verdict-reasons").text
+        assert not browser.find_element(By.ID, "override-open").is_displayed()
+        screenshot(browser, "verdict-recount.png")
+        rig.scan(mug)
+        rig.close()
+        wait_outcome(browser, "PASS")
