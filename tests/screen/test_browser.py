@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -92,10 +93,30 @@ def open_screen(browser: WebDriver, station: RunningStation, lang: str = "en") -
 
 
 def wait_text(browser: WebDriver, element_id: str, text: str) -> None:
-    WebDriverWait(browser, WAIT_S).until(
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda b: text in b.find_element(By.ID, element_id).text,
         f"#{element_id} never showed {text!r}",
     )
+
+
+def text_of(browser: WebDriver, selector: str) -> str:
+    """An element's rendered text, read in one script call: the screen rebuilds the checklist and
+    device rows on every status update, so an element found first can be stale by the time its
+    text is asked for (CI saw StaleElementReferenceException)."""
+    text = browser.execute_script(
+        "return document.querySelector(arguments[0])?.innerText ?? null", selector
+    )
+    assert text is not None, f"{selector} is not on the screen"
+    return str(text).strip()
+
+
+def class_of(browser: WebDriver, selector: str) -> str:
+    """An element's class attribute, read in one script call (see text_of)."""
+    classes = browser.execute_script(
+        "return document.querySelector(arguments[0])?.className ?? null", selector
+    )
+    assert classes is not None, f"{selector} is not on the screen"
+    return str(classes)
 
 
 def wait_outcome(browser: WebDriver, outcome: str | None) -> None:
@@ -152,9 +173,9 @@ def test_short_carton_blocks_red_and_a_reviewer_releases_it(
     # Before the close, the scale's steps tick the mug in live ("seen": units of those ordered).
     seen = '#checklist tr[data-sku="MUG-BLUE"] td[data-channel="insertion"].seen'
     WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, seen))
-    assert browser.find_element(By.CSS_SELECTOR, seen).text == "1/1"
+    assert text_of(browser, seen) == "1/1"
     book = '#checklist tr[data-sku="BOOK-COOK"] td[data-channel="insertion"]'
-    assert "seen" not in browser.find_element(By.CSS_SELECTOR, book).get_attribute("class")
+    assert "seen" not in class_of(browser, book)
     station.rig.close()
     wait_outcome(browser, "BLOCK")
     missing = browser.find_element(By.ID, "verdict-missing").text
@@ -212,13 +233,11 @@ def test_rfid_ticks_its_column_and_marks_the_earring_left_beside_the_box(
         wait_outcome(browser, "BLOCK")
         head = browser.find_element(By.ID, "checklist-head").get_attribute("textContent")
         assert "RFID" in head, head
-        ticks = {
-            (
-                cell.find_element(By.XPATH, "..").get_attribute("data-sku"),
-                cell.get_attribute("class"),
-            )
-            for cell in browser.find_elements(By.CSS_SELECTOR, 'td[data-channel="rfid"]')
-        }
+        cells = browser.execute_script(
+            "return [...document.querySelectorAll('td[data-channel=\"rfid\"]')]"
+            ".map(cell => [cell.parentElement.dataset.sku, cell.className])"
+        )
+        ticks = {(sku, classes) for sku, classes in cells}
         assert ("EAR-SILVER", "tick missing") in ticks, ticks
 
 
@@ -240,8 +259,7 @@ def test_shadow_mode_is_a_banner_its_verdict_a_note_and_a_silent_scale_shows_dow
             lambda b: "scale: DOWN" in b.find_element(By.ID, "devices").text,
             "the silent scale never showed DOWN",
         )
-        down = browser.find_element(By.CSS_SELECTOR, '#devices li[data-device="scale"]')
-        assert down.get_attribute("class") == "down"
+        assert class_of(browser, '#devices li[data-device="scale"]') == "down"
 
 
 def test_complete_carton_shows_green_pass(browser: WebDriver, station: RunningStation) -> None:
@@ -278,9 +296,8 @@ def test_a_look_alike_no_sensor_tells_apart_is_marked_to_check(
     socks = '#checklist tr[data-sku="SOCKS-WOOL-M"]'
     WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, socks))
     wait_text(browser, "message", "No sensor tells Wool Socks, pair, size M from its look-alikes")
-    assert "check size and colour" in browser.find_element(By.CSS_SELECTOR, socks).text
-    mug = browser.find_element(By.CSS_SELECTOR, '#checklist tr[data-sku="MUG-BLUE"]')
-    assert "check size" not in mug.text
+    assert "check size and colour" in text_of(browser, socks)
+    assert "check size" not in text_of(browser, '#checklist tr[data-sku="MUG-BLUE"]')
 
 
 def test_a_must_scan_line_is_marked_and_a_degraded_mode_is_a_banner(
@@ -296,7 +313,7 @@ def test_a_must_scan_line_is_marked_and_a_degraded_mode_is_a_banner(
         must_scan = '#checklist tr.must-scan[data-sku="{}"]'
         headphones = must_scan.format("HEADPHONES-X1")
         WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, headphones))
-        assert "scan each unit" in browser.find_element(By.CSS_SELECTOR, headphones).text
+        assert "scan each unit" in text_of(browser, headphones)
         assert not browser.find_elements(By.CSS_SELECTOR, must_scan.format("CABLE-USBC-1M"))
         body = {
             "reviewer_badge": REVIEWER,
