@@ -438,6 +438,7 @@ class CartonView:
     expected_units: Mapping[str, int]  # kits expanded, ship-later lines left out
     last_verdict: Verdict | None
     coverage: tuple[Coverage, ...] = ()  # once the box is known
+    recount_asked: frozenset[str] = frozenset()  # SKUs whose asked recount has not started
 
 
 @dataclass
@@ -599,6 +600,7 @@ class Session:
             expected_units=self._expected(carton),
             last_verdict=carton.last_verdict,
             coverage=carton.plan.coverage if carton.plan else (),
+            recount_asked=frozenset(carton.recount_asked),
         )
 
     def snapshot(self) -> SessionSnapshot:

@@ -23,7 +23,7 @@ from station.session import (
     ShowMessage,
 )
 from station.status import StationStatus
-from station.verification import LineDelta, Verdict
+from station.verification import SCAN_RECOUNT, LineDelta, Verdict
 from station.weight_check import (
     UnpredictableWeight,
     WeightCheckConfig,
@@ -134,6 +134,7 @@ class ScreenModel:
         rows = []
         must_scan = {c.sku for c in carton.coverage if c.must_scan}
         check = {c.sku for c in carton.coverage if c.lookalikes_unproven}
+        recounting = _recounting(carton)
         for sku, expected in sorted(carton.expected_units.items()):
             scanned = carton.scanned_units.get(sku, 0)
             channels = {SCAN_CHANNEL: {"status": "confirmed" if scanned >= expected else "pending"}}
@@ -143,7 +144,10 @@ class ScreenModel:
                     for name, units in live.items()
                     if units.get(sku)
                 }
-            channels |= _findings_for(carton.last_verdict, sku)
+            decided = _findings_for(carton.last_verdict, sku)
+            if sku in recounting:  # the recount's scans, not the verdict's old count
+                decided = {k: v for k, v in decided.items() if k != SCAN_CHANNEL}
+            channels |= decided
             rows.append(
                 {
                     **self._item(sku),
@@ -196,6 +200,15 @@ class ScreenModel:
 
     def _lines(self, deltas: tuple[LineDelta, ...]) -> list[dict[str, Any]]:
         return [{**self._item(d.sku), "quantity": d.quantity} for d in deltas]
+
+
+def _recounting(carton: CartonView) -> set[str]:
+    """SKUs whose recount the last verdict asked for and the packer has started scanning."""
+    verdict = carton.last_verdict
+    if verdict is None:
+        return set()
+    asked = {r.sku for r in verdict.reasons if r.code == SCAN_RECOUNT and r.sku is not None}
+    return asked - carton.recount_asked
 
 
 def _findings_for(verdict: Verdict | None, sku: str) -> Mapping[str, dict[str, Any]]:

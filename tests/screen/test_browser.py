@@ -354,7 +354,13 @@ def test_a_double_scan_asks_the_packer_to_recount_and_no_reviewer_can_release_it
         wait_text(browser, "verdict-todo", "Scan every unit named below again")
         assert "Scan every unit of MUG-BLUE" in browser.find_element(By.ID, "verdict-reasons").text
         assert not browser.find_element(By.ID, "override-open").is_displayed()
+        scan_tick = '#checklist tr[data-sku="MUG-BLUE"] td[data-channel="scan"]'
+        assert "extra" in class_of(browser, scan_tick)  # the verdict's count: two of one
         screenshot(browser, "verdict-recount.png")
         rig.scan(mug)
+        # The recount's own count from its first scan, not the verdict's old one.
+        confirmed = scan_tick + ".confirmed"
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.CSS_SELECTOR, confirmed))
+        assert text_of(browser, '#checklist tr[data-sku="MUG-BLUE"] td.scanned') == "1"
         rig.close()
         wait_outcome(browser, "PASS")
