@@ -77,6 +77,9 @@ class InsertionObservation:
     # The frame after an item taken out came back (`TakeOuts`): no unit went in, so it adds
     # none, wherever the item was set down again.
     put_back: bool = False
+    # False for a stand-in no frame is behind: an item still out at the close, which no frame
+    # can count.
+    framed: bool = True
 
     @property
     def applicable(self) -> bool:

@@ -130,7 +130,7 @@ def build_vision_report(
             )
     seen = [s for s in sorted(expected) if visible(s) and expected[s] > 0]
     expected_visible = sum(expected[s] for s in seen)
-    n_frames = len(observations)
+    n_frames = sum(1 for o in observations if o.framed)
     measurements: dict[str, float] = {
         "frames": float(n_frames),
         "expected_visible": expected_visible,
@@ -151,7 +151,9 @@ def build_vision_report(
     if put_back:
         measurements["put_back_frames"] = float(put_back)
     if not_applicable:
-        why = not_applicable[0].reason or "scene unreadable"
+        first = not_applicable[0]
+        why = first.reason or "scene unreadable"
+        where = f"read insertion {first.index + 1}" if first.framed else "count the carton"
         for sku in seen:
             findings.append(
                 SkuFinding(
@@ -160,7 +162,7 @@ def build_vision_report(
                     expected[sku],
                     None,
                     0.0,
-                    f"vision could not read insertion {not_applicable[0].index + 1}: {why}",
+                    f"vision could not {where}: {why}",
                 )
             )
         measurements["not_applicable_frames"] = float(len(not_applicable))

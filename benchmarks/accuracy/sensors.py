@@ -321,7 +321,9 @@ class Station:
         observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
         for _ in take_outs.pending:  # the daemon's _not_put_back
             observations.append(
-                InsertionObservation(len(observations), None, None, {}, (), "taken out")
+                InsertionObservation(
+                    len(observations), None, None, {}, (), "taken out", framed=False
+                )
             )
         return tuple(observations), True
 

@@ -288,6 +288,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 (),
                 f"an item was taken out ({out.grams:.0f} g) and not put back: insertion counting "
                 "cannot tell which",
+                framed=False,
             )
             for i, out in enumerate(self._take_outs.pending)
         ]

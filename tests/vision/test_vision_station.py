@@ -299,6 +299,9 @@ def test_an_item_taken_out_and_put_back_leaves_the_count_applicable(tmp_path: Pa
     _station, report = pack_on_the_simulator(tmp_path, pack)
     assert closes[0].state is ChannelState.UNSURE
     assert "taken out (412 g) and not put back" in closes[0].reasons[0].message
+    assert closes[0].measurements["frames"] == 2  # the insertion's and the close's: no stand-in
+    detail = closes[0].finding_for(MUG).detail  # type: ignore[union-attr]
+    assert detail.startswith("vision could not count the carton: an item was taken out")
     assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.DEFICIT
     assert report.measurements["put_back_frames"] == 1
     assert report.measurements["frames"] == 4  # insertion, close, put back, close
