@@ -219,7 +219,7 @@ def test_a_picture_the_station_cannot_reach_leaves_the_name_and_sku(
             lambda b: not b.find_elements(By.CSS_SELECTOR, row + " img"),
             "the unreachable picture was never dropped",
         )
-        text = browser.find_element(By.CSS_SELECTOR, row).text
+        text = text_of(browser, row)
         assert "The Weeknight Cookbook" in text and "BOOK-COOK" in text
 
 
