@@ -137,7 +137,7 @@ class ScreenModel:
         recounting = _recounting(carton)
         for sku, expected in sorted(carton.expected_units.items()):
             scanned = carton.scanned_units.get(sku, 0)
-            channels = {SCAN_CHANNEL: {"status": "confirmed" if scanned >= expected else "pending"}}
+            channels = {SCAN_CHANNEL: {"status": _scan_status(scanned, expected, sku in must_scan)}}
             if carton.last_verdict is None:
                 channels |= {
                     name: {"status": "seen", "units": units[sku]}
@@ -202,12 +202,20 @@ class ScreenModel:
         return [{**self._item(d.sku), "quantity": d.quantity} for d in deltas]
 
 
+def _scan_status(scanned: int, expected: int, must_scan: bool) -> str:
+    """The live scan tick: a must-scan SKU scanned too often shows as extra (its count is
+    acted on; for other SKUs a scan too many is as likely a double scan, and not acted on)."""
+    if must_scan and scanned > expected:
+        return "extra"
+    return "confirmed" if scanned >= expected else "pending"
+
+
 def _recounting(carton: CartonView) -> set[str]:
     """SKUs whose recount the last verdict asked for and the packer has started scanning."""
     verdict = carton.last_verdict
     if verdict is None:
         return set()
-    asked = {r.sku for r in verdict.reasons if r.code == SCAN_RECOUNT and r.sku is not None}
+    asked = {r.sku for r in verdict.reasons if r.code == SCAN_RECOUNT and r.sku}
     return asked - carton.recount_asked
 
 

@@ -103,8 +103,11 @@ def text_of(browser: WebDriver, selector: str) -> str:
     """An element's rendered text, read in one script call: the screen rebuilds the checklist and
     device rows on every status update, so an element found first can be stale by the time its
     text is asked for (CI saw StaleElementReferenceException)."""
+    # Hidden: "" as Selenium's .text gives (innerText would give the raw text).
     text = browser.execute_script(
-        "return document.querySelector(arguments[0])?.innerText ?? null", selector
+        "const el = document.querySelector(arguments[0]);"
+        "return el ? (el.checkVisibility() ? el.innerText : '') : null",
+        selector,
     )
     assert text is not None, f"{selector} is not on the screen"
     return str(text).strip()
