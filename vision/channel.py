@@ -38,6 +38,7 @@ from vision.observe import (
     InsertionObservation,
     Pipeline,
     StillnessGate,
+    TakeOut,
 )
 from vision.report import build_vision_report
 from vision.sources import CameraHealth, FrameSource, Grabber
@@ -119,9 +120,9 @@ class VisionChannel:
                 break
         return taken
 
-    def add_taken(self, taken: TakenFrame, put_back: bool = False) -> InsertionObservation:
-        """Count a taken frame as this carton's next insertion (keeps it for the evidence); a
-        `put_back` frame adds no item (`vision.observe.TakeOuts`)."""
+    def add_taken(self, taken: TakenFrame, put_back: TakeOut | None = None) -> InsertionObservation:
+        """Count a taken frame as this carton's next insertion (keeps it for the evidence); the
+        frame after the item `put_back` came back adds no item (`vision.observe.TakeOuts`)."""
         obs = self.accumulator.add(taken.observation, put_back)
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs

@@ -75,8 +75,10 @@ class InsertionObservation:
     # can undo.
     carried_over: bool = False
     # The frame after an item taken out came back (`TakeOuts`): no unit went in, so it adds
-    # none, wherever the item was set down again.
+    # none, wherever the item was set down again. Stands only where `PutBackGuard` allows
+    # (`vetted`, at the report).
     put_back: bool = False
+    take_out: TakeOut | None = None  # the item taken out that came back
     # False for a stand-in no frame is behind: an item still out at the close, which no frame
     # can count.
     framed: bool = True
@@ -137,13 +139,14 @@ class InsertionAccumulator:
     observations: list[InsertionObservation] = field(default_factory=list)
     _previous: tuple[Detection, ...] = ()
 
-    def add(self, frame: FrameObservation, put_back: bool = False) -> InsertionObservation:
-        """Count `frame` as the next insertion. A `put_back` frame (`TakeOuts`) adds no item
-        when it shows as many items as the last readable frame; otherwise (or unreadable) the
+    def add(self, frame: FrameObservation, put_back: TakeOut | None = None) -> InsertionObservation:
+        """Count `frame` as the next insertion. The frame after the item `put_back` came back
+        (`TakeOuts`) adds no item when it shows as many items as the last readable frame
+        (`vetted` decides at the report whether that stands); otherwise (or unreadable) the
         item that came back cannot be told from what else changed, and the carton's count is
         not applicable."""
         index = len(self.observations)
-        if put_back and not self._same_count(frame):
+        if put_back is not None and not self._same_count(frame):
             reason = f"an item taken out came back, but {self._change(frame)}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
         elif not frame.readable:
@@ -152,13 +155,19 @@ class InsertionAccumulator:
             )
         else:
             current = tuple(d for d in frame.result.detections if not d.unsure)
-            new = [] if put_back else new_detections(current, self._previous)
+            new = [] if put_back is not None else new_detections(current, self._previous)
             labels: dict[str, int] = {}
             for d in new:
                 if d.label is not None:
                     labels[d.label] = labels.get(d.label, 0) + 1
             obs = InsertionObservation(
-                index, len(new), len(current), labels, frame.codes, put_back=put_back
+                index,
+                len(new),
+                len(current),
+                labels,
+                frame.codes,
+                put_back=put_back is not None,
+                take_out=put_back,
             )
             self._previous = current
         self.observations.append(obs)
@@ -211,10 +220,11 @@ class TakeOuts:
     put it back all the time, so the very next settled step, when it goes from the level the
     take-out left back to the level before it (each within twice the scale's error there), is
     that item coming back, and its frame adds no item if it shows as many items as the frame
-    before (`InsertionAccumulator.add(put_back=True)`). Anything else (another step first, a
-    different weight, a frame with more or fewer items) leaves the take-out unmatched, and the
-    carton's count not applicable: a light unit lifted out with the item and left out, or
-    void fill put in instead, must not pass for the item coming back.
+    before (`InsertionAccumulator.add(put_back=...)`) and the carton holds no counted unit
+    light enough to have been lifted out with it unseen (`PutBackGuard`). Anything else
+    (another step first, a different weight, a frame with more or fewer items) leaves the
+    take-out unmatched, and the carton's count not applicable: a light unit lifted out with the
+    item and left out, or void fill put in instead, must not pass for the item coming back.
     """
 
     scale_error_g: Callable[[float], float]
@@ -223,19 +233,77 @@ class TakeOuts:
     def taken_out(self, from_g: float, to_g: float, matchable: bool = True) -> None:
         self.pending.append(TakeOut(from_g, to_g, matchable))
 
-    def puts_back(self, from_g: float, to_g: float) -> bool:
-        """Whether a settled step up from `from_g` to `to_g` brings the latest item taken out
-        back (then forgotten)."""
+    def puts_back(self, from_g: float, to_g: float) -> TakeOut | None:
+        """The latest item taken out if a settled step up from `from_g` to `to_g` brings it
+        back (then forgotten), else None."""
         if not self.pending or not self.pending[-1].matchable:
-            return False
+            return None
         out = self.pending[-1]
         if not (self._near(from_g, out.level_after_g) and self._near(to_g, out.level_before_g)):
-            return False
-        self.pending.pop()
-        return True
+            return None
+        return self.pending.pop()
 
     def _near(self, grams: float, level_g: float) -> bool:
         return abs(grams - level_g) <= 2 * self.scale_error_g(level_g)  # NaN: never near
+
+
+@dataclass(frozen=True, slots=True)
+class PutBackGuard:
+    """Whether a put-back frame may stand (`vetted`): the carton holds no counted unit light
+    enough to have been lifted out with the item, unseen (under it, or in place of one it
+    uncovered), and left out.
+
+    The put-back's levels match the take-out's only within twice the scale's error each, so a
+    unit that light leaves the weights matching while the frame still shows as many items as
+    before. `margin_g` is how heavy such a unit can be; every unit the camera counts on the
+    order must weigh more (catalog mean minus four spreads), and one of unknown or variable
+    weight rules the put-back out.
+    """
+
+    lightest_counted_g: float | None  # None: a counted unit of unknown or variable weight
+    scale_error_g: Callable[[float], float]
+    lightest_sku: str = ""  # the counted unit that sets lightest_counted_g
+
+    def margin_g(self, out: TakeOut) -> float:
+        """The heaviest unit the weights cannot see missing: the put-back's own tolerance (twice
+        the error at the level before, as read) and the errors of the two readings that do not
+        cancel out, bounded at the true level, which may lie up to twice the read error above
+        the reading, where the error may be a step larger (it steps up with the load)."""
+        read = self.scale_error_g(out.level_before_g)
+        at_most = self.scale_error_g(out.level_before_g + 2 * read)
+        return 2 * read + 2 * at_most
+
+    def refuses(self, out: TakeOut) -> str:
+        """Why the put-back frame cannot stand ("" when it can)."""
+        lightest, sku = self.lightest_counted_g, self.lightest_sku or "a unit"
+        if lightest is None:
+            return f"{sku}, of unknown weight, could have been lifted out with it unseen"
+        margin_g = self.margin_g(out)
+        if not lightest > margin_g:  # NaN: refused
+            return (
+                f"{sku} ({lightest:.0f} g at the least) could have been lifted out with it "
+                f"unseen: the weights cannot tell {margin_g:.0f} g apart there"
+            )
+        return ""
+
+
+def vetted(
+    observations: Sequence[InsertionObservation], guard: PutBackGuard | None
+) -> list[InsertionObservation]:
+    """`observations`, with each put-back frame that `guard` refuses (all of them without a
+    guard) made not applicable (not carried over: no later frame can undo it)."""
+    kept: list[InsertionObservation] = []
+    for o in observations:
+        if o.put_back and o.applicable:
+            out = o.take_out
+            why = "no weights to rule out a unit lifted out with it unseen"
+            if guard is not None and out is not None:
+                why = guard.refuses(out)
+            if why:
+                reason = f"an item taken out came back, but {why}"
+                o = InsertionObservation(o.index, None, None, {}, o.codes, reason, put_back=True)
+        kept.append(o)
+    return kept
 
 
 class StillnessGate:

@@ -20,9 +20,10 @@ What vision can say about a carton:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from station.domain import Catalog, ItemKind
+from station.domain import Catalog, CatalogItem, ItemKind
 from station.verification import (
     ChannelReport,
     ChannelState,
@@ -33,9 +34,42 @@ from station.verification import (
     SkuFinding,
 )
 from vision.barcodes import code_index, sku_for
-from vision.observe import InsertionObservation, uncounted
+from vision.observe import InsertionObservation, PutBackGuard, uncounted, vetted
 
 CHANNEL = "vision"
+# A unit's weight lies within this many standard deviations of its catalog mean.
+_WEIGHT_SIGMAS = 4.0
+
+
+def counted_by_camera(item: CatalogItem | None) -> bool:
+    """Whether the item count includes this catalog item (a product the camera can see)."""
+    return item is not None and item.vision_visible and item.kind is ItemKind.PRODUCT
+
+
+def put_back_guard(
+    expected: Mapping[str, int], catalog: Catalog, scale_error_g: Callable[[float], float]
+) -> PutBackGuard:
+    """The guard for one carton's put-back frames: its lightest counted unit at its lightest
+    (None for one of unknown or variable weight, which rules put-backs out)."""
+    lows: list[tuple[float, str]] = []
+    for sku, units in sorted(expected.items()):
+        item = catalog.items.get(sku)
+        if units <= 0 or item is None or not counted_by_camera(item):
+            continue
+        low = _lightest_g(item)
+        if low is None:
+            return PutBackGuard(None, scale_error_g, sku)
+        lows.append((low, sku))
+    low, sku = min(lows, default=(math.inf, ""))
+    return PutBackGuard(low, scale_error_g, sku)
+
+
+def _lightest_g(item: CatalogItem) -> float | None:
+    """One unit's weight at its lightest (mean minus four spreads); None when unknown."""
+    if item.variable_weight or item.unit_weight_g is None:
+        return None
+    low = item.unit_weight_g - _WEIGHT_SIGMAS * item.weight_spread_g
+    return low if math.isfinite(low) else None
 
 
 def _group_of(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
@@ -93,8 +127,10 @@ def build_vision_report(
     camera_up: bool = True,
     count_confidence: float = 0.95,
     camera_detail: str = "",
+    put_back_guard: PutBackGuard | None = None,
 ) -> ChannelReport:
-    """The vision channel's report for one carton; see the module docstring."""
+    """The vision channel's report for one carton; see the module docstring. A put-back frame
+    stands only where `put_back_guard` allows (none without one: `vision.observe.vetted`)."""
     if not camera_up:
         detail = camera_detail or "overhead camera unavailable"
         return ChannelReport(
@@ -112,8 +148,7 @@ def build_vision_report(
     group_of = _group_of(groups)
 
     def visible(sku: str) -> bool:
-        item = catalog.items.get(sku)
-        return item is not None and item.vision_visible and item.kind is ItemKind.PRODUCT
+        return counted_by_camera(catalog.items.get(sku))
 
     findings: list[SkuFinding] = []
     for sku in sorted(expected):
@@ -136,6 +171,7 @@ def build_vision_report(
         "expected_visible": expected_visible,
     }
 
+    observations = vetted(observations, put_back_guard)
     not_applicable = uncounted(observations)
     carried = sum(1 for o in observations if not o.applicable) - len(not_applicable)
     if carried:

@@ -48,8 +48,8 @@ from station.weight_check import (
     lookalike_detection,
 )
 from vision.barcodes import CodeRead
-from vision.observe import InsertionObservation, TakeOuts
-from vision.report import build_vision_report
+from vision.observe import InsertionObservation, TakeOut, TakeOuts
+from vision.report import build_vision_report, put_back_guard
 
 CARD = Path(__file__).resolve().parents[2] / "models" / "item_counter.card.json"
 WINDOW = ReadWindowConfig(
@@ -296,7 +296,9 @@ class Station:
         to step the scale shows in the next one). A step down is an item taken out; the next
         step, straight back to the level before it, is the item put back (vision.observe.
         TakeOuts, the daemon's own rule), whose frame adds nothing if it shows as many items as
-        the last readable one; any other take-out leaves the count not applicable. Frames are
+        the last readable one and the order has no counted unit light enough to have been
+        lifted out with it unseen (PutBackGuard, at the report); any other take-out leaves the
+        count not applicable. Frames are
         taken before the next step (a take-out while a frame is due would not be matched). With
         the scale down or stale no step triggers a frame: the close's only."""
         rng = self._rng(carton, "vision")
@@ -308,7 +310,8 @@ class Station:
         items = self.world.catalog.items
         seen = [items[u.sku].vision_visible for u in carton.packed]
         take_outs = TakeOuts(self.scale_error_at)
-        frames: list[tuple[list[int], bool]] = []  # (packed units new in it, put back)
+        # (packed units new in it, the item taken out that it is the put-back of)
+        frames: list[tuple[list[int], TakeOut | None]] = []
         waiting: list[int] = []
         for step, units in zip(packing.steps, packing.step_units, strict=True):
             waiting += [k for k in units if seen[k]]
@@ -317,7 +320,7 @@ class Station:
                 continue
             frames.append((waiting, take_outs.puts_back(step.from_g, step.to_g)))
             waiting = []
-        frames.append((waiting + [k for k in packing.after_last_step if seen[k]], False))
+        frames.append((waiting + [k for k in packing.after_last_step if seen[k]], None))
         observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
         for _ in take_outs.pending:  # the daemon's _not_put_back
             observations.append(
@@ -331,7 +334,7 @@ class Station:
         self,
         rng: random.Random,
         carton: Carton,
-        frames: list[tuple[list[int], bool]],
+        frames: list[tuple[list[int], TakeOut | None]],
         unsure: bool,
     ) -> list[InsertionObservation]:
         """Each frame counted as the station's InsertionAccumulator counts it (the last frame is
@@ -359,14 +362,16 @@ class Station:
                 if carton.packed[k].code_up and rng.random() < model.code_read
             )
             readable = not (rng.random() < model.insertion_unreadable or unsure)
-            if put_back:
+            if put_back is not None:
                 # Adds nothing if it shows, read right, as many items as the last readable frame;
                 # otherwise (the item covers another, a unit slipped in, unreadable) no frame
                 # can tell what came back (InsertionAccumulator.add).
                 same = readable and len(visible) == last_visible
                 if same and rng.random() >= self.vision.hazard_at(len(visible)):
                     observations.append(
-                        InsertionObservation(index, 0, len(visible), {}, codes, put_back=True)
+                        InsertionObservation(
+                            index, 0, len(visible), {}, codes, put_back=True, take_out=put_back
+                        )
                     )
                 else:
                     reason = "an item taken out came back, but the frame after it differs"
@@ -608,7 +613,11 @@ class Station:
             sku_of=lambda epc: self.resolver.resolve(epc).sku,
         )
         vision = build_vision_report(
-            evidence.insertions, carton.expected, catalog, camera_up=evidence.camera_up
+            evidence.insertions,
+            carton.expected,
+            catalog,
+            camera_up=evidence.camera_up,
+            put_back_guard=put_back_guard(carton.expected, catalog, self.scale_error_at),
         )
         return {"rfid": rfid, "vision": vision}
 

@@ -9,8 +9,9 @@ The camera side (grabber thread, inference worker with its watchdog, the accumul
   camera waits for a still frame the model can read and counts the items new since the previous
   frame. A step down is an item taken out; the next step, when it brings the weight straight
   back to its level before, is the item put back, and its frame adds no item if it shows as
-  many items as before (`vision.observe.TakeOuts`). An item taken out and not so put back
-  leaves the carton's count "not applicable" (the weight still decides).
+  many items as before and the order has no counted unit light enough to have been lifted out
+  with it unseen (`vision.observe.TakeOuts`, `PutBackGuard`). An item taken out and not so put
+  back leaves the carton's count "not applicable" (the weight still decides).
 - At close one more frame is taken (an item too light to step the scale still shows), then the
   report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
   frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
@@ -45,8 +46,8 @@ from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
-from vision.observe import InsertionObservation, TakeOuts
-from vision.report import CHANNEL, barcode_units, build_vision_report
+from vision.observe import InsertionObservation, TakeOut, TakeOuts
+from vision.report import CHANNEL, barcode_units, build_vision_report, put_back_guard
 from vision.sources import CameraHealth, FrameSource
 
 log = logging.getLogger("packstation.vision")
@@ -158,14 +159,16 @@ class VisionEvidenceChannel(EvidenceChannel):
         back = self._take_outs.puts_back(step.from_g, step.to_g)
         kind: FrameKind = "put_back" if back else "insertion"
         self._frames_asked += 1
-        self._spawn(self._capture(kind, self.config.capture_timeout_s))
+        self._spawn(self._capture(kind, self.config.capture_timeout_s, back))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _capture(self, kind: FrameKind, timeout_s: float) -> None:
+    async def _capture(
+        self, kind: FrameKind, timeout_s: float, put_back: TakeOut | None = None
+    ) -> None:
         """Take and count one frame for the current carton (serialised with the others)."""
         generation, started = self._generation, time.monotonic()
         async with self._frames:
@@ -186,7 +189,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 unseen = self.camera.add_not_applicable(failure, carried_over=kind != "put_back")
                 self._logged(kind, unseen, took_s)
                 return
-            counted = self.camera.add_taken(taken, put_back=kind == "put_back")
+            counted = self.camera.add_taken(taken, put_back)
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
@@ -241,13 +244,15 @@ class VisionEvidenceChannel(EvidenceChannel):
                     "no frame at close before the verdict was due", carried_over=True
                 )
         catalog = self._context.catalog
+        expected = expected_units(manifest, catalog)
         report = build_vision_report(
             [*camera.accumulator.observations, *self._not_put_back()],
-            expected_units(manifest, catalog),
+            expected,
             catalog,
             lookalike_groups=self.config.lookalike_groups,
             camera_up=camera.camera_up,
             camera_detail=camera.worker.down_reason or camera.grabber.health.detail,
+            put_back_guard=put_back_guard(expected, catalog, self._scale_error_g),
         )
         encoding = time.monotonic()
         images = await asyncio.to_thread(

@@ -1,8 +1,10 @@
-"""Items taken out while packing and put back: the frame after adds no item, and every other
-take-out leaves the count not applicable (vision.observe.TakeOuts, the accumulator)."""
+"""Items taken out while packing and put back: the frame after adds no item (where no counted
+unit on the order is light enough to have gone out with it unseen), and every other take-out
+leaves the count not applicable (vision.observe.TakeOuts, PutBackGuard, the accumulator)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from hypothesis import given
@@ -10,9 +12,18 @@ from hypothesis import strategies as st
 
 from scale.weighing import scale_error_g
 from vision.detectors.base import Detection, DetectionResult
-from vision.observe import FrameObservation, InsertionAccumulator, TakeOuts, uncounted
+from vision.observe import (
+    FrameObservation,
+    InsertionAccumulator,
+    PutBackGuard,
+    TakeOut,
+    TakeOuts,
+    uncounted,
+    vetted,
+)
 
 DIVISION_G = 2.0
+OUT = TakeOut(1500, 1200)  # a 300 g unit taken out (and put back, for the accumulator)
 
 
 def take_outs() -> TakeOuts:
@@ -21,6 +32,14 @@ def take_outs() -> TakeOuts:
 
 def tolerance(level_g: float) -> float:
     return 2 * scale_error_g(level_g, DIVISION_G)
+
+
+def error(grams: float) -> float:
+    return scale_error_g(grams, DIVISION_G)
+
+
+def guard(lightest_counted_g: float | None, sku: str = "") -> PutBackGuard:
+    return PutBackGuard(lightest_counted_g, error, sku)
 
 
 def frame(*centres: tuple[float, float], readable: bool = True) -> FrameObservation:
@@ -63,7 +82,7 @@ def test_something_lighter_than_the_tolerance_left_out_with_the_item_is_not_a_pu
     assert outs.puts_back(1195, 1495)  # the scale alone would accept it
     acc = InsertionAccumulator()
     acc.add(frame((100, 100), (300, 100), (500, 100)))  # unit, earring, another unit
-    back = acc.add(frame((100, 100), (500, 300)), put_back=True)  # the earring stayed out
+    back = acc.add(frame((100, 100), (500, 300)), put_back=OUT)  # the earring stayed out
     assert back.new_items is None and not back.carried_over
     assert "shows 2 items where 3 were" in back.reason
     assert acc.total() is None and uncounted(acc.observations) == [back]
@@ -106,7 +125,7 @@ def test_an_item_put_back_elsewhere_adds_nothing_and_the_next_frame_builds_on_it
     acc = InsertionAccumulator()
     assert acc.add(frame((100, 100), (300, 100))).new_items == 2
     # The second item comes out and is set down again far from where it was.
-    back = acc.add(frame((100, 100), (500, 300)), put_back=True)
+    back = acc.add(frame((100, 100), (500, 300)), put_back=OUT)
     assert back.new_items == 0 and back.put_back and back.visible == 2
     # The next insertion is compared with the put-back frame: only the new item is new.
     assert acc.add(frame((100, 100), (500, 300), (300, 400))).new_items == 1
@@ -130,7 +149,54 @@ def test_a_put_back_frame_with_more_items_or_none_readable_leaves_the_count_not_
     for shown in (frame((100, 100), (500, 300), (300, 400)), frame(readable=False)):
         acc = InsertionAccumulator()
         acc.add(frame((100, 100), (300, 100)))
-        back = acc.add(shown, put_back=True)
+        back = acc.add(shown, put_back=OUT)
         assert back.new_items is None and not back.carried_over
         acc.add(frame((100, 100), (500, 300), (300, 400)))
         assert acc.total() is None
+
+
+def test_a_put_back_stands_only_if_no_counted_unit_could_have_gone_out_with_it_unseen() -> None:
+    """A 5 g earring under the 300 g unit, lifted out with it and left out: the weights match
+    (within the scale's error) and the frame shows as many items as before (the earring was
+    hidden), so only the order's weights can rule it out."""
+    acc = InsertionAccumulator()
+    acc.add(frame((100, 100), (300, 100)))
+    assert acc.add(frame((100, 100), (500, 300)), put_back=OUT).new_items == 0
+    assert vetted(acc.observations, guard(100.0)) == acc.observations
+    for refused, why in (
+        (guard(5.0, "EAR"), "EAR (5 g at the least) could have been lifted out with it unseen"),
+        (guard(None, "CHEESE"), "CHEESE, of unknown weight"),
+        (None, "no weights to rule out"),
+    ):
+        kept = vetted(acc.observations, refused)
+        assert kept[1].new_items is None and not kept[1].carried_over and why in kept[1].reason
+        assert uncounted(kept) == [kept[1]]
+
+
+def read(true_levels: tuple[float, ...], noise: tuple[float, ...]) -> list[float]:
+    """The scale's readings of `true_levels`, each off by a share of its error there."""
+    return [g + n * error(g) for g, n in zip(true_levels, noise, strict=True)]
+
+
+def test_a_unit_left_out_with_the_item_is_no_put_back_unless_within_the_guards_margin() -> None:
+    """Levels either side of the scale's error steps (1000 g and 4000 g at 2 g divisions), a
+    unit left out weighing up to eight errors in quarter steps, each of the four readings at
+    either end of its error or right: whenever the weights match a put-back, the unit weighs
+    no more than `PutBackGuard.margin_g`, so a guard whose lightest counted unit is heavier
+    refuses nothing it should not. The margin is tight: one error less lets some through."""
+    tightest = 0.0
+    for level in (120.0, 997.0, 1000.0, 1001.0, 1003.0, 3995.0, 4001.0, 4005.0, 9000.0):
+        for quarters in range(1, 33):
+            left_out = quarters / 4 * error(level)
+            out_level = (level - left_out) / 2  # the item taken out is half of the rest
+            for noise in itertools.product((-1.0, 0.0, 1.0), repeat=4):
+                levels = (level, out_level, out_level, level - left_out)
+                before, after, from_g, to_g = read(levels, noise)
+                outs = take_outs()
+                outs.taken_out(before, after)
+                out = outs.puts_back(from_g, to_g)
+                if out is not None:
+                    margin = guard(None).margin_g(out)
+                    assert left_out <= margin, (level, quarters, noise)
+                    tightest = max(tightest, left_out - (margin - error(level)))
+    assert tightest > 0  # some unit beyond one error less than the margin does match

@@ -16,8 +16,8 @@ from station.verification import (
     VerificationPolicy,
 )
 from vision.barcodes import CodeRead
-from vision.observe import InsertionObservation
-from vision.report import build_vision_report
+from vision.observe import InsertionObservation, TakeOut
+from vision.report import build_vision_report, put_back_guard
 
 SKUS = ["MUG", "TEA", "SOCK-M", "SOCK-L", "CARD", "EAR"]
 GTIN = {"MUG": "4006381333931", "TEA": "4012345000016"}
@@ -212,3 +212,36 @@ def test_camera_down_and_no_frames() -> None:
     assert down.state is ChannelState.DOWN
     stale = build_vision_report([], {"MUG": 1}, CATALOG)
     assert stale.state is ChannelState.STALE
+
+
+# -- the put-back guard built from the order ---------------------------------------------------
+
+
+def weighed(**weights: tuple[float, float]) -> Catalog:
+    """CATALOG with unit weights (mean, spread) for the SKUs named (dashes as underscores)."""
+    items = []
+    for item in CATALOG.items.values():
+        w = weights.get(item.sku.replace("-", "_"))
+        update = {} if w is None else {"unit_weight_g": w[0], "weight_spread_g": w[1]}
+        items.append(item.model_copy(update=update))
+    return Catalog.from_lists(items)
+
+
+def one_gram(_load_g: float) -> float:
+    return 1.0
+
+
+def test_the_put_back_guard_takes_the_lightest_unit_the_camera_counts() -> None:
+    """At its lightest (mean minus four spreads); the card (an insert) and the earrings (not
+    visible) are not counted, so they cannot inflate the count, and lines of 0 are no units."""
+    catalog = weighed(MUG=(400, 5), TEA=(250, 2), SOCK_M=(60, 3), CARD=(5, 1), EAR=(8, 0.5))
+    guard = put_back_guard(
+        {"MUG": 1, "TEA": 2, "SOCK-M": 0, "CARD": 1, "EAR": 2}, catalog, one_gram
+    )
+    assert (guard.lightest_sku, guard.lightest_counted_g) == ("TEA", 250 - 4 * 2)
+
+
+def test_a_counted_unit_of_unknown_weight_leaves_the_guard_nothing_to_go_on() -> None:
+    guard = put_back_guard({"MUG": 1, "TEA": 1}, weighed(TEA=(250, 2)), one_gram)
+    assert guard.lightest_counted_g is None and guard.lightest_sku == "MUG"
+    assert "MUG, of unknown weight" in guard.refuses(TakeOut(1000, 750))
