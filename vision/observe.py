@@ -74,11 +74,10 @@ class InsertionObservation:
     # kept the camera from a readable frame). False for an item taken out, which no later frame
     # can undo.
     carried_over: bool = False
-    # The frame after an item taken out came back (`TakeOuts`): no unit went in, so it adds
-    # none, wherever the item was set down again. Stands only where `PutBackGuard` allows
-    # (`vetted`, at the report).
-    put_back: bool = False
-    take_out: TakeOut | None = None  # the item taken out that came back
+    # For the frame after an item taken out came back (`TakeOuts`), that item: no unit went in,
+    # so the frame adds none, wherever the item was set down again. Stands only where
+    # `PutBackGuard` allows (`vetted`, at the report).
+    take_out: TakeOut | None = None
     # False for a stand-in no frame is behind: an item still out at the close, which no frame
     # can count.
     framed: bool = True
@@ -86,6 +85,10 @@ class InsertionObservation:
     @property
     def applicable(self) -> bool:
         return self.new_items is not None
+
+    @property
+    def put_back(self) -> bool:
+        return self.take_out is not None
 
 
 def uncounted(observations: Sequence[InsertionObservation]) -> list[InsertionObservation]:
@@ -166,7 +169,6 @@ class InsertionAccumulator:
                 len(current),
                 labels,
                 frame.codes,
-                put_back=put_back is not None,
                 take_out=put_back,
             )
             self._previous = current
@@ -294,14 +296,15 @@ def vetted(
     guard) made not applicable (not carried over: no later frame can undo it)."""
     kept: list[InsertionObservation] = []
     for o in observations:
-        if o.put_back and o.applicable:
-            out = o.take_out
-            why = "no weights to rule out a unit lifted out with it unseen"
-            if guard is not None and out is not None:
-                why = guard.refuses(out)
+        if o.take_out is not None and o.applicable:
+            why = (
+                guard.refuses(o.take_out)
+                if guard is not None
+                else "no weights to rule out a unit lifted out with it unseen"
+            )
             if why:
                 reason = f"an item taken out came back, but {why}"
-                o = InsertionObservation(o.index, None, None, {}, o.codes, reason, put_back=True)
+                o = InsertionObservation(o.index, None, None, {}, o.codes, reason)
         kept.append(o)
     return kept
 

@@ -369,9 +369,7 @@ class Station:
                 same = readable and len(visible) == last_visible
                 if same and rng.random() >= self.vision.hazard_at(len(visible)):
                     observations.append(
-                        InsertionObservation(
-                            index, 0, len(visible), {}, codes, put_back=True, take_out=put_back
-                        )
+                        InsertionObservation(index, 0, len(visible), {}, codes, take_out=put_back)
                     )
                 else:
                     reason = "an item taken out came back, but the frame after it differs"
