@@ -130,10 +130,7 @@ class VisionChannel:
     def add_not_applicable(self, reason: str, carried_over: bool) -> InsertionObservation:
         """An insertion vision could not see: counted by the next readable frame when
         `carried_over`, otherwise the carton's count becomes 'not applicable'."""
-        index = len(self.accumulator.observations)
-        obs = InsertionObservation(index, None, None, {}, (), reason, carried_over)
-        self.accumulator.observations.append(obs)
-        return obs
+        return self.accumulator.add_unseen(reason, carried_over)
 
     async def capture_insertion(self, timeout_s: float = 3.0) -> InsertionObservation:
         """Take this insertion's frame (still, readable) and add it to the carton's count."""

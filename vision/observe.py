@@ -9,7 +9,9 @@ catches that surplus).
 A frame the model cannot read confidently makes that insertion "not applicable" - never a count.
 Its items are not lost: the next readable frame is compared with the last readable one, so they
 are new in it (`carried_over`). An item taken out is different: no later frame can undo its
-count, so that insertion stays uncounted.
+count, so that insertion stays uncounted, unless the packer lifts the same item again straight
+away and the frame after shows what the frame before the take-out did (a second look: the
+station asks for it when the item was set down over another).
 """
 
 from __future__ import annotations
@@ -141,17 +143,25 @@ class InsertionAccumulator:
 
     observations: list[InsertionObservation] = field(default_factory=list)
     _previous: tuple[Detection, ...] = ()
+    # The put-backs just before, in a row, whose frames did not show the items as before: a
+    # second look (the same item lifted and set down again) may still settle them.
+    _unsettled: list[tuple[int, TakeOut]] = field(default_factory=list)
 
     def add(self, frame: FrameObservation, put_back: TakeOut | None = None) -> InsertionObservation:
         """Count `frame` as the next insertion. The frame after the item `put_back` came back
-        (`TakeOuts`) adds no item when it shows as many items as the last readable frame
-        (`vetted` decides at the report whether that stands); otherwise (or unreadable) the
-        item that came back cannot be told from what else changed, and the carton's count is
-        not applicable."""
+        (`TakeOuts`) adds no item when it shows the items of the last readable frame: as many,
+        and at most one where none was (the item set down elsewhere). `vetted` decides at the
+        report whether that stands. Otherwise (or unreadable) the item that came back cannot be
+        told from what else changed, and the carton's count is not applicable, until a second
+        look settles it (`awaiting_second_look`)."""
         index = len(self.observations)
-        if put_back is not None and not self._same_count(frame):
+        unsettled, self._unsettled = self._unsettled, []
+        if put_back is not None and not self._shows_as_before(frame):
             reason = f"an item taken out came back, but {self._change(frame)}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
+            if self._same_item(put_back, unsettled):
+                self._unsettled = unsettled
+            self._unsettled.append((index, put_back))
         elif not frame.readable:
             obs = InsertionObservation(
                 index, None, None, {}, frame.codes, frame.result.reason, carried_over=True
@@ -172,17 +182,56 @@ class InsertionAccumulator:
                 take_out=put_back,
             )
             self._previous = current
+            if put_back is not None and self._same_item(put_back, unsettled):
+                self._settle(unsettled, index)
         self.observations.append(obs)
         return obs
 
-    def _same_count(self, frame: FrameObservation) -> bool:
-        return frame.readable and self._live(frame) == len(self._previous)
+    def add_unseen(self, reason: str, carried_over: bool) -> InsertionObservation:
+        """An insertion no frame was taken of (none still in time, inference failed): counted
+        by the next readable frame when `carried_over`, else the count is not applicable. It
+        comes between, so no second look can settle an earlier put-back any more."""
+        self._unsettled = []
+        obs = InsertionObservation(len(self.observations), None, None, {}, (), reason, carried_over)
+        self.observations.append(obs)
+        return obs
+
+    def awaiting_second_look(self) -> TakeOut | None:
+        """The item whose put-back left the count not applicable, if lifting it again and
+        setting it down where it covers nothing may still settle it (what the packer is asked
+        to do). The next frame decides: any other leaves it unsettled for good."""
+        return self._unsettled[-1][1] if self._unsettled else None
+
+    @staticmethod
+    def _same_item(put_back: TakeOut, unsettled: list[tuple[int, TakeOut]]) -> bool:
+        return bool(unsettled) and all(put_back.weighs_as(out) for _, out in unsettled)
+
+    def _settle(self, unsettled: list[tuple[int, TakeOut]], by: int) -> None:
+        """The same item lifted again and its frame shows the items as before the first
+        take-out: the put-backs in between add nothing either (each still `vetted`)."""
+        for index, out in unsettled:
+            # Its codes stay unread: a frame the count could not use proves no unit either
+            # (a hand may have held the unit whose code it read).
+            reason = f"set down over another item; lifted again, insertion {by + 1} showed all"
+            self.observations[index] = InsertionObservation(
+                index, 0, None, {}, (), reason, take_out=out
+            )
+
+    def _shows_as_before(self, frame: FrameObservation) -> bool:
+        """Readable, as many items as the last readable frame, and at most one of them new
+        (where the item was set down): anything moved besides would be something else."""
+        if not frame.readable or self._live(frame) != len(self._previous):
+            return False
+        live = tuple(d for d in frame.result.detections if not d.unsure)
+        return len(new_detections(live, self._previous)) <= 1
 
     def _change(self, frame: FrameObservation) -> str:
         if not frame.readable:
             return f"the frame after it could not be read ({frame.result.reason})"
-        before = len(self._previous)
-        return f"the frame after it shows {self._live(frame)} items where {before} were"
+        before, shown = len(self._previous), self._live(frame)
+        if shown == before:
+            return f"the frame after it shows {shown} items where {before} were, moved"
+        return f"the frame after it shows {shown} items where {before} were"
 
     @staticmethod
     def _live(frame: FrameObservation) -> int:
@@ -196,6 +245,7 @@ class InsertionAccumulator:
     def reset(self) -> None:
         self.observations.clear()
         self._previous = ()
+        self._unsettled = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +257,18 @@ class TakeOut:
     # False when a frame was still to be taken as it happened: that frame may already show the
     # item moved, so its coming back cannot be told apart from something new.
     matchable: bool = True
+    # The scale's error at level_before_g as read (NaN: unknown, and no take-out weighs as
+    # another).
+    error_g: float = math.nan
 
     @property
     def grams(self) -> float:
         return self.level_before_g - self.level_after_g
+
+    def weighs_as(self, other: TakeOut) -> bool:
+        """The same item lifted again, as far as the weights tell: each step is off by up to
+        twice the error at its levels (the error only grows with the load)."""
+        return abs(self.grams - other.grams) <= 2 * (self.error_g + other.error_g)
 
 
 @dataclass
@@ -233,7 +291,7 @@ class TakeOuts:
     pending: list[TakeOut] = field(default_factory=list)
 
     def taken_out(self, from_g: float, to_g: float, matchable: bool = True) -> None:
-        self.pending.append(TakeOut(from_g, to_g, matchable))
+        self.pending.append(TakeOut(from_g, to_g, matchable, self.scale_error_g(from_g)))
 
     def puts_back(self, from_g: float, to_g: float) -> TakeOut | None:
         """The latest item taken out if a settled step up from `from_g` to `to_g` brings it

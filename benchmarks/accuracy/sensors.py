@@ -64,6 +64,10 @@ _UNSURE_SCALE = (ScaleState.UNSTABLE, ScaleState.ZERO_DRIFT, ScaleState.OVER_CAP
 TARGET_MEAN_EXACT = 0.98
 
 
+# Second looks a packer gives one put-back at the most before going on (an assumption).
+SECOND_LOOKS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class VisionModel:
     """The counter's per-insertion error, calibrated from the model card.
@@ -349,31 +353,40 @@ class Station:
         last_visible = 0  # items the last readable frame showed
         for index, (units, put_back) in enumerate(frames):
             close = index == len(frames) - 1
-            if not close:  # what goes in now (a unit, the paperwork, the fill) may cover others
-                for i in range(len(placed)):
-                    if i not in covered and rng.random() < model.covered_per_insertion:
-                        covered.add(i)
+            # What goes in now (a unit, the paperwork, the fill) may cover others.
+            covering = set() if close else self._covers(rng, len(placed), covered)
+            covered |= covering
             first = len(placed)
             placed += units
             visible = [placed[i] for i in range(len(placed)) if i not in covered]
-            codes = tuple(
-                _code_read(self.world.truth[carton.packed[k].sku].gtin)
-                for k in visible
-                if carton.packed[k].code_up and rng.random() < model.code_read
-            )
+            codes = self._codes(rng, carton, visible)
             readable = not (rng.random() < model.insertion_unreadable or unsure)
             if put_back is not None:
                 # Adds nothing if it shows, read right, as many items as the last readable frame;
                 # otherwise (the item covers another, a unit slipped in, unreadable) no frame
-                # can tell what came back (InsertionAccumulator.add).
-                same = readable and len(visible) == last_visible
-                if same and rng.random() >= self.vision.hazard_at(len(visible)):
-                    observations.append(
-                        InsertionObservation(index, 0, len(visible), {}, codes, take_out=put_back)
-                    )
-                else:
+                # can tell what came back (InsertionAccumulator.add), unless the packer, asked,
+                # lifts the item again and its next frame does (its codes are the ones kept).
+                # Not modelled: the second look's own two steps (they cancel out; the weight
+                # channels are not shown them), and "at most one item moved" (frames here
+                # have counts, not places).
+                seen = self._as_before(rng, readable, visible, last_visible)
+                looks = 0  # the screen asks again while the item's frames do not show all
+                while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
+                    looks += 1
+                    covered -= covering  # lifted off what it covered, set down again
+                    covering = self._covers(rng, len(placed), covered)
+                    covered |= covering
+                    visible = [placed[i] for i in range(len(placed)) if i not in covered]
+                    codes = self._codes(rng, carton, visible)
+                    readable = not (rng.random() < model.insertion_unreadable or unsure)
+                    seen = self._as_before(rng, readable, visible, last_visible)
+                if not seen:
                     reason = "an item taken out came back, but the frame after it differs"
                     observations.append(InsertionObservation(index, None, None, {}, codes, reason))
+                    continue
+                observations.append(
+                    InsertionObservation(index, 0, len(visible), {}, codes, take_out=put_back)
+                )
                 carried, last_visible = [], len(visible)
                 continue
             if not readable:
@@ -387,6 +400,28 @@ class Station:
             carried, last_visible = [], len(visible)
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return observations
+
+    def _codes(
+        self, rng: random.Random, carton: Carton, visible: list[int]
+    ) -> tuple[CodeRead, ...]:
+        """The codes one frame reads: face-up units' on top, most of the time."""
+        return tuple(
+            _code_read(self.world.truth[carton.packed[k].sku].gtin)
+            for k in visible
+            if carton.packed[k].code_up and rng.random() < self.world.model.code_read
+        )
+
+    def _as_before(
+        self, rng: random.Random, readable: bool, visible: list[int], last_visible: int
+    ) -> bool:
+        """A put-back frame shows, read right, as many items as the last readable frame."""
+        same = readable and len(visible) == last_visible
+        return same and rng.random() >= self.vision.hazard_at(len(visible))
+
+    def _covers(self, rng: random.Random, placed: int, covered: set[int]) -> set[int]:
+        """The units (positions in the packing order) something set down now covers."""
+        chance = self.world.model.covered_per_insertion
+        return {i for i in range(placed) if i not in covered and rng.random() < chance}
 
     def _counted(self, rng: random.Random, new: int, visible: int) -> int:
         """The new items one readable frame counts: right, or off by the card's errors (a frame

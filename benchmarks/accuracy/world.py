@@ -112,6 +112,10 @@ class WorldModel:
     # Per-insertion weight: how the packer puts things on the platter
     two_at_once: float = 0.1  # a unit goes in with the next one before the scale settles
     taken_out_and_back: float = 0.02  # a unit is taken out again (to rearrange) and put back
+    # The screen asks for a second look when a put-back's frame differs (set down over another
+    # unit, a hand in the way): the packer lifts it again and sets it down (an assumption; the
+    # second set-down covers units as any insertion does)
+    second_look: float = 0.8
     paperwork_with_box: float = 0.5  # the paperwork goes down inside the box, in one step
     not_started_empty: float = 0.01  # the box was on the platter before the order started
     # Sensor faults per carton (the fault-enriched set forces one on every short carton)

@@ -332,7 +332,7 @@ class StationApi:
             return None
         frame = cameras[0].latest_frame()
         url = None if frame is None else f"/api/camera/latest.jpg?sha256={frame[1]}"
-        return {"frame_url": url}
+        return {"frame_url": url, "second_look_g": cameras[0].second_look_g()}
 
     async def _camera_frame(self, request: Request) -> Response:
         for channel in self._daemon.channels:

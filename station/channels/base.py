@@ -103,6 +103,11 @@ class EvidenceChannel(ABC):
         optional)."""
         return None
 
+    def second_look_g(self) -> float | None:
+        """The weight of an item the packer is asked to lift again and set down where it
+        covers nothing, so the camera sees what it hid (camera channels; optional)."""
+        return None
+
     def live_units(self, carton: CartonView) -> Mapping[str, int]:
         """Units per SKU this channel has seen go into the open carton so far, for the packer's
         checklist while packing (optional). Provisional: every channel decides again at close.

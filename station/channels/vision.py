@@ -11,7 +11,10 @@ The camera side (grabber thread, inference worker with its watchdog, the accumul
   back to its level before, is the item put back, and its frame adds no item if it shows as
   many items as before and the order has no counted unit light enough to have been lifted out
   with it unseen (`vision.observe.TakeOuts`, `PutBackGuard`). An item taken out and not so put
-  back leaves the carton's count "not applicable" (the weight still decides).
+  back leaves the carton's count "not applicable" (the weight still decides). Where the frame
+  after a put-back shows fewer items (set down over another), the packer's screen asks for a
+  second look: lifted again and set down beside, the item settles its count
+  (`InsertionAccumulator.awaiting_second_look`).
 - At close one more frame is taken (an item too light to step the scale still shows), then the
   report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
   frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
@@ -119,6 +122,10 @@ class VisionEvidenceChannel(EvidenceChannel):
     def latest_frame(self) -> tuple[bytes, str] | None:
         image = self.latest_image
         return None if image is None else (image.jpeg, image.sha256)
+
+    def second_look_g(self) -> float | None:
+        out = self.camera.accumulator.awaiting_second_look() if self._carton else None
+        return None if out is None else out.grams
 
     def live_units(self, carton: CartonView) -> Mapping[str, int]:
         """Units proven so far by codes read in the insertion frames (a count alone names no

@@ -125,6 +125,10 @@ function renderWeight(weight) {
 }
 
 function renderCamera(camera) {
+  // An item set down over another: the camera asks to see under it before the next step.
+  const grams = camera ? camera.second_look_g : null;
+  $("second-look").hidden = grams == null;
+  $("second-look").textContent = grams == null ? "" : t("ui.second_look", { grams: Math.round(grams) });
   // The frame's URL changes with the frame: the image is fetched once per new frame.
   const panel = $("camera-frame");
   const url = camera ? camera.frame_url : null;

@@ -184,7 +184,10 @@ def test_a_complete_carton_passes_with_vision_counting_every_insertion(
     base = f"http://127.0.0.1:{api_port}"
     screen = json.loads(urllib.request.urlopen(f"{base}/api/screen", timeout=5).read())
     last = vision["files"][-1]
-    assert screen["camera"] == {"frame_url": f"/api/camera/latest.jpg?sha256={last['sha256']}"}
+    assert screen["camera"] == {
+        "frame_url": f"/api/camera/latest.jpg?sha256={last['sha256']}",
+        "second_look_g": None,
+    }
     jpeg = urllib.request.urlopen(base + screen["camera"]["frame_url"], timeout=5).read()
     assert hashlib.sha256(jpeg).hexdigest() == last["sha256"]
     asked = urllib.request.Request(

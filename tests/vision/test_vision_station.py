@@ -4,6 +4,7 @@ channel adapter in-process with the real model (insertions, an item taken out, c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import re
@@ -322,6 +323,41 @@ def test_a_put_back_cannot_stand_with_a_unit_on_the_order_light_enough_to_go_uns
     _station, report = pack_on_the_simulator(tmp_path, take_the_mug_out_and_back((MUG, EAR), []))
     assert report.state is ChannelState.UNSURE
     assert "EAR-SILVER (6 g at the least) could have been lifted out" in report.reasons[0].message
+
+
+@needs_model
+def test_an_item_set_down_over_another_is_counted_after_a_second_look(tmp_path: Path) -> None:
+    """The book set down again over the mug hides it: its frame shows one item where two were,
+    so the count is not applicable and the packer's screen asks for a second look at the
+    book's weight. Lifted again and set down where it was, the frame shows both: counted."""
+    asked: list[float | None] = []
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        channel, scene = station.channel, source.sequence.scene
+        channel.on_effect(FetchManifest("ORD-9", "C1"))
+        source.sequence.insert(MUG)
+        channel.on_weight_step(step(712, 300))
+        source.sequence.insert(BOOK)
+        channel.on_weight_step(step(1402, 712))
+        await frames_counted(station, 2)
+        mug, book = scene.items
+        channel.on_weight_step(step(712, 1402))  # the book comes out...
+        scene.items[1] = dataclasses.replace(book, center=mug.center, scale=1.15)
+        channel.on_weight_step(step(1401, 712))  # ...and goes back over the mug
+        await frames_counted(station, 3)
+        asked.append(channel.second_look_g())
+        channel.on_weight_step(step(711, 1401))  # lifted again...
+        scene.items[1] = book
+        channel.on_weight_step(step(1402, 711))  # ...and set down beside
+        await frames_counted(station, 4)
+        asked.append(channel.second_look_g())
+        return await station.close("ORD-9", (MUG, BOOK))
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert asked == [690, None]
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert report.measurements["put_back_frames"] == 2
+    assert report.measurements["items_counted"] == 2
 
 
 @needs_model
