@@ -56,6 +56,12 @@ class CatalogItem(Frozen):
     variable_weight: bool = Field(
         default=False, description="Weight varies per unit (sold by weight): not weight-checked."
     )
+    min_unit_weight_g: Grams | None = Field(
+        default=None,
+        description="For a variable-weight SKU: the lightest a unit is ever sold at (a pack's "
+        "minimum), if known. The camera's put-back rule needs it to rule out such a unit going "
+        "out unseen with another item.",
+    )
     components: tuple[KitComponent, ...] = Field(
         default=(), description="For a kit/bundle: the components it is packed as."
     )
@@ -75,6 +81,22 @@ class CatalogItem(Frozen):
         description="Picture shown to the packer: a file (path or file: URL) the daemon serves, "
         "or an http(s) URL the kiosk loads itself.",
     )
+
+    @model_validator(mode="after")
+    def _check_min_unit_weight(self) -> CatalogItem:
+        low, nominal = self.min_unit_weight_g, self.unit_weight_g
+        if low is None:
+            return self
+        if not self.variable_weight:
+            raise ValueError(
+                f"min_unit_weight_g is for variable-weight SKUs; {self.sku} has a fixed weight "
+                "(unit_weight_g and weight_spread_g describe it)"
+            )
+        if nominal is not None and low > nominal:
+            raise ValueError(
+                f"min_unit_weight_g {low:g} g is above the nominal unit_weight_g {nominal:g} g"
+            )
+        return self
 
     @property
     def is_kit(self) -> bool:

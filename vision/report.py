@@ -50,7 +50,8 @@ def put_back_guard(
     expected: Mapping[str, int], catalog: Catalog, scale_error_g: Callable[[float], float]
 ) -> PutBackGuard:
     """The guard for one carton's put-back frames: its lightest counted unit at its lightest
-    (None for one of unknown or variable weight, which rules put-backs out)."""
+    (None for one of unknown weight, or of variable weight without a stated minimum, which rules
+    put-backs out)."""
     lows: list[tuple[float, str]] = []
     for sku, units in sorted(expected.items()):
         item = catalog.items.get(sku)
@@ -65,8 +66,11 @@ def put_back_guard(
 
 
 def _lightest_g(item: CatalogItem) -> float | None:
-    """One unit's weight at its lightest (mean minus four spreads); None when unknown."""
-    if item.variable_weight or item.unit_weight_g is None:
+    """One unit's weight at its lightest (mean minus four spreads; a variable-weight unit's
+    stated minimum, the nominal weight says nothing about it); None when unknown."""
+    if item.variable_weight:
+        return item.min_unit_weight_g
+    if item.unit_weight_g is None:
         return None
     low = item.unit_weight_g - _WEIGHT_SIGMAS * item.weight_spread_g
     return low if math.isfinite(low) else None

@@ -306,6 +306,8 @@ def _catalog_item(
         unit_weight_g=round(mean * (1 + error), 1),
         weight_spread_g=round(spread, 2),
         variable_weight=category.variable_weight,
+        # The site's smallest pack of a good sold by weight: four spreads under the mean.
+        min_unit_weight_g=round(max(0.0, mean - 4 * sd), 1) if category.variable_weight else None,
         rfid_tagged=rng.random() < category.tagged,
         lookalike_group=family,  # the site's catalog knows its sizes and colours
         # Its own generator: the catalog's other draws stay what they were before serials.

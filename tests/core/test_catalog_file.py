@@ -66,6 +66,16 @@ def _dup_barcode(d):
             "kit KIT-TEA-GIFT names unknown component MUG-GREEN",
         ),
         (_dup_barcode, "$", "barcode 4006381333931 is on both MUG-BLUE and TEA-GREEN-250"),
+        (
+            lambda d: d["items"][0].update(min_unit_weight_g=300),
+            "$.items[0] (SKU MUG-BLUE)",
+            "min_unit_weight_g is for variable-weight SKUs; MUG-BLUE has a fixed weight",
+        ),
+        (
+            lambda d: d["items"][9].update(min_unit_weight_g=600),
+            "$.items[9] (SKU CHEESE-FARM)",
+            "min_unit_weight_g 600 g is above the nominal unit_weight_g 500 g",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_json_path(tmp_path, mutate, json_path, words) -> None:

@@ -245,3 +245,23 @@ def test_a_counted_unit_of_unknown_weight_leaves_the_guard_nothing_to_go_on() ->
     guard = put_back_guard({"MUG": 1, "TEA": 1}, weighed(TEA=(250, 2)), one_gram)
     assert guard.lightest_counted_g is None and guard.lightest_sku == "MUG"
     assert "MUG, of unknown weight" in guard.refuses(TakeOut(1000, 750))
+
+
+def test_a_variable_weight_unit_counts_at_its_stated_minimum_never_its_nominal_weight() -> None:
+    """Sold by weight: the nominal weight and spread say nothing about the lightest pack, so
+    only a stated minimum lets a put-back stand."""
+    base = weighed(MUG=(400, 5), TEA=(500, 60))
+
+    def cheese(**update: object) -> Catalog:
+        items = [
+            i.model_copy(update={"variable_weight": True, **update}) if i.sku == "TEA" else i
+            for i in base.items.values()
+        ]
+        return Catalog.from_lists(items)
+
+    order = {"MUG": 1, "TEA": 1}
+    unknown = put_back_guard(order, cheese(), one_gram)
+    assert (unknown.lightest_sku, unknown.lightest_counted_g) == ("TEA", None)
+    stated = put_back_guard(order, cheese(min_unit_weight_g=150.0), one_gram)
+    assert (stated.lightest_sku, stated.lightest_counted_g) == ("TEA", 150.0)
+    assert stated.refuses(TakeOut(1000, 750)) == ""
