@@ -80,6 +80,10 @@ class InsertionObservation:
     # so the frame adds none, wherever the item was set down again. Stands only where
     # `PutBackGuard` allows (`vetted`, at the report).
     take_out: TakeOut | None = None
+    # For a put-back: its frame shows as many items as the carton's count, so the count claims
+    # no more than a readable frame sees, whatever went out with the item (`vetted` needs no
+    # weights then).
+    all_in_view: bool = False
     # False for a stand-in no frame is behind: an item still out at the close, which no frame
     # can count.
     framed: bool = True
@@ -169,6 +173,7 @@ class InsertionAccumulator:
         else:
             current = tuple(d for d in frame.result.detections if not d.unsure)
             new = [] if put_back is not None else new_detections(current, self._previous)
+            in_view = put_back is not None and len(current) == self._counted()
             labels: dict[str, int] = {}
             for d in new:
                 if d.label is not None:
@@ -180,10 +185,11 @@ class InsertionAccumulator:
                 labels,
                 frame.codes,
                 take_out=put_back,
+                all_in_view=in_view,
             )
             self._previous = current
             if put_back is not None and self._same_item(put_back, unsettled):
-                self._settle(unsettled, index)
+                self._settle(unsettled, index, in_view)
         self.observations.append(obs)
         return obs
 
@@ -206,15 +212,19 @@ class InsertionAccumulator:
     def _same_item(put_back: TakeOut, unsettled: list[tuple[int, TakeOut]]) -> bool:
         return bool(unsettled) and all(put_back.weighs_as(out) for _, out in unsettled)
 
-    def _settle(self, unsettled: list[tuple[int, TakeOut]], by: int) -> None:
+    def _counted(self) -> int:
+        return sum(o.new_items or 0 for o in self.observations)
+
+    def _settle(self, unsettled: list[tuple[int, TakeOut]], by: int, in_view: bool) -> None:
         """The same item lifted again and its frame shows the items as before the first
-        take-out: the put-backs in between add nothing either (each still `vetted`)."""
+        take-out: the put-backs in between add nothing either (each still `vetted`; `in_view`
+        is the settling frame's)."""
         for index, out in unsettled:
             # Its codes stay unread: a frame the count could not use proves no unit either
             # (a hand may have held the unit whose code it read).
             reason = f"set down over another item; lifted again, insertion {by + 1} showed all"
             self.observations[index] = InsertionObservation(
-                index, 0, None, {}, (), reason, take_out=out
+                index, 0, None, {}, (), reason, take_out=out, all_in_view=in_view
             )
 
     def _shows_as_before(self, frame: FrameObservation) -> bool:
@@ -311,7 +321,10 @@ class TakeOuts:
 class PutBackGuard:
     """Whether a put-back frame may stand (`vetted`): the carton holds no counted unit light
     enough to have been lifted out with the item, unseen (under it, or in place of one it
-    uncovered), and left out.
+    uncovered), and left out. Needed only where the put-back's frame shows fewer items than the
+    carton's count: where it shows as many, the count claims no more than that readable frame
+    sees, whatever went out with the item (a detection that is no item, or one item seen as
+    two, could still make up for a unit gone, as it can in any frame).
 
     The put-back's levels match the take-out's only within twice the scale's error each, so a
     unit that light leaves the weights matching while the frame still shows as many items as
@@ -351,10 +364,11 @@ def vetted(
     observations: Sequence[InsertionObservation], guard: PutBackGuard | None
 ) -> list[InsertionObservation]:
     """`observations`, with each put-back frame that `guard` refuses (all of them without a
-    guard) made not applicable (not carried over: no later frame can undo it)."""
+    guard) made not applicable (not carried over: no later frame can undo it); one whose frame
+    shows the whole count needs no guard (`InsertionObservation.all_in_view`)."""
     kept: list[InsertionObservation] = []
     for o in observations:
-        if o.take_out is not None and o.applicable:
+        if o.take_out is not None and o.applicable and not o.all_in_view:
             why = (
                 guard.refuses(o.take_out)
                 if guard is not None

@@ -369,6 +369,10 @@ class Station:
                 # Not modelled: the second look's own two steps (they cancel out; the weight
                 # channels are not shown them), and "at most one item moved" (frames here
                 # have counts, not places).
+                # A put-back frame that stands shows as many items as the last readable one: if
+                # that is the count so far, the count claims no more than a frame sees and needs
+                # no weights (InsertionObservation.all_in_view; true counts here, not detections).
+                in_view = last_visible == sum(o.new_items or 0 for o in observations)
                 seen = self._as_before(rng, readable, visible, last_visible)
                 looks = 0  # the screen asks again while the item's frames do not show all
                 while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
@@ -385,7 +389,15 @@ class Station:
                     observations.append(InsertionObservation(index, None, None, {}, codes, reason))
                     continue
                 observations.append(
-                    InsertionObservation(index, 0, len(visible), {}, codes, take_out=put_back)
+                    InsertionObservation(
+                        index,
+                        0,
+                        len(visible),
+                        {},
+                        codes,
+                        take_out=put_back,
+                        all_in_view=in_view,
+                    )
                 )
                 carried, last_visible = [], len(visible)
                 continue

@@ -157,13 +157,22 @@ def test_a_put_back_frame_with_more_items_or_none_readable_leaves_the_count_not_
         assert acc.total() is None
 
 
-def test_a_put_back_stands_only_if_no_counted_unit_could_have_gone_out_with_it_unseen() -> None:
-    """A 5 g earring under the 300 g unit, lifted out with it and left out: the weights match
-    (within the scale's error) and the frame shows as many items as before (the earring was
-    hidden), so only the order's weights can rule it out."""
+def with_one_hidden() -> InsertionAccumulator:
+    """Three items counted, then a fourth set down over the one at (200, 300): four counted,
+    three in view."""
     acc = InsertionAccumulator()
-    acc.add(frame((100, 100), (300, 100)))
-    assert acc.add(frame((100, 100), (500, 300)), put_back=OUT).new_items == 0
+    acc.add(frame((100, 100), (300, 100), (200, 300)))
+    assert acc.add(frame((100, 100), (300, 100), (230, 330))).new_items == 1
+    return acc
+
+
+def test_a_put_back_stands_only_if_no_counted_unit_could_have_gone_out_with_it_unseen() -> None:
+    """A 5 g earring hidden under the 300 g unit, lifted out with it and left out: the weights
+    match (within the scale's error) and the frame shows as many items as before (the earring
+    was hidden), so only the order's weights can rule it out."""
+    acc = with_one_hidden()
+    back = acc.add(frame((100, 100), (500, 300), (230, 330)), put_back=OUT)
+    assert back.new_items == 0 and not back.all_in_view
     assert vetted(acc.observations, guard(100.0)) == acc.observations
     for refused, why in (
         (guard(5.0, "EAR"), "EAR (5 g at the least) could have been lifted out with it unseen"),
@@ -171,8 +180,24 @@ def test_a_put_back_stands_only_if_no_counted_unit_could_have_gone_out_with_it_u
         (None, "no weights to rule out"),
     ):
         kept = vetted(acc.observations, refused)
-        assert kept[1].new_items is None and not kept[1].carried_over and why in kept[1].reason
-        assert uncounted(kept) == [kept[1]]
+        assert kept[2].new_items is None and not kept[2].carried_over and why in kept[2].reason
+        assert uncounted(kept) == [kept[2]]
+
+
+def test_with_every_counted_item_in_view_a_put_back_needs_no_weights() -> None:
+    """The put-back frame shows the whole count: the count claims no more than it sees. A
+    unit lifted out with the item would leave it one item short. The earring in view beside
+    the mug is no reason to refuse the put-back."""
+    acc = InsertionAccumulator()
+    acc.add(frame((100, 100), (300, 100)))
+    back = acc.add(frame((100, 100), (500, 300)), put_back=OUT)
+    assert back.new_items == 0 and back.all_in_view
+    for any_guard in (guard(5.0, "EAR"), guard(None, "CHEESE"), None):
+        assert vetted(acc.observations, any_guard) == acc.observations
+    # The earring lifted out with the item: the frame after is one short, not a put-back.
+    acc = InsertionAccumulator()
+    acc.add(frame((100, 100), (300, 100)))
+    assert acc.add(frame((500, 300)), put_back=OUT).new_items is None
 
 
 def read(true_levels: tuple[float, ...], noise: tuple[float, ...]) -> list[float]:
@@ -238,9 +263,35 @@ def test_an_item_set_down_over_another_and_lifted_again_adds_nothing() -> None:
     assert settled.new_items == 0 and settled.take_out == lifted()
     assert "lifted again, insertion 3 showed all" in settled.reason
     assert acc.total() == 2 and uncounted(acc.observations) == []
-    # Each put-back still stands only where the order's weights allow.
+    # Every counted item was in view before the take-out: no weights needed (next test).
+    assert settled.all_in_view and vetted(acc.observations, None) == acc.observations
+
+
+def test_without_the_guard_the_count_never_claims_more_than_the_put_back_frame_shows() -> None:
+    """Why no weights are needed then. The box set down right over the mug passes for it (one
+    to one, nearest centres): two counted, three in the carton. Lifted with the mug hidden
+    under it, the mug left out, the box set down beside: the frame shows the two counted, so
+    the put-back stands unguarded, and the count (2) is what is left (the box and the book)."""
+    acc = InsertionAccumulator()
+    acc.add(frame((100, 100), (300, 100)))  # the mug and the book
+    assert acc.add(frame((102, 100), (300, 100))).new_items == 0  # the box over the mug
+    back = acc.add(frame((300, 100), (500, 300)), put_back=OUT)
+    assert back.new_items == 0 and back.all_in_view
+    assert vetted(acc.observations, guard(5.0, "MUG")) == acc.observations
+    assert acc.total() == 2
+
+
+def test_a_settled_put_back_is_vetted_where_its_frame_shows_less_than_the_count() -> None:
+    """A counted unit hidden under another: the settling frame shows three of the four counted,
+    so each settled put-back stands only where the order's weights allow."""
+    acc = with_one_hidden()
+    acc.add(frame((110, 100), (230, 330)), put_back=lifted())  # over the one at (100, 100)
+    acc.add(frame((100, 100), (500, 300), (230, 330)), put_back=lifted())
+    assert [o.new_items for o in acc.observations] == [3, 1, 0, 0]
+    assert not any(o.all_in_view for o in acc.observations)
     kept = vetted(acc.observations, guard(5.0, "EAR"))
-    assert uncounted(kept) == [kept[1], kept[2]]
+    assert uncounted(kept) == [kept[2], kept[3]]
+    assert vetted(acc.observations, guard(100.0)) == acc.observations
 
 
 def test_set_down_over_another_twice_then_beside_settles_both() -> None:
