@@ -25,7 +25,7 @@ import json
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -847,11 +847,23 @@ class InsertionSequence:
         self, sku: str | None = None, *, gtin: str | None = None, gs1: str | None = None
     ) -> bool:
         """Put one unit in; False if it could not be placed without burying another item."""
+        return self.place(sku, gtin=gtin, gs1=gs1) is not None
+
+    def place(
+        self, sku: str | None = None, *, gtin: str | None = None, gs1: str | None = None
+    ) -> PlacedItem | None:
+        """`insert`, returning the unit as placed (None if there was no room)."""
         item = place_item(self.scene, self.design_for(sku, gtin, gs1), self.rng)
-        if item is None:
-            return False
-        self.scene.items.append(item)
-        return True
+        if item is not None:
+            self.scene.items.append(item)
+        return item
+
+    def lay_over(self, item: PlacedItem, under: PlacedItem) -> None:
+        """Set `item` down again squarely on `under`: same centre and angle, drawn on top of
+        everything. It hides `under` if it is at least as large (a smaller one leaves it in
+        view around its edges, as on the bench)."""
+        self.scene.items.remove(item)
+        self.scene.items.append(replace(item, center=under.center, angle=under.angle))
 
     def frame(self, hand: bool = False) -> tuple[np.ndarray, SceneTruth]:
         self._frame_no += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_SCENE_BYTES = 64_000
 
@@ -22,6 +22,11 @@ class SceneUnit(BaseModel):
     gtin: str | None = Field(
         default=None, pattern=r"^[0-9]{13}$", description="EAN-13 printed on its label, if any."
     )
+    over: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set down over the unit at this index of `units` (an earlier one), hiding it.",
+    )
 
 
 class CameraScene(BaseModel):
@@ -32,6 +37,13 @@ class CameraScene(BaseModel):
         default=(), max_length=200, description="Units in the carton, in the order put in."
     )
     hand: bool = Field(default=False, description="A hand over the carton.")
+
+    @model_validator(mode="after")
+    def _over_an_earlier_unit(self) -> CameraScene:
+        for i, unit in enumerate(self.units):
+            if unit.over is not None and unit.over >= i:
+                raise ValueError(f"unit {i} cannot lie over unit {unit.over}: not put in before it")
+        return self
 
 
 def write_scene(path: Path, scene: CameraScene) -> None:

@@ -427,19 +427,42 @@ formats = ["EAN13"]
         self._tag_in_carton(sku)
         return grams
 
+    def lift(self, sku: str) -> float:
+        """The last unit of `sku` put in is lifted out again to rearrange it (its tag stays in
+        reach, in the packer's hand): the weight steps down, the camera sees it gone. Returns
+        the grams it took off."""
+        self._camera_take(sku)
+        grams = self.unit_weight(sku)
+        self.place(-grams)
+        return grams
+
+    def set_down(self, sku: str, over: str | None = None) -> float:
+        """The unit of `sku` lifted goes back in; with `over`, laid over the last unit of that
+        SKU put in, hiding it from the camera. Returns the grams it added."""
+        self._camera_put(sku, over)
+        grams = self.unit_weight(sku)
+        self.place(grams)
+        return grams
+
     # -- the overhead camera -------------------------------------------------------------------
 
     def hand_over_carton(self, present: bool = True) -> None:
         """The packer's hand over the carton (or gone again), as the camera sees it."""
         self._show(self.scene.model_copy(update={"hand": present}))
 
-    def _camera_put(self, sku: str) -> None:
-        """The camera sees a unit go in, if the catalog says a camera can see that SKU."""
+    def _camera_put(self, sku: str, over: str | None = None) -> None:
+        """The camera sees a unit go in, if the catalog says a camera can see that SKU; `over`:
+        laid over the last unit of that SKU in view."""
         item = self.catalog.items[sku]
         if item.kind is not ItemKind.PRODUCT or not item.vision_visible:
             return
         gtin = next((b.code for b in item.barcodes if len(b.code) == 13), None)
-        units = (*self.scene.units, SceneUnit(sku=sku, gtin=gtin))
+        under = None
+        if over is not None:
+            under = max((i for i, u in enumerate(self.scene.units) if u.sku == over), default=None)
+            if under is None:
+                raise ValueError(f"no unit of {over} in the camera's view to lay {sku} over")
+        units = (*self.scene.units, SceneUnit(sku=sku, gtin=gtin, over=under))
         self._show(self.scene.model_copy(update={"units": units}))
 
     def _camera_take(self, sku: str) -> None:

@@ -182,8 +182,11 @@ class SimulatorSource:
             sequence = InsertionSequence(
                 self.config.seed * 1_000 + scene.carton, width=self._width, height=self._height
             )
-            for unit in scene.units:
-                sequence.insert(unit.sku, gtin=unit.gtin)
+            placed = [sequence.place(unit.sku, gtin=unit.gtin) for unit in scene.units]
+            for item, unit in zip(placed, scene.units, strict=True):
+                under = None if unit.over is None else placed[unit.over]
+                if item is not None and under is not None:
+                    sequence.lay_over(item, under)
             self._rendered, _ = sequence.frame(hand=scene.hand)
             self._scene = scene
         return self._rendered

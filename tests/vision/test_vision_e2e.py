@@ -66,10 +66,11 @@ def pack_insertion_by_insertion(
     order_id: str,
     leave_out: tuple[str, ...] = (),
     hand_from: str | None = None,
+    close: bool = True,
 ) -> None:
     """Open the carton, put the box and each unit in, waiting for each insertion's frame (the
-    weight settles, then the camera takes it), and close. `hand_from` names the SKU from which
-    on the packer's hand stays over the carton."""
+    weight settles, then the camera takes it), and close (unless not `close`). `hand_from`
+    names the SKU from which on the packer's hand stays over the carton."""
     st = harness.station
     manifest = st.manifest(order_id, "C1")
     assert manifest.box_code is not None
@@ -87,9 +88,16 @@ def pack_insertion_by_insertion(
                 st.hand_over_carton()
             st.add_unit(sku)
         # A hand keeps the camera retrying for capture_timeout_s (2 s) before it gives up.
-        framed = wait_until(lambda n=seen: len(frames_logged(harness)) > n, 15)
-        assert framed, f"no frame for {sku or 'the box'}\n{harness.daemon.log_tail()}"
-    st.close()
+        await_frame(harness, seen, sku or "the box")
+    if close:
+        st.close()
+
+
+def await_frame(harness: Harness, seen: int, what: str) -> dict[str, Any]:
+    """The log line of the frame after the `seen` ones logged so far."""
+    framed = wait_until(lambda: len(frames_logged(harness)) > seen, 15)
+    assert framed, f"no frame for {what}\n{harness.daemon.log_tail()}"
+    return frames_logged(harness)[seen]
 
 
 def attempt_record(harness: Harness, order_id: str) -> dict[str, Any]:
@@ -221,3 +229,44 @@ def test_a_hand_over_the_carton_is_not_applicable_never_a_count(harness: Harness
         "SOCKS-WOOL-M": "not_applicable",
         "NOTE-GIFT": "not_applicable",
     }
+
+
+def test_a_unit_set_down_over_another_counts_after_the_second_look_the_screen_asks_for(
+    harness: Harness, api_port: int
+) -> None:
+    """The second pair of socks is lifted out again and set down squarely on the mug, hiding it:
+    its frame shows two items where three were, so the packer's screen asks for a second look
+    at the socks' weight. Lifted again and set down beside, the frame shows all three: the
+    camera's count goes on (it is not required here; the count is what this test is about)."""
+    st, socks = harness.station, "SOCKS-WOOL-M"
+    pack_insertion_by_insertion(harness, "ORD-1001", close=False)
+    base = f"http://127.0.0.1:{api_port}"
+
+    def second_look_g() -> float | None:
+        screen = json.loads(urllib.request.urlopen(f"{base}/api/screen", timeout=5).read())
+        return screen["camera"]["second_look_g"]
+
+    def lift_and_set_down(over: str | None) -> dict[str, Any]:
+        seen = len(frames_logged(harness))
+        st.lift(socks)
+        time.sleep(1.0)  # the step down settles: an item taken out
+        st.set_down(socks, over=over)
+        return await_frame(harness, seen, f"the socks set down over {over}")
+
+    assert second_look_g() is None
+    over = lift_and_set_down("MUG-BLUE")
+    assert (over["kind"], over["new_items"], over["visible"]) == ("put_back", None, None), over
+    assert "shows 2 items where 3 were" in over["reason"], over
+    assert second_look_g() == pytest.approx(st.unit_weight(socks), abs=2.0)
+    beside = lift_and_set_down(None)
+    assert (beside["kind"], beside["new_items"], beside["visible"]) == ("put_back", 0, 3), beside
+    assert second_look_g() is None
+    st.close()
+
+    verdict = harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    assert verdict["data"]["outcome"] == "PASS", verdict["data"]
+    harness.wait_for_attempts("ORD-1001")
+    vision = channel_report(attempt_record(harness, "ORD-1001"), "vision")
+    assert (vision["state"], vision["discrepancy"]) == ("ok", "none"), vision
+    assert vision["measurements"]["put_back_frames"] == 2
+    assert vision["measurements"]["items_counted"] == 3

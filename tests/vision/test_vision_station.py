@@ -128,6 +128,18 @@ def test_scene_json_of_the_wrong_shape_is_nothing(tmp_path_factory, fields) -> N
     assert (scene is not None) == valid
 
 
+def test_a_unit_lies_only_over_one_put_in_before_it(tmp_path: Path) -> None:
+    """The rig lays a unit over an earlier one (`set_down(over=...)`); a scene naming itself or a
+    later unit is no scene."""
+    over = CameraScene(units=(SceneUnit(sku=MUG), SceneUnit(sku=BOOK, over=0)))
+    write_scene(tmp_path / "scene.json", over)
+    assert read_scene(tmp_path / "scene.json") == over
+    for itself_or_later in (1, 2):
+        units = [{"sku": MUG}, {"sku": BOOK, "over": itself_or_later}, {"sku": EAR}]
+        (tmp_path / "scene.json").write_text(json.dumps({"units": units}))
+        assert read_scene(tmp_path / "scene.json") is None
+
+
 def test_an_oversized_scene_file_is_nothing(tmp_path: Path) -> None:
     path = tmp_path / "scene.json"
     path.write_text('{"carton": 1, "units": []' + " " * 70_000 + "}")
