@@ -405,7 +405,16 @@ class EpcsReturned(_Model):
 
 
 LabelPurpose = Literal["print", "reprint"]
-LabelReason = Literal["not_verified", "passed", "released", "held", "not_passed", "outputs_pending"]
+LabelReason = Literal[
+    "not_verified",
+    "passed",
+    "released",
+    "held",
+    "not_passed",
+    "outputs_pending",
+    "reopened",
+    "left_unsealed",
+]
 
 
 class LabelPermissionRequest(_Model):
@@ -460,7 +469,9 @@ class LabelPermissionResponse(_Model):
         description="passed / released: allowed. not_verified: no attempt yet. held: the "
         "carton is held at the station (BLOCK, REVIEW or a withdrawn PASS). not_passed: its last "
         "attempt failed and it is no longer open. outputs_pending: it passed but the light or "
-        "diverter has not confirmed it yet; ask again shortly."
+        "diverter has not confirmed it yet; ask again shortly. reopened: it passed but is open "
+        "at the station again (being repacked). left_unsealed: it passed but left the station "
+        "without its label scan and final weight; a reviewer must release it."
     )
     outcome: Outcome | None = Field(default=None, description="Outcome of the last attempt.")
     attempt: int | None = Field(default=None, ge=1, description="The last attempt's number.")

@@ -21,7 +21,7 @@ from station.events import (
 )
 from station.evidence import EvidenceStore
 from station.mqtt import EventPublisher, ReceivedMessage
-from station.session import LabelGranted, Session
+from station.session import CARTON_UNSEALED, LabelGranted, Session
 
 log = logging.getLogger("packstation.interlock")
 LABEL_PERMISSION = "label.permission"
@@ -39,25 +39,36 @@ def label_permission(
     held: bool,
     shadow_station: bool,
     outputs_pending: bool = False,
+    unsealed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Allowed after the carton's last attempt passed, or after a reviewer released it since.
 
     A station in shadow mode never stops a parcel, so its answer is always yes, flagged `shadow`
     so the shipping software can tell a verified carton from one that was merely recorded. A PASS
     whose light and diverter have not confirmed it yet (`outputs_pending`) is not a yes yet: if
-    they fail, the PASS is withdrawn.
+    they fail, the PASS is withdrawn. Nor is a PASS of a carton opened again at the station
+    (`held`: it is being repacked) or one that left without its label scan and final weight
+    (`unsealed`: `carton.unsealed` audits, since its last attempt): nothing proves it is still
+    what passed, so a reviewer releases it.
     """
     last = attempts[-1] if attempts else None
     release = None
+    left = False
     if last is not None:
         release = next((r for r in reversed(releases) if r["at"] >= last["decided_at"]), None)
+        left = any(u["at"] >= last["decided_at"] for u in unsealed or ())
     shadow = shadow_station or (last is not None and last["mode"] == "shadow")
     if last is None:
         reason = "not_verified"
     elif release is not None:
         reason = "released"
     elif last["verdict"]["outcome"] == "PASS":
-        reason = "outputs_pending" if outputs_pending else "passed"
+        if held:
+            reason = "reopened"
+        elif left:
+            reason = "left_unsealed"
+        else:
+            reason = "outputs_pending" if outputs_pending else "passed"
     else:
         reason = "held" if held else "not_passed"
     return {
@@ -112,6 +123,7 @@ class LabelInterlock:
             held=session.open_carton == key,
             shadow_station=session.mode == "shadow",
             outputs_pending=session.awaiting_label == key and not self._outputs.settled,
+            unsealed=self._evidence.audits(order_id, carton_id, CARTON_UNSEALED),
         )
         earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
         granted_before = sum(1 for entry in earlier if entry["allowed"])

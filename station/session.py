@@ -286,6 +286,9 @@ MISSING_RESOLVED = "missing_item.resolved"
 MISSING_CANCELLED = "missing_item.cancelled"
 MISSING_SHIPPED_SHORT = "missing_item.shipped_short"
 STATION_FAULT = "station.fault"
+# Audit: a passed carton's label wait ended without its label scan and final weight (the packer
+# moved on or left); the label interlock then wants a reviewer's release for it.
+CARTON_UNSEALED = "carton.unsealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -922,13 +925,13 @@ class Session:
 
     def _logout(self, reason: Literal["logout", "inactivity"]) -> list[Effect]:
         effects = self._abort_carton(reason) if self._carton else []
+        effects += self._left_unsealed(reason)
         effects += [
             self._audit("packer.logout", {"packer_badge": self._packer, "reason": reason}),
             SetLight("off"),
             ShowMessage("info", f"logout.{reason}", {"packer_badge": self._packer}),
         ]
         self._packer = None
-        self._unlabelled = None
         self._state = SessionState.LOGGED_OUT
         self._weigh_pending = None
         return effects
@@ -946,12 +949,13 @@ class Session:
         return [ShowMessage("warning", "order.close_open_first", _key_params(carton))]
 
     def _open_carton(self, code: OrderCartonCode) -> list[Effect]:
+        unsealed = self._left_unsealed("next_order")  # the packer moved on: it left the station
         self._carton = _Carton(code.order_id, code.carton_id)
         if self._packer is not None:
             self._carton.packers.add(self._packer)
         self._state = SessionState.LOADING
-        self._unlabelled = None  # the packer moved on: the last carton has left the station
         return [
+            *unsealed,
             FetchManifest(code.order_id, code.carton_id),
             SetLight("off"),
             SetDiverter("straight" if self._config.mode == "shadow" else "exception"),
@@ -1328,6 +1332,14 @@ class Session:
             )
             return self._withdraw(carton, Reason("final_weight_low", message, "weight"))
         return self._seal(carton, event.measured_g)
+
+    def _left_unsealed(self, why: str) -> list[Effect]:
+        """The passed carton still waiting for its label leaves the station without its label
+        scan and final weight: audited, so the interlock wants a reviewer for any label now."""
+        carton, self._unlabelled = self._unlabelled, None
+        if carton is None:
+            return []
+        return [self._audit(CARTON_UNSEALED, {**_key_params(carton), "why": why})]
 
     def _seal(self, carton: _Carton, final_g: float | None) -> list[Effect]:
         """The label is on and nothing was taken out: the PASS stands for good."""

@@ -23,9 +23,11 @@ class CloseCarton(_Body):
 
 
 class TokenOverride(_Body):
-    """Release the held carton on behalf of a reviewer (a supervisor tool holding the token)."""
+    """Release the held carton for a reviewer, from a supervisor tool holding the token: the
+    reviewer still gives their badge and PIN."""
 
     reviewer_badge: str = Field(min_length=1, max_length=64, description="Who approves.")
+    pin: str = Field(min_length=4, max_length=12, pattern=r"^[0-9]+$", description="Their PIN.")
     reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")
 
 

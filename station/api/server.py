@@ -45,6 +45,7 @@ from station.codes import CloseCode, OrderCartonCode
 from station.events import LabelPurpose
 from station.evidence import IMAGES_DIR, find_image, image_refs, is_sha256, to_plain
 from station.session import (
+    CARTON_UNSEALED,
     DegradedModeEnded,
     DegradedModeRequested,
     ReviewerOverride,
@@ -200,6 +201,7 @@ ROUTES: tuple[Route, ...] = (
         "May the shipping software print (purpose=print) or reprint (purpose=reprint) this "
         "carton's label? Reprints and granted labels are audited.",
         "shipping",
+        auth="token",
         query=("order_id", "carton_id"),
         optional_query=("purpose", "requested_by", "label"),
         responses=(200, 400),
@@ -261,6 +263,9 @@ class StationApi:
         self._reviewers = {r.badge: r for r in config.reviewers}
         self._reason_codes = list(config.review.reason_codes)
         self._limiter = AttemptLimiter(config.review.max_failed_pins, config.review.lockout_s)
+        # One PIN check at a time: guesses sent together would all pass the lockout test before
+        # the first wrong one was counted.
+        self._pin_checks = asyncio.Lock()
         self._pictures = ProductPictures.find(
             daemon.catalog, config.catalog.path.parent, config.catalog.pictures_dir
         )
@@ -385,6 +390,10 @@ class StationApi:
 
     async def _check_reviewer(self, badge: str, pin: str) -> None:
         """Raise 429 while locked out, 403 for an unknown badge or a wrong PIN (audited)."""
+        async with self._pin_checks:
+            await self._check_reviewer_now(badge, pin)
+
+    async def _check_reviewer_now(self, badge: str, pin: str) -> None:
         now = self._daemon.clock.monotonic()
         if self._limiter.locked(now):
             self._refused(badge, "locked_out")
@@ -435,9 +444,12 @@ class StationApi:
         return json_response(status_json(self._daemon.status()))
 
     async def _token_override(self, request: Request) -> Response:
+        """A supervisor tool's release: it holds the token, and the reviewer still gives their
+        badge and PIN (a token alone must not stand in for a person)."""
         self._require_token(request)
         body = _parse(request, TokenOverride)
         self._check_reason(body.reason_code)
+        await self._check_reviewer(body.reviewer_badge, body.pin)
         return self._override(body.reviewer_badge, body.reason_code)
 
     def _override(self, reviewer_badge: str, reason_code: str) -> Response:
@@ -463,6 +475,9 @@ class StationApi:
     # -- shipping and evidence ---------------------------------------------------------------
 
     async def _label_permission(self, request: Request) -> Response:
+        # Not a plain read: reprints and granted labels are audited, and a granted label is the
+        # one the label scan must then read.
+        self._require_token(request)
         order_id, carton_id = _carton_query(request)
         asked = request.query.get("purpose", "print")
         if asked not in ("print", "reprint"):
@@ -501,6 +516,7 @@ class StationApi:
                     "carton.labelled",
                     "carton.sealed",
                     "carton.pass_withdrawn",
+                    CARTON_UNSEALED,
                 ),
             }
         )

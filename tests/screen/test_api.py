@@ -7,6 +7,7 @@ import hashlib
 import json
 import socket
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -101,13 +102,14 @@ def test_malformed_http_gets_a_400(station: RunningStation) -> None:
 
 
 def test_label_permission_follows_the_verdict_and_the_release(station: RunningStation) -> None:
-    assert station.call("GET", PERMISSION)[1]["reason"] == "not_verified"
+    assert station.call("GET", PERMISSION)[0] == 401  # it audits and grants: the token's
+    assert station.call("GET", PERMISSION, token=TOKEN)[1]["reason"] == "not_verified"
     station.pack_short()
-    permission = station.call("GET", PERMISSION)[1]
+    permission = station.call("GET", PERMISSION, token=TOKEN)[1]
     assert permission["allowed"] is False and permission["reason"] == "held"
     code, _ = override(station)
     assert code == 200 and station.state() is SessionState.IDLE
-    permission = station.call("GET", PERMISSION)[1]
+    permission = station.call("GET", PERMISSION, token=TOKEN)[1]
     assert permission["allowed"] and permission["released_by"] == REVIEWER
     code, evidence = station.call(
         "GET", "/api/evidence?order_id=ORD-1003&carton_id=C1", token=TOKEN
@@ -139,16 +141,41 @@ def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> Non
     code, body = override(station)  # three wrong entries (the limit) lock the station out
     assert code == 429 and "try again" in body["message"]
     assert station.state() is SessionState.BLOCKED
-    code, _ = station.call(
-        "POST",
-        "/api/session/override",
-        {"reviewer_badge": REVIEWER, "reason_code": "not_a_reason"},
-        token=TOKEN,
-    )
-    assert code == 400
-    body = {"reviewer_badge": REVIEWER, "reason_code": "customer_agreed"}
-    assert station.call("POST", "/api/session/override", body, token=TOKEN)[0] == 200
+    # The supervisor tool's route is the same lock: its token stands in for no PIN.
+    assert token_override(station, REVIEWER_PIN)[0] == 429
+
+
+def token_override(station: RunningStation, pin: str | None, reason: str = "customer_agreed"):
+    body = {"reviewer_badge": REVIEWER, "reason_code": reason}
+    if pin is not None:
+        body["pin"] = pin
+    return station.call("POST", "/api/session/override", body, token=TOKEN)
+
+
+def test_the_token_override_still_needs_the_reviewers_badge_and_pin(
+    station: RunningStation,
+) -> None:
+    station.pack_short()
+    assert token_override(station, None)[0] == 422  # a token alone is no reviewer
+    assert token_override(station, REVIEWER_PIN, reason="not_a_reason")[0] == 400
+    assert token_override(station, "0000")[0] == 403
+    assert station.state() is SessionState.BLOCKED
+    assert token_override(station, REVIEWER_PIN)[0] == 200
     assert station.state() is SessionState.IDLE
+
+
+def test_pins_guessed_all_at_once_are_still_locked_out_after_the_limit(
+    station: RunningStation,
+) -> None:
+    """Each PIN check (50 ms of scrypt) runs off the loop: guesses sent together must not all
+    pass the lockout test before the first wrong one is counted."""
+    station.pack_short()
+    with ThreadPoolExecutor(12) as pool:
+        codes = sorted(
+            pool.map(lambda pin: override(station, pin=pin)[0], [f"{n:04d}" for n in range(12)])
+        )
+    assert codes == [403] * 3 + [429] * 9, codes
+    assert station.state() is SessionState.BLOCKED
 
 
 def test_metrics_count_verdicts_reasons_latency_and_reconnects(station: RunningStation) -> None:

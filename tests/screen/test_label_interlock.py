@@ -120,7 +120,9 @@ def test_the_shipping_software_asks_over_mqtt_and_every_reprint_is_audited(
     answer, _ = shipping.ask("reprint")
     assert answer["allowed"] and answer["earlier_grants"] == 1
     code, body = station.call(
-        "GET", f"/api/label-permission?order_id={ORDER}&carton_id={CARTON}&purpose=reprint"
+        "GET",
+        f"/api/label-permission?order_id={ORDER}&carton_id={CARTON}&purpose=reprint",
+        token=TOKEN,
     )
     assert code == 200 and body["allowed"] and body["earlier_grants"] == 2
     trail = [
@@ -132,7 +134,9 @@ def test_the_shipping_software_asks_over_mqtt_and_every_reprint_is_audited(
         ("reprint", "api", None),
     ]
     code, body = station.call(
-        "GET", f"/api/label-permission?order_id={ORDER}&carton_id={CARTON}&purpose=again"
+        "GET",
+        f"/api/label-permission?order_id={ORDER}&carton_id={CARTON}&purpose=again",
+        token=TOKEN,
     )
     assert code == 400 and "purpose" in body["message"]
 

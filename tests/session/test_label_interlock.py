@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from station.codes import CloseCode, OrderCartonCode, ShippingLabelCode
+from station.codes import CloseCode, LogoutCode, OrderCartonCode, ShippingLabelCode
 from station.session import (
+    CARTON_UNSEALED,
     VERIFICATION_RESULT,
     DeviceFault,
     DeviceRecovered,
@@ -194,3 +195,26 @@ def test_the_label_granted_is_the_label_that_ties() -> None:
     session.handle(LabelGranted("A-1", "1", LABEL.value))
     effects = session.handle(Scanned(LABEL))
     assert of(WeighFinal, effects) == [WeighFinal("A-1", "1")]
+
+
+@pytest.mark.parametrize(
+    ("leave", "why"),
+    [
+        (Scanned(OrderCartonCode("B-2", "1")), "next_order"),
+        (Scanned(LogoutCode()), "logout"),
+    ],
+)
+def test_a_passed_carton_leaving_without_its_label_scan_is_audited_unsealed(leave, why) -> None:
+    """No label scan, no final weight: the interlock wants a reviewer for its labels now."""
+    session, _ = passed()
+    [unsealed] = [e for e in of(RecordAudit, session.handle(leave)) if e.kind == CARTON_UNSEALED]
+    assert unsealed.data == {"order_id": "A-1", "carton_id": "1", "why": why}
+    assert session.awaiting_label is None
+
+
+def test_a_sealed_carton_leaves_without_an_unsealed_audit() -> None:
+    session, _ = passed()
+    session.handle(Scanned(LABEL))
+    session.handle(FinalWeight("A-1", "1", 1000.0))
+    effects = session.handle(Scanned(OrderCartonCode("B-2", "1")))
+    assert CARTON_UNSEALED not in [e.kind for e in of(RecordAudit, effects)]

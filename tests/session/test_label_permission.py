@@ -1,0 +1,46 @@
+"""The label interlock's answer from a carton's evidence (station.interlock.label_permission):
+pure, over the attempt, release and unsealed records the evidence store holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from station.interlock import label_permission
+
+
+def attempt(outcome: str, at: str, mode: str = "enforce") -> dict[str, Any]:
+    return {"verdict": {"outcome": outcome}, "decided_at": at, "attempt": 1, "mode": mode}
+
+
+PASSED = [attempt("PASS", "2026-11-27T10:00:00Z")]
+LATER = "2026-11-27T10:05:00Z"
+
+
+def answer(**kwargs: Any) -> tuple[bool, str]:
+    args: dict[str, Any] = {"releases": [], "held": False, "shadow_station": False, **kwargs}
+    permission = label_permission(args.pop("attempts", PASSED), **args)
+    return permission["allowed"], permission["reason"]
+
+
+def test_a_pass_allows_its_label() -> None:
+    assert answer() == (True, "passed")
+    assert answer(outputs_pending=True) == (False, "outputs_pending")
+
+
+def test_a_passed_carton_opened_again_at_the_station_is_no_yes_while_it_is_repacked() -> None:
+    assert answer(held=True) == (False, "reopened")
+
+
+def test_a_passed_carton_that_left_without_its_label_scan_wants_a_reviewer() -> None:
+    left = [{"at": LATER, "why": "next_order"}]
+    assert answer(unsealed=left) == (False, "left_unsealed")
+    released = [{"at": "2026-11-27T10:06:00Z", "reviewer_badge": "R1"}]
+    assert answer(unsealed=left, releases=released) == (True, "released")
+    # Left unsealed before a later attempt passed: that attempt's PASS stands.
+    again = [*PASSED, attempt("PASS", "2026-11-27T10:10:00Z")]
+    assert answer(attempts=again, unsealed=left) == (True, "passed")
+
+
+def test_a_shadow_station_always_allows_and_says_so() -> None:
+    permission = label_permission(PASSED, [], True, True, unsealed=[{"at": LATER}])
+    assert permission["allowed"] and permission["shadow"]
