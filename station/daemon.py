@@ -153,6 +153,11 @@ class StationDaemon:
         self._outbox_path = self._usable(data_dir / "outbox.sqlite3")
         self._evidence_path = self._usable(data_dir / "evidence.sqlite3")
         self._session_path = self._usable(data_dir / "session.sqlite3")
+        # Where evidence images are written: the data folder's, and the camera's own folder
+        # when [vision] evidence_dir names another (retention and the API look in both).
+        vision_dir = config.vision.evidence_dir if config.vision else None
+        folders = (data_dir / IMAGES_DIR, vision_dir)
+        self.image_folders = tuple(dict.fromkeys(d for d in folders if d is not None))
         self.outbox = Outbox(self._outbox_path, self.clock)
         self.evidence = EvidenceStore(self._evidence_path, config.station.id, config.station.site)
         self.session_store = SessionStore(self._session_path)
@@ -165,7 +170,7 @@ class StationDaemon:
         }
         self.pruner = EvidencePruner(
             self.evidence.path,
-            data_dir / IMAGES_DIR,
+            self.image_folders,
             config.evidence,
             lambda: pending_events(self.outbox.pending),
         )

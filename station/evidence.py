@@ -421,19 +421,26 @@ def _keys(kind: str, order_id: Any, carton_id: Any, attempt: Any, outcome: Any) 
 
 
 def image_refs(value: Any) -> list[str]:
-    """SHA-256 digests of every image a record references: any object with an `image_sha256` or
-    a `sha256` next to a `path` (the vision channel's frames), wherever it sits in the body."""
-    found: list[str] = []
+    """SHA-256 digests of every image a record references (`image_files`), once each."""
+    return list(dict.fromkeys(digest for digest, _ in image_files(value)))
+
+
+def image_files(value: Any) -> list[tuple[str, str | None]]:
+    """(SHA-256, path or None) of every image a record references: any object with an
+    `image_sha256`, or a `sha256` next to a `path` (the vision channel's frames), wherever it
+    sits in the body."""
+    found: list[tuple[str, str | None]] = []
     if isinstance(value, dict):
+        path = value.get("path")
         digest = value.get("image_sha256") or (value.get("sha256") if "path" in value else None)
         if isinstance(digest, str) and is_sha256(digest):
-            found.append(digest)
+            found.append((digest, path if isinstance(path, str) else None))
         for item in value.values():
-            found += image_refs(item)
+            found += image_files(item)
     elif isinstance(value, list):
         for item in value:
-            found += image_refs(item)
-    return list(dict.fromkeys(found))
+            found += image_files(item)
+    return found
 
 
 def is_sha256(text: str) -> bool:

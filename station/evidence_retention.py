@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from station.evidence import image_refs
+from station.evidence import image_files
 from station.outbox import StoredEvent
 
 log = logging.getLogger("packstation.evidence")
@@ -110,12 +110,14 @@ class EvidencePruner:
     def __init__(
         self,
         db_path: Path,
-        images_dir: Path,
+        images_dirs: Sequence[Path],
         config: EvidenceRetentionConfig,
         unsent: Callable[[], Iterable[StoredEvent]],
     ) -> None:
+        """`images_dirs`: every folder evidence images are written under (the data folder's,
+        and the vision section's `evidence_dir` when it names another)."""
         self._db_path = db_path
-        self._images_dir = images_dir
+        self._images_dirs = tuple(images_dirs)
         self._config = config
         self._unsent = unsent
 
@@ -123,19 +125,19 @@ class EvidencePruner:
         """One retention pass (blocking: call it on a thread)."""
         protected = protected_by(self._unsent())
         cutoff = now - timedelta(days=self._config.max_age_days)
-        images = _image_sizes(self._images_dir)
+        images = ImageIndex.of(self._images_dirs)
         result = PruneResult()
         db = sqlite3.connect(self._db_path, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             while True:
-                used = _data_bytes(db) + sum(images.values())
+                used = _data_bytes(db) + images.bytes
                 batch, stop = self._next_batch(db, protected, cutoff, used, images, result)
                 if batch:
                     self._drop(db, batch, now, images, result)
                 if stop or len(batch) < BATCH_RECORDS:
                     break
-            result.bytes_used = _data_bytes(db) + sum(images.values())
+            result.bytes_used = _data_bytes(db) + images.bytes
         finally:
             db.close()
         if result.records:
@@ -156,15 +158,15 @@ class EvidencePruner:
         protected: Protected,
         cutoff: datetime,
         used: int,
-        images: dict[str, int],
+        images: ImageIndex,
         result: PruneResult,
-    ) -> tuple[list[tuple[int, str, list[str]]], bool]:
-        """The next oldest records to drop (seq, sha256, image digests), and whether to stop."""
+    ) -> tuple[list[_Dropped], bool]:
+        """The next oldest records to drop (seq, sha256, images), and whether to stop."""
         rows = db.execute(
             "SELECT seq, at, order_id, carton_id, body, sha256 FROM records ORDER BY seq LIMIT ?",
             (BATCH_RECORDS,),
         ).fetchall()
-        batch: list[tuple[int, str, list[str]]] = []
+        batch: list[_Dropped] = []
         for seq, at, order_id, carton_id, body, sha256 in rows:
             too_old = datetime.fromisoformat(at) < cutoff
             over_budget = used > self._config.max_bytes
@@ -174,17 +176,17 @@ class EvidencePruner:
                 result.stopped_for_outbox = True
                 return batch, True
             result.reasons.add("age" if too_old else "bytes")
-            digests = image_refs(json.loads(body))
-            used -= len(body) + sum(images.get(d[:12], 0) for d in digests)
-            batch.append((seq, sha256, digests))
+            files = image_files(json.loads(body))
+            used -= len(body) + sum(images.size(digest, path) for digest, path in files)
+            batch.append((seq, sha256, files))
         return batch, False
 
     def _drop(
         self,
         db: sqlite3.Connection,
-        batch: list[tuple[int, str, list[str]]],
+        batch: list[_Dropped],
         now: datetime,
-        images: dict[str, int],
+        images: ImageIndex,
         result: PruneResult,
     ) -> None:
         last_seq, last_sha = batch[-1][0], batch[-1][1]
@@ -206,12 +208,9 @@ class EvidencePruner:
         result.through_seq = last_seq
         # Images go after the commit: a crash in between leaves a file no record needs, never a
         # record whose image is gone.
-        for _seq, _sha, digests in batch:
-            for digest in digests:
-                for path in self._images_dir.rglob(f"*{digest[:12]}*"):
-                    path.unlink(missing_ok=True)
-                    result.images += 1
-                images.pop(digest[:12], None)
+        for _seq, _sha, files in batch:
+            for digest, path in files:
+                result.images += images.remove(digest, path)
 
 
 def _data_bytes(db: sqlite3.Connection) -> int:
@@ -222,13 +221,49 @@ def _data_bytes(db: sqlite3.Connection) -> int:
     return int((pages - free) * size)
 
 
-def _image_sizes(folder: Path) -> dict[str, int]:
-    """Bytes per image file, keyed by the first 12 hex digits of its digest (from its name:
+_Dropped = tuple[int, str, list[tuple[str, str | None]]]  # seq, sha256, (digest, path) images
+
+
+@dataclass
+class ImageIndex:
+    """The evidence image files under the image folders, walked once per pass: by path, with
+    their sizes, and by the first 12 hex digits of their digest (from the name:
     `<anything>-<12 hex>.jpg` or `<sha256>.jpg`)."""
-    sizes: dict[str, int] = {}
-    if not folder.is_dir():
-        return sizes
-    for path in folder.rglob("*"):
-        if path.is_file():
-            sizes[path.stem.rsplit("-", 1)[-1][:12]] = path.stat().st_size
-    return sizes
+
+    sizes: dict[Path, int]
+    by_digest: dict[str, list[Path]]
+
+    @classmethod
+    def of(cls, folders: Sequence[Path]) -> ImageIndex:
+        index = cls({}, {})
+        for folder in folders:
+            if folder.is_dir():
+                for path in folder.rglob("*"):
+                    if path.is_file():
+                        index.sizes[path.resolve()] = path.stat().st_size
+                        key = path.stem.rsplit("-", 1)[-1][:12]
+                        index.by_digest.setdefault(key, []).append(path.resolve())
+        return index
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.sizes.values())
+
+    def _files(self, digest: str, path: str | None) -> list[Path]:
+        """The record's own file where it names one (another attempt's frame may have the same
+        digest and must stay); else every file by the digest."""
+        if path is not None:
+            own = Path(path).resolve()
+            return [own] if own in self.sizes else []
+        return [p for p in self.by_digest.get(digest[:12], []) if p in self.sizes]
+
+    def size(self, digest: str, path: str | None) -> int:
+        return sum(self.sizes[p] for p in self._files(digest, path))
+
+    def remove(self, digest: str, path: str | None) -> int:
+        """Delete the image files of one reference; how many went."""
+        files = self._files(digest, path)
+        for file in files:
+            file.unlink(missing_ok=True)
+            del self.sizes[file]
+        return len(files)

@@ -43,7 +43,7 @@ from station.api.screen import ScreenModel
 from station.carton_policy import Fallback
 from station.codes import CloseCode, OrderCartonCode
 from station.events import LabelPurpose
-from station.evidence import IMAGES_DIR, find_image, image_refs, is_sha256, to_plain
+from station.evidence import find_image, image_refs, is_sha256, to_plain
 from station.session import (
     CARTON_UNSEALED,
     DegradedModeEnded,
@@ -536,8 +536,9 @@ class StationApi:
         digest = request.query.get("sha256", "").strip().lower()
         if not is_sha256(digest):
             raise HttpError(HTTPStatus.BAD_REQUEST, "sha256 must be 64 lower-case hex digits")
-        folder = self._daemon.config.station.data_dir / IMAGES_DIR
-        found = await asyncio.to_thread(find_image, folder, digest)
+        found = None
+        for folder in self._daemon.image_folders:
+            found = found or await asyncio.to_thread(find_image, folder, digest)
         if found is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no image with sha256 {digest} at the station")
         return Response(200, found, "image/jpeg")

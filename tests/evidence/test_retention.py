@@ -33,7 +33,7 @@ def verified(path: Path):
 def pruner(tmp_path: Path, outbox: Outbox, **limits: float) -> EvidencePruner:
     return EvidencePruner(
         tmp_path / "evidence.sqlite3",
-        tmp_path / "evidence" / "images",
+        [tmp_path / "evidence" / "images"],
         EvidenceRetentionConfig(**limits),
         lambda: pending_events(outbox.pending),
     )
@@ -132,6 +132,43 @@ def test_over_the_disk_budget_the_oldest_go_with_their_images(tmp_path: Path) ->
     assert result.images == result.records and 8 <= result.records <= 20
     assert [f.exists() for f in files] == [False] * result.records + [True] * (30 - result.records)
     assert verified(path)[0].ok
+    outbox.close()
+
+
+def test_a_dropped_attempt_takes_only_its_own_frames_wherever_they_were_written(
+    tmp_path: Path,
+) -> None:
+    """Attempt 2 re-encoded the same frame (the same digest, its own folder): dropping attempt
+    1 leaves attempt 2's file. Frames under the camera's own evidence_dir go too, and a path
+    outside every image folder is never touched."""
+    path = tmp_path / "evidence.sqlite3"
+    ours, cameras = tmp_path / "evidence" / "images", tmp_path / "frames"
+    frame = b"\xff\xd8" + b"x" * 1000
+    digest = hashlib.sha256(frame).hexdigest()
+    outside = tmp_path / f"keep-{digest[:12]}.jpg"
+    outside.write_bytes(frame)
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    written = []
+    for n, folder in ((1, ours), (2, ours), (3, cameras)):
+        image = folder / f"attempt-{n}" / f"close-{digest[:12]}.jpg"
+        image.parent.mkdir(parents=True)
+        image.write_bytes(frame)
+        written.append(image)
+        images = [{"path": str(image), "sha256": digest}]
+        if n == 3:
+            images.append({"path": str(outside), "sha256": digest})
+        vision = {"images": images}
+        store.record_attempt(attempt(n, at=T0 + n * DAY), {"observations": {"vision": vision}})
+    store.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    prune = EvidencePruner(
+        path, [ours, cameras], EvidenceRetentionConfig(max_age_days=0.5), lambda: []
+    )
+    result = prune.run(T0 + 3 * DAY)  # attempts 1 and 2 are older than half a day
+    assert result.records == 2 and result.images == 2
+    assert [f.exists() for f in written] == [False, False, True] and outside.exists()
+    result = prune.run(T0 + 5 * DAY)
+    assert result.images == 1 and not written[2].exists() and outside.exists()
     outbox.close()
 
 
