@@ -158,6 +158,21 @@ class FaultCode(StrEnum):
     INVALID_MESSAGE = "MQTT_INVALID_MESSAGE"
 
 
+def _why_unreachable(host: str, port: int, timeout_s: float = 2.0) -> str:
+    """A quick probe of why nothing answers at host:port (paho does not tell)."""
+    try:
+        socket.getaddrinfo(host, port)
+    except OSError as exc:
+        return f"the name {host} does not resolve ({exc})"
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except ConnectionRefusedError:
+        return f"nothing listens on {host}:{port} (connection refused)"
+    except OSError as exc:
+        return f"no answer from {host}:{port} ({exc})"
+    return "the TCP port answers, so the TLS handshake or the MQTT greeting fails"
+
+
 @dataclass(frozen=True)
 class Fault:
     """A publisher fault starting (`active`) or ending; the daemon shows it and may publish it."""
@@ -266,6 +281,7 @@ class EventPublisher:
         # Set by paho's thread: when the connection was lost, and whether the events acknowledged
         # just before that are still to be published again.
         self._lost_at = 0.0
+        self._unreachable_said = False  # "broker unreachable" logged for this outage
         self._replay_due = False
         self._acks: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -497,6 +513,7 @@ class EventPublisher:
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)  # type: ignore[arg-type]
         client.on_socket_open = _disable_nagle
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -540,7 +557,11 @@ class EventPublisher:
             # A refused CONNACK is not a connection; paho keeps retrying with backoff.
             self._state = ConnectionState.CONNECTING
             self._raise_fault(
-                FaultCode.CONNECTION_REFUSED, f"broker refused: {reason_code}", reason_code.value
+                FaultCode.CONNECTION_REFUSED,
+                f"the broker at {self._broker} refused client {self.client_id}: {reason_code}; "
+                "check [mqtt] username, password or client certificate, and the broker's ACL "
+                "for this client id",
+                reason_code.value,
             )
             return
         self._server_receive_maximum = getattr(properties, "ReceiveMaximum", None)
@@ -551,10 +572,32 @@ class EventPublisher:
         # Before the link counts as up: the drainer must not forget what the replay needs.
         self._replay_due = self._lost_at > 0
         self._state = ConnectionState.UP
+        self._unreachable_said = False
         self._clear_fault(FaultCode.CONNECTION_REFUSED)
         log.info("connected", extra={"client_id": self.client_id, "session": self._session})
         self._announce_online = True
         self._wake.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        """paho could not reach the broker at all; it retries with backoff and says why only at
+        debug level. Said once per outage (on paho's thread), with a probe of why and what to
+        check; events wait in the outbox meanwhile."""
+        if not self._unreachable_said:
+            self._unreachable_said = True
+            log.warning(
+                "broker unreachable",
+                extra={
+                    "broker": self._broker,
+                    "client_id": self.client_id,
+                    "why": _why_unreachable(self._config.host, self._config.port),
+                    "check": "the broker runs and this PC reaches it: [mqtt] host and port, the "
+                    "network and firewall, and [mqtt.tls] files",
+                },
+            )
+
+    @property
+    def _broker(self) -> str:
+        return f"{self._config.host}:{self._config.port}"
 
     def _on_disconnect(
         self,
@@ -635,20 +678,27 @@ class EventPublisher:
                 if self.connected:
                     self._announce_if_needed()
                     self._dispatch()
-            except sqlite3.Error as exc:
+            except Exception as exc:
                 # A dead drainer would strand every event silently: say so and try again.
-                self._raise_fault(
-                    FaultCode.OUTBOX_FAILED,
-                    f"the outbox cannot be read or updated ({exc}); events wait in it and are "
-                    "sent once it can: free disk space, or stop the station and move a damaged "
-                    "outbox aside (docs/reliability.md)",
-                    None,
-                )
+                self._raise_fault(FaultCode.OUTBOX_FAILED, self._drain_failure(exc), None)
                 if self._stopping.is_set():
                     return
                 self._stopping.wait(self._config.reconnect_max_s)
                 continue
             self._clear_fault(FaultCode.OUTBOX_FAILED)
+
+    def _drain_failure(self, exc: Exception) -> str:
+        if isinstance(exc, sqlite3.Error):
+            return (
+                f"the outbox {self._outbox.path} cannot be read or updated ({exc}); events wait "
+                "in it and are sent once it can: free disk space, or stop the station and move "
+                "a damaged outbox aside (docs/reliability.md)"
+            )
+        log.exception("publisher failed")
+        return (
+            f"the publisher failed ({exc!r}); events wait in the outbox {self._outbox.path} and "
+            "are retried; if this repeats, restart the station and report the log"
+        )
 
     def _flushed_or_out_of_time(self) -> bool:
         if self._clock.monotonic() >= self._flush_deadline:

@@ -67,6 +67,7 @@ class StoredEvent:
 
 class Outbox:
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
+        self.path = Path(path)
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), so a commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import pytest
@@ -200,3 +201,45 @@ def test_a_broker_killed_while_the_backlog_drains_loses_nothing(
     assert sink.wait_for_events(EVENTS, timeout=30), mosquitto.log_tail()
     assert sorted(event.station_seq for event in sink.events()) == list(range(1, EVENTS + 1))
     assert sink.gaps() == []
+
+
+def test_a_broker_nobody_answers_at_is_logged_once_naming_where_and_what_to_check(
+    make_publisher: PublisherFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on the port (the broker stopped, a wrong [mqtt] port): paho retries with
+    backoff, and the station says so once, not once per retry, with the address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with caplog.at_level(logging.WARNING, logger="packstation.mqtt"):
+        publisher = make_publisher(start=False, port=port)
+        publisher.start()
+        assert wait_until(lambda: "broker unreachable" in caplog.messages, timeout=10)
+        time.sleep(1.5)  # several retries at 0.1-0.5 s backoff
+    said = [r for r in caplog.records if r.getMessage() == "broker unreachable"]
+    assert len(said) == 1 and said[0].broker == f"127.0.0.1:{port}"
+    assert said[0].why == f"nothing listens on 127.0.0.1:{port} (connection refused)"
+    assert "[mqtt] host and port" in said[0].check
+    assert not publisher.connected
+
+
+def test_anything_failing_in_the_drainer_is_a_fault_not_a_dead_thread(
+    make_publisher: PublisherFactory, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only SQLite: an unexpected error while dispatching is reported and retried."""
+    publisher = make_publisher()
+    dispatch = publisher._dispatch
+    failures = iter([RuntimeError("boom")])
+
+    def flaky() -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        dispatch()
+
+    monkeypatch.setattr(publisher, "_dispatch", flaky)
+    publish_verifications(publisher, 3)
+    assert wait_until(lambda: any(f.code is FaultCode.OUTBOX_FAILED for f in make_publisher.faults))
+    assert "the publisher failed (RuntimeError('boom'))" in make_publisher.faults[0].message
+    assert sink.wait_for_events(3, timeout=10)
+    assert wait_until(lambda: publisher.health().outbox_depth == 0)
