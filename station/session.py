@@ -286,6 +286,8 @@ MISSING_RESOLVED = "missing_item.resolved"
 MISSING_CANCELLED = "missing_item.cancelled"
 MISSING_SHIPPED_SHORT = "missing_item.shipped_short"
 STATION_FAULT = "station.fault"
+# A PASS withdrawn at the final weight: the carton lost something (or could not be weighed).
+_FINAL_WEIGHT_DROPS = frozenset({"final_weight_low", "final_weight_unknown"})
 # Audit: a passed carton's label wait ended without its label scan and final weight (the packer
 # moved on or left); the label interlock then wants a reviewer's release for it.
 CARTON_UNSEALED = "carton.unsealed"
@@ -815,6 +817,10 @@ class Session:
             # The hold names no missing line: released now, a real shortfall would ship with no
             # shipped-short event. The packer recounts and closes first.
             return "override.recount_pending"
+        if verdict and any(r.code in _FINAL_WEIGHT_DROPS for r in verdict.reasons):
+            # The PASS was withdrawn because something left the labelled carton: which unit is
+            # not known until it is verified again, so a release would ship short unannounced.
+            return "override.close_again"
         return None
 
     def classify(self, raw: str) -> ScannedCode:

@@ -78,6 +78,8 @@ _REFUSALS = {
     "override.nothing_blocked": "no carton is held at this station",
     "override.recount_pending": "the station asked the packer to recount a SKU's scans: "
     "recount and close again first",
+    "override.close_again": "the carton lost weight after its label (or could not be weighed): "
+    "the packer closes it again first, so the station names what is missing",
 }
 
 

@@ -175,13 +175,16 @@ function renderVerdict(m) {
   const held = m.state === "blocked" && !verdict.released_by;
   // A recount hold is the packer's to settle: no reviewer can release it.
   const recount = reasons.length > 0 && reasons.every((r) => r.code === "scan_recount");
-  $("verdict-todo").textContent = !held ? "" : t(todoKey(verdict.outcome, recount));
-  $("override-open").hidden = !held || recount;
+  // So is a PASS withdrawn at the final weight: closed again, the station names what is missing.
+  const closeAgain = reasons.some((r) => r.code.startsWith("final_weight_"));
+  $("verdict-todo").textContent = !held ? "" : t(todoKey(verdict.outcome, recount, closeAgain));
+  $("override-open").hidden = !held || recount || closeAgain;
   if (!held) closeOverride();
 }
 
-function todoKey(outcome, recount) {
+function todoKey(outcome, recount, closeAgain) {
   if (recount) return "ui.recount_todo";
+  if (closeAgain) return "ui.close_again_todo";
   return outcome === "BLOCK" ? "ui.block_todo" : "ui.review_todo";
 }
 

@@ -146,6 +146,9 @@ def test_a_lighter_or_unweighable_labelled_carton_loses_its_pass(grams, code) ->
     assert record.shipping_label == LABEL.value
     assert SetDiverter("exception") in effects and SetLight("red", buzzer=True) in effects
     assert session.state is SessionState.BLOCKED
+    # No reviewer releases it as it is: which unit left is unknown until it is closed again, and
+    # a release now would ship it short with no shipped-short event.
+    assert session.override_refusal("LEAD-1") == "override.close_again"
 
 
 def test_without_the_final_weight_check_the_label_scan_seals_at_once() -> None:
