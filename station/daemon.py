@@ -39,7 +39,7 @@ from station.config_loader import ConfigError, load_config
 from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
-from station.evidence_retention import EvidencePruner, pending_events
+from station.evidence_retention import EvidencePruner, PruneResult, pending_events
 from station.interlock import LabelInterlock
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME as LEARNED_WEIGHTS_FILE
@@ -616,11 +616,31 @@ class StationDaemon:
         """Prune old evidence now and then, on a thread (station.evidence_retention)."""
         while True:
             try:
-                result = await asyncio.to_thread(self.pruner.run, self.clock.now_utc())
+                # A wall clock known to be off (a bad NTP step, a year ahead) would make every
+                # record "too old" at once: by age only while it is not.
+                offset, bound = self.clock_offset, self.config.clock.max_offset_s
+                by_age = offset is None or not offset.beyond(bound)
+                now = self.clock.now_utc()
+                result = await asyncio.to_thread(self.pruner.run, now, by_age)
                 self.metrics.evidence_pruned(result.records, result.images)
+                self._report_retention(result, by_age)
             except Exception:  # a failed pass is retried next time; evidence is only kept longer
                 log.exception("evidence retention failed; retried at the next interval")
             await self.clock.sleep(self.config.evidence.prune_interval_s)
+
+    def _report_retention(self, result: PruneResult, by_age: bool) -> None:
+        if not by_age:
+            log.warning("evidence kept past its age: the wall clock is off; fix the station's NTP")
+        if result.stopped_for_outbox and result.bytes_used > self.config.evidence.max_bytes:
+            log.warning(
+                "evidence over its disk budget, kept for unsent events",
+                extra={
+                    "bytes_used": result.bytes_used,
+                    "max_bytes": self.config.evidence.max_bytes,
+                    "outbox_depth": self.outbox.depth(),
+                    "check": "the broker: once the outbox drains, retention frees the space",
+                },
+            )
 
     async def _watch_clock(self) -> None:
         """Measure the wall-clock offset now and then; a fault while it is certainly too big.

@@ -121,10 +121,13 @@ class EvidencePruner:
         self._config = config
         self._unsent = unsent
 
-    def run(self, now: datetime) -> PruneResult:
-        """One retention pass (blocking: call it on a thread)."""
+    def run(self, now: datetime, by_age: bool = True) -> PruneResult:
+        """One retention pass (blocking: call it on a thread); `by_age` False: only the disk
+        budget drops records (the wall clock cannot be trusted to say how old they are)."""
         protected = protected_by(self._unsent())
         cutoff = now - timedelta(days=self._config.max_age_days)
+        if not by_age:
+            cutoff = datetime.min.replace(tzinfo=cutoff.tzinfo)
         images = ImageIndex.of(self._images_dirs)
         result = PruneResult()
         db = sqlite3.connect(self._db_path, isolation_level=None)

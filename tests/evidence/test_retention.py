@@ -195,3 +195,16 @@ def test_a_long_backlog_goes_in_several_short_batches(tmp_path: Path) -> None:
     _, mark = verified(path)
     assert mark is not None and mark.records_pruned == 2 * BATCH_RECORDS + 50
     outbox.close()
+
+
+def test_with_the_wall_clock_off_only_the_disk_budget_drops_records(tmp_path: Path) -> None:
+    """A clock stepped a year ahead would make every record "too old" at once: while the clock
+    monitor says it is off, the daemon prunes by the budget alone."""
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 10)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    prune = pruner(tmp_path, outbox, max_age_days=30)
+    a_year_on = T0 + 400 * DAY
+    assert prune.run(a_year_on, by_age=False).records == 0
+    assert prune.run(a_year_on).records == 10
+    outbox.close()
