@@ -1471,6 +1471,10 @@ class Session:
     def _on_degraded_requested(self, event: DegradedModeRequested) -> list[Effect]:
         if event.reviewer_badge == self._packer:
             return [ShowMessage("warning", "degraded.own_station", {})]
+        # One in force is ended first, on the record: every span of a mode has its end.
+        replaced = (
+            self._end_degraded(f"replaced by {event.reviewer_badge}") if self._degraded else []
+        )
         now, now_utc = self._clock.monotonic(), self._clock.now_utc()
         self._degraded = DegradedMode(
             fallback=event.fallback,
@@ -1480,7 +1484,7 @@ class Session:
             ends_at=now_utc + timedelta(seconds=event.duration_s),
             ends_monotonic=now + event.duration_s,
         )
-        return self._degraded_effects(cleared=False, why=event.reason_code)
+        return [*replaced, *self._degraded_effects(cleared=False, why=event.reason_code)]
 
     def _end_degraded(self, why: str) -> list[Effect]:
         if self._degraded is None:

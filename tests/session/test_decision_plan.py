@@ -177,6 +177,17 @@ def test_degraded_mode_lapses_on_time_and_can_be_ended_early() -> None:
     assert session.handle(Scanned(CloseCode()))  # nothing open: a message, no crash
 
 
+def test_a_mode_authorised_over_one_in_force_ends_that_one_on_the_record() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.IDLE)
+    authorise(session, minutes=10)
+    effects = authorise(session, minutes=30)
+    ended, started = published(effects, STATION_FAULT)
+    assert ended["cleared"] and "replaced by" in ended["message"] and not started["cleared"]
+    kinds = [e.kind for e in effects if isinstance(e, RecordAudit)]
+    assert kinds == ["degraded.ended", "degraded.started"]
+
+
 def test_without_a_degraded_mode_a_down_scale_never_passes_even_when_all_is_scanned() -> None:
     session, _ = session_with(StationPolicy())
     drive_to(session, SessionState.PACKING)
