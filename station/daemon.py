@@ -825,7 +825,10 @@ class StationDaemon:
             log.exception("manifest fetch failed", extra={"order_id": order_id})
             self._post(ManifestRefused(order_id, carton_id, "source_error", str(exc)))
             return
-        self._post(manifest_input(result, order_id, carton_id))
+        earlier = max(
+            (a["attempt"] for a in self.evidence.attempts(order_id, carton_id)), default=0
+        )
+        self._post(manifest_input(result, order_id, carton_id, earlier))
 
     async def _collect_evidence(self, request: CollectEvidence) -> None:
         manifest = request.manifest
@@ -891,11 +894,12 @@ class StationDaemon:
 
 
 def manifest_input(
-    result: ManifestResult, order_id: str, carton_id: str
+    result: ManifestResult, order_id: str, carton_id: str, earlier_attempts: int = 0
 ) -> ManifestLoaded | ManifestRefused:
-    """What the session is told about a fetch: the manifest, or why it was refused."""
+    """What the session is told about a fetch: the manifest (and the attempts the evidence holds
+    for the carton already), or why it was refused."""
     if isinstance(result, FetchedManifest):
-        return ManifestLoaded(result.manifest, result.from_cache)
+        return ManifestLoaded(result.manifest, result.from_cache, earlier_attempts)
     return ManifestRefused(order_id, carton_id, result.code, result.message)
 
 

@@ -140,6 +140,9 @@ class Scanned:
 class ManifestLoaded:
     manifest: Manifest
     from_cache: bool = False
+    # Attempts the evidence store holds for this carton (opened again after it left the station
+    # or was replaced): its attempts are numbered on from there.
+    earlier_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +456,9 @@ class _Carton:
     manifest: Manifest | None = None
     box: BoxType | None = None
     attempts: int = 0
+    # Attempts made before this carton was opened again (the evidence store's): numbering goes
+    # on from them, and until it is closed again the carton can still be replaced by another.
+    earlier_attempts: int = 0
     scanned_units: Counter[str] = field(default_factory=Counter)
     unit_scans: list[UnitScan] = field(default_factory=list)  # the same scans, in order, timed
     closed_by: CloseTrigger = "code"
@@ -507,6 +513,7 @@ class CartonSnapshot:
     unit_scans: tuple[UnitScan, ...] = ()  # times on the monotonic clock as of `taken_at`
     recount_asked: tuple[str, ...] = ()  # sorted
     recounted: tuple[str, ...] = ()  # sorted
+    earlier_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,6 +664,7 @@ class Session:
             unit_scans=list(saved.unit_scans),
             recount_asked=set(saved.recount_asked),
             recounted=set(saved.recounted),
+            earlier_attempts=saved.earlier_attempts,
         )
         if saved.planned:
             carton.plan = self._plan(carton, saved.plan_degraded)
@@ -948,7 +956,7 @@ class Session:
             return self._open_carton(code)
         if carton.key == (code.order_id, code.carton_id):
             return [ShowMessage("info", "order.already_open", _key_params(carton))]
-        if carton.attempts == 0:
+        if carton.attempts == carton.earlier_attempts:  # not closed since it was opened
             by = {"order_id": code.order_id, "carton_id": code.carton_id}
             replaced = [self._audit("carton.replaced", {**_key_params(carton), "by": by})]
             return replaced + self._open_carton(code)
@@ -1104,6 +1112,8 @@ class Session:
             return self._refuse(carton, "unknown_sku", f"SKUs not in the catalog: {unknown}")
         superseded = carton.manifest is not None
         carton.manifest = manifest
+        if event.earlier_attempts > carton.attempts:
+            carton.attempts = carton.earlier_attempts = event.earlier_attempts
         if carton.box is None:
             self._state = SessionState.AWAITING_BOX
             return [
@@ -1711,6 +1721,7 @@ def _carton_snapshot(carton: _Carton) -> CartonSnapshot:
         unit_scans=tuple(carton.unit_scans),
         recount_asked=tuple(sorted(carton.recount_asked)),
         recounted=tuple(sorted(carton.recounted)),
+        earlier_attempts=carton.earlier_attempts,
     )
 
 

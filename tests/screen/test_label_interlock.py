@@ -248,3 +248,23 @@ def test_a_diverter_that_cannot_be_set_keeps_a_complete_carton_from_passing(
     plc.start()  # power back: the outputs are written again and the carton can be re-closed
     station.wait_for(lambda: station.daemon.actuators.settled)
     assert plc.coils(5) == [False, False, True, True, False]  # red, buzzer, exception lane
+
+
+def test_a_passed_carton_that_left_unsealed_needs_a_reviewer_and_reopened_counts_on(
+    station: RunningStation, shipping: ShippingSoftware
+) -> None:
+    """The packer scans the next order instead of the label: no final weight was taken, so no
+    label for it without a reviewer. Opened again, it is 'reopened' (being repacked) and its
+    next close is attempt 2, after the evidence store's attempt 1."""
+    pass_a_carton(station)
+    station.rig.scan("ORD-1002/C1")  # moved on without the label scan
+    station.wait_for(lambda: bool(audits(station, "carton.unsealed")))
+    answer, _ = shipping.ask()
+    assert (answer["allowed"], answer["reason"]) == (False, "left_unsealed")
+    station.rig.scan(f"{ORDER}/{CARTON}")  # opened again (ORD-1002 was never closed)
+    station.wait_for(lambda: station.daemon.session.open_carton == (ORDER, CARTON))
+    assert shipping.ask()[0]["reason"] == "reopened"
+    station.rig.scan("BOX-S")
+    station.rig.scan("CLOSE")
+    station.wait_for(lambda: len(station.daemon.evidence.attempts(ORDER, CARTON)) == 2)
+    assert [a["attempt"] for a in station.daemon.evidence.attempts(ORDER, CARTON)] == [1, 2]
