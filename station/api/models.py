@@ -11,6 +11,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _HeldCarton(_Body):
+    """What a release may name, so it never releases another carton than the one the reviewer
+    looked at (a screen a moment stale, a tool's old list): all optional."""
+
+    order_id: str | None = Field(
+        default=None, max_length=64, description="The held carton's order."
+    )
+    carton_id: str | None = Field(default=None, max_length=64, description="Its carton.")
+    attempt: int | None = Field(default=None, ge=1, description="The attempt the reviewer saw.")
+
+
 class StartCarton(_Body):
     """Open a carton for the logged-in packer, as scanning its order label would."""
 
@@ -22,7 +33,7 @@ class CloseCarton(_Body):
     """Close the open carton, as scanning the close code would."""
 
 
-class TokenOverride(_Body):
+class TokenOverride(_HeldCarton):
     """Release the held carton for a reviewer, from a supervisor tool holding the token: the
     reviewer still gives their badge and PIN."""
 
@@ -31,7 +42,7 @@ class TokenOverride(_Body):
     reason_code: str = Field(min_length=1, max_length=40, description="One of review.reason_codes.")
 
 
-class ScreenOverride(_Body):
+class ScreenOverride(_HeldCarton):
     """Release the held carton from the packer's screen with a reviewer's badge and PIN."""
 
     reviewer_badge: str = Field(min_length=1, max_length=64, description="The reviewer's badge.")

@@ -368,7 +368,7 @@ class StationApi:
         body = _parse(request, ScreenOverride)
         self._check_reason(body.reason_code)
         await self._check_reviewer(body.reviewer_badge, body.pin)
-        return self._override(body.reviewer_badge, body.reason_code)
+        return self._override(body)
 
     async def _screen_degraded(self, request: Request) -> Response:
         body = _parse(request, ScreenDegraded)
@@ -452,9 +452,14 @@ class StationApi:
         body = _parse(request, TokenOverride)
         self._check_reason(body.reason_code)
         await self._check_reviewer(body.reviewer_badge, body.pin)
-        return self._override(body.reviewer_badge, body.reason_code)
+        return self._override(body)
 
-    def _override(self, reviewer_badge: str, reason_code: str) -> Response:
+    def _override(self, body: TokenOverride | ScreenOverride) -> Response:
+        reviewer_badge, reason_code = body.reviewer_badge, body.reason_code
+        other = self._not_the_held_carton(body)
+        if other:
+            self._refused(reviewer_badge, "other_carton")
+            return error_response(HTTPStatus.CONFLICT, other)
         refusal = self._daemon.session.override_refusal(reviewer_badge)
         if refusal is not None:
             self._refused(reviewer_badge, refusal.removeprefix("override."))
@@ -464,6 +469,18 @@ class StationApi:
         self._daemon.feed(ReviewerOverride(reviewer_badge, reason_code))
         self._daemon.metrics.overridden(reason_code)
         return json_response(status_json(self._daemon.status()))
+
+    def _not_the_held_carton(self, body: TokenOverride | ScreenOverride) -> str:
+        """Why the release names another carton or attempt than the one held now ("" if not)."""
+        view = self._daemon.session.carton_view()
+        held = (view.order_id, view.carton_id, view.attempts) if view else (None, None, None)
+        named = (body.order_id, body.carton_id, body.attempt)
+        if all(want is None or want == have for want, have in zip(named, held, strict=True)):
+            return ""
+        return (
+            f"the held carton is {held[0]}/{held[1]} attempt {held[2]}, not the one named "
+            f"({'/'.join(str(n) for n in named)}): look at the screen again"
+        )
 
     def _feed(self, event: SessionInput, succeeded: Callable[[], bool]) -> None:
         """Give the session `event` like a scan; 409 with the packer's message if it refused."""

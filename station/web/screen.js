@@ -262,10 +262,13 @@ function confirmOverride() {
 
 async function submitOverride(event) {
   event.preventDefault();
+  // The carton the reviewer is looking at: a release never lands on another one.
+  const carton = model && model.carton;
   const body = {
     reviewer_badge: $("override-badge").value.trim(),
     pin: $("override-pin").value,
     reason_code: chosenReason,
+    ...(carton ? { order_id: carton.order_id, carton_id: carton.carton_id, attempt: carton.attempts } : {}),
   };
   const response = await fetch("/api/screen/override", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),

@@ -145,8 +145,10 @@ def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> Non
     assert token_override(station, REVIEWER_PIN)[0] == 429
 
 
-def token_override(station: RunningStation, pin: str | None, reason: str = "customer_agreed"):
-    body = {"reviewer_badge": REVIEWER, "reason_code": reason}
+def token_override(
+    station: RunningStation, pin: str | None, reason: str = "customer_agreed", **named: object
+):
+    body: dict[str, object] = {"reviewer_badge": REVIEWER, "reason_code": reason, **named}
     if pin is not None:
         body["pin"] = pin
     return station.call("POST", "/api/session/override", body, token=TOKEN)
@@ -160,7 +162,14 @@ def test_the_token_override_still_needs_the_reviewers_badge_and_pin(
     assert token_override(station, REVIEWER_PIN, reason="not_a_reason")[0] == 400
     assert token_override(station, "0000")[0] == 403
     assert station.state() is SessionState.BLOCKED
-    assert token_override(station, REVIEWER_PIN)[0] == 200
+    # A release names the carton the reviewer looked at: another one, or an older attempt of
+    # it, is refused rather than landing on the carton held now.
+    for named in ({"order_id": "ORD-1001"}, {"order_id": "ORD-1003", "attempt": 2}):
+        code, body = token_override(station, REVIEWER_PIN, **named)
+        assert code == 409 and "the held carton is ORD-1003/C1 attempt 1" in body["message"]
+    assert station.state() is SessionState.BLOCKED
+    held = {"order_id": "ORD-1003", "carton_id": "C1", "attempt": 1}
+    assert token_override(station, REVIEWER_PIN, **held)[0] == 200
     assert station.state() is SessionState.IDLE
 
 
