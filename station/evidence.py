@@ -197,12 +197,13 @@ class EvidenceStore:
     # -- reading -----------------------------------------------------------------------------
 
     def attempts(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
+        """The carton's attempt records, oldest first, each with its chain position (`seq`)."""
         rows = self._db.execute(
-            "SELECT body FROM records WHERE kind = 'attempt' AND order_id = ? AND carton_id = ?"
-            " ORDER BY seq",
+            "SELECT seq, body FROM records WHERE kind = 'attempt' AND order_id = ?"
+            " AND carton_id = ? ORDER BY seq",
             (order_id, carton_id),
         )
-        return [json.loads(row[0]) for row in rows]
+        return [{**json.loads(body), "seq": seq} for seq, body in rows]
 
     def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
@@ -225,14 +226,17 @@ class EvidenceStore:
         return self._head
 
     def audits(self, order_id: str, carton_id: str, *kinds: str) -> list[dict[str, Any]]:
-        """Audit entries of `kinds` about one carton, oldest first, with `kind` and `at`."""
+        """Audit entries of `kinds` about one carton, oldest first, with `kind`, `at` and their
+        chain position `seq` (what orders them: the wall clock may have been stepped)."""
         marks = ", ".join("?" for _ in kinds)
         rows = self._db.execute(
-            f"SELECT kind, at, body FROM records WHERE kind IN ({marks})"  # only placeholders
+            f"SELECT seq, kind, at, body FROM records WHERE kind IN ({marks})"  # placeholders
             " AND order_id = ? AND carton_id = ? ORDER BY seq",
             (*kinds, order_id, carton_id),
         )
-        return [{**json.loads(body), "kind": kind, "at": at} for kind, at, body in rows]
+        return [
+            {**json.loads(body), "kind": kind, "at": at, "seq": seq} for seq, kind, at, body in rows
+        ]
 
     def close(self) -> None:
         self._db.close()

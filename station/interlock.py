@@ -55,8 +55,9 @@ def label_permission(
     release = None
     left = False
     if last is not None:
-        release = next((r for r in reversed(releases) if r["at"] >= last["decided_at"]), None)
-        left = any(u["at"] >= last["decided_at"] for u in unsealed or ())
+        # Since the last attempt by chain position, not by the wall clock (NTP may step it).
+        release = next((r for r in reversed(releases) if r["seq"] > last["seq"]), None)
+        left = any(u["seq"] > last["seq"] for u in unsealed or ())
     shadow = shadow_station or (last is not None and last["mode"] == "shadow")
     if last is None:
         reason = "not_verified"

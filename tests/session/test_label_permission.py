@@ -8,12 +8,12 @@ from typing import Any
 from station.interlock import label_permission
 
 
-def attempt(outcome: str, at: str, mode: str = "enforce") -> dict[str, Any]:
-    return {"verdict": {"outcome": outcome}, "decided_at": at, "attempt": 1, "mode": mode}
+def attempt(outcome: str, seq: int, mode: str = "enforce") -> dict[str, Any]:
+    return {"verdict": {"outcome": outcome}, "seq": seq, "attempt": 1, "mode": mode}
 
 
-PASSED = [attempt("PASS", "2026-11-27T10:00:00Z")]
-LATER = "2026-11-27T10:05:00Z"
+PASSED = [attempt("PASS", 10)]
+LATER = 12  # chain positions: what orders records, whatever the wall clock said
 
 
 def answer(**kwargs: Any) -> tuple[bool, str]:
@@ -32,15 +32,16 @@ def test_a_passed_carton_opened_again_at_the_station_is_no_yes_while_it_is_repac
 
 
 def test_a_passed_carton_that_left_without_its_label_scan_wants_a_reviewer() -> None:
-    left = [{"at": LATER, "why": "next_order"}]
+    left = [{"seq": LATER, "at": "2026-11-27T10:05:00Z", "why": "next_order"}]
     assert answer(unsealed=left) == (False, "left_unsealed")
-    released = [{"at": "2026-11-27T10:06:00Z", "reviewer_badge": "R1"}]
+    # A release after it, even with a wall clock stepped back an hour since, counts.
+    released = [{"seq": LATER + 1, "at": "2026-11-27T09:06:00Z", "reviewer_badge": "R1"}]
     assert answer(unsealed=left, releases=released) == (True, "released")
     # Left unsealed before a later attempt passed: that attempt's PASS stands.
-    again = [*PASSED, attempt("PASS", "2026-11-27T10:10:00Z")]
+    again = [*PASSED, attempt("PASS", LATER + 5)]
     assert answer(attempts=again, unsealed=left) == (True, "passed")
 
 
 def test_a_shadow_station_always_allows_and_says_so() -> None:
-    permission = label_permission(PASSED, [], True, True, unsealed=[{"at": LATER}])
+    permission = label_permission(PASSED, [], True, True, unsealed=[{"seq": LATER}])
     assert permission["allowed"] and permission["shadow"]
