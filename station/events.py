@@ -469,9 +469,10 @@ class LabelPermissionResponse(_Model):
         description="passed / released: allowed. not_verified: no attempt yet. held: the "
         "carton is held at the station (BLOCK, REVIEW or a withdrawn PASS). not_passed: its last "
         "attempt failed and it is no longer open. outputs_pending: it passed but the light or "
-        "diverter has not confirmed it yet; ask again shortly. reopened: it passed but is open "
-        "at the station again (being repacked). left_unsealed: it passed but left the station "
-        "without its label scan and final weight; a reviewer must release it."
+        "diverter has not confirmed it yet; ask again shortly. reopened: it passed (or was "
+        "released) but is open at the station again, being repacked. left_unsealed: it passed "
+        "(or was released) but left the station unverified since: without its label scan and "
+        "final weight, or opened again and left; it is verified again (opened and closed)."
     )
     outcome: Outcome | None = Field(default=None, description="Outcome of the last attempt.")
     attempt: int | None = Field(default=None, ge=1, description="The last attempt's number.")

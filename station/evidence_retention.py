@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -125,14 +126,12 @@ class EvidencePruner:
         """One retention pass (blocking: call it on a thread); `by_age` False: only the disk
         budget drops records (the wall clock cannot be trusted to say how old they are)."""
         protected = protected_by(self._unsent())
-        cutoff = now - timedelta(days=self._config.max_age_days)
-        if not by_age:
-            cutoff = datetime.min.replace(tzinfo=cutoff.tzinfo)
         images = ImageIndex.of(self._images_dirs)
         result = PruneResult()
         db = sqlite3.connect(self._db_path, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            cutoff = _age_cutoff(db, now, self._config.max_age_days, by_age)
             while True:
                 used = _data_bytes(db) + images.bytes
                 batch, stop = self._next_batch(db, protected, cutoff, used, images, result)
@@ -216,6 +215,21 @@ class EvidencePruner:
                 result.images += images.remove(digest, path)
 
 
+def _age_cutoff(
+    db: sqlite3.Connection, now: datetime, max_age_days: float, by_age: bool
+) -> datetime:
+    """Records before this are too old. Ages count to `now`, but never past a day after the
+    newest record: a wall clock stepped ahead (a restart with a bad RTC, before any offset is
+    measured) must not make every record too old at once. Nothing is too old when `by_age` is
+    off (the clock is known to be off)."""
+    if not by_age:
+        return datetime.min.replace(tzinfo=now.tzinfo)
+    (newest,) = db.execute("SELECT MAX(at) FROM records").fetchone()
+    if newest is not None:
+        now = min(now, datetime.fromisoformat(newest) + timedelta(days=1))
+    return now - timedelta(days=max_age_days)
+
+
 def _data_bytes(db: sqlite3.Connection) -> int:
     """Bytes of the evidence file in use (free pages are reused, so they do not count)."""
     (pages,) = db.execute("PRAGMA page_count").fetchone()
@@ -229,23 +243,25 @@ _Dropped = tuple[int, str, list[tuple[str, str | None]]]  # seq, sha256, (digest
 
 @dataclass
 class ImageIndex:
-    """The evidence image files under the image folders, walked once per pass: by path, with
-    their sizes, and by the first 12 hex digits of their digest (from the name:
-    `<anything>-<12 hex>.jpg` or `<sha256>.jpg`)."""
+    """The evidence image files under the image folders, walked once per pass: by path (as
+    found, not resolved: a symlink is removed, never what it points to), with their sizes, and
+    by the first 12 hex digits of their digest (from the name: `<anything>-<12 hex>.jpg` or
+    `<sha256>.jpg`)."""
 
     sizes: dict[Path, int]
-    by_digest: dict[str, list[Path]]
+    by_digest: dict[str, set[Path]]
 
     @classmethod
     def of(cls, folders: Sequence[Path]) -> ImageIndex:
         index = cls({}, {})
         for folder in folders:
             if folder.is_dir():
-                for path in folder.rglob("*"):
-                    if path.is_file():
-                        index.sizes[path.resolve()] = path.stat().st_size
+                for found in folder.rglob("*"):
+                    if found.is_file() and not found.is_symlink():
+                        path = Path(os.path.abspath(found))  # one folder may nest in another
+                        index.sizes[path] = found.stat().st_size
                         key = path.stem.rsplit("-", 1)[-1][:12]
-                        index.by_digest.setdefault(key, []).append(path.resolve())
+                        index.by_digest.setdefault(key, set()).add(path)
         return index
 
     @property
@@ -254,11 +270,15 @@ class ImageIndex:
 
     def _files(self, digest: str, path: str | None) -> list[Path]:
         """The record's own file where it names one (another attempt's frame may have the same
-        digest and must stay); else every file by the digest."""
-        if path is not None:
-            own = Path(path).resolve()
-            return [own] if own in self.sizes else []
-        return [p for p in self.by_digest.get(digest[:12], []) if p in self.sizes]
+        digest and must stay); one that moved with the data folder, by its digest and its last
+        two path parts; else every file by the digest. Only files under the image folders."""
+        same = sorted(p for p in self.by_digest.get(digest[:12], ()) if p in self.sizes)
+        if path is None:
+            return same
+        named = Path(os.path.abspath(path))
+        if named in self.sizes:
+            return [named]
+        return [p for p in same if p.parts[-2:] == named.parts[-2:]]
 
     def size(self, digest: str, path: str | None) -> int:
         return sum(self.sizes[p] for p in self._files(digest, path))

@@ -25,6 +25,8 @@ from station.session import CARTON_UNSEALED, LabelGranted, Session
 
 log = logging.getLogger("packstation.interlock")
 LABEL_PERMISSION = "label.permission"
+# Audits of a carton leaving the station unverified since its last attempt or release.
+LEFT_UNVERIFIED = (CARTON_UNSEALED, "carton.replaced", "carton.aborted")
 
 
 class Outputs(Protocol):
@@ -46,32 +48,34 @@ def label_permission(
     A station in shadow mode never stops a parcel, so its answer is always yes, flagged `shadow`
     so the shipping software can tell a verified carton from one that was merely recorded. A PASS
     whose light and diverter have not confirmed it yet (`outputs_pending`) is not a yes yet: if
-    they fail, the PASS is withdrawn. Nor is a PASS of a carton opened again at the station
-    (`held`: it is being repacked) or one that left without its label scan and final weight
-    (`unsealed`: `carton.unsealed` audits, since its last attempt): nothing proves it is still
-    what passed, so a reviewer releases it.
+    they fail, the PASS is withdrawn. Nor is a passed or released carton opened again at the
+    station (`held`: being repacked), or one that left the station unverified since
+    (`unsealed`: `carton.unsealed` without its label scan and final weight, or opened again and
+    then replaced or aborted, after its last attempt or release): nothing proves it is still
+    what passed, so it is verified again.
     """
     last = attempts[-1] if attempts else None
     release = None
     left = False
     if last is not None:
-        # Since the last attempt by chain position, not by the wall clock (NTP may step it).
+        # Ordered by chain position, not by the wall clock (NTP may step it).
         release = next((r for r in reversed(releases) if r["seq"] > last["seq"]), None)
-        left = any(u["seq"] > last["seq"] for u in unsealed or ())
+        since = release["seq"] if release is not None else last["seq"]
+        left = any(u["seq"] > since for u in unsealed or ())
     shadow = shadow_station or (last is not None and last["mode"] == "shadow")
+    cleared = last is not None and (release is not None or last["verdict"]["outcome"] == "PASS")
     if last is None:
         reason = "not_verified"
+    elif held:
+        reason = "reopened" if cleared else "held"
+    elif cleared and left:
+        reason = "left_unsealed"
     elif release is not None:
         reason = "released"
-    elif last["verdict"]["outcome"] == "PASS":
-        if held:
-            reason = "reopened"
-        elif left:
-            reason = "left_unsealed"
-        else:
-            reason = "outputs_pending" if outputs_pending else "passed"
+    elif cleared:
+        reason = "outputs_pending" if outputs_pending else "passed"
     else:
-        reason = "held" if held else "not_passed"
+        reason = "not_passed"
     return {
         "allowed": shadow or reason in ("released", "passed"),
         "shadow": shadow,
@@ -124,7 +128,7 @@ class LabelInterlock:
             held=session.open_carton == key,
             shadow_station=session.mode == "shadow",
             outputs_pending=session.awaiting_label == key and not self._outputs.settled,
-            unsealed=self._evidence.audits(order_id, carton_id, CARTON_UNSEALED),
+            unsealed=self._evidence.audits(order_id, carton_id, *LEFT_UNVERIFIED),
         )
         earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
         granted_before = sum(1 for entry in earlier if entry["allowed"])

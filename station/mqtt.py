@@ -580,20 +580,23 @@ class EventPublisher:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         """paho could not reach the broker at all; it retries with backoff and says why only at
-        debug level. Said once per outage (on paho's thread), with a probe of why and what to
-        check; events wait in the outbox meanwhile."""
+        debug level. Said once per outage, with a probe of why and what to check (on a thread
+        of its own: a slow name lookup must not hold paho's); events wait in the outbox."""
         if not self._unreachable_said:
             self._unreachable_said = True
-            log.warning(
-                "broker unreachable",
-                extra={
-                    "broker": self._broker,
-                    "client_id": self.client_id,
-                    "why": _why_unreachable(self._config.host, self._config.port),
-                    "check": "the broker runs and this PC reaches it: [mqtt] host and port, the "
-                    "network and firewall, and [mqtt.tls] files",
-                },
-            )
+            threading.Thread(target=self._say_unreachable, name="mqtt-probe", daemon=True).start()
+
+    def _say_unreachable(self) -> None:
+        log.warning(
+            "broker unreachable",
+            extra={
+                "broker": self._broker,
+                "client_id": self.client_id,
+                "why": _why_unreachable(self._config.host, self._config.port),
+                "check": "the broker runs and this PC reaches it: [mqtt] host and port, the "
+                "network and firewall, and [mqtt.tls] files",
+            },
+        )
 
     @property
     def _broker(self) -> str:

@@ -1351,9 +1351,11 @@ class Session:
 
     def _left_unsealed(self, why: str) -> list[Effect]:
         """The passed carton still waiting for its label leaves the station without its label
-        scan and final weight: audited, so the interlock wants a reviewer for any label now."""
+        scan and final weight: audited, so the interlock wants it verified again for a label.
+        Not where the station checks no final weight (labels go on elsewhere), nor for a carton
+        closed by its label (the label was on before the verdict): nothing was skipped."""
         carton, self._unlabelled = self._unlabelled, None
-        if carton is None:
+        if carton is None or not self._config.final_weight_check or carton.closed_by == "label":
             return []
         return [self._audit(CARTON_UNSEALED, {**_key_params(carton), "why": why})]
 

@@ -194,7 +194,7 @@ ROUTES: tuple[Route, ...] = (
         "session",
         auth="token",
         body=TokenOverride,
-        responses=(200, 400, 401, 403, 409, 415, 422),
+        responses=(200, 400, 401, 403, 409, 415, 422, 429),
     ),
     Route(
         "GET",
@@ -206,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
         auth="token",
         query=("order_id", "carton_id"),
         optional_query=("purpose", "requested_by", "label"),
-        responses=(200, 400),
+        responses=(200, 400, 401, 403),
     ),
     Route(
         "GET",

@@ -86,7 +86,7 @@ def test_an_emptied_chain_continues_from_its_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "evidence.sqlite3"
     daily(path, 3)
     outbox = Outbox(tmp_path / "outbox.sqlite3")
-    assert pruner(tmp_path, outbox, max_age_days=1).run(T0 + 100 * DAY).records == 3
+    assert pruner(tmp_path, outbox, max_age_days=0.5).run(T0 + 100 * DAY).records == 3
     store = EvidenceStore(path, "pack-01", "dc-north")
     assert store.record_attempt(attempt(4, at=T0 + 100 * DAY)).seq == 4
     store.close()
@@ -101,7 +101,7 @@ def test_unsent_events_keep_their_records_and_everything_after(tmp_path: Path) -
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     unsent_verdict(outbox, "ORD-9", record_id=9)  # anchored: records 9.. stay
     unsent_verdict(outbox, "ORD-6")  # no anchor (older station version): its carton stays
-    prune = pruner(tmp_path, outbox, max_age_days=1)
+    prune = pruner(tmp_path, outbox, max_age_days=0.5)
     result = prune.run(T0 + 100 * DAY)
     assert result.records == 5 and result.stopped_for_outbox  # 1..5; ORD-6 holds the rest
     assert verified(path)[0].ok
@@ -190,21 +190,60 @@ def test_a_long_backlog_goes_in_several_short_batches(tmp_path: Path) -> None:
     path = tmp_path / "evidence.sqlite3"
     fill(path, 2 * BATCH_RECORDS + 50)
     outbox = Outbox(tmp_path / "outbox.sqlite3")
-    result = pruner(tmp_path, outbox, max_age_days=1).run(T0 + 30 * DAY)
+    result = pruner(tmp_path, outbox, max_age_days=0.5).run(T0 + 30 * DAY)
     assert result.records == 2 * BATCH_RECORDS + 50
     _, mark = verified(path)
     assert mark is not None and mark.records_pruned == 2 * BATCH_RECORDS + 50
     outbox.close()
 
 
-def test_with_the_wall_clock_off_only_the_disk_budget_drops_records(tmp_path: Path) -> None:
-    """A clock stepped a year ahead would make every record "too old" at once: while the clock
-    monitor says it is off, the daemon prunes by the budget alone."""
+def test_a_wall_clock_stepped_ahead_does_not_make_every_record_too_old(tmp_path: Path) -> None:
+    """A clock stepped a year ahead would make every record "too old" at once. Ages count no
+    further than a day past the newest record (a restart with a bad clock, before any offset is
+    measured), and while the clock monitor says it is off the daemon prunes by the budget
+    alone. A station that goes on packing then does move the ages on."""
     path = tmp_path / "evidence.sqlite3"
     daily(path, 10)
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     prune = pruner(tmp_path, outbox, max_age_days=30)
     a_year_on = T0 + 400 * DAY
     assert prune.run(a_year_on, by_age=False).records == 0
+    assert prune.run(a_year_on).records == 0
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    store.record_attempt(attempt(11, at=a_year_on))
+    store.close()
+    assert prune.run(a_year_on, by_age=False).records == 0
     assert prune.run(a_year_on).records == 10
     outbox.close()
+
+
+def test_frames_of_a_moved_data_folder_go_and_a_symlink_never_takes_its_target(
+    tmp_path: Path,
+) -> None:
+    """The records name the frames where they were first written; the data folder has moved
+    since. A symlink in the image folder (to a file elsewhere) is no evidence image."""
+    path = tmp_path / "evidence.sqlite3"
+    moved = tmp_path / "new-disk" / "images"
+    elsewhere = tmp_path / "precious.jpg"
+    elsewhere.write_bytes(b"not evidence")
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    written = []
+    for n in (1, 2):
+        frame = bytes([n]) * 1000
+        digest = hashlib.sha256(frame).hexdigest()
+        name = f"attempt-{n}/close-{digest[:12]}.jpg"
+        (moved / name).parent.mkdir(parents=True)
+        (moved / name).write_bytes(frame)
+        written.append(moved / name)
+        link = moved / f"attempt-{n}" / f"link-{digest[:12]}.jpg"
+        link.symlink_to(elsewhere)
+        old = tmp_path / "old-disk" / "images" / name  # where the record says it was written
+        images = [{"path": str(old), "sha256": digest}, {"path": str(link), "sha256": digest}]
+        vision = {"images": images}
+        store.record_attempt(attempt(n, at=T0 + n * DAY), {"observations": {"vision": vision}})
+    store.close()
+    prune = EvidencePruner(path, [moved], EvidenceRetentionConfig(max_age_days=0.5), lambda: [])
+    result = prune.run(T0 + 2 * DAY)
+    assert (result.records, result.images) == (1, 1)
+    assert [f.exists() for f in written] == [False, True]
+    assert elsewhere.read_bytes() == b"not evidence"

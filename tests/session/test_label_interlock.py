@@ -35,8 +35,8 @@ WEIGHED = WeightInfo(measured_g=1000.0, expected_g=1005.0, tolerance_g=30.0)
 OUTPUT = "actuator plc"
 
 
-def passed(mode: str = "enforce"):
-    session, _ = new_session(mode)
+def passed(mode: str = "enforce", **workflow):
+    session, _ = new_session(mode, **workflow)
     drive_to(session, SessionState.VERIFYING)
     effects = session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
     return session, effects
@@ -219,5 +219,23 @@ def test_a_sealed_carton_leaves_without_an_unsealed_audit() -> None:
     session, _ = passed()
     session.handle(Scanned(LABEL))
     session.handle(FinalWeight("A-1", "1", 1000.0))
+    effects = session.handle(Scanned(OrderCartonCode("B-2", "1")))
+    assert CARTON_UNSEALED not in [e.kind for e in of(RecordAudit, effects)]
+
+
+def test_no_unsealed_audit_where_the_station_checks_no_final_weight() -> None:
+    """Labels go on elsewhere (`final_weight_check = false`): moving on skips nothing."""
+    session, _ = passed(final_weight_check=False)
+    effects = session.handle(Scanned(OrderCartonCode("B-2", "1")))
+    assert CARTON_UNSEALED not in [e.kind for e in of(RecordAudit, effects)]
+
+
+def test_no_unsealed_audit_for_a_carton_closed_by_its_label() -> None:
+    """The label was on (and scanned) before the verdict: moving on skips nothing."""
+    session, _ = new_session()
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(LABEL))
+    assert session.state is SessionState.VERIFYING
+    session.handle(EvidenceReady(1, (weight_report(),), WEIGHED))
     effects = session.handle(Scanned(OrderCartonCode("B-2", "1")))
     assert CARTON_UNSEALED not in [e.kind for e in of(RecordAudit, effects)]

@@ -45,3 +45,23 @@ def test_a_passed_carton_that_left_without_its_label_scan_wants_a_reviewer() -> 
 def test_a_shadow_station_always_allows_and_says_so() -> None:
     permission = label_permission(PASSED, [], True, True, unsealed=[{"seq": LATER}])
     assert permission["allowed"] and permission["shadow"]
+
+
+def test_a_released_carton_opened_again_is_reopened_too() -> None:
+    blocked = [attempt("BLOCK", 10)]
+    released = [{"seq": 11, "reviewer_badge": "R1"}]
+    assert answer(attempts=blocked, releases=released) == (True, "released")
+    assert answer(attempts=blocked, releases=released, held=True) == (False, "reopened")
+    assert answer(attempts=blocked, held=True) == (False, "held")
+
+
+def test_opened_again_then_replaced_or_aborted_is_no_longer_what_passed() -> None:
+    """Sealed, opened again, items taken out, the packer moves on without closing it."""
+    for kind in ("carton.replaced", "carton.aborted"):
+        left = [{"seq": LATER, "kind": kind}]
+        assert answer(unsealed=left) == (False, "left_unsealed")
+        released = [{"seq": LATER - 1, "reviewer_badge": "R1"}]
+        assert answer(attempts=[attempt("BLOCK", 10)], releases=released, unsealed=left) == (
+            False,
+            "left_unsealed",
+        )
