@@ -607,10 +607,12 @@ class StationApi:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"reason_code must be one of: {allowed}")
 
     def _refused(self, reviewer_badge: str, why: str) -> None:
-        """Every refused override is audited (never with the PIN) and counted."""
+        """Every refused override is audited (never with the PIN) and counted. A badge no
+        reviewer has is not written down: it may be the PIN typed into the wrong field."""
         self._daemon.metrics.override_rejected(why)
+        known = reviewer_badge in self._reviewers
         data = {
-            "reviewer_badge": reviewer_badge,
+            "reviewer_badge": reviewer_badge if known else "(not a reviewer's badge)",
             "reason": why,
             "carton": self._daemon.session.open_carton,
         }

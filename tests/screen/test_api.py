@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sqlite3
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,8 +137,13 @@ def test_the_screen_override_checks_the_reviewer(station: RunningStation) -> Non
     assert code == 403 and "own carton" in body["message"]
     assert override(station, pin="0000")[0] == 403
     assert override(station, pin="1111")[0] == 403
-    assert override(station, badge="NOBODY")[0] == 403
+    assert override(station, badge=REVIEWER_PIN)[0] == 403  # the PIN in the badge field
     assert station.state() is SessionState.BLOCKED
+    with sqlite3.connect(station.daemon.evidence.path) as db:
+        rows = db.execute("SELECT body FROM records WHERE kind = 'override.refused'").fetchall()
+    badges = [json.loads(body)["reviewer_badge"] for (body,) in rows]
+    # ...is not written into the evidence: a badge no reviewer has is not kept.
+    assert badges == [REVIEWER, PACKER, REVIEWER, REVIEWER, "(not a reviewer's badge)"]
     code, body = override(station)  # three wrong entries (the limit) lock the station out
     assert code == 429 and "try again" in body["message"]
     assert station.state() is SessionState.BLOCKED
