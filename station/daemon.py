@@ -821,9 +821,7 @@ class StationDaemon:
     async def _fetch_manifest(self, order_id: str, carton_id: str) -> None:
         try:
             result = await asyncio.to_thread(self.manifests.fetch, order_id, carton_id)
-            earlier = max(
-                (a["attempt"] for a in self.evidence.attempts(order_id, carton_id)), default=0
-            )
+            earlier = self.evidence.attempts_made(order_id, carton_id)
         except Exception as exc:  # a bug or a broken cache must not leave the carton LOADING
             log.exception("manifest fetch failed", extra={"order_id": order_id})
             self._post(ManifestRefused(order_id, carton_id, "source_error", str(exc)))

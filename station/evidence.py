@@ -205,6 +205,14 @@ class EvidenceStore:
         )
         return [{**json.loads(body), "seq": seq} for seq, body in rows]
 
+    def attempts_made(self, order_id: str, carton_id: str) -> int:
+        """The highest attempt number this carton has used: its attempt records, and attempts a
+        restart found interrupted (void, never recorded, but their number may be in an event
+        already: `session.recovered` audits count them)."""
+        recorded = [a["attempt"] for a in self.attempts(order_id, carton_id)]
+        recovered = self.audits(order_id, carton_id, "session.recovered")
+        return max([*recorded, *(int(r.get("attempts") or 0) for r in recovered)], default=0)
+
     def releases(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """Reviewer releases of this carton (audit `carton.released`), oldest first, with `at`."""
         return self.audits(order_id, carton_id, "carton.released")

@@ -251,3 +251,19 @@ def test_verify_and_show_from_the_command_line(tmp_path: Path) -> None:
 
     missing = packstation("evidence", "show", "99", "--data-dir", str(tmp_path))
     assert missing.returncode == 1 and "no evidence record 99" in missing.stderr
+
+
+def test_a_carton_opened_again_counts_on_from_every_attempt_number_it_used(
+    tmp_path: Path,
+) -> None:
+    """Its attempt records, and an attempt a restart voided (never recorded: the restart's
+    `session.recovered` audit says how many attempts the carton had)."""
+    store = EvidenceStore(tmp_path / "evidence.sqlite3", "pack-01", "dc-north")
+    assert store.attempts_made("ORD-1", "C1") == 0
+    store.record_attempt(attempt(1, order="ORD-1"))
+    assert store.attempts_made("ORD-1", "C1") == 1
+    recovered = {"order_id": "ORD-1", "carton_id": "C1", "attempts": 2, "interrupted_attempt": 2}
+    store.record_audit("session.recovered", recovered, T0)
+    assert store.attempts_made("ORD-1", "C1") == 2
+    assert store.attempts_made("ORD-2", "C1") == 0
+    store.close()
