@@ -367,3 +367,48 @@ def test_a_double_scan_asks_the_packer_to_recount_and_no_reviewer_can_release_it
         assert text_of(browser, '#checklist tr[data-sku="MUG-BLUE"] td.scanned') == "1"
         rig.close()
         wait_outcome(browser, "PASS")
+
+
+def test_the_camera_asks_for_a_second_look_at_an_item_set_down_over_another(
+    browser: WebDriver, tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """A station with the simulated overhead camera: the socks lifted out again and set down
+    on the mug hide it, and the camera panel asks the packer to lift them and set them down
+    where they cover nothing; done, the request goes."""
+    stations = run_station(tmp_path / "station", broker, camera=True, seed=8)
+    station = next(stations)
+    try:
+        rig = station.rig
+        [camera] = [c for c in station.daemon.channels if c.name == "vision"]
+
+        def framed(n: int) -> None:
+            deadline = time.monotonic() + 15
+            while len(camera.camera.accumulator.observations) < n:
+                assert time.monotonic() < deadline, f"fewer than {n} frames"
+                time.sleep(0.05)
+
+        open_screen(browser, station)
+        rig.scan(f"BADGE-{PACKER}")
+        rig.scan("ORD-1001/C1")
+        time.sleep(0.3)  # the manifest fetch
+        rig.scan("BOX-S")
+        rig.place(rig.box_weight("BOX-S") + PAPERWORK_G)
+        framed(1)
+        for n, sku in enumerate(("MUG-BLUE", "SOCKS-WOOL-M", "SOCKS-WOOL-M"), start=2):
+            rig.add_unit(sku)
+            framed(n)
+        assert browser.find_element(By.ID, "second-look").is_displayed() is False
+        rig.lift("SOCKS-WOOL-M")
+        time.sleep(1.0)  # the step down settles: an item taken out
+        rig.set_down("SOCKS-WOOL-M", over="MUG-BLUE")
+        grams = round(rig.unit_weight("SOCKS-WOOL-M"))
+        wait_text(browser, "second-look", f"Lift the item you just put back ({grams} g)")
+        screenshot(browser, "second-look.png")
+        rig.lift("SOCKS-WOOL-M")
+        time.sleep(1.0)
+        rig.set_down("SOCKS-WOOL-M")
+        WebDriverWait(browser, WAIT_S).until(
+            lambda b: not b.find_element(By.ID, "second-look").is_displayed()
+        )
+    finally:
+        next(stations, None)
