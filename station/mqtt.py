@@ -785,8 +785,9 @@ class EventPublisher:
                 "republishing events acknowledged just before the connection was lost",
                 extra={"from_seq": replay[0].station_seq, "count": len(replay)},
             )
-        for event in replay:
-            self._send(event)
+        # Ahead of the queue, in order: the window (the broker's Receive Maximum) paces them
+        # like any event; all at once, a strict broker would drop the connection again.
+        drain.queued.extendleft(reversed(replay))
 
     def _dispatch(self) -> None:
         drain = self._drain
@@ -805,14 +806,18 @@ class EventPublisher:
         if room <= 0:
             return
         if len(drain.queued) < room:
-            after = drain.queued[-1].station_seq if drain.queued else drain.dispatched_upto
+            # Replayed events ahead of the queue are older than anything dispatched.
+            newest = drain.queued[-1].station_seq if drain.queued else 0
+            after = max(newest, drain.dispatched_upto)
             drain.queued.extend(self._outbox.pending(_READ_AHEAD_WINDOWS * room, after_seq=after))
         while room > 0 and drain.queued:
             event = drain.queued[0]
             if not self._send(event):
                 return
             drain.queued.popleft()
-            drain.dispatched_upto = event.station_seq
+            # A replayed event is older than what was read ahead: the read-ahead goes on after
+            # the newest one dispatched.
+            drain.dispatched_upto = max(drain.dispatched_upto, event.station_seq)
             room -= 1
 
     def _send(self, event: StoredEvent) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,34 @@ def test_anything_failing_in_the_drainer_is_a_fault_not_a_dead_thread(
     assert "the publisher failed (RuntimeError('boom'))" in make_publisher.faults[0].message
     assert sink.wait_for_events(3, timeout=10)
     assert wait_until(lambda: publisher.health().outbox_depth == 0)
+
+
+def test_a_replay_is_paced_by_the_window_and_reads_nothing_twice(
+    make_publisher: PublisherFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events acked just before the link went go out again ahead of the queue, but no more
+    at once than the window (the broker's Receive Maximum): a strict broker disconnects a client
+    that exceeds it. What was read ahead already is not read again."""
+    publisher = make_publisher(start=False, max_inflight=2)
+    publish_verifications(publisher, 5)
+    stored = publisher._outbox.pending(10)
+    sent: list[int] = []
+
+    def send(event: Any) -> bool:
+        sent.append(event.station_seq)
+        publisher._drain.inflight[len(sent)] = event
+        return True
+
+    monkeypatch.setattr(publisher, "_send", send)
+    drain = publisher._drain
+    now = publisher._clock.monotonic()
+    drain.recently_acked.extend((now, event) for event in stored)
+    drain.dispatched_upto = stored[-1].station_seq
+    publisher._lost_at, publisher._replay_due = now, True
+    publisher._dispatch()
+    assert sent == [1, 2]  # the window
+    assert [e.station_seq for e in drain.queued] == [3, 4, 5]
+    drain.inflight.clear()  # both acknowledged
+    publisher._dispatch()
+    assert sent == [1, 2, 3, 4]
+    assert [e.station_seq for e in drain.queued] == [5]
