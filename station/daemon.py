@@ -38,7 +38,13 @@ from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
 from station.domain import BoxType
 from station.event_shapes import to_event
-from station.evidence import IMAGES_DIR, ChainRecord, EvidenceStore, canonical_json
+from station.evidence import (
+    IMAGES_DIR,
+    ChainMoved,
+    ChainRecord,
+    EvidenceStore,
+    canonical_json,
+)
 from station.evidence_retention import EvidencePruner, PruneResult, pending_events
 from station.interlock import LabelInterlock
 from station.learning.service import LearnedWeights
@@ -160,6 +166,9 @@ class StationDaemon:
         self.image_folders = tuple(dict.fromkeys(d for d in folders if d is not None))
         self.outbox = Outbox(self._outbox_path, self.clock)
         self.evidence = EvidenceStore(self._evidence_path, config.station.id, config.station.site)
+        # Evidence records whose verdict event is committed (it anchors them) and that are not
+        # written yet, by chain position; kept in the outbox with their event (see _pay_owed).
+        self._owed = {seq: ChainRecord.from_text(text) for seq, text in self.outbox.owed_records()}
         self.session_store = SessionStore(self._session_path)
         self._saved_session: SessionSnapshot | None = None
         self._versions = {
@@ -347,6 +356,7 @@ class StationDaemon:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
         self.actuators.start()
+        self._pay_owed_at_start()
         self._report_set_aside()
         self._recover_session()
         for channel in self.channels:
@@ -684,10 +694,17 @@ class StationDaemon:
 
         A verdict's record is hashed before its event goes out, so the event can carry the
         chain hash; it is written only after the event is committed (the session's order: no
-        record, hence no label permission, for a verdict nobody was told about)."""
+        record, hence no label permission, for a verdict nobody was told about), and the outbox
+        keeps it with the event until it is (`_pay_owed`)."""
         record: ChainRecord | None = None
         written: set[Path] = set()
         for effect in effects:
+            if self._owed and _extends_chain(effect):
+                try:  # first the records events anchored already, or their positions are taken
+                    self._pay_owed()
+                except Exception as exc:
+                    log.exception("anchored evidence not written; the step is held")
+                    return exc, self._evidence_path
             store = self._store_of(effect)
             try:
                 if isinstance(effect, PublishEvent) and effect.kind == VERIFICATION_RESULT:
@@ -750,6 +767,39 @@ class StationDaemon:
                 "(docs/reliability.md).",
             )
 
+    def _pay_owed(self) -> None:
+        """Write the evidence records that committed verdict events anchor, oldest first.
+
+        Their event and record are two files, so the station can stop, or the record's write
+        fail, between the two: the record then waits in the outbox with its event, and is
+        written before anything else takes a place in the chain (here, at the next start or
+        the next write to the chain), never lost with its position reused by another record.
+        """
+        for seq in sorted(self._owed):
+            try:
+                self.evidence.write_anchored(self._owed[seq])
+            except ChainMoved:  # another record took its place: no retry can mend it
+                log.critical(
+                    "an anchored evidence record cannot be written: its place in the chain is "
+                    "taken; the backend will find the verdict event's anchor unmatched",
+                    extra={"record_id": seq, "file": str(self._evidence_path)},
+                )
+            del self._owed[seq]
+            try:
+                self.outbox.settle_owed(seq)
+            except Exception:  # found written at the next start, and settled then
+                log.warning("owed record not settled", extra={"record_id": seq}, exc_info=True)
+
+    def _pay_owed_at_start(self) -> None:
+        if not self._owed:
+            return
+        log.warning("writing anchored evidence left unwritten", extra={"records": len(self._owed)})
+        try:
+            self._pay_owed()
+        except Exception as exc:
+            log.exception("anchored evidence not written at start")
+            self._hold(exc, self._evidence_path)
+
     def _prepare(self, record: AttemptRecord) -> ChainRecord:
         key = (record.order_id, record.carton_id, record.attempt)
         observed = self._observed[1] if self._observed and self._observed[0] == key else {}
@@ -763,9 +813,13 @@ class StationDaemon:
                 if record is not None and effect.kind == VERIFICATION_RESULT:
                     anchor = self.evidence.anchor(record)
                 event_type, data, subject = to_event(effect, station.id, station.site, anchor)
-                self.publisher.publish(event_type, data, subject=subject)
+                owed = (record.seq, record.stored_text()) if anchor and record else None
+                self.publisher.publish(event_type, data, subject=subject, owed=owed)
+                if owed and record:
+                    self._owed[record.seq] = record
             case RecordAttempt(attempt):
-                self.evidence.append(record or self._prepare(attempt))
+                if record is None:  # else written with the records owed, before this effect
+                    self.evidence.append(self._prepare(attempt))
                 self._observed = None
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
@@ -889,6 +943,13 @@ class StationDaemon:
         except Exception:
             log.exception("manifest re-check failed; verdict uses the loaded version")
         return None
+
+
+def _extends_chain(effect: Effect) -> bool:
+    """The effect takes the evidence chain's next position (a record, or a verdict's anchor)."""
+    if isinstance(effect, PublishEvent):
+        return effect.kind == VERIFICATION_RESULT
+    return isinstance(effect, RecordAttempt | RecordAudit)
 
 
 def manifest_input(

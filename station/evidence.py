@@ -95,6 +95,14 @@ class ChainRecord:
     def envelope(self) -> bytes:
         return envelope_bytes(self.seq, self.kind, self.at, self.body, self.prev_sha256)
 
+    def stored_text(self) -> str:
+        """The record as one JSON text, to keep it elsewhere until it is written (`from_text`)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> ChainRecord:
+        return cls(**json.loads(text))
+
     def plain(self) -> dict[str, Any]:
         """The record with its body parsed, for the API and `evidence show`."""
         return {
@@ -162,6 +170,22 @@ class EvidenceStore:
         if prepared.seq != self._head[0] + 1 or prepared.prev_sha256 != self._head[1]:
             raise ChainMoved(f"evidence record {prepared.seq} was prepared on an older chain head")
         self._append(prepared)
+
+    def write_anchored(self, prepared: ChainRecord) -> None:
+        """Write a prepared record whose anchor may be out already, unless it is written.
+
+        Written (or pruned since) with the same hash: nothing to do. Another record in its place,
+        or a chain that moved on without it: ChainMoved, since the anchor could never be matched.
+        """
+        if prepared.seq > self._head[0]:
+            self.append(prepared)
+            return
+        stored = self.record(prepared.seq)
+        if stored is not None and stored.sha256 != prepared.sha256:
+            raise ChainMoved(
+                f"evidence record {prepared.seq} is not the one its event anchored "
+                f"({stored.sha256[:12]} written, {prepared.sha256[:12]} anchored)"
+            )
 
     def record_attempt(
         self, record: AttemptRecord, extra: Mapping[str, object] | None = None

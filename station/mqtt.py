@@ -53,7 +53,7 @@ from station.events import (
     event_source,
     topic_for,
 )
-from station.outbox import Outbox, StoredEvent
+from station.outbox import Outbox, OwedRecord, StoredEvent
 
 log = logging.getLogger("packstation.mqtt")
 
@@ -334,8 +334,10 @@ class EventPublisher:
         data: dict[str, Any] | BaseModel,
         subject: str | None = None,
         logical_key: str | None = None,
+        owed: OwedRecord | None = None,
     ) -> StoredEvent:
-        """Commit the event durably and wake the drainer; never waits for the broker."""
+        """Commit the event durably and wake the drainer; never waits for the broker. `owed`:
+        see `Outbox.commit`."""
         stored = self._outbox.commit(
             event_type,
             topic_for(event_type, self._site_id, self._station_id, self._config.topic_prefix),
@@ -343,6 +345,7 @@ class EventPublisher:
             source=self.source,
             subject=subject,
             logical_key=logical_key,
+            owed=owed,
         )
         self._wake.set()
         return stored

@@ -48,7 +48,14 @@ CREATE TABLE IF NOT EXISTS carton_versions (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS owed_records (
+    key    INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
 """
+
+# (key, text) of a record another store owes an event: the evidence chain position and record.
+OwedRecord = tuple[int, str]
 
 _STATION_SEQ = "station_seq"
 _PUBLISHER_SESSION = "publisher_session"
@@ -101,6 +108,7 @@ class Outbox:
         source: str,
         subject: str | None = None,
         logical_key: str | None = None,
+        owed: OwedRecord | None = None,
     ) -> StoredEvent:
         """Validate, number and durably store one event; returns once the row is on disk.
 
@@ -110,6 +118,10 @@ class Outbox:
         commit the same logical event twice: while the first is still pending the call returns
         it unchanged; after it was published a new row keeps the id (consumers drop it by id).
         Without a key the id is a random UUID.
+
+        `owed` is a record another store must still write because this event refers to it (the
+        evidence record a verdict anchors): kept in the same transaction, so an event never goes
+        out whose record a crash or a failed write could lose. See `owed_records`.
         """
         payload_model = PAYLOAD_MODELS[event_type]
         payload = payload_model.model_validate(data, from_attributes=True)
@@ -136,7 +148,21 @@ class Outbox:
                 " VALUES (?, ?, ?, ?, ?)",
                 (stored.station_seq, stored.event_id, event_type.value, topic, stored.payload),
             )
+            if owed is not None:
+                db.execute("INSERT OR REPLACE INTO owed_records (key, record) VALUES (?, ?)", owed)
         return stored
+
+    def owed_records(self) -> list[OwedRecord]:
+        """Records committed with an event and not yet settled, oldest key first."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, record FROM owed_records ORDER BY key").fetchall()
+        return [(int(key), str(record)) for key, record in rows]
+
+    def settle_owed(self, key: int) -> None:
+        """The owed record `key` is written where it belongs: forget it. NORMAL sync: a settle
+        lost to power loss only means the record is found written at the next start."""
+        with self._transaction(synchronous="NORMAL") as db:
+            db.execute("DELETE FROM owed_records WHERE key = ?", (key,))
 
     def pending(self, limit: int, after_seq: int = 0) -> list[StoredEvent]:
         """Unacknowledged events in station sequence order, starting after `after_seq`."""

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from station.evidence import (
     CHAIN_FORMAT,
     ChainMoved,
+    ChainRecord,
     EvidenceStore,
     canonical_json,
     envelope_bytes,
@@ -187,6 +188,29 @@ def test_a_prepared_record_cannot_be_written_after_the_chain_moved(tmp_path: Pat
     with pytest.raises(ChainMoved):
         store.append(prepared)
     store.close()
+
+
+def test_an_anchored_record_kept_as_text_is_written_once_and_never_replaced(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "evidence.sqlite3"
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    prepared = store.prepare_attempt(attempt(1))
+    kept = ChainRecord.from_text(prepared.stored_text())  # what the outbox holds meanwhile
+    assert kept == prepared
+    store.close()
+
+    reopened = EvidenceStore(path, "pack-01", "dc-north")
+    reopened.write_anchored(kept)
+    reopened.write_anchored(kept)  # found written: nothing to do
+    assert reopened.head == (prepared.seq, prepared.sha256)
+    assert check(path).ok and check(path).records == 1
+
+    other = reopened.prepare_attempt(attempt(2))
+    reopened.record_audit("login", {"badge": "BADGE-42"}, T0)  # takes `other`'s place
+    with pytest.raises(ChainMoved, match=f"record {other.seq} is not the one"):
+        reopened.write_anchored(other)
+    reopened.close()
 
 
 def test_a_pre_chain_file_is_converted_into_the_chain(tmp_path: Path) -> None:

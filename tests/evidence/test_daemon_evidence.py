@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.rig import SimulatedStation
 from station.events import EventType
-from station.evidence import open_readonly, verify_chain
+from station.evidence import EvidenceStore, open_readonly, verify_chain
 from station.session import RecordAttempt
-from tests.test_daemon import InProcessDaemon
+from tests.test_daemon import InProcessDaemon, storage_faults
 
 
 class Listener:
@@ -75,3 +76,56 @@ def test_a_verdict_event_anchors_its_complete_record(tmp_path: Path, broker) -> 
     finally:
         db.close()
     assert check.ok and check.records >= 2  # the login audit entry and the attempt
+
+
+def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_lost(
+    tmp_path: Path, broker, monkeypatch
+) -> None:
+    """The verdict event anchors a record that its write then fails to store (a full disk,
+    and the station stops before it is freed): the record waits in the outbox and is written
+    at the next start, so no later record takes its place and every anchor out matches."""
+    failing = threading.Event()
+    failing.set()
+    append = EvidenceStore.append
+
+    def full_disk(self: EvidenceStore, prepared) -> None:
+        if failing.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        append(self, prepared)
+
+    monkeypatch.setattr(EvidenceStore, "append", full_disk)  # attempts only: audits still go
+    listener = Listener(broker.host, broker.port)
+    try:
+        with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+            with InProcessDaemon(station.config_path) as running:
+                station.pack("7", "ORD-1001", "C1", "BOX-S")
+                assert running.wait_for(lambda _: listener.of_type(EventType.VERIFICATION_RESULT))
+                [first] = listener.of_type(EventType.VERIFICATION_RESULT)
+                anchor = first["data"]["evidence"]
+                assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
+                assert running.daemon.evidence.record(anchor["record_id"]) is None
+                owed = running.daemon.outbox.owed_records()
+                assert [seq for seq, _ in owed] == [anchor["record_id"]]
+            failing.clear()  # space freed while the station was down
+
+            with InProcessDaemon(station.config_path) as restarted:
+                written = restarted.daemon.evidence.record(anchor["record_id"])
+                assert written is not None and written.sha256 == anchor["sha256"]
+                assert restarted.daemon.outbox.owed_records() == []
+                station.close()  # the recovered carton is closed again
+                assert restarted.wait_for(
+                    lambda _: len(listener.of_type(EventType.VERIFICATION_RESULT)) == 2
+                )
+                events = listener.of_type(EventType.VERIFICATION_RESULT)
+                for out in (e["data"]["evidence"] for e in events):
+                    record = restarted.daemon.evidence.record(out["record_id"])
+                    assert record is not None and record.sha256 == out["sha256"]
+                assert [e["data"]["attempt"] for e in events] == [1, 2]
+                evidence_file = restarted.daemon.evidence.path
+    finally:
+        listener.close()
+    db = open_readonly(evidence_file)
+    try:
+        assert verify_chain(db).ok
+    finally:
+        db.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from station.clock import ManualClock
 from station.events import EventType, event_source, parse_event, topic_for
 from station.outbox import Outbox
@@ -110,3 +112,37 @@ def test_publisher_sessions_increase_across_reopen(tmp_path: Path) -> None:
     assert [outbox.next_publisher_session(), outbox.next_publisher_session()] == [1, 2]
     outbox.close()
     assert Outbox(path).next_publisher_session() == 3
+
+
+def test_a_record_owed_with_an_event_is_kept_with_it_until_settled(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    crashed = Outbox(path)
+    crashed.commit(
+        EventType.VERIFICATION_RESULT,
+        TOPIC,
+        verification("C-1"),
+        source=SOURCE,
+        subject="C-1",
+        owed=(41, '{"seq": 41}'),
+    )
+    commit_verification(crashed, "C-2")  # owes nothing
+    crashed.ack(1)  # the broker has the event: the record is still owed
+    # No close(): the process "dies" before the record is written.
+
+    reopened = Outbox(path)
+    assert reopened.owed_records() == [(41, '{"seq": 41}')]
+    reopened.settle_owed(41)
+    assert reopened.owed_records() == []
+
+
+def test_an_event_that_cannot_be_committed_owes_nothing(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db")
+    with pytest.raises(ValueError):
+        outbox.commit(
+            EventType.VERIFICATION_RESULT,
+            TOPIC,
+            {"not": "a verification"},
+            source=SOURCE,
+            owed=(7, "{}"),
+        )
+    assert outbox.owed_records() == [] and outbox.depth() == 0
