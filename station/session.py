@@ -426,6 +426,10 @@ NEXT_STEP: Mapping[SessionState, str] = {
     SessionState.BLOCKED: "fix_and_close",
     SessionState.WEIGHING: "weigh_unit",
 }
+# How many granted labels the session remembers the carton of (a label scanned at another carton
+# is refused): many times the labels printed while one carton is being packed.
+LABELS_REMEMBERED = 64
+
 # A next step outside NEXT_STEP: a recovered carton that passed waits for its label scan.
 SCAN_LABEL = "scan_label"
 OTHER_NEXT_STEPS = (SCAN_LABEL,)
@@ -538,6 +542,9 @@ class SessionSnapshot:
     # this session has asked for (an answer to an older one is stale).
     weighing: WeighSubject | None = None
     weigh_requests: int = 0
+    # Labels the shipping software was allowed to print lately, oldest first: (tracking number,
+    # order, carton), so a label scanned at another carton is recognised as not its own.
+    label_owners: tuple[tuple[str, str, str], ...] = ()
 
     def same_state(self, other: SessionSnapshot | None) -> bool:
         """True when `other` holds the same session (the moment it was taken aside)."""
@@ -571,6 +578,8 @@ class Session:
         self._last_scan_at = clock.monotonic()
         self._weigh_requests = 0  # CaptureWeight requests issued; the latest is the awaited one
         self._weigh_pending: WeighSubject | None = None
+        # Tracking number -> (order, carton) it was granted for, the latest LABELS_REMEMBERED.
+        self._label_owners: dict[str, tuple[str, str]] = {}
 
     @property
     def state(self) -> SessionState:
@@ -628,6 +637,7 @@ class Session:
             awaiting_label=_carton_snapshot(self._unlabelled) if self._unlabelled else None,
             weighing=self._weigh_pending,
             weigh_requests=self._weigh_requests,
+            label_owners=tuple((label, *key) for label, key in self._label_owners.items()),
         )
 
     def restore(self, snapshot: SessionSnapshot) -> None:
@@ -642,6 +652,7 @@ class Session:
         self._carton = self._restored(snapshot.carton) if snapshot.carton else None
         unlabelled = snapshot.awaiting_label
         self._unlabelled = self._restored(unlabelled) if unlabelled else None
+        self._label_owners = {label: (order, box) for label, order, box in snapshot.label_owners}
 
     def _restored(self, saved: CartonSnapshot) -> _Carton:
         carton = _Carton(
@@ -864,6 +875,7 @@ class Session:
             case FinalWeight():
                 return self._on_final_weight(event)
             case LabelGranted(order_id, carton_id, label):
+                self._remember_owner(label, (order_id, carton_id))
                 if self._unlabelled is not None and self._unlabelled.key == (order_id, carton_id):
                     self._unlabelled.granted_labels.add(label)
                 return []
@@ -1082,6 +1094,10 @@ class Session:
         label = code.value if isinstance(code, ShippingLabelCode) else None
         if self._config.close_by not in (trigger, "either"):
             return [ShowMessage("warning", f"close.use_{self._config.close_by}")]
+        if label is not None and (owner := self._other_owner(label, carton)) is not None:
+            # Another carton's label (one that passed and was printed for): it must not close
+            # this carton and tie its tracking number to it.
+            return [ShowMessage("warning", "label.other_carton", _owner_params(label, owner))]
         assert carton.box is not None and carton.manifest is not None  # PACKING/BLOCKED have both
         carton.attempts += 1
         carton.closed_by, carton.shipping_label = trigger, label
@@ -1307,13 +1323,27 @@ class Session:
 
     # ------------------------------------------------------------- label and final weight
 
+    def _remember_owner(self, label: str, key: tuple[str, str]) -> None:
+        self._label_owners.pop(label, None)  # re-granted: now the latest
+        self._label_owners[label] = key
+        while len(self._label_owners) > LABELS_REMEMBERED:
+            del self._label_owners[next(iter(self._label_owners))]
+
+    def _other_owner(self, label: str, carton: _Carton) -> tuple[str, str] | None:
+        """The carton `label` was printed for, if it is known and not `carton`."""
+        owner = self._label_owners.get(label)
+        return owner if owner is not None and owner != carton.key else None
+
     def _on_label_applied(self, carton: _Carton, label: str) -> list[Effect]:
         carton.shipping_label = label
         granted = sorted(carton.granted_labels)
-        if granted and label not in granted:
+        owner = self._other_owner(label, carton)
+        if owner is not None or (granted and label not in granted):
+            printed_for = f"{owner[0]} / {owner[1]}" if owner else "another carton"
+            also = f" ({', '.join(granted)} was printed for this one)" if granted else ""
             message = (
-                f"Label {label} was not printed for this carton ({', '.join(granted)} was): "
-                "take it off and put the carton's own label on."
+                f"Label {label} was printed for {printed_for}, not this carton{also}: take it "
+                "off and put the carton's own label on."
             )
             return self._withdraw(carton, Reason("label_mismatch", message))
         params = {**_key_params(carton), "label": label}
@@ -1733,6 +1763,10 @@ def _shortage(deltas: tuple[LineDelta, ...]) -> tuple[tuple[str, int], ...]:
 
 def _key_params(carton: _Carton) -> dict[str, object]:
     return {"order_id": carton.order_id, "carton_id": carton.carton_id}
+
+
+def _owner_params(label: str, owner: tuple[str, str]) -> dict[str, object]:
+    return {"label": label, "order_id": owner[0], "carton_id": owner[1]}
 
 
 def _drop_latest_scans(scans: list[UnitScan], sku: str, units: int) -> None:

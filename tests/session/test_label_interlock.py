@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from station.codes import CloseCode, LogoutCode, OrderCartonCode, ShippingLabelCode
+from station.codes import BoxCode, CloseCode, LogoutCode, OrderCartonCode, ShippingLabelCode
 from station.session import (
     CARTON_UNSEALED,
+    LABELS_REMEMBERED,
     VERIFICATION_RESULT,
     DeviceFault,
     DeviceRecovered,
     EvidenceReady,
     FinalWeight,
     LabelGranted,
+    ManifestLoaded,
     PublishEvent,
     RecordAttempt,
     RecordAudit,
@@ -28,7 +30,7 @@ from station.session import (
     WeightInfo,
 )
 
-from .drive import ORDER, drive_to, new_session, weight_report
+from .drive import ORDER, drive_to, manifest, new_session, weight_report
 
 LABEL = ShippingLabelCode("1Z999AA10123456784")
 WEIGHED = WeightInfo(measured_g=1000.0, expected_g=1005.0, tolerance_g=30.0)
@@ -191,6 +193,59 @@ def test_a_label_printed_for_another_carton_withdraws_the_pass() -> None:
     assert LABEL.value in record.verdict.reasons[0].message
     assert record.shipping_label == "1Z999AA10000000002"
     assert not of(WeighFinal, effects) and session.state is SessionState.BLOCKED
+
+
+def test_a_label_printed_for_another_carton_that_passed_withdraws_the_pass_naming_it() -> None:
+    session, _ = passed()
+    session.handle(LabelGranted("B-2", "1", "1Z999AA10000000001"))  # B-2 passed before
+    effects = session.handle(Scanned(ShippingLabelCode("1Z999AA10000000001")))
+    (reason,) = of(RecordAttempt, effects)[0].record.verdict.reasons
+    assert reason.code == "label_mismatch" and "printed for B-2 / 1" in reason.message
+
+
+def open_next_carton(session) -> None:
+    """The packer moves on to carton B-2 / 1 and packs it."""
+    order = OrderCartonCode("B-2", "1")
+    session.handle(Scanned(order))
+    session.handle(ManifestLoaded(manifest(order)))
+    session.handle(Scanned(BoxCode("BOX-S")))
+    assert session.open_carton == ("B-2", "1") and session.state is SessionState.PACKING
+
+
+def test_the_label_of_a_carton_that_passed_does_not_close_the_next_one() -> None:
+    """Close by label: the packer labels the carton that passed only once the next is open. Its
+    label must not close that one and tie A-1's tracking number to B-2."""
+    session, _ = passed()
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    open_next_carton(session)
+    effects = session.handle(Scanned(LABEL))
+    assert effects == [
+        ShowMessage(
+            "warning",
+            "label.other_carton",
+            {"label": LABEL.value, "order_id": "A-1", "carton_id": "1"},
+        )
+    ]
+    assert session.state is SessionState.PACKING
+    own = ShippingLabelCode("1Z999AA10000000003")
+    session.handle(Scanned(own))  # its own label (printed without asking) still closes it
+    assert session.state is SessionState.VERIFYING
+
+
+def test_the_cartons_labels_were_printed_for_survive_a_restart_and_the_oldest_are_forgotten() -> (
+    None
+):
+    session, _ = passed()
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    open_next_carton(session)
+    restarted, _ = new_session()
+    restarted.restore(session.snapshot())
+    assert of(ShowMessage, restarted.handle(Scanned(LABEL)))[0].key == "label.other_carton"
+
+    for n in range(LABELS_REMEMBERED):  # a long day of labels for other cartons
+        restarted.handle(LabelGranted(f"C-{n}", "1", f"1Z999AA1{n:010d}"))
+    restarted.handle(Scanned(LABEL))  # A-1's is forgotten: a close attempt as before
+    assert restarted.state is SessionState.VERIFYING
 
 
 def test_the_label_granted_is_the_label_that_ties() -> None:
