@@ -32,13 +32,18 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 
 
 class Counter(nn.Module):
-    def __init__(self, width: int = 24) -> None:
+    """`context` adds that many convs at 1/16 scale, dilated 4 and 1 in turn: a wider view (an
+    item's seam or label beside its edges, a crowd around it) for little compute, since the
+    1/16 map is small. 0 is the network of runs 1-7."""
+
+    def __init__(self, width: int = 24, context: int = 0) -> None:
         super().__init__()
         c1, c2, c3, c4 = width // 2, width, width * 2, width * 3
         self.s2 = _conv(3, c1, 2)  # 1/2
         self.s4 = nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2))  # 1/4
         self.s8 = nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3))  # 1/8
-        self.s16 = nn.Sequential(_conv(c3, c4, 2), _conv(c4, c4), _conv(c4, c4, dilation=2))
+        wider = [_conv(c4, c4, dilation=4 if i % 2 == 0 else 1) for i in range(context)]
+        self.s16 = nn.Sequential(_conv(c3, c4, 2), _conv(c4, c4), _conv(c4, c4, dilation=2), *wider)
         self.up8 = _conv(c4 + c3, c3)
         self.up4 = _conv(c3 + c2, c2)
         self.heat = nn.Conv2d(c2, 1, 1)

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from simulators.camera import SceneTruth, dataset_scene
 from vision.detectors.counter import split_peaks
 from vision.netdef import INPUT_HW, STRIDE, TTA_VIEWS, Counter, Exported
-from vision.widen import widen, width_of
+from vision.widen import context_of, widen, width_of
 
 MODEL_NAME = "item_counter"
 TRAIN_SEED_BASE = 10_000  # scene seeds for training: TRAIN_SEED_BASE + k (test sets use < 1000)
@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh", type=int, default=150, help="scenes re-rendered every 50 steps")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=24)
+    ap.add_argument(
+        "--context", type=int, default=0, help="extra convs at 1/16 scale (netdef.Counter)"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--val", type=int, default=400)
     ap.add_argument("--save-weights", type=Path, help="also save the torch state dict here")
@@ -304,17 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {msg}", flush=True)
 
-    net = Counter(args.width)
+    net = Counter(args.width, args.context)
     if args.from_weights:
-        net.load_state_dict(torch.load(args.from_weights))
+        state = torch.load(args.from_weights)
+        args.context = context_of(state)
+        net = Counter(args.width, args.context)
+        net.load_state_dict(state)
         args.steps = 0
     earlier_width = args.width
     if args.continue_from:
         state = torch.load(args.continue_from)
-        earlier_width = width_of(state)
+        earlier_width, args.context = width_of(state), context_of(state)
         if earlier_width > args.width:
             ap.error(f"--width {args.width} is narrower than the earlier run's {earlier_width}")
-        net = Counter(earlier_width)
+        net = Counter(earlier_width, args.context)
         net.load_state_dict(state)
         if earlier_width < args.width:
             net = widen(net, args.width, args.seed)  # computes what the narrow net did
@@ -379,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     version = (
         previous["version"]
         if recalibrating
-        else f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}-n{total_steps}"
+        else f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}"
+        f"{f'-c{args.context}' if args.context else ''}-n{total_steps}"
     )
     metadata = {
         "packstation.model": MODEL_NAME,
@@ -403,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "trained_at": trained_at,
         "architecture": (
             f"CenterNet-style class-agnostic counter, dense convs, width {args.width}, "
+            f"{args.context} context convs at 1/16 scale, "
             f"{params} parameters; stride-{STRIDE} centre heatmap with 3x3 max-pool peak "
             "picking in the graph; size head; global 'unreadable' head"
         ),
@@ -410,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "outputs": ["peaks (1,1,48,64)", "sizes (1,2,48,64)", "unreadable (1,1)"],
         "training": {
             "seed": args.seed,
+            "context": args.context,
             "steps": total_steps,
             "batch": args.batch,
             "scenes_rendered": pool.next_index,

@@ -21,6 +21,12 @@ def width_of(state: dict[str, torch.Tensor]) -> int:
     return int(state["s4.0.0.weight"].shape[0])
 
 
+def context_of(state: dict[str, torch.Tensor]) -> int:
+    """The context convs a Counter state dict was built with (its 1/16-scale convs past 3)."""
+    blocks = {key.split(".")[1] for key in state if key.startswith("s16.")}
+    return len(blocks) - 3
+
+
 def _mapping(old: int, new: int, rng: np.random.Generator) -> np.ndarray:
     """New channel -> the old channel it copies: the old ones in place, then random copies."""
     return np.concatenate([np.arange(old), rng.integers(0, old, new - old)])
@@ -69,7 +75,7 @@ def widen(net: Counter, width: int, seed: int = 0) -> Counter:
     """A Counter of `width` that computes what `net` does (eval mode), ready to train on."""
     c1o, c2o = net.s2[0].out_channels, net.s4[0][0].out_channels
     c3o, c4o = net.s8[0][0].out_channels, net.s16[0][0].out_channels
-    wide = Counter(width)
+    wide = Counter(width, context=len(net.s16) - 3)
     rng = np.random.default_rng(seed)
     sizes = {"c1": (c1o, width // 2), "c2": (c2o, width), "c3": (c3o, width * 2)}
     sizes["c4"] = (c4o, width * 3)
@@ -82,7 +88,7 @@ def widen(net: Counter, width: int, seed: int = 0) -> Counter:
     _conv_block(net.s8[0], wide.s8[0], chans["c2"], maps["c3"])
     _conv_block(net.s8[1], wide.s8[1], chans["c3"], maps["c3"])
     _conv_block(net.s16[0], wide.s16[0], chans["c3"], maps["c4"])
-    for i in (1, 2):
+    for i in range(1, len(net.s16)):
         _conv_block(net.s16[i], wide.s16[i], chans["c4"], maps["c4"])
     up8_in = _Channels.cat([(chans["c4"], 0), (chans["c3"], c4o)])
     _conv_block(net.up8, wide.up8, up8_in, maps["c3"])
