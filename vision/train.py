@@ -42,7 +42,7 @@ VAL_SEED = 101
 
 def targets(truth: SceneTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """CenterNet targets at stride 4: gaussian heat, size (w/W, h/H) and its mask, unreadable."""
-    h, w = INPUT_HW[0] // STRIDE, INPUT_HW[1] // STRIDE
+    h, w = truth.height // STRIDE, truth.width // STRIDE  # rendered at the input size
     heat = np.zeros((h, w), np.float32)
     size = np.zeros((2, h, w), np.float32)
     mask = np.zeros((h, w), np.float32)
@@ -77,10 +77,11 @@ class ScenePool:
         hand_rate: float = 0.25,
         max_items: int = 10,
         first_index: int = 0,
+        input_hw: tuple[int, int] = INPUT_HW,
     ):
         self.seed, self.size, self.hand_rate, self.max_items = seed, size, hand_rate, max_items
         self.next_index = self.first_index = first_index
-        h, w = INPUT_HW
+        self.input_hw = h, w = input_hw
         self.images = np.zeros((size, h, w, 3), np.uint8)
         self.heat = np.zeros((size, h // STRIDE, w // STRIDE), np.float32)
         self.sizes = np.zeros((size, 2, h // STRIDE, w // STRIDE), np.float32)
@@ -98,8 +99,8 @@ class ScenePool:
                 level="hard" if self.next_index % 4 == 3 else "normal",
                 max_items=self.max_items,
                 hand_rate=self.hand_rate,
-                width=INPUT_HW[1],
-                height=INPUT_HW[0],
+                width=self.input_hw[1],
+                height=self.input_hw[0],
             )
             self.images[slot] = image
             heat, size, mask, flag = targets(truth)
@@ -146,7 +147,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(pos_loss.sum() + neg_loss.sum()) / n_pos
 
 
-def calibrate(net: Counter, seed: int, n: int, tta: str = "none") -> dict[str, float | str]:
+def calibrate(
+    net: Counter, seed: int, n: int, tta: str = "none", input_hw: tuple[int, int] = INPUT_HW
+) -> dict[str, float | str]:
     """Pick the count threshold, the split-peak merge and the "unsure" band on a validation set
     of the train family, for the exported graph averaging the `tta` views (netdef.TTA_VIEWS)."""
     net.eval()
@@ -161,8 +164,8 @@ def calibrate(net: Counter, seed: int, n: int, tta: str = "none") -> dict[str, f
                 VAL_SEED + seed,
                 i,
                 family="train",
-                width=INPUT_HW[1],
-                height=INPUT_HW[0],
+                width=input_hw[1],
+                height=input_hw[0],
                 hand_rate=0.1,
             )
             peaks, sizes, flag = model(torch.from_numpy(to_input(image))[None])
@@ -213,12 +216,18 @@ def calibrate(net: Counter, seed: int, n: int, tta: str = "none") -> dict[str, f
     }
 
 
-def export(net: Counter, path: Path, metadata: dict[str, str], tta: str = "none") -> None:
+def export(
+    net: Counter,
+    path: Path,
+    metadata: dict[str, str],
+    tta: str = "none",
+    input_hw: tuple[int, int] = INPUT_HW,
+) -> None:
     import onnx
 
     net.eval()
     model = Exported(net, tta)
-    dummy = torch.zeros(1, 3, *INPUT_HW)
+    dummy = torch.zeros(1, 3, *input_hw)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
         model,
@@ -241,6 +250,17 @@ def export(net: Counter, path: Path, metadata: dict[str, str], tta: str = "none"
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def input_size(text: str) -> tuple[int, int]:
+    """`--input 320x240` -> (240, 320), (height, width) as INPUT_HW."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 320x240") from None
+    if width <= 0 or height <= 0 or width % 16 or height % 16:
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be multiples of 16")
+    return height, width
 
 
 def tta_view_sets(text: str) -> list[str]:
@@ -294,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(one of {', '.join(TTA_VIEWS)}); the export keeps the first with the best validation "
         "exact count. Default: none,hflip",
     )
+    ap.add_argument(
+        "--input",
+        type=input_size,
+        default=INPUT_HW,
+        help="network input WIDTHxHEIGHT, each a multiple of 16 (default 256x192)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -329,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
             f"width {earlier_width} -> {args.width})"
         )
     log(f"rendering {args.pool} training scenes from scene {args.first_scene}")
-    pool = ScenePool(args.seed, args.pool if args.steps else 1, first_index=args.first_scene)
+    height, width = input_hw = args.input
+    gh, gw = height // STRIDE, width // STRIDE
+    pool = ScenePool(
+        args.seed, args.pool if args.steps else 1, first_index=args.first_scene, input_hw=input_hw
+    )
     params = sum(p.numel() for p in net.parameters())
     log(f"model: {params} parameters; {args.steps} steps of {args.batch}")
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -366,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     alternatives: dict[str, dict[str, float | str]] = {}
     calib: dict[str, float | str] = {}
     for views in args.tta:
-        alternatives[views] = calibrate(net, args.seed, args.val, tta=views)
+        alternatives[views] = calibrate(net, args.seed, args.val, tta=views, input_hw=input_hw)
         log(f"calibration with TTA views {views!r}: {alternatives[views]}")
         # A later (costlier) view set is kept only if it counts strictly better.
         if not calib or alternatives[views]["val_exact_accuracy"] > calib["val_exact_accuracy"]:
@@ -386,12 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         previous["version"]
         if recalibrating
         else f"{MODEL_NAME}-{trained_at[:10]}-s{args.seed}-w{args.width}"
-        f"{f'-c{args.context}' if args.context else ''}-n{total_steps}"
+        f"{f'-c{args.context}' if args.context else ''}"
+        f"{f'-i{width}' if input_hw != INPUT_HW else ''}-n{total_steps}"
     )
     metadata = {
         "packstation.model": MODEL_NAME,
         "packstation.version": version,
-        "packstation.input": f"{INPUT_HW[1]}x{INPUT_HW[0]} RGB 0..1 NCHW",
+        "packstation.input": f"{width}x{height} RGB 0..1 NCHW",
         "packstation.stride": str(STRIDE),
         "packstation.peak_threshold": str(calib["peak_threshold"]),
         "packstation.unsure_margin": str(calib["unsure_margin"]),
@@ -400,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "packstation.trained_at": trained_at,
         "packstation.tta": str(calib["tta"]),
     }
-    export(net, onnx_path, metadata, tta=str(calib["tta"]))
+    export(net, onnx_path, metadata, tta=str(calib["tta"]), input_hw=input_hw)
     card = {
         "model": MODEL_NAME,
         "version": version,
@@ -414,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{params} parameters; stride-{STRIDE} centre heatmap with 3x3 max-pool peak "
             "picking in the graph; size head; global 'unreadable' head"
         ),
-        "input": {"width": INPUT_HW[1], "height": INPUT_HW[0], "format": "RGB 0..1 NCHW float32"},
-        "outputs": ["peaks (1,1,48,64)", "sizes (1,2,48,64)", "unreadable (1,1)"],
+        "input": {"width": width, "height": height, "format": "RGB 0..1 NCHW float32"},
+        "outputs": [f"peaks (1,1,{gh},{gw})", f"sizes (1,2,{gh},{gw})", "unreadable (1,1)"],
         "training": {
             "seed": args.seed,
             "context": args.context,
