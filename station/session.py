@@ -1094,10 +1094,21 @@ class Session:
         label = code.value if isinstance(code, ShippingLabelCode) else None
         if self._config.close_by not in (trigger, "either"):
             return [ShowMessage("warning", f"close.use_{self._config.close_by}")]
+        effects: list[Effect] = []
         if label is not None and (owner := self._other_owner(label, carton)) is not None:
-            # Another carton's label (one that passed and was printed for): it must not close
-            # this carton and tie its tracking number to it.
-            return [ShowMessage("warning", "label.other_carton", _owner_params(label, owner))]
+            # Another carton's label (one the shipping software was allowed to print): it must
+            # not close this carton and tie its tracking number to it. Audited either way, since
+            # that label is now on this carton; a station in shadow mode stops nothing.
+            params = {**_key_params(carton), "label": label, "printed_for": list(owner)}
+            effects.append(self._audit("label.other_carton", params))
+            if self._config.mode == "enforce":
+                shown = ShowMessage("warning", "label.other_carton", _owner_params(label, owner))
+                return [*effects, shown]
+        return [*effects, *self._start_attempt(carton, trigger, label)]
+
+    def _start_attempt(
+        self, carton: _Carton, trigger: CloseTrigger, label: str | None
+    ) -> list[Effect]:
         assert carton.box is not None and carton.manifest is not None  # PACKING/BLOCKED have both
         carton.attempts += 1
         carton.closed_by, carton.shipping_label = trigger, label
@@ -1330,7 +1341,10 @@ class Session:
             del self._label_owners[next(iter(self._label_owners))]
 
     def _other_owner(self, label: str, carton: _Carton) -> tuple[str, str] | None:
-        """The carton `label` was printed for, if it is known and not `carton`."""
+        """The carton `label` was printed for, if it is known and not `carton` (a label granted
+        to `carton` is its own, even if it was granted to another since)."""
+        if label in carton.granted_labels:
+            return None
         owner = self._label_owners.get(label)
         return owner if owner is not None and owner != carton.key else None
 
@@ -1339,11 +1353,13 @@ class Session:
         granted = sorted(carton.granted_labels)
         owner = self._other_owner(label, carton)
         if owner is not None or (granted and label not in granted):
-            printed_for = f"{owner[0]} / {owner[1]}" if owner else "another carton"
-            also = f" ({', '.join(granted)} was printed for this one)" if granted else ""
+            whose = (
+                f"was printed for {owner[0]} / {owner[1]}, not" if owner else "was not printed for"
+            )
+            also = f" ({', '.join(granted)} was)" if granted else ""
             message = (
-                f"Label {label} was printed for {printed_for}, not this carton{also}: take it "
-                "off and put the carton's own label on."
+                f"Label {label} {whose} this carton{also}: take it off and put the carton's own "
+                "label on."
             )
             return self._withdraw(carton, Reason("label_mismatch", message))
         params = {**_key_params(carton), "label": label}

@@ -26,10 +26,11 @@ from station.session import SessionSnapshot
 # flight, with defaults, so a format 1 row reads as a format 2 row with neither. Format 3 added
 # the SKUs a verdict asked to recount (none in older rows); an older daemon refuses a format 3
 # row rather than forget a recount and let its second mismatch ask again. Format 4 added the
-# attempts a carton opened again had before (0 in older rows: numbering as before). Format 5 added
-# the cartons recent labels were granted for (none in older rows: known again from the next grant).
-FORMAT = 5
-READABLE = frozenset({1, 2, 3, 4, 5})
+# attempts a carton opened again had before (0 in older rows: numbering as before). The cartons
+# recent labels were granted for (`label_owners`) came later without a new format: an older daemon
+# ignores them harmlessly, and an older row has none (known again from the next grant).
+FORMAT = 4
+READABLE = frozenset({1, 2, 3, 4})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS session (

@@ -219,17 +219,40 @@ def test_the_label_of_a_carton_that_passed_does_not_close_the_next_one() -> None
     session.handle(LabelGranted("A-1", "1", LABEL.value))
     open_next_carton(session)
     effects = session.handle(Scanned(LABEL))
-    assert effects == [
+    assert of(ShowMessage, effects) == [
         ShowMessage(
             "warning",
             "label.other_carton",
             {"label": LABEL.value, "order_id": "A-1", "carton_id": "1"},
         )
     ]
+    (seen,) = of(RecordAudit, effects)  # that label is on this carton now: on the record
+    assert seen.kind == "label.other_carton" and seen.data["order_id"] == "B-2"
+    assert seen.data["printed_for"] == ["A-1", "1"] and seen.data["label"] == LABEL.value
     assert session.state is SessionState.PACKING
     own = ShippingLabelCode("1Z999AA10000000003")
     session.handle(Scanned(own))  # its own label (printed without asking) still closes it
     assert session.state is SessionState.VERIFYING
+
+
+def test_a_station_in_shadow_mode_closes_with_another_cartons_label_and_records_it() -> None:
+    session, _ = new_session("shadow")
+    drive_to(session, SessionState.IDLE)
+    session.handle(LabelGranted("A-1", "1", LABEL.value))  # shadow: every request is granted
+    open_next_carton(session)
+    effects = session.handle(Scanned(LABEL))
+    assert [a.kind for a in of(RecordAudit, effects)] == ["label.other_carton"]
+    assert session.state is SessionState.VERIFYING  # a station on trial stops nothing
+
+
+def test_a_label_granted_to_the_carton_stays_its_own_when_granted_again_to_another() -> None:
+    """A tracking number granted twice (a retry naming the wrong carton, a master number of a
+    multi-carton order): the carton it was granted to may still tie it."""
+    session, _ = passed()
+    session.handle(LabelGranted("A-1", "1", LABEL.value))
+    session.handle(LabelGranted("B-2", "1", LABEL.value))
+    effects = session.handle(Scanned(LABEL))
+    assert of(WeighFinal, effects) == [WeighFinal("A-1", "1")]
 
 
 def test_the_cartons_labels_were_printed_for_survive_a_restart_and_the_oldest_are_forgotten() -> (
