@@ -40,7 +40,6 @@ from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import (
     IMAGES_DIR,
-    ChainMoved,
     ChainRecord,
     EvidenceStore,
     canonical_json,
@@ -109,6 +108,8 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
+# Under the data_dir: evidence records a verdict event anchored that could not go into the chain.
+UNWRITTEN_DIR = "evidence-unwritten"
 CLOCK_FAULT = "clock offset"
 _INBOUND_ENVELOPE_BYTES = 64 * 1024
 STORAGE_UNUSABLE = 3  # exit status: the data directory cannot hold the station's files
@@ -165,10 +166,16 @@ class StationDaemon:
         folders = (data_dir / IMAGES_DIR, vision_dir)
         self.image_folders = tuple(dict.fromkeys(d for d in folders if d is not None))
         self.outbox = Outbox(self._outbox_path, self.clock)
-        self.evidence = EvidenceStore(self._evidence_path, config.station.id, config.station.site)
-        # Evidence records whose verdict event is committed (it anchors them) and that are not
-        # written yet, by chain position; kept in the outbox with their event (see _pay_owed).
-        self._owed = {seq: ChainRecord.from_text(text) for seq, text in self.outbox.owed_records()}
+        self.evidence = EvidenceStore(
+            self._evidence_path,
+            config.station.id,
+            config.station.site,
+            on_settled=self._settle_owed,
+            on_unwritable=self._set_owed_aside,
+        )
+        # Cartons whose verdict record a stop left owed, until _settle_owed_at_start has seen
+        # to them.
+        self._owed_at_start = self._take_back_owed()
         self.session_store = SessionStore(self._session_path)
         self._saved_session: SessionSnapshot | None = None
         self._versions = {
@@ -316,6 +323,7 @@ class StationDaemon:
             self.clock.now_utc,
             self._call_soon,
             self.feed,
+            self.left_at_restart,
         )
         self.interlock.subscribe()
         self.api = StationApi(self) if config.api.enabled else None
@@ -356,9 +364,9 @@ class StationDaemon:
         self._loop = asyncio.get_running_loop()
         self.publisher.start()
         self.actuators.start()
-        self._pay_owed_at_start()
         self._report_set_aside()
         self._recover_session()
+        self._settle_owed_at_start()
         for channel in self.channels:
             channel.start()
         for scanner in self.scanners:
@@ -557,6 +565,9 @@ class StationDaemon:
         one small fsynced write per faulty file per tick, and only while a fault is up."""
         for path in (self._outbox_path, self._evidence_path):
             if f"storage {path.name}" in self._down and takes_writes(path) is None:
+                if path == self._evidence_path and (self.evidence.owed or self._owed_at_start):
+                    self._settle_owed_at_start(retry=True)  # clears the fault once written
+                    continue
                 self._storage_written(path)
 
     def _storage_written(self, path: Path) -> None:
@@ -699,17 +710,13 @@ class StationDaemon:
         record: ChainRecord | None = None
         written: set[Path] = set()
         for effect in effects:
-            if self._owed and _extends_chain(effect):
-                try:  # first the records events anchored already, or their positions are taken
-                    self._pay_owed()
-                except Exception as exc:
-                    log.exception("anchored evidence not written; the step is held")
-                    return exc, self._evidence_path
             store = self._store_of(effect)
             try:
                 if isinstance(effect, PublishEvent) and effect.kind == VERIFICATION_RESULT:
                     attempt = next((e for e in effects if isinstance(e, RecordAttempt)), None)
+                    store = self._evidence_path  # hashing it writes the records owed first
                     record = self._prepare(attempt.record) if attempt else None
+                    store = self._outbox_path
                 self._apply(effect, record)
             except Exception as exc:
                 # Fail closed: nothing after an effect that could not be carried out (an event
@@ -767,38 +774,80 @@ class StationDaemon:
                 "(docs/reliability.md).",
             )
 
-    def _pay_owed(self) -> None:
-        """Write the evidence records that committed verdict events anchor, oldest first.
-
-        Their event and record are two files, so the station can stop, or the record's write
-        fail, between the two: the record then waits in the outbox with its event, and is
-        written before anything else takes a place in the chain (here, at the next start or
-        the next write to the chain), never lost with its position reused by another record.
-        """
-        for seq in sorted(self._owed):
+    def _take_back_owed(self) -> set[tuple[str, str]]:
+        """Owe the evidence store again what a stop left owed (kept in the outbox with its
+        event); returns the cartons concerned."""
+        cartons = set()
+        for seq, text in self.outbox.owed_records():
             try:
-                self.evidence.write_anchored(self._owed[seq])
-            except ChainMoved:  # another record took its place: no retry can mend it
-                log.critical(
-                    "an anchored evidence record cannot be written: its place in the chain is "
-                    "taken; the backend will find the verdict event's anchor unmatched",
-                    extra={"record_id": seq, "file": str(self._evidence_path)},
-                )
-            del self._owed[seq]
-            try:
-                self.outbox.settle_owed(seq)
-            except Exception:  # found written at the next start, and settled then
-                log.warning("owed record not settled", extra={"record_id": seq}, exc_info=True)
+                record = ChainRecord.from_text(text)
+            except Exception as exc:  # never a reason not to start: kept aside, said loudly
+                self._write_aside(seq, text, f"unreadable: {exc}")
+                self._settle_owed(seq)
+                continue
+            self.evidence.owe(record)
+            if record.order_id is not None and record.carton_id is not None:
+                cartons.add((record.order_id, record.carton_id))
+        return cartons
 
-    def _pay_owed_at_start(self) -> None:
-        if not self._owed:
+    def left_at_restart(self, order_id: str, carton_id: str) -> bool:
+        """The carton's verdict record was left owed by a stop and the session did not get the
+        carton back: it left the station unverified (the label interlock refuses it)."""
+        return (order_id, carton_id) in self._owed_at_start
+
+    def _settle_owed_at_start(self, retry: bool = False) -> None:
+        """Write what a stop left owed, once the session is recovered (its own audit writes it
+        first, if it has one). A carton among them that the session does not hold left the
+        station unverified whatever its record says (its light and diverter were never set):
+        audited as aborted, so the interlock wants it verified again. Retried at each tick while
+        the evidence file cannot be written (`retry`: the station is held already)."""
+        self._owed_at_start -= {self.session.open_carton, self.session.awaiting_label}
+        if not self._owed_at_start and not self.evidence.owed:
             return
-        log.warning("writing anchored evidence left unwritten", extra={"records": len(self._owed)})
+        now = self.clock.now_utc()
+        left = sorted(self._owed_at_start)
+        if not retry:
+            log.warning("writing owed evidence", extra={"cartons_left_unverified": len(left)})
         try:
-            self._pay_owed()
+            self.evidence.pay_owed()
         except Exception as exc:
-            log.exception("anchored evidence not written at start")
-            self._hold(exc, self._evidence_path)
+            if not retry:
+                log.exception("owed evidence not written yet")
+                self._hold(exc, self._evidence_path)
+            return
+        self._storage_written(self._evidence_path)
+        audits = [RecordAudit("carton.aborted", _left_at_restart(key), now) for key in left]
+        failure = self._execute(list(audits))
+        if failure is None:
+            self._owed_at_start.clear()
+        elif not retry:
+            self._hold(*failure)
+
+    def _settle_owed(self, seq: int) -> None:
+        """An owed record is written (or kept aside): the outbox may forget it."""
+        try:
+            self.outbox.settle_owed(seq)
+        except Exception:  # found written at the next start, and settled then
+            log.warning("owed record not settled", extra={"record_id": seq}, exc_info=True)
+
+    def _set_owed_aside(self, record: ChainRecord, why: str) -> None:
+        self._write_aside(record.seq, record.stored_text(), why)
+
+    def _write_aside(self, seq: int, text: str, why: str) -> None:
+        """An owed record that cannot go into the chain: kept in a file beside it, not lost."""
+        folder = self._evidence_path.parent / UNWRITTEN_DIR
+        path = folder / f"record-{seq}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError:
+            log.critical("owed evidence record lost", extra={"record_id": seq, "record": text})
+            return
+        log.critical(
+            "an evidence record a verdict event anchored cannot go into the chain: kept aside; "
+            "the backend will find that anchor unmatched",
+            extra={"record_id": seq, "why": why, "kept_in": str(path)},
+        )
 
     def _prepare(self, record: AttemptRecord) -> ChainRecord:
         key = (record.order_id, record.carton_id, record.attempt)
@@ -816,10 +865,12 @@ class StationDaemon:
                 owed = (record.seq, record.stored_text()) if anchor and record else None
                 self.publisher.publish(event_type, data, subject=subject, owed=owed)
                 if owed and record:
-                    self._owed[record.seq] = record
+                    self.evidence.owe(record)
             case RecordAttempt(attempt):
-                if record is None:  # else written with the records owed, before this effect
+                if record is None:
                     self.evidence.append(self._prepare(attempt))
+                else:  # owed since its event was committed (the session puts the event first)
+                    self.evidence.pay_owed()
                 self._observed = None
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
@@ -945,11 +996,9 @@ class StationDaemon:
         return None
 
 
-def _extends_chain(effect: Effect) -> bool:
-    """The effect takes the evidence chain's next position (a record, or a verdict's anchor)."""
-    if isinstance(effect, PublishEvent):
-        return effect.kind == VERIFICATION_RESULT
-    return isinstance(effect, RecordAttempt | RecordAudit)
+def _left_at_restart(key: tuple[str, str]) -> dict[str, object]:
+    order_id, carton_id = key
+    return {"order_id": order_id, "carton_id": carton_id, "reason": "restart_before_recorded"}
 
 
 def manifest_input(

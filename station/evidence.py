@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -130,9 +130,29 @@ class ChainMoved(RuntimeError):
 
 
 class EvidenceStore:
-    def __init__(self, path: Path, station_id: str, site_id: str) -> None:
+    """The station's evidence chain in one SQLite file.
+
+    Records owed (`owe`): a verdict's record is hashed before its event is committed, since the
+    event carries the hash, and written after. Until it is written it is owed, and the store
+    writes what it owes before it takes the next chain position for anything else and before it
+    answers a read about cartons, so no other record takes the owed one's position and no answer
+    (a label permission) is given from a chain that lacks it. An owed record that can no longer
+    be written (another record took its place, or the file was replaced) goes to
+    `on_unwritable`; each one done with goes to `on_settled`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        station_id: str,
+        site_id: str,
+        on_settled: Callable[[int], None] = lambda seq: None,
+        on_unwritable: Callable[[ChainRecord, str], None] = lambda record, why: None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._owed: dict[int, ChainRecord] = {}
+        self._on_settled, self._on_unwritable = on_settled, on_unwritable
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -171,21 +191,52 @@ class EvidenceStore:
             raise ChainMoved(f"evidence record {prepared.seq} was prepared on an older chain head")
         self._append(prepared)
 
-    def write_anchored(self, prepared: ChainRecord) -> None:
-        """Write a prepared record whose anchor may be out already, unless it is written.
+    def owe(self, prepared: ChainRecord) -> None:
+        """`prepared`'s anchor is out (its event is committed): write it before anything else."""
+        self._owed[prepared.seq] = prepared
 
-        Written (or pruned since) with the same hash: nothing to do. Another record in its place,
-        or a chain that moved on without it: ChainMoved, since the anchor could never be matched.
-        """
-        if prepared.seq > self._head[0]:
-            self.append(prepared)
-            return
-        stored = self.record(prepared.seq)
+    @property
+    def owed(self) -> tuple[ChainRecord, ...]:
+        return tuple(self._owed[seq] for seq in sorted(self._owed))
+
+    def pay_owed(self) -> list[ChainRecord]:
+        """Write the records owed, oldest first; returns those written now (not those found
+        written already). A write that fails raises, and they stay owed."""
+        written = []
+        for prepared in self.owed:
+            try:
+                if self._write_anchored(prepared):
+                    written.append(prepared)
+            except ChainMoved as exc:
+                self._on_unwritable(prepared, str(exc))
+            del self._owed[prepared.seq]
+            self._on_settled(prepared.seq)
+        return written
+
+    def _write_anchored(self, prepared: ChainRecord) -> bool:
+        """Write a record whose anchor is out, unless it is written (or pruned since) with the
+        same hash; True if written now. Synced to disk before it returns (FULL), since its being
+        written is what settles it in the outbox. ChainMoved when it can never be written."""
+        head_seq, head_sha = self._head
+        if prepared.seq > head_seq:
+            if prepared.seq != head_seq + 1 or prepared.prev_sha256 != head_sha:
+                raise ChainMoved(
+                    f"evidence record {prepared.seq} does not continue this file's chain (now at "
+                    f"{head_seq}): was the file replaced, or set aside as damaged?"
+                )
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                self.append(prepared)
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            return True
+        stored = read_record(self._db, prepared.seq)
         if stored is not None and stored.sha256 != prepared.sha256:
             raise ChainMoved(
                 f"evidence record {prepared.seq} is not the one its event anchored "
                 f"({stored.sha256[:12]} written, {prepared.sha256[:12]} anchored)"
             )
+        return False
 
     def record_attempt(
         self, record: AttemptRecord, extra: Mapping[str, object] | None = None
@@ -208,6 +259,7 @@ class EvidenceStore:
         return EvidenceRef(record_id=record.seq, sha256=record.sha256, chain=self.genesis)
 
     def _prepare(self, kind: str, at: str, body: str, keys: _Keys) -> ChainRecord:
+        self.pay_owed()  # never over a position an anchor already names
         seq, prev = self._head[0] + 1, self._head[1]
         digest = hashlib.sha256(envelope_bytes(seq, kind, at, body, prev)).hexdigest()
         order_id, carton_id, attempt, outcome = keys
@@ -222,6 +274,7 @@ class EvidenceStore:
 
     def attempts(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """The carton's attempt records, oldest first, each with its chain position (`seq`)."""
+        self.pay_owed()
         rows = self._db.execute(
             "SELECT seq, body FROM records WHERE kind = 'attempt' AND order_id = ?"
             " AND carton_id = ? ORDER BY seq",
@@ -243,6 +296,7 @@ class EvidenceStore:
 
     def carton_records(self, order_id: str, carton_id: str) -> list[ChainRecord]:
         """Every record about one carton (attempts and audit entries), in chain order."""
+        self.pay_owed()
         return list(
             _select(
                 self._db, "WHERE order_id = ? AND carton_id = ? ORDER BY seq", (order_id, carton_id)
@@ -250,6 +304,7 @@ class EvidenceStore:
         )
 
     def record(self, seq: int) -> ChainRecord | None:
+        self.pay_owed()
         return read_record(self._db, seq)
 
     @property
@@ -260,6 +315,7 @@ class EvidenceStore:
     def audits(self, order_id: str, carton_id: str, *kinds: str) -> list[dict[str, Any]]:
         """Audit entries of `kinds` about one carton, oldest first, with `kind`, `at` and their
         chain position `seq` (what orders them: the wall clock may have been stepped)."""
+        self.pay_owed()
         marks = ", ".join("?" for _ in kinds)
         rows = self._db.execute(
             f"SELECT seq, kind, at, body FROM records WHERE kind IN ({marks})"  # placeholders

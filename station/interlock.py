@@ -42,6 +42,7 @@ def label_permission(
     shadow_station: bool,
     outputs_pending: bool = False,
     unsealed: list[dict[str, Any]] | None = None,
+    left_at_restart: bool = False,
 ) -> dict[str, Any]:
     """Allowed after the carton's last attempt passed, or after a reviewer released it since.
 
@@ -61,7 +62,7 @@ def label_permission(
         # Ordered by chain position, not by the wall clock (NTP may step it).
         release = next((r for r in reversed(releases) if r["seq"] > last["seq"]), None)
         since = release["seq"] if release is not None else last["seq"]
-        left = any(u["seq"] > since for u in unsealed or ())
+        left = left_at_restart or any(u["seq"] > since for u in unsealed or ())
     shadow = shadow_station or (last is not None and last["mode"] == "shadow")
     cleared = last is not None and (release is not None or last["verdict"]["outcome"] == "PASS")
     if last is None:
@@ -96,8 +97,11 @@ class LabelInterlock:
         now_utc: Callable[[], Any],
         call_soon: Callable[[Callable[[], None]], None],
         feed: Callable[[LabelGranted], object],
+        left_at_restart: Callable[[str, str], bool] = lambda order_id, carton_id: False,
     ) -> None:
-        """`feed` gives the session a granted label (on the loop)."""
+        """`feed` gives the session a granted label (on the loop). `left_at_restart` names a
+        carton a restart lost while its verdict record was still being written: it left the
+        station unverified, until its audit saying so is written."""
         self._session = session
         self._evidence = evidence
         self._outputs = outputs
@@ -105,6 +109,7 @@ class LabelInterlock:
         self._now_utc = now_utc
         self._call_soon = call_soon
         self._feed = feed
+        self._left_at_restart = left_at_restart
 
     def subscribe(self) -> None:
         self._publisher.subscribe(TopicKey.LABEL_PERMISSION_REQUEST, self._on_request)
@@ -129,6 +134,7 @@ class LabelInterlock:
             shadow_station=session.mode == "shadow",
             outputs_pending=session.awaiting_label == key and not self._outputs.settled,
             unsealed=self._evidence.audits(order_id, carton_id, *LEFT_UNVERIFIED),
+            left_at_restart=self._left_at_restart(order_id, carton_id),
         )
         earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
         granted_before = sum(1 for entry in earlier if entry["allowed"])

@@ -190,27 +190,67 @@ def test_a_prepared_record_cannot_be_written_after_the_chain_moved(tmp_path: Pat
     store.close()
 
 
-def test_an_anchored_record_kept_as_text_is_written_once_and_never_replaced(
+class Settlements:
+    """What an evidence store reports about the records it owed."""
+
+    def __init__(self) -> None:
+        self.settled: list[int] = []
+        self.unwritable: list[tuple[int, str]] = []
+
+    def store(self, path: Path) -> EvidenceStore:
+        return EvidenceStore(
+            path,
+            "pack-01",
+            "dc-north",
+            on_settled=self.settled.append,
+            on_unwritable=lambda record, why: self.unwritable.append((record.seq, why)),
+        )
+
+
+def test_an_owed_record_is_written_before_any_other_record_and_before_any_read(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "evidence.sqlite3"
-    store = EvidenceStore(path, "pack-01", "dc-north")
-    prepared = store.prepare_attempt(attempt(1))
+    first = EvidenceStore(path, "pack-01", "dc-north")
+    prepared = first.prepare_attempt(attempt(1))
     kept = ChainRecord.from_text(prepared.stored_text())  # what the outbox holds meanwhile
     assert kept == prepared
+    first.close()  # the station stops before writing it
+
+    log = Settlements()
+    store = log.store(path)
+    store.owe(kept)
+    audit = store.record_audit("login", {"badge": "BADGE-42"}, T0)  # pays first
+    assert audit.seq == kept.seq + 1 and store.record(kept.seq) == kept
+    assert log.settled == [kept.seq] and store.owed == ()
+
+    later = store.prepare_attempt(attempt(2))
+    store.owe(later)
+    assert [a["seq"] for a in store.attempts("ORD-2", "C1")] == [later.seq]  # reads pay too
+    store.owe(later)  # owed again (a restart before the outbox forgot it): found written
+    assert store.pay_owed() == [] and log.settled == [kept.seq, later.seq, later.seq]
+    assert check(path).ok and check(path).records == 3 and log.unwritable == []
     store.close()
 
-    reopened = EvidenceStore(path, "pack-01", "dc-north")
-    reopened.write_anchored(kept)
-    reopened.write_anchored(kept)  # found written: nothing to do
-    assert reopened.head == (prepared.seq, prepared.sha256)
-    assert check(path).ok and check(path).records == 1
 
-    other = reopened.prepare_attempt(attempt(2))
-    reopened.record_audit("login", {"badge": "BADGE-42"}, T0)  # takes `other`'s place
-    with pytest.raises(ChainMoved, match=f"record {other.seq} is not the one"):
-        reopened.write_anchored(other)
-    reopened.close()
+def test_an_owed_record_whose_place_is_taken_or_whose_chain_is_gone_is_handed_back(
+    tmp_path: Path,
+) -> None:
+    log = Settlements()
+    store = log.store(tmp_path / "evidence.sqlite3")
+    taken = store.prepare_attempt(attempt(1))
+    store.record_audit("login", {"badge": "BADGE-42"}, T0)  # not owed yet: takes its place
+    store.owe(taken)
+    assert store.pay_owed() == []
+    replaced = log.store(tmp_path / "replaced.sqlite3")  # a new file: a new chain
+    replaced.owe(store.prepare_attempt(attempt(2)))
+    replaced.pay_owed()
+    (first, why_first), (second, why_second) = log.unwritable
+    assert first == taken.seq and "not the one its event anchored" in why_first
+    assert second == taken.seq + 1 and "does not continue this file's chain" in why_second
+    assert log.settled == [first, second]  # handed back, so the outbox forgets them
+    store.close()
+    replaced.close()
 
 
 def test_a_pre_chain_file_is_converted_into_the_chain(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.rig import SimulatedStation
 from station.events import EventType
-from station.evidence import EvidenceStore, open_readonly, verify_chain
+from station.evidence import (
+    ChainRecord,
+    EvidenceStore,
+    open_readonly,
+    read_record,
+    verify_chain,
+)
 from station.session import RecordAttempt
 from tests.test_daemon import InProcessDaemon, storage_faults
 
@@ -78,6 +84,15 @@ def test_a_verdict_event_anchors_its_complete_record(tmp_path: Path, broker) -> 
     assert check.ok and check.records >= 2  # the login audit entry and the attempt
 
 
+def written_record(path: Path, seq: int) -> ChainRecord | None:
+    """The record as the file holds it (the store's own reads would write what it owes)."""
+    db = open_readonly(path)
+    try:
+        return read_record(db, seq)
+    finally:
+        db.close()
+
+
 def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_lost(
     tmp_path: Path, broker, monkeypatch
 ) -> None:
@@ -103,7 +118,7 @@ def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_los
                 [first] = listener.of_type(EventType.VERIFICATION_RESULT)
                 anchor = first["data"]["evidence"]
                 assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
-                assert running.daemon.evidence.record(anchor["record_id"]) is None
+                assert written_record(running.daemon.evidence.path, anchor["record_id"]) is None
                 owed = running.daemon.outbox.owed_records()
                 assert [seq for seq, _ in owed] == [anchor["record_id"]]
             failing.clear()  # space freed while the station was down
