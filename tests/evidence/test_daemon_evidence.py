@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.rig import SimulatedStation
@@ -93,12 +95,9 @@ def written_record(path: Path, seq: int) -> ChainRecord | None:
         db.close()
 
 
-def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_lost(
-    tmp_path: Path, broker, monkeypatch
-) -> None:
-    """The verdict event anchors a record that its write then fails to store (a full disk,
-    and the station stops before it is freed): the record waits in the outbox and is written
-    at the next start, so no later record takes its place and every anchor out matches."""
+@pytest.fixture
+def full_evidence_disk(monkeypatch) -> threading.Event:
+    """While set, writing an attempt record fails as on a full disk (audits still go)."""
     failing = threading.Event()
     failing.set()
     append = EvidenceStore.append
@@ -108,23 +107,40 @@ def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_los
             raise sqlite3.OperationalError("database or disk is full")
         append(self, prepared)
 
-    monkeypatch.setattr(EvidenceStore, "append", full_disk)  # attempts only: audits still go
+    monkeypatch.setattr(EvidenceStore, "append", full_disk)
+    return failing
+
+
+def leave_a_verdict_owed(station: SimulatedStation, listener: Listener) -> dict[str, Any]:
+    """A station whose verdict event went out but whose record could not be written, then
+    stopped; returns the anchor the event carried."""
+    with InProcessDaemon(station.config_path) as running:
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        assert running.wait_for(lambda _: listener.of_type(EventType.VERIFICATION_RESULT))
+        [first] = listener.of_type(EventType.VERIFICATION_RESULT)
+        anchor = first["data"]["evidence"]
+        assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
+        assert written_record(running.daemon.evidence.path, anchor["record_id"]) is None
+        owed = running.daemon.outbox.owed_records()
+        assert [seq for seq, _ in owed] == [anchor["record_id"]]
+    return anchor
+
+
+def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_lost(
+    tmp_path: Path, broker, full_evidence_disk
+) -> None:
+    """The verdict event anchors a record that its write then fails to store (a full disk,
+    and the station stops before it is freed): the record waits in the outbox and is written
+    at the next start, so no later record takes its place and every anchor out matches."""
     listener = Listener(broker.host, broker.port)
     try:
         with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
-            with InProcessDaemon(station.config_path) as running:
-                station.pack("7", "ORD-1001", "C1", "BOX-S")
-                assert running.wait_for(lambda _: listener.of_type(EventType.VERIFICATION_RESULT))
-                [first] = listener.of_type(EventType.VERIFICATION_RESULT)
-                anchor = first["data"]["evidence"]
-                assert running.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
-                assert written_record(running.daemon.evidence.path, anchor["record_id"]) is None
-                owed = running.daemon.outbox.owed_records()
-                assert [seq for seq, _ in owed] == [anchor["record_id"]]
-            failing.clear()  # space freed while the station was down
+            anchor = leave_a_verdict_owed(station, listener)
+            full_evidence_disk.clear()  # space freed while the station was down
 
             with InProcessDaemon(station.config_path) as restarted:
-                written = restarted.daemon.evidence.record(anchor["record_id"])
+                evidence_file = restarted.daemon.evidence.path
+                written = written_record(evidence_file, anchor["record_id"])
                 assert written is not None and written.sha256 == anchor["sha256"]
                 assert restarted.daemon.outbox.owed_records() == []
                 station.close()  # the recovered carton is closed again
@@ -132,15 +148,49 @@ def test_a_record_whose_write_failed_after_its_event_went_out_is_written_not_los
                     lambda _: len(listener.of_type(EventType.VERIFICATION_RESULT)) == 2
                 )
                 events = listener.of_type(EventType.VERIFICATION_RESULT)
-                for out in (e["data"]["evidence"] for e in events):
-                    record = restarted.daemon.evidence.record(out["record_id"])
-                    assert record is not None and record.sha256 == out["sha256"]
                 assert [e["data"]["attempt"] for e in events] == [1, 2]
-                evidence_file = restarted.daemon.evidence.path
     finally:
         listener.close()
+    for out in (e["data"]["evidence"] for e in events):
+        record = written_record(evidence_file, out["record_id"])
+        assert record is not None and record.sha256 == out["sha256"]
     db = open_readonly(evidence_file)
     try:
         assert verify_chain(db).ok
     finally:
         db.close()
+
+
+def test_a_passed_carton_whose_record_and_session_a_stop_lost_gets_no_label(
+    tmp_path: Path, broker, full_evidence_disk
+) -> None:
+    """The PASS event went out, its record did not, and the stored session is gone too: the
+    record is written at start, but the carton left the station with its light and diverter
+    never set, so it is audited aborted and the label interlock refuses it."""
+    listener = Listener(broker.host, broker.port)
+    try:
+        with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+            anchor = leave_a_verdict_owed(station, listener)
+            assert listener.of_type(EventType.VERIFICATION_RESULT)[0]["data"]["outcome"] == "PASS"
+            full_evidence_disk.clear()
+            data_dir = station.config_path.parent
+            for lost in data_dir.rglob("session.sqlite3*"):
+                lost.unlink()
+
+            with InProcessDaemon(station.config_path) as restarted:
+                daemon = restarted.daemon
+                written = written_record(daemon.evidence.path, anchor["record_id"])
+                assert written is not None and written.sha256 == anchor["sha256"]
+                answer = asyncio.run_coroutine_threadsafe(
+                    ask_label(daemon, "ORD-1001", "C1"), daemon._loop
+                ).result(10)
+                aborted = daemon.evidence.audits("ORD-1001", "C1", "carton.aborted")
+    finally:
+        listener.close()
+    assert answer["allowed"] is False and answer["reason"] == "left_unsealed"
+    assert [a["reason"] for a in aborted] == ["restart_before_recorded"]
+
+
+async def ask_label(daemon, order_id: str, carton_id: str) -> dict[str, Any]:
+    """The shipping software's question, answered on the daemon's loop as the API does."""
+    return daemon.interlock.decide(order_id, carton_id, "print", "api")
