@@ -40,12 +40,13 @@ from station.domain import BoxType
 from station.event_shapes import to_event
 from station.evidence import (
     IMAGES_DIR,
+    ChainMoved,
     ChainRecord,
     EvidenceStore,
     canonical_json,
 )
 from station.evidence_retention import EvidencePruner, PruneResult, pending_events
-from station.interlock import LabelInterlock
+from station.interlock import LEFT_AT_RESTART, LabelInterlock
 from station.learning.service import LearnedWeights
 from station.learning.store import FILE_NAME as LEARNED_WEIGHTS_FILE
 from station.learning.store import LearnedWeightStore
@@ -95,7 +96,7 @@ from station.session import (
 )
 from station.session_store import SessionStore
 from station.status import DeviceStatus, StationStatus
-from station.storage import damage, set_aside, takes_writes
+from station.storage import damage, set_aside, takes_writes, write_synced
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
@@ -173,9 +174,13 @@ class StationDaemon:
             on_settled=self._settle_owed,
             on_unwritable=self._set_owed_aside,
         )
-        # Cartons whose verdict record a stop left owed, until _settle_owed_at_start has seen
-        # to them.
-        self._owed_at_start = self._take_back_owed()
+        # A stored session whose recovery could not be carried out yet (its audit not written).
+        self._recovery_pending: SessionSnapshot | None = None
+        # Cartons whose verdict record a stop left owed -> that record's chain position, until
+        # _settle_owed_at_start has seen to them; their outbox rows are kept until then.
+        self._owed_at_start: dict[tuple[str, str], int] = {}
+        self._settle_later: list[int] = []
+        self._take_back_owed()
         self.session_store = SessionStore(self._session_path)
         self._saved_session: SessionSnapshot | None = None
         self._versions = {
@@ -480,9 +485,16 @@ class StationDaemon:
         return self._step(lambda: self.session.handle(event))
 
     def _step(self, decide: Callable[[], list[Effect]]) -> list[Effect]:
-        """One session step: its effects carried out in order, then the session persisted. A
-        step whose records could not be written is undone (the session rolls back), so the
-        carton stays held instead of moving on without its record."""
+        return self._carry_out(decide)[0]
+
+    def _carry_out(
+        self, decide: Callable[[], list[Effect]], retrying: bool = False
+    ) -> tuple[list[Effect], bool]:
+        """One session step: its effects carried out in order, then the session persisted; the
+        effects and whether they were all carried out. A step whose records could not be
+        written is undone (the session rolls back), so the carton stays held instead of moving
+        on without its record. `retrying`: a step tried again while the station is held
+        already (nothing more to say if it fails again)."""
         before = self.session.snapshot()
         effects = decide()
         failure = self._execute(effects)
@@ -490,16 +502,17 @@ class StationDaemon:
             self._save_session(announce=bool(effects))
         else:
             self.session.roll_back(before)
-            self._hold(*failure)  # after the roll-back: its fault event describes the held state
-        return effects
+            if not retrying:
+                self._hold(*failure)  # after the roll-back: its fault event says what is held
+        return effects, failure is None
 
     def _save_session(self, *, announce: bool) -> None:
         """Persist the session if it changed. A failure holds the station; `announce=False` (a
         step that did nothing, such as most ticks, retrying an earlier failure) does not tell
         the packer again what the screen already says."""
         snapshot = self.session.snapshot()
-        if snapshot.same_state(self._saved_session):
-            return
+        if snapshot.same_state(self._saved_session) or self._recovery_pending is not None:
+            return  # (a recovery not carried out yet: the stored session is all there is of it)
         try:
             self.session_store.save(snapshot)
         except Exception as exc:  # the step is done; a restart would recover an older state
@@ -521,11 +534,13 @@ class StationDaemon:
             if snapshot is None:
                 return
             log.warning("recovering the session", extra={"state": snapshot.state.value})
-            self._step(lambda: self.session.recover(snapshot))
+            self._recovery_pending = snapshot
+            self._retry_recovery(retrying=False)
         # Unreadable, or a carton this catalog cannot take back (a SKU since removed): never a
         # reason not to start, and never dropped without a word.
         except Exception as exc:
             log.exception("session not recovered", extra={"file": str(self._session_path)})
+            self._recovery_pending = None
             self.session.restore(fresh)
             self.session_store.close()
             moved = set_aside(self._session_path, self.clock.now_utc())
@@ -541,6 +556,16 @@ class StationDaemon:
                 f"{moved}; an open carton is not recovered: the packer scans it again from the "
                 "start.",
             )
+
+    def _retry_recovery(self, retrying: bool = True) -> None:
+        """Recover the stored session; until its step is carried out (its audit written: a full
+        disk) the stored session is kept as it is and recovery is tried again at each tick."""
+        snapshot = self._recovery_pending
+        if snapshot is None:
+            return
+        if self._carry_out(lambda: self.session.recover(snapshot), retrying)[1]:
+            self._recovery_pending = None
+            self._save_session(announce=True)
 
     def _report_set_aside(self) -> None:
         for path, moved, why in self._set_aside:
@@ -565,10 +590,16 @@ class StationDaemon:
         one small fsynced write per faulty file per tick, and only while a fault is up."""
         for path in (self._outbox_path, self._evidence_path):
             if f"storage {path.name}" in self._down and takes_writes(path) is None:
-                if path == self._evidence_path and (self.evidence.owed or self._owed_at_start):
-                    self._settle_owed_at_start(retry=True)  # clears the fault once written
-                    continue
+                if path == self._evidence_path and self.evidence.owed:
+                    try:
+                        self.evidence.pay_owed()
+                    except Exception:  # still cannot: the fault stays up
+                        continue
                 self._storage_written(path)
+        # What start could not write: retried while it is pending, whatever the faults say.
+        self._retry_recovery()
+        if self._owed_at_start and self._recovery_pending is None:
+            self._settle_owed_at_start(retrying=True)
 
     def _storage_written(self, path: Path) -> None:
         """A write to `path` succeeded: a storage fault on it is over."""
@@ -706,7 +737,7 @@ class StationDaemon:
         A verdict's record is hashed before its event goes out, so the event can carry the
         chain hash; it is written only after the event is committed (the session's order: no
         record, hence no label permission, for a verdict nobody was told about), and the outbox
-        keeps it with the event until it is (`_pay_owed`)."""
+        keeps it with the event until it is (`EvidenceStore.owe`)."""
         record: ChainRecord | None = None
         written: set[Path] = set()
         for effect in effects:
@@ -774,80 +805,99 @@ class StationDaemon:
                 "(docs/reliability.md).",
             )
 
-    def _take_back_owed(self) -> set[tuple[str, str]]:
+    def _take_back_owed(self) -> None:
         """Owe the evidence store again what a stop left owed (kept in the outbox with its
-        event); returns the cartons concerned."""
-        cartons = set()
+        event), and note the cartons concerned."""
         for seq, text in self.outbox.owed_records():
             try:
                 record = ChainRecord.from_text(text)
             except Exception as exc:  # never a reason not to start: kept aside, said loudly
-                self._write_aside(seq, text, f"unreadable: {exc}")
-                self._settle_owed(seq)
+                if self._write_aside(seq, text, f"unreadable: {exc}"):
+                    self._settle_in_outbox(seq)
                 continue
             self.evidence.owe(record)
             if record.order_id is not None and record.carton_id is not None:
-                cartons.add((record.order_id, record.carton_id))
-        return cartons
+                key = (record.order_id, record.carton_id)
+                self._owed_at_start[key] = max(seq, self._owed_at_start.get(key, 0))
 
-    def left_at_restart(self, order_id: str, carton_id: str) -> bool:
-        """The carton's verdict record was left owed by a stop and the session did not get the
-        carton back: it left the station unverified (the label interlock refuses it)."""
-        return (order_id, carton_id) in self._owed_at_start
+    def left_at_restart(self, order_id: str, carton_id: str) -> float | None:
+        """For the label interlock: where in the chain a carton left the station unverified
+        because a stop lost it while its verdict record was owed (just after that record), until
+        that is audited; None for any other carton."""
+        seq = self._owed_at_start.get((order_id, carton_id))
+        return None if seq is None else seq + 0.5
 
-    def _settle_owed_at_start(self, retry: bool = False) -> None:
-        """Write what a stop left owed, once the session is recovered (its own audit writes it
-        first, if it has one). A carton among them that the session does not hold left the
+    def _settle_owed_at_start(self, retrying: bool = False) -> None:
+        """Write what a stop left owed, once the session is recovered (its own audit may have
+        written it already). A carton among them that the session does not hold left the
         station unverified whatever its record says (its light and diverter were never set):
-        audited as aborted, so the interlock wants it verified again. Retried at each tick while
-        the evidence file cannot be written (`retry`: the station is held already)."""
-        self._owed_at_start -= {self.session.open_carton, self.session.awaiting_label}
-        if not self._owed_at_start and not self.evidence.owed:
-            return
+        audited (`carton.left_at_restart`), so the interlock wants it verified again. Until that
+        is written it is tried again at every tick (`retrying`: the station is held already)."""
+        if self._recovery_pending is not None:
+            return  # the session first: it may hold the carton
+        for key in (self.session.open_carton, self.session.awaiting_label):
+            if key is not None:
+                self._owed_at_start.pop(key, None)
         now = self.clock.now_utc()
-        left = sorted(self._owed_at_start)
-        if not retry:
-            log.warning("writing owed evidence", extra={"cartons_left_unverified": len(left)})
+        audits = [
+            RecordAudit(LEFT_AT_RESTART, _left_at_restart(key), now)
+            for key in sorted(self._owed_at_start)
+        ]
+        failure: tuple[Exception, Path | None] | None = None
         try:
             self.evidence.pay_owed()
         except Exception as exc:
-            if not retry:
-                log.exception("owed evidence not written yet")
-                self._hold(exc, self._evidence_path)
-            return
-        self._storage_written(self._evidence_path)
-        audits = [RecordAudit("carton.aborted", _left_at_restart(key), now) for key in left]
-        failure = self._execute(list(audits))
+            failure = (exc, self._evidence_path)
+        failure = failure or self._execute(list(audits))
         if failure is None:
             self._owed_at_start.clear()
-        elif not retry:
+            for seq in self._settle_later:
+                self._settle_in_outbox(seq)
+            self._settle_later.clear()
+            self._storage_written(self._evidence_path)
+        elif not retrying:
+            log.error("evidence a stop left owed not written yet", extra={"why": str(failure[0])})
             self._hold(*failure)
 
-    def _settle_owed(self, seq: int) -> None:
-        """An owed record is written (or kept aside): the outbox may forget it."""
+    def _settle_owed(self, record: ChainRecord) -> None:
+        """An owed record is written (or kept aside): the outbox may forget it, unless its
+        carton left at a restart and that is not audited yet (then the row tells the next start
+        again)."""
+        if (record.order_id, record.carton_id) in self._owed_at_start:
+            self._settle_later.append(record.seq)
+        else:
+            self._settle_in_outbox(record.seq)
+
+    def _settle_in_outbox(self, seq: int) -> None:
         try:
             self.outbox.settle_owed(seq)
         except Exception:  # found written at the next start, and settled then
             log.warning("owed record not settled", extra={"record_id": seq}, exc_info=True)
 
-    def _set_owed_aside(self, record: ChainRecord, why: str) -> None:
-        self._write_aside(record.seq, record.stored_text(), why)
+    def _set_owed_aside(self, record: ChainRecord, why: str) -> bool:
+        return self._write_aside(record.seq, record.stored_text(), why)
 
-    def _write_aside(self, seq: int, text: str, why: str) -> None:
-        """An owed record that cannot go into the chain: kept in a file beside it, not lost."""
+    def _write_aside(self, seq: int, text: str, why: str) -> bool:
+        """An owed record that cannot go into the chain: kept in a file beside it (synced), not
+        lost; False if it could not be (it then stays owed)."""
         folder = self._evidence_path.parent / UNWRITTEN_DIR
         path = folder / f"record-{seq}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        except OSError:
-            log.critical("owed evidence record lost", extra={"record_id": seq, "record": text})
-            return
+            write_synced(path, text.encode())
+        except OSError as exc:
+            log.critical(
+                "an evidence record a verdict event anchored can neither go into the chain nor "
+                "be kept aside: it stays owed in the outbox",
+                extra={"record_id": seq, "why": why, "kept_in": str(path), "error": str(exc)},
+            )
+            return False
         log.critical(
             "an evidence record a verdict event anchored cannot go into the chain: kept aside; "
             "the backend will find that anchor unmatched",
             extra={"record_id": seq, "why": why, "kept_in": str(path)},
         )
+        return True
 
     def _prepare(self, record: AttemptRecord) -> ChainRecord:
         key = (record.order_id, record.carton_id, record.attempt)
@@ -871,6 +921,8 @@ class StationDaemon:
                     self.evidence.append(self._prepare(attempt))
                 else:  # owed since its event was committed (the session puts the event first)
                     self.evidence.pay_owed()
+                    if not self.evidence.holds(record):  # kept aside: never a verdict without it
+                        raise ChainMoved(f"evidence record {record.seq} could not be written")
                 self._observed = None
             case RecordAudit(kind, data, at):
                 self.evidence.record_audit(kind, data, at)
@@ -998,7 +1050,7 @@ class StationDaemon:
 
 def _left_at_restart(key: tuple[str, str]) -> dict[str, object]:
     order_id, carton_id = key
-    return {"order_id": order_id, "carton_id": carton_id, "reason": "restart_before_recorded"}
+    return {"order_id": order_id, "carton_id": carton_id, "reason": "stopped_before_recorded"}
 
 
 def manifest_input(

@@ -12,9 +12,10 @@ Canonical JSON: keys sorted, no whitespace, UTF-8 (no \\u escapes for non-ASCII)
 Infinity. The envelope is assembled from the stored body text, so a verifier hashes the stored
 bytes and never re-serialises a number.
 
-Written on the loop: one small insert per record with WAL and synchronous=NORMAL (a power cut can
-lose the last record but never corrupts the file; the verdict event itself is in the outbox,
-synced FULL). Pruning (`station.evidence_retention`) uses its own connection on a thread.
+Written on the loop: one small insert per record with WAL and synchronous=FULL, like the outbox (a
+verdict event's anchor names its record and, through its hash, every record before it: a power
+cut must not take any of them back once the event is out). Pruning (`station.evidence_retention`)
+uses its own connection on a thread.
 """
 
 from __future__ import annotations
@@ -134,11 +135,15 @@ class EvidenceStore:
 
     Records owed (`owe`): a verdict's record is hashed before its event is committed, since the
     event carries the hash, and written after. Until it is written it is owed, and the store
-    writes what it owes before it takes the next chain position for anything else and before it
-    answers a read about cartons, so no other record takes the owed one's position and no answer
-    (a label permission) is given from a chain that lacks it. An owed record that can no longer
-    be written (another record took its place, or the file was replaced) goes to
-    `on_unwritable`; each one done with goes to `on_settled`.
+    writes what it owes before it takes the next chain position for anything else, and before it
+    answers a read about the owed record or its carton, so no other record takes its position
+    and no answer (a label permission) is given from a chain that lacks it. An owed record that
+    can no longer be written (another record took its place, or the file was replaced) goes to
+    `on_unwritable`, which says whether it kept it elsewhere (if not, it stays owed); each one
+    done with goes to `on_settled`.
+
+    Every write is synced to disk (FULL): a verdict's anchor names its record's predecessors
+    too, and a power cut must not take them back once the anchor is out.
     """
 
     def __init__(
@@ -146,8 +151,8 @@ class EvidenceStore:
         path: Path,
         station_id: str,
         site_id: str,
-        on_settled: Callable[[int], None] = lambda seq: None,
-        on_unwritable: Callable[[ChainRecord, str], None] = lambda record, why: None,
+        on_settled: Callable[[ChainRecord], None] = lambda record: None,
+        on_unwritable: Callable[[ChainRecord, str], bool] = lambda record, why: False,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -155,7 +160,7 @@ class EvidenceStore:
         self._on_settled, self._on_unwritable = on_settled, on_unwritable
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         # One transaction: a crash while an older file is converted leaves it unconverted.
         self._db.execute("BEGIN IMMEDIATE")
@@ -208,15 +213,26 @@ class EvidenceStore:
                 if self._write_anchored(prepared):
                     written.append(prepared)
             except ChainMoved as exc:
-                self._on_unwritable(prepared, str(exc))
+                if not self._on_unwritable(prepared, str(exc)):
+                    continue  # not kept anywhere else: still owed
             del self._owed[prepared.seq]
-            self._on_settled(prepared.seq)
+            self._on_settled(prepared)
         return written
+
+    def holds(self, prepared: ChainRecord) -> bool:
+        """The chain holds this very record (same position, same hash)."""
+        stored = read_record(self._db, prepared.seq)
+        return stored is not None and stored.sha256 == prepared.sha256
+
+    def _pay_owed_about(self, order_id: str | None, carton_id: str | None) -> None:
+        """Before a read about one carton: write what is owed if any of it is about that carton
+        (a failure to write the rest must not stop answers about other cartons)."""
+        if any(o.order_id == order_id and o.carton_id == carton_id for o in self._owed.values()):
+            self.pay_owed()
 
     def _write_anchored(self, prepared: ChainRecord) -> bool:
         """Write a record whose anchor is out, unless it is written (or pruned since) with the
-        same hash; True if written now. Synced to disk before it returns (FULL), since its being
-        written is what settles it in the outbox. ChainMoved when it can never be written."""
+        same hash; True if written now. ChainMoved when it can never be written."""
         head_seq, head_sha = self._head
         if prepared.seq > head_seq:
             if prepared.seq != head_seq + 1 or prepared.prev_sha256 != head_sha:
@@ -224,11 +240,7 @@ class EvidenceStore:
                     f"evidence record {prepared.seq} does not continue this file's chain (now at "
                     f"{head_seq}): was the file replaced, or set aside as damaged?"
                 )
-            self._db.execute("PRAGMA synchronous=FULL")
-            try:
-                self.append(prepared)
-            finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            self.append(prepared)
             return True
         stored = read_record(self._db, prepared.seq)
         if stored is not None and stored.sha256 != prepared.sha256:
@@ -274,7 +286,7 @@ class EvidenceStore:
 
     def attempts(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
         """The carton's attempt records, oldest first, each with its chain position (`seq`)."""
-        self.pay_owed()
+        self._pay_owed_about(order_id, carton_id)
         rows = self._db.execute(
             "SELECT seq, body FROM records WHERE kind = 'attempt' AND order_id = ?"
             " AND carton_id = ? ORDER BY seq",
@@ -296,7 +308,7 @@ class EvidenceStore:
 
     def carton_records(self, order_id: str, carton_id: str) -> list[ChainRecord]:
         """Every record about one carton (attempts and audit entries), in chain order."""
-        self.pay_owed()
+        self._pay_owed_about(order_id, carton_id)
         return list(
             _select(
                 self._db, "WHERE order_id = ? AND carton_id = ? ORDER BY seq", (order_id, carton_id)
@@ -304,7 +316,8 @@ class EvidenceStore:
         )
 
     def record(self, seq: int) -> ChainRecord | None:
-        self.pay_owed()
+        if seq in self._owed:
+            self.pay_owed()
         return read_record(self._db, seq)
 
     @property
@@ -315,7 +328,7 @@ class EvidenceStore:
     def audits(self, order_id: str, carton_id: str, *kinds: str) -> list[dict[str, Any]]:
         """Audit entries of `kinds` about one carton, oldest first, with `kind`, `at` and their
         chain position `seq` (what orders them: the wall clock may have been stepped)."""
-        self.pay_owed()
+        self._pay_owed_about(order_id, carton_id)
         marks = ", ".join("?" for _ in kinds)
         rows = self._db.execute(
             f"SELECT seq, kind, at, body FROM records WHERE kind IN ({marks})"  # placeholders

@@ -26,7 +26,9 @@ from station.session import CARTON_UNSEALED, LabelGranted, Session
 log = logging.getLogger("packstation.interlock")
 LABEL_PERMISSION = "label.permission"
 # Audits of a carton leaving the station unverified since its last attempt or release.
-LEFT_UNVERIFIED = (CARTON_UNSEALED, "carton.replaced", "carton.aborted")
+# A carton a stop lost while its verdict record was still being written (the daemon's audit).
+LEFT_AT_RESTART = "carton.left_at_restart"
+LEFT_UNVERIFIED = (CARTON_UNSEALED, "carton.replaced", "carton.aborted", LEFT_AT_RESTART)
 
 
 class Outputs(Protocol):
@@ -42,7 +44,6 @@ def label_permission(
     shadow_station: bool,
     outputs_pending: bool = False,
     unsealed: list[dict[str, Any]] | None = None,
-    left_at_restart: bool = False,
 ) -> dict[str, Any]:
     """Allowed after the carton's last attempt passed, or after a reviewer released it since.
 
@@ -62,7 +63,7 @@ def label_permission(
         # Ordered by chain position, not by the wall clock (NTP may step it).
         release = next((r for r in reversed(releases) if r["seq"] > last["seq"]), None)
         since = release["seq"] if release is not None else last["seq"]
-        left = left_at_restart or any(u["seq"] > since for u in unsealed or ())
+        left = any(u["seq"] > since for u in unsealed or ())
     shadow = shadow_station or (last is not None and last["mode"] == "shadow")
     cleared = last is not None and (release is not None or last["verdict"]["outcome"] == "PASS")
     if last is None:
@@ -97,11 +98,11 @@ class LabelInterlock:
         now_utc: Callable[[], Any],
         call_soon: Callable[[Callable[[], None]], None],
         feed: Callable[[LabelGranted], object],
-        left_at_restart: Callable[[str, str], bool] = lambda order_id, carton_id: False,
+        left_at_restart: Callable[[str, str], float | None] = lambda order_id, carton_id: None,
     ) -> None:
-        """`feed` gives the session a granted label (on the loop). `left_at_restart` names a
-        carton a restart lost while its verdict record was still being written: it left the
-        station unverified, until its audit saying so is written."""
+        """`feed` gives the session a granted label (on the loop). `left_at_restart` gives the
+        chain position at which a stop lost a carton while its verdict record was still being
+        written (it left the station unverified), until the audit saying so is written."""
         self._session = session
         self._evidence = evidence
         self._outputs = outputs
@@ -133,8 +134,7 @@ class LabelInterlock:
             held=session.open_carton == key,
             shadow_station=session.mode == "shadow",
             outputs_pending=session.awaiting_label == key and not self._outputs.settled,
-            unsealed=self._evidence.audits(order_id, carton_id, *LEFT_UNVERIFIED),
-            left_at_restart=self._left_at_restart(order_id, carton_id),
+            unsealed=self._unsealed(order_id, carton_id),
         )
         earlier = self._evidence.audits(order_id, carton_id, LABEL_PERMISSION)
         granted_before = sum(1 for entry in earlier if entry["allowed"])
@@ -159,6 +159,12 @@ class LabelInterlock:
         if label is not None and permission["allowed"]:
             self._feed(LabelGranted(order_id, carton_id, label))
         return answer
+
+    def _unsealed(self, order_id: str, carton_id: str) -> list[dict[str, Any]]:
+        """Where the carton left the station unverified: the audits, and a stop not audited yet."""
+        audits = self._evidence.audits(order_id, carton_id, *LEFT_UNVERIFIED)
+        stopped = self._left_at_restart(order_id, carton_id)
+        return audits if stopped is None else [*audits, {"seq": stopped}]
 
     # -- MQTT ------------------------------------------------------------------------------------
 

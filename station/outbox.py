@@ -159,9 +159,9 @@ class Outbox:
         return [(int(key), str(record)) for key, record in rows]
 
     def settle_owed(self, key: int) -> None:
-        """The owed record `key` is written where it belongs: forget it. NORMAL sync: a settle
-        lost to power loss only means the record is found written at the next start."""
-        with self._transaction(synchronous="NORMAL") as db:
+        """The owed record `key` is written where it belongs: forget it (synced: a settle lost
+        to a power cut would make the next start think the record's carton was left open)."""
+        with self._transaction() as db:
             db.execute("DELETE FROM owed_records WHERE key = ?", (key,))
 
     def pending(self, limit: int, after_seq: int = 0) -> list[StoredEvent]:

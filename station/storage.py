@@ -12,6 +12,7 @@ write again, so its storage fault clears by itself once space is freed.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
 from datetime import datetime
@@ -64,3 +65,16 @@ def set_aside(path: Path, now: datetime) -> Path:
         if companion.exists():
             companion.rename(target.with_name(target.name + suffix))
     return target
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write `path` and sync it and its folder: on disk before the caller forgets the data."""
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

@@ -197,13 +197,17 @@ class Settlements:
         self.settled: list[int] = []
         self.unwritable: list[tuple[int, str]] = []
 
-    def store(self, path: Path) -> EvidenceStore:
+    def store(self, path: Path, kept_aside: bool = True) -> EvidenceStore:
+        def unwritable(record: ChainRecord, why: str) -> bool:
+            self.unwritable.append((record.seq, why))
+            return kept_aside
+
         return EvidenceStore(
             path,
             "pack-01",
             "dc-north",
-            on_settled=self.settled.append,
-            on_unwritable=lambda record, why: self.unwritable.append((record.seq, why)),
+            on_settled=lambda record: self.settled.append(record.seq),
+            on_unwritable=unwritable,
         )
 
 
@@ -251,6 +255,13 @@ def test_an_owed_record_whose_place_is_taken_or_whose_chain_is_gone_is_handed_ba
     assert log.settled == [first, second]  # handed back, so the outbox forgets them
     store.close()
     replaced.close()
+
+    nowhere = Settlements()  # nowhere to keep it: it stays owed
+    lost = nowhere.store(tmp_path / "third.sqlite3", kept_aside=False)
+    lost.owe(taken)
+    lost.pay_owed()
+    assert nowhere.settled == [] and lost.owed == (taken,)
+    lost.close()
 
 
 def test_a_pre_chain_file_is_converted_into_the_chain(tmp_path: Path) -> None:

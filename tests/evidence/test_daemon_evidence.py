@@ -166,7 +166,7 @@ def test_a_passed_carton_whose_record_and_session_a_stop_lost_gets_no_label(
 ) -> None:
     """The PASS event went out, its record did not, and the stored session is gone too: the
     record is written at start, but the carton left the station with its light and diverter
-    never set, so it is audited aborted and the label interlock refuses it."""
+    never set, so that is audited and the label interlock refuses it."""
     listener = Listener(broker.host, broker.port)
     try:
         with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
@@ -184,13 +184,45 @@ def test_a_passed_carton_whose_record_and_session_a_stop_lost_gets_no_label(
                 answer = asyncio.run_coroutine_threadsafe(
                     ask_label(daemon, "ORD-1001", "C1"), daemon._loop
                 ).result(10)
-                aborted = daemon.evidence.audits("ORD-1001", "C1", "carton.aborted")
+                left = daemon.evidence.audits("ORD-1001", "C1", "carton.left_at_restart")
+                assert daemon.outbox.owed_records() == []  # settled once that is on the record
     finally:
         listener.close()
     assert answer["allowed"] is False and answer["reason"] == "left_unsealed"
-    assert [a["reason"] for a in aborted] == ["restart_before_recorded"]
+    assert [a["reason"] for a in left] == ["stopped_before_recorded"]
 
 
 async def ask_label(daemon, order_id: str, carton_id: str) -> dict[str, Any]:
     """The shipping software's question, answered on the daemon's loop as the API does."""
     return daemon.interlock.decide(order_id, carton_id, "print", "api")
+
+
+def test_a_stored_session_whose_recovery_cannot_be_written_is_kept_until_it_can(
+    tmp_path: Path, broker, full_evidence_disk
+) -> None:
+    """The station starts while the record is still owed and the disk still full: recovering
+    the session (its audit) cannot be written. The stored session must not be overwritten by
+    the fresh one meanwhile: once the disk is freed, the carton is recovered and the record
+    written."""
+    listener = Listener(broker.host, broker.port)
+    try:
+        with SimulatedStation(tmp_path / "st", broker.host, broker.port) as station:
+            anchor = leave_a_verdict_owed(station, listener)
+            with InProcessDaemon(station.config_path) as restarted:
+                daemon = restarted.daemon
+                assert restarted.wait_for(lambda fx: storage_faults(fx, "evidence.sqlite3"))
+                assert daemon.session.open_carton is None  # not recovered yet
+                full_evidence_disk.clear()  # space freed: the next tick recovers
+                assert restarted.wait_for(
+                    lambda _: daemon.session.open_carton == ("ORD-1001", "C1"), timeout=20
+                )
+                written = written_record(daemon.evidence.path, anchor["record_id"])
+                assert written is not None and written.sha256 == anchor["sha256"]
+                assert restarted.wait_for(
+                    lambda fx: (
+                        [f["cleared"] for f in storage_faults(fx, "evidence.sqlite3")]
+                        == [False, True]
+                    )
+                )
+    finally:
+        listener.close()
