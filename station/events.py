@@ -472,7 +472,8 @@ class LabelPermissionResponse(_Model):
         "diverter has not confirmed it yet; ask again shortly. reopened: it passed (or was "
         "released) but is open at the station again, being repacked. left_unsealed: it passed "
         "(or was released) but left the station unverified since: without its label scan and "
-        "final weight, or opened again and left; it is verified again (opened and closed)."
+        "final weight, or opened again and left, or the station stopped before its verdict was "
+        "on the record and lost it; it is verified again (opened and closed)."
     )
     outcome: Outcome | None = Field(default=None, description="Outcome of the last attempt.")
     attempt: int | None = Field(default=None, ge=1, description="The last attempt's number.")
