@@ -21,10 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smoke", action="store_true", help="small counts, for CI (seconds)")
     parser.add_argument("--seed", type=int, default=1, help="world and carton seed")
-    parser.add_argument(
+    counter = parser.add_mutually_exclusive_group()
+    counter.add_argument(
         "--vision-at-target",
         action="store_true",
         help="what-if: the counter at its issue-4 target (~98%% exact) instead of as shipped",
+    )
+    counter.add_argument(
+        "--vision-exact",
+        action="store_true",
+        help="what-if: a counter that never miscounts (what the other channels leave)",
     )
     parser.add_argument(
         "--learned-weights",
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     vision = VisionModel.from_card()
     if args.vision_at_target:
         vision = vision.at_target()
+    elif args.vision_exact:
+        vision = vision.scaled(0.0, f"{vision.name} x0 (exact)")
     model = WorldModel(learned_samples=args.learned_weights)
     recount = args.scan_mismatch == "recount"
     mixes = {name: replace(mix, recount_scan_slips=recount) for name, mix in MIXES.items()}
