@@ -62,6 +62,7 @@ from station.manifests import (
 from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
+from station.owed_evidence import OwedRecords
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
     STATION_FAULT,
@@ -96,7 +97,7 @@ from station.session import (
 )
 from station.session_store import SessionStore
 from station.status import DeviceStatus, StationStatus
-from station.storage import damage, set_aside, takes_writes, write_synced
+from station.storage import damage, set_aside, takes_writes
 from station.systemd import notify as _sd_notify
 from station.systemd import watchdog_interval_s
 from station.verification import ChannelReport, ChannelState, Reason
@@ -109,8 +110,6 @@ _CHANNEL_GRACE_S = 2.0  # real seconds a channel may overrun its deadline before
 _IDLE_STATES = frozenset({SessionState.LOGGED_OUT, SessionState.IDLE})
 # A loop this far behind its inbox is not keeping up; systemd's watchdog then restarts it.
 _HEALTHY_INBOX_BACKLOG = 1_000
-# Under the data_dir: evidence records a verdict event anchored that could not go into the chain.
-UNWRITTEN_DIR = "evidence-unwritten"
 CLOCK_FAULT = "clock offset"
 _INBOUND_ENVELOPE_BYTES = 64 * 1024
 STORAGE_UNUSABLE = 3  # exit status: the data directory cannot hold the station's files
@@ -167,20 +166,17 @@ class StationDaemon:
         folders = (data_dir / IMAGES_DIR, vision_dir)
         self.image_folders = tuple(dict.fromkeys(d for d in folders if d is not None))
         self.outbox = Outbox(self._outbox_path, self.clock)
+        self._owed = OwedRecords(self.outbox, data_dir)
         self.evidence = EvidenceStore(
             self._evidence_path,
             config.station.id,
             config.station.site,
-            on_settled=self._settle_owed,
-            on_unwritable=self._set_owed_aside,
+            on_settled=self._owed.settled,
+            on_unwritable=self._owed.unwritable,
         )
+        self._owed.take_back(self.evidence)
         # A stored session whose recovery could not be carried out yet (its audit not written).
         self._recovery_pending: SessionSnapshot | None = None
-        # Cartons whose verdict record a stop left owed -> that record's chain position, until
-        # _settle_owed_at_start has seen to them; their outbox rows are kept until then.
-        self._owed_at_start: dict[tuple[str, str], int] = {}
-        self._settle_later: list[int] = []
-        self._take_back_owed()
         self.session_store = SessionStore(self._session_path)
         self._saved_session: SessionSnapshot | None = None
         self._versions = {
@@ -328,7 +324,7 @@ class StationDaemon:
             self.clock.now_utc,
             self._call_soon,
             self.feed,
-            self.left_at_restart,
+            lambda order_id, carton_id: self._owed.left_at((order_id, carton_id)),
         )
         self.interlock.subscribe()
         self.api = StationApi(self) if config.api.enabled else None
@@ -598,7 +594,7 @@ class StationDaemon:
                 self._storage_written(path)
         # What start could not write: retried while it is pending, whatever the faults say.
         self._retry_recovery()
-        if self._owed_at_start and self._recovery_pending is None:
+        if self._owed.pending_at_start and self._recovery_pending is None:
             self._settle_owed_at_start(retrying=True)
 
     def _storage_written(self, path: Path) -> None:
@@ -805,28 +801,6 @@ class StationDaemon:
                 "(docs/reliability.md).",
             )
 
-    def _take_back_owed(self) -> None:
-        """Owe the evidence store again what a stop left owed (kept in the outbox with its
-        event), and note the cartons concerned."""
-        for seq, text in self.outbox.owed_records():
-            try:
-                record = ChainRecord.from_text(text)
-            except Exception as exc:  # never a reason not to start: kept aside, said loudly
-                if self._write_aside(seq, text, f"unreadable: {exc}"):
-                    self._settle_in_outbox(seq)
-                continue
-            self.evidence.owe(record)
-            if record.order_id is not None and record.carton_id is not None:
-                key = (record.order_id, record.carton_id)
-                self._owed_at_start[key] = max(seq, self._owed_at_start.get(key, 0))
-
-    def left_at_restart(self, order_id: str, carton_id: str) -> float | None:
-        """For the label interlock: where in the chain a carton left the station unverified
-        because a stop lost it while its verdict record was owed (just after that record), until
-        that is audited; None for any other carton."""
-        seq = self._owed_at_start.get((order_id, carton_id))
-        return None if seq is None else seq + 0.5
-
     def _settle_owed_at_start(self, retrying: bool = False) -> None:
         """Write what a stop left owed, once the session is recovered (its own audit may have
         written it already). A carton among them that the session does not hold left the
@@ -835,69 +809,21 @@ class StationDaemon:
         is written it is tried again at every tick (`retrying`: the station is held already)."""
         if self._recovery_pending is not None:
             return  # the session first: it may hold the carton
-        for key in (self.session.open_carton, self.session.awaiting_label):
-            if key is not None:
-                self._owed_at_start.pop(key, None)
+        left = self._owed.left_unverified((self.session.open_carton, self.session.awaiting_label))
         now = self.clock.now_utc()
-        audits = [
-            RecordAudit(LEFT_AT_RESTART, _left_at_restart(key), now)
-            for key in sorted(self._owed_at_start)
-        ]
+        audits: list[Effect] = [RecordAudit(LEFT_AT_RESTART, _at_restart(k), now) for k in left]
         failure: tuple[Exception, Path | None] | None = None
         try:
             self.evidence.pay_owed()
         except Exception as exc:
             failure = (exc, self._evidence_path)
-        failure = failure or self._execute(list(audits))
+        failure = failure or self._execute(audits)
         if failure is None:
-            self._owed_at_start.clear()
-            for seq in self._settle_later:
-                self._settle_in_outbox(seq)
-            self._settle_later.clear()
+            self._owed.seen_to()
             self._storage_written(self._evidence_path)
         elif not retrying:
             log.error("evidence a stop left owed not written yet", extra={"why": str(failure[0])})
             self._hold(*failure)
-
-    def _settle_owed(self, record: ChainRecord) -> None:
-        """An owed record is written (or kept aside): the outbox may forget it, unless its
-        carton left at a restart and that is not audited yet (then the row tells the next start
-        again)."""
-        if (record.order_id, record.carton_id) in self._owed_at_start:
-            self._settle_later.append(record.seq)
-        else:
-            self._settle_in_outbox(record.seq)
-
-    def _settle_in_outbox(self, seq: int) -> None:
-        try:
-            self.outbox.settle_owed(seq)
-        except Exception:  # found written at the next start, and settled then
-            log.warning("owed record not settled", extra={"record_id": seq}, exc_info=True)
-
-    def _set_owed_aside(self, record: ChainRecord, why: str) -> bool:
-        return self._write_aside(record.seq, record.stored_text(), why)
-
-    def _write_aside(self, seq: int, text: str, why: str) -> bool:
-        """An owed record that cannot go into the chain: kept in a file beside it (synced), not
-        lost; False if it could not be (it then stays owed)."""
-        folder = self._evidence_path.parent / UNWRITTEN_DIR
-        path = folder / f"record-{seq}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_synced(path, text.encode())
-        except OSError as exc:
-            log.critical(
-                "an evidence record a verdict event anchored can neither go into the chain nor "
-                "be kept aside: it stays owed in the outbox",
-                extra={"record_id": seq, "why": why, "kept_in": str(path), "error": str(exc)},
-            )
-            return False
-        log.critical(
-            "an evidence record a verdict event anchored cannot go into the chain: kept aside; "
-            "the backend will find that anchor unmatched",
-            extra={"record_id": seq, "why": why, "kept_in": str(path)},
-        )
-        return True
 
     def _prepare(self, record: AttemptRecord) -> ChainRecord:
         key = (record.order_id, record.carton_id, record.attempt)
@@ -1048,7 +974,7 @@ class StationDaemon:
         return None
 
 
-def _left_at_restart(key: tuple[str, str]) -> dict[str, object]:
+def _at_restart(key: tuple[str, str]) -> dict[str, object]:
     order_id, carton_id = key
     return {"order_id": order_id, "carton_id": carton_id, "reason": "stopped_before_recorded"}
 
