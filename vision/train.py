@@ -452,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
             "context": args.context,
             "steps": total_steps,
             "batch": args.batch,
+            "lr": args.lr,
+            "pool": args.pool,
+            "refresh": args.refresh,
+            "input": f"{width}x{height}",
             "scenes_rendered": pool.next_index,
             **(
                 {
