@@ -414,6 +414,7 @@ LabelReason = Literal[
     "outputs_pending",
     "reopened",
     "left_unsealed",
+    "evidence_unavailable",
 ]
 
 
@@ -473,7 +474,10 @@ class LabelPermissionResponse(_Model):
         "released) but is open at the station again, being repacked. left_unsealed: it passed "
         "(or was released) but left the station unverified since: without its label scan and "
         "final weight, or opened again and left, or the station stopped before its verdict was "
-        "on the record and lost it; it is verified again (opened and closed)."
+        "on the record and lost it; it is verified again (opened and closed). "
+        "evidence_unavailable: the station's evidence store cannot be read or written (a full "
+        "disk), so nothing on the record proves the carton and a grant could not be audited; "
+        "refused (allowed only in shadow mode), earlier_grants unknown (0): ask again later."
     )
     outcome: Outcome | None = Field(default=None, description="Outcome of the last attempt.")
     attempt: int | None = Field(default=None, ge=1, description="The last attempt's number.")

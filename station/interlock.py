@@ -10,6 +10,7 @@ Runs on the loop; MQTT requests arrive on paho's thread and are handed over with
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -125,7 +126,43 @@ class LabelInterlock:
         label: str | None = None,
     ) -> dict[str, Any]:
         """The answer for this carton now (on the loop); a reprint request or a granted label is
-        audited. A granted `label` (tracking number) is the one the label scan must then read."""
+        audited. A granted `label` (tracking number) is the one the label scan must then read.
+
+        Where the evidence store cannot answer or record it (a full disk, a record owed about
+        this carton that cannot be written yet), the answer is a refusal saying so, not silence:
+        nothing on the record proves the carton, and a grant that is not audited is not given.
+        """
+        try:
+            return self._decide(order_id, carton_id, purpose, via, requested_by, label)
+        except (sqlite3.Error, OSError) as exc:
+            log.error(
+                "label permission refused: the evidence store cannot be read or written; free "
+                "space under the data_dir or fix the file, and the shipping software's next ask "
+                "is answered",
+                extra={
+                    "order_id": order_id,
+                    "carton_id": carton_id,
+                    "path": str(self._evidence.path),
+                    "error": str(exc),
+                },
+            )
+            shadow = self._session.mode == "shadow"
+            return {
+                **label_permission([], [], held=False, shadow_station=shadow),
+                "reason": "evidence_unavailable",
+                "purpose": purpose,
+                "earlier_grants": 0,
+            }
+
+    def _decide(
+        self,
+        order_id: str,
+        carton_id: str,
+        purpose: LabelPurpose,
+        via: str,
+        requested_by: str | None,
+        label: str | None,
+    ) -> dict[str, Any]:
         key = (order_id, carton_id)
         session = self._session
         permission = label_permission(

@@ -192,6 +192,39 @@ def test_a_passed_carton_whose_record_and_session_a_stop_lost_gets_no_label(
     assert [a["reason"] for a in left] == ["stopped_before_recorded"]
 
 
+def test_a_label_asked_while_its_carton_record_cannot_be_written_gets_a_refusal(
+    tmp_path: Path, broker, full_evidence_disk
+) -> None:
+    """The PASS event went out and its record is still owed (the disk is full): the interlock
+    cannot answer from a chain that lacks it, and says so instead of failing silently; once the
+    disk is freed, the answer comes from the record again."""
+    listener = Listener(broker.host, broker.port)
+    try:
+        with (
+            SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+            InProcessDaemon(station.config_path) as running,
+        ):
+            station.pack("7", "ORD-1001", "C1", "BOX-S")
+            assert running.wait_for(lambda _: listener.of_type(EventType.VERIFICATION_RESULT))
+            daemon = running.daemon
+            assert running.wait_for(lambda _: bool(daemon.evidence.owed))
+            ask = asyncio.run_coroutine_threadsafe(
+                ask_label(daemon, "ORD-1001", "C1"), daemon._loop
+            )
+            refused = ask.result(10)
+            full_evidence_disk.clear()
+            ask = asyncio.run_coroutine_threadsafe(
+                ask_label(daemon, "ORD-1001", "C1"), daemon._loop
+            )
+            after = ask.result(10)
+    finally:
+        listener.close()
+    assert (refused["allowed"], refused["reason"]) == (False, "evidence_unavailable")
+    # Answered from the record again: the carton is still open at the station, its verdict's
+    # step having waited for the write.
+    assert (after["allowed"], after["reason"]) == (False, "reopened")
+
+
 async def ask_label(daemon, order_id: str, carton_id: str) -> dict[str, Any]:
     """The shipping software's question, answered on the daemon's loop as the API does."""
     return daemon.interlock.decide(order_id, carton_id, "print", "api")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import queue
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from paho.mqtt.properties import Properties
 
 from simulators.broker import MosquittoBroker
 from simulators.modbus_sim import ModbusCoilServer
+from station.evidence import EvidenceStore
 from station.session import SessionState
 
 from .conftest import PACKER, TOKEN, RunningStation, run_station
@@ -196,6 +199,36 @@ def test_a_label_printed_for_another_carton_is_caught_at_the_label_scan(
     [withdrawn] = audits(station, "carton.pass_withdrawn")
     assert withdrawn["code"] == "label_mismatch"
     assert shipping.ask("reprint")[0]["reason"] == "held"
+
+
+def test_a_grant_the_evidence_store_cannot_record_is_refused_out_loud(
+    station: RunningStation, shipping: ShippingSoftware, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the shipping software asks: the grant could not be audited, so it is
+    not given, and the answer says why instead of never coming; once space is freed, the next
+    ask is granted."""
+    pass_a_carton(station)
+    record_audit = EvidenceStore.record_audit
+    full = threading.Event()
+    full.set()
+
+    def on_a_full_disk(self: EvidenceStore, *args: Any) -> Any:
+        if full.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        return record_audit(self, *args)
+
+    monkeypatch.setattr(EvidenceStore, "record_audit", on_a_full_disk)
+    answer, _ = shipping.ask(label=LABEL)
+    assert (answer["allowed"], answer["reason"]) == (False, "evidence_unavailable")
+    code, body = station.call(
+        "GET", f"/api/label-permission?order_id={ORDER}&carton_id={CARTON}", token=TOKEN
+    )
+    assert code == 200 and body["reason"] == "evidence_unavailable" and not body["allowed"]
+
+    full.clear()
+    answer, _ = shipping.ask(label=LABEL)
+    assert (answer["allowed"], answer["reason"], answer["earlier_grants"]) == (True, "passed", 0)
+    assert [a["label"] for a in audits(station, "label.permission")] == [LABEL]
 
 
 @pytest.fixture
