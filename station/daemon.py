@@ -37,7 +37,7 @@ from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http
 from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
 from station.domain import BoxType
-from station.event_shapes import to_event
+from station.event_shapes import logical_key, to_event
 from station.evidence import (
     IMAGES_DIR,
     ChainMoved,
@@ -507,7 +507,9 @@ class StationDaemon:
         step that did nothing, such as most ticks, retrying an earlier failure) does not tell
         the packer again what the screen already says."""
         snapshot = self.session.snapshot()
-        if snapshot.same_state(self._saved_session) or self._recovery_pending is not None:
+        if self._recovery_pending is not None or not snapshot.worth_saving_over(
+            self._saved_session
+        ):
             return  # (a recovery not carried out yet: the stored session is all there is of it)
         try:
             self.session_store.save(snapshot)
@@ -575,7 +577,13 @@ class StationDaemon:
         self._set_aside.clear()
 
     def _publish_storage_fault(self, code: str, path: Path, message: str) -> None:
-        fault = {"fault": "storage", "code": code, "device": f"storage {path.name}"}
+        degraded = self.session.degraded
+        fault = {
+            "fault": "storage",
+            "code": code,
+            "device": f"storage {path.name}",
+            "degraded": degraded.flag() if degraded else None,
+        }
         failure = self._execute([PublishEvent(STATION_FAULT, {**fault, "message": message})])
         if failure is not None:
             self._hold(*failure)
@@ -839,7 +847,10 @@ class StationDaemon:
                     anchor = self.evidence.anchor(record)
                 event_type, data, subject = to_event(effect, station.id, station.site, anchor)
                 owed = (record.seq, record.stored_text()) if anchor and record else None
-                self.publisher.publish(event_type, data, subject=subject, owed=owed)
+                key = logical_key(event_type, data)
+                self.publisher.publish(
+                    event_type, data, subject=subject, logical_key=key, owed=owed
+                )
                 if owed and record:
                     self.evidence.owe(record)
             case RecordAttempt(attempt):

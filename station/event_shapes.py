@@ -7,6 +7,7 @@ touches only here and `station.events`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +74,33 @@ def to_event(
     }
     payload = {**fields, **{k: v for k, v in candidates.items() if k in model.model_fields}}
     return event_type, model.model_validate(payload), _subject(data)
+
+
+# The events the reissue backend acts on. A step that committed one and was then undone (its
+# evidence record could not be written) or lost to a stop is taken again at the same attempt:
+# the same carton, attempt and lines are the same logical event, so it keeps its id and the
+# backend drops the repeat instead of reissuing twice. A legitimate second one differs in its
+# attempt (a carton is released, resolved or found short once per attempt) or in its lines.
+_ACTED_ON = frozenset(
+    {
+        EventType.MISSING_ITEM_DETECTED,
+        EventType.MISSING_ITEM_RESOLVED,
+        EventType.MISSING_ITEM_SHIPPED_SHORT,
+        EventType.MISSING_ITEM_CANCELLED,
+    }
+)
+
+
+def logical_key(event_type: EventType, payload: BaseModel) -> str | None:
+    """The key the outbox derives a stable event id from (None: a fresh id). Tag evidence and
+    reviewer are left out: a retaken step may read other tags or be released by another
+    reviewer, and is still the same shortage."""
+    if event_type not in _ACTED_ON:
+        return None
+    data = payload.model_dump()
+    lines = data.get("missing_lines") or data.get("resolved_lines") or []
+    shortage = sorted((line["line_id"], line["sku"], line["quantity_missing"]) for line in lines)
+    return json.dumps([data["order_id"], data["carton_id"], data["attempt"], shortage])
 
 
 def _subject(data: Mapping[str, Any]) -> str | None:

@@ -221,6 +221,11 @@ class EpcsShipped(_Model):
         min_length=1,
         description="EPCs (upper-case hex) counted in the carton at its decisive read.",
     )
+    degraded: DegradedMode | None = Field(
+        default=None,
+        description="Set when the carton passed or was released while a degraded mode was in "
+        "force.",
+    )
 
     @field_validator("epcs")
     @classmethod

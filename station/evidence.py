@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,6 +159,7 @@ class EvidenceStore:
         self.path = path
         self._owed: dict[int, ChainRecord] = {}
         self._on_settled, self._on_unwritable = on_settled, on_unwritable
+        self._writing = threading.RLock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -198,7 +200,8 @@ class EvidenceStore:
 
     def owe(self, prepared: ChainRecord) -> None:
         """`prepared`'s anchor is out (its event is committed): write it before anything else."""
-        self._owed[prepared.seq] = prepared
+        with self._writing:
+            self._owed[prepared.seq] = prepared
 
     @property
     def owed(self) -> tuple[ChainRecord, ...]:
@@ -208,15 +211,18 @@ class EvidenceStore:
         """Write the records owed, oldest first; returns those written now (not those found
         written already). A write that fails raises, and they stay owed."""
         written = []
-        for prepared in self.owed:
-            try:
-                if self._write_anchored(prepared):
-                    written.append(prepared)
-            except ChainMoved as exc:
-                if not self._on_unwritable(prepared, str(exc)):
-                    continue  # not kept anywhere else: still owed
-            del self._owed[prepared.seq]
-            self._on_settled(prepared)
+        # Under the lock: a read from another thread (a test's, a tool's) pays too, and must not
+        # write the same record at the same moment.
+        with self._writing:
+            for prepared in self.owed:
+                try:
+                    if self._write_anchored(prepared):
+                        written.append(prepared)
+                except ChainMoved as exc:
+                    if not self._on_unwritable(prepared, str(exc)):
+                        continue  # not kept anywhere else: still owed
+                del self._owed[prepared.seq]
+                self._on_settled(prepared)
         return written
 
     def holds(self, prepared: ChainRecord) -> bool:
@@ -279,8 +285,9 @@ class EvidenceStore:
 
     def _append(self, record: ChainRecord) -> None:
         values = tuple(getattr(record, f.name) for f in dataclasses.fields(record))
-        self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", values)
-        self._head = (record.seq, record.sha256)
+        with self._writing:
+            self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", values)
+            self._head = (record.seq, record.sha256)
 
     # -- reading -----------------------------------------------------------------------------
 

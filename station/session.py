@@ -429,6 +429,9 @@ NEXT_STEP: Mapping[SessionState, str] = {
 # How many granted labels the session remembers the carton of (a label scanned at another carton
 # is refused): many times the labels printed while one carton is being packed.
 LABELS_REMEMBERED = 64
+# While a degraded mode is in force the session is saved at least this often (seconds), so a
+# restart gives the mode back at most this much of the time it ran (see `worth_saving_over`).
+DEGRADED_RESAVE_S = 10.0
 
 # A next step outside NEXT_STEP: a recovered carton that passed waits for its label scan.
 SCAN_LABEL = "scan_label"
@@ -549,6 +552,15 @@ class SessionSnapshot:
     def same_state(self, other: SessionSnapshot | None) -> bool:
         """True when `other` holds the same session (the moment it was taken aside)."""
         return other is not None and replace(other, taken_at=self.taken_at) == self
+
+    def worth_saving_over(self, saved: SessionSnapshot | None) -> bool:
+        """This snapshot should replace `saved`: the session changed, or a degraded mode is in
+        force and `saved` is DEGRADED_RESAVE_S old. A restart counts the mode's time left from
+        the snapshot's `taken_at`, so an old one would give it back the time since."""
+        if not self.same_state(saved):
+            return True
+        assert saved is not None
+        return self.degraded is not None and self.taken_at - saved.taken_at >= DEGRADED_RESAVE_S
 
 
 class Session:
@@ -829,7 +841,7 @@ class Session:
         if self._state is not SessionState.BLOCKED:
             return "override.nothing_blocked"
         carton = self._carton
-        if reviewer_badge == self._packer or (carton and reviewer_badge in carton.packers):
+        if self._packs(reviewer_badge):
             return "override.own_carton"
         verdict = carton.last_verdict if carton else None
         if verdict and any(r.code == SCAN_RECOUNT for r in verdict.reasons):
@@ -847,6 +859,14 @@ class Session:
         return self._classifier.classify(raw)
 
     def handle(self, event: SessionInput) -> list[Effect]:
+        # A degraded mode past its end lapses before anything else is handled: a verdict
+        # reached between its end and the next tick must not use it.
+        degraded = self._degraded
+        if degraded is not None and self._clock.monotonic() >= degraded.ends_monotonic:
+            return self._end_degraded("lapsed") + self._dispatch(event)
+        return self._dispatch(event)
+
+    def _dispatch(self, event: SessionInput) -> list[Effect]:
         match event:
             case Scanned(code):
                 return self._on_scan(code)
@@ -933,6 +953,7 @@ class Session:
         return [
             self._audit("packer.login", {"packer_badge": badge}),
             ShowMessage("info", "login.welcome", {"packer_badge": badge}),
+            *self._reviewer_packing(badge),
         ]
 
     def _on_badge(self, code: BadgeCode) -> list[Effect]:
@@ -947,6 +968,7 @@ class Session:
                 {"from": previous, "to": code.badge_id, "carton": self.open_carton},
             ),
             ShowMessage("info", "login.handover", {"from": previous, "to": code.badge_id}),
+            *self._reviewer_packing(code.badge_id),
         ]
 
     def _logout(self, reason: Literal["logout", "inactivity"]) -> list[Effect]:
@@ -1319,6 +1341,7 @@ class Session:
                     "reviewer_badge": event.reviewer_badge,
                     "reason_code": event.reason_code,
                     "missing": lines,
+                    "degraded": self._degraded.flag() if self._degraded else None,
                 },
             )
         )
@@ -1445,8 +1468,6 @@ class Session:
     # ------------------------------------------------------------------- time and devices
 
     def _on_tick(self, now: float) -> list[Effect]:
-        if self._degraded is not None and now >= self._degraded.ends_monotonic:
-            return self._end_degraded("lapsed") + self._on_tick(now)
         if self._state is SessionState.LOGGED_OUT:
             return []
         if now - self._last_scan_at < self._config.inactivity_timeout_s:
@@ -1527,7 +1548,7 @@ class Session:
         return {"skus": skus, "names": ", ".join(names)}
 
     def _on_degraded_requested(self, event: DegradedModeRequested) -> list[Effect]:
-        if event.reviewer_badge == self._packer:
+        if self._packs(event.reviewer_badge):
             return [ShowMessage("warning", "degraded.own_station", {})]
         # One in force is ended first, on the record: every span of a mode has its end.
         replaced = (
@@ -1543,6 +1564,17 @@ class Session:
             ends_monotonic=now + event.duration_s,
         )
         return [*replaced, *self._degraded_effects(cleared=False, why=event.reason_code)]
+
+    def _packs(self, badge: str) -> bool:
+        """`badge` packs here: logged in, or a packer of the open carton."""
+        return badge == self._packer or (self._carton is not None and badge in self._carton.packers)
+
+    def _reviewer_packing(self, badge: str) -> list[Effect]:
+        """The reviewer who authorised the degraded mode in force now packs under it: a second
+        pair of eyes is no longer one, so the mode ends (on the record)."""
+        if self._degraded is None or self._degraded.authorised_by != badge:
+            return []
+        return self._end_degraded(f"its reviewer {badge} is packing")
 
     def _end_degraded(self, why: str) -> list[Effect]:
         if self._degraded is None:

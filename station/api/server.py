@@ -40,7 +40,7 @@ from station.api.models import (
 from station.api.pictures import PICTURE_PATH, ProductPictures
 from station.api.pins import AttemptLimiter, hash_pin, verify_pin
 from station.api.screen import ScreenModel
-from station.carton_policy import Fallback
+from station.carton_policy import DegradedMode, Fallback
 from station.codes import CloseCode, OrderCartonCode
 from station.events import LabelPurpose
 from station.evidence import find_image, image_refs, is_sha256, to_plain
@@ -387,7 +387,7 @@ class StationApi:
             request_ = DegradedModeRequested(
                 fallback, body.reviewer_badge, body.reason_code, body.minutes * 60
             )
-            self._feed(request_, lambda: session.degraded is not None)
+            self._feed(request_, lambda: _authorised(session.degraded, request_))
         return json_response(status_json(self._daemon.status()))
 
     async def _check_reviewer(self, badge: str, pin: str) -> None:
@@ -466,7 +466,14 @@ class StationApi:
             own = refusal == "override.own_carton"
             status = HTTPStatus.FORBIDDEN if own else HTTPStatus.CONFLICT
             return error_response(status, _REFUSALS[refusal])
+        held = self._daemon.session.open_carton
         self._daemon.feed(ReviewerOverride(reviewer_badge, reason_code))
+        if self._daemon.session.open_carton == held:  # undone: its record could not be written
+            raise HttpError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "the release could not be put on the record (see the station's storage fault); "
+                "the carton is still held: release it again once the fault clears",
+            )
         self._daemon.metrics.overridden(reason_code)
         return json_response(status_json(self._daemon.status()))
 
@@ -661,3 +668,12 @@ def status_json(status: StationStatus) -> dict[str, Any]:
         "ready": not status.devices_down,
         "degraded": status.degraded,
     }
+
+
+def _authorised(degraded: DegradedMode | None, request: DegradedModeRequested) -> bool:
+    """The mode in force is the one asked for (another one may be, the request refused)."""
+    return (
+        degraded is not None
+        and degraded.authorised_by == request.reviewer_badge
+        and degraded.fallback is request.fallback
+    )

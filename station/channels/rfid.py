@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from rfid.device import ReaderHealth, RfidReader
 from rfid.identity import EpcSkuResolver
 from rfid.ledger import EpcLedger
@@ -133,7 +135,7 @@ class RfidChannel(EvidenceChannel):
         if isinstance(effect, RecordAttempt):
             record = effect.record
             if record.verdict.passed or record.mode == "shadow":  # shadow cartons ship anyway
-                self._ship(record.order_id, record.carton_id, record.attempt)
+                self._ship(record.order_id, record.carton_id, record.attempt, record.degraded)
                 self._announce_open(None)
         elif isinstance(effect, RecordAudit) and effect.kind == "carton.pass_withdrawn":
             # Held again at this station: its units may be read here once more. The other
@@ -144,7 +146,13 @@ class RfidChannel(EvidenceChannel):
                 )
         elif isinstance(effect, RecordAudit) and effect.kind == "carton.released":
             data = effect.data
-            self._ship(str(data["order_id"]), str(data["carton_id"]), int(data["attempt"]))  # type: ignore[call-overload]
+            degraded = data.get("degraded")
+            self._ship(
+                str(data["order_id"]),
+                str(data["carton_id"]),
+                int(data["attempt"]),  # type: ignore[call-overload]
+                degraded if isinstance(degraded, Mapping) else None,
+            )
             self._announce_open(None)
         elif isinstance(effect, RecordAudit) and effect.kind in (
             "carton.aborted",
@@ -173,7 +181,7 @@ class RfidChannel(EvidenceChannel):
                     return
                 if payload.source == publisher.source:
                     return  # our own, already in the ledger
-                shipped = EpcsShipped.model_validate(payload.data)
+                shipped = EpcsShipped.model_validate(_known_fields(payload.data, EpcsShipped))
                 self.ledger.shipped(shipped.epcs, shipped.order_id, shipped.carton_id, payload.time)
                 log.info(
                     "site shipped epcs",
@@ -365,7 +373,14 @@ class RfidChannel(EvidenceChannel):
         while len(self._in_carton) > _REMEMBERED_ATTEMPTS:
             self._in_carton.popitem(last=False)
 
-    def _ship(self, order_id: str, carton_id: str, attempt: int) -> None:
+    def _ship(
+        self,
+        order_id: str,
+        carton_id: str,
+        attempt: int,
+        degraded: Mapping[str, object] | None = None,
+    ) -> None:
+        """`degraded`: the flag of a degraded mode the carton passed or was released under."""
         epcs = self._in_carton.pop((order_id, carton_id, attempt), ())
         if not epcs or self.ledger is None:
             return
@@ -381,6 +396,7 @@ class RfidChannel(EvidenceChannel):
                 order_id=order_id,
                 carton_id=carton_id,
                 epcs=sorted(set(epcs)),
+                degraded=degraded,
             )
             try:
                 publisher.publish(EventType.RFID_EPCS_SHIPPED, shipped, subject=carton_id)
@@ -432,3 +448,11 @@ def _tag(tag: AcceptedTag) -> dict[str, object]:
         "peak_rssi_dbm": tag.peak_rssi_dbm,
         "seen_count": tag.seen_count,
     }
+
+
+def _known_fields(data: object, model: type[BaseModel]) -> object:
+    """A newer station's additive fields dropped (docs/mqtt.md: such a field keeps v1 v1), so
+    this station still takes what it knows from it; anything else is validated as it is."""
+    if not isinstance(data, dict):
+        return data
+    return {key: value for key, value in data.items() if key in model.model_fields}

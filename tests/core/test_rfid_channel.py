@@ -174,6 +174,54 @@ def test_a_blocked_carton_ships_nothing_until_a_reviewer_releases_it(tmp_path: P
     ch.stop()
 
 
+def test_a_release_under_a_degraded_mode_ships_flagged_and_a_newer_stations_field_is_taken(
+    tmp_path: Path,
+) -> None:
+    """Every event while a degraded mode is in force carries its flag, the shipped EPCs too;
+    another station's message with a field this version does not know still feeds the ledger
+    (an additive field keeps v1 v1, docs/mqtt.md)."""
+    from datetime import UTC, datetime
+
+    from station.events import CloudEvent, EventType, TopicKey
+    from station.mqtt import ReceivedMessage
+    from station.session import RecordAudit
+
+    clock = ManualClock()
+    ch, _ = channel(tmp_path, clock)
+    site = FakeSite()
+    ch.attach_publisher(site)  # type: ignore[arg-type]
+    up(ch, clock)
+    close = clock.monotonic()
+    ch._reads_from_thread([TagRead(ear_tag(4), 1, -40, close + 0.2, close + 0.3, 9, "platter")])
+    collect(ch, close)
+    flag = {
+        "fallback": "scan_for_weight",
+        "authorised_by": "R9",
+        "reason_code": "scale_down",
+        "started_at": "2026-11-27T10:00:00+00:00",
+        "ends_at": "2026-11-27T10:30:00+00:00",
+    }
+    released = {"order_id": "ORD-9", "carton_id": "C1", "attempt": 1, "degraded": flag}
+    ch.on_effect(RecordAudit("carton.released", released, clock.now_utc()))
+    [(_, shipped)] = site.published
+    assert shipped.degraded is not None and shipped.degraded.authorised_by == "R9"  # type: ignore[attr-defined]
+
+    epc = ear_tag(5).hex().upper()
+    newer = {"station_id": "pack-02", "site_id": "dc-sim", "order_id": "O", "carton_id": "C"}
+    payload = CloudEvent(
+        id="2",
+        source="packstation/dc-sim/pack-02",
+        type=EventType.RFID_EPCS_SHIPPED,
+        time=datetime.now(UTC),
+        stationseq=1,
+        data={**newer, "epcs": [epc], "a_field_from_a_later_version": 1},
+    )
+    key = TopicKey.RFID_EPCS_SHIPPED
+    site.handlers[key](ReceivedMessage(key, "t", payload, None))  # type: ignore[operator]
+    assert ch.ledger is not None and ch.ledger.denials([epc]) == {epc: "shipped"}
+    ch.stop()
+
+
 class FakeSite:
     """The publisher's site-facing surface: records subscriptions, durable events and sends."""
 

@@ -10,14 +10,18 @@ import sqlite3
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
 
+from simulators.broker import MosquittoBroker
 from station.api.openapi import openapi_document, render
 from station.api.server import ROUTES
-from station.evidence import IMAGES_DIR
+from station.events import EventType
+from station.evidence import IMAGES_DIR, EvidenceStore
 from station.session import SessionState
+from tests.evidence.test_daemon_evidence import Listener
 
 from .conftest import PACKER, REVIEWER, REVIEWER_PIN, TOKEN, RunningStation
 
@@ -177,6 +181,41 @@ def test_the_token_override_still_needs_the_reviewers_badge_and_pin(
     held = {"order_id": "ORD-1003", "carton_id": "C1", "attempt": 1}
     assert token_override(station, REVIEWER_PIN, **held)[0] == 200
     assert station.state() is SessionState.IDLE
+
+
+def test_a_release_that_cannot_be_recorded_is_refused_and_given_again_keeps_its_event_id(
+    station: RunningStation, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped-short event is committed before the release's audit, which a full disk
+    refuses: the step is undone, the carton still held, and the API says so (not 200). The
+    release given again once the disk is freed is the same event to the reissue backend."""
+    listener = Listener(broker.host, broker.port)
+    record_audit = EvidenceStore.record_audit
+    full = [True]
+
+    def on_a_full_disk(self: EvidenceStore, kind: str, *args: Any) -> Any:
+        if full[0] and kind == "carton.released":
+            raise sqlite3.OperationalError("database or disk is full")
+        return record_audit(self, kind, *args)
+
+    monkeypatch.setattr(EvidenceStore, "record_audit", on_a_full_disk)
+    try:
+        station.pack_short("ORD-1002")  # BLOCK: the cookbook is missing
+        held = {"order_id": "ORD-1002", "carton_id": "C1"}
+        code, body = token_override(station, REVIEWER_PIN, **held)
+        assert code == 503 and "still held" in body["message"]
+        assert station.state() is SessionState.BLOCKED
+        full[0] = False
+        station.wait_for(lambda: station.call("GET", "/api/health/ready")[1]["ready"])
+        assert token_override(station, REVIEWER_PIN, **held)[0] == 200
+        # Committed twice: published twice, or once if the first was still pending.
+        station.wait_for(lambda: station.daemon.outbox.depth() == 0)
+        station.wait_for(lambda: bool(listener.of_type(EventType.MISSING_ITEM_SHIPPED_SHORT)))
+        shipped = listener.of_type(EventType.MISSING_ITEM_SHIPPED_SHORT)
+    finally:
+        listener.close()
+    assert len({event["id"] for event in shipped}) == 1
+    assert [line["sku"] for line in shipped[0]["data"]["missing_lines"]] == ["BOOK-COOK"]
 
 
 def test_pins_guessed_all_at_once_are_still_locked_out_after_the_limit(

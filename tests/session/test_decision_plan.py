@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from station.carton_policy import Fallback, SkuRule, StationPolicy
 from station.clock import ManualClock
-from station.codes import BoxCode, CloseCode, ItemCode, RemoveUnitCode, UnknownCode
+from station.codes import (
+    BadgeCode,
+    BoxCode,
+    CloseCode,
+    ItemCode,
+    LogoutCode,
+    RemoveUnitCode,
+    UnknownCode,
+)
 from station.domain import Catalog
 from station.session import (
     MISSING_DETECTED,
@@ -160,6 +170,48 @@ def test_the_packer_cannot_authorise_a_degraded_mode_for_themselves() -> None:
     drive_to(session, SessionState.PACKING)
     effects = authorise(session, reviewer="P1")
     assert "degraded.own_station" in messages(effects) and session.degraded is None
+
+
+def test_a_reviewer_who_packed_the_open_carton_cannot_authorise_a_mode_for_it() -> None:
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    session.handle(Scanned(BadgeCode("P2")))  # handed over: P1 packed this carton too
+    effects = authorise(session, reviewer="P1")
+    assert "degraded.own_station" in messages(effects) and session.degraded is None
+
+
+@pytest.mark.parametrize("how", ["login", "handover"])
+def test_the_modes_reviewer_taking_the_station_ends_the_mode(how: str) -> None:
+    """A lead authorises a fallback, then packs under it: no second person any more."""
+    session, _ = session_with(StationPolicy())
+    drive_to(session, SessionState.IDLE)
+    authorise(session, reviewer="LEAD1")
+    if how == "login":
+        session.handle(Scanned(LogoutCode()))
+        assert session.degraded is not None  # nobody packs: it stays in force
+    effects = session.handle(Scanned(BadgeCode("LEAD1")))
+    (ended,) = published(effects, STATION_FAULT)
+    assert ended["cleared"] and "its reviewer LEAD1 is packing" in ended["message"]
+    assert session.degraded is None
+    assert [e.kind for e in effects if isinstance(e, RecordAudit)][-1] == "degraded.ended"
+
+
+def test_a_verdict_reached_after_the_mode_ended_but_before_the_tick_does_not_use_it() -> None:
+    session, clock = session_with(StationPolicy())
+    drive_to(session, SessionState.PACKING)
+    authorise(session, minutes=10)
+    session.handle(Scanned(ItemCode("MUG-1", 1)))
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(ItemCode("TEA-1", 1)))
+    session.handle(Scanned(CloseCode()))
+    clock.advance(10 * 60 + 0.5)  # no tick since the end
+    effects = session.handle(
+        EvidenceReady(session.carton_view().attempts, (ChannelReport("weight", ChannelState.DOWN),))
+    )
+    (ended,) = published(effects, STATION_FAULT)
+    assert ended["cleared"] and "lapsed" in ended["message"]
+    (result,) = published(effects, VERIFICATION_RESULT)
+    assert result["outcome"] == "REVIEW" and result["degraded"] is None
 
 
 def test_degraded_mode_lapses_on_time_and_can_be_ended_early() -> None:

@@ -17,6 +17,7 @@ from station.carton_policy import Fallback
 from station.clock import ManualClock
 from station.codes import BadgeCode, BoxCode, CloseCode, ItemCode, OrderCartonCode
 from station.session import (
+    DEGRADED_RESAVE_S,
     MISSING_DETECTED,
     MISSING_RESOLVED,
     STATION_FAULT,
@@ -275,6 +276,23 @@ def test_a_degraded_mode_ends_no_later_than_its_utc_end(
     assert fresh.degraded.ends_monotonic == pytest.approx(now + left_s)
     lapsed = [e for e in fresh.handle(Tick(now)) if isinstance(e, PublishEvent)]
     assert bool(lapsed) is (left_s <= 0)
+
+
+def test_while_a_degraded_mode_runs_an_unchanged_session_is_saved_again_every_few_seconds() -> None:
+    """A restart counts the mode's time left from the stored snapshot: an idle station whose
+    snapshot stayed old would give the mode back all the time since (then a clock set back
+    lets it run on). Without a mode, an unchanged session is not written again."""
+    session, clock = new_session()
+    session.handle(Scanned(BadgeCode("P1")))
+    saved = session.snapshot()
+    clock.advance(DEGRADED_RESAVE_S * 5)
+    assert not session.snapshot().worth_saving_over(saved)
+    session.handle(DegradedModeRequested(Fallback.SCAN_FOR_WEIGHT, "R9", "scale_down", 1200))
+    saved = session.snapshot()
+    clock.advance(DEGRADED_RESAVE_S - 1)
+    assert not session.snapshot().worth_saving_over(saved)
+    clock.advance(1)
+    assert session.snapshot().worth_saving_over(saved)
 
 
 # --------------------------------------------------------------------------------- the store
