@@ -36,7 +36,7 @@ from station.clock import Clock, ScaledClock, SystemClock
 from station.clock_offset import ClockMonitor, ClockOffset, ClockReadError, http_reference
 from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
-from station.domain import BoxType
+from station.domain import BoxType, Catalog
 from station.event_shapes import logical_key, to_event
 from station.evidence import (
     IMAGES_DIR,
@@ -177,6 +177,7 @@ class StationDaemon:
         self._owed.take_back(self.evidence)
         # A stored session whose recovery could not be carried out yet (its audit not written).
         self._recovery_pending: SessionSnapshot | None = None
+        self._captured_at: float | None = None  # the last weigh-one-unit capture kept
         self.session_store = SessionStore(self._session_path)
         self._saved_session: SessionSnapshot | None = None
         self._versions = {
@@ -346,15 +347,28 @@ class StationDaemon:
 
     def _weight_power(self, expected: Mapping[str, int], box: BoxType | None) -> dict[str, float]:
         """For the session's plan: how surely the weight would reveal each SKU missing."""
-        return absence_detection(expected, self.catalog, box, self._scale_error, self.config.weight)
+        catalog, box = self._weights_checked(expected, box)
+        return absence_detection(expected, catalog, box, self._scale_error, self.config.weight)
 
     def _lookalike_power(
         self, expected: Mapping[str, int], box: BoxType | None
     ) -> dict[str, float]:
         """For the session's plan: how surely the weight would reveal a look-alike swapped in."""
-        return lookalike_detection(
-            expected, self.catalog, box, self._scale_error, self.config.weight
-        )
+        catalog, box = self._weights_checked(expected, box)
+        return lookalike_detection(expected, catalog, box, self._scale_error, self.config.weight)
+
+    def _weights_checked(
+        self, expected: Mapping[str, int], box: BoxType | None
+    ) -> tuple[Catalog, BoxType | None]:
+        """The unit weights and tare the weight check will measure against (learned ones in
+        `use` mode), so the plan's detectability is the check's own."""
+        items = self.catalog.items
+        # A look-alike's weight counts too (the weight that would tell it apart).
+        skus = list(expected) + [
+            o for sku in expected if sku in items for o in self.catalog.lookalikes(sku)
+        ]
+        weights = self.learning.effective(skus, box)
+        return weights.catalog, weights.box or box
 
     def _scale_error(self, grams: float) -> float:
         return scale_error_g(grams, self.config.scale.division_g)
@@ -893,9 +907,19 @@ class StationDaemon:
             self._post(WeightCaptured(request.request, None, problem=measured.state.value))
         elif measured.gross_g <= self.config.scale.zero_band_g:
             self._post(WeightCaptured(request.request, None, problem="empty_platter"))
+        elif self._platter_not_emptied():
+            # Units added to the last one weighed would each be taken for one unit.
+            self._post(WeightCaptured(request.request, None, problem="platter_not_emptied"))
         else:
+            self._captured_at = self.clock.monotonic()
             captured = WeightCaptured(request.request, measured.gross_g, measured.scale_error_g)
             self._post(captured)
+
+    def _platter_not_emptied(self) -> bool:
+        """The platter has not read empty since the last weighed capture (the first needs none:
+        the scale was zeroed empty)."""
+        emptied = self.weight.emptied_at
+        return self._captured_at is not None and (emptied is None or emptied < self._captured_at)
 
     def _set_light(self, color: LightColor, buzzer: bool) -> None:
         self.actuators.set(color, buzzer, self.clock.monotonic())

@@ -256,7 +256,9 @@ class WeightCaptured:
     request: int
     grams: float | None
     scale_error_g: float = 0.0
-    problem: str = ""  # a ScaleState value ("unstable", "stale", "down"...) or "empty_platter"
+    # A ScaleState value ("unstable", "stale", "down"...), "empty_platter", or
+    # "platter_not_emptied" (not cleared since the last capture).
+    problem: str = ""
 
 
 SessionInput = (
@@ -1659,8 +1661,8 @@ class Session:
             return []
         self._weigh_pending = None
         params: dict[str, object] = {"kind": subject.kind, "key": subject.key, "name": subject.name}
-        if event.problem == "empty_platter":
-            return [ShowMessage("warning", "weigh.empty_platter", params)]
+        if event.problem in ("empty_platter", "platter_not_emptied"):
+            return [ShowMessage("warning", f"weigh.{event.problem}", params)]
         if event.grams is None or event.problem:
             return [ShowMessage("warning", "weigh.failed", {**params, "problem": event.problem})]
         params |= {"grams": round(event.grams, 1), "units": subject.units}

@@ -114,13 +114,17 @@ class InsertionChannel(EvidenceChannel):
     ) -> InsertionCheck:
         """The steps explained by what the manifest says went in; CPU-bound (about 0.1 s for a
         100-unit carton), so off the loop, on a copy of the steps."""
+        units = expected_units(manifest, self._context.catalog)  # inserts: steps as well
         catalog = self._context.catalog
+        if self.learned is not None:  # the unit weights and tare the weight check uses too
+            weights = self.learned.effective(units, box)
+            catalog, box = weights.catalog, weights.box or box
         division_g = self._weight.scale_config.division_g
         return await asyncio.to_thread(
             evaluate_insertions,
             steps,
             self._started_from_g,
-            expected_units(manifest, catalog),  # inserts too: they are steps as well
+            units,
             catalog,
             box,
             self._check.packing_materials(),

@@ -68,6 +68,8 @@ class WeightChannel(EvidenceChannel):
         # against; None: the catalog's, as loaded.
         self.learned: LearnedWeights | None = None
         self._recent: deque[tuple[float, WeightReading]] = deque(maxlen=TRACE_MAX_READINGS)
+        # When the platter last settled empty (in the zero band), on the monotonic clock.
+        self.emptied_at: float | None = None
         self._observed: dict[str, object] = {}
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
@@ -169,6 +171,9 @@ class WeightChannel(EvidenceChannel):
             self._check_step(at)
         if self._context.is_idle():
             self._check_zero(at)
+        settled = self.tracker.settled(at)
+        if settled is not None and abs(settled) <= self.scale_config.zero_band_g:
+            self.emptied_at = at
 
     def _check_step(self, now: float) -> None:
         settled = self.tracker.settled(now)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -49,6 +49,17 @@ class WeightSample:
     units: int = 1  # how many units the sample averages
     noise_g: float = 0.0  # sd of the rest of the sample (box, paperwork, scale), per unit
     source: SampleSource = SampleSource.UNIT_WEIGHED
+    # A carton's sample: the box it was packed in and the tare subtracted for it, so it is
+    # reduced again once that box's tare is learned or corrected (`rebased`).
+    box: str | None = None
+    tare_g: float | None = None
+
+    def rebased(self, tare_now_g: float | None) -> WeightSample:
+        """This sample with its box's tare now in place of the one it subtracted."""
+        if self.tare_g is None or tare_now_g is None or tare_now_g == self.tare_g:
+            return self
+        grams = self.grams_per_unit + (self.tare_g - tare_now_g) / self.units
+        return replace(self, grams_per_unit=grams, tare_g=tare_now_g)
 
 
 class LearningConfig(BaseModel):

@@ -10,9 +10,10 @@ Without (3) a carton short of a unit would teach the station that the unit is li
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from station.carton_policy import Coverage
 from station.domain import BoxType, Catalog, ItemKind
 from station.insertion_check import SCANNED_WEIGHT_MISMATCH
 from station.learning.estimator import SampleSource, WeightSample
@@ -50,18 +51,24 @@ def count_confirmation(
     verdict: Verdict,
     scanned_units: Mapping[str, int],
     learn_from_unit_scans: bool,
+    coverage: Sequence[Coverage] = (),
 ) -> str | None:
     """Who vouches that the carton held exactly `units` of `sku` and nothing else, or None.
 
     A non-weight channel that saw something extra or missing rules the carton out: its weight
-    holds whatever else was in it.
+    holds whatever else was in it. Only a channel the carton's plan (`coverage`) counts on for
+    `sku` vouches: one on trial (advisory) or ignored for that SKU decides nothing, so it
+    teaches nothing either.
     """
     if verdict.passed:
         return "pass"
     others = [r for r in verdict.reports if r.channel != WEIGHT_CHANNEL]
     if verdict.extra or _any_doubt(others):
         return None
+    planned = next((c for c in coverage if c.sku == sku), None)
     for report in others:
+        if planned is not None and report.channel not in planned.channels:
+            continue
         finding = report.finding_for(sku)
         if (
             report.state is ChannelState.OK
@@ -132,5 +139,10 @@ def carton_unit_sample(
     if per_unit <= 0:
         return None
     return WeightSample(
-        per_unit, units, math.sqrt(rest_var) / units, SampleSource.SINGLE_SKU_CARTON
+        per_unit,
+        units,
+        math.sqrt(rest_var) / units,
+        SampleSource.SINGLE_SKU_CARTON,
+        box=box.code,
+        tare_g=box.tare_g,
     )

@@ -90,8 +90,22 @@ class LearnedWeights:
     def estimate(self, subject: Subject, key: str) -> Estimate | None:
         cache_key = (subject, key)
         if cache_key not in self._estimates:
-            self._estimates[cache_key] = estimate(self.store.samples(subject, key), self.config)
+            samples = self.store.samples(subject, key)
+            if subject is Subject.SKU:
+                samples = [s.rebased(self._tare_now(s.box)) for s in samples]
+            self._estimates[cache_key] = estimate(samples, self.config)
         return self._estimates[cache_key]
+
+    def _tare_now(self, box_code: str | None) -> float | None:
+        """The tare a carton sample's box is known by now: learned when confident (as learning
+        subtracts it), else the catalog's (which a catalog update may have corrected)."""
+        if box_code is None:
+            return None
+        learned = self.confident(Subject.BOX, box_code)
+        if learned is not None:
+            return learned.mean_g
+        box = self._catalog.boxes.get(box_code)
+        return box.tare_g if box is not None else None
 
     def confident(self, subject: Subject, key: str) -> Estimate | None:
         learned = self.estimate(subject, key)
@@ -176,6 +190,8 @@ class LearnedWeights:
                 self._on_attempt(record)
             case RecordAudit("carton.released", data, _):
                 self._on_release(data)
+            case RecordAudit("carton.aborted", data, _):
+                self._on_abort(data)
 
     def close(self) -> None:
         self.store.close()
@@ -191,11 +207,16 @@ class LearnedWeights:
         ref: str | None = None,
     ) -> None:
         self.store.add(subject, key, sample, confirmed_by, self._clock.now_utc(), ref)
-        self._estimates.pop((subject, key), None)
+        if subject is Subject.BOX:  # every carton sample packed in it is reduced again
+            self._estimates.clear()
+        else:
+            self._estimates.pop((subject, key), None)
 
     def _on_attempt(self, record: AttemptRecord) -> None:
         key = (record.order_id, record.carton_id)
-        if not record.verdict.passed:
+        if record.verdict.passed:
+            self._held.pop(key, None)  # no longer held: an abort later says nothing of this count
+        else:
             _remember(self._held, key, record)
         self._learn(record, confirmed_by=None)
         if record.verdict.passed:
@@ -204,10 +225,25 @@ class LearnedWeights:
     def _on_release(self, data: Mapping[str, object]) -> None:
         key = (str(data.get("order_id")), str(data.get("carton_id")))
         record = self._held.pop(key, None)
-        if record is not None and not data.get("missing") and not record.verdict.extra:
+        if data.get("missing"):
+            self._unlearn(key)  # shipped short: whatever vouched for its count was wrong
+        elif record is not None and not record.verdict.extra:
             self._learn(record, confirmed_by="reviewer")
             self._learn_insertions(record, "unit_scan, released by reviewer")
         self._insertions.pop(key, None)
+
+    def _on_abort(self, data: Mapping[str, object]) -> None:
+        """A held carton taken off the station: its count was never settled, so a sample its
+        block left (vouched for by another channel) is not kept either."""
+        key = (str(data.get("order_id")), str(data.get("carton_id")))
+        if self._held.pop(key, None) is not None:
+            self._unlearn(key)
+        self._insertions.pop(key, None)
+
+    def _unlearn(self, key: tuple[str, str]) -> None:
+        if self.store.forget(f"{key[0]}/{key[1]}"):
+            self._estimates.clear()
+            log.info("sample withdrawn", extra={"order_id": key[0], "carton_id": key[1]})
 
     def _learn_insertions(self, record: AttemptRecord, confirmed_by: str) -> None:
         key = (record.order_id, record.carton_id)
@@ -231,7 +267,12 @@ class LearnedWeights:
             return
         sku, count = one
         confirmed_by = confirmed_by or count_confirmation(
-            sku, count, record.verdict, record.scanned_units, self.config.learn_from_unit_scans
+            sku,
+            count,
+            record.verdict,
+            record.scanned_units,
+            self.config.learn_from_unit_scans,
+            record.coverage,
         )
         if confirmed_by is None:
             return

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS samples (
     source TEXT NOT NULL,
     confirmed_by TEXT NOT NULL,
     ref TEXT,
+    box TEXT,
+    tare_g REAL,
     site TEXT NOT NULL,
     station TEXT NOT NULL,
     at TEXT NOT NULL
@@ -77,6 +79,7 @@ class LearnedWeightStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        _add_tare_columns(self._db)
 
     def add(
         self,
@@ -92,8 +95,8 @@ class LearnedWeightStore:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR REPLACE INTO samples (subject, key, grams_per_unit, units, noise_g,"
-                " source, confirmed_by, ref, site, station, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " source, confirmed_by, ref, box, tare_g, site, station, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     subject.value,
                     key,
@@ -103,6 +106,8 @@ class LearnedWeightStore:
                     sample.source.value,
                     confirmed_by,
                     ref,
+                    sample.box,
+                    sample.tare_g,
                     self._site,
                     self._station,
                     at.isoformat(),
@@ -115,26 +120,40 @@ class LearnedWeightStore:
                 (subject.value, key, subject.value, key, self._max_samples),
             )
 
+    def forget(self, ref: str) -> int:
+        """Delete the samples a carton (`ref`) gave; how many there were."""
+        with self._db:
+            self._db.execute("BEGIN")
+            deleted = self._db.execute("DELETE FROM samples WHERE ref = ?", (ref,)).rowcount
+        return int(deleted)
+
     def samples(self, subject: Subject, key: str) -> list[WeightSample]:
-        """The kept samples of one SKU or box, oldest first."""
+        """The kept samples of one SKU or box at this site, oldest first (a data directory
+        moved or copied from another site keeps that site's samples, but they teach nothing
+        here: its boxes, scales and suppliers may differ)."""
         rows = self._db.execute(
-            "SELECT grams_per_unit, units, noise_g, source FROM samples"
-            " WHERE subject = ? AND key = ? ORDER BY id",
-            (subject.value, key),
+            "SELECT grams_per_unit, units, noise_g, source, box, tare_g FROM samples"
+            " WHERE subject = ? AND key = ? AND site = ? ORDER BY id",
+            (subject.value, key, self._site),
         )
-        return [WeightSample(g, n, noise, SampleSource(src)) for g, n, noise, src in rows]
+        return [
+            WeightSample(g, n, noise, SampleSource(src), box, tare)
+            for g, n, noise, src, box, tare in rows
+        ]
 
     def keys(self, subject: Subject) -> list[str]:
         rows = self._db.execute(
-            "SELECT DISTINCT key FROM samples WHERE subject = ? ORDER BY key", (subject.value,)
+            "SELECT DISTINCT key FROM samples WHERE subject = ? AND site = ? ORDER BY key",
+            (subject.value, self._site),
         )
         return [row[0] for row in rows]
 
     def sources(self, subject: Subject, key: str) -> dict[str, int]:
         """How many kept samples came from each source (for the report)."""
         rows = self._db.execute(
-            "SELECT source, COUNT(*) FROM samples WHERE subject = ? AND key = ? GROUP BY source",
-            (subject.value, key),
+            "SELECT source, COUNT(*) FROM samples WHERE subject = ? AND key = ? AND site = ?"
+            " GROUP BY source",
+            (subject.value, key, self._site),
         )
         return dict(rows.fetchall())
 
@@ -163,3 +182,12 @@ class LearnedWeightStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _add_tare_columns(db: sqlite3.Connection) -> None:
+    """A store from before 2026-11-27 lacks the box and tare of its carton samples: added
+    empty (such samples are not reduced again when a tare changes)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
+    for column, kind in (("box", "TEXT"), ("tare_g", "REAL")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE samples ADD COLUMN {column} {kind}")

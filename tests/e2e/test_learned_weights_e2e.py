@@ -57,6 +57,10 @@ def samples(h: Harness, source: str) -> list[tuple[str, float]]:
     )
 
 
+def said(h: Harness, key: str) -> bool:
+    return key in [m.get("msg") for m in h.daemon.log_messages()]
+
+
 def test_a_site_learns_a_wrong_catalog_weight_and_then_enforces(
     make_harness: Callable[..., Harness], tmp_path: Path
 ) -> None:
@@ -95,7 +99,14 @@ def test_a_site_learns_a_wrong_catalog_weight_and_then_enforces(
     h.wait_for_settled()
     st.scan(MUG_BARCODE)
     assert wait_until(lambda: len(samples(h, "unit_weighed")) == 1), h.daemon.log_tail()
+    # A second mug put on the first: the scale was not cleared, so it is not "one mug" of 824 g.
+    st.place(st.unit_weight(MUG))
+    h.wait_for_settled()
+    st.scan(MUG_BARCODE)
+    assert wait_until(lambda: said(h, "weigh.platter_not_emptied")), h.daemon.log_tail()
+    assert len(samples(h, "unit_weighed")) == 1
     st.clear_platter()
+    h.wait_for_settled()  # reads empty: the next capture may go
     st.place(55.0)
     h.wait_for_settled()
     st.scan(UNKNOWN_BARCODE)
@@ -129,7 +140,8 @@ def test_a_site_learns_a_wrong_catalog_weight_and_then_enforces(
     st.extra_config = learning("use")
     st.config_path.write_text(st.config_toml())
     h.start_daemon()
-    st.pack("A1", orders[-1], "C1", "BOX-S")
+    # Units scanned as during learning: each step is checked against the learned weight too.
+    st.pack("A1", orders[-1], "C1", "BOX-S", scan_units=True)
     assert h.wait_for_attempts(orders[-1]) == [(1, "PASS")]
     (record,) = query(
         h.data_dir / "evidence.sqlite3",

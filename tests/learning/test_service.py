@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from station.carton_policy import Coverage
 from station.clock import ManualClock
 from station.domain import (
     BoxType,
@@ -84,6 +86,7 @@ class Packer:
         self.learned = learned
         self.rng = random.Random(seed)
         self.orders = 0
+        self.box_g = TRUE_BOX_G  # what the box really weighs
 
     def carton(
         self,
@@ -93,6 +96,7 @@ class Packer:
         extra_reports: tuple[ChannelReport, ...] = (),
         tared: bool = False,
         mug_steps: tuple[float, ...] = (),
+        coverage: tuple[Coverage, ...] = (),
     ) -> tuple[Manifest, AttemptRecord]:
         """`mug_steps`: the per-insertion channel's clean steps of single scanned mugs, offered
         at close (after the close's evidence request, before the verdict, as the daemon does)."""
@@ -100,13 +104,13 @@ class Packer:
         m = manifest(f"ORD-{self.orders}", lines)
         units = expected_units(m, CATALOG)
         true = {"MUG": TRUE_MUG_G, "TEA": 268.0, "NOTE": 6.0, "CHEESE": 512.0}
-        gross = self.rng.gauss(TRUE_BOX_G, 5) + self.rng.gauss(6, 1)
+        gross = self.rng.gauss(self.box_g, 5) + self.rng.gauss(6, 1)
         for sku, n in units.items():
             count = n - short if sku == "MUG" else n
             gross += sum(self.rng.gauss(true[sku], 3) for _ in range(count))
         box = CATALOG.boxes["BOX-S"]
         measurement = (
-            WeightMeasurement(ScaleState.SETTLED, net_g=gross - TRUE_BOX_G)
+            WeightMeasurement(ScaleState.SETTLED, net_g=gross - self.box_g)
             if tared
             else WeightMeasurement(ScaleState.SETTLED, gross_g=gross)
         )
@@ -128,6 +132,7 @@ class Packer:
             scanned_units=scanned or {},
             weight=WeightInfo(gross, None, None),
             decided_at=NOW,
+            coverage=coverage,
         )
         collect = CollectEvidence(1, box, m)
         self.learned.on_effect(collect)
@@ -176,6 +181,38 @@ def test_another_channel_counting_the_units_confirms_them(tmp_path):
     )
     Packer(learned, seed=2).carton({"MUG": 2}, extra_reports=(extra,))  # a tea in it too
     assert len(learned.store.samples(Subject.SKU, "MUG")) == 1
+
+
+def test_a_channel_the_plan_does_not_count_on_confirms_nothing(tmp_path):
+    """A camera on trial (advisory) or ignored for mugs decides nothing, so its count of two
+    mugs in a carton holding one does not teach the station a mug weighs 206 g."""
+    learned = learner(tmp_path)
+    vision = ChannelReport(
+        "vision", ChannelState.OK, (SkuFinding("MUG", FindingStatus.CONFIRMED, 2, 2, 0.99),)
+    )
+    plan = (Coverage("MUG", 0.99, ("weight",), must_scan=False, uncovered=False),)
+    packer = Packer(learned)
+    packer.carton({"MUG": 2}, short=1, extra_reports=(vision,), coverage=plan)
+    assert learned.store.samples(Subject.SKU, "MUG") == []
+    counted_on = (Coverage("MUG", 0.99, ("weight", "vision"), must_scan=False, uncovered=False),)
+    packer.carton({"MUG": 2}, extra_reports=(vision,), coverage=counted_on)
+    assert learned.store.sources(Subject.SKU, "MUG") == {"single_sku_carton": 1}
+
+
+def test_a_held_carton_shipped_short_or_taken_off_withdraws_what_its_block_taught(tmp_path):
+    """Blocked, but the packer's scans vouched for two mugs: a sample. A reviewer then ships it
+    short of a mug (or it is taken off the station unsettled): the scans were wrong, or may
+    have been, so the sample goes."""
+    learned = learner(tmp_path)
+    packer = Packer(learned)
+    for ending in ("carton.released", "carton.aborted"):
+        m, record = packer.carton({"MUG": 2}, short=1, scanned={"MUG": 2})
+        assert not record.verdict.passed
+        assert len(learned.store.samples(Subject.SKU, "MUG")) == 1
+        data = {"order_id": m.order_id, "carton_id": "C1", "missing": [{"sku": "MUG"}]}
+        learned.on_effect(RecordAudit(ending, data, NOW))
+        assert learned.store.samples(Subject.SKU, "MUG") == []
+        assert learned.estimate(Subject.SKU, "MUG") is None
 
 
 def test_a_reviewer_release_with_nothing_missing_confirms_the_carton(tmp_path):
@@ -257,6 +294,52 @@ def test_weigh_one_unit_captures(tmp_path):
     )
     (unknown,) = learned.store.unknown_items()
     assert (unknown.barcode, unknown.grams, unknown.packer_badge) == ("4099999999999", 55.5, "P1")
+
+
+def test_carton_samples_are_reduced_again_once_their_box_is_weighed(tmp_path):
+    """The catalog's box is 40 g light (220 g real): two-mug cartons teach 412 + 20 g until
+    the box is weighed; then every one of them subtracts the box's real tare."""
+    learned = learner(tmp_path)
+    packer = Packer(learned)
+    packer.box_g = 220.0
+    for _ in range(12):
+        packer.carton({"MUG": 2}, scanned={"MUG": 2})
+    assert abs(learned.estimate(Subject.SKU, "MUG").mean_g - (TRUE_MUG_G + 20)) < 4
+    for grams in (219.0, 221.0, 220.0, 220.5, 219.5, 220.0, 221.0, 219.0, 220.0, 220.0):
+        box = WeighSubject("box", "BOX-S", 1, "Small box")
+        learned.record_capture(RecordWeightSample(box, grams, 1.0, "P1", NOW))
+    assert learned.confident(Subject.BOX, "BOX-S") is not None
+    assert abs(learned.estimate(Subject.SKU, "MUG").mean_g - TRUE_MUG_G) < 4
+
+
+def test_a_store_from_before_tares_were_kept_opens_and_keeps_its_samples(tmp_path):
+    path = tmp_path / FILE_NAME
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE samples (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL,"
+        " key TEXT NOT NULL, grams_per_unit REAL NOT NULL, units INTEGER NOT NULL,"
+        " noise_g REAL NOT NULL, source TEXT NOT NULL, confirmed_by TEXT NOT NULL, ref TEXT,"
+        " site TEXT NOT NULL, station TEXT NOT NULL, at TEXT NOT NULL);"
+        "INSERT INTO samples (subject, key, grams_per_unit, units, noise_g, source,"
+        " confirmed_by, ref, site, station, at) VALUES ('sku', 'MUG', 412.0, 2, 2.5,"
+        " 'single_sku_carton', 'pass', 'ORD-1/C1', 'dc-1', 'pack-01', '2026-11-20');"
+    )
+    db.commit()
+    db.close()
+    store = LearnedWeightStore(path, "dc-1", "pack-01", 200)
+    assert store.samples(Subject.SKU, "MUG") == [
+        WeightSample(412.0, 2, 2.5, SampleSource.SINGLE_SKU_CARTON)
+    ]
+    store.close()
+
+
+def test_a_data_directory_moved_to_another_site_learns_afresh(tmp_path):
+    store = LearnedWeightStore(tmp_path / FILE_NAME, "dc-1", "pack-01", 200)
+    store.add(Subject.SKU, "MUG", WeightSample(412.0), "pass", NOW)
+    store.close()
+    moved = LearnedWeightStore(tmp_path / FILE_NAME, "dc-2", "pack-01", 200)
+    assert moved.samples(Subject.SKU, "MUG") == [] and moved.keys(Subject.SKU) == []
+    moved.close()
 
 
 def test_insertion_samples(tmp_path):

@@ -24,6 +24,7 @@ def message_keys_in_code() -> set[str]:
     keys = set(re.findall(r'ShowMessage\(\s*"\w+",\s*"([a-z_]+\.[a-z_]+)"', source))
     keys |= set(re.findall(r'return "(override\.[a-z_]+)"', source))
     keys |= {f"weigh.captured_{kind}" for kind in ("unit", "box", "unknown")}
+    keys |= {f"weigh.{problem}" for problem in ("empty_platter", "platter_not_emptied")}
     return keys | {
         "logout.logout",
         "logout.inactivity",
