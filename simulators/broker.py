@@ -71,6 +71,7 @@ class MosquittoBroker:
         start_timeout_s: float = 10.0,
         tls: TlsListener | None = None,
         password_file: Path | None = None,
+        extra_config: tuple[str, ...] = (),
     ) -> None:
         self.executable = find_mosquitto()
         self.workdir = workdir
@@ -80,6 +81,7 @@ class MosquittoBroker:
         self._process: subprocess.Popen[bytes] | None = None
         self.tls = tls
         self.password_file = password_file
+        self.extra_config = extra_config  # more mosquitto.conf lines (limits under test)
         self.config_path = self._write_config(acl, allow_anonymous)
 
     def _write_config(self, acl: str | None, allow_anonymous: bool) -> Path:
@@ -114,6 +116,7 @@ class MosquittoBroker:
             acl_path = self.workdir / "acl"
             acl_path.write_text(acl)
             lines.append(f"acl_file {acl_path}")
+        lines += self.extra_config
         config = self.workdir / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config

@@ -277,6 +277,7 @@ class EventPublisher:
         self._session = 0
         self._state = ConnectionState.DOWN
         self._server_receive_maximum: int | None = None
+        self._server_max_packet: int | None = None
         self._announce_online = False
         # Set by paho's thread: when the connection was lost, and whether the events acknowledged
         # just before that are still to be published again.
@@ -568,6 +569,7 @@ class EventPublisher:
             )
             return
         self._server_receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        self._server_max_packet = getattr(properties, "MaximumPacketSize", None)
         # SUBSCRIBE goes out before anyone sees the link up, so a request published next cannot
         # overtake it and have its answer dropped by the broker.
         for topic, (spec, _handler, _on_invalid) in list(self._subscriptions.items()):
@@ -753,17 +755,24 @@ class EventPublisher:
                 drain.retry_delay_s = 0.0
                 self._clear_fault(FaultCode.PUBLISH_REJECTED)
 
-    def _reject(self, event: StoredEvent, reason: int) -> None:
+    def _reject(self, event: StoredEvent, reason: int, why: str = "") -> None:
         drain = self._drain
         drain.rejected[event.station_seq] = event
         drain.retry_delay_s = min(
             max(drain.retry_delay_s * 2, self._config.reconnect_min_s), self._config.reconnect_max_s
         )
         drain.retry_at = self._clock.monotonic() + drain.retry_delay_s
+        todo = ""
+        if reason == _PACKET_TOO_LARGE:
+            todo = (
+                f" ({why or 'too large for the broker'}): raise the broker's maximum packet or "
+                "message size (mosquitto max_packet_size, message_size_limit);"
+            )
         self._raise_fault(
             FaultCode.PUBLISH_REJECTED,
             f"broker refused event seq {event.station_seq} ({event.event_type}) on {event.topic}"
-            f" with reason 0x{reason:02X}; kept in the outbox, retry in {drain.retry_delay_s:g}s",
+            f" with reason 0x{reason:02X}{todo} kept in the outbox, newer events wait behind it,"
+            f" retry in {drain.retry_delay_s:g}s",
             reason,
         )
 
@@ -822,13 +831,25 @@ class EventPublisher:
             # the newest one dispatched.
             drain.dispatched_upto = max(drain.dispatched_upto, event.station_seq)
             room -= 1
+            if drain.rejected:  # refused before it went (too large): the newer ones wait
+                return
 
     def _send(self, event: StoredEvent) -> bool:
+        """Publish one event; False if paho did not take it (tried again later). One larger
+        than the broker takes is refused here like a broker refusal (0x95, kept and retried,
+        newer events held back): sent, the broker would drop the connection, paho would resend
+        it at every reconnect, and nothing after it would ever go."""
+        size = _packet_size(event)
+        limit = self._server_max_packet
+        if limit is not None and size > limit:
+            self._reject(event, _PACKET_TOO_LARGE, f"{size} bytes, over the broker's {limit}")
+            return True
         info = self._client.publish(
             event.topic, event.payload, qos=1, retain=False, properties=self._event_properties
         )
-        # NO_CONN: paho keeps the message and sends it after reconnecting, so it is in flight.
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+        # NO_CONN, CONN_LOST: paho keeps the message and sends it after reconnecting, so it is
+        # in flight (and its PUBACK must find it here).
+        if info.rc not in _TAKEN_BY_PAHO:
             log.warning("publish not queued", extra={"seq": event.station_seq, "rc": info.rc})
             return False
         self._drain.inflight[info.mid] = event
@@ -855,6 +876,23 @@ class EventPublisher:
     def _notify(self, fault: Fault) -> None:
         if self._on_fault is not None:
             self._on_fault(fault)
+
+
+# MQTT 5 "Packet too large": the broker's answer to an oversize publish, and ours to one we
+# know it would not take.
+_PACKET_TOO_LARGE = 0x95
+_TAKEN_BY_PAHO = (
+    MQTTErrorCode.MQTT_ERR_SUCCESS,
+    MQTTErrorCode.MQTT_ERR_NO_CONN,
+    MQTTErrorCode.MQTT_ERR_CONN_LOST,
+)
+# Fixed header, packet id and the publish properties this station sets, generously.
+_PUBLISH_OVERHEAD = 64
+
+
+def _packet_size(event: StoredEvent) -> int:
+    """About the PUBLISH packet's size on the wire (a little over, never under)."""
+    return len(event.payload) + len(event.topic.encode()) + _PUBLISH_OVERHEAD
 
 
 def _disable_nagle(client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -19,11 +19,16 @@ from tests.mqtt.factories import SITE, STATION
 
 
 def start_broker(
-    workdir: Path, acl: str | None = None, allow_anonymous: bool = True
+    workdir: Path,
+    acl: str | None = None,
+    allow_anonymous: bool = True,
+    extra_config: tuple[str, ...] = (),
 ) -> MosquittoBroker:
     """A started broker; fails (never skips) the test when mosquitto is missing."""
     try:
-        broker = MosquittoBroker(workdir, acl=acl, allow_anonymous=allow_anonymous)
+        broker = MosquittoBroker(
+            workdir, acl=acl, allow_anonymous=allow_anonymous, extra_config=extra_config
+        )
     except MosquittoNotFound as missing:
         pytest.fail(str(missing))
     broker.start()

@@ -9,7 +9,7 @@ import pytest
 
 from simulators.broker import MosquittoBroker
 from simulators.sink import Sink
-from station.events import EventType
+from station.events import EventType, Reason
 from station.mqtt import ConnectionState, FaultCode
 from station.outbox import Outbox
 from tests.mqtt.conftest import PublisherFactory, start_broker, wait_until
@@ -103,3 +103,34 @@ def test_refused_connack_is_not_connected(refusing_broker: MosquittoBroker, tmp_
         assert factory.faults[0].reason_code == 0x87
     finally:
         factory.stop_all()
+
+
+def test_an_event_larger_than_the_broker_takes_is_held_with_a_fault_not_a_reconnect_loop(
+    tmp_path: Path,
+) -> None:
+    """Sent, it would make the broker drop the connection at every reconnect, with everything
+    after it stuck and no fault. It is refused on the station (0x95), kept, and said."""
+    broker = start_broker(tmp_path / "small", extra_config=("max_packet_size 4096",))
+    factory = PublisherFactory(broker, tmp_path / "outbox.db")
+    sink = Sink(broker.host, broker.port)
+    sink.start()
+    try:
+        publisher = factory()
+        publisher.publish(EventType.VERIFICATION_RESULT, verification("C-1"), subject="C-1")
+        assert sink.wait_for_events(1, timeout=10)
+        reasons = [Reason(code=f"r{n}", message="x" * 100) for n in range(60)]
+        big = verification("C-2").model_copy(update={"reasons": reasons})
+        publisher.publish(EventType.VERIFICATION_RESULT, big, subject="C-2")
+        publisher.publish(EventType.VERIFICATION_RESULT, verification("C-3"), subject="C-3")
+        assert wait_until(lambda: bool(factory.faults))
+        fault = factory.faults[-1]
+        assert fault.code is FaultCode.PUBLISH_REJECTED and fault.reason_code == 0x95
+        assert "max_packet_size" in fault.message and "seq 2" in fault.message
+        assert publisher.connected
+        assert publisher.health().outbox_depth == 2  # the big one and the one behind it
+        assert "oversize" not in broker.log_tail(200)
+        assert [event.station_seq for event in sink.events()] == [1]
+    finally:
+        sink.stop()
+        factory.stop_all()
+        broker.stop()
