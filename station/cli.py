@@ -85,11 +85,17 @@ def _add_config_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_check_config(args: argparse.Namespace) -> int:
-    from station.config import StationConfig
-    from station.config_loader import ConfigError, load_config
+    """The structure, then what it refers to (`station.preflight`): the same problems `run`
+    refuses to start with."""
+    from station.config_loader import ConfigError
+    from station.daemon import load_station_config
+    from station.preflight import preflight
 
     try:
-        config = load_config(StationConfig, args.file, os.environ)
+        config = load_station_config(args.file)
+        problems = preflight(config)
+        if problems:
+            raise ConfigError(str(args.file), problems)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 2
@@ -122,8 +128,6 @@ def summarise(config: object) -> str:
         vision = config.vision
         model = vision.detector.model
         lines.append(f"  vision:    {vision.source.type} camera, {vision.detector.type} {model}")
-        if not model.is_file():
-            lines.append(f"  WARNING:   vision model {model} does not exist")
     return "\n".join(lines)
 
 

@@ -226,12 +226,33 @@ class StationConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _unique_scanner_ports(self) -> StationConfig:
-        ports = [getattr(s, "port", None) or getattr(s, "device", None) for s in self.scanners]
-        dupes = {p for p in ports if p is not None and ports.count(p) > 1}
+    def _distinct_devices(self) -> StationConfig:
+        """Scanners are told apart by name (their health, their scans in the logs), and one
+        port serves one device: two drivers on it would read each other's bytes."""
+        names = [s.name for s in self.scanners]
+        dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"two scanners share {', '.join(sorted(dupes))}")
+            raise ValueError(f"scanner name used twice: {', '.join(dupes)}")
+        users: dict[str, list[str]] = {}
+        for key, port in self._ports():
+            users.setdefault(port, []).append(key)
+        shared = [f"{port} ({' and '.join(keys)})" for port, keys in users.items() if len(keys) > 1]
+        if shared:
+            raise ValueError(f"one port, two devices: {'; '.join(shared)}")
         return self
+
+    def _ports(self) -> list[tuple[str, str]]:
+        """(config key, port or URL) of every device on a serial port or socket."""
+        ports = [("scale.port", self.scale.port)]
+        for n, scanner in enumerate(self.scanners):
+            port = getattr(scanner, "port", None) or getattr(scanner, "device", None)
+            ports += [(f"scanners.{n}", str(port))] if port else []
+        for n, reader in enumerate(self.rfid.readers if self.rfid else ()):
+            ports.append((f"rfid.readers.{n}", reader.url))
+        for n, actuator in enumerate(self.actuators):
+            port = getattr(actuator, "serial_port", None) or getattr(actuator, "url", None)
+            ports += [(f"actuators.{n}", str(port))] if port else []
+        return ports
 
     @model_validator(mode="after")
     def _policy_channels_configured(self) -> StationConfig:
@@ -282,7 +303,13 @@ class StationConfig(Strict):
         api = self.api
         if api.token_file is not None:
             api = api.model_copy(update={"token_file": base / api.token_file})
-        update = {"station": station, "catalog": catalog, "manifests": manifests, "api": api}
+        update = {
+            "station": station,
+            "catalog": catalog,
+            "manifests": manifests,
+            "api": api,
+            "mqtt": _resolved_mqtt(self.mqtt, base),
+        }
         if self.rfid is not None:
             update["rfid"] = self.rfid.resolve_paths(base)
         if self.vision is not None:
@@ -313,3 +340,19 @@ def station_policy(config: StationConfig) -> StationPolicy:
 
 def _configured_sensors(config: StationConfig) -> list[str]:
     return [name for name in ("rfid", "vision") if getattr(config, name) is not None]
+
+
+def _resolved_mqtt(mqtt: MqttConfig, base: Path) -> MqttConfig:
+    """The broker password file and TLS files relative to the config file's folder (a service
+    runs from /, where a relative path would find nothing)."""
+    update: dict[str, object] = {}
+    if mqtt.password_file is not None:
+        update["password_file"] = base / mqtt.password_file
+    if mqtt.tls is not None:
+        files = {
+            name: base / value
+            for name in ("ca_file", "cert_file", "key_file")
+            if (value := getattr(mqtt.tls, name)) is not None
+        }
+        update["tls"] = mqtt.tls.model_copy(update=files)
+    return mqtt.model_copy(update=update)

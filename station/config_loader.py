@@ -84,7 +84,8 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dic
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
-        _set_path(data, path, _parse_scalar(raw))
+        # A secret is taken as written: "20240601" is a password, not a number.
+        _set_path(data, path, raw if is_secret(path[-1]) else _parse_scalar(raw))
         overridden[".".join(path)] = name
     return overridden
 
@@ -105,6 +106,12 @@ def _set_path(data: Any, path: list[str], value: Any) -> None:
             else:
                 node = node[index]
             continue
+        if not isinstance(node, dict):
+            where = ".".join(path[:i])
+            raise ConfigError(
+                "environment",
+                [ConfigProblem(".".join(path), None, f"{where} is a value, not a table")],
+            )
         if last:
             node[part] = value
         else:
@@ -233,8 +240,13 @@ def _nearest(loc: list[str], by_path: Mapping[str, V]) -> V | None:
     return None
 
 
+# Keys whose values may carry credentials whatever their own names: HTTP headers
+# ("Authorization: Bearer ...").
+_HOLDS_SECRETS = frozenset({"headers"})
+
+
 def _shown(loc: list[str], value: Any) -> str:
-    if loc and is_secret(loc[-1]):
+    if any(is_secret(part) or part in _HOLDS_SECRETS for part in loc):
         return "a hidden value"
     return repr(value)
 

@@ -340,7 +340,13 @@ class _SupervisedInput(ABC):
         if state is self._health:
             return
         self._health = state
-        log.info("scanner %s", state.value, extra={"source": self._name, "detail": detail})
+        if state is HealthState.DOWN:
+            log.warning(
+                "scanner down: check its cable and the port in the config; reopened until it works",
+                extra={"source": self._name, "detail": detail},
+            )
+        else:
+            log.info("scanner %s", state.value, extra={"source": self._name, "detail": detail})
         self._on_health(ScannerHealth(self._name, state, detail, self._last_scan))
 
 

@@ -130,6 +130,29 @@ def test_env_override_of_missing_list_entry_is_a_config_error() -> None:
         apply_env_overrides({"scanners": []}, {"PACKSTATION__SCANNERS__3__PORT": "x"})
 
 
+def test_a_secret_from_the_environment_is_taken_as_written() -> None:
+    """An all-digit password is a password: parsed as TOML it would be a number and refused."""
+    data: dict = {"broker": {"host": "h"}}
+    apply_env_overrides(data, {"PACKSTATION__BROKER__PASSWORD": "20240601"})
+    assert data["broker"]["password"] == "20240601"
+
+
+def test_an_environment_key_below_a_value_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_env_overrides({"broker": {"host": "h"}}, {"PACKSTATION__BROKER__HOST__X": "1"})
+    assert "broker.host is a value, not a table" in info.value.report()
+
+
+def test_a_header_value_is_never_echoed(tmp_path: Path) -> None:
+    class WithHeaders(Strict):
+        headers: dict[str, str] = {}
+
+    text = 'headers = "Authorization: Bearer SUPERSECRET-WMS-TOKEN"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(WithHeaders, write(tmp_path, text))
+    assert "SUPERSECRET" not in info.value.report() and "headers" in info.value.report()
+
+
 def test_key_lines_tracks_tables_and_arrays() -> None:
     lines = key_lines(GOOD)
     assert lines["broker.port"] == 3
