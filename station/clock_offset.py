@@ -153,9 +153,12 @@ def http_date_offset(url: str, wall: Callable[[], float] = time.time) -> ClockOf
 
 
 def http_reference(url_template: str) -> str:
-    """The root of the host a URL template points at (where the Date header comes from)."""
+    """The root of the host a URL template points at (where the Date header comes from),
+    without any user:password@ in it: the Date comes without them (a 401 carries one too), and
+    the URL is shown in logs, status and fault events."""
     parts = urlsplit(url_template)
-    return f"{parts.scheme}://{parts.netloc}/"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}/"
 
 
 class ClockMonitor:

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from station.metrics import StationMetrics
 from station.mqtt import EventPublisher, Fault
 from station.outbox import Outbox
 from station.owed_evidence import OwedRecords
+from station.preflight import preflight
 from station.scanner import ScannerHealth, make_scanner
 from station.session import (
     STATION_FAULT,
@@ -723,7 +725,11 @@ class StationDaemon:
                 if self.clock_offset is not None or not self._clock_unknown_logged:
                     log.warning("clock offset unknown", extra={"problem": str(exc)})
                 self._clock_unknown_logged = True
-                self.clock_offset = None
+                # A clock last measured too far off stays so until a measurement says otherwise:
+                # one failed check must not let retention judge ages by it again.
+                last = self.clock_offset
+                if last is None or not last.beyond(bound):
+                    self.clock_offset = None
             else:
                 self.clock_offset = offset
                 detail = (
@@ -1047,8 +1053,11 @@ def load_station_config(path: Path) -> StationConfig:
 def run_daemon(args: argparse.Namespace) -> int:
     try:
         config = load_station_config(args.config)
+        problems = preflight(config)
+        if problems:
+            raise ConfigError(str(args.config), problems)
     except ConfigError as exc:
-        print(exc.report())
+        print(exc.report(), file=sys.stderr)
         return 2
     configure_logging(config.logging.level, config.logging.json_lines)
     clock = SystemClock() if args.clock_speed == 1.0 else ScaledClock(args.clock_speed)

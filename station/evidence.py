@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     pruned_at TEXT NOT NULL,
     records_pruned INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS record_images (
+    seq INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT
+);
+CREATE INDEX IF NOT EXISTS record_images_by_seq ON record_images (seq);
 CREATE VIEW IF NOT EXISTS attempts AS
     SELECT seq AS id, order_id, carton_id, attempt, outcome, at AS decided_at, body AS record
     FROM records WHERE kind = 'attempt';
@@ -106,15 +112,27 @@ class ChainRecord:
         return cls(**json.loads(text))
 
     def plain(self) -> dict[str, Any]:
-        """The record with its body parsed, for the API and `evidence show`."""
-        return {
+        """The record with its body parsed, for the API and `evidence show`; a body that is no
+        JSON object (a damaged file) is given as the text stored, flagged."""
+        plain: dict[str, Any] = {
             "seq": self.seq,
             "kind": self.kind,
             "at": self.at,
             "prev_sha256": self.prev_sha256,
             "sha256": self.sha256,
-            "body": json.loads(self.body),
         }
+        body = self.parsed_body()
+        if body is None:
+            return {**plain, "body": None, "body_text": self.body, "damaged": True}
+        return {**plain, "body": body}
+
+    def parsed_body(self) -> dict[str, Any] | None:
+        """The body as the object it was written as; None if it is not one any more."""
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +186,11 @@ class EvidenceStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             legacy = _take_legacy_rows(self._db)
+            indexed = _has_table(self._db, "record_images")
             for statement in _SCHEMA.split(";"):
                 self._db.execute(statement)
+            if not indexed:  # a file from before 2026-11-27: its records' images, once
+                _index_images(self._db)
             self.genesis = _ensure_genesis(self._db, station_id, site_id)
             self._head = _head(self._db, self.genesis)
             for kind, at, body, keys in legacy:
@@ -284,9 +305,26 @@ class EvidenceStore:
         return ChainRecord(seq, kind, at, body, prev, digest, order_id, carton_id, attempt, outcome)
 
     def _append(self, record: ChainRecord) -> None:
+        """The record and the images it refers to (which retention counts and removes with
+        it), in one transaction (or in the opening one, converting an older file)."""
         values = tuple(getattr(record, f.name) for f in dataclasses.fields(record))
         with self._writing:
-            self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", values)
+            own = not self._db.in_transaction
+            if own:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    f"INSERT INTO records ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", values
+                )
+                _index_record_images(self._db, record.seq, record.body)
+                if own:
+                    self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite has already rolled back after some errors (a full disk): a ROLLBACK
+                # then would fail and hide the real error.
+                if own and self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             self._head = (record.seq, record.sha256)
 
     # -- reading -----------------------------------------------------------------------------
@@ -622,6 +660,27 @@ def _select(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Iterat
 
 def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
+
+
+def _index_record_images(db: sqlite3.Connection, seq: int, body: str) -> None:
+    try:
+        files = image_files(json.loads(body))
+    except ValueError:  # not JSON: refers to no image
+        return
+    db.executemany(
+        "INSERT INTO record_images (seq, sha256, path) VALUES (?, ?, ?)",
+        [(seq, digest, path) for digest, path in files],
+    )
+
+
+def _index_images(db: sqlite3.Connection) -> None:
+    for seq, body in db.execute("SELECT seq, body FROM records").fetchall():
+        _index_record_images(db, seq, body)
 
 
 def _ensure_genesis(db: sqlite3.Connection, station_id: str, site_id: str) -> str:

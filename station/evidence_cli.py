@@ -9,7 +9,6 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from station.evidence import (
     ChainRecord,
@@ -61,12 +60,23 @@ def _open(args: argparse.Namespace) -> sqlite3.Connection:
         raise SystemExit(str(exc)) from None
 
 
+def _damaged(args: argparse.Namespace, exc: sqlite3.Error) -> int:
+    print(
+        f"evidence file {evidence_path(args)} is damaged or not an evidence file ({exc}); keep "
+        "it as it is for a dispute, and restore the station's copy from a backup",
+        file=sys.stderr,
+    )
+    return EXIT_BROKEN
+
+
 def run_verify(args: argparse.Namespace) -> int:
     db = _open(args)
     started = time.perf_counter()
     try:
         check = verify_chain(db)
         pruned = checkpoint(db)
+    except sqlite3.DatabaseError as exc:
+        return _damaged(args, exc)
     finally:
         db.close()
     seconds = time.perf_counter() - started
@@ -85,6 +95,8 @@ def run_show(args: argparse.Namespace) -> int:
     db = _open(args)
     try:
         record = read_record(db, args.id)
+    except sqlite3.DatabaseError as exc:
+        return _damaged(args, exc)
     finally:
         db.close()
     if record is None:
@@ -99,12 +111,15 @@ def run_show(args: argparse.Namespace) -> int:
 
 def summary(record: ChainRecord) -> str:
     """A reviewer's reading of one record: who, what, the verdict and why, what was seen."""
-    body: dict[str, Any] = json.loads(record.body)
     lines = [
         f"record {record.seq}  {record.kind}  at {record.at}",
         f"  sha256 {record.sha256}",
         f"  prev   {record.prev_sha256}",
     ]
+    body = record.parsed_body()
+    if body is None:  # `evidence verify` says where the chain breaks
+        lines.append(f"  DAMAGED: the stored body is not a JSON object: {record.body[:200]!r}")
+        return "\n".join(lines)
     if record.kind != "attempt":
         lines += [f"  {key}: {value}" for key, value in sorted(body.items())]
         return "\n".join(lines)

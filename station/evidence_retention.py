@@ -77,6 +77,10 @@ class PruneResult:
     stopped_for_outbox: bool = False
     bytes_used: int = 0
     reasons: set[str] = field(default_factory=set)  # "age", "bytes"
+    # Image files no record refers to (an attempt a stop or a timeout cut short, a record still
+    # owed): never counted against the budget, never deleted here.
+    unreferenced_files: int = 0
+    unreferenced_bytes: int = 0
 
 
 def protected_by(events: Iterable[StoredEvent]) -> Protected:
@@ -125,16 +129,22 @@ class EvidencePruner:
     def run(self, now: datetime, by_age: bool = True) -> PruneResult:
         """One retention pass (blocking: call it on a thread); `by_age` False: only the disk
         budget drops records (the wall clock cannot be trusted to say how old they are)."""
-        protected = protected_by(self._unsent())
-        images = ImageIndex.of(self._images_dirs)
         result = PruneResult()
         db = sqlite3.connect(self._db_path, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # Never past the chain's head as the pass starts: a record written meanwhile may
+            # be anchored by an event committed after the outbox was read.
+            (head,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+            images = ImageIndex.of(self._images_dirs)
+            stray = images.set_aside_unreferenced(_image_refs(db))
+            result.unreferenced_files, result.unreferenced_bytes = stray
             cutoff = _age_cutoff(db, now, self._config.max_age_days, by_age)
             while True:
                 used = _data_bytes(db) + images.bytes
-                batch, stop = self._next_batch(db, protected, cutoff, used, images, result)
+                # Read again per batch: an event committed during the pass protects its carton.
+                protected = protected_by(self._unsent())
+                batch, stop = self._next_batch(db, head, protected, cutoff, used, images, result)
                 if batch:
                     self._drop(db, batch, now, images, result)
                 if stop or len(batch) < BATCH_RECORDS:
@@ -142,6 +152,17 @@ class EvidencePruner:
             result.bytes_used = _data_bytes(db) + images.bytes
         finally:
             db.close()
+        if result.unreferenced_files:
+            log.warning(
+                "evidence image files no record refers to: not counted, not deleted (attempts "
+                "cut short by a stop or a timeout, or records still owed); once the station has "
+                "no owed record they may be removed by hand",
+                extra={
+                    "files": result.unreferenced_files,
+                    "bytes": result.unreferenced_bytes,
+                    "folders": [str(folder) for folder in self._images_dirs],
+                },
+            )
         if result.records:
             log.info(
                 "evidence pruned",
@@ -157,6 +178,7 @@ class EvidencePruner:
     def _next_batch(
         self,
         db: sqlite3.Connection,
+        head: int,
         protected: Protected,
         cutoff: datetime,
         used: int,
@@ -165,8 +187,9 @@ class EvidencePruner:
     ) -> tuple[list[_Dropped], bool]:
         """The next oldest records to drop (seq, sha256, images), and whether to stop."""
         rows = db.execute(
-            "SELECT seq, at, order_id, carton_id, body, sha256 FROM records ORDER BY seq LIMIT ?",
-            (BATCH_RECORDS,),
+            "SELECT seq, at, order_id, carton_id, body, sha256 FROM records WHERE seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            (head, BATCH_RECORDS),
         ).fetchall()
         batch: list[_Dropped] = []
         for seq, at, order_id, carton_id, body, sha256 in rows:
@@ -195,6 +218,8 @@ class EvidencePruner:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM records WHERE seq <= ?", (last_seq,))
+            if _has_image_index(db):
+                db.execute("DELETE FROM record_images WHERE seq <= ?", (last_seq,))
             db.execute(
                 "INSERT INTO checkpoint (id, through_seq, sha256, pruned_at, records_pruned)"
                 " VALUES (1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET through_seq ="
@@ -228,6 +253,21 @@ def _age_cutoff(
     if newest is not None:
         now = min(now, datetime.fromisoformat(newest) + timedelta(days=1))
     return now - timedelta(days=max_age_days)
+
+
+def _has_image_index(db: sqlite3.Connection) -> bool:
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("record_images",)
+    )
+    return found.fetchone() is not None
+
+
+def _image_refs(db: sqlite3.Connection) -> list[tuple[str, str | None]] | None:
+    """(digest, path) of every image the records refer to; None for a file without the index
+    (then every file counts, as before it)."""
+    if not _has_image_index(db):
+        return None
+    return [(digest, path) for digest, path in db.execute("SELECT sha256, path FROM record_images")]
 
 
 def _data_bytes(db: sqlite3.Connection) -> int:
@@ -279,6 +319,17 @@ class ImageIndex:
         if named in self.sizes:
             return [named]
         return [p for p in same if p.parts[-2:] == named.parts[-2:]]
+
+    def set_aside_unreferenced(
+        self, refs: Iterable[tuple[str, str | None]] | None
+    ) -> tuple[int, int]:
+        """Take the files no reference in `refs` names out of the index (not from the disk):
+        they count against no budget and are never removed. (files, bytes) set aside."""
+        if refs is None:
+            return 0, 0
+        kept = {file for digest, path in refs for file in self._files(digest, path)}
+        stray = [file for file in self.sizes if file not in kept]
+        return len(stray), sum(self.sizes.pop(file) for file in stray)
 
     def size(self, digest: str, path: str | None) -> int:
         return sum(self.sizes[p] for p in self._files(digest, path))

@@ -521,7 +521,7 @@ class StationApi:
         order_id, carton_id = _carton_query(request)
         evidence = self._daemon.evidence
         records = evidence.carton_records(order_id, carton_id)
-        images = [digest for record in records for digest in image_refs(json.loads(record.body))]
+        images = [digest for record in records for digest in image_refs(record.parsed_body())]
         return json_response(
             {
                 "order_id": order_id,

@@ -327,6 +327,19 @@ def test_verify_and_show_from_the_command_line(tmp_path: Path) -> None:
     missing = packstation("evidence", "show", "99", "--data-dir", str(tmp_path))
     assert missing.returncode == 1 and "no evidence record 99" in missing.stderr
 
+    # A body that is no JSON object any more is shown as stored, not a traceback.
+    tamper(path, "UPDATE records SET body = 'not json' WHERE seq = 4")
+    for flag in ((), ("--json",)):
+        shown = packstation("evidence", "show", "4", *flag, "--data-dir", str(tmp_path))
+        assert shown.returncode == 0 and "not json" in shown.stdout, shown.stderr
+    # A file that is no database at all: said, with what to do, exit 2.
+    path.write_bytes(b"this is not an evidence file" * 100)
+    for path_wal in tmp_path.glob("evidence.sqlite3-*"):
+        path_wal.unlink()
+    damaged = packstation("evidence", "verify", "--data-dir", str(tmp_path))
+    assert damaged.returncode == 2 and "damaged or not an evidence file" in damaged.stderr
+    assert "Traceback" not in damaged.stderr
+
 
 def test_a_carton_opened_again_counts_on_from_every_attempt_number_it_used(
     tmp_path: Path,

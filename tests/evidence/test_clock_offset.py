@@ -91,9 +91,13 @@ def test_http_dates_in_every_form_the_rfc_allows() -> None:
 
 class _AheadHandler(BaseHTTPRequestHandler):
     ahead_s = 0.0
+    dateless = False  # answers without a Date header: the reference is no use any more
 
     def do_HEAD(self) -> None:
-        self.send_response(404)  # a missing page still tells the time
+        if self.dateless:
+            self.send_response_only(404)
+        else:
+            self.send_response(404)  # a missing page still tells the time
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -132,6 +136,8 @@ def test_no_reference_at_all_is_said_plainly() -> None:
     assert http_reference("https://wms.example:8443/api/{order_id}/{carton_id}") == (
         "https://wms.example:8443/"
     )
+    # Credentials in the manifest URL never reach the clock's logs, status or fault events.
+    assert http_reference("https://svc:s3cret@wms.example/o/{order_id}") == "https://wms.example/"
 
 
 def test_a_station_clock_far_off_is_a_fault_in_status_and_metrics(
@@ -139,7 +145,7 @@ def test_a_station_clock_far_off_is_a_fault_in_status_and_metrics(
 ) -> None:
     url, handler = reference
     handler.ahead_s = 120.0
-    extra = f'[clock]\nreference = "http"\nhttp_url = "{url}"\nmax_offset_s = 2.0\n'
+    extra = f'[clock]\nreference = "http"\nhttp_url = "{url}"\nmax_offset_s = 2.0\ninterval_s = 5\n'
     with (
         SimulatedStation(tmp_path / "st", broker.host, broker.port, extra_config=extra) as station,
         InProcessDaemon(station.config_path) as running,
@@ -157,3 +163,11 @@ def test_a_station_clock_far_off_is_a_fault_in_status_and_metrics(
         down = {d.name: d.detail for d in status.devices_down}
         assert "fix the station's NTP" in down["clock offset"]
         assert "packstation_clock_offset_seconds -1" in running.daemon.metrics.render()
+
+        # The reference stops telling the time: the clock stays known to be off (retention
+        # must not judge ages by it again), and the fault stays raised.
+        handler.dateless = True
+        time.sleep(6)
+        status = running.daemon.status()
+        assert status.clock is not None and status.clock.offset_s == pytest.approx(-120, abs=1)
+        assert "clock offset" in {d.name for d in status.devices_down}

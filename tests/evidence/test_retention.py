@@ -8,12 +8,15 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from station.events import EventType, EvidenceRef, Mode, VerificationResult
 from station.evidence import EvidenceStore, checkpoint, open_readonly, verify_chain
 from station.evidence_retention import (
     BATCH_RECORDS,
     EvidencePruner,
     EvidenceRetentionConfig,
+    ImageIndex,
     pending_events,
 )
 from station.outbox import Outbox
@@ -132,6 +135,49 @@ def test_over_the_disk_budget_the_oldest_go_with_their_images(tmp_path: Path) ->
     assert result.images == result.records and 8 <= result.records <= 20
     assert [f.exists() for f in files] == [False] * result.records + [True] * (30 - result.records)
     assert verified(path)[0].ok
+    outbox.close()
+
+
+def test_files_no_record_refers_to_neither_count_nor_go(tmp_path: Path) -> None:
+    """A timed-out attempt's frames (written, then no record) once made every pass drop the
+    whole chain, the budget never met: now they are set aside, reported, and kept."""
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 50)
+    stray = tmp_path / "evidence" / "images" / "ORD-9" / "C1" / "attempt-1"
+    stray.mkdir(parents=True)
+    frame = stray / f"insertion-1-{'c' * 12}.jpg"
+    frame.write_bytes(b"x" * 1_200_000)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = pruner(tmp_path, outbox, max_bytes=1_000_000).run(T0 + 51 * DAY)
+    assert result.records == 0 and frame.exists()
+    assert (result.unreferenced_files, result.unreferenced_bytes) == (1, 1_200_000)
+    assert verified(path)[0].records == 50  # every record still there
+    outbox.close()
+
+
+def test_a_record_written_during_a_pass_is_not_pruned_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass reads the outbox, then walks the images; meanwhile the loop commits a verdict
+    and writes its record: that record stays, whatever the budget says."""
+    path = tmp_path / "evidence.sqlite3"
+    daily(path, 5)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    prune = pruner(tmp_path, outbox, max_age_days=0.5)
+    walk = ImageIndex.of
+
+    def walk_while_the_loop_writes(folders: list[Path]) -> ImageIndex:
+        store = EvidenceStore(path, "pack-01", "dc-north")
+        store.record_attempt(attempt(6, at=T0 + 2 * DAY))  # as old as those pruned
+        store.close()
+        return walk(folders)
+
+    monkeypatch.setattr(ImageIndex, "of", staticmethod(walk_while_the_loop_writes))
+    result = prune.run(T0 + 30 * DAY)
+    assert result.through_seq == 5
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT seq FROM records").fetchall() == [(6,)]
+    db.close()
     outbox.close()
 
 
