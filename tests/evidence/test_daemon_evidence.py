@@ -6,6 +6,8 @@ import asyncio
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +50,21 @@ class Listener:
         self._client.disconnect()
 
 
+@contextmanager
+def one_carton_packed(tmp_path: Path, broker) -> Iterator[tuple[SimulatedStation, InProcessDaemon]]:
+    """A running station at which ORD-1001/C1 was just packed whole and closed."""
+    with (
+        SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
+        InProcessDaemon(station.config_path) as running,
+    ):
+        station.pack("7", "ORD-1001", "C1", "BOX-S")
+        yield station, running
+
+
 def test_a_verdict_event_anchors_its_complete_record(tmp_path: Path, broker) -> None:
     listener = Listener(broker.host, broker.port)
     try:
-        with (
-            SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
-            InProcessDaemon(station.config_path) as running,
-        ):
-            station.pack("7", "ORD-1001", "C1", "BOX-S")
+        with one_carton_packed(tmp_path, broker) as (station, running):
             assert running.wait_for(lambda fx: any(isinstance(e, RecordAttempt) for e in fx))
             assert running.wait_for(
                 lambda _: listener.of_type(EventType.VERIFICATION_RESULT), timeout=20
@@ -200,29 +209,25 @@ def test_a_label_asked_while_its_carton_record_cannot_be_written_gets_a_refusal(
     disk is freed, the answer comes from the record again."""
     listener = Listener(broker.host, broker.port)
     try:
-        with (
-            SimulatedStation(tmp_path / "st", broker.host, broker.port) as station,
-            InProcessDaemon(station.config_path) as running,
-        ):
-            station.pack("7", "ORD-1001", "C1", "BOX-S")
+        with one_carton_packed(tmp_path, broker) as (_, running):
             assert running.wait_for(lambda _: listener.of_type(EventType.VERIFICATION_RESULT))
             daemon = running.daemon
             assert running.wait_for(lambda _: bool(daemon.evidence.owed))
-            ask = asyncio.run_coroutine_threadsafe(
-                ask_label(daemon, "ORD-1001", "C1"), daemon._loop
-            )
-            refused = ask.result(10)
+            refused = asked_on_the_loop(daemon)
             full_evidence_disk.clear()
-            ask = asyncio.run_coroutine_threadsafe(
-                ask_label(daemon, "ORD-1001", "C1"), daemon._loop
-            )
-            after = ask.result(10)
+            after = asked_on_the_loop(daemon)
     finally:
         listener.close()
     assert (refused["allowed"], refused["reason"]) == (False, "evidence_unavailable")
     # Answered from the record again: the carton is still open at the station, its verdict's
     # step having waited for the write.
     assert (after["allowed"], after["reason"]) == (False, "reopened")
+
+
+def asked_on_the_loop(daemon) -> dict[str, Any]:
+    return asyncio.run_coroutine_threadsafe(
+        ask_label(daemon, "ORD-1001", "C1"), daemon._loop
+    ).result(10)
 
 
 async def ask_label(daemon, order_id: str, carton_id: str) -> dict[str, Any]:
