@@ -181,6 +181,12 @@ def _problem(
         message = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
     elif err["type"] == "missing":
         message = "this key is required but missing"
+    elif err["type"] == "union_tag_not_found":
+        key = str(err.get("ctx", {}).get("discriminator", "'type'"))
+        message = (
+            f"this entry has no {key} key, which says what kind it is: add it (the example "
+            "config lists the kinds)"
+        )
     elif "input" in err and not isinstance(err["input"], dict | list):
         message = f"{message} (got {_shown(loc, err['input'])})"
     if variable:

@@ -153,6 +153,14 @@ def test_a_header_value_is_never_echoed(tmp_path: Path) -> None:
     assert "SUPERSECRET" not in info.value.report() and "headers" in info.value.report()
 
 
+def test_an_entry_without_its_kind_is_told_which_key_names_it(tmp_path: Path) -> None:
+    text = GOOD.replace('type = "evdev"\n', "")
+    with pytest.raises(ConfigError) as info:
+        load_config(Sample, write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert problem.key_path == "scanners.1" and "has no 'type' key" in problem.message
+
+
 def test_key_lines_tracks_tables_and_arrays() -> None:
     lines = key_lines(GOOD)
     assert lines["broker.port"] == 3
