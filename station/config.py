@@ -232,7 +232,10 @@ class StationConfig(Strict):
         names = [s.name for s in self.scanners]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"scanner name used twice: {', '.join(dupes)}")
+            raise ValueError(
+                f"scanner name used twice: {', '.join(dupes)}; give each [[scanners]] entry "
+                "its own name (faults and scans are told apart by it)"
+            )
         users: dict[str, list[str]] = {}
         for key, port in self._ports():
             users.setdefault(port, []).append(key)
@@ -249,8 +252,9 @@ class StationConfig(Strict):
             ports += [(f"scanners.{n}", str(port))] if port else []
         for n, reader in enumerate(self.rfid.readers if self.rfid else ()):
             ports.append((f"rfid.readers.{n}", reader.url))
+        # Modbus RTU units share their RS-485 bus by design; a relay board's port is its own.
         for n, actuator in enumerate(self.actuators):
-            port = getattr(actuator, "serial_port", None) or getattr(actuator, "url", None)
+            port = getattr(actuator, "url", None) if actuator.type == "serial_relay" else None
             ports += [(f"actuators.{n}", str(port))] if port else []
         return ports
 

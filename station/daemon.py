@@ -722,7 +722,7 @@ class StationDaemon:
             try:
                 offset = await asyncio.to_thread(self.clock_monitor.measure)
             except ClockReadError as exc:
-                if self.clock_offset is not None or not self._clock_unknown_logged:
+                if not self._clock_unknown_logged:
                     log.warning("clock offset unknown", extra={"problem": str(exc)})
                 self._clock_unknown_logged = True
                 # A clock last measured too far off stays so until a measurement says otherwise:
@@ -731,6 +731,7 @@ class StationDaemon:
                 if last is None or not last.beyond(bound):
                     self.clock_offset = None
             else:
+                self._clock_unknown_logged = False  # said again at the next failure
                 self.clock_offset = offset
                 detail = (
                     f"wall clock is {offset.offset_s:+.1f} s (± {offset.uncertainty_s:.1f} s) off "

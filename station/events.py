@@ -17,7 +17,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from station.verification import Outcome
 
@@ -224,8 +232,17 @@ class EpcsShipped(_Model):
     degraded: DegradedMode | None = Field(
         default=None,
         description="Set when the carton passed or was released while a degraded mode was in "
-        "force.",
+        "force; absent otherwise.",
     )
+
+    @model_serializer(mode="wrap")
+    def _absent_when_not_degraded(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Stations from before this field validate with extra="forbid": a null here would make
+        # them drop every shipped-EPC message during a rolling upgrade.
+        document = handler(self)
+        if isinstance(document, dict) and document.get("degraded") is None:
+            document.pop("degraded", None)
+        return document
 
     @field_validator("epcs")
     @classmethod

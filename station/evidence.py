@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS record_images (
     path TEXT
 );
 CREATE INDEX IF NOT EXISTS record_images_by_seq ON record_images (seq);
+CREATE TABLE IF NOT EXISTS image_backlog (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    through_seq INTEGER NOT NULL
+);
 CREATE VIEW IF NOT EXISTS attempts AS
     SELECT seq AS id, order_id, carton_id, attempt, outcome, at AS decided_at, body AS record
     FROM records WHERE kind = 'attempt';
@@ -183,14 +187,15 @@ class EvidenceStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         # One transaction: a crash while an older file is converted leaves it unconverted.
+        self._opening = True
         self._db.execute("BEGIN IMMEDIATE")
         try:
             legacy = _take_legacy_rows(self._db)
             indexed = _has_table(self._db, "record_images")
             for statement in _SCHEMA.split(";"):
                 self._db.execute(statement)
-            if not indexed:  # a file from before 2026-11-27: its records' images, once
-                _index_images(self._db)
+            if not indexed:  # a file from before 2026-11-27: retention indexes its records
+                _note_image_backlog(self._db)
             self.genesis = _ensure_genesis(self._db, station_id, site_id)
             self._head = _head(self._db, self.genesis)
             for kind, at, body, keys in legacy:
@@ -199,6 +204,7 @@ class EvidenceStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        self._opening = False
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -309,8 +315,10 @@ class EvidenceStore:
         it), in one transaction (or in the opening one, converting an older file)."""
         values = tuple(getattr(record, f.name) for f in dataclasses.fields(record))
         with self._writing:
-            own = not self._db.in_transaction
+            own = not self._opening
             if own:
+                if self._db.in_transaction:  # left open by a commit and a rollback that failed
+                    self._db.execute("ROLLBACK")
                 self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -678,9 +686,40 @@ def _index_record_images(db: sqlite3.Connection, seq: int, body: str) -> None:
     )
 
 
-def _index_images(db: sqlite3.Connection) -> None:
-    for seq, body in db.execute("SELECT seq, body FROM records").fetchall():
-        _index_record_images(db, seq, body)
+def _note_image_backlog(db: sqlite3.Connection) -> None:
+    """Records written before images were indexed: retention indexes them in short batches on
+    its thread (`index_image_backlog`), not the opening transaction (months of records would
+    keep the station from starting for minutes)."""
+    (head,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+    if head:
+        db.execute("INSERT OR REPLACE INTO image_backlog (id, through_seq) VALUES (1, ?)", (head,))
+
+
+def index_image_backlog(db: sqlite3.Connection, batch: int = 500) -> bool:
+    """Index one batch of records written before images were indexed, newest first; True
+    while some remain. Its own short transaction (the loop's writes wait at most one batch)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT through_seq FROM image_backlog WHERE id = 1").fetchone()
+        if row is None:
+            db.execute("COMMIT")
+            return False
+        rows = db.execute(
+            "SELECT seq, body FROM records WHERE seq <= ? ORDER BY seq DESC LIMIT ?",
+            (row[0], batch),
+        ).fetchall()
+        for seq, body in rows:
+            _index_record_images(db, seq, body)
+        if len(rows) < batch:
+            db.execute("DELETE FROM image_backlog")
+        else:
+            db.execute("UPDATE image_backlog SET through_seq = ?", (rows[-1][0] - 1,))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return len(rows) == batch
 
 
 def _ensure_genesis(db: sqlite3.Connection, station_id: str, site_id: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from station.evidence import image_files
+from station.evidence import image_files, index_image_backlog
 from station.outbox import StoredEvent
 
 log = logging.getLogger("packstation.evidence")
@@ -135,6 +135,9 @@ class EvidencePruner:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             # Never past the chain's head as the pass starts: a record written meanwhile may
             # be anchored by an event committed after the outbox was read.
+            # An older file's records, once, in batches (the store made the tables at opening).
+            while _has_image_index(db) and index_image_backlog(db):
+                pass
             (head,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
             images = ImageIndex.of(self._images_dirs)
             stray = images.set_aside_unreferenced(_image_refs(db))

@@ -5,6 +5,9 @@ The config's structure is pydantic's job (`config_loader`); this is the part a t
 gets past: a catalog exported elsewhere, a password file not copied, a model not installed. Each
 problem names the key, the file and what to do, and `packstation check-config` reports the same
 ones `packstation run` refuses to start with, so a technician finds them before the packer does.
+Only what the station cannot work without: product pictures (the screen shows none) and a
+simulator's scene file (written by the test that drives it) are not checked. A manifests folder on
+a network share must be mounted before the service starts (systemd `RequiresMountsFor=`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ def preflight(config: StationConfig) -> list[ConfigProblem]:
     catalog = config.catalog
     if need("catalog.path", catalog.path, "export the catalog there or fix the path"):
         parses("catalog.path", lambda: load_catalog(catalog.path), "fix the export")
-    need("catalog.pictures_dir", catalog.pictures_dir, "copy the pictures there", folder=True)
     source = config.manifests.source
     need(
         "manifests.source.path",
@@ -65,8 +67,9 @@ def preflight(config: StationConfig) -> list[ConfigProblem]:
     if config.vision is not None:
         vision = config.vision
         need("vision.detector.model", vision.detector.model, "install the model there")
-        for name in ("path", "scene_file"):
-            need(f"vision.source.{name}", getattr(vision.source, name, None), "fix the path")
+        source_path = getattr(vision.source, "path", None)  # a file, or a folder of images
+        folder = vision.source.type == "folder"
+        need("vision.source.path", source_path, "fix the path", folder=folder)
     problems += _data_dir(config.station.data_dir)
     return problems
 

@@ -155,6 +155,40 @@ def test_files_no_record_refers_to_neither_count_nor_go(tmp_path: Path) -> None:
     outbox.close()
 
 
+def test_a_file_from_before_images_were_indexed_is_indexed_by_retention_not_at_start(
+    tmp_path: Path,
+) -> None:
+    """Opening does not read every record (months of them would delay the start past
+    systemd's timeout): retention indexes them in batches, then counts their images."""
+    path = tmp_path / "evidence.sqlite3"
+    folder = tmp_path / "evidence" / "images"
+    folder.mkdir(parents=True)
+    store = EvidenceStore(path, "pack-01", "dc-north")
+    for n in range(1, 4):
+        frame = n.to_bytes(2, "big") * 200_000
+        digest = hashlib.sha256(frame).hexdigest()
+        image = folder / f"insertion-1-{digest[:12]}.jpg"
+        image.write_bytes(frame)
+        vision = {"images": [{"path": str(image), "sha256": digest}]}
+        store.record_attempt(attempt(n, at=T0 + n * DAY), {"observations": {"vision": vision}})
+    store.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE record_images; DROP TABLE image_backlog;")
+    db.close()
+    EvidenceStore(path, "pack-01", "dc-north").close()  # the new version opens it
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM record_images").fetchone() == (0,)
+    db.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    result = pruner(tmp_path, outbox, max_bytes=1_000_000).run(T0 + 4 * DAY)
+    assert result.unreferenced_files == 0 and result.records == 1  # 1.2 MB of frames: one goes
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM image_backlog").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM record_images").fetchone() == (2,)
+    db.close()
+    outbox.close()
+
+
 def test_a_record_written_during_a_pass_is_not_pruned_by_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
