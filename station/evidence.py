@@ -191,7 +191,7 @@ class EvidenceStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             legacy = _take_legacy_rows(self._db)
-            indexed = _has_table(self._db, "record_images")
+            indexed = has_table(self._db, "record_images")
             for statement in _SCHEMA.split(";"):
                 self._db.execute(statement)
             if not indexed:  # a file from before 2026-11-27: retention indexes its records
@@ -670,7 +670,7 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
+def has_table(db: sqlite3.Connection, name: str) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return row.fetchone() is not None
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from station.evidence import image_files, index_image_backlog
+from station.evidence import has_table, image_files, index_image_backlog
 from station.outbox import StoredEvent
 
 log = logging.getLogger("packstation.evidence")
@@ -259,10 +259,7 @@ def _age_cutoff(
 
 
 def _has_image_index(db: sqlite3.Connection) -> bool:
-    found = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("record_images",)
-    )
-    return found.fetchone() is not None
+    return has_table(db, "record_images")
 
 
 def _image_refs(db: sqlite3.Connection) -> list[tuple[str, str | None]] | None:
