@@ -843,6 +843,10 @@ class InsertionSequence:
             self._designs[key] = random_design(self.rng, self.family, sku=sku, gtin=gtin, gs1=gs1)
         return self._designs[key]
 
+    def look_alike(self, sku: str, like: str) -> None:
+        """Render units of `sku` as units of `like` look (two SKUs in the same packaging)."""
+        self._designs[sku] = replace(self.design_for(like), sku=sku)
+
     def insert(
         self, sku: str | None = None, *, gtin: str | None = None, gs1: str | None = None
     ) -> bool:
@@ -864,6 +868,20 @@ class InsertionSequence:
         view around its edges, as on the bench)."""
         self.scene.items.remove(item)
         self.scene.items.append(replace(item, center=under.center, angle=under.angle))
+
+    def set_down_elsewhere(self, item: PlacedItem) -> PlacedItem:
+        """Take `item` out and set it down again at a random pose in the carton, on top of
+        everything, whatever it covers there (a unit put back while packing)."""
+        self.scene.items.remove(item)
+        x1, y1, x2, y2 = self.scene.carton.rect
+        half = max(item.design.size) * item.scale / 2
+        center = (
+            self.rng.uniform(x1 + half * 0.6, x2 - half * 0.6),
+            self.rng.uniform(y1 + half * 0.8, y2 - half * 0.8),
+        )
+        moved = replace(item, center=center, angle=self.rng.uniform(0, 360))
+        self.scene.items.append(moved)
+        return moved
 
     def frame(self, hand: bool = False) -> tuple[np.ndarray, SceneTruth]:
         self._frame_no += 1

@@ -17,12 +17,17 @@ Insertions: cartons of 1-8 units packed one unit per insertion (unseen designs, 
 6606) and counted by the station's InsertionAccumulator: the per-insertion new-item error by the
 number of items visible (the accuracy benchmark's vision model is calibrated from it), exact
 carton totals by number of units, and what a close frame with nothing new in it counts.
+
+Put-backs: cartons of 2-8 units (seed 6626), one unit taken out and set down again at a random
+pose: how often its frame stands, by whether it hid units, and with another unit lifted out
+with it (where the weights must decide).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 from datetime import UTC, datetime
@@ -31,10 +36,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from simulators.camera import InsertionSequence, dataset_scene
+from simulators.camera import MIN_VISIBLE, InsertionSequence, dataset_scene, visibility
 from vision.config import DEFAULT_MODEL, CounterDetectorConfig
 from vision.detectors import CounterDetector
-from vision.observe import InsertionAccumulator, Pipeline
+from vision.observe import InsertionAccumulator, Pipeline, TakeOut
 
 SETS: dict[str, dict[str, object]] = {
     "holdout": {"seed": 2202, "family": "holdout", "level": "normal", "hand_rate": 0.0},
@@ -47,6 +52,11 @@ RENDER = (512, 384)
 # channel decides on, and what the accuracy benchmark's vision model is calibrated from.
 INSERTIONS = {"seed": 6606, "family": "holdout", "level": "normal", "max_units": 8}
 INSERTION_RENDER = (640, 480)
+# Cartons of 2-8 units, then one unit taken out and set down again at a random pose, whatever
+# it covers there: how often the put-back frame stands (adds nothing) by the units it hid, and,
+# in every other carton, with another unit lifted out with it and left out (the frame should
+# not stand; where it does, the weights must rule it out: vision.observe.PutBackGuard).
+PUT_BACKS = {"seed": 6626, "family": "holdout", "level": "normal", "max_units": 8}
 
 
 def evaluate_set(detector: CounterDetector, name: str, n: int, max_items: int = 8) -> dict:
@@ -97,6 +107,17 @@ def evaluate_set(detector: CounterDetector, name: str, n: int, max_items: int = 
     }
 
 
+def _carton(definition: dict[str, object], index: int) -> InsertionSequence:
+    """Carton `index` of a set of cartons packed insertion by insertion."""
+    return InsertionSequence(
+        int(definition["seed"]) * 100_000 + index,  # type: ignore[call-overload]
+        width=INSERTION_RENDER[0],
+        height=INSERTION_RENDER[1],
+        level=definition["level"],  # type: ignore[arg-type]
+        family=definition["family"],  # type: ignore[arg-type]
+    )
+
+
 def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
     """Pack `cartons` cartons of 1..8 units one unit per insertion; count each with the station's
     InsertionAccumulator. Per insertion (exactly one unit went in), the new-item error by the
@@ -109,13 +130,7 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
     na = 0
     for i in range(cartons):
         units = 1 + i % int(INSERTIONS["max_units"])
-        sequence = InsertionSequence(
-            int(INSERTIONS["seed"]) * 100_000 + i,
-            width=INSERTION_RENDER[0],
-            height=INSERTION_RENDER[1],
-            level=INSERTIONS["level"],  # type: ignore[arg-type]
-            family=INSERTIONS["family"],  # type: ignore[arg-type]
-        )
+        sequence = _carton(INSERTIONS, i)
         accumulator = InsertionAccumulator()
         placed = 0
         for _ in range(units):
@@ -270,6 +285,17 @@ def write_markdown(card: dict, path: Path) -> None:
                 f"A close frame after the last insertion (nothing new in it) counted new items "
                 f"{json.dumps(repeat)} (new items: cartons)."
             )
+    put_backs = ev.get("put_backs")
+    if put_backs:
+        stood = ", ".join(
+            f"{case} {c['stood']}/{c['put_backs']}" for case, c in put_backs["cases"].items()
+        )
+        lines += [
+            "",
+            f"A unit taken out and set down again at random (cartons of 2-8 units): its frame "
+            f"stood (added nothing) {stood} (fair_hid_0: it hid nothing, fair_hid_1+: it hid "
+            f"units; lifted_with: another unit left out, where the weights must decide).",
+        ]
     lines += [
         "",
         "Targets (issue 4): exact >= 0.98 on unseen designs (holdout), >= 0.95 on the harder set,",
@@ -293,6 +319,54 @@ def write_markdown(card: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def evaluate_put_backs(detector: CounterDetector, cartons: int) -> dict:
+    """Pack `cartons` cartons of 2..8 units, then take one unit out and set it down again at a
+    random pose, counting every frame with the station's InsertionAccumulator (the put-back
+    frame as the frame after a matched take-out). Per case, put-backs tried and frames that
+    stood: "fair" by the units the item hid ("0", "1+": their visible share fell under
+    MIN_VISIBLE), "lifted_with": every other carton, another unit taken out with it and left
+    out (a stand there is the frame's miss, which the put-back guard's weights must cover)."""
+    pipeline = Pipeline(detector)
+    tally: dict[str, dict[str, int]] = {}
+    for i in range(cartons):
+        sequence = _carton(PUT_BACKS, i)
+        accumulator = InsertionAccumulator()
+        placed = []
+        for _ in range(2 + i % (int(PUT_BACKS["max_units"]) - 1)):
+            item = sequence.place()
+            if item is not None:
+                placed.append(item)
+                accumulator.add(pipeline.observe(sequence.frame()[0]))
+        rng = random.Random(i)
+        item = rng.choice(placed)
+        lifted_with = i % 2 == 1 and len(placed) > 2
+        if lifted_with:
+            sequence.scene.items.remove(rng.choice([p for p in placed if p is not item]))
+        shown = _units_in_view(sequence)
+        sequence.set_down_elsewhere(item)
+        hid = shown - _units_in_view(sequence)
+        back = accumulator.add(pipeline.observe(sequence.frame()[0]), put_back=_PUT_BACK)
+        case = "lifted_with" if lifted_with else f"fair_hid_{'0' if hid <= 0 else '1+'}"
+        counts = tally.setdefault(case, {"put_backs": 0, "stood": 0})
+        counts["put_backs"] += 1
+        counts["stood"] += back.applicable
+    return {
+        "cases": {
+            k: {**v, "stood_rate": round(v["stood"] / v["put_backs"], 4)}
+            for k, v in sorted(tally.items())
+        },
+        "definition": PUT_BACKS,
+    }
+
+
+# Any matched take-out: the frame rule does not look at its grams (the guard does, at the report).
+_PUT_BACK = TakeOut(1000.0, 700.0, True, 1.0)
+
+
+def _units_in_view(sequence: InsertionSequence) -> int:
+    return sum(v >= MIN_VISIBLE for v in visibility(sequence.scene.items, 128, 96))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -300,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--cartons", type=int, default=240, help="cartons packed insertion by insertion"
+    )
+    ap.add_argument(
+        "--put-backs", type=int, default=600, help="cartons with a unit taken out and put back"
     )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
@@ -313,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(metrics[name]), flush=True)
     insertions = evaluate_insertions(detector, args.cartons)
     print("insertions", json.dumps(insertions), flush=True)
+    put_backs = evaluate_put_backs(detector, args.put_backs)
+    print("put_backs", json.dumps(put_backs), flush=True)
     out = args.model.parent
     card_path = out / f"{args.model.stem}.card.json"
     card = json.loads(card_path.read_text())
@@ -325,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         "sets": metrics,
         "set_definitions": SETS,
         "insertions": insertions,
+        "put_backs": put_backs,
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     plot(metrics, out / f"{args.model.stem}.errors.png")

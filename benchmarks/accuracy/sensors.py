@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.accuracy.world import Carton, ErrorKind, Fault, Unit, World, poisson
@@ -93,13 +93,28 @@ class VisionModel:
     # (items counted, share) in a frame with nothing new (the card's close frames; the paperwork,
     # the fill and a unit put back are assumed to count like it). Older cards: none.
     repeat: tuple[tuple[int, float], ...] = ((0, 1.0),)
+    # Chance a put-back frame stands (adds nothing), by whether the item set down hid units
+    # (the card's `evaluation.put_backs`: "fair_hid_0", "fair_hid_1+"). Older cards: None for a
+    # frame that hid nothing (it stands unless miscounted: the hazard) and 0 for one that hid
+    # units (the rule before the items' looks: a frame showing fewer never stood).
+    put_back_stands: float | None = None
+    hiding_put_back_stands: float = 0.0
 
     @classmethod
     def from_card(cls, path: Path = CARD, evaluation_set: str = "holdout") -> VisionModel:
         card = json.loads(path.read_text())
         insertions = card["evaluation"].get("insertions")
         if insertions and evaluation_set == "holdout":
-            return cls._from_insertions(f"{card['version']} insertions", insertions)
+            model = cls._from_insertions(f"{card['version']} insertions", insertions)
+            put_backs = card["evaluation"].get("put_backs")
+            if not put_backs:
+                return model
+            cases = put_backs["cases"]
+            return replace(
+                model,
+                put_back_stands=cases["fair_hid_0"]["stood_rate"],
+                hiding_put_back_stands=cases["fair_hid_1+"]["stood_rate"],
+            )
         figures = card["evaluation"]["sets"][evaluation_set]
         by_count = {int(n): a for n, a in figures["accuracy_by_true_count"].items() if int(n) > 0}
         accuracy = _non_increasing([by_count[n] for n in sorted(by_count)])
@@ -139,7 +154,9 @@ class VisionModel:
         wrong = [(n, min(1.0, share * factor)) for n, share in self.repeat if n]
         repeat = ((0, max(0.0, 1 - sum(share for _, share in wrong))), *wrong)
         hazard = tuple(min(1.0, h * factor) for h in self.hazard)
-        return VisionModel(name, hazard, self.errors, repeat)
+        stands = None if self.put_back_stands is None else 1 - (1 - self.put_back_stands) * factor
+        hiding = 1 - (1 - self.hiding_put_back_stands) * factor
+        return VisionModel(name, hazard, self.errors, repeat, stands, max(0.0, hiding))
 
     def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
         """The same error shape scaled so that cartons of 1-8 units count exactly `mean_exact`
@@ -362,17 +379,17 @@ class Station:
             codes = self._codes(rng, carton, visible)
             readable = not (rng.random() < model.insertion_unreadable or unsure)
             if put_back is not None:
-                # Adds nothing if it shows, read right, as many items as the last readable frame;
-                # otherwise (the item covers another, a unit slipped in, unreadable) no frame
-                # can tell what came back (InsertionAccumulator.add), unless the packer, asked,
-                # lifts the item again and its next frame does (its codes are the ones kept).
+                # Adds nothing if it shows, read right, as many items as the last readable frame,
+                # or fewer that the item set down hides (at the card's measured rates);
+                # otherwise (a unit slipped in, unreadable, misread) no frame can tell what came
+                # back (InsertionAccumulator.add), unless the packer, asked, lifts the item
+                # again and its next frame does (its codes are the ones kept).
                 # Not modelled: the second look's own two steps (they cancel out; the weight
                 # channels are not shown them), and "at most one item moved" (frames here
                 # have counts, not places).
-                # A put-back frame that stands shows as many items as the last readable one: if
-                # that is the count so far, the count claims no more than a frame sees and needs
-                # no weights (InsertionObservation.all_in_view; true counts here, not detections).
-                in_view = last_visible == sum(o.new_items or 0 for o in observations)
+                # A put-back frame that stands and shows the count so far claims no more than a
+                # frame sees and needs no weights (InsertionObservation.all_in_view; true counts
+                # here, not detections).
                 seen = self._as_before(rng, readable, visible, last_visible)
                 looks = 0  # the screen asks again while the item's frames do not show all
                 while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
@@ -388,6 +405,7 @@ class Station:
                     reason = "an item taken out came back, but the frame after it differs"
                     observations.append(InsertionObservation(index, None, None, {}, codes, reason))
                     continue
+                in_view = len(visible) == sum(o.new_items or 0 for o in observations)
                 observations.append(
                     InsertionObservation(
                         index,
@@ -426,9 +444,18 @@ class Station:
     def _as_before(
         self, rng: random.Random, readable: bool, visible: list[int], last_visible: int
     ) -> bool:
-        """A put-back frame shows, read right, as many items as the last readable frame."""
-        same = readable and len(visible) == last_visible
-        return same and rng.random() >= self.vision.hazard_at(len(visible))
+        """A put-back frame stands: readable, no unit slipped in with it, and read right: as
+        many items as the last readable frame, or fewer where the item set down hid them (each
+        at the rate the card measured; vision.observe.InsertionAccumulator)."""
+        hid = last_visible - len(visible)
+        if not readable or hid < 0:
+            return False
+        model = self.vision
+        if hid > 0:
+            return rng.random() < model.hiding_put_back_stands
+        if model.put_back_stands is None:
+            return rng.random() >= model.hazard_at(len(visible))
+        return rng.random() < model.put_back_stands
 
     def _covers(self, rng: random.Random, placed: int, covered: set[int]) -> set[int]:
         """The units (positions in the packing order) something set down now covers."""

@@ -229,6 +229,26 @@ def test_the_vision_model_prefers_measured_insertions(tmp_path: Path) -> None:
     assert vision.exact_accuracy(3) == pytest.approx(0.925 * 0.925 * 0.8)
     assert vision.hazard_at(9) == pytest.approx(0.2)  # crowding keeps the last hazard
     assert dict(vision.errors) == pytest.approx({-1: 30 / 35, 1: 5 / 35})
+    # No put-backs measured: a frame that hid nothing stands unless miscounted, one that hid
+    # units never (the rule before items' looks).
+    assert vision.put_back_stands is None and vision.hiding_put_back_stands == 0.0
+
+
+def test_put_back_frames_stand_at_the_rates_the_card_measured(tmp_path: Path) -> None:
+    insertions = {"insertion_errors_by_visible": {"1": {"0": 90, "-1": 10}}}
+    cases = {
+        "fair_hid_0": {"put_backs": 100, "stood": 96, "stood_rate": 0.96},
+        "fair_hid_1+": {"put_backs": 20, "stood": 17, "stood_rate": 0.85},
+        "lifted_with": {"put_backs": 100, "stood": 10, "stood_rate": 0.1},
+    }
+    evaluation = {"sets": {"holdout": {}}, "insertions": insertions, "put_backs": {"cases": cases}}
+    vision = VisionModel.from_card(_card(tmp_path, evaluation))
+    assert (vision.put_back_stands, vision.hiding_put_back_stands) == (0.96, 0.85)
+    half = vision.scaled(0.5, "half")
+    assert half.put_back_stands == pytest.approx(0.98)
+    assert half.hiding_put_back_stands == pytest.approx(0.925)
+    exact = vision.scaled(0.0, "exact")
+    assert (exact.put_back_stands, exact.hiding_put_back_stands) == (1.0, 1.0)
 
 
 def test_the_vision_what_if_reaches_the_target_and_the_committed_card_loads() -> None:

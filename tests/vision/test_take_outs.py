@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,11 +16,14 @@ from scale.weighing import scale_error_g
 from vision.barcodes import CodeRead
 from vision.detectors.base import Detection, DetectionResult
 from vision.observe import (
+    LOOK_CHANGED,
     FrameObservation,
     InsertionAccumulator,
     PutBackGuard,
     TakeOut,
     TakeOuts,
+    look_of,
+    looks_alike,
     uncounted,
     vetted,
 )
@@ -44,11 +48,23 @@ def guard(lightest_counted_g: float | None, sku: str = "") -> PutBackGuard:
     return PutBackGuard(lightest_counted_g, error, sku)
 
 
-def frame(*centres: tuple[float, float], readable: bool = True) -> FrameObservation:
-    """A frame with a 40-pixel item at each centre (unreadable: a hand over the carton)."""
+def frame(
+    *centres: tuple[float, float], readable: bool = True, looks: tuple[int, ...] = ()
+) -> FrameObservation:
+    """A frame with a 40-pixel item at each centre (unreadable: a hand over the carton), each
+    with the look `looks` gives it by number (none given: looks unknown)."""
     detections = tuple(Detection((x - 20, y - 20, x + 20, y + 20), 0.9) for x, y in centres)
     result = DetectionResult(detections, not readable, 0.9 * (not readable), False, 640, 480)
-    return FrameObservation(result, (), 0.0)
+    return FrameObservation(
+        result, (), 0.0, looks=dict(zip(detections, map(look, looks), strict=False))
+    )
+
+
+def look(number: int) -> np.ndarray:
+    """A look all in one hue x saturation bin: two numbers are two unlike items."""
+    hist = np.zeros((18, 4), np.float32)
+    hist.flat[number] = 1.0
+    return hist
 
 
 @given(
@@ -229,6 +245,30 @@ def test_a_unit_left_out_with_the_item_is_no_put_back_unless_within_the_guards_m
     assert tightest > 0  # some unit beyond one error less than the margin does match
 
 
+def test_the_guard_counts_how_far_the_level_came_back_short() -> None:
+    """A unit lifted out with the item leaves the level back short by its weight, give or take
+    the two readings' errors: where the level comes back right to where it was, a unit heavier
+    than those errors cannot have stayed out; where it comes back one error short, it can."""
+    read = error(1500)
+    at_most = error(1500 + 2 * read)
+    unit_g = 2 * at_most + 1
+    outs = take_outs()
+    outs.taken_out(1500, 1200)
+    back = outs.puts_back(1200, 1500)
+    assert back is not None and back.level_back_g == 1500
+    assert guard(unit_g).margin_g(back) == 2 * at_most
+    assert guard(unit_g).refuses(back) == ""
+    outs.taken_out(1500, 1200)
+    short = outs.puts_back(1200, 1500 - read)
+    assert short is not None and guard(unit_g).refuses(short)
+    # Back higher than before: nothing counts as short.
+    outs.taken_out(1500, 1200)
+    higher = outs.puts_back(1200, 1500 + read)
+    assert higher is not None and guard(unit_g).margin_g(higher) == 2 * at_most
+    # Not known where it came back to: the most a matched put-back may differ.
+    assert guard(unit_g).margin_g(OUT) == 2 * error(1500) + 2 * at_most
+
+
 def test_a_put_back_frame_with_two_items_moved_leaves_the_count_not_applicable() -> None:
     """As many items, but two where none was: something besides the item changed (a unit
     swapped for another), so the frame cannot say the item alone came back."""
@@ -265,6 +305,70 @@ def test_an_item_set_down_over_another_and_lifted_again_adds_nothing() -> None:
     assert acc.total() == 2 and uncounted(acc.observations) == []
     # Every counted item was in view before the take-out: no weights needed (next test).
     assert settled.all_in_view and vetted(acc.observations, None) == acc.observations
+
+
+# Three items with their looks (0, 1, 2); then item 0 comes out.
+LOOKED = frame((100, 100), (300, 100), (500, 100), looks=(0, 1, 2))
+
+
+def test_an_item_set_down_squarely_over_another_is_told_from_it_by_its_look() -> None:
+    """Item 0 set down on item 1's centre hides it: by place it pairs with item 1, by look it is
+    item 0 over item 1, so the put-back stands (its frame shows 2 of 3: the guard decides)."""
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    back = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT)
+    assert back.new_items == 0 and back.put_back and back.visible == 2
+    assert not back.all_in_view and acc.awaiting_second_look() is None
+    assert acc.total() == 3
+    assert vetted([back], guard(300.0)) == [back]
+    assert vetted([back], guard(5.0))[0].new_items is None  # an earring could have gone out
+
+
+def test_an_item_set_down_off_centre_over_another_stands_without_looks() -> None:
+    """Item 0 set down 25 px off item 1's centre (not paired with it) hides it: every item no
+    longer seen but one (where item 0 came from) is under item 0's new box."""
+    acc = InsertionAccumulator()
+    acc.add(frame((100, 100), (300, 100), (500, 100)))
+    back = acc.add(frame((318, 118), (500, 100)), put_back=OUT)
+    assert back.new_items == 0 and back.visible == 2
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        # Set back in place, item 1 gone: nothing new where it could be hiding item 1.
+        frame((100, 100), (500, 100), looks=(0, 2)),
+        # Set down squarely on item 1 but looking like it: the same as item 1 still there and
+        # item 0 gone, or item 0 back over item 1: the frame cannot tell.
+        frame((302, 98), (500, 100), looks=(1, 2)),
+        # The same without looks.
+        frame((302, 98), (500, 100)),
+        # Set down between, item 1 gone: not under item 0.
+        frame((200, 200), (500, 100), looks=(0, 2)),
+        # Two items new, one of them over item 1: something else moved.
+        frame((302, 98), (400, 300), looks=(0, 3)),
+    ],
+)
+def test_a_put_back_frame_hiding_an_item_stands_only_if_the_item_set_down_covers_it(
+    after: FrameObservation,
+) -> None:
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    back = acc.add(after, put_back=OUT)
+    assert back.new_items is None and acc.awaiting_second_look() == OUT
+    assert acc.total() is None
+
+
+def test_looks_measure_an_items_colours_and_unknown_looks_are_alike() -> None:
+    red, blue = np.zeros((120, 160, 3), np.uint8), np.zeros((120, 160, 3), np.uint8)
+    red[:] = (30, 30, 220)
+    blue[:] = (220, 60, 30)
+    box = (40.0, 30.0, 120.0, 90.0)
+    assert looks_alike(look_of(red, box), look_of(red.copy(), box))
+    assert not looks_alike(look_of(red, box), look_of(blue, box))
+    assert looks_alike(look_of(red, box), None) and looks_alike(None, None)
+    assert look_of(red, (500.0, 500.0, 600.0, 600.0)).sum() == 0  # off the frame: no look
+    assert 0 < LOOK_CHANGED < 1
 
 
 def test_without_the_guard_the_count_never_claims_more_than_the_put_back_frame_shows() -> None:

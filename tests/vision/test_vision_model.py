@@ -34,6 +34,7 @@ from station.verification import (
 )
 from vision.config import DEFAULT_MODEL, CounterDetectorConfig
 from vision.detectors import CounterDetector
+from vision.evaluate import evaluate_put_backs
 from vision.observe import InsertionAccumulator, Pipeline
 from vision.report import build_vision_report, counted
 
@@ -162,3 +163,17 @@ def test_model_card_matches_the_committed_file(pipeline: Pipeline) -> None:
     assert card["version"] == info.version
     assert DEFAULT_MODEL.stat().st_size < 5_000_000
     assert "evaluation" in card
+
+
+def test_a_unit_put_back_over_others_stands_and_one_lifted_out_with_it_rarely(
+    pipeline: Pipeline,
+) -> None:
+    """vision.evaluate's put-back cartons, a few of them, with the shipped model: a unit set
+    down again (hiding others or not) mostly adds nothing; with another unit lifted out with it
+    the frame mostly says the count is not applicable (where it does not, the weights decide:
+    PutBackGuard). The card has the full figures."""
+    cases = evaluate_put_backs(pipeline.detector, 60)["cases"]
+    assert sum(c["put_backs"] for c in cases.values()) == 60
+    assert cases["fair_hid_0"]["stood_rate"] >= 0.85
+    assert cases["fair_hid_1+"]["stood"] >= cases["fair_hid_1+"]["put_backs"] / 2
+    assert cases["lifted_with"]["stood_rate"] <= 0.3

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scale.config import MtSicsScaleConfig
+from simulators.camera import PlacedItem
 from simulators.camera_scene import CameraScene, SceneUnit, read_scene, write_scene
 from simulators.rig import EXAMPLE_CATALOG
 from station.catalog_file import load_catalog
@@ -358,28 +359,41 @@ def test_a_put_back_cannot_stand_over_a_hidden_unit_light_enough_to_go_out_unsee
 
 
 @needs_model
-def test_an_item_set_down_over_another_is_counted_after_a_second_look(tmp_path: Path) -> None:
-    """The book set down again over the mug hides it: its frame shows one item where two were,
-    so the count is not applicable and the packer's screen asks for a second look at the
-    book's weight. Lifted again and set down where it was, the frame shows both: counted."""
+def test_an_item_set_down_over_another_is_told_from_it_by_its_look(tmp_path: Path) -> None:
+    """The book set down again squarely over the mug hides it: its frame shows one item where
+    two were, in the mug's place. The look there changed (the book's, not the mug's), so the
+    book lies over the mug: the put-back stands at once, no second look asked (the mug is far
+    too heavy to have gone out under the book unseen)."""
     asked: list[float | None] = []
 
     async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
-        channel, scene = station.channel, source.sequence.scene
-        channel.on_effect(FetchManifest("ORD-9", "C1"))
-        source.sequence.insert(MUG)
-        channel.on_weight_step(step(712, 300))
-        source.sequence.insert(BOOK)
-        channel.on_weight_step(step(1402, 712))
-        await frames_counted(station, 2)
-        mug, book = scene.items
-        channel.on_weight_step(step(712, 1402))  # the book comes out...
-        scene.items[1] = dataclasses.replace(book, center=mug.center, scale=1.15)
-        channel.on_weight_step(step(1401, 712))  # ...and goes back over the mug
-        await frames_counted(station, 3)
+        await put_the_book_back_over_the_mug(station, source)
+        asked.append(station.channel.second_look_g())
+        return await station.close("ORD-9", (MUG, BOOK))
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert asked == [None]
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert report.measurements["put_back_frames"] == 1
+    assert report.measurements["items_counted"] == 2
+
+
+@needs_model
+def test_an_item_set_down_over_another_is_counted_after_a_second_look(tmp_path: Path) -> None:
+    """The book (packed like the mug: they look alike) set down again over the mug hides it:
+    its frame shows one item where two were, and nothing tells the book lying over the mug
+    from the book back in place and the mug gone, so the count is not applicable and the
+    packer's screen asks for a second look at the book's weight. Lifted again and set down
+    where it was, the frame shows both: counted."""
+    asked: list[float | None] = []
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        channel = station.channel
+        source.sequence.look_alike(BOOK, MUG)
+        book = await put_the_book_back_over_the_mug(station, source)
         asked.append(channel.second_look_g())
         channel.on_weight_step(step(711, 1401))  # lifted again...
-        scene.items[1] = book
+        source.sequence.scene.items[1] = book
         channel.on_weight_step(step(1402, 711))  # ...and set down beside
         await frames_counted(station, 4)
         asked.append(channel.second_look_g())
@@ -409,6 +423,24 @@ def test_a_take_out_before_the_insertion_was_framed_cannot_be_put_back(tmp_path:
     assert report.state is ChannelState.UNSURE
     assert "not put back" in report.reasons[0].message
     assert "put_back_frames" not in report.measurements
+
+
+async def put_the_book_back_over_the_mug(station: Station, source: SimulatorSource) -> PlacedItem:
+    """The mug, then the book go in; the book comes out and goes back squarely over the mug,
+    larger than it (hiding it). The book as it was first set down."""
+    channel, scene = station.channel, source.sequence.scene
+    channel.on_effect(FetchManifest("ORD-9", "C1"))
+    source.sequence.insert(MUG)
+    channel.on_weight_step(step(712, 300))
+    source.sequence.insert(BOOK)
+    channel.on_weight_step(step(1402, 712))
+    await frames_counted(station, 2)
+    mug, book = scene.items
+    channel.on_weight_step(step(712, 1402))  # the book comes out...
+    scene.items[1] = dataclasses.replace(book, center=mug.center, scale=1.15)
+    channel.on_weight_step(step(1401, 712))  # ...and goes back over the mug
+    await frames_counted(station, 3)
+    return book
 
 
 async def frames_counted(station: Station, n: int) -> None:
