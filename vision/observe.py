@@ -201,6 +201,9 @@ class InsertionAccumulator:
     observations: list[InsertionObservation] = field(default_factory=list)
     _previous: tuple[Detection, ...] = ()
     _previous_looks: Mapping[Detection, np.ndarray] = field(default_factory=dict)
+    # Items a put-back hid (`_hides_under_put_back`), with their looks: one seen again where it
+    # was, looking as it did, is that item, not a new one (the item over it lifted or slid off).
+    _hidden: dict[Detection, np.ndarray] = field(default_factory=dict)
     # The put-backs just before, in a row, whose frames did not show the items as before: a
     # second look (the same item lifted and set down again) may still settle them.
     _unsettled: list[tuple[int, TakeOut]] = field(default_factory=list)
@@ -212,13 +215,16 @@ class InsertionAccumulator:
         longer seen but one lying under the item set down (`_hides_under_put_back`). `vetted`
         decides at the report whether that stands. Otherwise (or unreadable) the item that came
         back cannot be told from what else changed, and the carton's count is not applicable,
-        until a second look settles it (`awaiting_second_look`)."""
+        until a second look settles it (`awaiting_second_look`). Items a put-back hid and this
+        frame shows again are neither new nor a change (`_seen_again`)."""
         index = len(self.observations)
         unsettled, self._unsettled = self._unsettled, []
-        if put_back is not None and not (
-            self._shows_as_before(frame) or self._hides_under_put_back(frame)
-        ):
-            reason = f"an item taken out came back, but {self._change(frame)}"
+        live, again = self._seen_again(frame)
+        hidden: dict[Detection, np.ndarray] | None = {}
+        if put_back is not None and frame.readable and not self._shows_as_before(live):
+            hidden = self._hides_under_put_back(frame, live)
+        if put_back is not None and (not frame.readable or hidden is None):
+            reason = f"an item taken out came back, but {self._change(frame, live)}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
             if self._same_item(put_back, unsettled):
                 self._unsettled = unsettled
@@ -228,8 +234,8 @@ class InsertionAccumulator:
                 index, None, None, {}, frame.codes, frame.result.reason, carried_over=True
             )
         else:
-            current = tuple(d for d in frame.result.detections if not d.unsure)
-            new = [] if put_back is not None else new_detections(current, self._previous)
+            current = (*live, *again)
+            new = [] if put_back is not None else new_detections(live, self._previous)
             in_view = put_back is not None and len(current) == self._counted()
             labels: dict[str, int] = {}
             for d in new:
@@ -244,6 +250,10 @@ class InsertionAccumulator:
                 take_out=put_back,
                 all_in_view=in_view,
             )
+            self._hidden = {
+                **{h: look for h, look in self._hidden.items() if h not in again.values()},
+                **(hidden or {}),
+            }
             self._previous, self._previous_looks = current, frame.looks
             if put_back is not None and self._same_item(put_back, unsettled):
                 self._settle(unsettled, index, in_view)
@@ -284,48 +294,61 @@ class InsertionAccumulator:
                 index, 0, None, {}, (), reason, take_out=out, all_in_view=in_view
             )
 
-    def _shows_as_before(self, frame: FrameObservation) -> bool:
-        """Readable, as many items as the last readable frame, and at most one of them new
-        (where the item was set down): anything moved besides would be something else."""
-        if not frame.readable or self._live(frame) != len(self._previous):
-            return False
-        live = tuple(d for d in frame.result.detections if not d.unsure)
-        return len(new_detections(live, self._previous)) <= 1
+    def _seen_again(
+        self, frame: FrameObservation
+    ) -> tuple[list[Detection], dict[Detection, Detection]]:
+        """The frame's sure detections apart from the items a put-back hid that it shows again
+        (where they were, looking as they did; an unknown look is no proof), and those: seen
+        detection -> the hidden item it is."""
+        live = [d for d in frame.result.detections if not d.unsure]
+        again = {
+            c: h
+            for c, h in pairing(live, list(self._hidden))
+            if c in frame.looks and looks_alike(frame.looks[c], self._hidden[h])
+        }
+        return [d for d in live if d not in again], again
 
-    def _hides_under_put_back(self, frame: FrameObservation) -> bool:
-        """Readable, fewer items than the last readable frame, exactly one item that was not
-        there (the item set down again), and every item no longer seen, but one (where it was
-        lifted from), centred under that item: set down over them, it hides them.
+    def _shows_as_before(self, live: Sequence[Detection]) -> bool:
+        """As many items as the last readable frame, and at most one of them new (where the
+        item was set down): anything moved besides would be something else."""
+        return len(live) == len(self._previous) and len(new_detections(live, self._previous)) <= 1
+
+    def _hides_under_put_back(
+        self, frame: FrameObservation, live: Sequence[Detection]
+    ) -> dict[Detection, np.ndarray] | None:
+        """The items (with their looks) the item put back hides, if the frame shows fewer items
+        than the last readable frame, exactly one that was not there (the item set down again),
+        and every item no longer seen, but one (where it was lifted from), centred under that
+        item: set down over them, it hides them. None otherwise.
 
         An item set down over another's centre pairs with it by place; its look tells them
         apart (a pair whose looks differ is the new item on top and the old one under it).
         Without looks, that frame cannot tell the item set down over another from the item set
         back in place and another gone, and does not stand."""
-        if not frame.readable or self._live(frame) >= len(self._previous):
-            return False
-        live = [d for d in frame.result.detections if not d.unsure]
-        pairs = pairing(live, self._previous)
+        if len(live) >= len(self._previous):
+            return None
         kept = [
-            (c, p) for c, p in pairs if looks_alike(frame.looks.get(c), self._previous_looks.get(p))
+            (c, p)
+            for c, p in pairing(live, self._previous)
+            if looks_alike(frame.looks.get(c), self._previous_looks.get(p))
         ]
         new = [d for d in live if d not in {c for c, _ in kept}]
         gone = [d for d in self._previous if d not in {p for _, p in kept}]
         if len(new) != 1:
-            return False
-        in_view = [d for d in gone if not _inside(d.center, new[0].box)]
-        return len(in_view) <= 1
+            return None
+        under = [d for d in gone if _inside(d.center, new[0].box)]
+        if len(gone) - len(under) > 1:
+            return None
+        # The one where it was lifted from may lie under it too: none of them is forgotten.
+        return {d: self._previous_looks[d] for d in under if d in self._previous_looks}
 
-    def _change(self, frame: FrameObservation) -> str:
+    def _change(self, frame: FrameObservation, live: Sequence[Detection]) -> str:
         if not frame.readable:
             return f"the frame after it could not be read ({frame.result.reason})"
-        before, shown = len(self._previous), self._live(frame)
+        before, shown = len(self._previous), len(live)
         if shown == before:
             return f"the frame after it shows {shown} items where {before} were, moved"
         return f"the frame after it shows {shown} items where {before} were"
-
-    @staticmethod
-    def _live(frame: FrameObservation) -> int:
-        return sum(1 for d in frame.result.detections if not d.unsure)
 
     def total(self) -> int | None:
         if not self.observations or uncounted(self.observations):
@@ -335,6 +358,7 @@ class InsertionAccumulator:
     def reset(self) -> None:
         self.observations.clear()
         self._previous, self._previous_looks = (), {}
+        self._hidden = {}
         self._unsettled = []
 
 

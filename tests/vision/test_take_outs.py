@@ -359,6 +359,44 @@ def test_a_put_back_frame_hiding_an_item_stands_only_if_the_item_set_down_covers
     assert acc.total() is None
 
 
+def hid_item_1() -> InsertionAccumulator:
+    """Item 0 taken out and set down squarely over item 1 (standing): 3 counted, 2 in view."""
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    assert acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT).new_items == 0
+    return acc
+
+
+def test_an_item_a_put_back_hid_is_not_new_when_seen_again() -> None:
+    """Item 0 slid a little off item 1 (no weight step) before a unit goes in: item 1, where it
+    was and looking as it did, is not new (by place alone it would pass for item 0, which would
+    then count as new); the unit is."""
+    acc = hid_item_1()
+    after = acc.add(frame((312, 110), (500, 100), (300, 100), (200, 300), looks=(0, 2, 1, 3)))
+    assert after.new_items == 1 and after.visible == 4
+    assert acc.total() == 4
+
+
+def test_an_item_seen_again_where_a_hidden_one_was_but_unlike_it_is_new() -> None:
+    """A unit of another look set down where item 1 lies hidden, or one whose look is not
+    known: new (a hidden item is only recognised by its look)."""
+    for unit in ((300, 100), None):
+        acc = hid_item_1()
+        shown = frame((302, 98), (500, 100), (300, 100), looks=(0, 2, 3) if unit else ())
+        assert acc.add(shown).new_items == 1
+
+
+def test_the_item_lifted_again_off_what_it_hid_is_put_back_as_before() -> None:
+    """Item 0 comes out again and goes back beside: item 1 shows again, the frame shows the
+    items as before (item 0 moved), so it stands; item 1 is seen, no longer hidden."""
+    acc = hid_item_1()
+    again = acc.add(frame((300, 100), (500, 100), (100, 300), looks=(1, 2, 0)), put_back=OUT)
+    assert again.new_items == 0 and again.visible == 3 and again.all_in_view
+    assert acc.total() == 3 and acc.awaiting_second_look() is None
+    # Seen again, item 1 is an item of the last frame like any other.
+    assert acc.add(frame((300, 100), (500, 100), (100, 300), (400, 400))).new_items == 1
+
+
 def test_looks_measure_an_items_colours_and_unknown_looks_are_alike() -> None:
     red, blue = np.zeros((120, 160, 3), np.uint8), np.zeros((120, 160, 3), np.uint8)
     red[:] = (30, 30, 220)
