@@ -392,6 +392,16 @@ class EvidenceStore:
             {**json.loads(body), "kind": kind, "at": at, "seq": seq} for seq, kind, at, body in rows
         ]
 
+    def latest(self, kind: str, within: int) -> list[dict[str, Any]]:
+        """Records of `kind` among the newest `within` of the chain, newest first, with `at`
+        (what a restart recalls recent events from: bounded by chain position, so it reads a
+        few pages, not the file)."""
+        rows = self._db.execute(
+            "SELECT seq, at, body FROM records WHERE seq > ? AND kind = ? ORDER BY seq DESC",
+            (self._head[0] - within, kind),
+        )
+        return [{**json.loads(body), "at": at, "seq": seq} for seq, at, body in rows]
+
     def close(self) -> None:
         self._db.close()
 

@@ -15,6 +15,8 @@ import hmac
 import secrets
 import sys
 from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
 
 _SCHEME = "scrypt"
 _N, _R, _P = 2**14, 8, 1
@@ -66,6 +68,15 @@ class AttemptLimiter:
         self._limit = limit
         self._window_s = window_s
         self._failures: deque[float] = deque()
+
+    def recall(self, failed_at_utc: Iterable[datetime], now_utc: datetime, now: float) -> None:
+        """Count failures from before a restart (their UTC times, from the audit trail) on the
+        monotonic clock: a restart must not give an attacker a fresh set of guesses. One in the
+        future (the wall clock stepped back) counts as just now."""
+        ages = sorted(max(0.0, (now_utc - at).total_seconds()) for at in failed_at_utc)
+        for age in reversed(ages):
+            if age < self._window_s:
+                self._failures.append(now - age)
 
     def locked(self, now: float) -> bool:
         while self._failures and now - self._failures[0] >= self._window_s:

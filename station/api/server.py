@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -253,7 +256,11 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+log = logging.getLogger("packstation.api")
 _DECOY_PIN_HASH = hash_pin(secrets.token_hex(8))
+# How far back in the evidence chain wrong PINs are recalled at start: far more records than a
+# lockout window sees (a carton writes a few).
+_RECALLED_RECORDS = 2000
 
 
 class StationApi:
@@ -265,6 +272,8 @@ class StationApi:
         self._reviewers = {r.badge: r for r in config.reviewers}
         self._reason_codes = list(config.review.reason_codes)
         self._limiter = AttemptLimiter(config.review.max_failed_pins, config.review.lockout_s)
+        clock = daemon.clock
+        self._limiter.recall(self._earlier_pin_failures(), clock.now_utc(), clock.monotonic())
         # One PIN check at a time: guesses sent together would all pass the lockout test before
         # the first wrong one was counted.
         self._pin_checks = asyncio.Lock()
@@ -612,6 +621,17 @@ class StationApi:
         if reason_code not in self._reason_codes:
             allowed = ", ".join(self._reason_codes)
             raise HttpError(HTTPStatus.BAD_REQUEST, f"reason_code must be one of: {allowed}")
+
+    def _earlier_pin_failures(self) -> list[datetime]:
+        """Wrong PINs the audit trail holds among its newest records (from before a restart)."""
+        try:
+            refused = self._daemon.evidence.latest("override.refused", within=_RECALLED_RECORDS)
+        except sqlite3.Error as exc:
+            log.warning("wrong PINs before the start not recalled: evidence unreadable (%s)", exc)
+            return []
+        return [
+            datetime.fromisoformat(r["at"]) for r in refused if r.get("reason") == "bad_credentials"
+        ]
 
     def _refused(self, reviewer_badge: str, why: str) -> None:
         """Every refused override is audited (never with the PIN) and counted. A badge no

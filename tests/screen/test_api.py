@@ -23,7 +23,7 @@ from station.evidence import IMAGES_DIR, EvidenceStore
 from station.session import SessionState
 from tests.evidence.test_daemon_evidence import Listener
 
-from .conftest import PACKER, REVIEWER, REVIEWER_PIN, TOKEN, RunningStation
+from .conftest import PACKER, REVIEWER, REVIEWER_PIN, TOKEN, RunningStation, run_station
 
 REPO = Path(__file__).resolve().parents[2]
 PERMISSION = "/api/label-permission?order_id=ORD-1003&carton_id=C1"
@@ -230,6 +230,21 @@ def test_pins_guessed_all_at_once_are_still_locked_out_after_the_limit(
         )
     assert codes == [403] * 3 + [429] * 9, codes
     assert station.state() is SessionState.BLOCKED
+
+
+def test_a_restart_does_not_give_back_the_wrong_pins_already_spent(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """Three wrong PINs, then the station restarts: the audit trail recalls them, so the next
+    try is locked out, not a fresh set of three guesses."""
+    workdir = tmp_path / "station"
+    for station in run_station(workdir, broker):
+        station.pack_short()
+        assert [override(station, pin=f"{n:04d}")[0] for n in range(3)] == [403] * 3
+    for again in run_station(workdir, broker):
+        assert again.state() is SessionState.BLOCKED  # the held carton is restored at start
+        assert override(again)[0] == 429
+        assert again.state() is SessionState.BLOCKED
 
 
 def test_metrics_count_verdicts_reasons_latency_and_reconnects(station: RunningStation) -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,21 @@ def test_attempt_limiter_forgets_after_the_window() -> None:
     limiter.failed(10)
     assert limiter.locked(30) and limiter.retry_after_s(30) == 30
     assert not limiter.locked(60)
+
+
+def test_attempt_limiter_recalls_failures_from_before_a_restart() -> None:
+    now_utc = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    ago = [now_utc - timedelta(seconds=s) for s in (10, 250, 301, 4000)]
+    limiter = AttemptLimiter(limit=3, window_s=300)
+    limiter.recall(ago, now_utc, now=50.0)  # the monotonic clock restarted near zero
+    assert not limiter.locked(50.0)  # two within the window
+    assert limiter.retry_after_s(50.0) == pytest.approx(50.0)  # the one 250 s ago ages out
+    limiter.failed(50.0)
+    assert limiter.locked(50.0) and not limiter.locked(100.0)
+    # A time ahead of the wall clock (it was stepped back) counts as just now, never as gone.
+    ahead = AttemptLimiter(limit=1, window_s=300)
+    ahead.recall([now_utc + timedelta(hours=2)], now_utc, now=0.0)
+    assert ahead.locked(0.0) and ahead.locked(299.0) and not ahead.locked(300.0)
 
 
 def test_hash_pin_command_refuses_short_pins(
