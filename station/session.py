@@ -1631,8 +1631,14 @@ class Session:
                 self._weigh_pending = None
                 return self._open_carton(code)
             case ItemCode(sku, units):
-                name = self._catalog.items[sku].name
-                return self._capture(WeighSubject("unit", sku, units, name))
+                item = self._catalog.items[sku]
+                # No one unit to learn: a kit is packed (and weighed) as its components, and a
+                # unit sold by weight weighs what it weighs (its stated minimum decides).
+                if item.components:
+                    return [ShowMessage("warning", "weigh.kit", {"name": item.name})]
+                if item.variable_weight:
+                    return [ShowMessage("warning", "weigh.variable_weight", {"name": item.name})]
+                return self._capture(WeighSubject("unit", sku, units, item.name))
             case BoxCode(box_code):
                 name = self._catalog.boxes[box_code].name
                 return self._capture(WeighSubject("box", box_code, 1, name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from station.domain import Barcode, BoxType, Catalog, CatalogItem
+from station.domain import Barcode, BoxType, Catalog, CatalogItem, KitComponent
 
 EAN13_MUG = "4006381333931"
 UPCA_TEA = "036000291452"
@@ -32,6 +32,23 @@ def make_catalog() -> Catalog:
             ),
             CatalogItem(
                 sku="SPOON-1", name="Spoon", unit_weight_g=20, barcodes=(Barcode(code="SP1"),)
+            ),
+            CatalogItem(
+                sku="CHEESE-1",
+                name="Cheddar by weight",
+                unit_weight_g=400,
+                variable_weight=True,
+                min_unit_weight_g=250,
+                barcodes=(Barcode(code="CH1"),),
+            ),
+            CatalogItem(
+                sku="GIFT-SET-1",
+                name="Mug and tea gift set",
+                components=(
+                    KitComponent(sku="MUG-1", quantity=1),
+                    KitComponent(sku="TEA-1", quantity=1),
+                ),
+                barcodes=(Barcode(code="GS1"),),
             ),
         ],
         [

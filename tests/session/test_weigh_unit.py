@@ -108,6 +108,21 @@ def test_a_scan_captures_the_settled_weight(code, subject, captured_key):
     assert session.state is SessionState.WEIGHING  # the next unit may follow
 
 
+@pytest.mark.parametrize(
+    ("sku", "key"), [("GIFT-SET-1", "weigh.kit"), ("CHEESE-1", "weigh.variable_weight")]
+)
+def test_a_kit_or_a_unit_sold_by_weight_is_not_weighed_as_one_unit(sku, key):
+    """A kit is packed as its components (each weighed on its own); a unit sold by weight has
+    no one weight to learn. Neither is read, and the mode goes on."""
+    session, _ = weighing()
+    effects = session.handle(Scanned(ItemCode(sku, 1)))
+    assert not any(isinstance(e, CaptureWeight) for e in effects)
+    assert keys(effects) == [key]
+    assert session.state is SessionState.WEIGHING
+    effects = session.handle(Scanned(ItemCode("MUG-1", 1)))
+    assert any(isinstance(e, CaptureWeight) for e in effects)
+
+
 def test_a_failed_reading_records_nothing_and_says_why():
     session, _ = weighing()
     (capture,) = [
