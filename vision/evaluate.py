@@ -56,7 +56,14 @@ INSERTION_RENDER = (640, 480)
 # it covers there: how often the put-back frame stands (adds nothing) by the units it hid, and,
 # in every other carton, with another unit lifted out with it and left out (the frame should
 # not stand; where it does, the weights must rule it out: vision.observe.PutBackGuard).
-PUT_BACKS = {"seed": 6626, "family": "holdout", "level": "normal", "max_units": 8}
+# A unit is another of a SKU already in the carton (the same look) `same_sku` of the time.
+PUT_BACKS = {
+    "seed": 6626,
+    "family": "holdout",
+    "level": "normal",
+    "max_units": 8,
+    "same_sku": 0.3,
+}
 
 
 def evaluate_set(detector: CounterDetector, name: str, n: int, max_items: int = 8) -> dict:
@@ -332,8 +339,13 @@ def evaluate_put_backs(detector: CounterDetector, cartons: int) -> dict:
         sequence = _carton(PUT_BACKS, i)
         accumulator = InsertionAccumulator()
         placed = []
+        skus = random.Random(f"skus-{i}")
+        packed: list[str] = []
         for _ in range(2 + i % (int(PUT_BACKS["max_units"]) - 1)):
-            item = sequence.place()
+            again = packed and skus.random() < float(PUT_BACKS["same_sku"])  # type: ignore[arg-type]
+            sku = skus.choice(packed) if again else f"SKU-{len(set(packed))}"
+            packed.append(sku)
+            item = sequence.place(sku)
             if item is not None:
                 placed.append(item)
                 accumulator.add(pipeline.observe(sequence.frame()[0]))

@@ -63,6 +63,7 @@ class Pipeline:
         result = self.detector.detect(frame_bgr)
         codes = tuple(self.barcodes.read(frame_bgr)) if self.barcodes is not None else ()
         looks = {d: look_of(frame_bgr, d.box) for d in result.detections if not d.unsure}
+        looks = {d: look for d, look in looks.items() if look is not None}
         return FrameObservation(
             result, codes, time.monotonic(), (time.perf_counter() - started) * 1000, looks
         )
@@ -72,11 +73,16 @@ class Pipeline:
 # item in two frames of a packing sequence (simulator, 2,294 pairs) differs by 0.05 (median),
 # 0.41 (99th percentile, mostly an item partly covered since); two items, by ~0.6 (median).
 LOOK_CHANGED = 0.45
+# A put-back frame may take at most this many items for hidden under the item set down, each
+# with at least this share of its box under the item's box (measured put-backs hid 1-3).
+MAX_HIDDEN = 2
+_UNDER_SHARE = 0.5
 
 
-def look_of(frame_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+def look_of(frame_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
     """An item's look: the hue x saturation histogram of the middle of its box (the middle
-    only, so neighbours and the carton floor around it weigh little)."""
+    only, so neighbours and the carton floor around it weigh little); None for a box off the
+    frame (no look)."""
     x1, y1, x2, y2 = box
     cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.3, (y2 - y1) * 0.3
     h, w = frame_bgr.shape[:2]
@@ -86,11 +92,15 @@ def look_of(frame_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np
     stride = max(1, (bottom - top) // 32, (right - left) // 32)
     crop = np.ascontiguousarray(frame_bgr[top:bottom:stride, left:right:stride])
     if crop.size == 0:
-        return np.zeros((18, 4), np.float32)
+        return None
     hist = cv2.calcHist(
         [cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)], [0, 1], None, [18, 4], [0, 180, 0, 256]
     )
     return cv2.normalize(hist, hist, 1, 0, cv2.NORM_L1)
+
+
+def _known_alike(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return a is not None and b is not None and looks_alike(a, b)
 
 
 def looks_alike(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -125,6 +135,10 @@ class InsertionObservation:
     # False for a stand-in no frame is behind: an item still out at the close, which no frame
     # can count.
     framed: bool = True
+    # For a put-back: items its frame took for hidden under the item set down. The frame then
+    # proves nothing about what it covers, so `PutBackGuard` also rules out a unit swapped for
+    # uncounted material of its weight.
+    hid: int = 0
 
     @property
     def applicable(self) -> bool:
@@ -160,33 +174,42 @@ def new_detections(current: Sequence[Detection], previous: Sequence[Detection]) 
     0.75/0.53 one to one; per-insertion under-counts 66 -> 27 of 780.
     """
     live = [d for d in current if not d.unsure]
-    paired = {c for c, _ in pairing(live, previous)}
-    return [d for d in live if d not in paired]
+    paired = {i for i, _ in pairing(live, previous)}
+    return [d for i, d in enumerate(live) if i not in paired]
 
 
-def pairing(
-    current: Sequence[Detection], previous: Sequence[Detection]
-) -> list[tuple[Detection, Detection]]:
-    """`new_detections`' one to one pairs (current, previous), nearest first."""
+def pairing(current: Sequence[Detection], previous: Sequence[Detection]) -> list[tuple[int, int]]:
+    """`new_detections`' one to one pairs (index in current, index in previous), nearest
+    first."""
     candidates = sorted(
         (math.dist(c.center, p.center), i, j)
         for i, c in enumerate(current)
         for j, p in enumerate(previous)
         if math.dist(c.center, p.center) < 0.5 * min(_side(c), _side(p))
     )
-    pairs: list[tuple[Detection, Detection]] = []
+    pairs: list[tuple[int, int]] = []
     taken_current: set[int] = set()
     taken_previous: set[int] = set()
     for _, i, j in candidates:
         if i not in taken_current and j not in taken_previous:
             taken_current.add(i)
             taken_previous.add(j)
-            pairs.append((current[i], previous[j]))
+            pairs.append((i, j))
     return pairs
 
 
 def _inside(point: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _share_inside(
+    box: tuple[float, float, float, float], cover: tuple[float, float, float, float]
+) -> float:
+    """How much of `box`'s area lies inside `cover`."""
+    width = min(box[2], cover[2]) - max(box[0], cover[0])
+    height = min(box[3], cover[3]) - max(box[1], cover[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return max(0.0, width) * max(0.0, height) / area if area > 0 else 0.0
 
 
 @dataclass
@@ -220,9 +243,13 @@ class InsertionAccumulator:
         index = len(self.observations)
         unsettled, self._unsettled = self._unsettled, []
         live, again = self._seen_again(frame)
-        hidden: dict[Detection, np.ndarray] | None = {}
-        if put_back is not None and frame.readable and not self._shows_as_before(live):
-            hidden = self._hides_under_put_back(frame, live)
+        as_before = frame.readable and self._shows_as_before(live)
+        hidden: list[Detection] | None = []
+        if put_back is not None and frame.readable and not as_before:
+            # A second look must show the items as before to settle; one that hides them again
+            # is asked for again, as any frame that does not.
+            second_look = self._same_item(put_back, unsettled)
+            hidden = None if second_look else self._hides_under_put_back(frame, live)
         if put_back is not None and (not frame.readable or hidden is None):
             reason = f"an item taken out came back, but {self._change(frame, live)}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
@@ -236,7 +263,9 @@ class InsertionAccumulator:
         else:
             current = (*live, *again)
             new = [] if put_back is not None else new_detections(live, self._previous)
-            in_view = put_back is not None and len(current) == self._counted()
+            # A frame that took items for hidden never shows the whole count, whatever the
+            # count (it shows fewer than the last frame wherever a unit went).
+            in_view = put_back is not None and not hidden and len(current) == self._counted()
             labels: dict[str, int] = {}
             for d in new:
                 if d.label is not None:
@@ -249,13 +278,16 @@ class InsertionAccumulator:
                 frame.codes,
                 take_out=put_back,
                 all_in_view=in_view,
+                hid=len(hidden or ()),
             )
             self._hidden = {
                 **{h: look for h, look in self._hidden.items() if h not in again.values()},
-                **(hidden or {}),
+                **{d: self._previous_looks[d] for d in hidden or () if d in self._previous_looks},
             }
             self._previous, self._previous_looks = current, frame.looks
-            if put_back is not None and self._same_item(put_back, unsettled):
+            # Only a frame showing the items as before settles: one that took items for hidden
+            # under the item proves less than the second look is for.
+            if put_back is not None and as_before and self._same_item(put_back, unsettled):
                 self._settle(unsettled, index, in_view)
         self.observations.append(obs)
         return obs
@@ -301,12 +333,15 @@ class InsertionAccumulator:
         (where they were, looking as they did; an unknown look is no proof), and those: seen
         detection -> the hidden item it is."""
         live = [d for d in frame.result.detections if not d.unsure]
+        hidden = list(self._hidden)
         again = {
-            c: h
-            for c, h in pairing(live, list(self._hidden))
-            if c in frame.looks and looks_alike(frame.looks[c], self._hidden[h])
+            i: hidden[j]
+            for i, j in pairing(live, hidden)
+            if _known_alike(frame.looks.get(live[i]), self._hidden[hidden[j]])
         }
-        return [d for d in live if d not in again], again
+        return [d for i, d in enumerate(live) if i not in again], {
+            live[i]: h for i, h in again.items()
+        }
 
     def _shows_as_before(self, live: Sequence[Detection]) -> bool:
         """As many items as the last readable frame, and at most one of them new (where the
@@ -315,32 +350,38 @@ class InsertionAccumulator:
 
     def _hides_under_put_back(
         self, frame: FrameObservation, live: Sequence[Detection]
-    ) -> dict[Detection, np.ndarray] | None:
-        """The items (with their looks) the item put back hides, if the frame shows fewer items
-        than the last readable frame, exactly one that was not there (the item set down again),
-        and every item no longer seen, but one (where it was lifted from), centred under that
-        item: set down over them, it hides them. None otherwise.
+    ) -> list[Detection] | None:
+        """The items the item put back hides, if the frame shows fewer items than the last
+        readable frame, exactly one that was not there (the item set down again), and every
+        item no longer seen lying mostly under that item's box (at most `MAX_HIDDEN` of them),
+        but one: where the item was lifted from, which must look like it. None otherwise.
 
         An item set down over another's centre pairs with it by place; its look tells them
         apart (a pair whose looks differ is the new item on top and the old one under it).
         Without looks, that frame cannot tell the item set down over another from the item set
-        back in place and another gone, and does not stand."""
+        back in place and another gone, and does not stand. Such a frame proves nothing about
+        what the item covers: `PutBackGuard` then asks the weights to rule out a unit swapped
+        for uncounted material (`InsertionObservation.hid`)."""
         if len(live) >= len(self._previous):
             return None
+        looks, before = frame.looks, self._previous_looks
         kept = [
-            (c, p)
-            for c, p in pairing(live, self._previous)
-            if looks_alike(frame.looks.get(c), self._previous_looks.get(p))
+            (i, j)
+            for i, j in pairing(live, self._previous)
+            if looks_alike(looks.get(live[i]), before.get(self._previous[j]))
         ]
-        new = [d for d in live if d not in {c for c, _ in kept}]
-        gone = [d for d in self._previous if d not in {p for _, p in kept}]
+        new = [d for i, d in enumerate(live) if i not in {i for i, _ in kept}]
+        gone = [d for j, d in enumerate(self._previous) if j not in {j for _, j in kept}]
         if len(new) != 1:
             return None
-        under = [d for d in gone if _inside(d.center, new[0].box)]
-        if len(gone) - len(under) > 1:
+        item = new[0]
+        under = [d for d in gone if _share_inside(d.box, item.box) >= _UNDER_SHARE]
+        left = [d for d in gone if d not in under]
+        if len(under) > MAX_HIDDEN or len(left) > 1:
             return None
-        # The one where it was lifted from may lie under it too: none of them is forgotten.
-        return {d: self._previous_looks[d] for d in under if d in self._previous_looks}
+        if left and not _known_alike(looks.get(item), before.get(left[0])):
+            return None  # what is gone elsewhere is not the item that came back
+        return under
 
     def _change(self, frame: FrameObservation, live: Sequence[Detection]) -> str:
         if not frame.readable:
@@ -396,12 +437,14 @@ class TakeOuts:
     item set down again elsewhere would read as new. Packers take a unit out to rearrange and
     put it back all the time, so the very next settled step, when it goes from the level the
     take-out left back to the level before it (each within twice the scale's error there), is
-    that item coming back, and its frame adds no item if it shows as many items as the frame
-    before (`InsertionAccumulator.add(put_back=...)`) and the carton holds no counted unit
-    light enough to have been lifted out with it unseen (`PutBackGuard`). Anything else
-    (another step first, a different weight, a frame with more or fewer items) leaves the
-    take-out unmatched, and the carton's count not applicable: a light unit lifted out with the
-    item and left out, or void fill put in instead, must not pass for the item coming back.
+    that item coming back, and its frame adds no item if it shows the items of the frame
+    before, or fewer hidden under the item (`InsertionAccumulator.add(put_back=...)`), and the
+    carton holds no counted unit light enough to have been lifted out with it unseen, nor, where
+    the frame took items for hidden, one light enough to have been swapped for packing material
+    (`PutBackGuard`). Anything else (another step first, a different weight, a frame with more
+    items or other changes) leaves the take-out unmatched, and the carton's count not
+    applicable: a light unit lifted out with the item and left out, or void fill put in instead,
+    must not pass for the item coming back.
     """
 
     scale_error_g: Callable[[float], float]
@@ -437,12 +480,22 @@ class PutBackGuard:
     give or take the two readings' errors, so a unit that light leaves the weights matching
     while the frame still shows as many items as before. `margin_g` is how heavy such a unit can
     be; every unit the camera counts on the order must weigh more (catalog mean minus four
-    spreads), and one of unknown or variable weight rules the put-back out.
+    spreads), and one of unknown or variable weight rules the put-back out. This assumes
+    nothing the camera does not count went in with the item (the frame would show a visible
+    unit gone, and a hidden one left out with a slip of its weight is a coincidence of three).
+
+    A frame that took items for hidden under the item (`InsertionObservation.hid`) shows one
+    fewer wherever a unit went, so it cannot tell a visible unit lifted out with the item and
+    swapped for material of its weight (fill or paperwork put back with the item) from one
+    covered: there every counted unit must also outweigh the heaviest uncounted piece
+    (`uncounted_g`: the site's paperwork and fill, the order's inserts and units the camera does
+    not count, each at mean plus four spreads).
     """
 
     lightest_counted_g: float | None  # None: a counted unit of unknown or variable weight
     scale_error_g: Callable[[float], float]
     lightest_sku: str = ""  # the counted unit that sets lightest_counted_g
+    uncounted_g: float = math.inf  # the heaviest uncounted piece; unknown: any
 
     def margin_g(self, out: TakeOut) -> float:
         """The heaviest unit the weights cannot see missing: how far the level came back short
@@ -451,6 +504,8 @@ class PutBackGuard:
         plus the errors of those two readings, bounded at the true level, which may lie up to
         twice the read error above the reading, where the error may be a step larger (it steps
         up with the load)."""
+        if not math.isfinite(out.level_before_g):
+            return math.inf
         read = self.scale_error_g(out.level_before_g)
         at_most = self.scale_error_g(out.level_before_g + 2 * read)
         short = out.level_before_g - out.level_back_g
@@ -458,8 +513,9 @@ class PutBackGuard:
             short = 2 * read
         return max(0.0, short) + 2 * at_most
 
-    def refuses(self, out: TakeOut) -> str:
-        """Why the put-back frame cannot stand ("" when it can)."""
+    def refuses(self, out: TakeOut, hid: int = 0) -> str:
+        """Why the put-back frame cannot stand ("" when it can); `hid`: the items its frame
+        took for hidden under the item."""
         lightest, sku = self.lightest_counted_g, self.lightest_sku or "a unit"
         if lightest is None:
             return f"{sku}, of unknown weight, could have been lifted out with it unseen"
@@ -468,6 +524,12 @@ class PutBackGuard:
             return (
                 f"{sku} ({lightest:.0f} g at the least) could have been lifted out with it "
                 f"unseen: the weights cannot tell {margin_g:.0f} g apart there"
+            )
+        if hid and not lightest > margin_g + self.uncounted_g:
+            return (
+                f"its frame shows {hid} item(s) fewer, and {sku} ({lightest:.0f} g at the "
+                f"least) could have gone out with it for packing material of its weight "
+                f"({self.uncounted_g:.0f} g at the most)"
             )
         return ""
 
@@ -482,7 +544,7 @@ def vetted(
     for o in observations:
         if o.take_out is not None and o.applicable and not o.all_in_view:
             why = (
-                guard.refuses(o.take_out)
+                guard.refuses(o.take_out, o.hid)
                 if guard is not None
                 else "no weights to rule out a unit lifted out with it unseen"
             )

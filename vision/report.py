@@ -33,6 +33,7 @@ from station.verification import (
     Reason,
     SkuFinding,
 )
+from station.weight_check import PackingMaterial
 from vision.barcodes import code_index, sku_for
 from vision.observe import InsertionObservation, PutBackGuard, uncounted, vetted
 
@@ -47,22 +48,38 @@ def counted_by_camera(item: CatalogItem | None) -> bool:
 
 
 def put_back_guard(
-    expected: Mapping[str, int], catalog: Catalog, scale_error_g: Callable[[float], float]
+    expected: Mapping[str, int],
+    catalog: Catalog,
+    scale_error_g: Callable[[float], float],
+    materials: Iterable[PackingMaterial] = (),
 ) -> PutBackGuard:
     """The guard for one carton's put-back frames: its lightest counted unit at its lightest
     (None for one of unknown weight, or of variable weight without a stated minimum, which rules
-    put-backs out)."""
+    put-backs out), and the heaviest piece the camera does not count that could go in with an
+    item (`materials`: the site's paperwork and fill; the order's inserts and units the camera
+    does not count; each at mean plus four spreads, one of unknown weight: any)."""
     lows: list[tuple[float, str]] = []
+    uncounted = [m.mean_g + _WEIGHT_SIGMAS * m.spread_g for m in materials]
     for sku, units in sorted(expected.items()):
         item = catalog.items.get(sku)
-        if units <= 0 or item is None or not counted_by_camera(item):
+        if units <= 0 or item is None:
+            continue
+        if not counted_by_camera(item):
+            uncounted.append(_heaviest_g(item))
             continue
         low = _lightest_g(item)
         if low is None:
             return PutBackGuard(None, scale_error_g, sku)
         lows.append((low, sku))
     low, sku = min(lows, default=(math.inf, ""))
-    return PutBackGuard(low, scale_error_g, sku)
+    return PutBackGuard(low, scale_error_g, sku, max(uncounted, default=0.0))
+
+
+def _heaviest_g(item: CatalogItem) -> float:
+    """One unit's weight at its heaviest (mean plus four spreads); unknown: any."""
+    if item.unit_weight_g is None or item.variable_weight:
+        return math.inf
+    return item.unit_weight_g + _WEIGHT_SIGMAS * item.weight_spread_g
 
 
 def _lightest_g(item: CatalogItem) -> float | None:

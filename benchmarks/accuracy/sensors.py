@@ -154,9 +154,14 @@ class VisionModel:
         wrong = [(n, min(1.0, share * factor)) for n, share in self.repeat if n]
         repeat = ((0, max(0.0, 1 - sum(share for _, share in wrong))), *wrong)
         hazard = tuple(min(1.0, h * factor) for h in self.hazard)
-        stands = None if self.put_back_stands is None else 1 - (1 - self.put_back_stands) * factor
-        hiding = 1 - (1 - self.hiding_put_back_stands) * factor
-        return VisionModel(name, hazard, self.errors, repeat, stands, max(0.0, hiding))
+        stands = (
+            None
+            if self.put_back_stands is None
+            else max(0.0, 1 - (1 - self.put_back_stands) * factor)
+        )
+        # Not scaled: what keeps a frame that hid items from standing is mostly the rule's own
+        # limits (look-alike units, an item only partly over another), not the count.
+        return VisionModel(name, hazard, self.errors, repeat, stands, self.hiding_put_back_stands)
 
     def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
         """The same error shape scaled so that cartons of 1-8 units count exactly `mean_exact`
@@ -317,9 +322,12 @@ class Station:
         to step the scale shows in the next one). A step down is an item taken out; the next
         step, straight back to the level before it, is the item put back (vision.observe.
         TakeOuts, the daemon's own rule), whose frame adds nothing if it shows as many items as
-        the last readable one and the order has no counted unit light enough to have been
-        lifted out with it unseen (PutBackGuard, at the report); any other take-out leaves the
-        count not applicable. Frames are
+        the last readable one, or fewer it hides (at the card's measured rates), and the order
+        has no counted unit light enough to have been lifted out with it unseen, nor, where it
+        hid items, to have been swapped for packing material (PutBackGuard, at the report); any
+        other take-out leaves the count not applicable. Not modelled: a unit really lifted out
+        with the item (the card's `lifted_with` rate: the frame's misses there are the guard's
+        to catch). Frames are
         taken before the next step (a take-out while a frame is due would not be matched). With
         the scale down or stale no step triggers a frame: the close's only."""
         rng = self._rng(carton, "vision")
@@ -390,7 +398,7 @@ class Station:
                 # A put-back frame that stands and shows the count so far claims no more than a
                 # frame sees and needs no weights (InsertionObservation.all_in_view; true counts
                 # here, not detections).
-                seen = self._as_before(rng, readable, visible, last_visible)
+                seen = self._as_before(rng, readable, units, visible, last_visible)
                 looks = 0  # the screen asks again while the item's frames do not show all
                 while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
                     looks += 1
@@ -400,12 +408,18 @@ class Station:
                     visible = [placed[i] for i in range(len(placed)) if i not in covered]
                     codes = self._codes(rng, carton, visible)
                     readable = not (rng.random() < model.insertion_unreadable or unsure)
-                    seen = self._as_before(rng, readable, visible, last_visible)
+                    # A second look settles only with the items as before (hidden again: asked
+                    # again, vision.observe.InsertionAccumulator.add).
+                    again = last_visible == len(visible)
+                    seen = again and self._as_before(rng, readable, units, visible, last_visible)
                 if not seen:
                     reason = "an item taken out came back, but the frame after it differs"
                     observations.append(InsertionObservation(index, None, None, {}, codes, reason))
                     continue
-                in_view = len(visible) == sum(o.new_items or 0 for o in observations)
+                hid = last_visible - len(visible)
+                # A frame that took items for hidden never shows the whole count (the station's
+                # rule: it shows fewer than the last frame wherever a unit went).
+                in_view = not hid and len(visible) == sum(o.new_items or 0 for o in observations)
                 observations.append(
                     InsertionObservation(
                         index,
@@ -415,6 +429,7 @@ class Station:
                         codes,
                         take_out=put_back,
                         all_in_view=in_view,
+                        hid=hid,
                     )
                 )
                 carried, last_visible = [], len(visible)
@@ -442,13 +457,18 @@ class Station:
         )
 
     def _as_before(
-        self, rng: random.Random, readable: bool, visible: list[int], last_visible: int
+        self,
+        rng: random.Random,
+        readable: bool,
+        slipped_in: list[int],
+        visible: list[int],
+        last_visible: int,
     ) -> bool:
         """A put-back frame stands: readable, no unit slipped in with it, and read right: as
         many items as the last readable frame, or fewer where the item set down hid them (each
         at the rate the card measured; vision.observe.InsertionAccumulator)."""
         hid = last_visible - len(visible)
-        if not readable or hid < 0:
+        if not readable or slipped_in or hid < 0:
             return False
         model = self.vision
         if hid > 0:
@@ -689,7 +709,12 @@ class Station:
             carton.expected,
             catalog,
             camera_up=evidence.camera_up,
-            put_back_guard=put_back_guard(carton.expected, catalog, self.scale_error_at),
+            put_back_guard=put_back_guard(
+                carton.expected,
+                catalog,
+                self.scale_error_at,
+                self.weight_config.packing_materials(),
+            ),
         )
         return {"rfid": rfid, "vision": vision}
 

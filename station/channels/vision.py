@@ -8,13 +8,13 @@ The camera side (grabber thread, inference worker with its watchdog, the accumul
 - Each settled weight step up (the weight channel's `on_settled_step`) is an insertion: the
   camera waits for a still frame the model can read and counts the items new since the previous
   frame. A step down is an item taken out; the next step, when it brings the weight straight
-  back to its level before, is the item put back, and its frame adds no item if it shows as
-  many items as before and the order has no counted unit light enough to have been lifted out
-  with it unseen (`vision.observe.TakeOuts`, `PutBackGuard`). An item taken out and not so put
-  back leaves the carton's count "not applicable" (the weight still decides). Where the frame
-  after a put-back shows fewer items (set down over another), the packer's screen asks for a
-  second look: lifted again and set down beside, the item settles its count
-  (`InsertionAccumulator.awaiting_second_look`).
+  back to its level before, is the item put back, and its frame adds no item if it shows the
+  items as before, or fewer that lie under it (told apart by their looks), and the weights rule
+  out a counted unit gone with it (`vision.observe.TakeOuts`, `PutBackGuard`, with the site's
+  packing materials). An item taken out and not so put back leaves the carton's count "not
+  applicable" (the weight still decides). Where the frame after a put-back cannot be told
+  apart so (a look-alike under it), the packer's screen asks for a second look: lifted again
+  and set down beside, the item settles its count (`InsertionAccumulator.awaiting_second_look`).
 - At close one more frame is taken (an item too light to step the scale still shows), then the
   report: a carton-level deficit or surplus, SKUs proven by codes, "not applicable" when any
   frame could not be read (a hand over the carton), DOWN when the camera or the worker is down.
@@ -88,6 +88,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         weight.on_settled_step(self.on_weight_step)
         division_g = weight.scale_config.division_g
         self._scale_error_g = lambda grams: scale_error_g(grams, division_g)
+        self._materials = weight.check_config.packing_materials()
         self._take_outs = TakeOuts(self._scale_error_g)
         self._frames_asked = 0
         self._carton: tuple[str, str] | None = None
@@ -259,7 +260,7 @@ class VisionEvidenceChannel(EvidenceChannel):
             lookalike_groups=self.config.lookalike_groups,
             camera_up=camera.camera_up,
             camera_detail=camera.worker.down_reason or camera.grabber.health.detail,
-            put_back_guard=put_back_guard(expected, catalog, self._scale_error_g),
+            put_back_guard=put_back_guard(expected, catalog, self._scale_error_g, self._materials),
         )
         encoding = time.monotonic()
         images = await asyncio.to_thread(

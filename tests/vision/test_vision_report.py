@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from station.verification import (
     Outcome,
     VerificationPolicy,
 )
+from station.weight_check import PackingMaterial
 from vision.barcodes import CodeRead
 from vision.observe import InsertionObservation, TakeOut
 from vision.report import build_vision_report, put_back_guard
@@ -239,6 +241,26 @@ def test_the_put_back_guard_takes_the_lightest_unit_the_camera_counts() -> None:
         {"MUG": 1, "TEA": 2, "SOCK-M": 0, "CARD": 1, "EAR": 2}, catalog, one_gram
     )
     assert (guard.lightest_sku, guard.lightest_counted_g) == ("TEA", 250 - 4 * 2)
+
+
+def test_the_put_back_guard_knows_the_heaviest_piece_the_camera_does_not_count() -> None:
+    """Paperwork and fill (mean plus four spreads), the order's card (an insert) and earrings
+    (not visible): what could go back in with an item in place of a unit, unseen."""
+    catalog = weighed(MUG=(400, 5), TEA=(250, 2), CARD=(5, 1), EAR=(8, 0.5))
+    materials = (PackingMaterial("paperwork", 12, 3), PackingMaterial("fill", 15, 6))
+    guard = put_back_guard({"MUG": 1, "CARD": 1, "EAR": 1}, catalog, one_gram, materials)
+    assert guard.uncounted_g == 15 + 4 * 6
+    heavy_card = weighed(MUG=(400, 5), CARD=(60, 1), EAR=(8, 0.5))
+    assert put_back_guard({"MUG": 1, "CARD": 1}, heavy_card, one_gram, materials).uncounted_g == 64
+    unweighed = put_back_guard({"MUG": 1, "EAR": 1}, weighed(MUG=(400, 5)), one_gram, materials)
+    assert unweighed.uncounted_g == math.inf  # earrings of unknown weight: anything
+    assert put_back_guard({"MUG": 1}, catalog, one_gram).uncounted_g == 0.0  # none stated
+    hid = TakeOut(1000, 600, level_back_g=1000)
+    assert guard.refuses(hid, hid=0) == "" and guard.refuses(hid, hid=1) == ""  # a 380 g mug
+    light = weighed(MUG=(30, 1), CARD=(5, 1), EAR=(8, 0.5))
+    light_guard = put_back_guard({"MUG": 1, "CARD": 1}, light, one_gram, materials)
+    assert light_guard.refuses(hid, hid=0) == ""
+    assert "packing material" in light_guard.refuses(hid, hid=1)
 
 
 def test_a_counted_unit_of_unknown_weight_leaves_the_guard_nothing_to_go_on() -> None:
