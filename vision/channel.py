@@ -37,6 +37,7 @@ from vision.observe import (
     InsertionAccumulator,
     InsertionObservation,
     Pipeline,
+    PutBackGuard,
     StillnessGate,
     TakeOut,
 )
@@ -120,10 +121,16 @@ class VisionChannel:
                 break
         return taken
 
-    def add_taken(self, taken: TakenFrame, put_back: TakeOut | None = None) -> InsertionObservation:
+    def add_taken(
+        self,
+        taken: TakenFrame,
+        put_back: TakeOut | None = None,
+        guard: PutBackGuard | None = None,
+    ) -> InsertionObservation:
         """Count a taken frame as this carton's next insertion (keeps it for the evidence); the
-        frame after the item `put_back` came back adds no item (`vision.observe.TakeOuts`)."""
-        obs = self.accumulator.add(taken.observation, put_back)
+        frame after the item `put_back` came back adds no item (`vision.observe.TakeOuts`;
+        `guard`: `InsertionAccumulator.add`)."""
+        obs = self.accumulator.add(taken.observation, put_back, guard)
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
 

@@ -231,7 +231,12 @@ class InsertionAccumulator:
     # second look (the same item lifted and set down again) may still settle them.
     _unsettled: list[tuple[int, TakeOut]] = field(default_factory=list)
 
-    def add(self, frame: FrameObservation, put_back: TakeOut | None = None) -> InsertionObservation:
+    def add(
+        self,
+        frame: FrameObservation,
+        put_back: TakeOut | None = None,
+        guard: PutBackGuard | None = None,
+    ) -> InsertionObservation:
         """Count `frame` as the next insertion. The frame after the item `put_back` came back
         (`TakeOuts`) adds no item when it shows the items of the last readable frame (as many,
         and at most one where none was: the item set down elsewhere), or fewer, each item no
@@ -239,7 +244,9 @@ class InsertionAccumulator:
         decides at the report whether that stands. Otherwise (or unreadable) the item that came
         back cannot be told from what else changed, and the carton's count is not applicable,
         until a second look settles it (`awaiting_second_look`). Items a put-back hid and this
-        frame shows again are neither new nor a change (`_seen_again`)."""
+        frame shows again are neither new nor a change (`_seen_again`). `guard`: the carton's,
+        where known, so that a frame taking items for hidden that the weights could not vouch for
+        asks for a second look now, not "not applicable" at the report."""
         index = len(self.observations)
         unsettled, self._unsettled = self._unsettled, []
         live, again = self._seen_again(frame)
@@ -250,6 +257,8 @@ class InsertionAccumulator:
             # is asked for again, as any frame that does not.
             second_look = self._same_item(put_back, unsettled)
             hidden = None if second_look else self._hides_under_put_back(frame, live)
+            if hidden and guard is not None and guard.refuses(put_back, len(hidden)):
+                hidden = None
         if put_back is not None and (not frame.readable or hidden is None):
             reason = f"an item taken out came back, but {self._change(frame, live)}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)

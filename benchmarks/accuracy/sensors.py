@@ -48,7 +48,7 @@ from station.weight_check import (
     lookalike_detection,
 )
 from vision.barcodes import CodeRead
-from vision.observe import InsertionObservation, TakeOut, TakeOuts
+from vision.observe import InsertionObservation, PutBackGuard, TakeOut, TakeOuts
 from vision.report import build_vision_report, put_back_guard
 
 CARD = Path(__file__).resolve().parents[2] / "models" / "item_counter.card.json"
@@ -368,6 +368,7 @@ class Station:
     ) -> list[InsertionObservation]:
         """Each frame counted as the station's InsertionAccumulator counts it (the last frame is
         the close; `unsure`: a camera forced UNSURE reads none of them)."""
+        guard = self._guard(carton)
         model = self.world.model
         observations: list[InsertionObservation] = []
         placed: list[int] = []  # packed units in the order they went in
@@ -399,6 +400,10 @@ class Station:
                 # frame sees and needs no weights (InsertionObservation.all_in_view; true counts
                 # here, not detections).
                 seen = self._as_before(rng, readable, units, visible, last_visible)
+                # A frame that hides items the weights could not vouch for asks for a second look
+                # at once (the station's accumulator is told the carton's guard).
+                hid = last_visible - len(visible)
+                seen = seen and not (hid > 0 and guard.refuses(put_back, hid))
                 looks = 0  # the screen asks again while the item's frames do not show all
                 while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
                     looks += 1
@@ -709,14 +714,14 @@ class Station:
             carton.expected,
             catalog,
             camera_up=evidence.camera_up,
-            put_back_guard=put_back_guard(
-                carton.expected,
-                catalog,
-                self.scale_error_at,
-                self.weight_config.packing_materials(),
-            ),
+            put_back_guard=self._guard(carton),
         )
         return {"rfid": rfid, "vision": vision}
+
+    def _guard(self, carton: Carton) -> PutBackGuard:
+        """The carton's put-back guard, as the station's vision channel builds it."""
+        materials = self.weight_config.packing_materials()
+        return put_back_guard(carton.expected, self.world.catalog, self.scale_error_at, materials)
 
     def weight_power(self, carton: Carton) -> dict[str, float]:
         """How surely the total weight reveals each product missing, as the daemon tells the

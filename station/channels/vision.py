@@ -49,7 +49,7 @@ from station.verification import ChannelReport, EvidenceFile
 from vision.channel import TakenFrame, VisionChannel
 from vision.config import VisionConfig
 from vision.evidence import EvidenceImage
-from vision.observe import InsertionObservation, TakeOut, TakeOuts
+from vision.observe import InsertionObservation, PutBackGuard, TakeOut, TakeOuts
 from vision.report import CHANNEL, barcode_units, build_vision_report, put_back_guard
 from vision.sources import CameraHealth, FrameSource
 
@@ -197,11 +197,19 @@ class VisionEvidenceChannel(EvidenceChannel):
                 unseen = self.camera.add_not_applicable(failure, carried_over=kind != "put_back")
                 self._logged(kind, unseen, took_s)
                 return
-            counted = self.camera.add_taken(taken, put_back)
+            counted = self.camera.add_taken(taken, put_back, self._guard())
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
                 self.latest_image = preview
+
+    def _guard(self) -> PutBackGuard | None:
+        """The open carton's put-back guard; None until its manifest is in."""
+        expected = self._context.open_carton_units()
+        if not expected:
+            return None
+        catalog = self._context.catalog
+        return put_back_guard(expected, catalog, self._scale_error_g, self._materials)
 
     def _logged(
         self,

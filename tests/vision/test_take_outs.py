@@ -343,6 +343,24 @@ def test_an_item_set_down_squarely_over_another_is_told_from_it_by_its_look() ->
     assert moved.hid == 0 and vetted([moved], guard(30.0)) == [moved]
 
 
+def test_a_hiding_frame_the_weights_cannot_vouch_for_asks_for_a_second_look() -> None:
+    """Told the carton's guard (a 30 g unit on the order, lighter than the fill), the frame
+    that hides item 1 does not stand: the packer is asked at once for a second look (at the
+    report it would only be refused), and the item set down beside settles it."""
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    over = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=lifted(), guard=guard(30))
+    assert over.new_items is None and acc.awaiting_second_look() == lifted()
+    beside = acc.add(frame((100, 300), (300, 100), (500, 100), looks=(0, 1, 2)), put_back=lifted())
+    assert beside.new_items == 0 and acc.awaiting_second_look() is None
+    assert acc.total() == 3 and vetted(acc.observations, guard(30)) == acc.observations
+    # A guard that vouches for it changes nothing.
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    over = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=lifted(), guard=guard(300))
+    assert over.new_items == 0 and over.hid == 1
+
+
 def test_an_item_set_down_off_centre_over_another_stands() -> None:
     """Item 0 (80 px wide here) set down 25 px off item 1's centre (not paired with it) hides
     it: every item no longer seen but one (where item 0 came from, which looked like it) lies
