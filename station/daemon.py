@@ -236,7 +236,7 @@ class StationDaemon:
             report_health=self._on_health_change,
             is_down=lambda device: device in self._down,
             is_idle=lambda: self.session.state in _IDLE_STATES,
-            open_carton_units=self._open_carton_units,
+            open_carton=self.session.carton_view,
         )
         self.channels = build_channels(config, context)
         self.weight = next(c for c in self.channels if isinstance(c, WeightChannel))
@@ -922,10 +922,6 @@ class StationDaemon:
             self._captured_at = self.clock.monotonic()
             captured = WeightCaptured(request.request, measured.gross_g, measured.scale_error_g)
             self._post(captured)
-
-    def _open_carton_units(self) -> Mapping[str, int]:
-        view = self.session.carton_view()
-        return view.expected_units if view is not None else {}
 
     def _platter_not_emptied(self) -> bool:
         """The platter has not read empty since the last weighed capture (the first needs none:

@@ -392,19 +392,37 @@ class EvidenceStore:
             {**json.loads(body), "kind": kind, "at": at, "seq": seq} for seq, kind, at, body in rows
         ]
 
-    def latest(self, kind: str, within: int) -> list[dict[str, Any]]:
-        """Records of `kind` among the newest `within` of the chain, newest first, with `at`
-        (what a restart recalls recent events from: bounded by chain position, so it reads a
-        few pages, not the file)."""
-        rows = self._db.execute(
-            "SELECT seq, at, body FROM records WHERE seq > ? AND kind = ? ORDER BY seq DESC",
-            (self._head[0] - within, kind),
-        )
-        return [{**json.loads(body), "at": at, "seq": seq} for seq, at, body in rows]
+    def since(self, kind: str, since: datetime) -> list[dict[str, Any]]:
+        """Records of `kind` written at `since` or later, newest first, with `at` and `seq`
+        (what a restart recalls recent events from). Walks the chain back from its head a page
+        at a time and stops at the first page written wholly before `since`, so it reads what
+        the window holds, not the file."""
+        found: list[int] = []
+        top = self._head[0]
+        while top > 0:
+            rows = self._db.execute(
+                "SELECT seq, kind, at FROM records WHERE seq <= ? AND seq > ? ORDER BY seq DESC",
+                (top, top - RECALL_PAGE),
+            ).fetchall()
+            recent = [(seq, k) for seq, k, at in rows if datetime.fromisoformat(at) >= since]
+            found += [seq for seq, k in recent if k == kind]
+            if not recent:
+                break
+            top -= RECALL_PAGE
+        out = []
+        for seq in found:
+            at, body = self._db.execute(
+                "SELECT at, body FROM records WHERE seq = ?", (seq,)
+            ).fetchone()
+            out.append({**json.loads(body), "at": at, "seq": seq})
+        return out
 
     def close(self) -> None:
         self._db.close()
 
+
+# Records read per step when walking the chain back (`EvidenceStore.since`).
+RECALL_PAGE = 500
 
 _Keys = tuple[str | None, str | None, int | None, str | None]
 

@@ -252,15 +252,23 @@ class InsertionAccumulator:
         live, again = self._seen_again(frame)
         as_before = frame.readable and self._shows_as_before(live)
         hidden: list[Detection] | None = []
+        refused = ""
         if put_back is not None and frame.readable and not as_before:
             # A second look must show the items as before to settle; one that hides them again
-            # is asked for again, as any frame that does not.
+            # is asked for again, as any frame that does not. Without the carton's guard (its
+            # order not in yet) no weights can vouch for a frame that hides items.
             second_look = self._same_item(put_back, unsettled)
-            hidden = None if second_look else self._hides_under_put_back(frame, live)
-            if hidden and guard is not None and guard.refuses(put_back, len(hidden)):
-                hidden = None
-        if put_back is not None and (not frame.readable or hidden is None):
-            reason = f"an item taken out came back, but {self._change(frame, live)}"
+            hidden = (
+                None if second_look or guard is None else self._hides_under_put_back(frame, live)
+            )
+        # Items hidden earlier and still unseen could have gone out with this item too.
+        still_hidden = [h for h in self._hidden if h not in again.values()]
+        hid = len(hidden or ()) + len(still_hidden)
+        if put_back is not None and frame.readable and hidden is not None and hid and guard:
+            refused = guard.refuses(put_back, hid)
+        if put_back is not None and (not frame.readable or hidden is None or refused):
+            why = refused or self._change(frame, live)
+            reason = f"an item taken out came back, but {why}"
             obs = InsertionObservation(index, None, None, {}, frame.codes, reason)
             if self._same_item(put_back, unsettled):
                 self._unsettled = unsettled
@@ -274,7 +282,7 @@ class InsertionAccumulator:
             new = [] if put_back is not None else new_detections(live, self._previous)
             # A frame that took items for hidden never shows the whole count, whatever the
             # count (it shows fewer than the last frame wherever a unit went).
-            in_view = put_back is not None and not hidden and len(current) == self._counted()
+            in_view = put_back is not None and not hid and len(current) == self._counted()
             labels: dict[str, int] = {}
             for d in new:
                 if d.label is not None:
@@ -287,11 +295,11 @@ class InsertionAccumulator:
                 frame.codes,
                 take_out=put_back,
                 all_in_view=in_view,
-                hid=len(hidden or ()),
+                hid=hid if put_back is not None else 0,
             )
             self._hidden = {
-                **{h: look for h, look in self._hidden.items() if h not in again.values()},
-                **{d: self._previous_looks[d] for d in hidden or () if d in self._previous_looks},
+                **{h: self._hidden[h] for h in still_hidden},
+                **{d: self._previous_looks[d] for d in hidden or ()},
             }
             self._previous, self._previous_looks = current, frame.looks
             # Only a frame showing the items as before settles: one that took items for hidden
@@ -384,12 +392,17 @@ class InsertionAccumulator:
         if len(new) != 1:
             return None
         item = new[0]
-        under = [d for d in gone if _share_inside(d.box, item.box) >= _UNDER_SHARE]
-        left = [d for d in gone if d not in under]
-        if len(under) > MAX_HIDDEN or len(left) > 1:
+        # Where it was lifted from: gone, and looking like it (elsewhere first, else under it).
+        origins = [d for d in gone if _known_alike(looks.get(item), before.get(d))]
+        origins.sort(key=lambda d: _share_inside(d.box, item.box) >= _UNDER_SHARE)
+        if not origins:
             return None
-        if left and not _known_alike(looks.get(item), before.get(left[0])):
-            return None  # what is gone elsewhere is not the item that came back
+        rest = [d for d in gone if d is not origins[0]]
+        under = [d for d in rest if _share_inside(d.box, item.box) >= _UNDER_SHARE]
+        if len(under) != len(rest) or len(under) > MAX_HIDDEN:
+            return None
+        if any(d not in before for d in under):
+            return None  # an item without a look could not be known again when uncovered
         return under
 
     def _change(self, frame: FrameObservation, live: Sequence[Detection]) -> str:

@@ -55,9 +55,10 @@ def put_back_guard(
 ) -> PutBackGuard:
     """The guard for one carton's put-back frames: its lightest counted unit at its lightest
     (None for one of unknown weight, or of variable weight without a stated minimum, which rules
-    put-backs out), and the heaviest piece the camera does not count that could go in with an
-    item (`materials`: the site's paperwork and fill; the order's inserts and units the camera
-    does not count; each at mean plus four spreads, one of unknown weight: any)."""
+    put-backs out), and the most the camera does not count that could go back in with an item
+    together (`materials`: the site's paperwork and fill; the order's inserts and units the
+    camera does not count, every unit; each at mean plus four spreads, one of unknown weight:
+    any)."""
     lows: list[tuple[float, str]] = []
     uncounted = [m.mean_g + _WEIGHT_SIGMAS * m.spread_g for m in materials]
     for sku, units in sorted(expected.items()):
@@ -65,14 +66,14 @@ def put_back_guard(
         if units <= 0 or item is None:
             continue
         if not counted_by_camera(item):
-            uncounted.append(_heaviest_g(item))
+            uncounted.append(units * _heaviest_g(item))
             continue
         low = _lightest_g(item)
         if low is None:
             return PutBackGuard(None, scale_error_g, sku)
         lows.append((low, sku))
     low, sku = min(lows, default=(math.inf, ""))
-    return PutBackGuard(low, scale_error_g, sku, max(uncounted, default=0.0))
+    return PutBackGuard(low, scale_error_g, sku, sum(uncounted))
 
 
 def _heaviest_g(item: CatalogItem) -> float:

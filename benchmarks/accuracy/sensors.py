@@ -369,6 +369,9 @@ class Station:
         """Each frame counted as the station's InsertionAccumulator counts it (the last frame is
         the close; `unsure`: a camera forced UNSURE reads none of them)."""
         guard = self._guard(carton)
+        # Units a standing put-back frame took for hidden (positions in `placed`): the station
+        # remembers them and asks the guard about them at every later put-back.
+        hidden_by_put_backs: set[int] = set()
         model = self.world.model
         observations: list[InsertionObservation] = []
         placed: list[int] = []  # packed units in the order they went in
@@ -402,8 +405,10 @@ class Station:
                 seen = self._as_before(rng, readable, units, visible, last_visible)
                 # A frame that hides items the weights could not vouch for asks for a second look
                 # at once (the station's accumulator is told the carton's guard).
-                hid = last_visible - len(visible)
-                seen = seen and not (hid > 0 and guard.refuses(put_back, hid))
+                # Items an earlier put-back hid and still hidden count too: they could have gone
+                # out with this item (InsertionAccumulator: `hid`).
+                hid = last_visible - len(visible) + len(hidden_by_put_backs)
+                seen = seen and not (hid and guard.refuses(put_back, hid))
                 looks = 0  # the screen asks again while the item's frames do not show all
                 while not seen and looks < SECOND_LOOKS and rng.random() < model.second_look:
                     looks += 1
@@ -421,7 +426,9 @@ class Station:
                     reason = "an item taken out came back, but the frame after it differs"
                     observations.append(InsertionObservation(index, None, None, {}, codes, reason))
                     continue
-                hid = last_visible - len(visible)
+                hid = last_visible - len(visible) + len(hidden_by_put_backs)
+                if last_visible > len(visible):
+                    hidden_by_put_backs |= covering
                 # A frame that took items for hidden never shows the whole count (the station's
                 # rule: it shows fewer than the last frame wherever a unit went).
                 in_view = not hid and len(visible) == sum(o.new_items or 0 for o in observations)

@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -258,9 +258,6 @@ ROUTES: tuple[Route, ...] = (
 
 log = logging.getLogger("packstation.api")
 _DECOY_PIN_HASH = hash_pin(secrets.token_hex(8))
-# How far back in the evidence chain wrong PINs are recalled at start: far more records than a
-# lockout window sees (a carton writes a few).
-_RECALLED_RECORDS = 2000
 
 
 class StationApi:
@@ -623,15 +620,20 @@ class StationApi:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"reason_code must be one of: {allowed}")
 
     def _earlier_pin_failures(self) -> list[datetime]:
-        """Wrong PINs the audit trail holds among its newest records (from before a restart)."""
+        """Wrong PINs the audit trail holds from the lockout window before a restart."""
+        window = timedelta(seconds=self._daemon.config.review.lockout_s)
         try:
-            refused = self._daemon.evidence.latest("override.refused", within=_RECALLED_RECORDS)
-        except sqlite3.Error as exc:
+            refused = self._daemon.evidence.since(
+                "override.refused", self._daemon.clock.now_utc() - window
+            )
+            return [
+                datetime.fromisoformat(r["at"])
+                for r in refused
+                if r.get("reason") == "bad_credentials"
+            ]
+        except (sqlite3.Error, ValueError, TypeError) as exc:
             log.warning("wrong PINs before the start not recalled: evidence unreadable (%s)", exc)
             return []
-        return [
-            datetime.fromisoformat(r["at"]) for r in refused if r.get("reason") == "bad_credentials"
-        ]
 
     def _refused(self, reviewer_badge: str, why: str) -> None:
         """Every refused override is audited (never with the PIN) and counted. A badge no

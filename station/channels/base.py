@@ -36,8 +36,8 @@ class ChannelContext:
     is_down: Callable[[str], bool]
     # Whether no carton is open (between parcels), for checks that only make sense then.
     is_idle: Callable[[], bool]
-    # The open carton's expected units (kits expanded), {} until its manifest is in (on the loop).
-    open_carton_units: Callable[[], Mapping[str, int]] = lambda: {}
+    # The open carton as the session sees it (None between cartons), on the loop.
+    open_carton: Callable[[], CartonView | None] = lambda: None
 
 
 _CARTON_ENDS = frozenset({"carton.aborted", "carton.released", "carton.replaced"})

@@ -197,17 +197,20 @@ class VisionEvidenceChannel(EvidenceChannel):
                 unseen = self.camera.add_not_applicable(failure, carried_over=kind != "put_back")
                 self._logged(kind, unseen, took_s)
                 return
-            counted = self.camera.add_taken(taken, put_back, self._guard())
+            guard = self._guard() if put_back is not None else None
+            counted = self.camera.add_taken(taken, put_back, guard)
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
                 self.latest_image = preview
 
     def _guard(self) -> PutBackGuard | None:
-        """The open carton's put-back guard; None until its manifest is in."""
-        expected = self._context.open_carton_units()
-        if not expected:
+        """The open carton's put-back guard; None until its manifest is in (no frame may then
+        take items for hidden: nothing could vouch for it)."""
+        carton = self._context.open_carton()
+        if carton is None or carton.manifest is None or carton.manifest.key != self._carton:
             return None
+        expected = carton.expected_units
         catalog = self._context.catalog
         return put_back_guard(expected, catalog, self._scale_error_g, self._materials)
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from station.evidence import (
     open_readonly,
     verify_chain,
 )
+from station.evidence import RECALL_PAGE as EVIDENCE_RECALL_PAGE
 from station.verification import Outcome
 from tests.evidence.factories import T0, attempt, fill
 
@@ -354,4 +356,24 @@ def test_a_carton_opened_again_counts_on_from_every_attempt_number_it_used(
     store.record_audit("session.recovered", recovered, T0)
     assert store.attempts_made("ORD-1", "C1") == 2
     assert store.attempts_made("ORD-2", "C1") == 0
+    store.close()
+
+
+def test_since_recalls_the_records_of_a_window_across_pages_of_the_chain(tmp_path: Path) -> None:
+    """Wrong PINs are recalled at start this way: every `override.refused` written at the
+    cutoff or later, however many other records came after them (more than a page), and
+    none from before it (the walk stops at a page wholly older)."""
+    store = EvidenceStore(tmp_path / "evidence.sqlite", "pack-01", "dc-north")
+    old = T0 - timedelta(hours=2)
+    store.record_audit("override.refused", {"reason": "bad_credentials"}, old)
+    for n in range(EVIDENCE_RECALL_PAGE + 20):
+        store.record_audit("carton.aborted", {"n": n}, old)
+    store.record_audit("override.refused", {"reason": "bad_credentials"}, T0)
+    for _ in range(EVIDENCE_RECALL_PAGE + 20):
+        store.record_audit("override.refused", {"reason": "locked_out"}, T0)
+    recalled = store.since("override.refused", T0 - timedelta(minutes=5))
+    reasons = [r["reason"] for r in recalled]
+    assert reasons.count("bad_credentials") == 1 and len(reasons) == EVIDENCE_RECALL_PAGE + 21
+    assert recalled[0]["seq"] > recalled[-1]["seq"]  # newest first
+    assert store.since("override.refused", T0 + timedelta(minutes=1)) == []
     store.close()

@@ -235,12 +235,14 @@ def test_pins_guessed_all_at_once_are_still_locked_out_after_the_limit(
 def test_a_restart_does_not_give_back_the_wrong_pins_already_spent(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
-    """Three wrong PINs, then the station restarts: the audit trail recalls them, so the next
-    try is locked out, not a fresh set of three guesses."""
+    """Three wrong PINs, then tries while locked out (each one audited too: more than a page
+    of the chain), then the station restarts: the audit trail recalls the wrong PINs of the
+    lockout window, so the next try is locked out, not a fresh set of three guesses."""
     workdir = tmp_path / "station"
     for station in run_station(workdir, broker):
         station.pack_short()
         assert [override(station, pin=f"{n:04d}")[0] for n in range(3)] == [403] * 3
+        assert {override(station, pin="0000")[0] for _ in range(520)} == {429}
     for again in run_station(workdir, broker):
         assert again.state() is SessionState.BLOCKED  # the held carton is restored at start
         assert override(again)[0] == 429

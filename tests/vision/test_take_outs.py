@@ -53,6 +53,10 @@ def guard(lightest_counted_g: float | None, sku: str = "") -> PutBackGuard:
     return PutBackGuard(lightest_counted_g, error, sku, UNCOUNTED_G)
 
 
+# The guard of a carton of heavy units: it refuses nothing a frame shows.
+HEAVY = PutBackGuard(300.0, error, "MUG", UNCOUNTED_G)
+
+
 def frame(
     *centres: tuple[float, ...], readable: bool = True, looks: tuple[int, ...] = ()
 ) -> FrameObservation:
@@ -325,7 +329,7 @@ def test_an_item_set_down_squarely_over_another_is_told_from_it_by_its_look() ->
     item 0 over item 1, so the put-back stands (its frame shows 2 of 3: the guard decides)."""
     acc = InsertionAccumulator()
     acc.add(LOOKED)
-    back = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT)
+    back = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT, guard=HEAVY)
     assert back.new_items == 0 and back.put_back and back.visible == 2
     assert not back.all_in_view and acc.awaiting_second_look() is None
     assert acc.total() == 3
@@ -339,7 +343,9 @@ def test_an_item_set_down_squarely_over_another_is_told_from_it_by_its_look() ->
     # leave it one short.
     acc = InsertionAccumulator()
     acc.add(LOOKED)
-    moved = acc.add(frame((100, 300), (300, 100), (500, 100), looks=(0, 1, 2)), put_back=OUT)
+    moved = acc.add(
+        frame((100, 300), (300, 100), (500, 100), looks=(0, 1, 2)), put_back=OUT, guard=HEAVY
+    )
     assert moved.hid == 0 and vetted([moved], guard(30.0)) == [moved]
 
 
@@ -368,13 +374,13 @@ def test_an_item_set_down_off_centre_over_another_stands() -> None:
     before = frame((100, 100, 80), (300, 100), (500, 100), looks=(0, 1, 2))
     acc = InsertionAccumulator()
     acc.add(before)
-    back = acc.add(frame((318, 118, 80), (500, 100), looks=(0, 2)), put_back=OUT)
+    back = acc.add(frame((318, 118, 80), (500, 100), looks=(0, 2)), put_back=OUT, guard=HEAVY)
     assert back.new_items == 0 and back.visible == 2 and back.hid == 1
     # What is gone from elsewhere must be the item that came back: by its look.
     for looks in ((3, 2), ()):
         acc = InsertionAccumulator()
         acc.add(before)
-        other = acc.add(frame((318, 118, 80), (500, 100), looks=looks), put_back=OUT)
+        other = acc.add(frame((318, 118, 80), (500, 100), looks=looks), put_back=OUT, guard=HEAVY)
         assert other.new_items is None
 
 
@@ -383,7 +389,7 @@ def test_one_item_cannot_hide_more_than_a_put_back_was_seen_to() -> None:
     three items: more than `MAX_HIDDEN` hidden at once is not a put-back over them."""
     acc = InsertionAccumulator()
     acc.add(frame((100, 100), (200, 100), (300, 100), (260, 200), looks=(0, 1, 2, 3)))
-    back = acc.add(frame((230, 130, 400), looks=(0,)), put_back=OUT)
+    back = acc.add(frame((230, 130, 400), looks=(0,)), put_back=OUT, guard=HEAVY)
     assert back.new_items is None and MAX_HIDDEN == 2
 
 
@@ -392,11 +398,13 @@ def test_a_second_look_that_hides_again_is_asked_again() -> None:
     (looks unlike, so it would stand alone), it settles nothing: the packer is asked again."""
     acc = InsertionAccumulator()
     acc.add(frame((100, 100), (300, 100), (500, 100), looks=(1, 1, 2)))
-    first = acc.add(frame((302, 98), (500, 100), looks=(1, 2)), put_back=lifted())
+    first = acc.add(frame((302, 98), (500, 100), looks=(1, 2)), put_back=lifted(), guard=HEAVY)
     assert first.new_items is None and acc.awaiting_second_look() == lifted()
-    again = acc.add(frame((300, 100), (502, 98), looks=(1, 1)), put_back=lifted())
+    again = acc.add(frame((300, 100), (502, 98), looks=(1, 1)), put_back=lifted(), guard=HEAVY)
     assert again.new_items is None and acc.awaiting_second_look() == lifted()
-    beside = acc.add(frame((300, 100), (500, 100), (100, 300), looks=(1, 2, 1)), put_back=lifted())
+    beside = acc.add(
+        frame((300, 100), (500, 100), (100, 300), looks=(1, 2, 1)), put_back=lifted(), guard=HEAVY
+    )
     assert beside.new_items == 0 and acc.awaiting_second_look() is None
     assert acc.total() == 3
 
@@ -434,7 +442,7 @@ def test_a_put_back_frame_hiding_an_item_stands_only_if_the_item_set_down_covers
 ) -> None:
     acc = InsertionAccumulator()
     acc.add(LOOKED)
-    back = acc.add(after, put_back=OUT)
+    back = acc.add(after, put_back=OUT, guard=HEAVY)
     assert back.new_items is None and acc.awaiting_second_look() == OUT
     assert acc.total() is None
 
@@ -443,7 +451,10 @@ def hid_item_1() -> InsertionAccumulator:
     """Item 0 taken out and set down squarely over item 1 (standing): 3 counted, 2 in view."""
     acc = InsertionAccumulator()
     acc.add(LOOKED)
-    assert acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT).new_items == 0
+    assert (
+        acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=OUT, guard=HEAVY).new_items
+        == 0
+    )
     return acc
 
 
@@ -455,6 +466,39 @@ def test_an_item_a_put_back_hid_is_not_new_when_seen_again() -> None:
     after = acc.add(frame((312, 110), (500, 100), (300, 100), (200, 300), looks=(0, 2, 1, 3)))
     assert after.new_items == 1 and after.visible == 4
     assert acc.total() == 4
+
+
+def test_a_later_put_back_answers_for_the_items_still_hidden() -> None:
+    """Item 1 stays hidden under item 0; item 0 comes out again (item 1 under it, unseen) and
+    goes back with fill of item 1's weight: the frame shows the items as before, so the guard
+    must rule out a unit swapped for material for every item still hidden."""
+    acc = hid_item_1()
+    back = acc.add(frame((100, 100), (500, 100), looks=(0, 2)), put_back=OUT, guard=HEAVY)
+    assert back.new_items == 0 and back.hid == 1 and not back.all_in_view
+    assert vetted([back], guard(300)) == [back]
+    assert vetted([back], guard(30))[0].new_items is None
+    # Told the carton's guard, it asks for a second look at once.
+    acc = hid_item_1()
+    asked = acc.add(frame((100, 100), (500, 100), looks=(0, 2)), put_back=lifted(), guard=guard(30))
+    assert asked.new_items is None and "packing material" in asked.reason
+
+
+def test_without_the_cartons_guard_no_frame_takes_items_for_hidden() -> None:
+    acc = InsertionAccumulator()
+    acc.add(LOOKED)
+    back = acc.add(frame((302, 98), (500, 100), looks=(0, 2)), put_back=lifted())
+    assert back.new_items is None and acc.awaiting_second_look() == lifted()
+
+
+def test_the_place_an_item_was_lifted_from_must_look_like_it_even_under_it() -> None:
+    """An 80 px item moved 40 px onto its neighbour: its own old box lies half under its new
+    one. The neighbour is hidden only if what is gone includes one looking like the item."""
+    before = frame((100, 100, 80), (140, 100), (500, 100), looks=(0, 1, 2))
+    for looks, stands in (((0, 2), True), ((3, 2), False)):
+        acc = InsertionAccumulator()
+        acc.add(before)
+        back = acc.add(frame((140, 100, 80), (500, 100), looks=looks), put_back=OUT, guard=HEAVY)
+        assert (back.new_items == 0) is stands
 
 
 def test_an_item_seen_again_where_a_hidden_one_was_but_unlike_it_is_new() -> None:
@@ -470,7 +514,9 @@ def test_the_item_lifted_again_off_what_it_hid_is_put_back_as_before() -> None:
     """Item 0 comes out again and goes back beside: item 1 shows again, the frame shows the
     items as before (item 0 moved), so it stands; item 1 is seen, no longer hidden."""
     acc = hid_item_1()
-    again = acc.add(frame((300, 100), (500, 100), (100, 300), looks=(1, 2, 0)), put_back=OUT)
+    again = acc.add(
+        frame((300, 100), (500, 100), (100, 300), looks=(1, 2, 0)), put_back=OUT, guard=HEAVY
+    )
     assert again.new_items == 0 and again.visible == 3 and again.all_in_view
     assert acc.total() == 3 and acc.awaiting_second_look() is None
     # Seen again, item 1 is an item of the last frame like any other.

@@ -27,9 +27,9 @@ from station.channels.weight import WeightChannel, WeightStep
 from station.clock import SystemClock
 from station.config import StationConfig
 from station.config_loader import ConfigError, load_config
-from station.domain import Manifest
+from station.domain import Manifest, expected_units
 from station.metrics import Metrics
-from station.session import CollectEvidence, FetchManifest
+from station.session import CartonView, CollectEvidence, FetchManifest
 from station.verification import (
     ChannelReport,
     ChannelState,
@@ -155,6 +155,7 @@ class Station:
 
     def __init__(self, config: VisionConfig, tmp_path: Path, source: object = None) -> None:
         self.health: list[tuple[str, bool, str]] = []
+        self.open: CartonView | None = None  # the session's open carton, once its order is in
         context = ChannelContext(
             clock=SystemClock(),
             catalog=CATALOG,
@@ -162,6 +163,7 @@ class Station:
             report_health=lambda device, up, detail: self.health.append((device, up, detail)),
             is_down=lambda _device: False,
             is_idle=lambda: False,
+            open_carton=lambda: self.open,
         )
         scale = MtSicsScaleConfig(protocol="mtsics", port="/dev/null")
         self.weight = WeightChannel(scale, WeightCheckConfig(), context)
@@ -180,6 +182,13 @@ class Station:
         while not any(h[:2] == (CAMERA, up) for h in self.health):
             assert time.monotonic() < deadline, self.health
             time.sleep(0.02)
+
+    def order_in(self, order_id: str, skus: tuple[str, ...]) -> None:
+        """The order opened and its manifest in, as the session would show it."""
+        self.channel.on_effect(FetchManifest(order_id, "C1"))
+        order = manifest(order_id, skus)
+        units = expected_units(order, CATALOG)
+        self.open = CartonView(order_id, "C1", order, None, 1, {}, units, None)
 
     async def close(self, order_id: str, skus: tuple[str, ...] = (MUG, EAR)) -> ChannelReport:
         request = CollectEvidence(1, CATALOG.boxes["BOX-S"], manifest(order_id, skus))
@@ -379,6 +388,22 @@ def test_an_item_set_down_over_another_is_told_from_it_by_its_look(tmp_path: Pat
 
 
 @needs_model
+def test_before_the_order_is_in_no_frame_takes_an_item_for_hidden(tmp_path: Path) -> None:
+    """The same put-back while the session has no manifest yet: no weights can vouch for a
+    frame that hides an item, so the second look is asked for at once."""
+    asked: list[float | None] = []
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        await put_the_book_back_over_the_mug(station, source, manifest_in=False)
+        asked.append(station.channel.second_look_g())
+        return await station.close("ORD-9", (MUG, BOOK))
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert asked == [690]
+    assert report.state is ChannelState.UNSURE
+
+
+@needs_model
 def test_an_item_set_down_over_another_is_counted_after_a_second_look(tmp_path: Path) -> None:
     """The book (packed like the mug: they look alike) set down again over the mug hides it:
     its frame shows one item where two were, and nothing tells the book lying over the mug
@@ -425,11 +450,17 @@ def test_a_take_out_before_the_insertion_was_framed_cannot_be_put_back(tmp_path:
     assert "put_back_frames" not in report.measurements
 
 
-async def put_the_book_back_over_the_mug(station: Station, source: SimulatorSource) -> PlacedItem:
+async def put_the_book_back_over_the_mug(
+    station: Station, source: SimulatorSource, manifest_in: bool = True
+) -> PlacedItem:
     """The mug, then the book go in; the book comes out and goes back squarely over the mug,
-    larger than it (hiding it). The book as it was first set down."""
+    larger than it (hiding it). The book as it was first set down. `manifest_in`: the order's
+    manifest has reached the session (else only its label was scanned)."""
     channel, scene = station.channel, source.sequence.scene
-    channel.on_effect(FetchManifest("ORD-9", "C1"))
+    if manifest_in:
+        station.order_in("ORD-9", (MUG, BOOK))
+    else:
+        channel.on_effect(FetchManifest("ORD-9", "C1"))
     source.sequence.insert(MUG)
     channel.on_weight_step(step(712, 300))
     source.sequence.insert(BOOK)
