@@ -56,6 +56,9 @@ _FITS_Z = 5.0
 _MOST_AT_ONCE = 4
 _HAND_SUBSETS_FROM = 8  # moves of three or more units are drawn from the oldest scans in hand
 _HINT_FLOOR = 1e-3  # a scanned move this much less likely than the best is no hint
+_FARTHEST_Z = 8.0  # a step further than this many spreads from pieces is not theirs at all
+_LEAST_SIGMA_G = 1e-6  # the spread of pieces that claim none (and a scale without error)
+_SQRT_2PI = math.sqrt(2 * math.pi)
 
 # The moves the scans allow for one step, each with its share of `_SCANNED_PRIOR`.
 Hint = tuple[tuple[tuple[str, ...], float], ...]
@@ -159,6 +162,7 @@ def explain_steps(
     missing_prior: float,
     beam_width: int = 24,
     scanned_moves: Mapping[int, Hint] | None = None,
+    memo: BeamMemo | None = None,
 ) -> PackingExplanation:
     """Every step explained jointly (a beam search over whole packings, not step by step: an 8 g
     step later settles whether the first step was box + paperwork or box + earrings). Packings
@@ -169,7 +173,11 @@ def explain_steps(
     rest), so moving a piece is one small tuple copy and equal packings meet in a dict.
 
     `scanned_moves` (step index -> the moves of scanned units, from `pair_scans`) puts
-    `_SCANNED_PRIOR` of that step's prior on those moves."""
+    `_SCANNED_PRIOR` of that step's prior on those moves.
+
+    `memo` (one per carton) keeps the beam after every step: a later call over the same steps
+    and more starts from the last step whose inputs are unchanged, so the explanation at close
+    costs the steps since the last call, not the whole carton, with the same result."""
     pieces = _pieces(expected_units, catalog, box, materials)
     scanned_moves = scanned_moves or {}
     names = list(pieces)
@@ -177,11 +185,20 @@ def explain_steps(
     initial = tuple(
         expected_units[n] if pieces[n].is_unit else 1 for n in names
     )  # every expected unit, the box and each material once
+    setting = (tuple(pieces.values()), initial, beam_width)
+    inputs = [
+        (step, _step_noise(step, scale_error_at), scanned_moves.get(at))
+        for at, step in enumerate(steps)
+    ]
+    checkpoints = memo.reuse(setting, inputs) if memo is not None else []
     beam: dict[tuple[int, ...], float] = {initial: 0.0}
     lost = -math.inf  # log of the pooled mass of packings with an unexplained step
+    if checkpoints:
+        beam, lost = checkpoints[-1].beam, checkpoints[-1].lost
     other = math.log(_SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G)
-    for at, step in enumerate(steps):
-        noise = _step_noise(step, scale_error_at)
+    # An empty beam explains no later step either (nothing left to extend).
+    for at in range(len(checkpoints), len(steps) if beam else 0):
+        step, noise, scanned = inputs[at]
         putting_in = step.delta_g > 0
         # What any packing could still put in (or take out), then the few moves worth trying.
         pool = {
@@ -189,7 +206,6 @@ def explain_steps(
             for n, i in index.items()
         }
         hypotheses = _hypotheses(abs(step.delta_g), pool, pieces, noise)
-        scanned = scanned_moves.get(at)
         if scanned and putting_in and all(n in pieces for move, _ in scanned for n in move):
             hypotheses = _with_scanned(hypotheses, scanned, step.delta_g, pieces, noise)
         else:
@@ -206,8 +222,11 @@ def explain_steps(
                 if moved is not None:
                     grown[moved] = _log_add(grown.get(moved, -math.inf), log_p + log_move)
         beam = dict(heapq.nlargest(beam_width, grown.items(), key=lambda kv: kv[1]))
+        checkpoints.append(_Checkpoint(inputs[at], beam, lost))
         if not beam:
             break
+    if memo is not None:
+        memo.keep(setting, checkpoints)
     # Each unit never seen going in is a unit missing: as unlikely as the prior says, so that
     # "the earrings went in with the mug" is weighed against "the earrings are not there".
     short = math.log(missing_prior)
@@ -215,6 +234,43 @@ def explain_steps(
     always = [index[n] for n in names if not pieces[n].is_unit]
     scored = {t: log_p + short * sum(t[i] for i in units) for t, log_p in beam.items()}
     return _posterior(scored, lost, initial, index, always, list(expected_units))
+
+
+_StepInput = tuple[WeightStep, float, Hint | None]  # the step, its noise, the scans' hint
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """The beam search after one step, and what that step was."""
+
+    step: _StepInput
+    beam: Mapping[tuple[int, ...], float]
+    lost: float
+
+
+class BeamMemo:
+    """One carton's beam after each step (`explain_steps(memo=...)`): the daemon explains the
+    steps as they come, so the close only adds the last ones. Safe across threads: each call
+    reads the checkpoints once and replaces them once."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[object, tuple[_Checkpoint, ...]] = ((), ())
+
+    def reuse(self, setting: object, inputs: Sequence[_StepInput]) -> list[_Checkpoint]:
+        """The checkpoints still valid for `inputs`: same pieces, and the same steps and hints
+        up to there (a scan paired anew, or a corrected catalog weight, starts again there)."""
+        kept_setting, checkpoints = self._kept
+        if kept_setting != setting:
+            return []
+        valid = 0
+        for checkpoint, step in zip(checkpoints, inputs, strict=False):
+            if checkpoint.step != step:
+                break
+            valid += 1
+        return list(checkpoints[:valid])
+
+    def keep(self, setting: object, checkpoints: Sequence[_Checkpoint]) -> None:
+        self._kept = (setting, tuple(checkpoints))
 
 
 def _likely(
@@ -331,9 +387,11 @@ def evaluate_insertions(
     empty_band_g: float,
     missing_prior: float,
     scans: Sequence[UnitScan] = (),
+    memo: InsertionMemo | None = None,
 ) -> InsertionCheck:
     """The per-insertion channel's report for a carton packed on the platter, given the unit
-    scans made while it was packed (none: the packer did not scan units)."""
+    scans made while it was packed (none: the packer did not scan units). `memo`: the same
+    carton's earlier explanations, so that this one only adds the steps since (same result)."""
     if started_from_g is None or abs(started_from_g) > empty_band_g:
         return InsertionCheck(
             _unsure("insertion_not_watched", "Packing did not start on an empty platter.")
@@ -343,7 +401,10 @@ def evaluate_insertions(
     materials = tuple(m for m in materials if m.mean_g > 0)
     pieces = _pieces(expected_units, catalog, box, materials)
     noises = [_step_noise(step, scale_error_at) for step in steps]
-    pairing = pair_scans(steps, scans, pieces, catalog, noises, missing_prior, expected_units)
+    memo = memo or InsertionMemo()
+    pairing = pair_scans(
+        steps, scans, pieces, catalog, noises, missing_prior, expected_units, memo.moves
+    )
     explained = explain_steps(
         steps,
         expected_units,
@@ -353,6 +414,7 @@ def evaluate_insertions(
         scale_error_at,
         missing_prior,
         scanned_moves=pairing.hints,
+        memo=memo.beam,
     )
     # A unit the channel cannot weigh (sold by weight, no catalog weight) may be in any step:
     # then no step can contradict a scan.
@@ -443,6 +505,7 @@ def pair_scans(
     noises: Sequence[float],
     missing_prior: float,
     expected_units: Mapping[str, int],
+    memo: MoveMemo | None = None,
 ) -> ScanPairing:
     """Each step matched to the units scanned before it and not yet matched (the way a
     checkweighing line checks the gain after each part), walking the steps in time order.
@@ -460,6 +523,7 @@ def pair_scans(
         item = catalog.items.get(scan.sku)
         if scan.sku not in known and item and item.weighable and item.unit_weight_g is not None:
             known[scan.sku] = _Piece(scan.sku, item.unit_weight_g, item.weight_spread_g, True)
+    readings = (memo or MoveMemo()).for_pieces(known)
     queue = sorted(
         ((scan.at, scan.sku) for scan in scans if scan.sku in known for _ in range(scan.units)),
         key=lambda scan: scan[0],
@@ -485,11 +549,10 @@ def pair_scans(
 
     def fitting_moves(
         j: int, possible: Mapping[str, _Piece], late: bool = False
-    ) -> list[tuple[tuple[str, ...], float]]:
+    ) -> Sequence[tuple[tuple[str, ...], float]]:
         """The moves of units in hand that fit step `j`, likeliest first."""
-        return _scanned_moves(
-            steps[j].delta_g, in_hand, possible, noises[j], box_first(j, possible, late)
-        )
+        with_box = box_first(j, possible, late)
+        return readings.scanned(steps[j].delta_g, in_hand, possible, noises[j], with_box)
 
     def box_first(j: int, possible: Mapping[str, _Piece], late: bool) -> bool:
         # Units scanned before the first step may have gone down with the box; a unit scanned
@@ -497,7 +560,7 @@ def pair_scans(
         return j == first_in and "box" in possible and not late
 
     def take(
-        j: int, fitting: list[tuple[tuple[str, ...], float]], with_box: bool
+        j: int, fitting: Sequence[tuple[tuple[str, ...], float]], with_box: bool
     ) -> tuple[str, ...]:
         """The likeliest move leaves the hand; the step's hint if its units were all in it."""
         hand = Counter(in_hand)
@@ -548,14 +611,7 @@ def pair_scans(
                 for sku in in_hand:
                     odd.setdefault(sku, grams)
             pool = {n: min(to_go.get(n, 2), 2) for n in possible}
-            fitting = [
-                move
-                for move, _ in _likely(_hypotheses(grams, pool, possible, noise))
-                if _fits(grams, tuple(possible[n] for n in move), noise)
-            ]
-            # The box goes down before anything goes in (item scans come after the box's).
-            boxed = [m for m in fitting if "box" in m] if to_go.get("box") else []
-            move = (boxed or fitting or [()])[0]
+            move = readings.unscanned(grams, noise, possible, pool, bool(to_go.get("box")))
         else:
             move = moves[i] = take(i, fitting, box_first(i, possible, late=False))
             materials_to_go[i] = frozenset(
@@ -585,6 +641,92 @@ def pair_scans(
         confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
         conflicts.append(_unplaced(sku, piece, odd.get(sku), confidence))
     return ScanPairing(moves, frozenset(moves) - late, hints, tuple(conflicts), materials_to_go)
+
+
+def _unscanned_move(
+    grams: float,
+    noise_sigma_g: float,
+    possible: Mapping[str, _Piece],
+    pool: Mapping[str, int],
+    box_to_go: bool,
+) -> tuple[str, ...]:
+    """What a step nothing scanned was paired with likeliest was: the likeliest one or two
+    pieces still to go in (`pool`: how many of each may) that fit it, the box first while it
+    is still to go in."""
+    fitting = [
+        move
+        for move, _ in _likely(_hypotheses(grams, pool, possible, noise_sigma_g))
+        if _fits(grams, tuple(possible[n] for n in move), noise_sigma_g)
+    ]
+    # The box goes down before anything goes in (item scans come after the box's).
+    boxed = [m for m in fitting if "box" in m] if box_to_go else []
+    return (boxed or fitting or [()])[0]
+
+
+class StepReadings:
+    """`pair_scans`' readings of steps from one set of known pieces, remembered by everything
+    else they depend on: a later walk over the same steps looks them up."""
+
+    def __init__(self, known: Mapping[str, _Piece]) -> None:
+        self.known = tuple(known.values())
+        self._unscanned: dict[tuple[object, ...], tuple[str, ...]] = {}
+        self._scanned: dict[tuple[object, ...], tuple[tuple[tuple[str, ...], float], ...]] = {}
+
+    def unscanned(
+        self,
+        grams: float,
+        noise_sigma_g: float,
+        possible: Mapping[str, _Piece],
+        pool: Mapping[str, int],
+        box_to_go: bool,
+    ) -> tuple[str, ...]:
+        """`_unscanned_move` (`possible`: the known pieces `pool` names)."""
+        key = (grams, noise_sigma_g, box_to_go, *pool.items())
+        move = self._unscanned.get(key)
+        if move is None:
+            move = _unscanned_move(grams, noise_sigma_g, possible, pool, box_to_go)
+            self._unscanned[key] = move
+        return move
+
+    def scanned(
+        self,
+        grams: float,
+        in_hand: Sequence[str],
+        possible: Mapping[str, _Piece],
+        noise_sigma_g: float,
+        box_first: bool,
+    ) -> tuple[tuple[tuple[str, ...], float], ...]:
+        """`_scanned_moves` (`possible`: known pieces)."""
+        key = (grams, noise_sigma_g, box_first, tuple(in_hand), *possible)
+        moves = self._scanned.get(key)
+        if moves is None:
+            moves = tuple(_scanned_moves(grams, in_hand, possible, noise_sigma_g, box_first))
+            self._scanned[key] = moves
+        return moves
+
+
+class MoveMemo:
+    """`pair_scans`' readings of the steps, kept per carton: the walk over the steps is redone
+    at every call (a scan may pair anew), but a step read from the same pieces still to go in
+    (or the same units in hand) is not searched again. Safe across threads: a call that reads
+    from other pieces gets its own."""
+
+    def __init__(self) -> None:
+        self._latest = StepReadings({})
+
+    def for_pieces(self, known: Mapping[str, _Piece]) -> StepReadings:
+        latest = self._latest
+        if latest.known != tuple(known.values()):
+            latest = self._latest = StepReadings(known)
+        return latest
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionMemo:
+    """One carton's explanations so far (`evaluate_insertions(memo=...)`)."""
+
+    beam: BeamMemo = field(default_factory=BeamMemo)
+    moves: MoveMemo = field(default_factory=MoveMemo)
 
 
 def _take(in_hand: list[str], move: tuple[str, ...]) -> list[str]:
@@ -863,7 +1005,13 @@ def _hypotheses(
     means = [pieces[n].mean_g for n in names]
     one = (1 - _TWO_AT_ONCE) / max(1, len(names))
     two = _TWO_AT_ONCE / max(1, len(names) * (len(names) + 1) // 2)
-    for n in names:
+    # Only pieces within `_FARTHEST_Z` spreads of the step can have a likelihood at all.
+    widest = max((pieces[n].sigma_g for n in names), default=0.0)
+    reach = _FARTHEST_Z * max(math.hypot(noise_sigma_g, widest), _LEAST_SIGMA_G)
+    near = slice(
+        bisect.bisect_left(means, grams - reach), bisect.bisect_right(means, grams + reach)
+    )
+    for n in names[near]:
         p = _likelihood(grams, (pieces[n],), noise_sigma_g)
         if p > 0:
             yield (n,), p * one
@@ -903,9 +1051,12 @@ def _pairs(
 
 
 def _likelihood(grams: float, pieces: Sequence[_Piece], noise_sigma_g: float) -> float:
-    mean = sum(p.mean_g for p in pieces)
-    sigma = math.sqrt(noise_sigma_g**2 + sum(p.sigma_g**2 for p in pieces)) or 1e-6
+    mean = spread = 0.0  # one loop, not two sums: the beam search's hottest line
+    for piece in pieces:
+        mean += piece.mean_g
+        spread += piece.sigma_g**2
+    sigma = math.sqrt(noise_sigma_g**2 + spread) or _LEAST_SIGMA_G
     z = (grams - mean) / sigma
-    if abs(z) > 8:  # nothing a packing could come from: keep the beam for real candidates
+    if abs(z) > _FARTHEST_Z:  # nothing a packing could come from: keep the beam for real ones
         return 0.0
-    return math.exp(-0.5 * z * z) / (sigma * math.sqrt(2 * math.pi))
+    return math.exp(-0.5 * z * z) / (sigma * _SQRT_2PI)

@@ -456,6 +456,7 @@ class CartonView:
     last_verdict: Verdict | None
     coverage: tuple[Coverage, ...] = ()  # once the box is known
     recount_asked: frozenset[str] = frozenset()  # SKUs whose asked recount has not started
+    unit_scans: tuple[UnitScan, ...] = ()  # the scans so far, in order, timed
 
 
 @dataclass
@@ -636,6 +637,7 @@ class Session:
             last_verdict=carton.last_verdict,
             coverage=carton.plan.coverage if carton.plan else (),
             recount_asked=frozenset(carton.recount_asked),
+            unit_scans=tuple(carton.unit_scans),
         )
 
     def snapshot(self) -> SessionSnapshot:

@@ -35,7 +35,12 @@ from rfid.reads import TagRead
 from rfid.window import filter_window
 from scale.weighing import scale_error_g
 from station.domain import ItemKind
-from station.insertion_check import InsertionCheck, WeightStep, evaluate_insertions
+from station.insertion_check import (
+    InsertionCheck,
+    InsertionMemo,
+    WeightStep,
+    evaluate_insertions,
+)
 from station.rfid_check import ReaderProblem, rfid_report
 from station.scan_check import UnitScan
 from station.verification import ChannelReport, ChannelState
@@ -681,18 +686,29 @@ class Station:
         return evaluate_weight(carton.expected, catalog, box, evidence.weight, self.weight_config)
 
     def insertion_report(
-        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...] = ()
+        self,
+        carton: Carton,
+        evidence: Evidence,
+        scans: tuple[UnitScan, ...] = (),
+        memo: InsertionMemo | None = None,
+        steps: int | None = None,
     ) -> ChannelReport:
-        """The per-insertion channel's report, its steps paired with `scans`."""
-        return self.insertion(carton, evidence, scans).report
+        """The per-insertion channel's report, its steps (the first `steps` of them) paired
+        with `scans`; `memo`: the carton's earlier explanations, as the daemon keeps them."""
+        return self.insertion(carton, evidence, scans, memo, steps).report
 
     def insertion(
-        self, carton: Carton, evidence: Evidence, scans: tuple[UnitScan, ...]
+        self,
+        carton: Carton,
+        evidence: Evidence,
+        scans: tuple[UnitScan, ...],
+        memo: InsertionMemo | None = None,
+        steps: int | None = None,
     ) -> InsertionCheck:
         """The per-insertion channel's report and the clean weight samples it found."""
         catalog = self.world.catalog
         return evaluate_insertions(
-            evidence.steps,
+            evidence.steps[:steps],
             evidence.started_from_g,
             carton.expected,  # the gift note too: it is a step as well
             catalog,
@@ -703,6 +719,7 @@ class Station:
             ZERO_BAND_G,
             self.weight_config.missing_unit_prior,
             scans,
+            memo,
         )
 
     def sensor_reports(self, carton: Carton, evidence: Evidence) -> dict[str, ChannelReport]:

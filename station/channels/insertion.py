@@ -14,7 +14,13 @@ from scale.weighing import scale_error_g
 from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
 from station.channels.weight import WeightChannel
 from station.domain import BoxType, Manifest, expected_units
-from station.insertion_check import CHANNEL, InsertionCheck, WeightStep, evaluate_insertions
+from station.insertion_check import (
+    CHANNEL,
+    InsertionCheck,
+    InsertionMemo,
+    WeightStep,
+    evaluate_insertions,
+)
 from station.scan_check import UnitScan
 from station.session import CartonView, CollectEvidence, Effect
 from station.verification import ChannelReport
@@ -45,8 +51,10 @@ class InsertionChannel(EvidenceChannel):
         self._started_from_g: float | None = None
         self._steps: list[WeightStep] = []
         self._observed: Mapping[str, object] = {}
-        # The checklist's live ticks: the steps so far explained again in a thread after each
-        # step (one run at a time; the latest steps win), keyed by what they were explained from.
+        # The steps so far are explained again in a thread after each step and each scan (one
+        # run at a time; the latest steps and scans win), keeping the beam after each step, so
+        # the close only adds the last ones; the checklist's live ticks come from the same runs.
+        self._memo = InsertionMemo()
         self._live: Mapping[str, int] = {}
         self._live_key: tuple[object, ...] | None = None
         self._live_task: asyncio.Task[None] | None = None
@@ -69,23 +77,35 @@ class InsertionChannel(EvidenceChannel):
             self._carton = carton
             self._started_from_g = self._weight.level_g if carton else None
             self._steps = []
+            self._memo = InsertionMemo()
             self._live, self._live_key = {}, None
 
     def _on_step(self, step: WeightStep) -> None:
         if self._carton is not None:
             self._steps.append(step)
+            self._explain_ahead(self._context.open_carton())
 
     def live_units(self, carton: CartonView) -> Mapping[str, int]:
-        """Units per SKU the settled steps so far are best explained by (no scans paired)."""
-        if self._carton is None or carton.manifest is None or carton.box is None:
-            return {}
-        key = (self._carton, len(self._steps), carton.manifest.version, carton.box.code)
-        if key != self._live_key and self._live_task is None:
-            steps = tuple(self._steps)
-            self._live_task = asyncio.get_running_loop().create_task(
-                self._explain_live(key, steps, carton.manifest, carton.box)
-            )
+        """Units per SKU the settled steps so far are best explained by, scans paired."""
+        self._explain_ahead(carton)
         return self._live
+
+    def _explain_ahead(self, carton: CartonView | None) -> None:
+        """Explain the steps and scans so far in a thread, unless that is done or running."""
+        if self._carton is None or carton is None or carton.manifest is None or not carton.box:
+            return
+        key = (
+            self._carton,
+            len(self._steps),
+            len(carton.unit_scans),
+            carton.manifest.version,
+            carton.box.code,
+        )
+        if key != self._live_key and self._live_task is None:
+            steps, scans = tuple(self._steps), carton.unit_scans
+            self._live_task = asyncio.get_running_loop().create_task(
+                self._explain_live(key, steps, carton.manifest, carton.box, scans)
+            )
 
     async def _explain_live(
         self,
@@ -93,17 +113,20 @@ class InsertionChannel(EvidenceChannel):
         steps: tuple[WeightStep, ...],
         manifest: Manifest,
         box: BoxType,
+        scans: tuple[UnitScan, ...],
     ) -> None:
         try:
-            checked = await self._explain(steps, manifest, box, ())
-        except Exception:  # the live ticks are a courtesy: the close explains again
+            checked = await self._explain(steps, manifest, box, scans)
+        except Exception:  # a courtesy (ticks, a faster close): the close explains again
             log.exception("live insertion explanation failed")
-        else:
-            if key[0] == self._carton:
-                self._live = {f.sku: f.observed for f in checked.report.findings if f.observed}
-                self._live_key = key
+            return
         finally:
             self._live_task = None
+        if key[0] == self._carton:
+            self._live = {f.sku: f.observed for f in checked.report.findings if f.observed}
+            self._live_key = key
+            # Steps or scans that came in meanwhile are explained now, not at the next one.
+            self._explain_ahead(self._context.open_carton())
 
     async def _explain(
         self,
@@ -112,8 +135,8 @@ class InsertionChannel(EvidenceChannel):
         box: BoxType,
         scans: tuple[UnitScan, ...],
     ) -> InsertionCheck:
-        """The steps explained by what the manifest says went in; CPU-bound (about 0.1 s for a
-        100-unit carton), so off the loop, on a copy of the steps."""
+        """The steps explained by what the manifest says went in, from the carton's memo of
+        earlier runs; CPU-bound, so off the loop, on a copy of the steps."""
         units = expected_units(manifest, self._context.catalog)  # inserts: steps as well
         catalog = self._context.catalog
         if self.learned is not None:  # the unit weights and tare the weight check uses too
@@ -133,6 +156,7 @@ class InsertionChannel(EvidenceChannel):
             self._weight.scale_config.zero_band_g,
             self._check.missing_unit_prior,
             scans,
+            self._memo,
         )
 
     async def collect(

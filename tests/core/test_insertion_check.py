@@ -14,6 +14,7 @@ from station.domain import BoxType, Catalog, CatalogItem
 from station.insertion_check import (
     SCANNED_NOT_PLACED,
     SCANNED_WEIGHT_MISMATCH,
+    InsertionMemo,
     WeightStep,
     evaluate_insertions,
 )
@@ -53,9 +54,20 @@ def steps_for(pieces: list[float], rng: random.Random) -> list[WeightStep]:
     return steps
 
 
-def check(steps, expected=EXPECTED, started_from=0.0, scans=()):
+def check(steps, expected=EXPECTED, started_from=0.0, scans=(), memo=None, catalog=CATALOG):
     return evaluate_insertions(
-        steps, started_from, expected, CATALOG, BOX, PAPER, lambda g: MPE_G, 0.9, 2.0, 0.01, scans
+        steps,
+        started_from,
+        expected,
+        catalog,
+        BOX,
+        PAPER,
+        lambda g: MPE_G,
+        0.9,
+        2.0,
+        0.01,
+        scans,
+        memo,
     )
 
 
@@ -357,3 +369,43 @@ def test_a_scanned_unit_never_followed_by_its_step_is_flagged(rng, left_out) -> 
     finding = result.finding_for(left_out)
     assert finding.status is FindingStatus.MISSING and finding.confidence >= 0.9, finding
     assert {r.code for r in result.reasons} & {SCANNED_NOT_PLACED, SCANNED_WEIGHT_MISMATCH}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.randoms(use_true_random=False),
+    st.floats(min_value=-1.5, max_value=1.5),
+    st.sets(st.sampled_from(sorted(EXPECTED)), max_size=2),
+    st.integers(min_value=0, max_value=9),
+)
+def test_explaining_step_by_step_gives_what_explaining_at_close_gives(
+    rng, lead, left_out, corrected_at
+) -> None:
+    """The daemon explains the steps as they come (with the scans made by then) and keeps the
+    beam after each step; at close it only adds the last ones. Whatever the packing (units left
+    out, scanned late, taken out and put back, a catalog weight corrected midway), the close's
+    report and samples are exactly those of one explanation of every step from scratch."""
+    units = [sku for sku, n in EXPECTED.items() for _ in range(n) if sku not in left_out]
+    rng.shuffle(units)
+    sequence: list[str | float] = [192.0, *units]
+    if "MUG" in sequence and rng.random() < 0.5:  # the mug taken out to rearrange, put back
+        after = rng.randrange(sequence.index("MUG") + 1, len(sequence) + 1)
+        mug = CATALOG.items["MUG"].unit_weight_g
+        sequence[after:after] = [-mug, mug]
+    steps, scans = packed(sequence, rng, lead)
+    corrected = Catalog.from_lists(
+        [
+            item.model_copy(update={"unit_weight_g": 63.0}) if item.sku == "SOCKS" else item
+            for item in CATALOG.items.values()
+        ],
+        [BOX],
+    )
+    memo = InsertionMemo()
+    for done in range(1, len(steps) + 1):
+        so_far = [scan for scan in scans if scan.at <= steps[done - 1].at]
+        catalog = corrected if done > corrected_at else CATALOG
+        check(steps[:done], scans=so_far, memo=memo, catalog=catalog)
+    catalog = corrected if len(steps) > corrected_at else CATALOG
+    at_close = check(steps, scans=scans, memo=memo, catalog=catalog)
+    from_scratch = check(steps, scans=scans, catalog=catalog)
+    assert at_close == from_scratch
