@@ -152,14 +152,19 @@ class VerificationPolicy:
     # another sensor confirms each of those SKUs at least `overrule_confidence` surely (the
     # scale's detection power for every unit the count could have lost; never the unit scans,
     # see `_vouching`): the count miscounted.
-    # Their surplus ("one item more", naming no SKU) is set aside when every ordered SKU is so
-    # confirmed and no other channel sees anything extra: an extra item the scale cannot see is
-    # lighter than its tolerance (an over-shipment the other order's station catches as short),
-    # a split or moved item far likelier.
+    # Their surplus ("one item more", naming no SKU) is set aside when the scale confirms every
+    # ordered SKU `surplus_overrule_confidence` surely and no other channel sees anything extra:
+    # an extra item the scale cannot see is lighter than its tolerance (an over-shipment the
+    # other order's station catches as short), a split or moved item far likelier.
     overrulable_counts: frozenset[str] = frozenset({"vision"})
     # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
     # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
     overrule_confidence: float = 0.999
+    # A surplus claims nothing missing, so less is needed, and only from the scale (weight,
+    # insertion; never a tag, which a unit beside the box answers). A unit missing behind "one
+    # more" needs the scale wrong about that unit and the count two too high, or an unseen item
+    # in its place and the count one too high (measured: docs/accuracy.md).
+    surplus_overrule_confidence: float = 0.98
     # Channels whose units are proven by a tag answering (RFID). A unit missing by such a
     # channel while the scale confirms every unit of the SKU `overrule_confidence` surely (a
     # unit left out or beside the box would be missing from the weight) is likelier a tag that
@@ -231,7 +236,6 @@ class VerificationPolicy:
         if report.channel not in self.overrulable_counts:
             return False
         others = tuple(r for r in reports if r.channel != report.channel)
-        vouching = self._vouching(reports, besides=frozenset())
         doubtful = {FindingStatus.MISSING, FindingStatus.UNCERTAIN}
         concerned = [f for f in report.findings if f.status in doubtful]
         if report.discrepancy is Discrepancy.SURPLUS:
@@ -242,16 +246,20 @@ class VerificationPolicy:
                 for r in others
             ):
                 return False
+            vouching = self._vouching(reports, besides=self.tag_channels)
+            needed = self.surplus_overrule_confidence
         elif report.discrepancy is Discrepancy.DEFICIT:
             skus = {f.sku for f in concerned} | {
                 sku for e in report.explanations for sku, n in e.delta_units.items() if n < 0
             }
+            vouching = self._vouching(reports, besides=frozenset())
+            needed = self.overrule_confidence
         else:
             return False
         if not skus:
             return False
         claim = max((f.confidence for f in concerned), default=0.0)
-        surest = max(claim, self.overrule_confidence, self.min_confidence)
+        surest = max(claim, needed, self.min_confidence)
         return all(self._vouched(sku, vouching, surest) for sku in skus)
 
     def _unread_tags(self, reports: tuple[ChannelReport, ...]) -> dict[str, tuple[SkuFinding, ...]]:

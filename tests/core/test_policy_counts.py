@@ -159,6 +159,30 @@ def test_a_surplus_count_stands_when_a_unit_is_not_vouched_for_or_something_extr
     assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, reports))
 
 
+def test_a_surplus_needs_the_scale_as_sure_as_a_tag_read_not_as_sure_as_for_a_deficit() -> None:
+    # A surplus claims nothing missing: the scale's 0.98 that every unit is in sets it aside,
+    # where a deficit needs 0.999 (a unit missing behind "one more" needs the scale wrong about
+    # it and the count two too high).
+    sure = weight({"MUG": 0.985, "SOCKS": 0.99})
+    assert POLICY.decide(EXPECTED, [sure, vision_surplus()]).outcome is Outcome.PASS
+    assert POLICY.decide(EXPECTED, [sure, vision_deficit(["MUG"])]).outcome is Outcome.BLOCK
+    unsure = weight({"MUG": 0.97, "SOCKS": 0.99})
+    assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, [unsure, vision_surplus()]))
+
+
+def test_tags_never_set_a_surplus_aside() -> None:
+    # A unit set down beside the box still answers: its tag cannot vouch that it is in.
+    policy = VerificationPolicy(required_channels=frozenset({"rfid", "vision"}))
+    tags = ChannelReport(
+        "rfid",
+        ChannelState.OK,
+        tuple(SkuFinding(s, FindingStatus.CONFIRMED, n, n, 1.0) for s, n in EXPECTED.items()),
+    )
+    verdict = policy.decide(EXPECTED, [tags, vision_surplus()])
+    assert verdict.outcome is Outcome.BLOCK
+    assert "vision_count_surplus" in {reason.code for reason in verdict.reasons}
+
+
 def codes(verdict) -> set[str]:
     assert verdict.outcome is Outcome.BLOCK
     return {reason.code for reason in verdict.reasons}
