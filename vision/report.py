@@ -308,6 +308,12 @@ def build_vision_report(
                 continue
         candidates.append(sku)
 
+    if deficit > 0 and not candidates:
+        # Every unit the count could have missed was identified (codes, classes) in a readable
+        # frame, and nothing went out unresolved (that makes the report not applicable): the
+        # count missed items it identified, and a deficit would name nothing missing.
+        measurements["count_below_identified"] = float(deficit)
+        deficit = 0
     if deficit > 0:
         discrepancy = Discrepancy.DEFICIT
         message = f"Vision counted {total} items, {expected_visible} expected: {deficit} missing."

@@ -184,6 +184,27 @@ def test_codes_prove_every_unit_and_the_carton_passes() -> None:
     assert verdict.outcome is Outcome.PASS
 
 
+def test_a_count_short_of_the_units_its_codes_identified_is_the_counts_miss() -> None:
+    # Three units identified by their serials in readable frames, two counted (one detection
+    # missed under another unit): nothing can be missing, and a deficit would name nothing.
+    expected = {"MUG": 1, "TEA": 2}
+    observations = [
+        obs(0, 1, (code("MUG"),)),
+        obs(1, 1, (code("TEA", "S1"), code("TEA", "S2"))),
+    ]
+    report = build_vision_report(observations, expected, CATALOG)
+    assert report.discrepancy is Discrepancy.NONE
+    assert report.measurements["count_below_identified"] == 1
+    verdict = VerificationPolicy(required_channels=frozenset({"vision"})).decide(expected, [report])
+    assert verdict.outcome is Outcome.PASS
+    # One TEA unidentified: the deficit stands and names it.
+    observations[1] = obs(1, 1, (code("TEA", "S1"),))
+    report = build_vision_report(observations, expected, CATALOG)
+    assert report.discrepancy is Discrepancy.DEFICIT
+    tea = report.finding_for("TEA")
+    assert tea is not None and tea.status is FindingStatus.MISSING
+
+
 def test_same_serial_seen_twice_is_one_unit() -> None:
     expected = {"TEA": 2}
     observations = [obs(0, 1, (code("TEA", "S1"),)), obs(1, 1, (code("TEA", "S1"),))]
