@@ -1005,9 +1005,10 @@ def _hypotheses(
     means = [pieces[n].mean_g for n in names]
     one = (1 - _TWO_AT_ONCE) / max(1, len(names))
     two = _TWO_AT_ONCE / max(1, len(names) * (len(names) + 1) // 2)
-    # Only pieces within `_FARTHEST_Z` spreads of the step can have a likelihood at all.
+    # Only pieces within `_FARTHEST_Z` spreads of the step can have a likelihood at all (the
+    # window a hair wider than that: `_likelihood` draws the exact line, with its own rounding).
     widest = max((pieces[n].sigma_g for n in names), default=0.0)
-    reach = _FARTHEST_Z * max(math.hypot(noise_sigma_g, widest), _LEAST_SIGMA_G)
+    reach = _FARTHEST_Z * max(math.hypot(noise_sigma_g, widest), _LEAST_SIGMA_G) * (1 + 1e-9)
     near = slice(
         bisect.bisect_left(means, grams - reach), bisect.bisect_right(means, grams + reach)
     )

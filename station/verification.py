@@ -146,6 +146,8 @@ class VerificationPolicy:
         both = self.required_channels & self.advisory
         if both:
             raise ValueError(f"a channel cannot be both required and advisory: {sorted(both)}")
+        if self.surplus_overrule_confidence > self.overrule_confidence:
+            raise ValueError("a count's surplus cannot need more than its deficit to be set aside")
 
     # Channels whose deficit is a class-agnostic count that lists every SKU it could concern
     # (vision: "one item fewer than expected, any of these"). Such a deficit is set aside when
@@ -246,7 +248,7 @@ class VerificationPolicy:
                 for r in others
             ):
                 return False
-            vouching = self._vouching(reports, besides=self.tag_channels)
+            vouching = self._vouching(reports, besides=self.tag_channels | self.corroborate)
             needed = self.surplus_overrule_confidence
         elif report.discrepancy is Discrepancy.DEFICIT:
             skus = {f.sku for f in concerned} | {

@@ -308,11 +308,21 @@ def build_vision_report(
                 continue
         candidates.append(sku)
 
+    review: list[Reason] = []
     if deficit > 0 and not candidates:
-        # Every unit the count could have missed was identified (codes, classes) in a readable
-        # frame, and nothing went out unresolved (that makes the report not applicable): the
-        # count missed items it identified, and a deficit would name nothing missing.
+        # Every unit the count could have missed was identified (codes, classes), so a deficit
+        # would name nothing missing. Either the count missed items it identified, or the codes
+        # proved too much (one code printed twice on a unit, a serialised unit swapped at a
+        # put-back, a code on the packing slip): a person looks, never a silent pass.
         measurements["count_below_identified"] = float(deficit)
+        review.append(
+            Reason(
+                "vision_count_below_identified",
+                f"Vision counted {total} items, {expected_visible} expected, yet identified "
+                "every unit by its code: check the carton.",
+                CHANNEL,
+            )
+        )
         deficit = 0
     if deficit > 0:
         discrepancy = Discrepancy.DEFICIT
@@ -379,4 +389,5 @@ def build_vision_report(
         tuple(explanations),
         tuple(reasons),
         measurements,
+        tuple(review),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from scale.weighing import scale_error_g
 from station.channels.base import Carton, ChannelContext, EvidenceChannel, carton_after
@@ -31,6 +31,15 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+class _Run(NamedTuple):
+    """What one explanation of a carton's steps reads."""
+
+    steps: tuple[WeightStep, ...]
+    manifest: Manifest
+    box: BoxType
+    scans: tuple[UnitScan, ...]
 
 
 class InsertionChannel(EvidenceChannel):
@@ -102,41 +111,41 @@ class InsertionChannel(EvidenceChannel):
             carton.box.code,
         )
         if key != self._live_key and self._live_task is None:
-            steps, scans = tuple(self._steps), carton.unit_scans
+            # Everything the run reads is taken now: the carton may change before it starts.
+            run = _Run(tuple(self._steps), carton.manifest, carton.box, carton.unit_scans)
             self._live_task = asyncio.get_running_loop().create_task(
-                self._explain_live(key, steps, carton.manifest, carton.box, scans)
+                self._explain_live(key, run, self._started_from_g, self._memo)
             )
 
     async def _explain_live(
         self,
         key: tuple[object, ...],
-        steps: tuple[WeightStep, ...],
-        manifest: Manifest,
-        box: BoxType,
-        scans: tuple[UnitScan, ...],
+        run: _Run,
+        started_from_g: float | None,
+        memo: InsertionMemo,
     ) -> None:
         try:
-            checked = await self._explain(steps, manifest, box, scans)
+            checked = await self._explain(run, started_from_g, memo)
         except Exception:  # a courtesy (ticks, a faster close): the close explains again
             log.exception("live insertion explanation failed")
+            if key[0] == self._carton:
+                self._live_key = key  # not again on the same steps and scans
             return
         finally:
             self._live_task = None
         if key[0] == self._carton:
             self._live = {f.sku: f.observed for f in checked.report.findings if f.observed}
             self._live_key = key
-            # Steps or scans that came in meanwhile are explained now, not at the next one.
-            self._explain_ahead(self._context.open_carton())
+        # Steps or scans that came in meanwhile (or another carton's) are explained now, not
+        # at the next step.
+        self._explain_ahead(self._context.open_carton())
 
     async def _explain(
-        self,
-        steps: tuple[WeightStep, ...],
-        manifest: Manifest,
-        box: BoxType,
-        scans: tuple[UnitScan, ...],
+        self, run: _Run, started_from_g: float | None, memo: InsertionMemo
     ) -> InsertionCheck:
         """The steps explained by what the manifest says went in, from the carton's memo of
         earlier runs; CPU-bound, so off the loop, on a copy of the steps."""
+        steps, manifest, box, scans = run
         units = expected_units(manifest, self._context.catalog)  # inserts: steps as well
         catalog = self._context.catalog
         if self.learned is not None:  # the unit weights and tare the weight check uses too
@@ -146,7 +155,7 @@ class InsertionChannel(EvidenceChannel):
         return await asyncio.to_thread(
             evaluate_insertions,
             steps,
-            self._started_from_g,
+            started_from_g,
             units,
             catalog,
             box,
@@ -156,7 +165,7 @@ class InsertionChannel(EvidenceChannel):
             self._weight.scale_config.zero_band_g,
             self._check.missing_unit_prior,
             scans,
-            self._memo,
+            memo,
         )
 
     async def collect(
@@ -164,7 +173,8 @@ class InsertionChannel(EvidenceChannel):
     ) -> ChannelReport:
         await self._weight.wait_settled(deadline, requested_at)  # the last step has come in
         steps = tuple(self._steps)
-        checked = await self._explain(steps, request.manifest, request.box, request.unit_scans)
+        run = _Run(steps, request.manifest, request.box, request.unit_scans)
+        checked = await self._explain(run, self._started_from_g, self._memo)
         if self.learned is not None:
             self.learned.offer_insertion_samples(request, checked.samples)
         # For the evidence record: what the steps were paired with, on the station's clock.

@@ -170,6 +170,21 @@ def test_a_surplus_needs_the_scale_as_sure_as_a_tag_read_not_as_sure_as_for_a_de
     assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, [unsure, vision_surplus()]))
 
 
+def test_a_channel_that_only_corroborates_never_sets_a_surplus_aside() -> None:
+    policy = VerificationPolicy(
+        required_channels=frozenset({"weight", "vision"}), corroborate=frozenset({"insertion"})
+    )
+    steps = ChannelReport(
+        "insertion",
+        ChannelState.OK,
+        tuple(SkuFinding(s, FindingStatus.CONFIRMED, n, n, 1.0) for s, n in EXPECTED.items()),
+    )
+    reports = [weight({"MUG": 1.0}), steps, vision_surplus()]
+    assert "vision_count_surplus" in codes(policy.decide(EXPECTED, reports))
+    plain = VerificationPolicy(required_channels=frozenset({"weight", "vision"}))
+    assert plain.decide(EXPECTED, reports).outcome is Outcome.PASS
+
+
 def test_tags_never_set_a_surplus_aside() -> None:
     # A unit set down beside the box still answers: its tag cannot vouch that it is in.
     policy = VerificationPolicy(required_channels=frozenset({"rfid", "vision"}))

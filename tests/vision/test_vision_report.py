@@ -184,9 +184,10 @@ def test_codes_prove_every_unit_and_the_carton_passes() -> None:
     assert verdict.outcome is Outcome.PASS
 
 
-def test_a_count_short_of_the_units_its_codes_identified_is_the_counts_miss() -> None:
-    # Three units identified by their serials in readable frames, two counted (one detection
-    # missed under another unit): nothing can be missing, and a deficit would name nothing.
+def test_a_count_short_of_the_units_its_codes_identified_is_looked_at_not_passed() -> None:
+    # Three units identified by their serials, two counted: a detection missed under another
+    # unit, or codes proving too much (a unit swapped at a put-back). A deficit would name
+    # nothing missing (a BLOCK without a missing line), a pass would trust the codes blindly.
     expected = {"MUG": 1, "TEA": 2}
     observations = [
         obs(0, 1, (code("MUG"),)),
@@ -196,7 +197,8 @@ def test_a_count_short_of_the_units_its_codes_identified_is_the_counts_miss() ->
     assert report.discrepancy is Discrepancy.NONE
     assert report.measurements["count_below_identified"] == 1
     verdict = VerificationPolicy(required_channels=frozenset({"vision"})).decide(expected, [report])
-    assert verdict.outcome is Outcome.PASS
+    assert verdict.outcome is Outcome.REVIEW
+    assert [r.code for r in verdict.reasons] == ["vision_count_below_identified"]
     # One TEA unidentified: the deficit stands and names it.
     observations[1] = obs(1, 1, (code("TEA", "S1"),))
     report = build_vision_report(observations, expected, CATALOG)
