@@ -248,7 +248,9 @@ class VerificationPolicy:
                 for r in others
             ):
                 return False
-            vouching = self._vouching(reports, besides=self.tag_channels | self.corroborate)
+            # A channel that may not vouch alone may set "one more" aside: the SKUs it alone
+            # confirms still want a channel that may (`_unverified`) before the carton passes.
+            vouching = self._vouching(reports, besides=self.tag_channels)
             needed = self.surplus_overrule_confidence
         elif report.discrepancy is Discrepancy.DEFICIT:
             skus = {f.sku for f in concerned} | {

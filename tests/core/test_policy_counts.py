@@ -170,7 +170,9 @@ def test_a_surplus_needs_the_scale_as_sure_as_a_tag_read_not_as_sure_as_for_a_de
     assert "vision_count_surplus" in codes(POLICY.decide(EXPECTED, [unsure, vision_surplus()]))
 
 
-def test_a_channel_that_only_corroborates_never_sets_a_surplus_aside() -> None:
+def test_a_channel_that_only_corroborates_sets_a_surplus_aside_but_never_passes_alone() -> None:
+    # The insertion steps vouch for the socks the total cannot see: "one more" is set aside,
+    # but the socks still want a channel that may vouch alone.
     policy = VerificationPolicy(
         required_channels=frozenset({"weight", "vision"}), corroborate=frozenset({"insertion"})
     )
@@ -179,10 +181,9 @@ def test_a_channel_that_only_corroborates_never_sets_a_surplus_aside() -> None:
         ChannelState.OK,
         tuple(SkuFinding(s, FindingStatus.CONFIRMED, n, n, 1.0) for s, n in EXPECTED.items()),
     )
-    reports = [weight({"MUG": 1.0}), steps, vision_surplus()]
-    assert "vision_count_surplus" in codes(policy.decide(EXPECTED, reports))
-    plain = VerificationPolicy(required_channels=frozenset({"weight", "vision"}))
-    assert plain.decide(EXPECTED, reports).outcome is Outcome.PASS
+    verdict = policy.decide(EXPECTED, [weight({"MUG": 1.0}), steps, vision_surplus()])
+    assert verdict.outcome is Outcome.REVIEW
+    assert [(r.code, r.sku) for r in verdict.reasons] == [("sku_single_channel", "SOCKS")]
 
 
 def test_tags_never_set_a_surplus_aside() -> None:
