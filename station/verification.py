@@ -164,8 +164,9 @@ class VerificationPolicy:
     overrule_confidence: float = 0.999
     # A surplus claims nothing missing, so less is needed, and only from the scale (weight,
     # insertion; never a tag, which a unit beside the box answers). A unit missing behind "one
-    # more" needs the scale wrong about that unit and the count two too high, or an unseen item
-    # in its place and the count one too high (measured: docs/accuracy.md).
+    # more" needs the scale wrong about that unit and the count two too high, an unseen item
+    # in its place and the count one too high, or two unseen items of its weight in its place
+    # (no confidence of the scale's helps there; the steps do). Measured: docs/accuracy.md.
     surplus_overrule_confidence: float = 0.98
     # Channels whose units are proven by a tag answering (RFID). A unit missing by such a
     # channel while the scale confirms every unit of the SKU `overrule_confidence` surely (a
