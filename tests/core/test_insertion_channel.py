@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from scale.config import MtSicsScaleConfig
 from simulators.rig import EXAMPLE_CATALOG
 from simulators.scale_sim import ScaleSimulator
 from station.catalog_file import load_catalog
@@ -19,6 +18,7 @@ from station.domain import Manifest, ManifestLine
 from station.scan_check import UnitScan
 from station.session import CartonView, FetchManifest
 from station.weight_check import WeightCheckConfig
+from tests.core.pty_scale import fast_scale, place
 
 CATALOG = load_catalog(EXAMPLE_CATALOG)
 BOX = CATALOG.boxes["BOX-S"]
@@ -61,29 +61,14 @@ async def _pack(scale: ScaleSimulator) -> tuple[dict[str, int], dict[str, int]]:
         is_idle=lambda: False,
         open_carton=lambda: _view(scans),
     )
-    config = MtSicsScaleConfig(
-        protocol="mtsics",
-        port=scale.pty_path,
-        poll_interval_s=0.05,
-        stability_window_s=0.3,
-        settle_window_s=0.2,
-        division_g=1.0,
-        capacity_g=15000.0,
-        stale_after_s=2.0,
-    )
-    weight = WeightChannel(config, WeightCheckConfig(), context)
+    weight = WeightChannel(fast_scale(scale), WeightCheckConfig(), context)
     insertion = InsertionChannel(weight, WeightCheckConfig(), 0.9, context)
     insertion.on_effect(FetchManifest("ORD-9", "C1"))
     weight.start()
     try:
         for grams in (180.0, 592.0, 630.0):  # the box, the mug, a cable
-            scale.set_weight(grams, motion_s=0.2)
-            await asyncio.sleep(0.2)
-            deadline = time.monotonic() + 10
-            while not _settled_at(weight, grams):
-                assert time.monotonic() < deadline, weight.assessment()
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)  # the step's explanation ran in its thread
+            await place(scale, weight, grams)
+            await asyncio.sleep(0.4)  # the step's explanation ran in its thread
         first_asked = dict(insertion.live_units(_view(scans)))
         scans.append(UnitScan("CABLE-USBC-1M", 1, time.monotonic()))
         insertion.live_units(_view(scans))  # the scan came: explained again
@@ -92,11 +77,6 @@ async def _pack(scale: ScaleSimulator) -> tuple[dict[str, int], dict[str, int]]:
     finally:
         weight.stop()
     return first_asked, after_scan
-
-
-def _settled_at(channel: WeightChannel, grams: float) -> bool:
-    settled = channel.assessment().settled_grams
-    return settled is not None and abs(settled - grams) < 0.5
 
 
 def test_steps_are_explained_as_they_come_not_when_the_screen_asks() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from scale.config import MtSicsScaleConfig
 from simulators.rig import EXAMPLE_CATALOG
 from simulators.scale_sim import ScaleSimulator
 from station.catalog_file import load_catalog
@@ -14,6 +13,7 @@ from station.channels.base import ChannelContext
 from station.channels.weight import WeightChannel, WeightStep
 from station.clock import SystemClock
 from station.weight_check import WeightCheckConfig
+from tests.core.pty_scale import fast_scale, place
 
 
 async def _steps_for(scale: ScaleSimulator, placements: list[float]) -> list[WeightStep]:
@@ -26,17 +26,7 @@ async def _steps_for(scale: ScaleSimulator, placements: list[float]) -> list[Wei
         is_down=lambda _device: False,
         is_idle=lambda: False,
     )
-    config = MtSicsScaleConfig(
-        protocol="mtsics",
-        port=scale.pty_path,
-        poll_interval_s=0.05,
-        stability_window_s=0.3,
-        settle_window_s=0.2,
-        division_g=1.0,
-        capacity_g=15000.0,
-        stale_after_s=2.0,
-    )
-    channel = WeightChannel(config, WeightCheckConfig(), context)
+    channel = WeightChannel(fast_scale(scale), WeightCheckConfig(), context)
     steps: list[WeightStep] = []
 
     def broken(_step: WeightStep) -> None:
@@ -47,21 +37,10 @@ async def _steps_for(scale: ScaleSimulator, placements: list[float]) -> list[Wei
     channel.start()
     try:
         for grams in placements:
-            scale.set_weight(grams, motion_s=0.2)
-            await asyncio.sleep(0.2)  # the motion starts
-            deadline = time.monotonic() + 10
-            while not _settled_at(channel, grams):  # motion, stability and settle windows
-                assert time.monotonic() < deadline, channel.assessment()
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.1)  # the step's listeners ran on this loop
+            await place(scale, channel, grams)
     finally:
         channel.stop()
     return steps
-
-
-def _settled_at(channel: WeightChannel, grams: float) -> bool:
-    settled = channel.assessment().settled_grams
-    return settled is not None and abs(settled - grams) < 0.5
 
 
 def test_each_settled_level_is_one_step_and_drift_inside_the_band_is_none() -> None:
