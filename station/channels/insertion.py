@@ -60,8 +60,8 @@ class InsertionChannel(EvidenceChannel):
         self._started_from_g: float | None = None
         self._steps: list[WeightStep] = []
         self._observed: Mapping[str, object] = {}
-        # The steps so far are explained again in a thread after each step and each scan (one
-        # run at a time; the latest steps and scans win), keeping the beam after each step, so
+        # The steps so far are explained again in a thread after each step and each scan the
+        # screen shows (one run at a time; the latest win), keeping the beam after each step, so
         # the close only adds the last ones; the checklist's live ticks come from the same runs.
         self._memo = InsertionMemo()
         self._live: Mapping[str, int] = {}
