@@ -30,7 +30,7 @@ from typing import Literal
 
 from station.domain import Catalog
 from station.scan_check import CHANNEL as SCAN
-from station.verification import VerificationPolicy
+from station.verification import OVERRULE_CONFIDENCE, VerificationPolicy
 
 UncoveredAction = Literal["scan", "review"]
 LookalikeAction = Literal["warn", "scan"]
@@ -145,6 +145,9 @@ class StationPolicy:
     min_confidence: float = 0.9
     corroborate: frozenset[str] = frozenset()  # channels that may not vouch alone
     advisory: frozenset[str] = frozenset()  # channels on trial: recorded, decide nothing
+    # Channels required only where the scale cannot vouch for the carton on its own: see
+    # `VerificationPolicy.backup` for the close, `_backups_needed` for the plan.
+    backup: frozenset[str] = frozenset()
     rules: tuple[SkuRule, ...] = ()
     scan_serial_controlled: bool = False
     uncovered_action: UncoveredAction = "review"
@@ -188,16 +191,42 @@ class StationPolicy:
             if ignore:
                 sku_ignored[sku] = frozenset(ignore)
             coverage.append(covered)
+        backup = (self.backup & channels) - required
+        needed = self._backups_needed(backup, required, weight_power, coverage)
         policy = VerificationPolicy(
-            required_channels=required,
+            required_channels=required | needed,
             min_confidence=self.min_confidence,
             corroborate=self.corroborate,
             advisory=self.advisory,
+            backup=backup - needed,
             sku_required=sku_required,
             sku_ignored=sku_ignored,
             recount_scan_slips=self.recount_scan_slips,
         )
         return CartonPlan(policy, tuple(coverage), degraded)
+
+    @staticmethod
+    def _backups_needed(
+        backup: frozenset[str],
+        required: frozenset[str],
+        weight_power: Mapping[str, float],
+        coverage: list[Coverage],
+    ) -> frozenset[str]:
+        """The backup channels this carton needs as required ones: all of them unless the
+        scale is required and would notice any one unit missing `OVERRULE_CONFIDENCE` surely;
+        and each that alone tells a SKU from its look-alikes (the scale's confirmation says
+        nothing about a variant of the same weight)."""
+        weighed = "weight" in required and all(
+            weight_power.get(c.sku, 0.0) >= OVERRULE_CONFIDENCE for c in coverage
+        )
+        if not weighed:
+            return backup
+        return frozenset(
+            channel
+            for c in coverage
+            for channel in c.lookalikes_told_by
+            if channel in backup and not {"weight", SCAN} & set(c.lookalikes_told_by)
+        )
 
     def _cover(
         self,

@@ -121,6 +121,9 @@ def summarise(config: object) -> str:
     ]
     if config.policy.advisory_channels:
         lines.append(f"  advisory:  {', '.join(config.policy.advisory_channels)}")
+    if config.policy.backup_channels:
+        backup = ", ".join(config.policy.backup_channels)
+        lines.append(f"  backup:    {backup} (required where the scale cannot vouch alone)")
     if config.rfid is not None:
         readers = ", ".join(f"{r.name} ({r.protocol} {r.endpoint})" for r in config.rfid.readers)
         lines.append(f"  rfid:      {readers}")

@@ -7,6 +7,7 @@ only assembles them. `packstation config-schema` prints the JSON Schema of `Stat
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,6 +91,15 @@ class PolicySection(Strict):
         default=[],
         description="Channels on trial: their reports and evidence are recorded with every "
         "verdict but decide nothing (neither block nor confirm). Never also required.",
+    )
+    backup_channels: list[Literal["rfid", "vision"]] = Field(
+        default=[],
+        description="Channels required only where the scale cannot vouch for a carton on its "
+        "own. In a carton whose every unit the total weight would notice missing 99.9% surely "
+        "(and whose look-alikes this channel is not alone in telling apart), one of these that "
+        "is down, stale or unsure does not hold the carton if the weight at close confirms "
+        "every SKU 99.9% surely; what it does see still counts. Elsewhere it is required. "
+        "Never also required or advisory.",
     )
     min_confidence: float = Field(
         default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
@@ -265,15 +275,24 @@ class StationConfig(Strict):
         for key, channels in (
             ("required_channels", policy.required_channels),
             ("advisory_channels", policy.advisory_channels),
+            ("backup_channels", policy.backup_channels),
         ):
             for channel in channels:
                 if not configured.get(channel, True):
                     raise ValueError(
                         f"policy.{key} names {channel} but there is no [{channel}] section"
                     )
-        both = set(policy.required_channels) & set(policy.advisory_channels)
-        if both:
-            raise ValueError(f"policy: {', '.join(sorted(both))} both required and advisory")
+        for (name, one), (other, two) in itertools.combinations(
+            (
+                ("required", policy.required_channels),
+                ("advisory", policy.advisory_channels),
+                ("backup", policy.backup_channels),
+            ),
+            2,
+        ):
+            both = set(one) & set(two)
+            if both:
+                raise ValueError(f"policy: {', '.join(sorted(both))} both {name} and {other}")
         return self
 
     @model_validator(mode="after")
@@ -329,6 +348,7 @@ def station_policy(config: StationConfig) -> StationPolicy:
         channels=frozenset({"weight", *_configured_sensors(config)}),
         required_channels=frozenset(section.required_channels),
         advisory=frozenset(section.advisory_channels),
+        backup=frozenset(section.backup_channels),
         min_confidence=section.min_confidence,
         corroborate=NEVER_ALONE | frozenset({"rfid"} if second else ()),
         rules=tuple(

@@ -14,6 +14,9 @@ from enum import StrEnum
 
 # The reason a carton is held for a recount of a SKU's unit scans (`recount_scan_slips`).
 SCAN_RECOUNT = "scan_recount"
+# How surely the scale must confirm a SKU to overrule a count's deficit or a tag's silence, or
+# to stand in for a backup channel (`VerificationPolicy.overrule_confidence`).
+OVERRULE_CONFIDENCE = 0.999
 
 
 class Outcome(StrEnum):
@@ -141,11 +144,18 @@ class VerificationPolicy:
     # Channels on trial: their reports are kept with the verdict but decide nothing (a vision
     # model not yet accurate enough to block on).
     advisory: frozenset[str] = frozenset()
+    # Channels required unless the scale vouches for the carton on its own: one that is down,
+    # stale, unsure or silent holds the carton for REVIEW, except when the weight confirms every
+    # ordered SKU `overrule_confidence` surely. Then whatever it would have counted missing or
+    # extra would be set aside (`_count_overruled`), so its silence changes nothing; what it
+    # did see (a code read of another SKU) still counts.
+    backup: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        both = self.required_channels & self.advisory
-        if both:
-            raise ValueError(f"a channel cannot be both required and advisory: {sorted(both)}")
+        for name, others in (("advisory", self.advisory), ("backup", self.backup)):
+            both = self.required_channels & others
+            if both:
+                raise ValueError(f"a channel cannot be both required and {name}: {sorted(both)}")
         if self.surplus_overrule_confidence > self.overrule_confidence:
             raise ValueError("a count's surplus cannot need more than its deficit to be set aside")
 
@@ -161,7 +171,7 @@ class VerificationPolicy:
     overrulable_counts: frozenset[str] = frozenset({"vision"})
     # High on purpose: RFID's configured 0.98 must not overrule a count, since a tag read beside
     # the box "confirms" the very unit the count found missing (measured: docs/accuracy.md).
-    overrule_confidence: float = 0.999
+    overrule_confidence: float = OVERRULE_CONFIDENCE
     # A surplus claims nothing missing, so less is needed, and only from the scale (weight,
     # insertion; never a tag, which a unit beside the box answers). A unit missing behind "one
     # more" needs the scale wrong about that unit and the count two too high, an unseen item
@@ -197,7 +207,13 @@ class VerificationPolicy:
 
     def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
-        reasons: list[Reason] = list(self._unavailable(by_channel))
+        reasons = list(self._unavailable(by_channel, self.required_channels))
+        if not reasons and not self._scale_vouches(expected, reports):
+            reasons = list(
+                self._unavailable(
+                    by_channel, self.backup, " and the scale alone does not vouch for every unit"
+                )
+            )
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
@@ -277,7 +293,7 @@ class VerificationPolicy:
         for report in reports:
             if report.channel not in self.tag_channels or report.state is not ChannelState.OK:
                 continue
-            vouching = self._vouching(reports, besides=self.tag_channels | self.corroborate)
+            vouching = self._scale(reports)
             found = tuple(
                 f
                 for f in report.findings
@@ -297,6 +313,10 @@ class VerificationPolicy:
         (measured: docs/accuracy.md). Never a count (it names no SKU)."""
         barred = besides | self.overrulable_counts | {self.tag_settled_by}
         return tuple(r for r in reports if r.channel not in barred)
+
+    def _scale(self, reports: tuple[ChannelReport, ...]) -> tuple[ChannelReport, ...]:
+        """The reports of channels that may vouch alone and are no tag reader: the weight."""
+        return self._vouching(reports, besides=self.tag_channels | self.corroborate)
 
     def _sees_more(self, report: ChannelReport) -> bool:
         return report.discrepancy is not Discrepancy.NONE or any(
@@ -351,7 +371,7 @@ class VerificationPolicy:
             return []
         # Only the scale vouches for a unit the scans lack, and as surely as it refutes a tag:
         # a tag or a count also "sees" the unit lying beside the box (`_vouching`).
-        scale = self._vouching(reports, besides=self.tag_channels | self.corroborate)
+        scale = self._scale(reports)
         recounts = []
         for f in scans.findings:
             if not self._acts_on(f):
@@ -412,16 +432,29 @@ class VerificationPolicy:
             )
         return None
 
-    def _unavailable(self, by_channel: Mapping[str, ChannelReport]) -> Iterable[Reason]:
-        for channel in sorted(self.required_channels):
+    def _unavailable(
+        self, by_channel: Mapping[str, ChannelReport], channels: frozenset[str], why: str = ""
+    ) -> Iterable[Reason]:
+        for channel in sorted(channels):
             report = by_channel.get(channel)
             if report is None:
                 yield Reason(
-                    "channel_missing", f"Required channel {channel} reported nothing.", channel
+                    "channel_missing", f"Required channel {channel} reported nothing{why}.", channel
                 )
             elif report.state is not ChannelState.OK:
                 detail = "; ".join(r.message for r in report.reasons) or report.state.value
-                yield Reason(f"channel_{report.state.value}", f"{channel}: {detail}", channel)
+                yield Reason(f"channel_{report.state.value}", f"{channel}: {detail}{why}", channel)
+
+    def _scale_vouches(
+        self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]
+    ) -> bool:
+        """The weight alone confirms every ordered SKU `overrule_confidence` surely (see
+        `backup`): not a tag, a count, the insertion steps or the packer's scans."""
+        skus = [sku for sku, n in expected.items() if n > 0]
+        scale = self._scale(reports)
+        return bool(skus) and all(
+            self._vouched(sku, scale, self.overrule_confidence) for sku in skus
+        )
 
     def _confident_deltas(
         self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]

@@ -39,20 +39,26 @@ from station.verification import SCAN_RECOUNT, ChannelReport, Outcome, Verdict
 
 @dataclass(frozen=True, slots=True)
 class Mix:
-    """One station set-up: the sensors it has (all required), whether it explains the weight's
-    settled steps while packing (the insertion channel), and what it does with a SKU no sensor
-    covers."""
+    """One station set-up: the sensors it has (all required but its backups), whether it
+    explains the weight's settled steps while packing (the insertion channel), and what it does
+    with a SKU no sensor covers."""
 
     sensors: frozenset[str]
     insertion: bool = True
     uncovered_action: UncoveredAction = "review"
     lookalike_action: LookalikeAction = "warn"
     recount_scan_slips: bool = True  # the station's default ([policy] scan_mismatch_action)
+    backup: frozenset[str] = frozenset()  # of the sensors, those required only where needed
+
+    @property
+    def required(self) -> frozenset[str]:
+        return self.sensors - self.backup
 
     def policy(self) -> StationPolicy:
         return StationPolicy(
             channels=self.sensors,
-            required_channels=self.sensors,
+            required_channels=self.required,
+            backup=self.backup,
             corroborate=NEVER_ALONE,  # as every station's policy (station.config.station_policy)
             scan_serial_controlled=True,
             uncovered_action=self.uncovered_action,
@@ -83,6 +89,10 @@ MIXES: dict[str, Mix] = {
     "all, uncovered SKUs scanned": Mix(_ALL, uncovered_action="scan"),
     "all, uncovered and look-alike SKUs scanned": Mix(
         _ALL, uncovered_action="scan", lookalike_action="scan"
+    ),
+    # The same, RFID and vision required only where the scale cannot vouch alone.
+    "all, scanned as above, camera and reader as backup": Mix(
+        _ALL, uncovered_action="scan", lookalike_action="scan", backup=frozenset({"vision", "rfid"})
     ),
 }
 Z95 = 1.959964

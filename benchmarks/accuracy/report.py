@@ -65,12 +65,13 @@ def measure(
         "world": asdict(world.model),
         "mixes": {
             name: {
-                "required": sorted(mix.sensors),
+                "required": sorted(mix.required),
+                "backup": sorted(mix.backup),
                 "insertion": mix.insertion,
                 "uncovered_action": mix.uncovered_action,
                 "lookalike_action": mix.lookalike_action,
             }
-            for name, mix in MIXES.items()
+            for name, mix in mixes.items()
         },
         "results": {name: tally.summary() for name, tally in evaluation.tallies.items()},
         "decision_time": timing,
@@ -211,7 +212,8 @@ def figures(document: dict[str, object]) -> list[Figure]:
             float(passed),
             target="0",
             met=passed == 0,
-            note=f"{checked} (mix, carton) pairs with a required channel down, stale or unsure",
+            note=f"{checked} (mix, carton) pairs with a required or backup channel down, stale or "
+            "unsure",
         )
     )
     timing = document["decision_time"]

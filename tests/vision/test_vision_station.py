@@ -25,7 +25,7 @@ from station.channels.base import ChannelContext
 from station.channels.vision import CAMERA, INFERENCE_SECONDS, VisionEvidenceChannel
 from station.channels.weight import WeightChannel, WeightStep
 from station.clock import SystemClock
-from station.config import StationConfig
+from station.config import StationConfig, station_policy
 from station.config_loader import ConfigError, load_config
 from station.domain import Manifest, expected_units
 from station.metrics import Metrics
@@ -86,6 +86,24 @@ def test_the_policy_names_only_configured_channels_and_never_one_both_ways(
     with pytest.raises(ConfigError) as both_ways:
         load_config(StationConfig, tmp_path / "both.toml", {})
     assert "vision both required and advisory" in both_ways.value.report()
+
+
+def test_a_backup_channel_must_be_configured_and_nothing_else(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    backup = text.replace("backup_channels = []", 'backup_channels = ["vision"]')
+    (tmp_path / "backup.toml").write_text(backup)
+    with pytest.raises(ConfigError) as missing:
+        load_config(StationConfig, tmp_path / "backup.toml", {})
+    assert "policy.backup_channels names vision but there is no [vision]" in missing.value.report()
+    vision = '\n[vision.source]\ntype = "simulator"\n'
+    (tmp_path / "ok.toml").write_text(backup + vision)
+    policy = station_policy(load_config(StationConfig, tmp_path / "ok.toml", {}))
+    assert policy.backup == {"vision"} and policy.required_channels == {"weight"}
+    both = backup.replace('required_channels = ["weight"]', 'required_channels = ["vision"]')
+    (tmp_path / "both.toml").write_text(both + vision)
+    with pytest.raises(ConfigError) as both_ways:
+        load_config(StationConfig, tmp_path / "both.toml", {})
+    assert "vision both required and backup" in both_ways.value.report()
 
 
 def test_relative_vision_paths_are_relative_to_the_config(tmp_path: Path) -> None:
