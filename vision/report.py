@@ -140,6 +140,31 @@ def counted(observations: Sequence[InsertionObservation]) -> int:
     return sum(o.new_items or 0 for o in observations)
 
 
+def _identity_findings(
+    seen: Sequence[str],
+    expected: Mapping[str, int],
+    proven: Mapping[str, int],
+    coded: Mapping[str, int],
+    confidence: float,
+) -> list[SkuFinding]:
+    """What the codes and classes identified: a SKU proven in full is confirmed, more than
+    ordered is extra, a code of a SKU not ordered is extra."""
+    findings = []
+    for sku in seen:
+        exp, got = expected[sku], proven[sku]
+        if got > exp:
+            detail = f"vision saw {got} x {sku}, {exp} expected"
+            findings.append(SkuFinding(sku, FindingStatus.EXTRA, exp, got, confidence, detail))
+        elif got == exp:
+            detail = f"{got} x {sku} identified in the image"
+            findings.append(SkuFinding(sku, FindingStatus.CONFIRMED, exp, got, confidence, detail))
+    for sku, n in sorted(coded.items()):
+        if sku not in expected:
+            detail = f"{sku} identified in the carton but not ordered"
+            findings.append(SkuFinding(sku, FindingStatus.EXTRA, 0, n, confidence, detail))
+    return findings
+
+
 def build_vision_report(
     observations: Sequence[InsertionObservation],
     expected: Mapping[str, int],
@@ -208,38 +233,6 @@ def build_vision_report(
     put_back = sum(1 for o in observations if o.put_back)
     if put_back:
         measurements["put_back_frames"] = float(put_back)
-    if not_applicable:
-        first = not_applicable[0]
-        why = first.reason or "scene unreadable"
-        where = f"read insertion {first.index + 1}" if first.framed else "count the carton"
-        for sku in seen:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.NOT_APPLICABLE,
-                    expected[sku],
-                    None,
-                    0.0,
-                    f"vision could not {where}: {why}",
-                )
-            )
-        measurements["not_applicable_frames"] = float(len(not_applicable))
-        # UNSURE, not OK: a station that requires vision must not PASS a carton vision could not
-        # count (the policy sends it to REVIEW); where vision is optional it confirms nothing.
-        return ChannelReport(
-            CHANNEL,
-            ChannelState.UNSURE,
-            tuple(findings),
-            reasons=(
-                Reason(
-                    "vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL
-                ),
-            ),
-            measurements=measurements,
-        )
-
-    total = counted(observations)
-    measurements["items_counted"] = float(total)
     coded, unknown_codes = barcode_units(observations, catalog)
     labels: dict[str, int] = {}
     for o in observations:
@@ -253,49 +246,52 @@ def build_vision_report(
         by_class = labels.get(sku, 0) if sku not in group_of else 0
         proven[sku] = max(coded.get(sku, 0), by_class)
     group_proven = {g: labels.get(g, 0) for g in groups}
+    identified = _identity_findings(seen, expected, proven, coded, count_confidence)
 
+    if not_applicable:
+        first = not_applicable[0]
+        why = first.reason or "scene unreadable"
+        where = f"read insertion {first.index + 1}" if first.framed else "count the carton"
+        # UNSURE, not OK: a station that requires vision must not PASS a carton vision could not
+        # count (the policy sends it to REVIEW); where vision is optional or an excused backup
+        # it confirms nothing, but a unit its codes or classes identified beyond the order is
+        # still extra.
+        extra = [f for f in identified if f.status is FindingStatus.EXTRA]
+        findings += extra
+        extra_skus = {f.sku for f in extra}
+        for sku in seen:
+            if sku not in extra_skus:
+                findings.append(
+                    SkuFinding(
+                        sku,
+                        FindingStatus.NOT_APPLICABLE,
+                        expected[sku],
+                        None,
+                        0.0,
+                        f"vision could not {where}: {why}",
+                    )
+                )
+        measurements["not_applicable_frames"] = float(len(not_applicable))
+        return ChannelReport(
+            CHANNEL,
+            ChannelState.UNSURE,
+            tuple(sorted(findings, key=lambda f: f.sku)),
+            reasons=(
+                Reason(
+                    "vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL
+                ),
+            ),
+            measurements=measurements,
+        )
+
+    total = counted(observations)
+    measurements["items_counted"] = float(total)
     reasons: list[Reason] = []
     explanations: list[Explanation] = []
     discrepancy = Discrepancy.NONE
     deficit = expected_visible - total
 
-    # Identity findings first: a SKU proven in full is confirmed; more than ordered is extra.
-    for sku in seen:
-        exp, got = expected[sku], proven[sku]
-        if got > exp:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.EXTRA,
-                    exp,
-                    got,
-                    count_confidence,
-                    f"vision saw {got} x {sku}, {exp} expected",
-                )
-            )
-        elif got == exp:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.CONFIRMED,
-                    exp,
-                    got,
-                    count_confidence,
-                    f"{got} x {sku} identified in the image",
-                )
-            )
-    for sku, n in sorted(coded.items()):
-        if sku not in expected:
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.EXTRA,
-                    0,
-                    n,
-                    count_confidence,
-                    f"{sku} identified in the carton but not ordered",
-                )
-            )
+    findings += identified
 
     # Shortfall candidates: SKUs not proven in full, minus groups their class count covers.
     unproven = [s for s in seen if proven[s] < expected[s]]

@@ -111,6 +111,23 @@ def test_a_code_read_in_a_frame_a_hand_hid_proves_nothing() -> None:
     assert mug is None or mug.status is not FindingStatus.CONFIRMED
 
 
+def test_a_carton_vision_cannot_count_still_names_a_code_it_read_that_was_not_ordered() -> None:
+    """An insertion it could not read leaves the count not applicable, but the tea's code read in
+    a readable frame of a mug-only order is still an extra unit: where vision is optional (or an
+    excused backup) that blocks, where it is required the carton goes to REVIEW as before."""
+    expected = {"MUG": 1}
+    report = build_vision_report([obs(0, None), obs(1, 1, (code("TEA"),))], expected, CATALOG)
+    assert report.state is ChannelState.UNSURE
+    tea, mug = report.finding_for("TEA"), report.finding_for("MUG")
+    assert tea is not None and tea.status is FindingStatus.EXTRA and tea.observed == 1
+    assert mug is not None and mug.status is FindingStatus.NOT_APPLICABLE
+    optional = VerificationPolicy(required_channels=frozenset())
+    verdict = optional.decide(expected, [report])
+    assert verdict.outcome is Outcome.BLOCK and [d.sku for d in verdict.extra] == ["TEA"]
+    required = VerificationPolicy(required_channels=frozenset({"vision"}))
+    assert required.decide(expected, [report]).outcome is Outcome.REVIEW
+
+
 @given(
     expected=expected_st,
     split=st.lists(st.integers(0, 3), min_size=2, max_size=6),
