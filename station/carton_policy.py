@@ -145,14 +145,18 @@ class StationPolicy:
     min_confidence: float = 0.9
     corroborate: frozenset[str] = frozenset()  # channels that may not vouch alone
     advisory: frozenset[str] = frozenset()  # channels on trial: recorded, decide nothing
-    # Channels required only where the scale cannot vouch for the carton on its own: see
-    # `VerificationPolicy.backup` for the close, `_backups_needed` for the plan.
+    # Count channels required only where the scale cannot vouch for the carton on its own: see
+    # `VerificationPolicy.backup` for the close, `_weighed` for the plan.
     backup: frozenset[str] = frozenset()
     rules: tuple[SkuRule, ...] = ()
     scan_serial_controlled: bool = False
     uncovered_action: UncoveredAction = "review"
     lookalike_action: LookalikeAction = "warn"
     recount_scan_slips: bool = False  # VerificationPolicy.recount_scan_slips
+
+    def __post_init__(self) -> None:
+        if not self.backup <= _COUNTS_ONLY:
+            raise ValueError(f"only {', '.join(sorted(_COUNTS_ONLY))} can be a backup channel")
 
     def plan(
         self,
@@ -172,6 +176,8 @@ class StationPolicy:
         required = self.required_channels - {replaced}
         sku_required: dict[str, frozenset[str]] = {}
         sku_ignored: dict[str, frozenset[str]] = {}
+        weighed = self._weighed(expected, required, weight_power)
+        spared = weighed and replaced in self.backup  # a backup this carton does not need
         coverage = []
         for sku in sorted(expected):
             require, ignore = self._rules_for(sku)
@@ -181,7 +187,7 @@ class StationPolicy:
                 weight_power.get(sku, 0.0),
                 (lookalike_power or {}).get(sku, 0.0),
                 channels - ignore,
-                replaced,
+                None if spared else replaced,
                 scan_required=SCAN in require,
             )
             if covered.must_scan:
@@ -192,7 +198,7 @@ class StationPolicy:
                 sku_ignored[sku] = frozenset(ignore)
             coverage.append(covered)
         backup = (self.backup & channels) - required
-        needed = self._backups_needed(backup, required, weight_power, coverage)
+        needed = frozenset() if weighed else backup
         policy = VerificationPolicy(
             required_channels=required | needed,
             min_confidence=self.min_confidence,
@@ -205,27 +211,19 @@ class StationPolicy:
         )
         return CartonPlan(policy, tuple(coverage), degraded)
 
-    @staticmethod
-    def _backups_needed(
-        backup: frozenset[str],
+    def _weighed(
+        self,
+        expected: Mapping[str, int],
         required: frozenset[str],
         weight_power: Mapping[str, float],
-        coverage: list[Coverage],
-    ) -> frozenset[str]:
-        """The backup channels this carton needs as required ones: all of them unless the
-        scale is required and would notice any one unit missing `OVERRULE_CONFIDENCE` surely;
-        and each that alone tells a SKU from its look-alikes (the scale's confirmation says
-        nothing about a variant of the same weight)."""
-        weighed = "weight" in required and all(
-            weight_power.get(c.sku, 0.0) >= OVERRULE_CONFIDENCE for c in coverage
-        )
-        if not weighed:
-            return backup
-        return frozenset(
-            channel
-            for c in coverage
-            for channel in c.lookalikes_told_by
-            if channel in backup and not {"weight", SCAN} & set(c.lookalikes_told_by)
+    ) -> bool:
+        """The scale is required and would notice any one unit missing `OVERRULE_CONFIDENCE`
+        surely, no rule ignoring it for a SKU: the carton needs none of its backup channels as
+        required ones (the close still asks the weight to vouch, `VerificationPolicy.backup`)."""
+        return "weight" in required and all(
+            weight_power.get(sku, 0.0) >= OVERRULE_CONFIDENCE
+            and "weight" not in self._rules_for(sku)[1]
+            for sku in expected
         )
 
     def _cover(

@@ -92,14 +92,15 @@ class PolicySection(Strict):
         description="Channels on trial: their reports and evidence are recorded with every "
         "verdict but decide nothing (neither block nor confirm). Never also required.",
     )
-    backup_channels: list[Literal["rfid", "vision"]] = Field(
+    backup_channels: list[Literal["vision"]] = Field(
         default=[],
-        description="Channels required only where the scale cannot vouch for a carton on its "
-        "own. In a carton whose every unit the total weight would notice missing 99.9% surely "
-        "(and whose look-alikes this channel is not alone in telling apart), one of these that "
-        "is down, stale or unsure does not hold the carton if the weight at close confirms "
-        "every SKU 99.9% surely; what it does see still counts. Elsewhere it is required. "
-        "Never also required or advisory.",
+        description="The camera required only where the scale cannot vouch for a carton on its "
+        "own: in a carton whose every unit the total weight would notice missing 99.9% surely, "
+        "a camera that is down, stale or unsure does not hold the carton if the weight at close "
+        "confirms every SKU 99.9% surely (an extra unit its codes read still counts). Elsewhere "
+        "it is required. Needs weight in required_channels; never also required or advisory. "
+        "What it gives up: a unit swapped for another of the same weight that only the camera "
+        "would have read (docs/decision-policy.md).",
     )
     min_confidence: float = Field(
         default=0.9, gt=0.5, le=1.0, description="Findings less sure than this are not acted on."
@@ -293,6 +294,11 @@ class StationConfig(Strict):
             both = set(one) & set(two)
             if both:
                 raise ValueError(f"policy: {', '.join(sorted(both))} both {name} and {other}")
+        if policy.backup_channels and "weight" not in policy.required_channels:
+            raise ValueError(
+                "policy.backup_channels needs weight in required_channels: the scale is what "
+                "stands in for a backup"
+            )
         return self
 
     @model_validator(mode="after")

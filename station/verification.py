@@ -17,6 +17,7 @@ SCAN_RECOUNT = "scan_recount"
 # How surely the scale must confirm a SKU to overrule a count's deficit or a tag's silence, or
 # to stand in for a backup channel (`VerificationPolicy.overrule_confidence`).
 OVERRULE_CONFIDENCE = 0.999
+SCALE = "weight"  # the channel whose confirmation alone may stand in for a backup channel
 
 
 class Outcome(StrEnum):
@@ -144,11 +145,13 @@ class VerificationPolicy:
     # Channels on trial: their reports are kept with the verdict but decide nothing (a vision
     # model not yet accurate enough to block on).
     advisory: frozenset[str] = frozenset()
-    # Channels required unless the scale vouches for the carton on its own: one that is down,
-    # stale, unsure or silent holds the carton for REVIEW, except when the weight confirms every
-    # ordered SKU `overrule_confidence` surely. Then whatever it would have counted missing or
-    # extra would be set aside (`_count_overruled`), so its silence changes nothing; what it
-    # did see (a code read of another SKU) still counts.
+    # Count channels (`overrulable_counts`) required unless the scale vouches for the carton on
+    # its own: one that is down, stale, unsure or silent holds the carton for REVIEW, except
+    # when the weight confirms every ordered SKU `overrule_confidence` surely. A deficit or
+    # surplus it would have counted is then set aside (`_count_overruled`) as long as it claims
+    # no more than that; an extra unit its codes read still counts when it reports one. What its
+    # silence can lose is what only its identities would have caught (a unit swapped for another
+    # of the same weight, read by its code; codes proving more units than it counted).
     backup: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -156,6 +159,11 @@ class VerificationPolicy:
             both = self.required_channels & others
             if both:
                 raise ValueError(f"a channel cannot be both required and {name}: {sorted(both)}")
+        if not self.backup <= self.overrulable_counts:
+            raise ValueError(
+                f"only a count channel ({', '.join(sorted(self.overrulable_counts))}) can be a "
+                "backup: the scale's confirmation answers a count, not a tag or a scan"
+            )
         if self.surplus_overrule_confidence > self.overrule_confidence:
             raise ValueError("a count's surplus cannot need more than its deficit to be set aside")
 
@@ -208,12 +216,9 @@ class VerificationPolicy:
     def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
         reasons = list(self._unavailable(by_channel, self.required_channels))
-        if not reasons and not self._scale_vouches(expected, reports):
-            reasons = list(
-                self._unavailable(
-                    by_channel, self.backup, " and the scale alone does not vouch for every unit"
-                )
-            )
+        if self.backup and not self._scale_vouches(expected, reports):
+            why = " and the scale alone does not vouch for every unit"
+            reasons += self._unavailable(by_channel, self.backup, why)
         if reasons:
             return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
@@ -451,7 +456,7 @@ class VerificationPolicy:
         """The weight alone confirms every ordered SKU `overrule_confidence` surely (see
         `backup`): not a tag, a count, the insertion steps or the packer's scans."""
         skus = [sku for sku, n in expected.items() if n > 0]
-        scale = self._scale(reports)
+        scale = tuple(r for r in reports if r.channel == SCALE)
         return bool(skus) and all(
             self._vouched(sku, scale, self.overrule_confidence) for sku in skus
         )

@@ -140,6 +140,10 @@ def counted(observations: Sequence[InsertionObservation]) -> int:
     return sum(o.new_items or 0 for o in observations)
 
 
+def _unseen(sku: str, expected: int, confidence: float, detail: str) -> SkuFinding:
+    return SkuFinding(sku, FindingStatus.NOT_APPLICABLE, expected, None, confidence, detail)
+
+
 def _identity_findings(
     seen: Sequence[str],
     expected: Mapping[str, int],
@@ -200,16 +204,7 @@ def build_vision_report(
     findings: list[SkuFinding] = []
     for sku in sorted(expected):
         if not visible(sku):
-            findings.append(
-                SkuFinding(
-                    sku,
-                    FindingStatus.NOT_APPLICABLE,
-                    expected[sku],
-                    None,
-                    1.0,
-                    f"{sku} is not visible to the camera",
-                )
-            )
+            findings.append(_unseen(sku, expected[sku], 1.0, f"{sku} is not visible to the camera"))
     seen = [s for s in sorted(expected) if visible(s) and expected[s] > 0]
     expected_visible = sum(expected[s] for s in seen)
     n_frames = sum(1 for o in observations if o.framed)
@@ -261,16 +256,8 @@ def build_vision_report(
         extra_skus = {f.sku for f in extra}
         for sku in seen:
             if sku not in extra_skus:
-                findings.append(
-                    SkuFinding(
-                        sku,
-                        FindingStatus.NOT_APPLICABLE,
-                        expected[sku],
-                        None,
-                        0.0,
-                        f"vision could not {where}: {why}",
-                    )
-                )
+                detail = f"vision could not {where}: {why}"
+                findings.append(_unseen(sku, expected[sku], 0.0, detail))
         measurements["not_applicable_frames"] = float(len(not_applicable))
         return ChannelReport(
             CHANNEL,

@@ -90,9 +90,9 @@ MIXES: dict[str, Mix] = {
     "all, uncovered and look-alike SKUs scanned": Mix(
         _ALL, uncovered_action="scan", lookalike_action="scan"
     ),
-    # The same, RFID and vision required only where the scale cannot vouch alone.
-    "all, scanned as above, camera and reader as backup": Mix(
-        _ALL, uncovered_action="scan", lookalike_action="scan", backup=frozenset({"vision", "rfid"})
+    # The same, the camera required only where the scale cannot vouch alone.
+    "all, scanned as above, camera as backup": Mix(
+        _ALL, uncovered_action="scan", lookalike_action="scan", backup=frozenset({"vision"})
     ),
 }
 Z95 = 1.959964
@@ -149,6 +149,9 @@ class MixTally:
     missed: list[dict[str, object]] = field(default_factory=list)  # a few, for diagnosis
     faulty_short: int = 0  # short cartons with a required channel faulty
     faulty_short_passed: int = 0
+    # Short cartons with only a backup channel faulty: a PASS is the scale vouching alone.
+    backup_faulty_short: int = 0
+    backup_faulty_short_passed: int = 0
     # Clean weight samples the station would have kept (passed complete cartons): how many,
     # how many were one unit of the SKU they name, and |sample - that unit's true weight|.
     samples: int = 0
@@ -191,9 +194,14 @@ class MixTally:
                 }
             )
 
-    def record_faulty_short(self, verdict: Verdict) -> None:
-        self.faulty_short += 1
-        self.faulty_short_passed += verdict.outcome is Outcome.PASS
+    def record_faulty_short(self, verdict: Verdict, backup: bool = False) -> None:
+        passed = verdict.outcome is Outcome.PASS
+        if backup:
+            self.backup_faulty_short += 1
+            self.backup_faulty_short_passed += passed
+        else:
+            self.faulty_short += 1
+            self.faulty_short_passed += passed
 
     def summary(self) -> dict[str, object]:
         complete_n = sum(self.complete.values())
@@ -241,6 +249,8 @@ class MixTally:
             },
             "faulty_short_cartons": self.faulty_short,
             "faulty_short_passed": self.faulty_short_passed,
+            "backup_faulty_short_cartons": self.backup_faulty_short,
+            "backup_faulty_short_passed": self.backup_faulty_short_passed,
             "missed_examples": self.missed,
         }
 
@@ -317,8 +327,11 @@ class Evaluation:
     def run_faulty_short(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
             for name, decision in self.decisions(carton).items():
-                if any(c in carton.faults for c in self.mixes[name].sensors):
+                mix = self.mixes[name]
+                if any(c in carton.faults for c in mix.required):
                     self.tallies[name].record_faulty_short(decision.verdict)
+                elif any(c in carton.faults for c in mix.backup):
+                    self.tallies[name].record_faulty_short(decision.verdict, backup=True)
 
 
 def _at_the_table(

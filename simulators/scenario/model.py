@@ -78,12 +78,6 @@ class StationOptions(_Strict):
         description="Channels that must vouch for every carton ([policy] required_channels); "
         "default: weight only.",
     )
-    backup_channels: list[Channel] = Field(
-        default=[],
-        max_length=1,
-        description="Channels required only where the scale cannot vouch for the carton alone "
-        "([policy] backup_channels): rfid.",
-    )
     rfid_second_channel: bool = Field(
         default=False,
         description="An RFID confirmation alone does not verify a SKU ([rfid] "
@@ -128,17 +122,9 @@ class StationOptions(_Strict):
 
     @model_validator(mode="after")
     def _required_are_wired(self) -> StationOptions:
-        for kind, listed in (
-            ("required", self.required_channels),
-            ("backup", self.backup_channels),
-        ):
-            unwired = set(listed or ()) - set(self.channels)
-            if unwired:
-                raise ValueError(f"{kind} channel(s) not wired: {', '.join(sorted(unwired))}")
-        if Channel.WEIGHT in self.backup_channels:
-            raise ValueError("the weight cannot be a backup: it is what vouches in its place")
-        if set(self.backup_channels) & set(self.required_channels or [Channel.WEIGHT]):
-            raise ValueError("a channel cannot be both required and backup")
+        unwired = set(self.required_channels or ()) - set(self.channels)
+        if unwired:
+            raise ValueError(f"required channel(s) not wired: {', '.join(sorted(unwired))}")
         if self.rfid_second_channel and Channel.RFID not in self.channels:
             raise ValueError("rfid_second_channel needs rfid in channels")
         return self

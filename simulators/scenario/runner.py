@@ -252,7 +252,6 @@ class ScenarioRun:
         return (
             f'[api]\nport = {self.api_port}\ntoken = "{API_TOKEN}"\n'
             f"\n[policy]\nrequired_channels = {json.dumps(required)}\n"
-            f"backup_channels = {json.dumps([c.value for c in options.backup_channels])}\n"
             f'lookalike_action = "{options.lookalike_action}"\n{reviewers}'
         )
 

@@ -393,6 +393,16 @@ def test_wilson_interval() -> None:
     assert low < 0.5 < high and high - low == pytest.approx(0.19, abs=0.01)
 
 
+def _weight_vouches_for_every_product(verdict, carton) -> bool:
+    weight = next(r for r in verdict.reports if r.channel == "weight")
+    return all(
+        (f := weight.finding_for(sku)) is not None
+        and f.status is FindingStatus.CONFIRMED
+        and f.confidence >= OVERRULE_CONFIDENCE
+        for sku in STATION.verifiable(carton)
+    )
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     index=st.integers(0, 10**6),
@@ -415,13 +425,7 @@ def test_a_required_channel_that_is_down_stale_or_unsure_never_passes(
             assert verdict.outcome is Outcome.REVIEW, (mix, verdict.reasons)
             assert any(r.channel == faulty for r in verdict.reasons)
         elif faulty in MIXES[mix].backup and verdict.outcome is Outcome.PASS:
-            weight = next(r for r in verdict.reports if r.channel == "weight")
-            assert all(
-                (f := weight.finding_for(sku)) is not None
-                and f.status is FindingStatus.CONFIRMED
-                and f.confidence >= OVERRULE_CONFIDENCE
-                for sku in STATION.verifiable(carton)
-            ), mix
+            assert _weight_vouches_for_every_product(verdict, carton), mix
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -437,6 +441,13 @@ def test_a_pass_means_every_product_was_vouched_for(index, kind) -> None:
         required = [r for r in verdict.reports if r.channel in MIXES[mix].required]
         assert len(required) == len(MIXES[mix].required), mix
         assert all(r.state is ChannelState.OK for r in required), mix
+        # A backup that was not OK: the weight alone vouched for every product.
+        if any(
+            r.state is not ChannelState.OK
+            for r in verdict.reports
+            if r.channel in MIXES[mix].backup
+        ):
+            assert _weight_vouches_for_every_product(verdict, carton), mix
         for sku in STATION.verifiable(carton):
             assert any(
                 (f := r.finding_for(sku)) is not None and f.status is FindingStatus.CONFIRMED

@@ -1,4 +1,4 @@
-"""Backup channels: required unless the scale vouches for the carton on its own."""
+"""Backup channels (the camera): required unless the scale vouches for the carton on its own."""
 
 from __future__ import annotations
 
@@ -8,30 +8,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from station.carton_policy import StationPolicy
+from station.carton_policy import Fallback, SkuRule, StationPolicy
 from station.domain import Catalog, CatalogItem
 from station.verification import (
     OVERRULE_CONFIDENCE,
     ChannelReport,
     ChannelState,
     Discrepancy,
+    Explanation,
     FindingStatus,
     Outcome,
     SkuFinding,
     VerificationPolicy,
 )
-from tests.core.test_carton_policy import (
-    LOOKALIKES,
-    ORDER,
-    ORDER_LOOKALIKE_POWER,
-    ORDER_POWER,
-    degraded,
-)
+from tests.core.test_carton_policy import degraded
 from tests.core.test_policy_properties import CHANNELS, expectations, reports
+from tests.vision.test_vision_report import CATALOG as VISION_CATALOG
+from tests.vision.test_vision_report import code, obs
+from vision.report import build_vision_report
 
-BACKUP = VerificationPolicy(
-    required_channels=frozenset({"weight"}), backup=frozenset({"vision", "rfid"})
-)
+BACKUP = VerificationPolicy(required_channels=frozenset({"weight"}), backup=frozenset({"vision"}))
 NOT_OK = [s for s in ChannelState if s is not ChannelState.OK]
 # Confidences on both sides of the bar, and anywhere.
 VOUCHING = st.sampled_from([0.95, 0.99, 0.9989, OVERRULE_CONFIDENCE, 0.9995, 1.0]) | st.floats(0, 1)
@@ -48,25 +44,66 @@ def scale(expected: dict[str, int], confidence: dict[str, float]) -> ChannelRepo
     )
 
 
-@given(st.data(), expectations, st.sampled_from(NOT_OK), st.sampled_from(["vision", "rfid"]))
+@given(st.data(), expectations, st.sampled_from(NOT_OK))
 def test_a_backup_that_is_not_ok_passes_only_when_the_scale_vouches_for_every_sku(
-    data, expected, state, backup
+    data, expected, state
 ) -> None:
     confidence = {sku: data.draw(VOUCHING) for sku in expected}
-    others = [data.draw(reports(expected, c)) for c in CHANNELS[1:] if c != backup]
-    silent = data.draw(st.one_of(st.none(), reports(expected, backup, state)))
-    decided = [scale(expected, confidence), *others, *([silent] if silent else [])]
+    rfid = data.draw(reports(expected, "rfid"))
+    silent = data.draw(st.one_of(st.none(), reports(expected, "vision", state)))
+    decided = [scale(expected, confidence), rfid, *([silent] if silent else [])]
     verdict = BACKUP.decide(expected, decided)
     if min(confidence.values()) < OVERRULE_CONFIDENCE:
         assert verdict.outcome is Outcome.REVIEW
         assert any(
-            r.channel == backup and "the scale alone does not vouch" in r.message
+            r.channel == "vision" and "the scale alone does not vouch" in r.message
             for r in verdict.reasons
         )
     else:
         # Excused: it decides as a channel the station merely has (not required) would.
         optional = VerificationPolicy(required_channels=frozenset({"weight"}))
         assert verdict.outcome is optional.decide(expected, decided).outcome
+
+
+@st.composite
+def counts(draw, expected: dict[str, int]) -> ChannelReport:
+    """What a camera that is up reports about a count: a deficit naming candidates, a surplus,
+    or agreement; claims no surer than the scale's bar, no identity, nothing to review."""
+    discrepancy = draw(st.sampled_from(Discrepancy))
+    claim = draw(st.floats(0, OVERRULE_CONFIDENCE))
+    status = (
+        FindingStatus.MISSING if discrepancy is Discrepancy.DEFICIT else FindingStatus.UNCERTAIN
+    )
+    named = draw(st.lists(st.sampled_from(sorted(expected)), min_size=1, unique=True))
+    findings = tuple(SkuFinding(sku, status, expected[sku], None, claim) for sku in named)
+    explanations = (
+        tuple(Explanation({sku: -1}, 0.0, 1 / len(named)) for sku in named)
+        if discrepancy is Discrepancy.DEFICIT
+        else ()
+    )
+    return ChannelReport("vision", ChannelState.OK, findings, discrepancy, explanations)
+
+
+@given(st.data(), expectations, st.sampled_from(NOT_OK))
+def test_where_the_scale_vouches_a_silent_camera_decides_as_its_count_would_have(
+    data, expected, state
+) -> None:
+    """The claim behind a backup: with the weight confirming every SKU 0.999 surely and the
+    other sensors seeing nothing extra, whatever the camera would have counted gives the verdict
+    its silence gives."""
+    weight = scale(
+        expected, {sku: data.draw(st.floats(OVERRULE_CONFIDENCE, 1)) for sku in expected}
+    )
+    rfid = ChannelReport(
+        "rfid",
+        ChannelState.OK,
+        tuple(SkuFinding(s, FindingStatus.CONFIRMED, n, n, 0.98) for s, n in expected.items()),
+    )
+    counted = data.draw(counts(expected))
+    silent = ChannelReport("vision", state)
+    up = BACKUP.decide(expected, [weight, rfid, counted])
+    down = BACKUP.decide(expected, [weight, rfid, silent])
+    assert up.outcome is down.outcome is Outcome.PASS
 
 
 @given(st.data(), expectations)
@@ -86,14 +123,15 @@ def test_the_scale_that_is_not_ok_excuses_no_backup(data, expected, state) -> No
 
 
 def test_tags_and_the_insertion_steps_vouch_for_no_backup() -> None:
-    """Only the weight stands in: a tag answers from beside the box, the steps are corroborating."""
+    """Only the weight stands in: a tag answers from beside the box, the steps may explain a
+    light unit that is not there (even on a policy that forgot to mark them corroborating)."""
     expected = {"MUG": 1}
     sure = (SkuFinding("MUG", FindingStatus.CONFIRMED, 1, 1, 1.0),)
     vision = ChannelReport("vision", ChannelState.UNSURE)
     unsure_weight = ChannelReport(
         "weight", ChannelState.OK, (SkuFinding("MUG", FindingStatus.CONFIRMED, 1, 1, 0.95),)
     )
-    policy = replace(BACKUP, corroborate=frozenset({"insertion"}))
+    policy = BACKUP
     for channel in ("rfid", "insertion"):
         vouching = ChannelReport(channel, ChannelState.OK, sure)
         verdict = policy.decide(expected, [unsure_weight, vouching, vision])
@@ -101,21 +139,36 @@ def test_tags_and_the_insertion_steps_vouch_for_no_backup() -> None:
     assert policy.decide(expected, [scale(expected, {"MUG": 1.0}), vision]).passed
 
 
-def test_an_excused_backup_still_blocks_on_what_it_saw() -> None:
-    """An unsure camera that read another SKU's code: the extra line stands."""
+def test_an_excused_camera_still_blocks_on_a_code_it_read() -> None:
+    """The close frame was unreadable, but an earlier frame read the tea's code in a mug-only
+    order: the report is UNSURE and the extra tea stands."""
     expected = {"MUG": 1}
-    extra = SkuFinding("SOCKS", FindingStatus.EXTRA, 0, 1, 0.99)
-    vision = ChannelReport("vision", ChannelState.UNSURE, (extra,), Discrepancy.NONE)
+    vision = build_vision_report(
+        [obs(0, None), obs(1, 1, (code("TEA"),))], expected, VISION_CATALOG
+    )
+    assert vision.state is ChannelState.UNSURE
     verdict = BACKUP.decide(expected, [scale(expected, {"MUG": 1.0}), vision])
-    assert verdict.outcome is Outcome.BLOCK and verdict.extra[0].sku == "SOCKS"
+    assert verdict.outcome is Outcome.BLOCK and [d.sku for d in verdict.extra] == ["TEA"]
 
 
-def test_a_channel_cannot_be_required_and_backup() -> None:
+def test_a_required_channel_down_lists_a_backup_down_too() -> None:
+    expected = {"MUG": 1}
+    weight = replace(scale(expected, {"MUG": 1.0}), state=ChannelState.DOWN)
+    vision = ChannelReport("vision", ChannelState.DOWN)
+    verdict = BACKUP.decide(expected, [weight, vision])
+    assert [r.channel for r in verdict.reasons] == ["weight", "vision"]
+
+
+def test_only_a_count_can_be_a_backup_and_never_also_required() -> None:
     with pytest.raises(ValueError, match="backup"):
         VerificationPolicy(required_channels=frozenset({"vision"}), backup=frozenset({"vision"}))
+    with pytest.raises(ValueError, match="count channel"):
+        VerificationPolicy(backup=frozenset({"rfid"}))
+    with pytest.raises(ValueError, match="vision"):
+        StationPolicy(backup=frozenset({"rfid"}))
 
 
-# The plan: which backups this carton needs as required channels.
+# The plan: whether this carton needs the camera as a required channel.
 CATALOG = Catalog.from_lists(
     [
         CatalogItem(sku="MUG", name="Mug", unit_weight_g=350),
@@ -124,8 +177,8 @@ CATALOG = Catalog.from_lists(
 )
 STATION = StationPolicy(
     channels=frozenset({"weight", "rfid", "vision"}),
-    required_channels=frozenset({"weight"}),
-    backup=frozenset({"rfid", "vision"}),
+    required_channels=frozenset({"weight", "rfid"}),
+    backup=frozenset({"vision"}),
 )
 
 
@@ -133,27 +186,38 @@ def planned(plan) -> tuple[frozenset[str], frozenset[str]]:
     return plan.policy.required_channels, plan.policy.backup
 
 
-def test_a_carton_the_scale_covers_leaves_its_backups_to_the_close() -> None:
+def test_a_carton_the_scale_covers_leaves_the_camera_to_the_close() -> None:
     plan = STATION.plan({"MUG": 2}, CATALOG, {"MUG": 1.0})
-    assert planned(plan) == ({"weight"}, {"rfid", "vision"})
+    assert planned(plan) == ({"weight", "rfid"}, {"vision"})
 
 
-def test_a_sku_the_scale_may_miss_makes_the_backups_required() -> None:
+def test_a_sku_the_scale_may_miss_makes_the_camera_required() -> None:
     plan = STATION.plan({"MUG": 1, "CARD": 1}, CATALOG, {"MUG": 1.0, "CARD": 0.2})
     assert planned(plan) == ({"weight", "rfid", "vision"}, frozenset())
     bare = STATION.plan({"MUG": 1}, CATALOG, {"MUG": 0.998})
     assert planned(bare) == ({"weight", "rfid", "vision"}, frozenset())
 
 
-def test_with_the_scale_replaced_every_backup_is_required() -> None:
-    from station.carton_policy import Fallback
+def test_a_rule_ignoring_the_weight_for_a_sku_makes_the_camera_required() -> None:
+    ignoring = replace(STATION, rules=(SkuRule(("MUG",), ignore=frozenset({"weight"})),))
+    plan = ignoring.plan({"MUG": 1}, CATALOG, {"MUG": 1.0})
+    assert planned(plan) == ({"weight", "rfid", "vision"}, frozenset())
 
+
+def test_with_the_scale_replaced_the_camera_is_required() -> None:
     plan = STATION.plan({"MUG": 1}, CATALOG, {"MUG": 1.0}, degraded(Fallback.SCAN_FOR_WEIGHT))
     assert planned(plan) == ({"rfid", "vision"}, frozenset())
 
 
-def test_a_backup_that_alone_tells_look_alikes_apart_is_required() -> None:
-    """The scale's confirmation says nothing of a cable of the same weight in another colour:
-    RFID, which reads the colour in the EPC, is needed; the camera, which counts, is not."""
-    plan = STATION.plan(ORDER, LOOKALIKES, ORDER_POWER, lookalike_power=ORDER_LOOKALIKE_POWER)
-    assert planned(plan) == ({"weight", "rfid"}, {"vision"})
+def test_scanning_for_a_camera_the_carton_does_not_need_asks_for_no_scans() -> None:
+    """A degraded mode never asks more than the outage: a heavy carton would pass on the scale
+    with the camera down, so scanning in its place scans nothing; a light unit is scanned."""
+    heavy = STATION.plan({"MUG": 1}, CATALOG, {"MUG": 1.0}, degraded(Fallback.SCAN_FOR_VISION))
+    assert heavy.must_scan == frozenset()
+    light = STATION.plan(
+        {"MUG": 1, "CARD": 1},
+        CATALOG,
+        {"MUG": 1.0, "CARD": 0.2},
+        degraded(Fallback.SCAN_FOR_VISION),
+    )
+    assert light.must_scan == {"MUG", "CARD"}

@@ -104,6 +104,16 @@ def test_a_backup_channel_must_be_configured_and_nothing_else(tmp_path: Path) ->
     with pytest.raises(ConfigError) as both_ways:
         load_config(StationConfig, tmp_path / "both.toml", {})
     assert "vision both required and backup" in both_ways.value.report()
+    unweighed = backup.replace('required_channels = ["weight"]', "required_channels = []")
+    (tmp_path / "unweighed.toml").write_text(unweighed + vision)
+    with pytest.raises(ConfigError) as no_scale:
+        load_config(StationConfig, tmp_path / "unweighed.toml", {})
+    assert "backup_channels needs weight in required_channels" in no_scale.value.report()
+    rfid = text.replace("backup_channels = []", 'backup_channels = ["rfid"]')
+    (tmp_path / "rfid.toml").write_text(rfid)
+    with pytest.raises(ConfigError) as not_a_count:
+        load_config(StationConfig, tmp_path / "rfid.toml", {})
+    assert "policy.backup_channels" in not_a_count.value.report()
 
 
 def test_relative_vision_paths_are_relative_to_the_config(tmp_path: Path) -> None:
