@@ -157,6 +157,11 @@ class StationPolicy:
     def __post_init__(self) -> None:
         if not self.backup <= _COUNTS_ONLY:
             raise ValueError(f"only {', '.join(sorted(_COUNTS_ONLY))} can be a backup channel")
+        both = self.backup & (self.required_channels | self.advisory)
+        if both:
+            raise ValueError(
+                f"a backup channel cannot also be required or advisory: {sorted(both)}"
+            )
 
     def plan(
         self,
@@ -197,7 +202,9 @@ class StationPolicy:
             if ignore:
                 sku_ignored[sku] = frozenset(ignore)
             coverage.append(covered)
-        backup = (self.backup & channels) - required
+        # A camera spared by a degraded mode stays a backup: the close still asks the weight to
+        # vouch for every SKU 0.999 surely, as it would with the camera down and no mode.
+        backup = ((self.backup & channels) | ({replaced} if spared else set())) - required
         needed = frozenset() if weighed else backup
         policy = VerificationPolicy(
             required_channels=required | needed,

@@ -97,7 +97,8 @@ class PolicySection(Strict):
         description="The camera required only where the scale cannot vouch for a carton on its "
         "own: in a carton whose every unit the total weight would notice missing 99.9% surely, "
         "a camera that is down, stale or unsure does not hold the carton if the weight at close "
-        "confirms every SKU 99.9% surely (an extra unit its codes read still counts). Elsewhere "
+        "confirms every SKU 99.9% surely (a unit of a SKU not ordered that its codes read still "
+        "counts). Elsewhere "
         "it is required. Needs weight in required_channels; never also required or advisory. "
         "What it gives up: a unit swapped for another of the same weight that only the camera "
         "would have read (docs/decision-policy.md).",

@@ -249,15 +249,15 @@ def build_vision_report(
         where = f"read insertion {first.index + 1}" if first.framed else "count the carton"
         # UNSURE, not OK: a station that requires vision must not PASS a carton vision could not
         # count (the policy sends it to REVIEW); where vision is optional or an excused backup
-        # it confirms nothing, but a unit its codes or classes identified beyond the order is
-        # still extra.
-        extra = [f for f in identified if f.status is FindingStatus.EXTRA]
+        # it confirms nothing. A unit of a SKU not ordered that a code identified is still
+        # extra, when nothing can have left the carton since: only hands hid frames (no item
+        # taken out and not put back, no put-back refused).
+        detail = f"vision could not {where}: {why}"
+        findings += [_unseen(sku, expected[sku], 0.0, detail) for sku in seen]
+        extra = [f for f in identified if f.status is FindingStatus.EXTRA and f.expected == 0]
+        nothing_left = all(o.framed and o.take_out is None for o in not_applicable)
+        extra = extra if nothing_left else []
         findings += extra
-        extra_skus = {f.sku for f in extra}
-        for sku in seen:
-            if sku not in extra_skus:
-                detail = f"vision could not {where}: {why}"
-                findings.append(_unseen(sku, expected[sku], 0.0, detail))
         measurements["not_applicable_frames"] = float(len(not_applicable))
         return ChannelReport(
             CHANNEL,
@@ -267,6 +267,7 @@ def build_vision_report(
                 Reason(
                     "vision_not_applicable", f"Vision cannot count this carton: {why}.", CHANNEL
                 ),
+                *(Reason("sku_extra", f.detail, CHANNEL, f.sku) for f in extra),
             ),
             measurements=measurements,
         )

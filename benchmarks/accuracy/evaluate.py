@@ -149,7 +149,8 @@ class MixTally:
     missed: list[dict[str, object]] = field(default_factory=list)  # a few, for diagnosis
     faulty_short: int = 0  # short cartons with a required channel faulty
     faulty_short_passed: int = 0
-    # Short cartons with only a backup channel faulty: a PASS is the scale vouching alone.
+    # Short cartons with only a channel faulty that their plan left a backup (the scale would
+    # notice any unit missing 99.9% surely): a PASS needs the weight to vouch alone at close.
     backup_faulty_short: int = 0
     backup_faulty_short_passed: int = 0
     # Clean weight samples the station would have kept (passed complete cartons): how many,
@@ -327,10 +328,12 @@ class Evaluation:
     def run_faulty_short(self, cartons: Iterable[Carton]) -> None:
         for carton in cartons:
             for name, decision in self.decisions(carton).items():
-                mix = self.mixes[name]
-                if any(c in carton.faults for c in mix.required):
+                # Required or a backup in this carton's plan (a backup camera the plan needed is
+                # required there, and held to the rule for required channels).
+                policy = decision.plan.policy
+                if any(c in carton.faults for c in policy.required_channels):
                     self.tallies[name].record_faulty_short(decision.verdict)
-                elif any(c in carton.faults for c in mix.backup):
+                elif any(c in carton.faults for c in policy.backup):
                     self.tallies[name].record_faulty_short(decision.verdict, backup=True)
 
 

@@ -123,7 +123,8 @@ def render(document: dict[str, object]) -> str:
         if r["backup_faulty_short_cartons"]:
             lines.append(
                 f"{name}: {r['backup_faulty_short_passed']} of {r['backup_faulty_short_cartons']} "
-                "short cartons with only a backup channel faulty passed (the scale vouching alone)"
+                "short cartons passed whose only faulty channel their plan left a backup (the "
+                "others, with the camera required there, are in 'faulty PASS')"
             )
     classes = sorted({k for r in results.values() for k in r["catch_by_class"]})
     kinds = sorted({k for r in results.values() for k in r["catch_by_error"]})

@@ -166,6 +166,8 @@ def test_only_a_count_can_be_a_backup_and_never_also_required() -> None:
         VerificationPolicy(backup=frozenset({"rfid"}))
     with pytest.raises(ValueError, match="vision"):
         StationPolicy(backup=frozenset({"rfid"}))
+    with pytest.raises(ValueError, match="also be required or advisory"):
+        StationPolicy(advisory=frozenset({"vision"}), backup=frozenset({"vision"}))
 
 
 # The plan: whether this carton needs the camera as a required channel.
@@ -214,6 +216,12 @@ def test_scanning_for_a_camera_the_carton_does_not_need_asks_for_no_scans() -> N
     with the camera down, so scanning in its place scans nothing; a light unit is scanned."""
     heavy = STATION.plan({"MUG": 1}, CATALOG, {"MUG": 1.0}, degraded(Fallback.SCAN_FOR_VISION))
     assert heavy.must_scan == frozenset()
+    # ... and the close still asks the weight to vouch, as with the camera down and no mode.
+    assert planned(heavy) == ({"weight", "rfid"}, {"vision"})
+    unsure_weight = scale({"MUG": 1}, {"MUG": 0.95})
+    rfid = ChannelReport("rfid", ChannelState.OK, unsure_weight.findings)
+    down = ChannelReport("vision", ChannelState.DOWN)
+    assert heavy.policy.decide({"MUG": 1}, [unsure_weight, rfid, down]).outcome is Outcome.REVIEW
     light = STATION.plan(
         {"MUG": 1, "CARD": 1},
         CATALOG,

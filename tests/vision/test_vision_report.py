@@ -100,6 +100,21 @@ def test_an_unreadable_insertion_is_never_a_count(expected, split, bad) -> None:
     assert required.decide(expected, [report]).outcome is Outcome.REVIEW
 
 
+def test_a_code_read_before_an_item_went_out_again_names_nothing_extra() -> None:
+    """The packer put a tea in with the mug (both codes read), then took the tea out and the
+    close came before it went back: the count is not applicable and the tea's code proves
+    nothing, nor does a second mug's code read twice: the optional camera blocks nothing."""
+    expected = {"MUG": 1}
+    out = InsertionObservation(2, None, None, {}, (), "an item was taken out", framed=False)
+    optional = VerificationPolicy(required_channels=frozenset())
+    for second in (code("TEA"), code("MUG")):
+        frames = [obs(0, 1, (code("MUG"),)), obs(1, 1, (code("MUG"), second)), out]
+        report = build_vision_report(frames, expected, CATALOG)
+        assert report.state is ChannelState.UNSURE
+        assert all(f.status is not FindingStatus.EXTRA for f in report.findings)
+        assert optional.decide(expected, [report]).outcome is not Outcome.BLOCK
+
+
 def test_a_code_read_in_a_frame_a_hand_hid_proves_nothing() -> None:
     """The packer holds the mug over the carton, its code up, while the tea goes in: the frame is
     unreadable (carried over) and the code may be on a unit that never goes in."""
@@ -126,6 +141,7 @@ def test_a_carton_vision_cannot_count_still_names_a_code_it_read_that_was_not_or
     assert verdict.outcome is Outcome.BLOCK and [d.sku for d in verdict.extra] == ["TEA"]
     required = VerificationPolicy(required_channels=frozenset({"vision"}))
     assert required.decide(expected, [report]).outcome is Outcome.REVIEW
+    assert any(r.code == "sku_extra" and r.sku == "TEA" for r in verdict.reasons)
 
 
 @given(
