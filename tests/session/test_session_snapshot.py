@@ -4,6 +4,8 @@ across a restart with its attempt numbers and published shortage."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -69,8 +71,12 @@ class TwinSessions(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._dir = Path(__import__("tempfile").mkdtemp(prefix="session-snapshot-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="session-snapshot-"))
         self._saves = 0
+
+    def teardown(self) -> None:
+        # Hypothesis builds one machine per example: without this, every run left 80 folders.
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     @initialize(mode=st.sampled_from(["shadow", "enforce"]))
     def start(self, mode):
