@@ -37,6 +37,9 @@ class CameraScene(BaseModel):
         default=(), max_length=200, description="Units in the carton, in the order put in."
     )
     hand: bool = Field(default=False, description="A hand over the carton.")
+    unplugged: bool = Field(
+        default=False, description="The camera's cable is out: it delivers no frames at all."
+    )
 
     @model_validator(mode="after")
     def _over_an_earlier_unit(self) -> CameraScene:

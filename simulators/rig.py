@@ -256,7 +256,7 @@ formats = ["EAN13"]
             self.tag_field.remove(epc)
         self.carton_epcs = []
         self.beside_epcs = {}
-        self._show(CameraScene(carton=self.scene.carton + 1))
+        self._show(CameraScene(carton=self.scene.carton + 1, unplugged=self.scene.unplugged))
 
     # -- RFID tags -----------------------------------------------------------------------------
 
@@ -449,6 +449,10 @@ formats = ["EAN13"]
     def hand_over_carton(self, present: bool = True) -> None:
         """The packer's hand over the carton (or gone again), as the camera sees it."""
         self._show(self.scene.model_copy(update={"hand": present}))
+
+    def plug_camera(self, plugged: bool = True) -> None:
+        """The camera's cable in (or out: no frames at all until it is back)."""
+        self._show(self.scene.model_copy(update={"unplugged": not plugged}))
 
     def _camera_put(self, sku: str, over: str | None = None) -> None:
         """The camera sees a unit go in, if the catalog says a camera can see that SKU; `over`:

@@ -169,14 +169,16 @@ class SimulatorSource:
         frame, _ = self.sequence.frame(hand=self.hand)
         return frame
 
-    def _from_scene_file(self, path: Path) -> np.ndarray:
+    def _from_scene_file(self, path: Path) -> np.ndarray | None:
         from simulators.camera import InsertionSequence
         from simulators.camera_scene import CameraScene, read_scene
 
         # A missing or unreadable file keeps the last scene (an empty carton before the first).
         scene = read_scene(path) or self._scene or CameraScene()
+        assert isinstance(scene, CameraScene)
+        if scene.unplugged:  # no frames: the grabber finds the camera down, as with a cable out
+            return None
         if scene != self._scene or self._rendered is None:
-            assert isinstance(scene, CameraScene)
             # The same carton number and units always lay out the same way: replayed from the
             # start, the units put in earlier stay where they were.
             sequence = InsertionSequence(

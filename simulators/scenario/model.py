@@ -59,6 +59,7 @@ class _Strict(BaseModel):
 class Channel(StrEnum):
     WEIGHT = "weight"
     RFID = "rfid"
+    VISION = "vision"
 
 
 class StationOptions(_Strict):
@@ -68,15 +69,22 @@ class StationOptions(_Strict):
     channels: list[Channel] = Field(
         default=[Channel.WEIGHT],
         min_length=1,
-        max_length=2,
-        description="Evidence channels wired: weight (always: the station needs its scale) and "
-        "rfid (an LLRP reader under the platter; tagged units carry SGTIN-96 tags).",
+        max_length=3,
+        description="Evidence channels wired: weight (always: the station needs its scale), "
+        "rfid (an LLRP reader under the platter; tagged units carry SGTIN-96 tags) and vision "
+        "(the overhead camera, rendering what goes in, counted by the shipped model).",
     )
     required_channels: list[Channel] | None = Field(
         default=None,
-        max_length=2,
+        max_length=3,
         description="Channels that must vouch for every carton ([policy] required_channels); "
         "default: weight only.",
+    )
+    backup_channels: list[Literal["vision"]] = Field(
+        default=[],
+        max_length=1,
+        description="The camera as a backup ([policy] backup_channels): required only in "
+        "cartons the scale cannot vouch for alone; needs weight required.",
     )
     rfid_second_channel: bool = Field(
         default=False,
@@ -122,9 +130,18 @@ class StationOptions(_Strict):
 
     @model_validator(mode="after")
     def _required_are_wired(self) -> StationOptions:
-        unwired = set(self.required_channels or ()) - set(self.channels)
+        required = set(self.required_channels or [Channel.WEIGHT])
+        unwired = (required | set(self.backup_channels)) - set(self.channels)
         if unwired:
-            raise ValueError(f"required channel(s) not wired: {', '.join(sorted(unwired))}")
+            raise ValueError(
+                f"required or backup channel(s) not wired: {', '.join(sorted(unwired))}"
+            )
+        if self.backup_channels and (
+            Channel.WEIGHT not in required or required & set(self.backup_channels)
+        ):
+            raise ValueError(
+                "backup_channels needs weight in required_channels and the camera not in them"
+            )
         if self.rfid_second_channel and Channel.RFID not in self.channels:
             raise ValueError("rfid_second_channel needs rfid in channels")
         return self
@@ -311,6 +328,23 @@ class RfidDown(_Strict):
     do: Literal["rfid_down"]
 
 
+class UnplugCamera(_Strict):
+    do: Literal["unplug_camera"]
+
+
+class PlugCamera(_Strict):
+    do: Literal["plug_camera"]
+
+
+class HandOver(_Strict):
+    do: Literal["hand_over"]
+    present: bool = Field(
+        default=True,
+        description="The packer's hand stays over the carton (true) or is gone again (false), "
+        "as the camera sees it.",
+    )
+
+
 class AddStrayTags(_Strict):
     do: Literal["stray_tags"]
     sku: Sku = Field(description="Tagged SKU of the neighbour's order.")
@@ -418,6 +452,9 @@ Step = Annotated[
     | ScaleDrift
     | ScaleNoise
     | RfidDown
+    | UnplugCamera
+    | PlugCamera
+    | HandOver
     | AddStrayTags
     | AwaitEvent
     | ExpectState,
@@ -462,6 +499,11 @@ class Scenario(_Strict):
         tags = self.sensors.stray_tags or self.sensors.dead_tags
         if (rfid_steps or tags) and Channel.RFID not in self.station.channels:
             raise ValueError("RFID steps, stray and dead tags need rfid in station.channels")
+        camera_steps = [
+            s for s in self.steps if isinstance(s, UnplugCamera | PlugCamera | HandOver)
+        ]
+        if camera_steps and Channel.VISION not in self.station.channels:
+            raise ValueError(f"{camera_steps[0].do} needs vision in station.channels")
         return self
 
 

@@ -48,12 +48,14 @@ from simulators.scenario.model import (
     Close,
     EventName,
     ExpectState,
+    HandOver,
     LeaveBeside,
     LoadedScenario,
     Login,
     Logout,
     Override,
     Pack,
+    PlugCamera,
     PlugScale,
     PutBack,
     RemoveUnit,
@@ -65,6 +67,7 @@ from simulators.scenario.model import (
     ScanOrder,
     Ship,
     Step,
+    UnplugCamera,
     UnplugScale,
     Wait,
 )
@@ -80,6 +83,9 @@ BEFORE_CLOSE_S = 0.35  # the scale must report the last placement's motion befor
 TAG_OUT_OF_REACH_S = 1.0  # a unit carried off: its last reads have long arrived
 TAG_SET_ASIDE_S = 0.3  # a unit set down beside the box, then CLOSE
 ALL_UP = '"msg": "all devices up"'  # the daemon's log line once every device has been up
+FRAME_LOGGED = "vision frame"  # the daemon's log message for each frame taken (counted or not)
+# States with a carton open on the platter: each settled weight step up in them gets a frame.
+CARTON_OPEN = frozenset({"awaiting_box", "packing", "blocked"})
 VERDICT = EventName.VERIFICATION_RESULT.cloudevents_type
 
 
@@ -208,6 +214,7 @@ class ScenarioRun:
             mode=options.mode,
             seed=options.seed,
             rfid=Channel.RFID in options.channels,
+            camera=Channel.VISION in options.channels,
             rfid_options=("require_second_channel = true" if options.rfid_second_channel else ""),
             extra_config=self._extra_config(),
             workflow_options=(
@@ -252,6 +259,7 @@ class ScenarioRun:
         return (
             f'[api]\nport = {self.api_port}\ntoken = "{API_TOKEN}"\n'
             f"\n[policy]\nrequired_channels = {json.dumps(required)}\n"
+            f"backup_channels = {json.dumps(options.backup_channels)}\n"
             f'lookalike_action = "{options.lookalike_action}"\n{reviewers}'
         )
 
@@ -300,9 +308,11 @@ class ScenarioRun:
                 self._wait_for_state(f"steps[{index}] scan_order", "awaiting_box", "packing")
             case ScanBox(box=box, paperwork=paperwork):
                 rig.scan(box)
+                framed = self._frames_logged()
                 rig.place(rig.box_weight(box) + (PAPERWORK_G if paperwork else 0.0))
                 self._hold_close(BEFORE_CLOSE_S)
                 self._wait_for_state(f"steps[{index}] scan_box", "packing")
+                self._await_frame(f"steps[{index}] scan_box", framed)
             case Pack(leave_out=leave_out, scan_units=scan_units):
                 if self.open_carton is None:
                     raise StepFailed(f"steps[{index}] pack: no carton was opened (scan_order)")
@@ -332,8 +342,10 @@ class ScenarioRun:
                 self._hold_close(TAG_SET_ASIDE_S)
             case PutBack(sku=sku):
                 self.beside.discard(sku)
+                framed = self._frames_logged()
                 self.in_carton.setdefault(sku, []).append(rig.put_back(sku))
                 self._hold_close(BEFORE_CLOSE_S)
+                self._await_frame(f"steps[{index}] put_back {sku}", framed)
             case Scan(code=code):
                 rig.scan(code)
             case Wait(seconds=seconds):
@@ -360,6 +372,14 @@ class ScenarioRun:
             case RfidDown():
                 if rig.rfid_reader is not None:
                     rig.rfid_reader.stop()
+            case UnplugCamera():
+                rig.plug_camera(False)
+                self._wait(f"steps[{index}] unplug_camera: the camera down", self._camera_down)
+            case PlugCamera():
+                rig.plug_camera(True)
+                self._wait(f"steps[{index}] plug_camera: the camera back up", self._camera_up)
+            case HandOver(present=present):
+                rig.hand_over_carton(present)
             case AddStrayTags(sku=sku, count=count):
                 rig.add_strays(sku, count)
             case ExpectState(state=state):
@@ -370,17 +390,41 @@ class ScenarioRun:
                     lambda: any(event_matches(wanted, e) for e in self.sink.payloads()),
                 )
 
-    def _scale_up(self) -> bool:
+    def _device_state(self, name: str) -> str | None:
         devices = self.api.status().get("devices", [])
-        return any(d.get("name") == "scale" and d.get("state") == "up" for d in devices)
+        return next((d.get("state") for d in devices if d.get("name") == name), None)
+
+    def _scale_up(self) -> bool:
+        return self._device_state("scale") == "up"
+
+    def _camera_up(self) -> bool:
+        return self._device_state("camera") == "up"
+
+    def _camera_down(self) -> bool:
+        return self._device_state("camera") == "down"
+
+    def _frames_logged(self) -> int:
+        if not self.rig.camera:
+            return 0
+        return sum(m.get("msg") == FRAME_LOGGED for m in self.daemon.log_messages())
+
+    def _await_frame(self, what: str, framed_before: int) -> None:
+        """With a camera, wait for the frame of the weight step just made: a packer puts the
+        next item in once the last one is down, so each frame shows one step's items (and the
+        scenes, rendered from the seed, come out the same on every run)."""
+        if not self.rig.camera or self.api.status().get("state") not in CARTON_OPEN:
+            return
+        self._wait(f"{what}: the camera's frame", lambda: self._frames_logged() > framed_before)
 
     def _add(self, sku: str, scan: bool) -> None:
         item = self.rig.catalog.items[sku]
         if scan and item.barcodes:
             self.rig.scan(item.barcodes[0].code)
+        framed = self._frames_logged()
         self.in_carton.setdefault(sku, []).append(self.rig.add_unit(sku))
         self._hold_close(BEFORE_CLOSE_S)
         time.sleep(UNIT_PAUSE_S)
+        self._await_frame(f"the unit of {sku}", framed)
 
     def _remove(self, index: int, sku: str) -> None:
         grams = self.in_carton.get(sku, [])

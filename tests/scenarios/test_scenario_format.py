@@ -102,6 +102,24 @@ steps = [{ do = "add", sku = "TEE-BLACK-L", count = 2 }, { do = "close", expect 
         (('{ do = "pack" }', '{ do = "stray_tags", sku = "EAR-SILVER" }'), "need rfid"),
         (('name = "minimal"', 'name = "minimal"\nstation = { channels = ["rfid"] }'), "weight"),
         (('name = "minimal"', 'name = "minimal"\nstation = { catalog = "/dev/zero" }'), "regular"),
+        (('{ do = "pack" }', '{ do = "unplug_camera" }'), "unplug_camera needs vision"),
+        (('{ do = "pack" }', '{ do = "hand_over" }'), "hand_over needs vision"),
+        (
+            ('name = "minimal"', 'name = "minimal"\nstation = { backup_channels = ["vision"] }'),
+            "station: required or backup channel(s) not wired: vision",
+        ),
+        (
+            (
+                'name = "minimal"',
+                'name = "minimal"\nstation = { channels = ["weight", "vision"], '
+                'required_channels = ["vision"], backup_channels = ["vision"] }',
+            ),
+            "backup_channels needs weight in required_channels and the camera not in them",
+        ),
+        (
+            ('name = "minimal"', 'name = "minimal"\nstation = { backup_channels = ["rfid"] }'),
+            "station.backup_channels[0]: Input should be 'vision'",
+        ),
     ],
 )
 def test_mistakes_name_the_scenario_and_the_key_path(

@@ -40,7 +40,7 @@ from station.verification import (
     VerificationPolicy,
 )
 from station.weight_check import WeightCheckConfig
-from vision.config import DEFAULT_MODEL, VisionConfig
+from vision.config import DEFAULT_MODEL, SimulatorSourceConfig, VisionConfig
 from vision.sources import SimulatorSource
 
 CATALOG = load_catalog(EXAMPLE_CATALOG)
@@ -167,6 +167,23 @@ def test_a_unit_lies_only_over_one_put_in_before_it(tmp_path: Path) -> None:
         units = [{"sku": MUG}, {"sku": BOOK, "over": itself_or_later}, {"sku": EAR}]
         (tmp_path / "scene.json").write_text(json.dumps({"units": units}))
         assert read_scene(tmp_path / "scene.json") is None
+
+
+def test_an_unplugged_camera_delivers_no_frames_until_plugged_back(tmp_path: Path) -> None:
+    """The scenario runner's `unplug_camera`: the simulator source gives nothing (the grabber
+    then finds the camera down, as with a cable out), and the same carton once plugged back."""
+    path = tmp_path / "scene.json"
+    config = SimulatorSourceConfig(type="simulator", scene_file=path, interval_s=0, seed=3)
+    source = SimulatorSource(config)
+    scene = CameraScene(units=(SceneUnit(sku=MUG),))
+    write_scene(path, scene)
+    plugged = source.read()
+    assert plugged is not None
+    write_scene(path, scene.model_copy(update={"unplugged": True}))
+    assert source.read() is None
+    write_scene(path, scene)
+    again = source.read()
+    assert again is not None and (again == plugged).all()
 
 
 def test_an_oversized_scene_file_is_nothing(tmp_path: Path) -> None:
