@@ -182,13 +182,10 @@ class VisionEvidenceChannel(EvidenceChannel):
         async with self._frames:
             if generation != self._generation:
                 return
-            try:
-                taken = await self.camera.take_frame(timeout_s)
-            except Exception as exc:  # inference stuck or failed: that frame is not seen
-                log.error("vision frame failed", extra={"kind": kind, "error": str(exc)})
-                taken, failure = None, f"inference failed ({exc})"
+            if not self.camera.camera_up:  # no frame can come: say so now, not after the timeout
+                taken, failure = None, f"camera down ({self._down_detail()})"
             else:
-                failure = "no still frame from the camera in time"
+                taken, failure = await self._take(kind, timeout_s)
             if generation != self._generation:
                 return
             took_s = time.monotonic() - started
@@ -203,6 +200,19 @@ class VisionEvidenceChannel(EvidenceChannel):
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:
                 self.latest_image = preview
+
+    async def _take(self, kind: FrameKind, timeout_s: float) -> tuple[TakenFrame | None, str]:
+        """A still frame, or None and why not."""
+        try:
+            taken = await self.camera.take_frame(timeout_s)
+        except Exception as exc:  # inference stuck or failed: that frame is not seen
+            log.error("vision frame failed", extra={"kind": kind, "error": str(exc)})
+            return None, f"inference failed ({exc})"
+        return taken, "no still frame from the camera in time"
+
+    def _down_detail(self) -> str:
+        camera = self.camera
+        return camera.worker.down_reason or camera.grabber.health.detail
 
     def _guard(self) -> PutBackGuard | None:
         """The open carton's put-back guard; None until its manifest is in (no frame may then
@@ -270,7 +280,7 @@ class VisionEvidenceChannel(EvidenceChannel):
             catalog,
             lookalike_groups=self.config.lookalike_groups,
             camera_up=camera.camera_up,
-            camera_detail=camera.worker.down_reason or camera.grabber.health.detail,
+            camera_detail=self._down_detail(),
             put_back_guard=put_back_guard(expected, catalog, self._scale_error_g, self._materials),
         )
         encoding = time.monotonic()

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from simulators.daemon_process import FRAME_LOGGED
 from simulators.rig import PAPERWORK_G
 from tests.e2e.conftest import VERIFICATION, Harness, query, wait_until
 from vision.config import DEFAULT_MODEL
@@ -58,7 +59,7 @@ def harness(make_harness: Callable[..., Harness], api_port: int) -> Harness:
 
 
 def frames_logged(harness: Harness) -> list[dict[str, Any]]:
-    return [m for m in harness.daemon.log_messages() if m.get("msg") == "vision frame"]
+    return [m for m in harness.daemon.log_messages() if m.get("msg") == FRAME_LOGGED]
 
 
 def pack_insertion_by_insertion(
@@ -229,6 +230,26 @@ def test_a_hand_over_the_carton_is_not_applicable_never_a_count(harness: Harness
         "SOCKS-WOOL-M": "not_applicable",
         "NOTE-GIFT": "not_applicable",
     }
+
+
+def test_an_unplugged_camera_answers_each_insertion_at_once_and_reports_the_carton_down(
+    harness: Harness,
+) -> None:
+    harness.station.plug_camera(False)
+    assert wait_until(lambda: '"msg": "camera down' in harness.daemon.log_since_start(), 10)
+
+    pack_insertion_by_insertion(harness, "ORD-1001")
+
+    frames = frames_logged(harness)
+    assert len(frames) == 5  # the box, the mug, two pairs of socks, the gift note
+    for frame in frames:
+        # Said at once (no 2 s capture timeout per insertion) and why, never a count.
+        assert frame["reason"].startswith("camera down"), frame
+        assert frame["visible"] is None and frame["capture_ms"] < 1000, frame
+    harness.wait_for_event(VERIFICATION, lambda e: e["data"]["order_id"] == "ORD-1001")
+    harness.wait_for_attempts("ORD-1001")
+    vision = channel_report(attempt_record(harness, "ORD-1001"), "vision")
+    assert vision["state"] == "down", vision
 
 
 def test_a_unit_set_down_over_another_counts_after_the_second_look_the_screen_asks_for(
