@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from simulators.daemon_process import FRAME_LOGGED
 from simulators.rig import PAPERWORK_G, SimulatedStation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,8 +136,8 @@ def is_verdict_light(entry: LogEntry) -> bool:
 
 
 def is_vision_frame(entry: LogEntry) -> bool:
-    """An insertion's or a close's frame was counted, or failed (logged either way)."""
-    return entry.get("msg") in ("vision frame", "vision frame failed")
+    """An insertion's frame was counted, or found not applicable, or failed (logged either way)."""
+    return entry.get("msg") == FRAME_LOGGED
 
 
 def logged_at(entry: LogEntry) -> float:

@@ -20,6 +20,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 10.0
+# The daemon's log message for each frame the camera takes (counted, not applicable or failed).
+FRAME_LOGGED = "vision frame"
 
 
 class DaemonFailed(AssertionError):
@@ -112,6 +114,21 @@ class DaemonProcess:
             except ValueError:
                 continue
         return messages
+
+    def count_logged(self, msg: str, since: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """How many JSON lines of this run's log carry `msg`, reading only what was logged after
+        `since` (a previous answer, or the start). Returns (count, position) to pass back."""
+        counted, position = since
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset + position)
+            new = log.read()
+        complete = new[: new.rfind(b"\n") + 1]  # a line still being written counts next time
+        for line in complete.splitlines():
+            try:
+                counted += json.loads(line).get("msg") == msg
+            except (ValueError, AttributeError):
+                continue
+        return counted, position + len(complete)
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():
