@@ -115,8 +115,10 @@ class DaemonProcess:
                 continue
         return messages
 
-    def count_logged(self, msg: str, since: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-        """How many JSON lines of this run's log carry `msg`, reading only what was logged after
+    def count_logged(
+        self, matches: Callable[[dict[str, Any]], bool], since: tuple[int, int] = (0, 0)
+    ) -> tuple[int, int]:
+        """How many JSON lines of this run's log `matches`, reading only what was logged after
         `since` (a previous answer, or the start). Returns (count, position) to pass back."""
         counted, position = since
         with self.log_path.open("rb") as log:
@@ -125,9 +127,10 @@ class DaemonProcess:
         complete = new[: new.rfind(b"\n") + 1]  # a line still being written counts next time
         for line in complete.splitlines():
             try:
-                counted += json.loads(line).get("msg") == msg
-            except (ValueError, AttributeError):
+                entry = json.loads(line)
+            except ValueError:
                 continue
+            counted += isinstance(entry, dict) and matches(entry)
         return counted, position + len(complete)
 
     def log_tail(self, lines: int = 60) -> str:

@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = REPO / "config" / "catalog.example.json"
 EXAMPLE_MANIFESTS = REPO / "config" / "manifests"
 PAPERWORK_G = 6.0  # the packing slip the rig's packer puts in every carton
+# The rig's scale reads in 1 g divisions with a one-division motion band: a settled change larger
+# than this is a weight step (and, with a carton open, an insertion the camera takes a frame of).
+STEP_BAND_G = 1.0
 RFID_READER = "platter"  # the rig's LLRP reader; its device is "rfid platter"
 RFID_FLOOR_DBM = -55.0  # antenna 1 (under the platter); antenna 2 faces the neighbour
 IN_CARTON_DBM = -42.0
@@ -141,7 +144,8 @@ port = "{self.scale.pty_path}"
 poll_interval_s = {s(t.poll_interval_s)}
 stability_window_s = {s(t.stability_window_s)}
 settle_window_s = {s(t.settle_window_s)}
-division_g = 1.0
+division_g = {STEP_BAND_G}
+motion_band_divisions = 1.0
 capacity_g = 15000.0
 stale_after_s = {s(2.0)}
 reconnect_min_s = {s(0.5)}
@@ -224,6 +228,8 @@ seed = {self.seed}
 width = 640
 height = 480
 interval_s = 0.05
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
 
 [vision.barcodes]
 formats = ["EAN13"]
@@ -238,6 +244,11 @@ formats = ["EAN13"]
 
     def scan(self, code: str) -> None:
         self.scanner.send(code)
+
+    @property
+    def on_platter_g(self) -> float:
+        """What lies on the platter (the scale shows it once it is plugged in and settled)."""
+        return self._on_platter_g
 
     def place(self, grams: float) -> None:
         """Put something on the platter (or take it off with negative grams)."""

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from simulators.broker import MosquittoBroker, free_port
-from simulators.daemon_process import DaemonProcess, query, wait_until
-from simulators.rig import PAPERWORK_G, SimulatedStation
+from simulators.daemon_process import FRAME_LOGGED, DaemonProcess, query, wait_until
+from simulators.rig import PAPERWORK_G, STEP_BAND_G, SimulatedStation
 from simulators.scenario.compare import (
     ActualVerdict,
     EventComparison,
@@ -83,10 +83,14 @@ BEFORE_CLOSE_S = 0.35  # the scale must report the last placement's motion befor
 TAG_OUT_OF_REACH_S = 1.0  # a unit carried off: its last reads have long arrived
 TAG_SET_ASIDE_S = 0.3  # a unit set down beside the box, then CLOSE
 ALL_UP = '"msg": "all devices up"'  # the daemon's log line once every device has been up
-FRAME_LOGGED = "vision frame"  # the daemon's log message for each frame taken (counted or not)
 # States with a carton open on the platter: each settled weight step up in them gets a frame.
 CARTON_OPEN = frozenset({"awaiting_box", "packing", "blocked"})
 VERDICT = EventName.VERIFICATION_RESULT.cloudevents_type
+
+
+def is_insertion_frame(entry: dict[str, Any]) -> bool:
+    """The camera's frame of a weight step (not the close's, which the runner does not predict)."""
+    return entry.get("msg") == FRAME_LOGGED and entry.get("kind") != "close"
 
 
 class StepFailed(Exception):
@@ -181,6 +185,12 @@ class ScenarioRun:
         self.beside: set[str] = set()
         self.close_not_before = 0.0  # real monotonic time before which CLOSE would race a device
         self.verdicts_seen = 0
+        # The camera's frames: one per settled weight step up with a carton open. The runner
+        # predicts each and waits for it, counting the daemon's frame log lines as they come.
+        self.scale_plugged = True
+        self.level_g = 0.0  # the weight the daemon's scale last stepped to
+        self.frames_due = 0
+        self.frames_logged = (0, 0)  # (count, log position) of insertion frames, for count_logged
 
     # -- set-up and tear-down ------------------------------------------------------------------
 
@@ -308,11 +318,10 @@ class ScenarioRun:
                 self._wait_for_state(f"steps[{index}] scan_order", "awaiting_box", "packing")
             case ScanBox(box=box, paperwork=paperwork):
                 rig.scan(box)
-                framed = self._frames_logged()
                 rig.place(rig.box_weight(box) + (PAPERWORK_G if paperwork else 0.0))
                 self._hold_close(BEFORE_CLOSE_S)
                 self._wait_for_state(f"steps[{index}] scan_box", "packing")
-                self._await_frame(f"steps[{index}] scan_box", framed)
+                self._weighed(f"steps[{index}] scan_box")
             case Pack(leave_out=leave_out, scan_units=scan_units):
                 if self.open_carton is None:
                     raise StepFailed(f"steps[{index}] pack: no carton was opened (scan_order)")
@@ -337,15 +346,15 @@ class ScenarioRun:
                 if grams:
                     rig.place(-grams.pop())
                     self._hold_close(BEFORE_CLOSE_S)
+                    self._weighed(f"steps[{index}] leave_beside {sku}")
                 rig.leave_beside(sku)
                 self.beside.add(sku)
                 self._hold_close(TAG_SET_ASIDE_S)
             case PutBack(sku=sku):
                 self.beside.discard(sku)
-                framed = self._frames_logged()
                 self.in_carton.setdefault(sku, []).append(rig.put_back(sku))
                 self._hold_close(BEFORE_CLOSE_S)
-                self._await_frame(f"steps[{index}] put_back {sku}", framed)
+                self._weighed(f"steps[{index}] put_back {sku}")
             case Scan(code=code):
                 rig.scan(code)
             case Wait(seconds=seconds):
@@ -359,14 +368,19 @@ class ScenarioRun:
                 self.in_carton.clear()
                 self.beside.clear()
                 self._hold_close(BEFORE_CLOSE_S)
+                self._weighed(f"steps[{index}] ship")
             case UnplugScale():
                 rig.scale.disconnect()
+                self.scale_plugged = False
             case PlugScale():
                 rig.scale.reconnect()
+                self.scale_plugged = True
                 self._wait(f"steps[{index}] plug_scale: the scale back up", self._scale_up)
+                self._weighed(f"steps[{index}] plug_scale")
             case ScaleDrift(grams=grams):
                 rig.place(grams)
                 self._hold_close(BEFORE_CLOSE_S)
+                self._weighed(f"steps[{index}] scale_drift")
             case ScaleNoise(sigma_g=sigma_g):
                 rig.scale.set_noise(sigma_g)
             case RfidDown():
@@ -403,28 +417,49 @@ class ScenarioRun:
     def _camera_down(self) -> bool:
         return self._device_state("camera") == "down"
 
-    def _frames_logged(self) -> int:
-        if not self.rig.camera:
-            return 0
-        return sum(m.get("msg") == FRAME_LOGGED for m in self.daemon.log_messages())
-
-    def _await_frame(self, what: str, framed_before: int) -> None:
-        """With a camera, wait for the frame of the weight step just made: a packer puts the
-        next item in once the last one is down, so each frame shows one step's items (and the
-        scenes, rendered from the seed, come out the same on every run)."""
-        if not self.rig.camera or self.api.status().get("state") not in CARTON_OPEN:
+    def _weighed(self, what: str) -> None:
+        """The platter's load changed. With the scale plugged in the daemon sees the change
+        settle (else once the scale is back); a step up with a carton open is an insertion the
+        camera takes a frame of. The packer waits for that frame before the next unit, so each
+        frame shows one step's items and the scenes, rendered from the seed, come out the same
+        on every run. Each frame is predicted, so a drift's or a re-plugged scale's frame is
+        never taken for the next unit's. A step down is waited out too: a unit put on before it
+        settled would merge with it into one step, and its frame would never come."""
+        load_g = self.rig.on_platter_g
+        if not self.scale_plugged or abs(load_g - self.level_g) <= STEP_BAND_G:
+            return  # not seen yet, or inside the motion band: no step
+        stepped_up, self.level_g = load_g > self.level_g, load_g
+        if not stepped_up:
+            self._wait(f"{what}: the scale settled at {load_g:g} g", self._settled_at_load)
             return
-        self._wait(f"{what}: the camera's frame", lambda: self._frames_logged() > framed_before)
+        if not self.rig.camera:
+            return
+        if self.api.status().get("state") not in CARTON_OPEN:
+            return
+        self.frames_due += 1
+        self._wait(f"{what}: the camera's frame", self._frames_arrived)
+
+    def _settled_at_load(self) -> bool:
+        weight = self.api.status().get("weight", {})
+        grams = weight.get("grams")
+        return (
+            weight.get("state") == "settled"
+            and grams is not None
+            and abs(grams - self.rig.on_platter_g) <= STEP_BAND_G
+        )
+
+    def _frames_arrived(self) -> bool:
+        self.frames_logged = self.daemon.count_logged(is_insertion_frame, self.frames_logged)
+        return self.frames_logged[0] >= self.frames_due
 
     def _add(self, sku: str, scan: bool) -> None:
         item = self.rig.catalog.items[sku]
         if scan and item.barcodes:
             self.rig.scan(item.barcodes[0].code)
-        framed = self._frames_logged()
         self.in_carton.setdefault(sku, []).append(self.rig.add_unit(sku))
         self._hold_close(BEFORE_CLOSE_S)
         time.sleep(UNIT_PAUSE_S)
-        self._await_frame(f"the unit of {sku}", framed)
+        self._weighed(f"the unit of {sku}")
 
     def _remove(self, index: int, sku: str) -> None:
         grams = self.in_carton.get(sku, [])
@@ -434,6 +469,7 @@ class ScenarioRun:
         if self.rig.take_away(sku) is not None:
             self._hold_close(TAG_OUT_OF_REACH_S)
         self._hold_close(BEFORE_CLOSE_S)
+        self._weighed(f"steps[{index}] remove {sku}")
 
     def _close(self, index: int, step: Close) -> None:
         time.sleep(max(0.0, self.close_not_before - time.monotonic()))
