@@ -15,10 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from station.catalog_file import CatalogFileError, load_catalog
 from station.config import StationConfig
 from station.config_loader import ConfigProblem
+from station.domain import Catalog
+from station.weight_check import weighs_per_unit
+
+T = TypeVar("T")
 
 
 def preflight(config: StationConfig) -> list[ConfigProblem]:
@@ -37,15 +42,18 @@ def preflight(config: StationConfig) -> list[ConfigProblem]:
         problems.append(ConfigProblem(key, None, f"{kind} {path} {state}: {what}"))
         return False
 
-    def parses(key: str, load: Callable[[], object], what: str) -> None:
+    def parses(key: str, load: Callable[[], T], what: str) -> T | None:
         try:
-            load()
+            return load()
         except (CatalogFileError, OSError, ValueError) as exc:
             problems.append(ConfigProblem(key, None, f"{exc}: {what}"))
+            return None
 
     catalog = config.catalog
     if need("catalog.path", catalog.path, "export the catalog there or fix the path"):
-        parses("catalog.path", lambda: load_catalog(catalog.path), "fix the export")
+        loaded = parses("catalog.path", lambda: load_catalog(catalog.path), "fix the export")
+        if loaded is not None:
+            problems += _unknown_extras(config.weight.common_extras, loaded)
     source = config.manifests.source
     need(
         "manifests.source.path",
@@ -72,6 +80,19 @@ def preflight(config: StationConfig) -> list[ConfigProblem]:
         need("vision.source.path", source_path, "fix the path", folder=folder)
     problems += _data_dir(config.station.data_dir)
     return problems
+
+
+def _unknown_extras(skus: tuple[str, ...], catalog: Catalog) -> list[ConfigProblem]:
+    """Common extras must be catalog SKUs with a fixed unit weight, else they explain nothing."""
+    return [
+        ConfigProblem(
+            f"weight.common_extras[{i}]",
+            None,
+            f"{sku} is not in the catalog with a fixed unit weight: fix the SKU or add its weight",
+        )
+        for i, sku in enumerate(skus)
+        if not weighs_per_unit(catalog.items.get(sku))
+    ]
 
 
 def _data_dir(data_dir: Path) -> list[ConfigProblem]:

@@ -6,8 +6,9 @@ independent, so they combine as a root-sum-of-squares; the tolerance is `z` of t
 standard deviations, never below a floor. docs/weight-verification.md derives it with an example.
 
 A carton outside the tolerance is a discrepancy. The channel then searches the manifest's units
-for the few combinations that best explain the difference and names a SKU only when one
-single-SKU explanation clearly beats every other hypothesis.
+(for a surplus also the usual extras: the site's list and the SKUs of the cartons packed at the
+station just before) for the few combinations that best explain the difference and names a SKU
+only when one single-SKU explanation clearly beats every other hypothesis.
 """
 
 from __future__ import annotations
@@ -156,6 +157,22 @@ class WeightCheckConfig(BaseModel):
         le=1e6,
         description="How many times likelier the best explanation must be than the runner-up "
         "before the channel names a SKU as missing or extra.",
+    )
+
+    common_extras: tuple[str, ...] = Field(
+        default=(),
+        max_length=500,
+        description="SKUs found in cartons that did not order them often enough (a promotional "
+        "insert, a spare packing slip SKU) that a surplus is also explained by them, not only by "
+        "extra units of the order's own SKUs.",
+    )
+    recent_cartons_as_extras: int = Field(
+        default=10,
+        ge=0,
+        le=200,
+        description="The SKUs of this many cartons verified last at the station also explain a "
+        "surplus: an item of another order mixed in most likely comes from a neighbour order. "
+        "0: only the order's own SKUs and common_extras.",
     )
 
     per_insertion: bool = Field(
@@ -337,13 +354,16 @@ def evaluate_weight(
     measurement: WeightMeasurement,
     config: WeightCheckConfig,
     provenance: Mapping[str, str] | None = None,
+    usual_extras: Iterable[str] = (),
 ) -> ChannelReport:
     """The weight channel's report for one carton. Never raises on a bad reading: fails closed.
 
     `provenance` (where each unit weight and the tare came from) is copied into the report so
-    the evidence says which figures the verdict was measured against.
+    the evidence says which figures the verdict was measured against. `usual_extras`: SKUs not
+    ordered that may explain a surplus too (besides `config.common_extras`); unknown SKUs and
+    SKUs without a fixed unit weight are passed over.
     """
-    report = _evaluate(expected_units, catalog, box, measurement, config)
+    report = _evaluate(expected_units, catalog, box, measurement, config, usual_extras)
     return replace(report, provenance=dict(provenance)) if provenance else report
 
 
@@ -353,6 +373,7 @@ def _evaluate(
     box: BoxType | None,
     measurement: WeightMeasurement,
     config: WeightCheckConfig,
+    usual_extras: Iterable[str],
 ) -> ChannelReport:
     unusable = _unusable_reading(measurement, box)
     if unusable is not None:
@@ -370,8 +391,10 @@ def _evaluate(
         )
     measured = measurement.gross_g if measurement.gross_g is not None else measurement.net_g
     tolerance = tolerance_g(expected.sigma_g, measurement.scale_error_g, config)
+    units = {sku: n for sku, n in expected_units.items() if n > 0}
     carton = _Carton(
-        units={sku: n for sku, n in expected_units.items() if n > 0},
+        units=units,
+        strangers=_strangers([*config.common_extras, *usual_extras], units, catalog),
         items=catalog.items,
         delta_g=measured - expected.mean_g,
         tolerance_g=tolerance,
@@ -394,9 +417,24 @@ def _evaluate(
     return _discrepancy_report(carton, config, measurements)
 
 
+def weighs_per_unit(item: CatalogItem | None) -> bool:
+    """A catalog item whose units the scale can count: a known, fixed unit weight."""
+    return item is not None and bool(item.unit_weight_g) and not item.variable_weight
+
+
+def _strangers(skus: Iterable[str], units: Mapping[str, int], catalog: Catalog) -> tuple[str, ...]:
+    """The SKUs not ordered that the scale can count, each once, sorted."""
+    return tuple(
+        sorted(
+            sku for sku in set(skus) if sku not in units and weighs_per_unit(catalog.items.get(sku))
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Carton:
     units: Mapping[str, int]
+    strangers: tuple[str, ...]  # SKUs not ordered that may explain a surplus (usual extras)
     items: Mapping[str, CatalogItem]
     delta_g: float  # measured - expected
     tolerance_g: float
@@ -490,6 +528,8 @@ def _discrepancy_report(
     )
     named = _decisive_sku(explanations, config)
     findings = tuple(_finding_off_tolerance(carton, sku, named) for sku in sorted(carton.units))
+    if named is not None and named.sku not in carton.units:  # a usual extra, not ordered
+        findings += (_stranger_finding(carton, named),)
     reason = Reason(
         f"weight_{kind.value}",
         _discrepancy_sentence(carton, explanations, named, len(hypotheses)),
@@ -512,6 +552,8 @@ def _search_explanations(
     150-unit carton stays in milliseconds.
     """
     deficit = carton.delta_g < 0
+    # A deficit only lacks ordered units; a surplus may also hold units of the usual extras.
+    movable = carton.units if deficit else {**carton.units, **dict.fromkeys(carton.strangers, 0)}
     candidates = sorted(
         (
             _Candidate(
@@ -520,7 +562,7 @@ def _search_explanations(
                 item.weight_spread_g,
                 min(n, config.max_explanation_units) if deficit else config.max_explanation_units,
             )
-            for sku, n in carton.units.items()
+            for sku, n in movable.items()
             if (item := carton.items[sku]).unit_weight_g
         ),
         key=lambda c: (c.unit_g, c.sku),
@@ -635,6 +677,12 @@ def _finding_off_tolerance(carton: _Carton, sku: str, named: _Named | None) -> S
     return SkuFinding(sku, FindingStatus.UNCERTAIN, expected, None, 0.0, detail)
 
 
+def _stranger_finding(carton: _Carton, named: _Named) -> SkuFinding:
+    phrase = _units_phrase(carton, {named.sku: named.units})
+    detail = f"weight points to {phrase} extra, a SKU the order does not hold"
+    return SkuFinding(named.sku, FindingStatus.EXTRA, 0, named.units, named.confidence, detail)
+
+
 def _discrepancy_sentence(
     carton: _Carton, explanations: tuple[Explanation, ...], named: _Named | None, found: int
 ) -> str:
@@ -643,7 +691,8 @@ def _discrepancy_sentence(
         f"Carton is {abs(carton.delta_g):.0f} g {direction} (tolerance ±{carton.tolerance_g:.0f} g)"
     )
     if not explanations:
-        return f"{head}: no combination of the order's items explains it."
+        usual = " or the usual extras" if carton.strangers and carton.delta_g > 0 else ""
+        return f"{head}: no combination of the order's items{usual} explains it."
     if named is not None:
         return f"{head}: most likely {_units_phrase(carton, explanations[0].delta_units)}."
     options = " or ".join(_units_phrase(carton, e.delta_units) for e in explanations)

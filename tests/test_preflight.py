@@ -85,3 +85,15 @@ def test_two_scanners_by_one_name_or_a_port_two_devices_share_are_refused(
         load_station_config(site)
     assert "one port, two devices" in info.value.report()
     assert "scale.port and scanners.0" in info.value.report()
+
+
+def test_common_extras_the_scale_cannot_count_are_named_by_index(site: Path) -> None:
+    text = site.read_text()
+    typed = 'common_extras = ["MUG-BLUE", "MUG-BLEU", "CHEESE-FARM"]'
+    assert "common_extras = []" in text
+    site.write_text(text.replace("common_extras = []", typed, 1))
+    found = problems(site)
+    assert set(found) == {"weight.common_extras[1]", "weight.common_extras[2]"}, found
+    assert "MUG-BLEU is not in the catalog with a fixed unit weight" in found[
+        "weight.common_extras[1]"
+    ]

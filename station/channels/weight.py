@@ -71,6 +71,10 @@ class WeightChannel(EvidenceChannel):
         # When the platter last settled empty (in the zero band), on the monotonic clock.
         self.emptied_at: float | None = None
         self._observed: dict[str, object] = {}
+        # The SKUs of the cartons verified last (newest last): a surplus may be one of theirs.
+        self._recent_cartons: deque[tuple[tuple[str, str], frozenset[str]]] = deque(
+            maxlen=check.recent_cartons_as_extras
+        )
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -105,23 +109,23 @@ class WeightChannel(EvidenceChannel):
         assessment = await self.wait_settled(deadline, requested_at)
         self._observed = {"trace": self._trace(requested_at), "assessment": assessment.state.value}
         units = expected_units(request.manifest, self._context.catalog)
+        neighbours = self._neighbour_skus(request.manifest.key, units)
+        measurement = self._measurement(assessment)
         if self.learned is None:
-            return evaluate_weight(
-                units,
-                self._context.catalog,
-                request.box,
-                self._measurement(assessment),
-                self.check_config,
-            )
-        weights = self.learned.effective(units, request.box)
+            catalog, box, provenance = self._context.catalog, request.box, None
+        else:
+            weights = self.learned.effective(units, request.box)
+            catalog, box, provenance = weights.catalog, weights.box, weights.provenance
         return evaluate_weight(
-            units,
-            weights.catalog,
-            weights.box,
-            self._measurement(assessment),
-            self.check_config,
-            weights.provenance,
+            units, catalog, box, measurement, self.check_config, provenance, neighbours
         )
+
+    def _neighbour_skus(self, carton: tuple[str, str], units: Mapping[str, int]) -> frozenset[str]:
+        """The SKUs of the cartons verified before this one (its own remembered for the next)."""
+        earlier = [skus for key, skus in self._recent_cartons if key != carton]
+        if not any(key == carton for key, _ in self._recent_cartons):
+            self._recent_cartons.append((carton, frozenset(units)))
+        return frozenset().union(*earlier)
 
     async def settled_weight(self, timeout_s: float) -> WeightMeasurement:
         """The settled weight on the platter now (a reading taken after this call), for the

@@ -393,3 +393,65 @@ def test_the_nearest_look_alike_decides_and_an_unknown_weight_tells_nothing() ->
         box = catalog.boxes["BOX-S"]
         power = lookalike_detection(units, catalog, box, lambda grams: SCALE_MPE_G, CONFIG)
         assert power == {"TEE-M": 0.0}
+
+
+# --- a surplus explained by the usual extras ---------------------------------------------------
+
+NEIGHBOURS = Catalog.from_lists(
+    [
+        CatalogItem(sku="MUG", name="Blue Mug", unit_weight_g=412, weight_spread_g=4),
+        CatalogItem(sku="SOCKS", name="Wool Socks", unit_weight_g=62, weight_spread_g=2),
+        CatalogItem(sku="CANDLE", name="Soy Candle", unit_weight_g=320, weight_spread_g=5),
+        CatalogItem(sku="BOWL", name="Blue Bowl", unit_weight_g=413, weight_spread_g=4),
+        CatalogItem(sku="HONEY", name="Honey", unit_weight_g=320, variable_weight=True),
+    ],
+    [BoxType(code="BOX-S", name="Small", tare_g=180, tare_spread_g=5)],
+)
+ORDERED = {"MUG": 1, "SOCKS": 2}
+ORDERED_G = 180 + 12 + 412 + 2 * 62
+
+
+def weigh_with(gross_g: float, usual: tuple[str, ...] = (), config=CONFIG):
+    box = NEIGHBOURS.boxes["BOX-S"]
+    return evaluate_weight(ORDERED, NEIGHBOURS, box, settled(gross_g), config, usual_extras=usual)
+
+
+def test_a_candle_of_the_last_order_is_named_extra_where_only_the_order_had_five_socks() -> None:
+    alone = weigh_with(ORDERED_G + 320)
+    assert alone.explanations[0].delta_units == {"SOCKS": 5}  # the order's SKUs cannot do better
+    assert alone.finding_for("CANDLE") is None
+
+    report = weigh_with(ORDERED_G + 320, usual=("CANDLE", "HONEY", "UNKNOWN-SKU"))
+    assert report.explanations[0].delta_units == {"CANDLE": 1}
+    candle = report.finding_for("CANDLE")
+    assert candle is not None
+    assert (candle.status, candle.expected, candle.observed) == (FindingStatus.EXTRA, 0, 1)
+    assert "1 x Soy Candle (CANDLE)" in report.reasons[0].message
+    assert not {"HONEY", "UNKNOWN-SKU"} & {s for e in report.explanations for s in e.delta_units}
+    verdict = VerificationPolicy().decide(ORDERED, [report])
+    assert verdict.outcome is Outcome.BLOCK
+    assert [(d.sku, d.quantity) for d in verdict.extra] == [("CANDLE", 1)] and not verdict.missing
+
+
+def test_the_site_list_of_common_extras_counts_as_much_as_the_last_orders() -> None:
+    config = CONFIG.model_copy(update={"common_extras": ("CANDLE",)})
+    assert weigh_with(ORDERED_G + 320, config=config).explanations[0].delta_units == {"CANDLE": 1}
+
+
+def test_a_usual_extra_as_heavy_as_an_ordered_sku_leaves_the_surplus_unnamed() -> None:
+    report = weigh_with(ORDERED_G + 412, usual=("BOWL",))
+    assert {frozenset(e.delta_units) for e in report.explanations[:2]} == {
+        frozenset({"MUG"}),
+        frozenset({"BOWL"}),
+    }
+    assert not [f for f in report.findings if f.status is FindingStatus.EXTRA]
+    assert VerificationPolicy().decide(ORDERED, [report]).outcome is Outcome.BLOCK
+
+
+@settings(max_examples=60, deadline=None)
+@given(light_g=st.floats(min_value=40, max_value=700))
+def test_a_deficit_is_never_explained_by_what_was_not_ordered(light_g: float) -> None:
+    report = weigh_with(ORDERED_G - light_g, usual=("CANDLE", "BOWL"))
+    named = {s for e in report.explanations for s in e.delta_units}
+    named |= {f.sku for f in report.findings}
+    assert not named & {"CANDLE", "BOWL"}, report
