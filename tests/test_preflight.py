@@ -94,6 +94,7 @@ def test_common_extras_the_scale_cannot_count_are_named_by_index(site: Path) -> 
     site.write_text(text.replace("common_extras = []", typed, 1))
     found = problems(site)
     assert set(found) == {"weight.common_extras[1]", "weight.common_extras[2]"}, found
-    assert "MUG-BLEU is not in the catalog with a fixed unit weight" in found[
-        "weight.common_extras[1]"
-    ]
+    assert (
+        "MUG-BLEU is not in the catalog with a fixed unit weight"
+        in found["weight.common_extras[1]"]
+    )
