@@ -215,13 +215,33 @@ class VerificationPolicy:
 
     def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
-        reasons = list(self._unavailable(by_channel, self.required_channels))
+        required = list(self._unavailable(by_channel, self.required_channels))
+        backups: list[Reason] = []
         if self.backup and not self._scale_vouches(expected, reports):
             why = " and the scale alone does not vouch for every unit"
-            reasons += self._unavailable(by_channel, self.backup, why)
-        if reasons:
-            return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
+            backups = list(self._unavailable(by_channel, self.backup, why))
+        if required:
+            return Verdict(Outcome.REVIEW, tuple(required + backups), reports=reports)
+        if backups:
+            return self._without_backup(expected, reports, backups)
+        return self._weigh(expected, reports)
 
+    def _without_backup(
+        self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...], why: list[Reason]
+    ) -> Verdict:
+        """A backup needed but not OK: REVIEW, unless the channels that are OK name lines surely
+        missing or extra. A count (the backup) cannot set aside what the scale, a tag or a scan
+        names, so the carton would be blocked for those lines with the backup up too, and the
+        packer can put it right now instead of waiting for a reviewer."""
+        available = tuple(r for r in reports if r.state is ChannelState.OK)
+        verdict = self._weigh(expected, available)
+        if verdict.outcome is Outcome.BLOCK and (verdict.missing or verdict.extra):
+            reasons = tuple(_dedupe([*verdict.reasons, *why]))
+            return replace(verdict, reasons=reasons, reports=reports)
+        return Verdict(Outcome.REVIEW, tuple(why), reports=reports)
+
+    def _weigh(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
+        """The verdict from reports whose required channels are all available."""
         overruled = {r.channel for r in reports if self._count_overruled(r, reports, expected)}
         weighed = tuple(_set_aside(r) if r.channel in overruled else r for r in reports)
         unread = self._unread_tags(weighed)

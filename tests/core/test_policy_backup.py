@@ -54,7 +54,10 @@ def test_a_backup_that_is_not_ok_passes_only_when_the_scale_vouches_for_every_sk
     decided = [scale(expected, confidence), rfid, *([silent] if silent else [])]
     verdict = BACKUP.decide(expected, decided)
     if min(confidence.values()) < OVERRULE_CONFIDENCE:
-        assert verdict.outcome is Outcome.REVIEW
+        # Held for review, or blocked for lines the channels that are up name (with the reason).
+        assert verdict.outcome is Outcome.REVIEW or (
+            verdict.outcome is Outcome.BLOCK and (verdict.missing or verdict.extra)
+        ), verdict
         assert any(
             r.channel == "vision" and "the scale alone does not vouch" in r.message
             for r in verdict.reasons
@@ -229,3 +232,46 @@ def test_scanning_for_a_camera_the_carton_does_not_need_asks_for_no_scans() -> N
         degraded(Fallback.SCAN_FOR_VISION),
     )
     assert light.must_scan == {"MUG", "CARD"}
+
+
+CANDLES = {"BOOK": 1, "CANDLE": 2}
+
+
+def short_of_a_candle(confidence: float, named: bool = True) -> ChannelReport:
+    """The scale's report of a carton a candle short: sure of it (named) or not."""
+    candle = (
+        SkuFinding("CANDLE", FindingStatus.MISSING, 2, 1, confidence)
+        if named
+        else SkuFinding("CANDLE", FindingStatus.UNCERTAIN, 2, None, 0.0)
+    )
+    book = SkuFinding("BOOK", FindingStatus.UNCERTAIN, 1, None, 0.0)
+    explanations = (Explanation({"CANDLE": -1}, 2.0, confidence),)
+    return ChannelReport(
+        "weight", ChannelState.OK, (book, candle), Discrepancy.DEFICIT, explanations
+    )
+
+
+@pytest.mark.parametrize("state", NOT_OK)
+def test_a_backup_down_blocks_the_lines_the_scale_surely_names_missing(state) -> None:
+    """The count could not have set the scale's named deficit aside: the packer is told at once
+    what is missing, with the backup's state among the reasons; it is published as missing."""
+    down = ChannelReport("vision", state)
+    verdict = BACKUP.decide(CANDLES, [short_of_a_candle(0.98), down])
+    assert verdict.outcome is Outcome.BLOCK
+    assert [(d.sku, d.quantity) for d in verdict.missing] == [("CANDLE", 1)]
+    assert any(r.channel == "vision" for r in verdict.reasons), verdict.reasons
+    up = ChannelReport("vision", ChannelState.OK)
+    assert BACKUP.decide(CANDLES, [short_of_a_candle(0.98), up]).missing == verdict.missing
+
+
+def test_a_backup_down_with_a_deficit_nobody_names_is_held_for_review() -> None:
+    down = ChannelReport("vision", ChannelState.DOWN)
+    verdict = BACKUP.decide(CANDLES, [short_of_a_candle(0.5, named=False), down])
+    assert verdict.outcome is Outcome.REVIEW and not verdict.missing
+
+
+def test_a_required_channel_down_holds_even_a_named_deficit_for_review() -> None:
+    policy = replace(BACKUP, required_channels=frozenset({"weight", "rfid"}))
+    down = [ChannelReport("vision", ChannelState.DOWN), ChannelReport("rfid", ChannelState.DOWN)]
+    verdict = policy.decide(CANDLES, [short_of_a_candle(0.98), *down])
+    assert verdict.outcome is Outcome.REVIEW and not verdict.missing
