@@ -99,7 +99,9 @@ class PolicySection(Strict):
         "a camera that is down, stale or unsure does not hold the carton if the weight at close "
         "confirms every SKU 99.9% surely (a unit of a SKU not ordered that its codes read still "
         "counts). Elsewhere "
-        "it is required. Needs weight in required_channels; never also required or advisory. "
+        "it is required: down, stale or unsure it holds the carton for REVIEW, unless the other "
+        "channels name lines surely missing or extra (BLOCK for those, as with the camera up). "
+        "Needs weight in required_channels; never also required or advisory. "
         "What it gives up: a unit swapped for another of the same weight that only the camera "
         "would have read (docs/decision-policy.md).",
     )

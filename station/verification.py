@@ -147,7 +147,9 @@ class VerificationPolicy:
     advisory: frozenset[str] = frozenset()
     # Count channels (`overrulable_counts`) required unless the scale vouches for the carton on
     # its own: one that is down, stale, unsure or silent holds the carton for REVIEW, except
-    # when the weight confirms every ordered SKU `overrule_confidence` surely. A deficit or
+    # when the weight confirms every ordered SKU `overrule_confidence` surely, or when the
+    # channels that are up name lines surely missing or extra (BLOCK for them, which the count
+    # could not have set aside: `_without_backup`). A deficit or
     # surplus it would have counted is then set aside (`_count_overruled`) as long as it claims
     # no more than that; an extra unit its codes read still counts when it reports one. What its
     # silence can lose is what only its identities would have caught (a unit swapped for another
@@ -216,29 +218,36 @@ class VerificationPolicy:
     def _decide(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         by_channel = {r.channel: r for r in reports}
         required = list(self._unavailable(by_channel, self.required_channels))
-        backups: list[Reason] = []
+        backup_missed: list[Reason] = []
         if self.backup and not self._scale_vouches(expected, reports):
             why = " and the scale alone does not vouch for every unit"
-            backups = list(self._unavailable(by_channel, self.backup, why))
+            backup_missed = list(self._unavailable(by_channel, self.backup, why))
         if required:
-            return Verdict(Outcome.REVIEW, tuple(required + backups), reports=reports)
-        if backups:
-            return self._without_backup(expected, reports, backups)
+            return Verdict(Outcome.REVIEW, tuple(required + backup_missed), reports=reports)
+        if backup_missed:
+            return self._without_backup(expected, reports, backup_missed)
         return self._weigh(expected, reports)
 
     def _without_backup(
-        self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...], why: list[Reason]
+        self,
+        expected: Mapping[str, int],
+        reports: tuple[ChannelReport, ...],
+        backup_missed: list[Reason],
     ) -> Verdict:
-        """A backup needed but not OK: REVIEW, unless the channels that are OK name lines surely
+        """A backup needed but not OK: REVIEW, unless the other channels name lines surely
         missing or extra. A count (the backup) cannot set aside what the scale, a tag or a scan
         names, so the carton would be blocked for those lines with the backup up too, and the
-        packer can put it right now instead of waiting for a reviewer."""
-        available = tuple(r for r in reports if r.state is ChannelState.OK)
-        verdict = self._weigh(expected, available)
+        packer can put it right now instead of waiting for a reviewer. What a channel that is
+        not OK says is missing is set aside (never published from a sensor that is down); an
+        extra unit it proved (a code the camera read) still counts."""
+        weighed = tuple(r if r.state is ChannelState.OK else _set_aside(r) for r in reports)
+        verdict = self._weigh(expected, weighed)
         if verdict.outcome is Outcome.BLOCK and (verdict.missing or verdict.extra):
-            reasons = tuple(_dedupe([*verdict.reasons, *why]))
-            return replace(verdict, reasons=reasons, reports=reports)
-        return Verdict(Outcome.REVIEW, tuple(why), reports=reports)
+            reasons = _dedupe([*verdict.reasons, *backup_missed])
+            return replace(verdict, reasons=tuple(reasons), reports=reports)
+        # Held; what the other channels found goes with it, for the reviewer.
+        reasons = _dedupe([*backup_missed, *verdict.reasons])
+        return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
     def _weigh(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
         """The verdict from reports whose required channels are all available."""

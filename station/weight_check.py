@@ -162,9 +162,9 @@ class WeightCheckConfig(BaseModel):
     common_extras: tuple[str, ...] = Field(
         default=(),
         max_length=500,
-        description="SKUs found in cartons that did not order them often enough (a promotional "
-        "insert, a spare packing slip SKU) that a surplus is also explained by them, not only by "
-        "extra units of the order's own SKUs.",
+        description="SKUs often found in cartons that did not order them (a promotional insert, "
+        "a sample): a surplus may be explained by their units too, not only by extra units of "
+        "the order's own SKUs.",
     )
     recent_cartons_as_extras: int = Field(
         default=10,
@@ -394,7 +394,7 @@ def _evaluate(
     units = {sku: n for sku, n in expected_units.items() if n > 0}
     carton = _Carton(
         units=units,
-        strangers=_strangers([*config.common_extras, *usual_extras], units, catalog),
+        usual_extras=_usual_extras([*config.common_extras, *usual_extras], units, catalog),
         items=catalog.items,
         delta_g=measured - expected.mean_g,
         tolerance_g=tolerance,
@@ -417,12 +417,36 @@ def _evaluate(
     return _discrepancy_report(carton, config, measurements)
 
 
+class RecentCartons:
+    """The SKUs of the cartons verified last at a station, newest last: an item of another order
+    mixed into a carton most likely comes from one of them (`recent_cartons_as_extras`)."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._cartons: dict[tuple[str, str], frozenset[str]] = {}  # oldest first
+
+    def skus_besides(self, carton: tuple[str, str]) -> frozenset[str]:
+        """The SKUs of the `keep` cartons verified last, `carton` itself not counted."""
+        earlier = [skus for key, skus in self._cartons.items() if key != carton]
+        kept = earlier[len(earlier) - self._keep :] if self._keep else []
+        return frozenset().union(*kept)
+
+    def remember(self, carton: tuple[str, str], skus: Iterable[str]) -> None:
+        """`carton` verified now (again: it becomes the newest, with its manifest's SKUs now)."""
+        self._cartons.pop(carton, None)
+        self._cartons[carton] = frozenset(skus)
+        while len(self._cartons) > self._keep + 1:  # `keep` besides the one being closed
+            del self._cartons[next(iter(self._cartons))]
+
+
 def weighs_per_unit(item: CatalogItem | None) -> bool:
     """A catalog item whose units the scale can count: a known, fixed unit weight."""
     return item is not None and bool(item.unit_weight_g) and not item.variable_weight
 
 
-def _strangers(skus: Iterable[str], units: Mapping[str, int], catalog: Catalog) -> tuple[str, ...]:
+def _usual_extras(
+    skus: Iterable[str], units: Mapping[str, int], catalog: Catalog
+) -> tuple[str, ...]:
     """The SKUs not ordered that the scale can count, each once, sorted."""
     return tuple(
         sorted(
@@ -434,7 +458,7 @@ def _strangers(skus: Iterable[str], units: Mapping[str, int], catalog: Catalog) 
 @dataclass(frozen=True, slots=True)
 class _Carton:
     units: Mapping[str, int]
-    strangers: tuple[str, ...]  # SKUs not ordered that may explain a surplus (usual extras)
+    usual_extras: tuple[str, ...]  # SKUs not ordered that may explain a surplus
     items: Mapping[str, CatalogItem]
     delta_g: float  # measured - expected
     tolerance_g: float
@@ -527,9 +551,10 @@ def _discrepancy_report(
         for h, w in list(zip(hypotheses, weights, strict=True))[: config.max_explanations]
     )
     named = _decisive_sku(explanations, config)
-    findings = tuple(_finding_off_tolerance(carton, sku, named) for sku in sorted(carton.units))
+    findings = [_finding_off_tolerance(carton, sku, named) for sku in carton.units]
     if named is not None and named.sku not in carton.units:  # a usual extra, not ordered
-        findings += (_stranger_finding(carton, named),)
+        findings.append(_usual_extra_finding(carton, named))
+    findings.sort(key=lambda f: f.sku)
     reason = Reason(
         f"weight_{kind.value}",
         _discrepancy_sentence(carton, explanations, named, len(hypotheses)),
@@ -537,7 +562,7 @@ def _discrepancy_report(
     )
     measurements["explanation_search_truncated"] = float(truncated)
     return ChannelReport(
-        CHANNEL, ChannelState.OK, findings, kind, explanations, (reason,), measurements
+        CHANNEL, ChannelState.OK, tuple(findings), kind, explanations, (reason,), measurements
     )
 
 
@@ -553,7 +578,7 @@ def _search_explanations(
     """
     deficit = carton.delta_g < 0
     # A deficit only lacks ordered units; a surplus may also hold units of the usual extras.
-    movable = carton.units if deficit else {**carton.units, **dict.fromkeys(carton.strangers, 0)}
+    movable = carton.units if deficit else {**carton.units, **dict.fromkeys(carton.usual_extras, 0)}
     candidates = sorted(
         (
             _Candidate(
@@ -677,7 +702,7 @@ def _finding_off_tolerance(carton: _Carton, sku: str, named: _Named | None) -> S
     return SkuFinding(sku, FindingStatus.UNCERTAIN, expected, None, 0.0, detail)
 
 
-def _stranger_finding(carton: _Carton, named: _Named) -> SkuFinding:
+def _usual_extra_finding(carton: _Carton, named: _Named) -> SkuFinding:
     phrase = _units_phrase(carton, {named.sku: named.units})
     detail = f"weight points to {phrase} extra, a SKU the order does not hold"
     return SkuFinding(named.sku, FindingStatus.EXTRA, 0, named.units, named.confidence, detail)
@@ -691,7 +716,7 @@ def _discrepancy_sentence(
         f"Carton is {abs(carton.delta_g):.0f} g {direction} (tolerance ±{carton.tolerance_g:.0f} g)"
     )
     if not explanations:
-        usual = " or the usual extras" if carton.strangers and carton.delta_g > 0 else ""
+        usual = " or the usual extras" if carton.usual_extras and carton.delta_g > 0 else ""
         return f"{head}: no combination of the order's items{usual} explains it."
     if named is not None:
         return f"{head}: most likely {_units_phrase(carton, explanations[0].delta_units)}."

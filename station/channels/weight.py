@@ -19,7 +19,13 @@ from station.insertion_check import WeightStep
 from station.learning.service import LearnedWeights
 from station.session import CollectEvidence, WeightInfo
 from station.verification import ChannelReport
-from station.weight_check import ScaleState, WeightCheckConfig, WeightMeasurement, evaluate_weight
+from station.weight_check import (
+    RecentCartons,
+    ScaleState,
+    WeightCheckConfig,
+    WeightMeasurement,
+    evaluate_weight,
+)
 
 log = logging.getLogger("packstation.weight")
 
@@ -71,10 +77,7 @@ class WeightChannel(EvidenceChannel):
         # When the platter last settled empty (in the zero band), on the monotonic clock.
         self.emptied_at: float | None = None
         self._observed: dict[str, object] = {}
-        # The SKUs of the cartons verified last (newest last): a surplus may be one of theirs.
-        self._recent_cartons: deque[tuple[tuple[str, str], frozenset[str]]] = deque(
-            maxlen=check.recent_cartons_as_extras
-        )
+        self._recent_cartons = RecentCartons(check.recent_cartons_as_extras)
         boxes = context.catalog.boxes.values()
         self._lightest_box_g = min((b.tare_g for b in boxes), default=0.0)
 
@@ -109,23 +112,21 @@ class WeightChannel(EvidenceChannel):
         assessment = await self.wait_settled(deadline, requested_at)
         self._observed = {"trace": self._trace(requested_at), "assessment": assessment.state.value}
         units = expected_units(request.manifest, self._context.catalog)
-        neighbours = self._neighbour_skus(request.manifest.key, units)
+        carton = request.manifest.key
+        recent = self._recent_cartons.skus_besides(carton)
+        self._recent_cartons.remember(carton, units)
+        # The evidence says which SKUs of other orders a surplus could be explained by.
+        self._observed["recent_cartons_skus"] = sorted(recent)
         measurement = self._measurement(assessment)
         if self.learned is None:
             catalog, box, provenance = self._context.catalog, request.box, None
-        else:
-            weights = self.learned.effective(units, request.box)
+        else:  # the usual extras weighed as learned too
+            usual = [*units, *recent, *self.check_config.common_extras]
+            weights = self.learned.effective(usual, request.box)
             catalog, box, provenance = weights.catalog, weights.box, weights.provenance
         return evaluate_weight(
-            units, catalog, box, measurement, self.check_config, provenance, neighbours
+            units, catalog, box, measurement, self.check_config, provenance, recent
         )
-
-    def _neighbour_skus(self, carton: tuple[str, str], units: Mapping[str, int]) -> frozenset[str]:
-        """The SKUs of the cartons verified before this one (its own remembered for the next)."""
-        earlier = [skus for key, skus in self._recent_cartons if key != carton]
-        if not any(key == carton for key, _ in self._recent_cartons):
-            self._recent_cartons.append((carton, frozenset(units)))
-        return frozenset().union(*earlier)
 
     async def settled_weight(self, timeout_s: float) -> WeightMeasurement:
         """The settled weight on the platter now (a reading taken after this call), for the

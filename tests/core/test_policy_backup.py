@@ -18,6 +18,7 @@ from station.verification import (
     Explanation,
     FindingStatus,
     Outcome,
+    Reason,
     SkuFinding,
     VerificationPolicy,
 )
@@ -122,7 +123,11 @@ def test_the_scale_that_is_not_ok_excuses_no_backup(data, expected, state) -> No
     weight = replace(scale(expected, dict.fromkeys(expected, 1.0)), state=state)
     vision = data.draw(reports(expected, "vision", data.draw(st.sampled_from(NOT_OK))))
     policy = VerificationPolicy(required_channels=frozenset(), backup=frozenset({"vision"}))
-    assert policy.decide(expected, [weight, vision]).outcome is Outcome.REVIEW
+    verdict = policy.decide(expected, [weight, vision])
+    # Held, or blocked for an extra unit the camera proved (its codes) but never passed, and
+    # nothing published missing on the word of a sensor that is not OK.
+    assert verdict.outcome is Outcome.REVIEW or (verdict.outcome is Outcome.BLOCK and verdict.extra)
+    assert not verdict.missing
 
 
 def test_tags_and_the_insertion_steps_vouch_for_no_backup() -> None:
@@ -251,6 +256,35 @@ def short_of_a_candle(confidence: float, named: bool = True) -> ChannelReport:
     )
 
 
+@given(st.data(), expectations, st.sampled_from(NOT_OK))
+def test_a_block_while_the_backup_is_silent_stands_whatever_it_would_have_counted(
+    data, expected, state
+) -> None:
+    """The lines the other channels name are no count's to set aside: with the camera up and
+    reporting anything at all, the carton is blocked for those lines, or more."""
+    others = [data.draw(reports(expected, c, ChannelState.OK)) for c in ("weight", "rfid")]
+    silent = BACKUP.decide(expected, [*others, data.draw(reports(expected, "vision", state))])
+    if silent.outcome is not Outcome.BLOCK:
+        return
+    assert silent.missing or silent.extra
+    up = BACKUP.decide(expected, [*others, data.draw(reports(expected, "vision", ChannelState.OK))])
+    assert up.outcome is Outcome.BLOCK, up
+    assert {d.sku for d in silent.missing} <= {d.sku for d in up.missing}
+    assert {d.sku for d in silent.extra} <= {d.sku for d in up.extra}
+
+
+def test_a_backup_unsure_keeps_the_extra_unit_its_codes_read() -> None:
+    unsure = ChannelReport(
+        "vision",
+        ChannelState.UNSURE,
+        (SkuFinding("EARRINGS", FindingStatus.EXTRA, 0, 1, 0.99, "read by its code"),),
+    )
+    verdict = BACKUP.decide(CANDLES, [short_of_a_candle(0.98), unsure])
+    assert verdict.outcome is Outcome.BLOCK
+    assert [(d.sku, d.quantity) for d in verdict.missing] == [("CANDLE", 1)]
+    assert [(d.sku, d.quantity) for d in verdict.extra] == [("EARRINGS", 1)]
+
+
 @pytest.mark.parametrize("state", NOT_OK)
 def test_a_backup_down_blocks_the_lines_the_scale_surely_names_missing(state) -> None:
     """The count could not have set the scale's named deficit aside: the packer is told at once
@@ -264,10 +298,17 @@ def test_a_backup_down_blocks_the_lines_the_scale_surely_names_missing(state) ->
     assert BACKUP.decide(CANDLES, [short_of_a_candle(0.98), up]).missing == verdict.missing
 
 
-def test_a_backup_down_with_a_deficit_nobody_names_is_held_for_review() -> None:
+def test_a_backup_down_with_a_deficit_nobody_names_is_held_for_review_with_the_grams() -> None:
     down = ChannelReport("vision", ChannelState.DOWN)
-    verdict = BACKUP.decide(CANDLES, [short_of_a_candle(0.5, named=False), down])
+    scale = replace(
+        short_of_a_candle(0.5, named=False),
+        reasons=(Reason("weight_deficit", "Carton is 321 g light", "weight"),),
+    )
+    verdict = BACKUP.decide(CANDLES, [scale, down])
     assert verdict.outcome is Outcome.REVIEW and not verdict.missing
+    # The backup's state first; what the scale found goes with it, for the reviewer.
+    assert [r.code for r in verdict.reasons][:1] == ["channel_down"]
+    assert "Carton is 321 g light" in [r.message for r in verdict.reasons]
 
 
 def test_a_required_channel_down_holds_even_a_named_deficit_for_review() -> None:

@@ -17,6 +17,7 @@ from station.verification import (
     VerificationPolicy,
 )
 from station.weight_check import (
+    RecentCartons,
     ScaleState,
     WeightCheckConfig,
     WeightMeasurement,
@@ -455,3 +456,21 @@ def test_a_deficit_is_never_explained_by_what_was_not_ordered(light_g: float) ->
     named = {s for e in report.explanations for s in e.delta_units}
     named |= {f.sku for f in report.findings}
     assert not named & {"CANDLE", "BOWL"}, report
+
+
+def test_recent_cartons_keep_the_last_ones_besides_the_carton_closed_again() -> None:
+    recent = RecentCartons(keep=2)
+    for order, skus in (("O1", {"A"}), ("O2", {"B"}), ("O3", {"C"})):
+        assert recent.skus_besides((order, "C1")) <= {"A", "B"}
+        recent.remember((order, "C1"), skus)
+    closing = ("O3", "C1")
+    assert recent.skus_besides(closing) == {"A", "B"}  # O3's own SKUs never
+    recent.remember(closing, {"C", "D"})  # closed again, its manifest changed
+    assert recent.skus_besides(closing) == {"A", "B"}  # a second close sees as many as the first
+    recent.remember(("O4", "C1"), {"E"})
+    assert recent.skus_besides(("O4", "C1")) == {"B", "C", "D"}  # O1 forgotten
+    assert recent.skus_besides(("O5", "C1")) == {"C", "D", "E"}  # the last two
+    assert RecentCartons(keep=0).skus_besides(closing) == frozenset()
+    nothing = RecentCartons(keep=0)
+    nothing.remember(("O1", "C1"), {"A"})
+    assert nothing.skus_besides(("O2", "C1")) == frozenset()
