@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from rfid.window import Denial
+from station.storage import use_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shipped (
@@ -33,7 +34,7 @@ class EpcLedger:
     def __init__(self, path: Path, retention: timedelta, now: datetime) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._retention = retention

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from station.events import EvidenceRef
 from station.session import AttemptRecord
+from station.storage import use_wal
 
 CHAIN_FORMAT = "packstation-evidence/1"
 # Evidence images (the vision channel's masked, annotated JPEGs) live under this folder of the
@@ -183,7 +184,7 @@ class EvidenceStore:
         self._on_settled, self._on_unwritable = on_settled, on_unwritable
         self._writing = threading.RLock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         # One transaction: a crash while an older file is converted leaves it unconverted.

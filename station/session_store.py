@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from station.session import SessionSnapshot
+from station.storage import use_wal
 
 # Bumped when SessionSnapshot changes shape: a row of a format not in READABLE is then reported,
 # not misread. Format 2 added the carton waiting for its label and the weigh-one-unit capture in
@@ -51,7 +52,7 @@ class SessionStore:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one

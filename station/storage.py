@@ -7,7 +7,8 @@ the move and publishes a fault naming both files. The events or records in the d
 still in it: docs/reliability.md says how to salvage them.
 
 At run time, `takes_writes` tells whether a file that could not be written (a full disk) takes a
-write again, so its storage fault clears by itself once space is freed.
+write again, so its storage fault clears by itself once space is freed. Every file keeps its
+write-ahead log small (`use_wal`), so the space freed is not eaten again by the logs' growth.
 """
 
 from __future__ import annotations
@@ -19,6 +20,21 @@ from datetime import datetime
 from pathlib import Path
 
 _COMPANIONS = ("-wal", "-shm")
+
+
+# Each file's write-ahead log is checkpointed every WAL_PAGES pages and cut back to WAL_BYTES
+# after: SQLite's default lets a log grow to ~4 MB (1000 pages) before reusing it, and never
+# shrinks it, so five files could take 20 MB, and on a full disk freed space went to the logs'
+# growth until the disk was full again. 64 pages keep each checkpoint short.
+WAL_PAGES = 64
+WAL_BYTES = 512 * 1024
+
+
+def use_wal(db: sqlite3.Connection) -> None:
+    """Put `db` in WAL mode with a bounded log (see WAL_PAGES)."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+    db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
 
 
 def damage(path: Path) -> str | None:

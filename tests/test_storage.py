@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from station.storage import damage, set_aside
+from station.storage import WAL_BYTES, damage, set_aside, use_wal
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -48,3 +48,18 @@ def test_set_aside_moves_the_file_and_its_companions(tmp_path: Path) -> None:
     assert (tmp_path / f"{moved.name}-shm").read_bytes() == b"shm"
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [moved.name, f"{moved.name}-shm", f"{moved.name}-wal"]
+
+
+def test_a_write_ahead_log_stays_small_however_much_is_written(tmp_path: Path) -> None:
+    """SQLite's default log grows to ~4 MB before it is reused and never shrinks: on a nearly
+    full disk the space freed went to the logs again (tests/reliability/test_disk_fills_up.py)."""
+    path = tmp_path / "busy.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    use_wal(db)
+    db.execute("CREATE TABLE rows (payload BLOB)")
+    for _ in range(4_000):  # 4 MB in single-row commits, as the outbox writes
+        db.execute("INSERT INTO rows VALUES (?)", (b"x" * 1024,))
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size <= WAL_BYTES, wal.stat().st_size
+    assert db.execute("SELECT count(*) FROM rows").fetchone() == (4_000,)
+    db.close()

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from station.learning.estimator import SampleSource, WeightSample
+from station.storage import use_wal
 
 FILE_NAME = "learned_weights.sqlite"
 
@@ -76,7 +77,7 @@ class LearnedWeightStore:
         self._site, self._station = site, station
         self._max_samples, self._max_unknown = max_samples, max_unknown
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         _add_tare_columns(self._db)
