@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from station.clock import Clock, SystemClock
 from station.events import PAYLOAD_MODELS, CloudEvent, EventType
-from station.storage import use_wal
+from station.storage import OUTBOX_WAL_PAGES, use_wal
 
 # Namespace for ids derived from a caller's logical key (uuid5), so a retried logical event keeps
 # its id across restarts and the backend de-duplicates it.
@@ -81,7 +81,7 @@ class Outbox:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), so a commit
         # takes the write lock up front instead of failing half-way on upgrade.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        use_wal(self._db)
+        use_wal(self._db, OUTBOX_WAL_PAGES)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
 

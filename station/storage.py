@@ -22,18 +22,22 @@ from pathlib import Path
 _COMPANIONS = ("-wal", "-shm")
 
 
-# Each file's write-ahead log is checkpointed every WAL_PAGES pages and cut back to WAL_BYTES
+# A file's write-ahead log is checkpointed every WAL_PAGES pages and cut back to WAL_BYTES
 # after: SQLite's default lets a log grow to ~4 MB (1000 pages) before reusing it, and never
-# shrinks it, so five files could take 20 MB, and on a full disk freed space went to the logs'
-# growth until the disk was full again. 64 pages keep each checkpoint short.
+# shrinks it, so on a full disk the space freed went to the logs' growth (the session is saved
+# at every step) until the disk was full again. The outbox keeps SQLite's default
+# (OUTBOX_WAL_PAGES): draining a backlog of 100,000 events, checkpoints every 64 pages cost it a
+# fifth of its rate (docs/performance.md).
 WAL_PAGES = 64
+OUTBOX_WAL_PAGES = 1000
 WAL_BYTES = 512 * 1024
 
 
-def use_wal(db: sqlite3.Connection) -> None:
-    """Put `db` in WAL mode with a bounded log (see WAL_PAGES)."""
+def use_wal(db: sqlite3.Connection, pages: int = WAL_PAGES) -> None:
+    """Put `db` in WAL mode with a bounded log: checkpointed every `pages` pages (see
+    WAL_PAGES), cut back to WAL_BYTES after."""
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+    db.execute(f"PRAGMA wal_autocheckpoint={pages}")
     db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
 
 
