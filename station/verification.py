@@ -250,9 +250,12 @@ class VerificationPolicy:
         return Verdict(Outcome.REVIEW, tuple(reasons), reports=reports)
 
     def _weigh(self, expected: Mapping[str, int], reports: tuple[ChannelReport, ...]) -> Verdict:
-        """The verdict from reports whose required channels are all available."""
-        overruled = {r.channel for r in reports if self._count_overruled(r, reports, expected)}
-        weighed = tuple(_set_aside(r) if r.channel in overruled else r for r in reports)
+        """The verdict from reports whose required channels are all available. A channel that
+        is not OK (an optional one, or a backup the scale excused) names nothing missing and no
+        deficit or surplus; an extra unit it proved still counts."""
+        heard = tuple(r if r.state is ChannelState.OK else _silenced(r) for r in reports)
+        overruled = {r.channel for r in heard if self._count_overruled(r, heard, expected)}
+        weighed = tuple(_set_aside(r) if r.channel in overruled else r for r in heard)
         unread = self._unread_tags(weighed)
         weighed = tuple(_without_missing(r, unread.get(r.channel, ())) for r in weighed)
         missing, extra, sure_reasons = self._confident_deltas(expected, weighed)
@@ -556,6 +559,12 @@ def _set_aside(report: ChannelReport) -> ChannelReport:
         explanations=(),
         reasons=(),  # they explained the deficit; the verdict keeps the original report
     )
+
+
+def _silenced(report: ChannelReport) -> ChannelReport:
+    """A report that is not OK, set aside but for its extras; its reasons (why it is not OK)
+    stay for the verdict."""
+    return replace(_set_aside(report), reasons=report.reasons)
 
 
 def _without_missing(report: ChannelReport, unread: tuple[SkuFinding, ...]) -> ChannelReport:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -74,6 +76,27 @@ def test_a_discrepancy_never_passes(data, expected) -> None:
     weight = data.draw(reports(expected, "weight", ChannelState.OK))
     deficit = ChannelReport("weight", ChannelState.OK, weight.findings, Discrepancy.DEFICIT)
     assert VerificationPolicy().decide(expected, [deficit]).outcome is Outcome.BLOCK
+
+
+@given(st.data(), expectations, st.sampled_from(CHANNELS), st.sets(st.sampled_from(CHANNELS)))
+def test_what_a_channel_not_ok_says_is_missing_changes_nothing(
+    data, expected, channel, required
+) -> None:
+    """A sensor that is down, stale or unsure names nothing missing and no deficit or surplus
+    (nothing is published as missing from it); required, it holds the carton for review."""
+    policy = VerificationPolicy(required_channels=frozenset(required))
+    state = data.draw(st.sampled_from([s for s in ChannelState if s is not ChannelState.OK]))
+    others = [data.draw(reports(expected, c, ChannelState.OK)) for c in CHANNELS if c != channel]
+    loud = data.draw(reports(expected, channel, state))
+    quiet = ChannelReport(
+        channel,
+        state,
+        tuple(f for f in loud.findings if f.status is not FindingStatus.MISSING),
+        reasons=loud.reasons,
+    )
+    assert policy.decide(expected, [*others, loud]) == replace(
+        policy.decide(expected, [*others, quiet]), reports=(*others, loud)
+    )
 
 
 @given(
