@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from station.evidence import has_table, image_files, index_image_backlog
 from station.outbox import StoredEvent
+from station.storage import use_wal
 
 log = logging.getLogger("packstation.evidence")
 
@@ -133,6 +134,9 @@ class EvidencePruner:
         db = sqlite3.connect(self._db_path, isolation_level=None)
         try:
             db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            # The log's bounds are per connection: this pass deletes in batches when the disk
+            # is short, so it must not grow the log to SQLite's default ~4 MB meanwhile.
+            use_wal(db)
             # Never past the chain's head as the pass starts: a record written meanwhile may
             # be anchored by an event committed after the outbox was read.
             # An older file's records, once, in batches (the store made the tables at opening).
