@@ -477,7 +477,14 @@ def evaluate_insertions(
     samples = (
         ()
         if conflicted
-        else _clean_samples(steps, pairing, pieces, noises, min_confidence, confirmed)
+        else _clean_samples(
+            steps,
+            pairing,
+            pieces,
+            noises,
+            confirmed,
+            memo.samples.for_setting(pieces, min_confidence),
+        )
     )
     return InsertionCheck(report, samples)
 
@@ -516,131 +523,216 @@ def pair_scans(
     else down first). At the end a unit still in hand is matched to a step nothing was scanned
     for that fits it (scanned after it went in); failing that its step never came, a conflict
     (`SCANNED_WEIGHT_MISMATCH` when a step that fitted nothing expected came while it was in
-    hand: a look-alike put in its place, or a wrong catalog weight; `SCANNED_NOT_PLACED`
-    otherwise), as sure as the unit could not have gone in unseen with another step's pieces."""
+    hand: a look-alike, or a wrong catalog weight; `SCANNED_NOT_PLACED` otherwise), as sure as
+    the unit could not have gone in unseen with another step's pieces.
+
+    `memo`: the same carton's walk so far. The walk up to a step depends only on the steps and
+    the scans made by then, so a call with the same ones resumes after them (same result)."""
     known = dict(pieces)  # a scanned SKU not on this carton is paired too (its step is its own)
     for scan in scans:
         item = catalog.items.get(scan.sku)
         if scan.sku not in known and item and item.weighable and item.unit_weight_g is not None:
             known[scan.sku] = _Piece(scan.sku, item.unit_weight_g, item.weight_spread_g, True)
-    readings = (memo or MoveMemo()).for_pieces(known)
-    queue = sorted(
-        ((scan.at, scan.sku) for scan in scans if scan.sku in known for _ in range(scan.units)),
-        key=lambda scan: scan[0],
+    memo = memo or MoveMemo()
+    queue = tuple(
+        sorted(
+            ((scan.at, scan.sku) for scan in scans if scan.sku in known for _ in range(scan.units)),
+            key=lambda scan: scan[0],
+        )
     )
-    in_hand: list[str] = []
-    moves: dict[int, tuple[str, ...]] = {}
-    assigned: dict[int, tuple[str, ...]] = {}  # every step: paired, or the likeliest that fits
-    unpaired: list[int] = []  # steps that went in with nothing scanned for them
-    late: set[int] = set()  # steps paired with units scanned after them
-    hints: dict[int, Hint] = {}
-    materials_to_go: dict[int, frozenset[str]] = {}
-    odd: dict[str, float] = {}  # SKU in hand -> a step that fitted nothing expected meanwhile
+    setting = (known, dict(pieces), dict(expected_units))
+    state = memo.resume(setting, steps, noises, queue) or _WalkState.start(pieces, expected_units)
+    walk = _ScanWalk(steps, queue, known, pieces, noises, expected_units, memo.for_pieces(known))
+    walk.walk(state)
+    memo.keep(setting, steps, noises, queue, state)
+    return walk.finish(state, missing_prior)
+
+
+@dataclass(slots=True)
+class _WalkState:
+    """Where `pair_scans`' walk is after the first `walked` steps."""
+
+    walked: int
+    taken: int  # scans of the queue in the packer's hand by then (or matched already)
+    in_hand: list[str]
+    moves: dict[int, tuple[str, ...]]
+    assigned: dict[int, tuple[str, ...]]  # every step: paired, or the likeliest that fits
+    unpaired: list[int]  # steps that went in with nothing scanned for them
+    late: set[int]  # steps paired with units scanned after them
+    hints: dict[int, Hint]
+    materials_to_go: dict[int, frozenset[str]]
+    odd: dict[str, float]  # SKU in hand -> a step that fitted nothing expected meanwhile
     # What is still to go in, followed greedily, so that the paperwork that went down with the
     # box (or a unit already in) is not offered again as what went in with a scanned unit.
-    to_go = {name: expected_units.get(name, 1) for name in pieces}
+    to_go: dict[str, int]
 
-    def offered() -> dict[str, _Piece]:
-        """What a step may be: the units in hand and whatever is still to go in."""
-        return {n: p for n, p in known.items() if to_go.get(n, 1) > 0 or n in in_hand}
+    @classmethod
+    def start(cls, pieces: Mapping[str, _Piece], expected_units: Mapping[str, int]) -> _WalkState:
+        to_go = {name: expected_units.get(name, 1) for name in pieces}
+        return cls(0, 0, [], {}, {}, [], set(), {}, {}, {}, to_go)
 
-    # The platter started empty: the first step that put something in holds the box.
-    first_in = next((i for i, step in enumerate(steps) if step.delta_g > 0), None)
+    def copy(self) -> _WalkState:
+        return _WalkState(
+            self.walked,
+            self.taken,
+            list(self.in_hand),
+            dict(self.moves),
+            dict(self.assigned),
+            list(self.unpaired),
+            set(self.late),
+            dict(self.hints),
+            dict(self.materials_to_go),
+            dict(self.odd),
+            dict(self.to_go),
+        )
 
-    def fitting_moves(
-        j: int, possible: Mapping[str, _Piece], late: bool = False
-    ) -> Sequence[tuple[tuple[str, ...], float]]:
-        """The moves of units in hand that fit step `j`, likeliest first."""
-        with_box = box_first(j, possible, late)
-        return readings.scanned(steps[j].delta_g, in_hand, possible, noises[j], with_box)
 
-    def box_first(j: int, possible: Mapping[str, _Piece], late: bool) -> bool:
-        # Units scanned before the first step may have gone down with the box; a unit scanned
-        # after it is not read into the box's step (that would hide one set aside).
-        return j == first_in and "box" in possible and not late
+class _ScanWalk:
+    """`pair_scans`' walk over one call's steps and scans, on a `_WalkState`."""
 
-    def take(
-        j: int, fitting: Sequence[tuple[tuple[str, ...], float]], with_box: bool
-    ) -> tuple[str, ...]:
-        """The likeliest move leaves the hand; the step's hint if its units were all in it."""
-        hand = Counter(in_hand)
-        move = fitting[0][0]
-        _take(in_hand, move)
-        if with_box or _all_in(move, hand):
-            hints[j] = _hint(fitting, hand, with_box)
-        return move
+    def __init__(
+        self,
+        steps: Sequence[WeightStep],
+        queue: Sequence[tuple[float, str]],
+        known: Mapping[str, _Piece],
+        pieces: Mapping[str, _Piece],
+        noises: Sequence[float],
+        expected_units: Mapping[str, int],
+        readings: StepReadings,
+    ) -> None:
+        self.steps, self.queue, self.noises = steps, queue, noises
+        self.known, self.pieces, self.expected_units = known, pieces, expected_units
+        self.readings = readings
+        # The platter started empty: the first step that put something in holds the box.
+        self.first_in = next((i for i, step in enumerate(steps) if step.delta_g > 0), None)
 
-    def pair_late(candidates: Sequence[int]) -> None:
-        """Units in hand matched to steps nothing was scanned for, latest first (what the walk
-        read into such a step is on offer again: it is being read anew)."""
-        for j in reversed(candidates):
-            if not in_hand:
-                return
-            possible = {**offered(), **{n: known[n] for n in assigned[j]}}
-            fitting = fitting_moves(j, possible, late=True)
-            if fitting:
-                unpaired.remove(j)
-                moves[j] = assigned[j] = take(j, fitting, with_box=False)
-                late.add(j)
+    def walk(self, state: _WalkState) -> None:
+        """The steps not yet walked, in time order, each after the scans made by then."""
+        queue, to_go = self.queue, state.to_go
+        for i in range(state.walked, len(self.steps)):
+            step = self.steps[i]
+            while state.taken < len(queue) and queue[state.taken][0] <= step.at:
+                state.in_hand.append(queue[state.taken][1])
+                state.taken += 1
+            state.walked = i + 1
+            # A unit in hand whose units all went in already was scanned after it went in.
+            if any(to_go.get(sku) == 0 for sku in state.in_hand):
+                self.pair_late(state)
+            if step.delta_g <= 0:
+                self.taken_out(state, i)
+            else:
+                self.put_in(state, i)
 
-    taken = 0
-    for i, step in enumerate(steps):
-        while taken < len(queue) and queue[taken][0] <= step.at:
-            in_hand.append(queue[taken][1])
-            taken += 1
-        # A unit in hand whose units all went in already was scanned after it went in.
-        if any(to_go.get(sku) == 0 for sku in in_hand):
-            pair_late(unpaired)
-        if step.delta_g <= 0:
-            # A unit taken out (to rearrange; it was scanned when it first went in): it is to
-            # go in again.
-            out = _best_piece(
-                -step.delta_g,
-                {n: p for n, p in pieces.items() if to_go[n] < expected_units.get(n, 1)},
-                noises[i],
-            )
-            if out is not None:
-                to_go[out.name] += 1
-            continue
-        grams, noise = step.delta_g, noises[i]
-        possible = offered()
-        fitting = fitting_moves(i, possible) if in_hand else []
+    def taken_out(self, state: _WalkState, i: int) -> None:
+        """A unit taken out (to rearrange; it was scanned when it first went in): it is to go
+        in again."""
+        to_go = state.to_go
+        out = _best_piece(
+            -self.steps[i].delta_g,
+            {n: p for n, p in self.pieces.items() if to_go[n] < self.expected_units.get(n, 1)},
+            self.noises[i],
+        )
+        if out is not None:
+            to_go[out.name] += 1
+
+    def put_in(self, state: _WalkState, i: int) -> None:
+        grams, noise, to_go = self.steps[i].delta_g, self.noises[i], state.to_go
+        possible = self.offered(state)
+        fitting = self.fitting_moves(state, i, possible) if state.in_hand else []
         if not fitting:
-            unpaired.append(i)
-            if in_hand and _best_piece(grams, known, noise) is None:
-                for sku in in_hand:
-                    odd.setdefault(sku, grams)
+            state.unpaired.append(i)
+            if state.in_hand and _best_piece(grams, self.known, noise) is None:
+                for sku in state.in_hand:
+                    state.odd.setdefault(sku, grams)
             pool = {n: min(to_go.get(n, 2), 2) for n in possible}
-            move = readings.unscanned(grams, noise, possible, pool, bool(to_go.get("box")))
+            move = self.readings.unscanned(grams, noise, possible, pool, bool(to_go.get("box")))
         else:
-            move = moves[i] = take(i, fitting, box_first(i, possible, late=False))
-            materials_to_go[i] = frozenset(
-                n for n, p in pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
+            move = state.moves[i] = self.take(state, i, fitting, self.box_first(i, possible))
+            state.materials_to_go[i] = frozenset(
+                n for n, p in self.pieces.items() if not p.is_unit and n != "box" and to_go[n] > 0
             )
-        assigned[i] = move
+        state.assigned[i] = move
         for name in move:
             if name in to_go:
                 to_go[name] = max(0, to_go[name] - 1)
-    in_hand += [sku for _, sku in queue[taken:]]
-    pair_late(unpaired)
-    # A unit still in hand whose SKU went in as often as it was scanned (up to the order) went
-    # in without lining up with its scan (in a pair the walk read otherwise): no conflict.
-    placed = Counter(name for move in assigned.values() for name in move)
-    scanned = Counter(sku for _, sku in queue)
-    conflicts = []
-    for sku in in_hand:
-        if sku not in expected_units or placed[sku] >= min(scanned[sku], expected_units[sku]):
-            continue
-        placed[sku] += 1
-        piece = known[sku]
-        hidden = sum(
-            _hiding_odds(piece, step.delta_g, moves.get(j), known, noises[j])
-            for j, step in enumerate(steps)
-            if step.delta_g > 0
+
+    def offered(self, state: _WalkState) -> dict[str, _Piece]:
+        """What a step may be: the units in hand and whatever is still to go in."""
+        to_go, in_hand = state.to_go, state.in_hand
+        return {n: p for n, p in self.known.items() if to_go.get(n, 1) > 0 or n in in_hand}
+
+    def fitting_moves(
+        self, state: _WalkState, j: int, possible: Mapping[str, _Piece], late: bool = False
+    ) -> Sequence[tuple[tuple[str, ...], float]]:
+        """The moves of units in hand that fit step `j`, likeliest first."""
+        with_box = self.box_first(j, possible, late)
+        grams, noise = self.steps[j].delta_g, self.noises[j]
+        return self.readings.scanned(grams, state.in_hand, possible, noise, with_box)
+
+    def box_first(self, j: int, possible: Mapping[str, _Piece], late: bool = False) -> bool:
+        # Units scanned before the first step may have gone down with the box; a unit scanned
+        # after it is not read into the box's step (that would hide one set aside).
+        return j == self.first_in and "box" in possible and not late
+
+    def take(
+        self,
+        state: _WalkState,
+        j: int,
+        fitting: Sequence[tuple[tuple[str, ...], float]],
+        with_box: bool,
+    ) -> tuple[str, ...]:
+        """The likeliest move leaves the hand; the step's hint if its units were all in it."""
+        hand = Counter(state.in_hand)
+        move = fitting[0][0]
+        _take(state.in_hand, move)
+        if with_box or _all_in(move, hand):
+            state.hints[j] = _hint(fitting, hand, with_box)
+        return move
+
+    def pair_late(self, state: _WalkState) -> None:
+        """Units in hand matched to steps nothing was scanned for, latest first (what the walk
+        read into such a step is on offer again: it is being read anew)."""
+        for j in reversed(state.unpaired):
+            if not state.in_hand:
+                return
+            possible = {**self.offered(state), **{n: self.known[n] for n in state.assigned[j]}}
+            fitting = self.fitting_moves(state, j, possible, late=True)
+            if fitting:
+                state.unpaired.remove(j)
+                state.moves[j] = state.assigned[j] = self.take(state, j, fitting, with_box=False)
+                state.late.add(j)
+
+    def finish(self, state: _WalkState, missing_prior: float) -> ScanPairing:
+        """The scans made after the last step paired late, and the units never placed."""
+        state.in_hand += [sku for _, sku in self.queue[state.taken :]]
+        self.pair_late(state)
+        # A unit still in hand whose SKU went in as often as it was scanned (up to the order)
+        # went in without lining up with its scan (in a pair the walk read otherwise): no
+        # conflict.
+        placed = Counter(name for move in state.assigned.values() for name in move)
+        scanned = Counter(sku for _, sku in self.queue)
+        conflicts = []
+        for sku in state.in_hand:
+            expected = self.expected_units.get(sku)
+            if expected is None or placed[sku] >= min(scanned[sku], expected):
+                continue
+            placed[sku] += 1
+            piece = self.known[sku]
+            hidden = sum(
+                _hiding_odds(piece, step.delta_g, state.moves.get(j), self.known, self.noises[j])
+                for j, step in enumerate(self.steps)
+                if step.delta_g > 0
+            )
+            confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
+            conflicts.append(_unplaced(sku, piece, state.odd.get(sku), confidence))
+        moves = state.moves
+        return ScanPairing(
+            moves,
+            frozenset(moves) - state.late,
+            state.hints,
+            tuple(conflicts),
+            state.materials_to_go,
         )
-        confidence = missing_prior / (missing_prior + (1 - missing_prior) * hidden)
-        conflicts.append(_unplaced(sku, piece, odd.get(sku), confidence))
-    return ScanPairing(moves, frozenset(moves) - late, hints, tuple(conflicts), materials_to_go)
 
 
 def _unscanned_move(
@@ -706,13 +798,14 @@ class StepReadings:
 
 
 class MoveMemo:
-    """`pair_scans`' readings of the steps, kept per carton: the walk over the steps is redone
-    at every call (a scan may pair anew), but a step read from the same pieces still to go in
-    (or the same units in hand) is not searched again. Safe across threads: a call that reads
-    from other pieces gets its own."""
+    """`pair_scans`' walk over one carton's steps, kept between calls: a call resumes after the
+    steps and scans it shares with the last one; a step read from the same pieces still to go in
+    (or the same units in hand) is not searched again either. Safe across threads: a call takes
+    a copy of the walk and replaces it once; one that reads from other pieces gets its own."""
 
     def __init__(self) -> None:
         self._latest = StepReadings({})
+        self._walked: _WalkCheckpoint | None = None
 
     def for_pieces(self, known: Mapping[str, _Piece]) -> StepReadings:
         latest = self._latest
@@ -720,13 +813,57 @@ class MoveMemo:
             latest = self._latest = StepReadings(known)
         return latest
 
+    def resume(
+        self,
+        setting: object,
+        steps: Sequence[WeightStep],
+        noises: Sequence[float],
+        queue: Sequence[tuple[float, str]],
+    ) -> _WalkState | None:
+        """A copy of the kept walk if it holds for these steps and scans: the same pieces, the
+        same steps up to where it stopped, and the same scans made by then (a scan reported
+        late, a step gone or a catalog weight corrected starts again from the first step)."""
+        kept = self._walked
+        if kept is None or kept.setting != setting:
+            return None
+        walked, taken = kept.state.walked, kept.state.taken
+        if (
+            len(steps) < walked
+            or tuple(steps[:walked]) != kept.steps
+            or tuple(noises[:walked]) != kept.noises
+            or tuple(queue[:taken]) != kept.queue
+            or (taken < len(queue) and walked > 0 and queue[taken][0] <= steps[walked - 1].at)
+        ):
+            return None
+        return kept.state.copy()
+
+    def keep(
+        self,
+        setting: object,
+        steps: Sequence[WeightStep],
+        noises: Sequence[float],
+        queue: Sequence[tuple[float, str]],
+        state: _WalkState,
+    ) -> None:
+        walked, taken = state.walked, state.taken
+        self._walked = _WalkCheckpoint(
+            setting,
+            tuple(steps[:walked]),
+            tuple(noises[:walked]),
+            tuple(queue[:taken]),
+            state.copy(),
+        )
+
 
 @dataclass(frozen=True, slots=True)
-class InsertionMemo:
-    """One carton's explanations so far (`evaluate_insertions(memo=...)`)."""
+class _WalkCheckpoint:
+    """The walk after its steps, and what it depended on (`MoveMemo.resume`)."""
 
-    beam: BeamMemo = field(default_factory=BeamMemo)
-    moves: MoveMemo = field(default_factory=MoveMemo)
+    setting: object
+    steps: tuple[WeightStep, ...]
+    noises: tuple[float, ...]
+    queue: tuple[tuple[float, str], ...]
+    state: _WalkState
 
 
 def _take(in_hand: list[str], move: tuple[str, ...]) -> list[str]:
@@ -937,42 +1074,92 @@ def _clean_samples(
     pairing: ScanPairing,
     pieces: Mapping[str, _Piece],
     noises: Sequence[float],
-    min_confidence: float,
     confirmed: frozenset[str],
+    judge: SampleJudge,
 ) -> tuple[InsertionSample, ...]:
-    """Steps that were one unit scanned just before them, with at least `min_confidence` given
-    the step's weight against every one or two pieces of the carton (and something else), that
-    no packing material could have made, nor gone in with while the walk had not seen it go in
-    (a unit whose spread hides the paperwork gives no sample then: its step cannot say whether
-    the paperwork was in it)."""
+    """Steps that were one unit of a `confirmed` SKU scanned just before them and that `judge`
+    finds clean."""
     samples = []
-    pool = dict.fromkeys(pieces, 2)
-    other = _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
     for i in sorted(pairing.scanned_before):
         move = pairing.moves[i]
         if len(move) != 1 or move[0] not in confirmed:
             continue
-        grams, noise = steps[i].delta_g, noises[i]
-        unit = pieces[move[0]]
+        to_go = pairing.materials_to_go.get(i, frozenset())
+        if judge.clean(steps[i], noises[i], pieces[move[0]], to_go):
+            samples.append(InsertionSample(move[0], steps[i].delta_g, steps[i].at))
+    return tuple(samples)
+
+
+class SampleJudge:
+    """Whether a step that was one scanned unit is a clean sample of its weight: at least
+    `min_confidence` given the step's weight against every one or two pieces of the carton (and
+    something else), no packing material could have made it, nor gone in with it while the
+    walk had not seen that go in (a unit whose spread hides the paperwork gives no sample then:
+    its step cannot say whether the paperwork was in it). Each step is judged once per carton
+    and setting (the close asks again about every step the daemon asked about while packing)."""
+
+    def __init__(self, pieces: Mapping[str, _Piece], min_confidence: float) -> None:
+        self.pieces = dict(pieces)
+        self.min_confidence = min_confidence
+        self._judged: dict[tuple[object, ...], bool] = {}
+
+    def clean(
+        self, step: WeightStep, noise: float, unit: _Piece, materials_to_go: frozenset[str]
+    ) -> bool:
+        key = (step, noise, unit.name, materials_to_go)
+        judged = self._judged.get(key)
+        if judged is None:
+            judged = self._judged[key] = self._judge(step.delta_g, noise, unit, materials_to_go)
+        return judged
+
+    def _judge(
+        self, grams: float, noise: float, unit: _Piece, materials_to_go: frozenset[str]
+    ) -> bool:
+        pieces = self.pieces
         own = _likelihood(grams, (unit,), noise)
         # The fill or the paperwork alone (the walk is unsure where they went), or one still
         # to go in going in with the unit: nobody scans those.
-        to_go = pairing.materials_to_go.get(i, frozenset())
         if any(
             _likelihood(grams, (p,), noise) >= _MATERIAL_RIVAL * own
-            or (p.name in to_go and _likelihood(grams, (unit, p), noise) >= _MATERIAL_RIVAL * own)
+            or (
+                p.name in materials_to_go
+                and _likelihood(grams, (unit, p), noise) >= _MATERIAL_RIVAL * own
+            )
             for p in pieces.values()
             if not p.is_unit and p.name != "box"  # the box was down before any unit's scan
         ):
-            continue
+            return False
+        move = (unit.name,)
+        pool = dict.fromkeys(pieces, 2)
         hypotheses = _with_scanned(
             _hypotheses(grams, pool, pieces, noise), ((move, 1.0),), grams, pieces, noise
         )
-        total = sum(p for _, p in hypotheses) + other
+        total = sum(p for _, p in hypotheses) + _SOMETHING_ELSE / _SOMETHING_ELSE_SPAN_G
         own = sum(p for m, p in hypotheses if m == move)
-        if total > 0 and own / total >= min_confidence:
-            samples.append(InsertionSample(move[0], grams, steps[i].at))
-    return tuple(samples)
+        return total > 0 and own / total >= self.min_confidence
+
+
+class SampleMemo:
+    """One carton's `SampleJudge`, kept while the pieces and the confidence stay the same.
+    Safe across threads: the judge is replaced in one assignment, and judging twice is harmless."""
+
+    def __init__(self) -> None:
+        self._judge = SampleJudge({}, 1.0)
+
+    def for_setting(self, pieces: Mapping[str, _Piece], min_confidence: float) -> SampleJudge:
+        judge = self._judge
+        if judge.pieces != pieces or judge.min_confidence != min_confidence:
+            judge = self._judge = SampleJudge(pieces, min_confidence)
+        return judge
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionMemo:
+    """One carton's explanations so far (`evaluate_insertions(memo=...)`)."""
+
+    beam: BeamMemo = field(default_factory=BeamMemo)
+    moves: MoveMemo = field(default_factory=MoveMemo)
+    samples: SampleMemo = field(default_factory=SampleMemo)
 
 
 def _pieces(

@@ -409,3 +409,59 @@ def test_explaining_step_by_step_gives_what_explaining_at_close_gives(
     at_close = check(steps, scans=scans, memo=memo, catalog=catalog)
     from_scratch = check(steps, scans=scans, catalog=catalog)
     assert at_close == from_scratch
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.randoms(use_true_random=False),
+    st.floats(min_value=-1.5, max_value=1.5),
+    st.sets(st.sampled_from(sorted(EXPECTED)), max_size=2),
+    st.lists(st.integers(min_value=0, max_value=4), min_size=12, max_size=12),
+    st.integers(min_value=1, max_value=9),
+)
+def test_scans_heard_late_or_undone_pair_as_if_from_scratch(
+    rng, lead, left_out, delays, undone_at
+) -> None:
+    """The daemon explains again after every step and every scan it hears of, resuming the
+    pairing where the last call stopped. A scan may reach it some steps after it was made (a
+    slow scanner, a backdated manual entry), a unit may be scanned twice, and the packer may
+    undo a scan: every call's report is exactly that of one explanation from scratch."""
+    units = [sku for sku, n in EXPECTED.items() for _ in range(n) if sku not in left_out]
+    rng.shuffle(units)
+    steps, scans = packed([192.0, *units], rng, lead)
+    scans.append(UnitScan(rng.choice(sorted(EXPECTED)), 1, rng.uniform(0, len(steps))))
+    undone = rng.choice(scans)  # heard as any other, gone from call `undone_at` on
+    # Scan i is heard of `delays[i]` steps after the step it was made before.
+    heard_at = [
+        next((d for d, s in enumerate(steps) if s.at >= scan.at), len(steps)) + delay
+        for scan, delay in zip(scans, delays, strict=False)
+    ]
+    memo = InsertionMemo()
+    for done in range(1, len(steps) + 1):
+        heard = [
+            scan
+            for scan, at in zip(scans, heard_at, strict=True)
+            if at < done and not (scan is undone and done >= undone_at)
+        ]
+        resumed = check(steps[:done], scans=heard, memo=memo)
+        assert resumed == check(steps[:done], scans=heard), done
+    assert check(steps, scans=scans, memo=memo) == check(steps, scans=scans)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.randoms(use_true_random=False), st.floats(min_value=-0.4, max_value=0.9))
+def test_a_memo_given_other_steps_explains_them_from_scratch(rng, lead) -> None:
+    """The memo resumes only from the very steps it walked: the same scans with other steps (a
+    look-alike of the tea where the tea was) are explained from scratch."""
+    units = [sku for sku, n in EXPECTED.items() for _ in range(n)]
+    rng.shuffle(units)
+    memo = InsertionMemo()
+    steps, scans = packed([192.0, *units], rng, lead)
+    assert check(steps, scans=scans, memo=memo) == check(steps, scans=scans)
+    tea = units.index("TEA") + 1
+    look_alike = [*steps[:tea], WeightStep(steps[tea].from_g, steps[tea].from_g + 268 * 1.06, tea)]
+    level = look_alike[-1].to_g
+    for step in steps[tea + 1 :]:
+        look_alike.append(WeightStep(level, level + step.delta_g, step.at))
+        level += step.delta_g
+    assert check(look_alike, scans=scans, memo=memo) == check(look_alike, scans=scans)
