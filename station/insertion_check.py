@@ -692,15 +692,17 @@ class _ScanWalk:
     def pair_late(self, state: _WalkState) -> None:
         """Units in hand matched to steps nothing was scanned for, latest first (what the walk
         read into such a step is on offer again: it is being read anew)."""
+        offer = self.offered(state)  # changes only when a unit leaves the hand
         for j in reversed(state.unpaired):
             if not state.in_hand:
                 return
-            possible = {**self.offered(state), **{n: self.known[n] for n in state.assigned[j]}}
+            possible = {**offer, **{n: self.known[n] for n in state.assigned[j]}}
             fitting = self.fitting_moves(state, j, possible, late=True)
             if fitting:
                 state.unpaired.remove(j)
                 state.moves[j] = state.assigned[j] = self.take(state, j, fitting, with_box=False)
                 state.late.add(j)
+                offer = self.offered(state)
 
     def finish(self, state: _WalkState, missing_prior: float) -> ScanPairing:
         """The scans made after the last step paired late, and the units never placed."""
@@ -719,7 +721,9 @@ class _ScanWalk:
             placed[sku] += 1
             piece = self.known[sku]
             hidden = sum(
-                _hiding_odds(piece, step.delta_g, state.moves.get(j), self.known, self.noises[j])
+                self.readings.hiding_odds(
+                    piece, step.delta_g, state.moves.get(j), self.known, self.noises[j]
+                )
                 for j, step in enumerate(self.steps)
                 if step.delta_g > 0
             )
@@ -763,6 +767,7 @@ class StepReadings:
         self.known = tuple(known.values())
         self._unscanned: dict[tuple[object, ...], tuple[str, ...]] = {}
         self._scanned: dict[tuple[object, ...], tuple[tuple[tuple[str, ...], float], ...]] = {}
+        self._hiding: dict[tuple[object, ...], float] = {}
 
     def unscanned(
         self,
@@ -795,6 +800,22 @@ class StepReadings:
             moves = tuple(_scanned_moves(grams, in_hand, possible, noise_sigma_g, box_first))
             self._scanned[key] = moves
         return moves
+
+    def hiding_odds(
+        self,
+        piece: _Piece,
+        grams: float,
+        move: tuple[str, ...] | None,
+        known: Mapping[str, _Piece],
+        noise_sigma_g: float,
+    ) -> float:
+        """`_hiding_odds` (`known`: these known pieces): asked of every step at each call while
+        a scanned unit waits for its step."""
+        key = (piece.name, grams, move, noise_sigma_g)
+        odds = self._hiding.get(key)
+        if odds is None:
+            odds = self._hiding[key] = _hiding_odds(piece, grams, move, known, noise_sigma_g)
+        return odds
 
 
 class MoveMemo:
