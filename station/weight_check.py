@@ -518,20 +518,24 @@ class _Candidate:
     limit: int  # most units of this SKU an explanation may move
 
 
-@dataclass(frozen=True, slots=True)
-class _Hypothesis:
-    counts: Mapping[str, int]  # units moved per SKU (always positive; the sign is the direction)
+class _Hypothesis(NamedTuple):  # a tuple: thousands are made per search
+    combo: tuple[int, ...]  # the candidates' indices of the units moved, ascending
     residual_g: float
     log_likelihood: float
 
+    def counts(self, candidates: list[_Candidate]) -> dict[str, int]:
+        """Units moved per SKU (always positive; the sign is the direction)."""
+        counts: dict[str, int] = {}
+        for i in self.combo:
+            counts[candidates[i].sku] = counts.get(candidates[i].sku, 0) + 1
+        return counts
+
 
 class _Budget:
+    """Search steps left, shared by the searches of every size (below zero: cut short)."""
+
     def __init__(self, steps: int) -> None:
         self.left = steps
-
-    def spend(self) -> bool:
-        self.left -= 1
-        return self.left >= 0
 
 
 def _discrepancy_report(
@@ -539,7 +543,7 @@ def _discrepancy_report(
 ) -> ChannelReport:
     deficit = carton.delta_g < 0
     kind = Discrepancy.DEFICIT if deficit else Discrepancy.SURPLUS
-    hypotheses, truncated = _search_explanations(carton, config)
+    candidates, hypotheses, truncated = _search_explanations(carton, config)
     null = _log_likelihood(carton.delta_g, carton.sigma_g)
     # Posterior share among the hypotheses examined, "nothing wrong but noise" included.
     top_log = max([null, *(h.log_likelihood for h in hypotheses)])
@@ -547,7 +551,9 @@ def _discrepancy_report(
     total = sum(weights) + math.exp(null - top_log)
     sign = -1 if deficit else 1
     explanations = tuple(
-        Explanation({sku: sign * k for sku, k in h.counts.items()}, h.residual_g, w / total)
+        Explanation(
+            {sku: sign * k for sku, k in h.counts(candidates).items()}, h.residual_g, w / total
+        )
         for h, w in list(zip(hypotheses, weights, strict=True))[: config.max_explanations]
     )
     named = _decisive_sku(explanations, config)
@@ -568,8 +574,9 @@ def _discrepancy_report(
 
 def _search_explanations(
     carton: _Carton, config: WeightCheckConfig
-) -> tuple[list[_Hypothesis], bool]:
-    """Ranked explanations of the delta, and whether the step budget cut the search short.
+) -> tuple[list[_Candidate], list[_Hypothesis], bool]:
+    """The units that may have moved, ranked explanations of the delta by them, and whether
+    the step budget cut the search short.
 
     Combinations are examined by size (every 1-unit explanation before any 2-unit one), within
     `max_explanation_units`, and only those whose weight lands within the window around the
@@ -593,7 +600,7 @@ def _search_explanations(
         key=lambda c: (c.unit_g, c.sku),
     )
     if not candidates:
-        return [], False
+        return [], [], False
     widest_spread = max(c.spread_g for c in candidates)
     widest_sigma = math.sqrt(
         carton.sigma_g**2 + (0 if deficit else config.max_explanation_units * widest_spread**2)
@@ -601,66 +608,94 @@ def _search_explanations(
     window = config.explanation_window_sigmas * widest_sigma
     target = abs(carton.delta_g)
     budget = _Budget(config.search_budget)
+    score = _scorer(carton, candidates, config)
     found: list[_Hypothesis] = []
     full = False
     for size in range(1, config.max_explanation_units + 1):
         for combo in _combinations(candidates, size, target - window, target + window, budget):
-            found.append(_hypothesis(carton, candidates, combo, config))
+            found.append(score(combo))
             if full := len(found) >= config.max_hypotheses:
                 break
         if full or budget.left < 0:
             break
     found.sort(key=lambda h: h.log_likelihood, reverse=True)
-    return found, full or budget.left < 0
+    return candidates, found, full or budget.left < 0
 
 
 def _combinations(
     candidates: list[_Candidate], size: int, low_g: float, high_g: float, budget: _Budget
 ) -> Iterator[tuple[int, ...]]:
-    """Multisets of `size` candidate indices whose total weight lies in [low_g, high_g].
+    """Multisets of `size` candidate indices whose total weight lies in [low_g, high_g],
+    indices ascending, depth first; each index tried spends one step of `budget`.
 
     Candidates are sorted by weight, so once one index overshoots every later one does too.
-    """
-    heaviest = candidates[-1].unit_g
+    A loop over an explicit stack, not recursive generators: every combination would pass up
+    through one generator per unit, and a 100-unit carton's search yields thousands."""
+    weights = [c.unit_g for c in candidates]
+    limits = [c.limit for c in candidates]
+    heaviest = weights[-1]
+    chosen: list[int] = []
+    totals = [0.0]  # per depth: the weight chosen above it
+    tries = [0]  # per depth: the next index to try
+    if size * heaviest < low_g:
+        return
+    while tries:
+        depth = len(tries) - 1
+        i, total, slots = tries[depth], totals[depth], size - depth
+        if i < len(weights):
+            budget.left -= 1
+        if i == len(weights) or budget.left < 0 or total + slots * weights[i] > high_g:
+            tries.pop()
+            totals.pop()
+            if chosen:
+                chosen.pop()
+            continue
+        tries[depth] = i + 1
+        if limits[i] <= chosen.count(i):
+            continue
+        grown = total + weights[i]
+        if slots == 1:
+            if grown >= low_g:
+                yield (*chosen, i)
+        elif grown + (slots - 1) * heaviest >= low_g:
+            chosen.append(i)
+            totals.append(grown)
+            tries.append(i)
 
-    def extend(
-        start: int, slots: int, total: float, chosen: tuple[int, ...]
-    ) -> Iterator[tuple[int, ...]]:
-        if slots == 0:
-            if total >= low_g:
-                yield chosen
-            return
-        if total + slots * heaviest < low_g:
-            return
-        for i in range(start, len(candidates)):
-            if not budget.spend():
-                return
-            if total + slots * candidates[i].unit_g > high_g:
-                return
-            if chosen.count(i) >= candidates[i].limit:
-                continue
-            yield from extend(i, slots - 1, total + candidates[i].unit_g, (*chosen, i))
 
-    return extend(0, size, 0.0, ())
-
-
-def _hypothesis(
-    carton: _Carton, candidates: list[_Candidate], combo: tuple[int, ...], config: WeightCheckConfig
-) -> _Hypothesis:
+def _scorer(
+    carton: _Carton, candidates: list[_Candidate], config: WeightCheckConfig
+) -> Callable[[tuple[int, ...]], _Hypothesis]:
+    """Scores a combination of candidate indices (ascending; a run of one index is k units of
+    one SKU). Called for every combination in the window, so what does not depend on the
+    combination is worked out once and the counts are not built."""
     deficit = carton.delta_g < 0
-    counts: dict[str, int] = {}
-    for i in combo:
-        counts[candidates[i].sku] = counts.get(candidates[i].sku, 0) + 1
-    moved = [(candidates[i], counts[candidates[i].sku]) for i in sorted(set(combo))]
-    moved_g = sum(c.unit_g * k for c, k in moved)
-    moved_var = sum(c.spread_g**2 * k for c, k in moved)
-    residual = carton.delta_g + moved_g if deficit else carton.delta_g - moved_g
-    # Missing units take their spread with them; extra units bring theirs.
-    sigma = math.sqrt(max(carton.sigma_g**2 + (-moved_var if deficit else moved_var), 1e-12))
-    log_prior = len(combo) * math.log(config.missing_unit_prior)
-    if deficit:  # k of n expected units can go missing in C(n, k) ways
-        log_prior += sum(math.log(math.comb(carton.units[c.sku], k)) for c, k in moved)
-    return _Hypothesis(counts, residual, _log_likelihood(residual, sigma) + log_prior)
+    delta_g, variance = carton.delta_g, carton.sigma_g**2
+    weights = [c.unit_g for c in candidates]
+    variances = [c.spread_g**2 for c in candidates]
+    ordered = [carton.units.get(c.sku, 0) for c in candidates]
+    log_missing = math.log(config.missing_unit_prior)
+
+    def score(combo: tuple[int, ...]) -> _Hypothesis:
+        moved_g = moved_var = ways = 0.0
+        last = len(combo) - 1
+        units = 0
+        for at, i in enumerate(combo):
+            units += 1
+            if at < last and combo[at + 1] == i:
+                continue
+            moved_g += weights[i] * units
+            moved_var += variances[i] * units
+            if deficit:  # k of n expected units can go missing in C(n, k) ways
+                ways += math.log(math.comb(ordered[i], units))
+            units = 0
+        residual = delta_g + moved_g if deficit else delta_g - moved_g
+        # Missing units take their spread with them; extra units bring theirs.
+        sigma = math.sqrt(max(variance + (-moved_var if deficit else moved_var), 1e-12))
+        log_prior = len(combo) * log_missing + ways
+        return _Hypothesis(combo, residual, _log_likelihood(residual, sigma) + log_prior)
+
+    return score
 
 
 def _log_likelihood(residual_g: float, sigma_g: float) -> float:
