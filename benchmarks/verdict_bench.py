@@ -28,7 +28,8 @@ measured while other test suites ran on the same 2 cores): a. median 12.3 ms,
 p99 45.5 ms (handle(EvidenceReady)+effects 4.2/27.8 ms; outbox commit 1.5/17.5 ms); b. CLOSE at
 once 788/826 ms (8 of 32 verdicts on the pre-placement weight), CLOSE 150 ms after 653/872 ms;
 c. complete 0.11/1.1 ms, one unit short 2.0/6.7 ms. c. on the quiet machine 2026-11-28: complete
-0.17/0.27 ms, one unit short 2.2/3.1 ms, a candle extra with 7 usual extras 2.5/3.2 ms.
+0.17/0.27 ms, one unit short 2.2/3.1 ms, a candle extra with 7 usual extras 2.5/3.2 ms; on
+2026-11-29, the explanation search an explicit stack: 0.14/0.25, 1.19/1.70, 1.27/1.68 ms.
 """
 
 from __future__ import annotations
