@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import math
@@ -398,6 +399,11 @@ class StationDaemon:
         watchdog = watchdog_interval_s()
         if watchdog is not None:
             self._spawn(self._watchdog(watchdog))
+        # What start-up built (the catalog: tens of thousands of SKUs at a real site, the
+        # config, the models) lives as long as the daemon. Frozen out of the garbage
+        # collector's reach, a full collection walks only what came since instead of stalling
+        # the loop on the whole catalog (~100 ms for 50,000 SKUs on a 2-core VM).
+        gc.freeze()
         log.info(
             "station ready",
             extra={
@@ -451,6 +457,7 @@ class StationDaemon:
         self.evidence.close()
         self.learning.close()
         self.outbox.close()
+        gc.unfreeze()  # what is left of this station may be collected (tests run many)
         log.info("station stopped", extra={"station": self.config.station.id})
 
     def _spawn(self, coro: Any) -> None:
