@@ -13,6 +13,7 @@ only when one single-SKU explanation clearly beats every other hypothesis.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -634,11 +635,14 @@ def _combinations(
     weights = [c.unit_g for c in candidates]
     limits = [c.limit for c in candidates]
     heaviest = weights[-1]
-    chosen: list[int] = []
-    totals = [0.0]  # per depth: the weight chosen above it
-    tries = [0]  # per depth: the next index to try
     if size * heaviest < low_g:
         return
+    first = _passing_over(weights, 0, 0.0, size, heaviest, low_g, budget)
+    if first is None:
+        return
+    chosen: list[int] = []
+    totals = [0.0]  # per depth: the weight chosen above it
+    tries = [first]  # per depth: the next index to try
     while tries:
         depth = len(tries) - 1
         i, total, slots = tries[depth], totals[depth], size - depth
@@ -658,9 +662,45 @@ def _combinations(
             if grown >= low_g:
                 yield (*chosen, i)
         elif grown + (slots - 1) * heaviest >= low_g:
-            chosen.append(i)
-            totals.append(grown)
-            tries.append(i)
+            start = _passing_over(weights, i, grown, slots - 1, heaviest, low_g, budget)
+            if start is not None:
+                chosen.append(i)
+                totals.append(grown)
+                tries.append(start)
+
+
+def _passing_over(
+    weights: list[float],
+    start: int,
+    total: float,
+    slots: int,
+    heaviest: float,
+    low_g: float,
+    budget: _Budget,
+) -> int | None:
+    """Where a level of the search starts trying: past the lighter indices that cannot reach
+    the window even with the heaviest after them, each still one step of the budget (the same
+    steps as trying them one by one, so the budget cuts the same searches short); None when
+    the budget runs out among them."""
+    passed = _first_reaching(weights, start, total, (slots - 1) * heaviest, low_g) - start
+    if passed and passed > budget.left:
+        budget.left = -1
+        return None
+    budget.left -= passed
+    return start + passed
+
+
+def _first_reaching(
+    weights: list[float], start: int, total: float, rest_g: float, low_g: float
+) -> int:
+    """The first index from `start` whose weight, with `total` before it and `rest_g` after,
+    reaches `low_g` (`weights` ascending); the exact comparison the search makes."""
+    j = bisect.bisect_left(weights, low_g - rest_g - total, start)
+    while j > start and total + weights[j - 1] + rest_g >= low_g:
+        j -= 1
+    while j < len(weights) and total + weights[j] + rest_g < low_g:
+        j += 1
+    return j
 
 
 def _scorer(

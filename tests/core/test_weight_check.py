@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -21,6 +22,9 @@ from station.weight_check import (
     ScaleState,
     WeightCheckConfig,
     WeightMeasurement,
+    _Budget,
+    _Candidate,
+    _combinations,
     absence_detection,
     evaluate_weight,
     expected_weight,
@@ -474,3 +478,64 @@ def test_recent_cartons_keep_the_last_ones_besides_the_carton_closed_again() -> 
     nothing = RecentCartons(keep=0)
     nothing.remember(("O1", "C1"), {"A"})
     assert nothing.skus_besides(("O2", "C1")) == frozenset()
+
+
+def one_by_one(
+    candidates: list[_Candidate], size: int, low_g: float, high_g: float, budget: _Budget
+) -> list[tuple[int, ...]]:
+    """The search as first written: every index tried in turn, one budget step each."""
+    found: list[tuple[int, ...]] = []
+
+    def extend(start: int, slots: int, total: float, chosen: tuple[int, ...]) -> None:
+        if slots == 0:
+            if total >= low_g:
+                found.append(chosen)
+            return
+        if total + slots * candidates[-1].unit_g < low_g:
+            return
+        for i in range(start, len(candidates)):
+            budget.left -= 1
+            if budget.left < 0 or total + slots * candidates[i].unit_g > high_g:
+                return
+            if chosen.count(i) < candidates[i].limit:
+                extend(i, slots - 1, total + candidates[i].unit_g, (*chosen, i))
+
+    extend(0, size, 0.0, ())
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([5.0, 20.0, 50.0, 120.0]) | st.floats(1, 400), st.integers(1, 3)),
+        min_size=1,
+        max_size=9,
+    ),
+    st.integers(min_value=1, max_value=4),
+    st.floats(min_value=-100, max_value=1200),
+    st.floats(min_value=0, max_value=300),
+    st.integers(min_value=0, max_value=400),
+)
+def test_the_explanation_search_finds_every_combination_in_the_window_in_order(
+    weighed, size, low_g, width_g, steps
+) -> None:
+    """Every multiset of `size` candidates (each at most its limit) whose weight lies in the
+    window, in ascending index order, as brute force finds them. A budget cuts the search where
+    trying every index in turn, one step each, would: the search passes over hopeless light
+    candidates at once but spends and stops exactly as that."""
+    candidates = sorted(
+        (_Candidate(f"S{k}", grams, 1.0, limit) for k, (grams, limit) in enumerate(weighed)),
+        key=lambda c: (c.unit_g, c.sku),
+    )
+    high_g = low_g + width_g
+    everything = [
+        combo
+        for combo in itertools.combinations_with_replacement(range(len(candidates)), size)
+        if all(combo.count(i) <= candidates[i].limit for i in set(combo))
+        and low_g <= sum(candidates[i].unit_g for i in combo) <= high_g
+    ]
+    assert list(_combinations(candidates, size, low_g, high_g, _Budget(10**9))) == everything
+    budget, reference = _Budget(steps), _Budget(steps)
+    cut = list(_combinations(candidates, size, low_g, high_g, budget))
+    assert cut == one_by_one(candidates, size, low_g, high_g, reference)
+    assert max(budget.left, -1) == max(reference.left, -1)  # below zero: cut short, no more
