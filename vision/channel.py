@@ -126,11 +126,12 @@ class VisionChannel:
         taken: TakenFrame,
         put_back: TakeOut | None = None,
         guard: PutBackGuard | None = None,
+        unit_in: bool = False,
     ) -> InsertionObservation:
         """Count a taken frame as this carton's next insertion (keeps it for the evidence); the
         frame after the item `put_back` came back adds no item (`vision.observe.TakeOuts`;
-        `guard`: `InsertionAccumulator.add`)."""
-        obs = self.accumulator.add(taken.observation, put_back, guard)
+        `guard`, `unit_in`: `InsertionAccumulator.add`)."""
+        obs = self.accumulator.add(taken.observation, put_back, guard, unit_in)
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
 

@@ -166,8 +166,10 @@ class VisionEvidenceChannel(EvidenceChannel):
             return
         back = self._take_outs.puts_back(step.from_g, step.to_g)
         kind: FrameKind = "put_back" if back else "insertion"
+        guard = self._guard()
+        unit_in = not back and guard is not None and guard.counted_unit_in(step.from_g, step.to_g)
         self._frames_asked += 1
-        self._spawn(self._capture(kind, self.config.capture_timeout_s, back))
+        self._spawn(self._capture(kind, self.config.capture_timeout_s, back, unit_in))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -175,9 +177,14 @@ class VisionEvidenceChannel(EvidenceChannel):
         task.add_done_callback(self._tasks.discard)
 
     async def _capture(
-        self, kind: FrameKind, timeout_s: float, put_back: TakeOut | None = None
+        self,
+        kind: FrameKind,
+        timeout_s: float,
+        put_back: TakeOut | None = None,
+        unit_in: bool = False,
     ) -> None:
-        """Take and count one frame for the current carton (serialised with the others)."""
+        """Take and count one frame for the current carton (serialised with the others);
+        `unit_in`: its step brought a unit the camera counts (`InsertionAccumulator.add`)."""
         generation, started = self._generation, time.monotonic()
         async with self._frames:
             if generation != self._generation:
@@ -195,7 +202,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 self._logged(kind, unseen, took_s)
                 return
             guard = self._guard() if put_back is not None else None
-            counted = self.camera.add_taken(taken, put_back, guard)
+            counted = self.camera.add_taken(taken, put_back, guard, unit_in)
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:

@@ -571,3 +571,29 @@ def test_a_missing_model_is_refused_at_start_naming_the_file(tmp_path: Path) -> 
     ).resolve_paths(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"gone\.onnx.*\[vision\.detector\] model"):
         Station(config, tmp_path)
+
+
+@needs_model
+def test_a_unit_set_down_squarely_over_another_is_counted_when_its_step_is_a_units(
+    tmp_path: Path,
+) -> None:
+    """The earrings go in, then the mug squarely over them: its frame shows one item, in the
+    earrings' place, as before. The mug's 412 g step is too heavy for the paperwork and fill, so
+    a unit went in, and the changed look there is it (`InsertionAccumulator._stacked`)."""
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        channel, scene = station.channel, source.sequence.scene
+        station.order_in("ORD-9", (MUG, EAR))  # the carton's weights: the mug is a unit
+        source.sequence.insert(EAR)
+        channel.on_weight_step(step(308, 300))
+        await frames_counted(station, 1)
+        source.sequence.insert(MUG)
+        ear, mug = scene.items
+        scene.items[1] = dataclasses.replace(mug, center=ear.center, scale=1.15, angle=0)
+        channel.on_weight_step(step(720, 308))
+        await frames_counted(station, 2)
+        return await station.close("ORD-9", (MUG, EAR))
+
+    _station, report = pack_on_the_simulator(tmp_path, pack)
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert report.measurements["items_counted"] == 2
