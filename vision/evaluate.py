@@ -130,29 +130,34 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
     """Pack `cartons` cartons of 1..8 units one unit per insertion; count each with the station's
     InsertionAccumulator. Per insertion (exactly one unit went in), the new-item error by the
     number of items truly visible in its frame; per carton, exact totals by number of units
-    (before the close frame), and the items the close frame (nothing new) counts as new."""
+    (before the close frame), and the items the close frame (nothing new) counts as new.
+    Each insertion's step is taken to bring a unit the camera counts (`unit_in`: heavier than
+    the packing material); the same frames counted without the weight's word (a unit too light
+    for that) are tallied apart (`..._light_unit`)."""
     pipeline = Pipeline(detector)
     by_visible: dict[int, dict[int, int]] = {}
+    light_by_visible: dict[int, dict[int, int]] = {}
     exact_by_units: dict[int, list[int]] = {}
     close_errors: dict[int, int] = {}
     na = 0
     for i in range(cartons):
         units = 1 + i % int(INSERTIONS["max_units"])
         sequence = _carton(INSERTIONS, i)
-        accumulator = InsertionAccumulator()
+        accumulator, light = InsertionAccumulator(), InsertionAccumulator()
         placed = 0
         for _ in range(units):
             if not sequence.insert():
                 continue  # no room without burying an item: the packer would not do it either
             placed += 1
             frame, truth = sequence.frame()
-            observation = accumulator.add(pipeline.observe(frame))
-            if observation.new_items is None:
+            observed = pipeline.observe(frame)
+            observation = accumulator.add(observed, unit_in=True)
+            unweighed = light.add(observed)
+            if observation.new_items is None or unweighed.new_items is None:
                 na += 1
                 continue
-            errors = by_visible.setdefault(truth.count, {})
-            error = observation.new_items - 1
-            errors[error] = errors.get(error, 0) + 1
+            _tally(by_visible, truth.count, observation.new_items - 1)
+            _tally(light_by_visible, truth.count, unweighed.new_items - 1)
         total = accumulator.total()
         if total is not None:
             exact_by_units.setdefault(placed, []).append(int(total == placed))
@@ -173,14 +178,21 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
         "exact_carton_rate_by_units": {
             str(k): round(sum(v) / len(v), 3) for k, v in sorted(exact_by_units.items())
         },
-        "insertion_errors_by_visible": {
-            str(v): {str(e): n for e, n in sorted(errors.items())}
-            for v, errors in sorted(by_visible.items())
-        },
+        "insertion_errors_by_visible": _by_visible(by_visible),
+        "insertion_errors_by_visible_light_unit": _by_visible(light_by_visible),
         # Frames with nothing new (the close frame): what the model adds by itself.
         "repeat_frame_errors": {str(e): n for e, n in sorted(close_errors.items())},
         "definition": INSERTIONS,
     }
+
+
+def _tally(table: dict[int, dict[int, int]], visible: int, error: int) -> None:
+    errors = table.setdefault(visible, {})
+    errors[error] = errors.get(error, 0) + 1
+
+
+def _by_visible(table: dict[int, dict[int, int]]) -> dict[str, dict[str, int]]:
+    return {str(v): {str(e): n for e, n in sorted(row.items())} for v, row in sorted(table.items())}
 
 
 def plot(metrics: dict[str, dict], path: Path) -> None:
@@ -349,7 +361,7 @@ def evaluate_put_backs(detector: CounterDetector, cartons: int) -> dict:
             item = sequence.place(sku)
             if item is not None:
                 placed.append(item)
-                accumulator.add(pipeline.observe(sequence.frame()[0]))
+                accumulator.add(pipeline.observe(sequence.frame()[0]), unit_in=True)
         rng = random.Random(i)
         item = rng.choice(placed)
         lifted_with = i % 2 == 1 and len(placed) > 2
