@@ -104,6 +104,12 @@ class VisionModel:
     # units (the rule before the items' looks: a frame showing fewer never stood).
     put_back_stands: float | None = None
     hiding_put_back_stands: float = 0.0
+    # The same insertions counted without the weight's word that a unit went in (a unit too
+    # light to rule out the packing material: `PutBackGuard.counted_unit_in`), so without the
+    # look that tells a unit set down squarely on another from it (the card's
+    # `insertion_errors_by_visible_light_unit`). Older cards: the same as `hazard`, `errors`.
+    light_hazard: tuple[float, ...] | None = None
+    light_errors: tuple[tuple[int, float], ...] | None = None
 
     @classmethod
     def from_card(cls, path: Path = CARD, evaluation_set: str = "holdout") -> VisionModel:
@@ -132,25 +138,19 @@ class VisionModel:
 
     @classmethod
     def _from_insertions(cls, name: str, insertions: dict) -> VisionModel:
-        by_visible = {
-            int(v): {int(e): n for e, n in errors.items()}
-            for v, errors in insertions["insertion_errors_by_visible"].items()
-            if int(v) > 0
-        }
-        survival = [
-            by_visible[v].get(0, 0) / sum(by_visible[v].values()) for v in sorted(by_visible)
-        ]
-        hazard = tuple(1 - s for s in _non_increasing(survival))
-        pooled: dict[int, int] = {}
-        for errors in by_visible.values():
-            for error, n in errors.items():
-                if error:
-                    pooled[error] = pooled.get(error, 0) + n
+        hazard, errors = _hazard(insertions["insertion_errors_by_visible"])
+        light = insertions.get("insertion_errors_by_visible_light_unit")
+        light_hazard, light_errors = _hazard(light) if light else (None, None)
         counts = insertions.get("repeat_frame_errors") or {"0": 1}  # none measured: no error
         repeat = {int(n): k for n, k in counts.items()}
         frames = sum(repeat.values())
         return cls(
-            name, hazard, _shares(pooled), tuple((n, k / frames) for n, k in sorted(repeat.items()))
+            name,
+            hazard,
+            errors,
+            tuple((n, k / frames) for n, k in sorted(repeat.items())),
+            light_hazard=light_hazard,
+            light_errors=light_errors,
         )
 
     def scaled(self, factor: float, name: str) -> VisionModel:
@@ -159,6 +159,7 @@ class VisionModel:
         wrong = [(n, min(1.0, share * factor)) for n, share in self.repeat if n]
         repeat = ((0, max(0.0, 1 - sum(share for _, share in wrong))), *wrong)
         hazard = tuple(min(1.0, h * factor) for h in self.hazard)
+        light = self.light_hazard and tuple(min(1.0, h * factor) for h in self.light_hazard)
         stands = (
             None
             if self.put_back_stands is None
@@ -166,7 +167,16 @@ class VisionModel:
         )
         # Not scaled: what keeps a frame that hid items from standing is mostly the rule's own
         # limits (look-alike units, an item only partly over another), not the count.
-        return VisionModel(name, hazard, self.errors, repeat, stands, self.hiding_put_back_stands)
+        return VisionModel(
+            name,
+            hazard,
+            self.errors,
+            repeat,
+            stands,
+            self.hiding_put_back_stands,
+            light or None,
+            self.light_errors,
+        )
 
     def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
         """The same error shape scaled so that cartons of 1-8 units count exactly `mean_exact`
@@ -193,8 +203,32 @@ class VisionModel:
             exact *= 1 - self.hazard_at(v)
         return exact
 
-    def hazard_at(self, visible: int) -> float:
-        return self.hazard[min(visible, len(self.hazard)) - 1] if visible > 0 else 0.0
+    def hazard_at(self, visible: int, unit_in: bool = True) -> float:
+        """The chance an insertion seen with `visible` items miscounts; `unit_in`: its step
+        vouched for a unit the camera counts (else the light-unit figures, where measured)."""
+        table = self.hazard if unit_in or self.light_hazard is None else self.light_hazard
+        return table[min(visible, len(table)) - 1] if visible > 0 else 0.0
+
+    def errors_for(self, unit_in: bool) -> tuple[tuple[int, float], ...]:
+        return self.errors if unit_in or self.light_errors is None else self.light_errors
+
+
+def _hazard(
+    table: dict[str, dict[str, int]],
+) -> tuple[tuple[float, ...], tuple[tuple[int, float], ...]]:
+    """Per-insertion hazard by items visible (non-decreasing) and the miscounts' shares, from a
+    card's errors-by-visible table."""
+    by_visible = {
+        int(v): {int(e): n for e, n in errors.items()} for v, errors in table.items() if int(v) > 0
+    }
+    survival = [by_visible[v].get(0, 0) / sum(by_visible[v].values()) for v in sorted(by_visible)]
+    hazard = tuple(1 - s for s in _non_increasing(survival))
+    pooled: dict[int, int] = {}
+    for errors in by_visible.values():
+        for error, n in errors.items():
+            if error:
+                pooled[error] = pooled.get(error, 0) + n
+    return hazard, _shares(pooled)
 
 
 def _shares(histogram: dict[int, int]) -> tuple[tuple[int, float], ...]:
@@ -344,17 +378,17 @@ class Station:
         items = self.world.catalog.items
         seen = [items[u.sku].vision_visible for u in carton.packed]
         take_outs = TakeOuts(self.scale_error_at)
-        # (packed units new in it, the item taken out that it is the put-back of)
-        frames: list[tuple[list[int], TakeOut | None]] = []
+        # (packed units new in it, the item taken out that it is the put-back of, its step)
+        frames: list[tuple[list[int], TakeOut | None, WeightStep | None]] = []
         waiting: list[int] = []
         for step, units in zip(packing.steps, packing.step_units, strict=True):
             waiting += [k for k in units if seen[k]]
             if step.delta_g < 0:
                 take_outs.taken_out(step.from_g, step.to_g)
                 continue
-            frames.append((waiting, take_outs.puts_back(step.from_g, step.to_g)))
+            frames.append((waiting, take_outs.puts_back(step.from_g, step.to_g), step))
             waiting = []
-        frames.append((waiting + [k for k in packing.after_last_step if seen[k]], None))
+        frames.append((waiting + [k for k in packing.after_last_step if seen[k]], None, None))
         observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
         for _ in take_outs.pending:  # the daemon's _not_put_back
             observations.append(
@@ -368,7 +402,7 @@ class Station:
         self,
         rng: random.Random,
         carton: Carton,
-        frames: list[tuple[list[int], TakeOut | None]],
+        frames: list[tuple[list[int], TakeOut | None, WeightStep | None]],
         unsure: bool,
     ) -> list[InsertionObservation]:
         """Each frame counted as the station's InsertionAccumulator counts it (the last frame is
@@ -385,7 +419,7 @@ class Station:
         # insertion has covered them (vision.observe.InsertionAccumulator).
         carried: list[int] = []
         last_visible = 0  # items the last readable frame showed
-        for index, (units, put_back) in enumerate(frames):
+        for index, (units, put_back, step) in enumerate(frames):
             close = index == len(frames) - 1
             # What goes in now (a unit, the paperwork, the fill) may cover others.
             covering = set() if close else self._covers(rng, len(placed), covered)
@@ -458,7 +492,11 @@ class Station:
                 )
                 carried += range(first, len(placed))
                 continue
-            new = self._counted(rng, len(units) + _uncovered(carried, covered), len(visible))
+            # The daemon's word from the weights: the step brought a unit the camera counts.
+            unit_in = step is not None and guard.counted_unit_in(step.from_g, step.to_g)
+            new = self._counted(
+                rng, len(units) + _uncovered(carried, covered), len(visible), unit_in
+            )
             carried, last_visible = [], len(visible)
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return observations
@@ -499,14 +537,15 @@ class Station:
         chance = self.world.model.covered_per_insertion
         return {i for i in range(placed) if i not in covered and rng.random() < chance}
 
-    def _counted(self, rng: random.Random, new: int, visible: int) -> int:
+    def _counted(self, rng: random.Random, new: int, visible: int, unit_in: bool) -> int:
         """The new items one readable frame counts: right, or off by the card's errors (a frame
-        with nothing new in it: the card's close frames)."""
+        with nothing new in it: the card's close frames; `unit_in`: the weights vouched that its
+        step brought a unit, `VisionModel.hazard_at`)."""
         if new == 0:
             counts, shares = zip(*self.vision.repeat, strict=True)
             return rng.choices(counts, shares)[0]
-        if rng.random() < self.vision.hazard_at(visible):
-            errors, shares = zip(*self.vision.errors, strict=True)
+        if rng.random() < self.vision.hazard_at(visible, unit_in):
+            errors, shares = zip(*self.vision.errors_for(unit_in), strict=True)
             new = max(0, new + rng.choices(errors, shares)[0])
         return new
 

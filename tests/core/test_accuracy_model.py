@@ -234,6 +234,28 @@ def test_the_vision_model_prefers_measured_insertions(tmp_path: Path) -> None:
     assert vision.put_back_stands is None and vision.hiding_put_back_stands == 0.0
 
 
+def test_a_unit_too_light_for_the_weights_word_miscounts_as_measured_without_it(
+    tmp_path: Path,
+) -> None:
+    """The card's packed cartons counted with the weights vouching for each unit (a unit set
+    down squarely on another then counts by its look) and without (a light unit)."""
+    insertions = {
+        "insertion_errors_by_visible": {"1": {"0": 98, "1": 2}},
+        "insertion_errors_by_visible_light_unit": {"1": {"0": 90, "-1": 8, "1": 2}},
+    }
+    evaluation = {"sets": {"holdout": {}}, "insertions": insertions}
+    vision = VisionModel.from_card(_card(tmp_path, evaluation))
+    assert vision.hazard_at(1) == pytest.approx(0.02)
+    assert vision.hazard_at(1, unit_in=False) == pytest.approx(0.10)
+    assert dict(vision.errors_for(True)) == {1: 1.0}
+    assert dict(vision.errors_for(False)) == pytest.approx({-1: 0.8, 1: 0.2})
+    assert vision.scaled(0.5, "half").hazard_at(1, unit_in=False) == pytest.approx(0.05)
+    # A card without the light-unit figures: the same hazard either way.
+    del insertions["insertion_errors_by_visible_light_unit"]
+    older = VisionModel.from_card(_card(tmp_path, evaluation))
+    assert older.hazard_at(1, unit_in=False) == older.hazard_at(1) == pytest.approx(0.02)
+
+
 def test_put_back_frames_stand_at_the_rates_the_card_measured(tmp_path: Path) -> None:
     insertions = {"insertion_errors_by_visible": {"1": {"0": 90, "-1": 10}}}
     cases = {
