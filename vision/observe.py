@@ -238,7 +238,8 @@ class InsertionAccumulator:
     # was, looking as it did, is that item, not a new one (the item over it lifted or slid off).
     _hidden: dict[Detection, np.ndarray] = field(default_factory=dict)
     # Units a unit set down squarely over them hid (`_stacked`), with their looks: known again
-    # the same way, but covered as any unit a later one covers, so not asked about at put-backs.
+    # the same way, or by place alone where a detection is new (`_uncovered`), but covered as
+    # any unit a later one covers, so not asked about at put-backs.
     _under_stacked: dict[Detection, np.ndarray] = field(default_factory=dict)
     # The put-backs just before, in a row, whose frames did not show the items as before: a
     # second look (the same item lifted and set down again) may still settle them.
@@ -296,7 +297,11 @@ class InsertionAccumulator:
             )
         else:
             current = (*live, *again)
-            new = [] if put_back is not None else new_detections(live, self._previous)
+            new = (
+                []
+                if put_back is not None
+                else self._uncovered(new_detections(live, self._previous))
+            )
             stacked = (
                 self._stacked(frame, live) if unit_in and put_back is None and not new else None
             )
@@ -433,6 +438,16 @@ class InsertionAccumulator:
         if any(d not in before for d in under):
             return None  # an item without a look could not be known again when uncovered
         return under
+
+    def _uncovered(self, new: list[Detection]) -> list[Detection]:
+        """`new` apart from units a stacked unit covered, seen again where they were, whatever
+        their look (partly uncovered, a unit looks unlike itself): `_stacked` counted them."""
+        under = list(self._under_stacked)
+        pairs = pairing(new, under)
+        for _, j in pairs:
+            del self._under_stacked[under[j]]
+        seen = {i for i, _ in pairs}
+        return [d for i, d in enumerate(new) if i not in seen]
 
     def _stacked(
         self, frame: FrameObservation, live: Sequence[Detection]
@@ -591,10 +606,17 @@ class PutBackGuard:
 
     def counted_unit_in(self, from_g: float, to_g: float) -> bool:
         """Whether a settled step up from `from_g` to `to_g` is too heavy for everything the
-        camera does not count together (`uncounted_g`), give or take both readings' errors: a
-        unit the camera counts went in with it, whether the frame shows it or not."""
+        camera does not count together (`uncounted_g`) and heavy enough for the lightest unit
+        it counts, give or take both readings' errors: a unit the camera counts went in with
+        it, whether the frame shows it or not. (The second test holds where a site leaves its
+        paperwork and fill unstated.)"""
         errors = self.scale_error_g(from_g) + self.scale_error_g(to_g)
-        return to_g - from_g - errors > self.uncounted_g  # NaN or unknown material: False
+        gain = to_g - from_g
+        lightest = self.lightest_counted_g
+        # NaN, unknown material or a counted unit of unknown weight: False
+        return (
+            lightest is not None and gain - errors > self.uncounted_g and gain + errors >= lightest
+        )
 
     def refuses(self, out: TakeOut, hid: int = 0) -> str:
         """Why the put-back frame cannot stand ("" when it can); `hid`: the items its frame

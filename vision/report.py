@@ -63,8 +63,10 @@ def put_back_guard(
     uncounted = [m.mean_g + _WEIGHT_SIGMAS * m.spread_g for m in materials]
     for sku, units in sorted(expected.items()):
         item = catalog.items.get(sku)
-        if units <= 0 or item is None:
+        if units <= 0:
             continue
+        if item is None:  # not in the catalog: a unit of unknown weight, counted or not
+            return PutBackGuard(None, scale_error_g, sku)
         if not counted_by_camera(item):
             uncounted.append(units * _heaviest_g(item))
             continue

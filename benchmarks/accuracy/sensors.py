@@ -140,7 +140,7 @@ class VisionModel:
     def _from_insertions(cls, name: str, insertions: dict) -> VisionModel:
         hazard, errors = _hazard(insertions["insertion_errors_by_visible"])
         light = insertions.get("insertion_errors_by_visible_light_unit")
-        light_hazard, light_errors = _hazard(light) if light else (None, None)
+        light_hazard, light_errors = _hazard(light) if light else ((), ())
         counts = insertions.get("repeat_frame_errors") or {"0": 1}  # none measured: no error
         repeat = {int(n): k for n, k in counts.items()}
         frames = sum(repeat.values())
@@ -149,8 +149,8 @@ class VisionModel:
             hazard,
             errors,
             tuple((n, k / frames) for n, k in sorted(repeat.items())),
-            light_hazard=light_hazard,
-            light_errors=light_errors,
+            light_hazard=light_hazard or None,  # none measured: the rule's figures
+            light_errors=light_errors or None,
         )
 
     def scaled(self, factor: float, name: str) -> VisionModel:

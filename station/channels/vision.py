@@ -91,6 +91,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._materials = weight.check_config.packing_materials()
         self._take_outs = TakeOuts(self._scale_error_g)
         self._frames_asked = 0
+        self._steps = 0
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -149,6 +150,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         self.camera.begin_carton()
         self._take_outs = TakeOuts(self._scale_error_g)
         self._frames_asked = 0  # frames asked for this carton; each adds one observation
+        self._steps = 0  # settled steps of this carton so far, up or down
         if carton is not None:  # the last carton's frame must not pass for this one's
             self.latest_image = None
 
@@ -158,18 +160,23 @@ class VisionEvidenceChannel(EvidenceChannel):
         """The weight channel's listener (on the loop): an insertion, or an item taken out."""
         if self._carton is None:
             return  # the empty platter, a box put down before its order, a carton going out
+        self._steps += 1
+        # A frame still to be taken may already show what this step brought.
+        due = self._frames_asked > len(self.camera.accumulator.observations)
         if step.delta_g < 0:
-            # A frame still to be taken may already show the item set down elsewhere: then its
-            # coming back cannot be matched.
-            due = self._frames_asked > len(self.camera.accumulator.observations)
+            # Then the item taken out may show set down elsewhere: its coming back cannot be
+            # matched.
             self._take_outs.taken_out(step.from_g, step.to_g, matchable=not due)
             return
         back = self._take_outs.puts_back(step.from_g, step.to_g)
         kind: FrameKind = "put_back" if back else "insertion"
-        guard = self._guard()
-        unit_in = not back and guard is not None and guard.counted_unit_in(step.from_g, step.to_g)
+        # The unit a heavy step brought, for `InsertionAccumulator._stacked`: only where its
+        # frame is the first to show it (none due before it, no step after it by then).
+        guard = None if back or due else self._guard()
+        unit_in = guard is not None and guard.counted_unit_in(step.from_g, step.to_g)
         self._frames_asked += 1
-        self._spawn(self._capture(kind, self.config.capture_timeout_s, back, unit_in))
+        after = self._steps if unit_in else None
+        self._spawn(self._capture(kind, self.config.capture_timeout_s, back, after))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -181,10 +188,11 @@ class VisionEvidenceChannel(EvidenceChannel):
         kind: FrameKind,
         timeout_s: float,
         put_back: TakeOut | None = None,
-        unit_in: bool = False,
+        unit_after: int | None = None,
     ) -> None:
         """Take and count one frame for the current carton (serialised with the others);
-        `unit_in`: its step brought a unit the camera counts (`InsertionAccumulator.add`)."""
+        `unit_after`: its step, the carton's `unit_after`-th, brought a unit the camera counts
+        (`InsertionAccumulator.add`'s `unit_in`), if no later step came before the frame."""
         generation, started = self._generation, time.monotonic()
         async with self._frames:
             if generation != self._generation:
@@ -202,6 +210,7 @@ class VisionEvidenceChannel(EvidenceChannel):
                 self._logged(kind, unseen, took_s)
                 return
             guard = self._guard() if put_back is not None else None
+            unit_in = unit_after is not None and unit_after == self._steps
             counted = self.camera.add_taken(taken, put_back, guard, unit_in)
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)

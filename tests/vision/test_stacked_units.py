@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simulators.camera import InsertionSequence
-from tests.vision.test_take_outs import HEAVY, OUT, error, frame
+from tests.vision.test_take_outs import HEAVY, OUT, UNCOUNTED_G, error, frame
 from vision.config import DEFAULT_MODEL, CounterDetectorConfig
 from vision.detectors import CounterDetector
 from vision.evaluate import INSERTION_RENDER
@@ -126,8 +126,23 @@ def test_a_rendered_unit_set_down_on_another_is_counted_with_the_shipped_model()
 
 def test_a_step_counts_as_a_unit_only_beyond_all_the_uncounted_material() -> None:
     # UNCOUNTED_G (40 g) of paperwork and fill at most; readings off by up to 2 g and 3 g here.
-    assert not HEAVY.counted_unit_in(1000, 1045)
-    assert HEAVY.counted_unit_in(1000, 1046)
-    assert not HEAVY.counted_unit_in(1000, float("nan"))
+    socks = PutBackGuard(30.0, error, "SOCK", UNCOUNTED_G)  # the lightest unit counted: 30 g
+    assert not socks.counted_unit_in(1000, 1045)
+    assert socks.counted_unit_in(1000, 1046)
+    assert not socks.counted_unit_in(1000, float("nan"))
+    # Lighter than the lightest unit counted (300 g here, less the errors): no unit.
+    site_without_materials = PutBackGuard(300.0, error, "MUG", 0.0)
+    assert not site_without_materials.counted_unit_in(1000, 1290)
+    assert site_without_materials.counted_unit_in(1000, 1296)
     unknown = PutBackGuard(300.0, error, "MUG")  # material of unknown weight: any
     assert not unknown.counted_unit_in(1000, 5000)
+
+
+def test_the_unit_under_it_uncovered_looking_otherwise_is_not_new() -> None:
+    # The unit on top is nudged; unit 1 shows beside it, half covered still (its look changed):
+    # by place it is unit 1, counted already.
+    acc, counts = packed(
+        frame((302, 98, 50), (100, 100), (500, 100), looks=(3, 0, 2)),
+        frame((304, 98, 50), (100, 100), (500, 100), (296, 104), looks=(3, 0, 2, 5)),
+    )
+    assert counts == [3, 1, 0] and acc.total() == 4

@@ -323,6 +323,10 @@ def test_a_counted_unit_of_unknown_weight_leaves_the_guard_nothing_to_go_on() ->
     guard = put_back_guard({"MUG": 1, "TEA": 1}, weighed(TEA=(250, 2)), one_gram)
     assert guard.lightest_counted_g is None and guard.lightest_sku == "MUG"
     assert "MUG, of unknown weight" in guard.refuses(TakeOut(1000, 750))
+    # A SKU the catalog does not know: counted or not, of unknown weight; no step vouches.
+    unknown = put_back_guard({"TEA": 1, "NEW-SKU": 1}, weighed(TEA=(250, 2)), one_gram)
+    assert unknown.lightest_counted_g is None and unknown.lightest_sku == "NEW-SKU"
+    assert not unknown.counted_unit_in(1000, 2000)
 
 
 def test_a_variable_weight_unit_counts_at_its_stated_minimum_never_its_nominal_weight() -> None:

@@ -579,7 +579,25 @@ def test_a_unit_set_down_squarely_over_another_is_counted_when_its_step_is_a_uni
 ) -> None:
     """The earrings go in, then the mug squarely over them: its frame shows one item, in the
     earrings' place, as before. The mug's 412 g step is too heavy for the paperwork and fill, so
-    a unit went in, and the changed look there is it (`InsertionAccumulator._stacked`)."""
+    a unit went in, and the changed look there is it (`InsertionAccumulator._stacked`). The same
+    frame after a step too light for any unit (this site states no paperwork or fill, and the
+    earrings weigh 6 g at the least: 4 g, within the readings' errors) counts nothing new."""
+    _station, report = pack_on_the_simulator(tmp_path, mug_squarely_over_the_earrings(720))
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert report.measurements["items_counted"] == 2
+    _station, light = pack_on_the_simulator(tmp_path, mug_squarely_over_the_earrings(312))
+    assert light.discrepancy is Discrepancy.DEFICIT and light.measurements["items_counted"] == 1
+    # Another step before the mug's frame is taken: that frame may show more than the mug's
+    # step, so its changed look counts nothing either.
+    _station, late = pack_on_the_simulator(tmp_path, mug_squarely_over_the_earrings(720, 760))
+    assert late.discrepancy is Discrepancy.DEFICIT and late.measurements["items_counted"] == 1
+
+
+def mug_squarely_over_the_earrings(
+    level_g: float, then_g: float | None = None
+) -> Callable[[Station, SimulatorSource], Awaitable[ChannelReport]]:
+    """The earrings go in, then the mug squarely over them, the platter settling at `level_g`
+    (and at once at `then_g`, something more going in before the mug's frame is taken)."""
 
     async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
         channel, scene = station.channel, source.sequence.scene
@@ -590,10 +608,10 @@ def test_a_unit_set_down_squarely_over_another_is_counted_when_its_step_is_a_uni
         source.sequence.insert(MUG)
         ear, mug = scene.items
         scene.items[1] = dataclasses.replace(mug, center=ear.center, scale=1.15, angle=0)
-        channel.on_weight_step(step(720, 308))
-        await frames_counted(station, 2)
+        channel.on_weight_step(step(level_g, 308))
+        if then_g is not None:
+            channel.on_weight_step(step(then_g, level_g))
+        await frames_counted(station, 3 if then_g is not None else 2)
         return await station.close("ORD-9", (MUG, EAR))
 
-    _station, report = pack_on_the_simulator(tmp_path, pack)
-    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
-    assert report.measurements["items_counted"] == 2
+    return pack
