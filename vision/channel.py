@@ -127,11 +127,12 @@ class VisionChannel:
         put_back: TakeOut | None = None,
         guard: PutBackGuard | None = None,
         unit_in: bool = False,
+        most_units: int | None = None,
     ) -> InsertionObservation:
         """Count a taken frame as this carton's next insertion (keeps it for the evidence); the
         frame after the item `put_back` came back adds no item (`vision.observe.TakeOuts`;
-        `guard`, `unit_in`: `InsertionAccumulator.add`)."""
-        obs = self.accumulator.add(taken.observation, put_back, guard, unit_in)
+        `guard`, `unit_in`, `most_units`: `InsertionAccumulator.add`)."""
+        obs = self.accumulator.add(taken.observation, put_back, guard, unit_in, most_units)
         self._taken.append(_Taken(taken.frame, taken.observation, obs.index))
         return obs
 

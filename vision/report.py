@@ -55,10 +55,10 @@ def put_back_guard(
 ) -> PutBackGuard:
     """The guard for one carton's put-back frames: its lightest counted unit at its lightest
     (None for one of unknown weight, or of variable weight without a stated minimum, which rules
-    put-backs out), and the most the camera does not count that could go back in with an item
-    together (`materials`: the site's paperwork and fill; the order's inserts and units the
-    camera does not count, every unit; each at mean plus four spreads, one of unknown weight:
-    any)."""
+    put-backs out), every counted unit at its lightest (to bound the units a step brought), and
+    the most the camera does not count that could go back in with an item together
+    (`materials`: the site's paperwork and fill; the order's inserts and units the camera does
+    not count, every unit; each at mean plus four spreads, one of unknown weight: any)."""
     lows: list[tuple[float, str]] = []
     uncounted = [m.mean_g + _WEIGHT_SIGMAS * m.spread_g for m in materials]
     for sku, units in sorted(expected.items()):
@@ -73,9 +73,10 @@ def put_back_guard(
         low = _lightest_g(item)
         if low is None:
             return PutBackGuard(None, scale_error_g, sku)
-        lows.append((low, sku))
+        lows += [(low, sku)] * units
     low, sku = min(lows, default=(math.inf, ""))
-    return PutBackGuard(low, scale_error_g, sku, sum(uncounted))
+    every_low = tuple(sorted(grams for grams, _ in lows))
+    return PutBackGuard(low, scale_error_g, sku, sum(uncounted), every_low)
 
 
 def _heaviest_g(item: CatalogItem) -> float:

@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +62,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 FrameKind = Literal["insertion", "put_back", "close"]
 
 
+@dataclass(frozen=True, slots=True)
+class _StepUnits:
+    """What the carton's `step`-th settled step said about the units the camera counts that
+    it brought: at least one (`unit_in`), at most `most_units` (None: it cannot say)."""
+
+    step: int
+    unit_in: bool
+    most_units: int | None
+
+
 class VisionEvidenceChannel(EvidenceChannel):
     name = CHANNEL
 
@@ -86,6 +96,7 @@ class VisionEvidenceChannel(EvidenceChannel):
             )
         self.camera = VisionChannel(config, on_health=self._health_from_thread, source=source)
         weight.on_settled_step(self.on_weight_step)
+        self._weight = weight
         division_g = weight.scale_config.division_g
         self._scale_error_g = lambda grams: scale_error_g(grams, division_g)
         self._materials = weight.check_config.packing_materials()
@@ -170,13 +181,24 @@ class VisionEvidenceChannel(EvidenceChannel):
             return
         back = self._take_outs.puts_back(step.from_g, step.to_g)
         kind: FrameKind = "put_back" if back else "insertion"
-        # The unit a heavy step brought, for `InsertionAccumulator._stacked`: only where its
-        # frame is the first to show it (none due before it, no step after it by then).
-        guard = None if back or due else self._guard()
-        unit_in = guard is not None and guard.counted_unit_in(step.from_g, step.to_g)
         self._frames_asked += 1
-        after = self._steps if unit_in else None
-        self._spawn(self._capture(kind, self.config.capture_timeout_s, back, after))
+        said = None if back or due else self._step_units(step)
+        self._spawn(self._capture(kind, self.config.capture_timeout_s, back, said))
+
+    def _step_units(self, step: WeightStep) -> _StepUnits | None:
+        """What a step up that is no put-back says about the units it brought
+        (`InsertionAccumulator.add`'s `unit_in` and `most_units`), for a frame that is the
+        first to show them (the caller's: none due before it; no step after it by the time it
+        is taken: `_capture`). Nothing while an item is out that has not come back (the step
+        may be it, set down elsewhere, with a unit: the count is not applicable then anyway)."""
+        if self._take_outs.pending:
+            return None
+        guard = self._guard()
+        if guard is None:
+            return None
+        unit_in = guard.counted_unit_in(step.from_g, step.to_g)
+        most_units = guard.counted_units_at_most(step.from_g, step.to_g)
+        return _StepUnits(self._steps, unit_in, most_units)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
@@ -188,11 +210,12 @@ class VisionEvidenceChannel(EvidenceChannel):
         kind: FrameKind,
         timeout_s: float,
         put_back: TakeOut | None = None,
-        unit_after: int | None = None,
+        said: _StepUnits | None = None,
     ) -> None:
         """Take and count one frame for the current carton (serialised with the others);
-        `unit_after`: its step, the carton's `unit_after`-th, brought a unit the camera counts
-        (`InsertionAccumulator.add`'s `unit_in`), if no later step came before the frame."""
+        `said`: what its step said about the units it brought, which holds if no later step
+        came before the frame (and, for the most it brought, the scale is still settled at
+        that step's level: a unit set down since would show in the frame but not the step)."""
         generation, started = self._generation, time.monotonic()
         async with self._frames:
             if generation != self._generation:
@@ -210,8 +233,12 @@ class VisionEvidenceChannel(EvidenceChannel):
                 self._logged(kind, unseen, took_s)
                 return
             guard = self._guard() if put_back is not None else None
-            unit_in = unit_after is not None and unit_after == self._steps
-            counted = self.camera.add_taken(taken, put_back, guard, unit_in)
+            unit_in, most_units = False, None
+            if said is not None and said.step == self._steps:
+                unit_in = said.unit_in
+                if self._weight.settled_at_level():
+                    most_units = said.most_units
+            counted = self.camera.add_taken(taken, put_back, guard, unit_in, most_units)
             self._logged(kind, counted, took_s, taken)
             preview = await asyncio.to_thread(self.camera.preview_image, taken, counted.index)
             if generation == self._generation:

@@ -102,6 +102,13 @@ class WeightChannel(EvidenceChannel):
         """The last settled level steps are measured from."""
         return self._level_g
 
+    def settled_at_level(self) -> bool:
+        """Whether the platter is settled where the last step left it: nothing has been set
+        down or lifted since (beyond the motion band)."""
+        settled = self.assessment().settled_grams
+        band = self.scale_config.motion_band_g
+        return settled is not None and abs(settled - self._level_g) <= band
+
     def assessment(self) -> WeighAssessment:
         return self.tracker.assess(self._context.clock.monotonic())
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scale.config import MtSicsScaleConfig
+from scale.readings import ScaleStatus, WeightReading
 from simulators.camera import PlacedItem
 from simulators.camera_scene import CameraScene, SceneUnit, read_scene, write_scene
 from simulators.rig import EXAMPLE_CATALOG
@@ -45,7 +46,7 @@ from vision.sources import SimulatorSource
 
 CATALOG = load_catalog(EXAMPLE_CATALOG)
 EXAMPLE = EXAMPLE_CATALOG.parent / "station.example.toml"
-MUG, EAR, BOOK = "MUG-BLUE", "EAR-SILVER", "BOOK-COOK"
+MUG, EAR, BOOK, FLYER = "MUG-BLUE", "EAR-SILVER", "BOOK-COOK", "FLYER-SPRING"
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="model not committed")
 
 
@@ -519,11 +520,14 @@ async def put_the_book_back_over_the_mug(
     return book
 
 
-async def frames_counted(station: Station, n: int) -> None:
-    """Until the channel has counted `n` frames of the carton (the camera runs on threads)."""
+async def frames_counted(station: Station, n: int, reading_g: float | None = None) -> None:
+    """Until the channel has counted `n` frames of the carton (the camera runs on threads),
+    the scale reading `reading_g` all the while, if given (a scale streams its readings)."""
     for _ in range(500):
         if len(station.channel.camera.accumulator.observations) >= n:
             return
+        if reading_g is not None:
+            feed(station, reading_g)
         await asyncio.sleep(0.02)
     raise AssertionError(f"fewer than {n} frames counted in 10 s")
 
@@ -591,6 +595,61 @@ def test_a_unit_set_down_squarely_over_another_is_counted_when_its_step_is_a_uni
     # step, so its changed look counts nothing either.
     _station, late = pack_on_the_simulator(tmp_path, mug_squarely_over_the_earrings(720, 760))
     assert late.discrepancy is Discrepancy.DEFICIT and late.measurements["items_counted"] == 1
+
+
+@needs_model
+def test_a_flyer_lying_over_a_unit_is_not_a_second_unit_where_the_step_brought_one(
+    tmp_path: Path,
+) -> None:
+    """Two mugs are ordered. The second goes in with the spring flyer lying partly over it: the
+    camera sees two items over one another, but the settled step (a mug and the flyer, 416 g)
+    is too light for two mugs, so they are one unit (`InsertionAccumulator.add`'s
+    `most_units`). Where the platter moves again before that frame is counted, the step no
+    longer bounds what the frame shows: the flyer counts as an item."""
+    _station, report = pack_on_the_simulator(tmp_path, mug_with_a_flyer_over_it(moved=False))
+    assert report.state is ChannelState.OK and report.discrepancy is Discrepancy.NONE
+    assert report.measurements["items_counted"] == 2
+    _station, moved = pack_on_the_simulator(tmp_path, mug_with_a_flyer_over_it(moved=True))
+    assert moved.discrepancy is Discrepancy.SURPLUS and moved.measurements["items_counted"] == 3
+
+
+def mug_with_a_flyer_over_it(
+    moved: bool,
+) -> Callable[[Station, SimulatorSource], Awaitable[ChannelReport]]:
+    """A mug, then a mug with the flyer partly over it, each step settled on the scale (and,
+    if `moved`, the platter unsettled again at once, before the second frame is counted)."""
+
+    async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
+        scene = source.sequence.scene
+        station.order_in("ORD-9", (MUG, MUG))
+        source.sequence.insert(MUG)
+        await settle(station, 412)
+        await frames_counted(station, 1, reading_g=412)
+        source.sequence.insert(MUG)
+        source.sequence.insert(FLYER)
+        mug, flyer = scene.items[1:]
+        scene.items[2] = dataclasses.replace(flyer, center=(mug.center[0] + 0.07, mug.center[1]))
+        await settle(station, 828)
+        await frames_counted(station, 2, reading_g=905 if moved else 828)
+        return await station.close("ORD-9", (MUG, MUG))
+
+    return pack
+
+
+def feed(station: Station, grams: float) -> None:
+    """One reading from the scale, now (as its driver hands it to the loop)."""
+    reading = WeightReading(grams, device_stable=True, status=ScaleStatus.OK)
+    station.weight._on_reading(reading, time.monotonic())
+
+
+async def settle(station: Station, grams: float) -> None:
+    """The scale reads `grams` until the weight channel sees it settled (a step, if it moved)."""
+    for _ in range(100):
+        feed(station, grams)
+        if station.weight.settled_at_level() and abs(station.weight.level_g - grams) < 0.5:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the scale did not settle at {grams} g in 5 s")
 
 
 def mug_squarely_over_the_earrings(
