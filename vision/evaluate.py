@@ -53,6 +53,18 @@ RENDER = (512, 384)
 # channel decides on, and what the accuracy benchmark's vision model is calibrated from.
 INSERTIONS = {"seed": 6606, "family": "holdout", "level": "normal", "max_units": 8}
 INSERTION_RENDER = (640, 480)
+# What the weights can say about each insertion's step, the packed cartons counted under each
+# (`InsertionAccumulator.add`'s `unit_in`, `most_units`), by the card's table of each: a unit
+# the camera counts went in (its step too heavy for the packing material) or not said (a unit
+# too light for that), and no two of them could have (a step too light for two) or not said.
+UNIT_IN_TABLE = "insertion_errors_by_visible"
+AT_MOST_ONE_TABLE = "insertion_errors_by_visible_at_most_one"
+STEP_UNITS: dict[str, tuple[bool, int | None]] = {
+    UNIT_IN_TABLE: (True, None),
+    "insertion_errors_by_visible_light_unit": (False, None),
+    AT_MOST_ONE_TABLE: (True, 1),
+    "insertion_errors_by_visible_light_unit_at_most_one": (False, 1),
+}
 # Cartons of 2-8 units, then one unit taken out and set down again at a random pose, whatever
 # it covers there: how often the put-back frame stands (adds nothing) by the units it hid, and,
 # in every other carton, with another unit lifted out with it and left out (the frame should
@@ -132,18 +144,18 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
     number of items truly visible in its frame; per carton, exact totals by number of units
     (before the close frame), and the items the close frame (nothing new) counts as new.
     Each insertion's step is taken to bring a unit the camera counts (`unit_in`: heavier than
-    the packing material); the same frames counted without the weight's word (a unit too light
-    for that) are tallied apart (`..._light_unit`)."""
+    the packing material); the same frames are counted again with the other things the weights
+    can give (`STEP_UNITS`) and tallied apart."""
     pipeline = Pipeline(detector)
-    by_visible: dict[int, dict[int, int]] = {}
-    light_by_visible: dict[int, dict[int, int]] = {}
+    by_word: dict[str, dict[int, dict[int, int]]] = {table: {} for table in STEP_UNITS}
     exact_by_units: dict[int, list[int]] = {}
+    exact_at_most_one: list[int] = []
     close_errors: dict[int, int] = {}
     na = 0
     for i in range(cartons):
         units = 1 + i % int(INSERTIONS["max_units"])
         sequence = _carton(INSERTIONS, i)
-        accumulator, light = InsertionAccumulator(), InsertionAccumulator()
+        accumulators = {table: InsertionAccumulator() for table in STEP_UNITS}
         placed = 0
         for _ in range(units):
             if not sequence.insert():
@@ -151,21 +163,27 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
             placed += 1
             frame, truth = sequence.frame()
             observed = pipeline.observe(frame)
-            observation = accumulator.add(observed, unit_in=True)
-            unweighed = light.add(observed)
-            if observation.new_items is None or unweighed.new_items is None:
+            observations = {
+                table: accumulators[table].add(observed, unit_in=unit_in, most_units=most)
+                for table, (unit_in, most) in STEP_UNITS.items()
+            }
+            if any(o.new_items is None for o in observations.values()):
                 na += 1
                 continue
-            _tally(by_visible, truth.count, observation.new_items - 1)
-            _tally(light_by_visible, truth.count, unweighed.new_items - 1)
+            for table, observation in observations.items():
+                _tally(by_word[table], truth.count, (observation.new_items or 0) - 1)
+        accumulator = accumulators[UNIT_IN_TABLE]
         total = accumulator.total()
         if total is not None:
             exact_by_units.setdefault(placed, []).append(int(total == placed))
+        bounded = accumulators[AT_MOST_ONE_TABLE].total()
+        if bounded is not None:
+            exact_at_most_one.append(int(bounded == placed))
         # The station's close frame: the same carton again, nothing new in it.
         close = accumulator.add(pipeline.observe(sequence.frame()[0]))
         if close.new_items is not None:
             close_errors[close.new_items] = close_errors.get(close.new_items, 0) + 1
-    insertions = sum(sum(e.values()) for e in by_visible.values())
+    insertions = sum(sum(e.values()) for e in by_word[UNIT_IN_TABLE].values())
     return {
         "cartons": cartons,
         "insertions": insertions + na,
@@ -178,8 +196,10 @@ def evaluate_insertions(detector: CounterDetector, cartons: int) -> dict:
         "exact_carton_rate_by_units": {
             str(k): round(sum(v) / len(v), 3) for k, v in sorted(exact_by_units.items())
         },
-        "insertion_errors_by_visible": _by_visible(by_visible),
-        "insertion_errors_by_visible_light_unit": _by_visible(light_by_visible),
+        "exact_carton_rate_at_most_one": round(
+            sum(exact_at_most_one) / max(1, len(exact_at_most_one)), 4
+        ),
+        **{table: _by_visible(by_word[table]) for table in STEP_UNITS},
         # Frames with nothing new (the close frame): what the model adds by itself.
         "repeat_frame_errors": {str(e): n for e, n in sorted(close_errors.items())},
         "definition": INSERTIONS,
@@ -299,6 +319,12 @@ def write_markdown(card: dict, path: Path) -> None:
             f"{json.dumps(packed['exact_carton_rate_by_units'])}; not applicable "
             f"{packed['not_applicable_rate']}.",
         ]
+        if "exact_carton_rate_at_most_one" in packed:
+            lines.append(
+                f"Where each step is also too light for two units (the weights' bound, items "
+                f"seen as two folded): exact carton count "
+                f"{packed['exact_carton_rate_at_most_one']}."
+            )
         repeat = packed.get("repeat_frame_errors")
         if repeat:
             lines.append(
