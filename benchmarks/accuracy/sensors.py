@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from benchmarks.accuracy.world import Carton, ErrorKind, Fault, Unit, World, poisson
 from rfid.config import AntennaWindow, ReadWindowConfig
@@ -53,6 +55,7 @@ from station.weight_check import (
     lookalike_detection,
 )
 from vision.barcodes import CodeRead
+from vision.evaluate import STEP_UNITS
 from vision.observe import InsertionObservation, PutBackGuard, TakeOut, TakeOuts
 from vision.report import build_vision_report, put_back_guard
 
@@ -71,6 +74,24 @@ TARGET_MEAN_EXACT = 0.98
 
 # Second looks a packer gives one put-back at the most before going on (an assumption).
 SECOND_LOOKS = 3
+
+
+class StepUnits(NamedTuple):
+    """What the weights said about the step an insertion's frame was taken for, as the
+    station's vision channel passes it (`InsertionAccumulator.add`): a unit the camera counts
+    went in (`unit_in`), and no two of them could have (`at_most_one`; a bound of two or more
+    is modelled as none: the card measures one unit per step)."""
+
+    unit_in: bool
+    at_most_one: bool
+
+
+UNIT_IN = StepUnits(unit_in=True, at_most_one=False)
+# The card's per-insertion table for each (`insertion_errors_by_visible` is UNIT_IN's).
+TABLES = {
+    StepUnits(unit_in, most_units == 1): table
+    for table, (unit_in, most_units) in STEP_UNITS.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +125,16 @@ class VisionModel:
     # units (the rule before the items' looks: a frame showing fewer never stood).
     put_back_stands: float | None = None
     hiding_put_back_stands: float = 0.0
-    # The same insertions counted without the weight's word that a unit went in (a unit too
-    # light to rule out the packing material: `PutBackGuard.counted_unit_in`), so without the
-    # look that tells a unit set down squarely on another from it (the card's
-    # `insertion_errors_by_visible_light_unit`). Older cards: the same as `hazard`, `errors`.
-    light_hazard: tuple[float, ...] | None = None
-    light_errors: tuple[tuple[int, float], ...] | None = None
+    # The same insertions counted with the weights saying other things about their steps (key:
+    # `StepUnits`; `hazard` and `errors` are a unit's step, at least one unit went in): without it
+    # (a unit too light to rule out the packing material: `PutBackGuard.counted_unit_in`), so
+    # without the look that tells a unit set down squarely on another from it, and with the
+    # step too light for two units (`PutBackGuard.counted_units_at_most`), so an item seen as
+    # two is one (the card's tables, `TABLES`). Older cards: what they lack counts as
+    # the nearest one they have (`_table`).
+    by_step: Mapping[StepUnits, tuple[tuple[float, ...], tuple[tuple[int, float], ...]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def from_card(cls, path: Path = CARD, evaluation_set: str = "holdout") -> VisionModel:
@@ -139,8 +164,11 @@ class VisionModel:
     @classmethod
     def _from_insertions(cls, name: str, insertions: dict) -> VisionModel:
         hazard, errors = _hazard(insertions["insertion_errors_by_visible"])
-        light = insertions.get("insertion_errors_by_visible_light_unit")
-        light_hazard, light_errors = _hazard(light) if light else ((), ())
+        by_step = {
+            said: _hazard(insertions[table])
+            for said, table in TABLES.items()
+            if insertions.get(table)
+        }
         counts = insertions.get("repeat_frame_errors") or {"0": 1}  # none measured: no error
         repeat = {int(n): k for n, k in counts.items()}
         frames = sum(repeat.values())
@@ -149,8 +177,7 @@ class VisionModel:
             hazard,
             errors,
             tuple((n, k / frames) for n, k in sorted(repeat.items())),
-            light_hazard=light_hazard or None,  # none measured: the rule's figures
-            light_errors=light_errors or None,
+            by_step=by_step,
         )
 
     def scaled(self, factor: float, name: str) -> VisionModel:
@@ -158,8 +185,8 @@ class VisionModel:
         new) times `factor` (what-if for a better model)."""
         wrong = [(n, min(1.0, share * factor)) for n, share in self.repeat if n]
         repeat = ((0, max(0.0, 1 - sum(share for _, share in wrong))), *wrong)
-        hazard = tuple(min(1.0, h * factor) for h in self.hazard)
-        light = self.light_hazard and tuple(min(1.0, h * factor) for h in self.light_hazard)
+        hazard = _times(self.hazard, factor)
+        by_step = {said: (_times(h, factor), e) for said, (h, e) in self.by_step.items()}
         stands = (
             None
             if self.put_back_stands is None
@@ -174,8 +201,7 @@ class VisionModel:
             repeat,
             stands,
             self.hiding_put_back_stands,
-            light or None,
-            self.light_errors,
+            by_step,
         )
 
     def at_target(self, mean_exact: float = TARGET_MEAN_EXACT) -> VisionModel:
@@ -203,14 +229,37 @@ class VisionModel:
             exact *= 1 - self.hazard_at(v)
         return exact
 
-    def hazard_at(self, visible: int, unit_in: bool = True) -> float:
-        """The chance an insertion seen with `visible` items miscounts; `unit_in`: its step
-        vouched for a unit the camera counts (else the light-unit figures, where measured)."""
-        table = self.hazard if unit_in or self.light_hazard is None else self.light_hazard
+    def hazard_at(self, visible: int, said: StepUnits = UNIT_IN) -> float:
+        """The chance an insertion seen with `visible` items miscounts, where the weights said
+        `said` about its step."""
+        table = self._table(said)[0]
         return table[min(visible, len(table)) - 1] if visible > 0 else 0.0
 
-    def errors_for(self, unit_in: bool) -> tuple[tuple[int, float], ...]:
-        return self.errors if unit_in or self.light_errors is None else self.light_errors
+    def errors_for(self, said: StepUnits) -> tuple[tuple[int, float], ...]:
+        return self._table(said)[1]
+
+    def fold_chance(self, visible: int, said: StepUnits) -> float:
+        """The chance the bound on units folds an item seen as two in such a frame (the
+        over-counts it removes, `vision.observe._seen_as_one`): after one, the frames show
+        more items than the count (`InsertionAccumulator._folded`)."""
+        if not said.at_most_one:
+            return 0.0
+        unbounded = StepUnits(said.unit_in, at_most_one=False)
+        return max(0.0, self._over(visible, unbounded) - self._over(visible, said))
+
+    def _over(self, visible: int, said: StepUnits) -> float:
+        over = sum(share for error, share in self.errors_for(said) if error > 0)
+        return self.hazard_at(visible, said) * over
+
+    def _table(self, said: StepUnits) -> tuple[tuple[float, ...], tuple[tuple[int, float], ...]]:
+        """The figures measured under `said`; unmeasured: without the bound on units, then
+        the unit's step's."""
+        unbounded = StepUnits(said.unit_in, at_most_one=False)
+        return self.by_step.get(said) or self.by_step.get(unbounded) or (self.hazard, self.errors)
+
+
+def _times(hazard: tuple[float, ...], factor: float) -> tuple[float, ...]:
+    return tuple(min(1.0, h * factor) for h in hazard)
 
 
 def _hazard(
@@ -386,7 +435,10 @@ class Station:
             if step.delta_g < 0:
                 take_outs.taken_out(step.from_g, step.to_g)
                 continue
-            frames.append((waiting, take_outs.puts_back(step.from_g, step.to_g), step))
+            back = take_outs.puts_back(step.from_g, step.to_g)
+            # The weights say nothing about a step while an item is out (the daemon's
+            # `_step_units`).
+            frames.append((waiting, back, None if take_outs.pending else step))
             waiting = []
         frames.append((waiting + [k for k in packing.after_last_step if seen[k]], None, None))
         observations = self._frames(rng, carton, frames, fault is Fault.UNSURE)
@@ -419,6 +471,8 @@ class Station:
         # insertion has covered them (vision.observe.InsertionAccumulator).
         carried: list[int] = []
         last_visible = 0  # items the last readable frame showed
+        folded = False  # an item seen as two was folded (`InsertionAccumulator._folded`)
+        folds = self._rng(carton, "folds")
         for index, (units, put_back, step) in enumerate(frames):
             close = index == len(frames) - 1
             # What goes in now (a unit, the paperwork, the fill) may cover others.
@@ -469,8 +523,10 @@ class Station:
                 if last_visible > len(visible):
                     hidden_by_put_backs |= covering
                 # A frame that took items for hidden never shows the whole count (the station's
-                # rule: it shows fewer than the last frame wherever a unit went).
-                in_view = not hid and len(visible) == sum(o.new_items or 0 for o in observations)
+                # rule: it shows fewer than the last frame wherever a unit went), nor one after
+                # an item seen as two was folded (its frames show one item more than counted).
+                counted = sum(o.new_items or 0 for o in observations)
+                in_view = not hid and not folded and len(visible) == counted
                 observations.append(
                     InsertionObservation(
                         index,
@@ -492,11 +548,21 @@ class Station:
                 )
                 carried += range(first, len(placed))
                 continue
-            # The daemon's word from the weights: the step brought a unit the camera counts.
+            # What the weights said to the daemon: the step brought a unit the camera counts,
+            # and how many at the most (where the frame before was counted: not its units).
             unit_in = step is not None and guard.counted_unit_in(step.from_g, step.to_g)
-            new = self._counted(
-                rng, len(units) + _uncovered(carried, covered), len(visible), unit_in
-            )
+            most = None
+            if step is not None and (not observations or observations[-1].applicable):
+                most = guard.counted_units_at_most(step.from_g, step.to_g)
+            truly_new = len(units) + _uncovered(carried, covered)
+            said = StepUnits(unit_in, at_most_one=most is not None and most <= 1)
+            new = self._counted(rng, truly_new, len(visible), said)
+            # Its own draws: the frames' counts stay the draws they were before folds existed.
+            folded = folded or folds.random() < self.vision.fold_chance(len(visible), said)
+            if most is not None and truly_new > max(most, 1):
+                # The weights wrong (a stale catalog weight): as if every unit too many for
+                # them lay over another (`vision.observe._seen_as_one`), the worst case.
+                new = min(new, max(most, 1))
             carried, last_visible = [], len(visible)
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return observations
@@ -537,15 +603,15 @@ class Station:
         chance = self.world.model.covered_per_insertion
         return {i for i in range(placed) if i not in covered and rng.random() < chance}
 
-    def _counted(self, rng: random.Random, new: int, visible: int, unit_in: bool) -> int:
+    def _counted(self, rng: random.Random, new: int, visible: int, said: StepUnits) -> int:
         """The new items one readable frame counts: right, or off by the card's errors (a frame
-        with nothing new in it: the card's close frames; `unit_in`: the weights vouched that its
-        step brought a unit, `VisionModel.hazard_at`)."""
+        with nothing new in it: the card's close frames; `said`: what the weights said about
+        its step, `VisionModel.hazard_at`)."""
         if new == 0:
             counts, shares = zip(*self.vision.repeat, strict=True)
             return rng.choices(counts, shares)[0]
-        if rng.random() < self.vision.hazard_at(visible, unit_in):
-            errors, shares = zip(*self.vision.errors_for(unit_in), strict=True)
+        if rng.random() < self.vision.hazard_at(visible, said):
+            errors, shares = zip(*self.vision.errors_for(said), strict=True)
             new = max(0, new + rng.choices(errors, shares)[0])
         return new
 

@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.accuracy.evaluate import MIXES, Evaluation, Mix, detectability, wilson
-from benchmarks.accuracy.sensors import TARGET_MEAN_EXACT, WINDOW, Station, VisionModel
+from benchmarks.accuracy.sensors import (
+    TARGET_MEAN_EXACT,
+    UNIT_IN,
+    WINDOW,
+    Station,
+    StepUnits,
+    VisionModel,
+)
 from benchmarks.accuracy.world import (
     GIFT_NOTE,
     CartonStream,
@@ -234,26 +241,39 @@ def test_the_vision_model_prefers_measured_insertions(tmp_path: Path) -> None:
     assert vision.put_back_stands is None and vision.hiding_put_back_stands == 0.0
 
 
-def test_a_unit_too_light_for_the_weights_word_miscounts_as_measured_without_it(
-    tmp_path: Path,
-) -> None:
+def test_each_thing_the_weights_say_miscounts_as_the_card_measured_it(tmp_path: Path) -> None:
     """The card's packed cartons counted with the weights vouching for each unit (a unit set
-    down squarely on another then counts by its look) and without (a light unit)."""
+    down squarely on another then counts by its look), without (a light unit), and with each
+    step also too light for two units (an item seen as two is one)."""
     insertions = {
         "insertion_errors_by_visible": {"1": {"0": 98, "1": 2}},
         "insertion_errors_by_visible_light_unit": {"1": {"0": 90, "-1": 8, "1": 2}},
+        "insertion_errors_by_visible_at_most_one": {"1": {"0": 99, "-1": 1}},
     }
     evaluation = {"sets": {"holdout": {}}, "insertions": insertions}
     vision = VisionModel.from_card(_card(tmp_path, evaluation))
-    assert vision.hazard_at(1) == pytest.approx(0.02)
-    assert vision.hazard_at(1, unit_in=False) == pytest.approx(0.10)
-    assert dict(vision.errors_for(True)) == {1: 1.0}
-    assert dict(vision.errors_for(False)) == pytest.approx({-1: 0.8, 1: 0.2})
-    assert vision.scaled(0.5, "half").hazard_at(1, unit_in=False) == pytest.approx(0.05)
-    # A card without the light-unit figures: the same hazard either way.
-    del insertions["insertion_errors_by_visible_light_unit"]
+    light, bounded, light_bounded = (
+        StepUnits(False, False),
+        StepUnits(True, True),
+        StepUnits(False, True),
+    )
+    assert vision.hazard_at(1) == vision.hazard_at(1, UNIT_IN) == pytest.approx(0.02)
+    assert vision.hazard_at(1, light) == pytest.approx(0.10)
+    assert vision.hazard_at(1, bounded) == pytest.approx(0.01)
+    assert dict(vision.errors_for(UNIT_IN)) == {1: 1.0}
+    assert dict(vision.errors_for(light)) == pytest.approx({-1: 0.8, 1: 0.2})
+    assert dict(vision.errors_for(bounded)) == {-1: 1.0}
+    # What the card did not measure: as without the bound (the light unit's figures).
+    assert vision.hazard_at(1, light_bounded) == pytest.approx(0.10)
+    # The bound folded the over-counts it removed: 2% of such frames, none unbounded.
+    assert vision.fold_chance(1, bounded) == pytest.approx(0.02)
+    assert vision.fold_chance(1, UNIT_IN) == vision.fold_chance(1, light_bounded) == 0.0
+    assert vision.scaled(0.5, "half").hazard_at(1, light) == pytest.approx(0.05)
+    # A card with only the unit's figures: the same hazard whatever the word.
+    for table in list(insertions)[1:]:
+        del insertions[table]
     older = VisionModel.from_card(_card(tmp_path, evaluation))
-    assert older.hazard_at(1, unit_in=False) == older.hazard_at(1) == pytest.approx(0.02)
+    assert older.hazard_at(1, light) == older.hazard_at(1, bounded) == pytest.approx(0.02)
 
 
 def test_put_back_frames_stand_at_the_rates_the_card_measured(tmp_path: Path) -> None:
