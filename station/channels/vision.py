@@ -103,6 +103,7 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._take_outs = TakeOuts(self._scale_error_g)
         self._frames_asked = 0
         self._steps = 0
+        self._empty_at_open = False
         self._carton: tuple[str, str] | None = None
         self._generation = 0  # bumped per carton: a frame taken for an older one is dropped
         self._frames = asyncio.Lock()  # insertions are counted in the order they happened
@@ -162,6 +163,9 @@ class VisionEvidenceChannel(EvidenceChannel):
         self._take_outs = TakeOuts(self._scale_error_g)
         self._frames_asked = 0  # frames asked for this carton; each adds one observation
         self._steps = 0  # settled steps of this carton so far, up or down
+        # Units already on the platter when the carton opened were never framed: its first
+        # frame shows them new, which its step did not bring (`_step_units`).
+        self._empty_at_open = abs(self._weight.level_g) <= self._weight.scale_config.zero_band_g
         if carton is not None:  # the last carton's frame must not pass for this one's
             self.latest_image = None
 
@@ -197,7 +201,12 @@ class VisionEvidenceChannel(EvidenceChannel):
         if guard is None:
             return None
         unit_in = guard.counted_unit_in(step.from_g, step.to_g)
-        most_units = guard.counted_units_at_most(step.from_g, step.to_g)
+        first = self._frames_asked == 1
+        most_units = (
+            None
+            if first and not self._empty_at_open
+            else guard.counted_units_at_most(step.from_g, step.to_g)
+        )
         return _StepUnits(self._steps, unit_in, most_units)
 
     def _spawn(self, work: Awaitable[None]) -> None:

@@ -611,26 +611,36 @@ def test_a_flyer_lying_over_a_unit_is_not_a_second_unit_where_the_step_brought_o
     assert report.measurements["items_counted"] == 2
     _station, moved = pack_on_the_simulator(tmp_path, mug_with_a_flyer_over_it(moved=True))
     assert moved.discrepancy is Discrepancy.SURPLUS and moved.measurements["items_counted"] == 3
+    # The first mug already on the platter when the order opened: the carton's first frame
+    # shows it new too, which its step did not bring, so that step bounds nothing.
+    _station, early = pack_on_the_simulator(tmp_path, mug_with_a_flyer_over_it(False, early=True))
+    assert early.discrepancy is Discrepancy.SURPLUS and early.measurements["items_counted"] == 3
 
 
 def mug_with_a_flyer_over_it(
-    moved: bool,
+    moved: bool, early: bool = False
 ) -> Callable[[Station, SimulatorSource], Awaitable[ChannelReport]]:
     """A mug, then a mug with the flyer partly over it, each step settled on the scale (and,
-    if `moved`, the platter unsettled again at once, before the second frame is counted)."""
+    if `moved`, the platter unsettled again at once, before the second frame is counted; if
+    `early`, the first mug set down before the order opened)."""
 
     async def pack(station: Station, source: SimulatorSource) -> ChannelReport:
         scene = source.sequence.scene
-        station.order_in("ORD-9", (MUG, MUG))
+        if not early:
+            station.order_in("ORD-9", (MUG, MUG))
         source.sequence.insert(MUG)
         await settle(station, 412)
-        await frames_counted(station, 1, reading_g=412)
+        if early:
+            station.order_in("ORD-9", (MUG, MUG))
+        else:
+            await frames_counted(station, 1, reading_g=412)
         source.sequence.insert(MUG)
         source.sequence.insert(FLYER)
         mug, flyer = scene.items[1:]
         scene.items[2] = dataclasses.replace(flyer, center=(mug.center[0] + 0.07, mug.center[1]))
         await settle(station, 828)
-        await frames_counted(station, 2, reading_g=905 if moved else 828)
+        frames = 1 if early else 2
+        await frames_counted(station, frames, reading_g=905 if moved else 828)
         return await station.close("ORD-9", (MUG, MUG))
 
     return pack
