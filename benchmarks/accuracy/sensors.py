@@ -557,12 +557,14 @@ class Station:
             truly_new = len(units) + _uncovered(carried, covered)
             said = StepUnits(unit_in, at_most_one=most is not None and most <= 1)
             new = self._counted(rng, truly_new, len(visible), said)
-            # Its own draws: the frames' counts stay the draws they were before folds existed.
-            folded = folded or folds.random() < self.vision.fold_chance(len(visible), said)
-            if most is not None and truly_new > max(most, 1):
+            # A fold needs two new items at least: the card's rates are of one unit's frames.
+            # Drawn apart, so that the counts' draws do not move with them.
+            if truly_new and folds.random() < self.vision.fold_chance(len(visible), said):
+                folded = True
+            if most is not None and new > max(most, 1) and truly_new > max(most, 1):
                 # The weights wrong (a stale catalog weight): as if every unit too many for
                 # them lay over another (`vision.observe._seen_as_one`), the worst case.
-                new = min(new, max(most, 1))
+                new, folded = max(most, 1), True
             carried, last_visible = [], len(visible)
             observations.append(InsertionObservation(index, new, len(visible), {}, codes))
         return observations

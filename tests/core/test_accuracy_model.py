@@ -171,6 +171,27 @@ def test_the_camera_takes_a_frame_per_step_up_and_one_at_close() -> None:
     assert put_back > 0  # 2% of pieces are taken out and put back
 
 
+def test_after_a_fold_no_put_back_frame_shows_the_whole_count() -> None:
+    """A counter that sees every unit as two, folded wherever the step is too light for two
+    units (`fold_chance` 1 there) and counted twice elsewhere: a put-back frame whose count
+    matches the items in view came after folds only, and must not count as showing the whole
+    count (the folded boxes still show, as in `InsertionAccumulator._folded`)."""
+    always = ((1.0,) * 8, ((1, 1.0),))
+    never = ((0.0,) * 8, ((1, 1.0),))
+    bounded = {StepUnits(True, True): never, StepUnits(False, True): never}
+    model = VisionModel("splits", *always, put_back_stands=1.0, by_step=bounded)
+    splitting = Station(WORLD, SEED, model)
+    matched = 0
+    for carton in [c for c in STREAM.complete(3000) if not c.faults]:
+        counted = 0
+        for o in splitting.evidence(carton).insertions:
+            if o.put_back and o.applicable and not o.hid and o.visible == counted and counted:
+                matched += 1
+                assert not o.all_in_view
+            counted += o.new_items or 0
+    assert matched > 0
+
+
 def test_an_unreadable_insertion_is_counted_by_the_next_readable_frame() -> None:
     """Units of an insertion a hand hid are new in the next readable frame (or the close
     frame): the channel still counts. Only unreadable frames up to the close (a forced UNSURE
