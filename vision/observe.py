@@ -216,17 +216,9 @@ def pairing(
 FOLD_SHARE = 0.2
 
 
-def _overlap(a: Detection, b: Detection) -> float:
-    """The area two detections' boxes share (0 where they do not touch)."""
-    width = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
-    height = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
-    return max(0.0, width) * max(0.0, height)
-
-
 def _shared(a: Detection, b: Detection) -> float:
     """The share of the smaller of two detections' boxes that the other covers."""
-    smaller = min((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in (a, b))
-    return _overlap(a, b) / smaller if smaller > 0 else 0.0
+    return max(_share_inside(a.box, b.box), _share_inside(b.box, a.box))
 
 
 def _seen_as_one(new: list[Detection], most_units: int) -> list[Detection]:
@@ -239,15 +231,10 @@ def _seen_as_one(new: list[Detection], most_units: int) -> list[Detection]:
     over-counted insertions were such pairs, sharing 23-75% of the smaller box (docs/vision.md)."""
     kept = list(new)
     while len(kept) > max(most_units, 1):
-        pairs = [
-            (_shared(a, b), a, b)
-            for i, a in enumerate(kept)
-            for b in kept[i + 1 :]
-            if _shared(a, b) >= FOLD_SHARE
-        ]
-        if not pairs:
+        pairs = [(_shared(a, b), a, b) for i, a in enumerate(kept) for b in kept[i + 1 :]]
+        share, a, b = max(pairs, key=lambda pair: pair[0])
+        if share < FOLD_SHARE:
             break
-        _, a, b = max(pairs, key=lambda pair: pair[0])
         kept.remove(a if a.score < b.score else b)
     return kept
 
